@@ -1,0 +1,65 @@
+/*
+ * outbox/common.h - what every part of liboutbox shares: the error
+ * convention, logging and the clock.
+ *
+ * Error convention: every public function that can fail returns an int,
+ * 0 (OB_OK) on success or one of the negative OB_E* codes below, and
+ * ob_strerror() names it. Unless a function says otherwise, on failure
+ * nothing changed and no output parameter was written.
+ */
+#ifndef OUTBOX_COMMON_H
+#define OUTBOX_COMMON_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    OB_OK = 0,
+    OB_EINVAL = -1,     /* an argument is invalid (see the field it names) */
+    OB_ENOMEM = -2,     /* out of memory */
+    OB_ENOTFOUND = -3,  /* no such job */
+    OB_ESTATE = -4,     /* the job's state does not allow this */
+    OB_EFULL = -5,      /* queue full: the limit of unfinished jobs is reached */
+    OB_EBUSY = -6,      /* overloaded: too many operations in flight, retry later */
+    OB_ENOSPC = -7,     /* store: no space left on device */
+    OB_EIO = -8,        /* store: I/O error */
+    OB_ESTORE = -9,     /* store: other failure (corrupt, cannot open, ...) */
+    OB_ETIMEDOUT = -10, /* the wait ended before the event */
+    OB_ESHUTDOWN = -11, /* the engine is closing */
+    OB_ETOOBIG = -12,   /* a value exceeds its size limit */
+    OB_ENOKIND = -13,   /* no handler is registered for this job kind */
+    OB_ELOCKED = -14,   /* the store is in use by another process */
+    OB_ESCHEMA = -15,   /* the store was written by a newer outbox */
+};
+
+/* Name of an OB_E* code, e.g. "queue full". Never NULL; static storage. */
+const char *ob_strerror(int rc);
+
+/* Logging. The library logs rare events (a job rescued, a store error, a
+ * stale answer dropped) through one sink. By default lines at
+ * OB_LOG_WARN and above go to stderr. */
+typedef enum { OB_LOG_DEBUG, OB_LOG_INFO, OB_LOG_WARN, OB_LOG_ERROR } ob_log_level;
+typedef void (*ob_log_fn)(void *arg, ob_log_level level, const char *line);
+
+/* Replace the sink (NULL restores stderr) and the minimum level. The sink
+ * may be called from any thread; `line` is valid only during the call.
+ * Not thread-safe against concurrent logging: call at start-up. */
+void ob_log_set(ob_log_fn fn, void *arg, ob_log_level min_level);
+
+/* Wall-clock time in milliseconds since the Unix epoch. Job times (run_at,
+ * created_at, ...) are in this unit. */
+int64_t ob_now_ms(void);
+
+/* Format a millisecond timestamp as RFC 3339 UTC with milliseconds,
+ * "2026-11-25T04:00:00.123Z" (24 characters). `out` must hold 32 bytes.
+ * Returns `out`. */
+char *ob_time_format(int64_t ms, char out[32]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,388 @@
+/*
+ * outbox/jobs.h - the job engine: durable enqueue, worker pools, retries
+ * with backoff, schedules, priorities, queues, timeouts, cancellation,
+ * unique keys and crash rescue, over a store named by a URL.
+ *
+ * Promises
+ *   - An enqueue succeeds only after the job is on stable storage (the
+ *     store's commit, fsync included, has returned). Concurrent enqueues
+ *     share one commit (group commit).
+ *   - Execution is at-least-once: a job whose worker died or hung is
+ *     rescued and run again, with the lost attempt counted.
+ *   - Payloads are bytes copied at enqueue: the caller's buffer may be
+ *     freed as soon as the call returns.
+ *   - Nothing grows without bound: payload, result and error sizes, the
+ *     number of unfinished jobs, operations in flight, waiters and the
+ *     history of errors per job all have limits (ob_engine_opts).
+ *
+ * Life cycle (see src/jobs/lifecycle.c for the full transition table)
+ *
+ *   scheduled --due--> available --claim--> running --done--> completed
+ *                          ^                   |
+ *                          +--- retryable <----+--retry-->  (attempts left)
+ *                                              +--retry/discard--> discarded
+ *   any unfinished state --cancel--> cancelled
+ *   running, lease expired --rescue--> available (attempt counted)
+ *
+ * Threads: every function here is thread-safe, except that
+ * ob_engine_close() must not race with other calls on the same engine.
+ * Callbacks (ob_enqueued_fn, ob_event_fn) run on the engine's commit
+ * thread: they must be short and must not call blocking engine functions
+ * (ob_enqueue, ob_job_wait, ob_pool_stop); ob_enqueue_async is fine.
+ */
+#ifndef OUTBOX_JOBS_H
+#define OUTBOX_JOBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outbox/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- ids ------------------------------------------------------------ */
+
+/* A job id: a UUIDv7 (RFC 9562), time-ordered. Ids made by one engine
+ * increase strictly in the order the jobs were stored. */
+typedef struct ob_id {
+    unsigned char b[16];
+} ob_id;
+
+#define OB_ID_STRLEN 36 /* "0192f7d2-8c1e-7b3a-9f00-5e2d1c3b4a59" */
+
+/* Write the canonical lower-case form and a NUL into out[37]. Returns out. */
+char *ob_id_format(const ob_id *id, char out[OB_ID_STRLEN + 1]);
+/* Parse the canonical form (either case, exactly 36 characters).
+ * Returns 0, or OB_EINVAL if `s` is not a UUID. */
+int ob_id_parse(const char *s, ob_id *out);
+
+/* ---- states --------------------------------------------------------- */
+
+typedef enum ob_state {
+    OB_SCHEDULED = 1, /* run_at is in the future */
+    OB_AVAILABLE = 2, /* ready to be claimed */
+    OB_RUNNING = 3,   /* claimed by a worker, under a lease */
+    OB_RETRYABLE = 4, /* failed, waiting for its backoff */
+    OB_COMPLETED = 5, /* final: the handler answered done */
+    OB_DISCARDED = 6, /* final: permanent error or attempts exhausted */
+    OB_CANCELLED = 7, /* final: cancelled before it completed */
+} ob_state;
+
+#define OB_STATE_MIN OB_SCHEDULED
+#define OB_STATE_MAX OB_CANCELLED
+
+/* "scheduled", "available", ...; "unknown" for anything else. */
+const char *ob_state_name(int state);
+/* Parse a state name. Returns 0 or OB_EINVAL. */
+int ob_state_parse(const char *name, ob_state *out);
+static inline bool ob_state_is_final(int s) { return s >= OB_COMPLETED && s <= OB_CANCELLED; }
+
+/* ---- engine --------------------------------------------------------- */
+
+typedef struct ob_engine ob_engine;
+
+/* Exponential backoff with jitter: the delay before retry n (n = the
+ * attempt that failed, from 1) is
+ *     min(max_ms, base_ms * factor^(n-1)) * (1 + jitter * u),  u in [-1, 1)
+ */
+typedef struct ob_backoff {
+    int64_t base_ms; /* default 1000 */
+    double factor;   /* default 2.0, >= 1 */
+    int64_t max_ms;  /* default 3600000 (1 hour) */
+    double jitter;   /* default 0.2, in [0, 1] */
+} ob_backoff;
+
+/* Defaults of a job kind; a job may override timeout and max_attempts. */
+typedef struct ob_kind_opts {
+    int64_t timeout_ms; /* per attempt; default 60000 */
+    int max_attempts;   /* default 25 */
+    ob_backoff backoff;
+} ob_kind_opts;
+
+typedef struct ob_engine_opts {
+    size_t max_payload;         /* bytes; default 1 MiB, at most 64 MiB */
+    size_t max_result;          /* bytes of result JSON; default 64 KiB */
+    size_t max_error;           /* bytes kept of one error message; default 1 KiB */
+    int errors_kept;            /* per job, the newest are kept; default 20, 1..64 */
+    int64_t max_jobs;           /* unfinished jobs in the store; default 10,000,000 */
+    int max_inflight;           /* enqueues waiting for a commit; default 65,536 */
+    int max_batch;              /* operations per commit; default 1024 */
+    int max_waiters;            /* concurrent ob_job_wait calls; default 10,000 */
+    int64_t retention_ms;       /* finished jobs are pruned after; default 7 days */
+    int prune_batch;            /* rows deleted per commit while pruning; default 1000 */
+    int64_t prune_interval_ms;  /* default 60000 */
+    int64_t lease_grace_ms;     /* lease = timeout + grace; default 30000 */
+    int64_t rescue_interval_ms; /* how often expired leases are looked for; default 5000 */
+    ob_kind_opts kind_defaults; /* used by ob_engine_register(…, NULL) */
+} ob_engine_opts;
+
+/* Fill `o` with the defaults above. */
+void ob_engine_opts_init(ob_engine_opts *o);
+
+/* Open an engine on a store:
+ *   "sqlite:PATH"   embedded SQLite database at PATH (created if missing);
+ *                   one process at a time (a second open answers OB_ELOCKED).
+ * Jobs left `running` by a process that died are rescued at open.
+ * `opts` may be NULL for the defaults; it is copied.
+ * On success *out owns the engine: release it with ob_engine_close().
+ * Returns 0, OB_EINVAL (bad URL or option), OB_ELOCKED, OB_ESCHEMA, or a
+ * store error; the message is logged. */
+int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out);
+
+/* Counters of the commit thread, for benchmarks and metrics. */
+typedef struct ob_engine_stats {
+    uint64_t commits;   /* store transactions committed */
+    uint64_t ops;       /* operations they carried (enqueues, answers, ...) */
+    uint64_t commit_us; /* total time in commit, fsync included */
+    int64_t unfinished; /* jobs not in a final state */
+} ob_engine_stats;
+void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out);
+
+/* Stop every pool still running (draining, see ob_pool_stop), commit
+ * everything accepted, and free the engine. Enqueues that were accepted
+ * but not yet committed complete with OB_ESHUTDOWN if the store fails.
+ * NULL is a no-op. */
+void ob_engine_close(ob_engine *e);
+
+/* ---- job kinds and handlers ----------------------------------------- */
+
+typedef struct ob_job_ctx ob_job_ctx;
+
+/* A handler runs one attempt of one job on a worker thread. It must answer
+ * exactly once with one of ob_ctx_done / ob_ctx_retry / ob_ctx_discard /
+ * ob_ctx_snooze before returning. A handler that returns without answering
+ * is a bug: the attempt counts as failed ("handler returned without an
+ * answer") and is retried — never a silent success. */
+typedef void (*ob_handler_fn)(ob_job_ctx *ctx, void *arg);
+
+/* Register the handler of `kind` (1-64 characters of [A-Za-z0-9._-]).
+ * `opts` NULL means the engine's kind_defaults; it is copied. `arg` is
+ * passed to every call and is owned by the caller, who keeps it alive
+ * until the engine is closed. Registering a kind twice answers
+ * OB_EINVAL. Enqueue refuses kinds that are not registered (OB_ENOKIND). */
+int ob_engine_register(ob_engine *e, const char *kind, ob_handler_fn fn, void *arg,
+                       const ob_kind_opts *opts);
+
+/* ---- enqueue -------------------------------------------------------- */
+
+#define OB_PRIORITY_MIN (-1000)
+#define OB_PRIORITY_MAX 1000
+#define OB_NAME_MAX 64        /* kind and queue names */
+#define OB_UNIQUE_KEY_MAX 255 /* bytes */
+
+/* What to enqueue. Zero-initialise it and set what you need; all pointers
+ * are borrowed for the duration of the call only. */
+typedef struct ob_new_job {
+    const char *kind;       /* required, registered */
+    const char *queue;      /* NULL: "default"; 1-64 of [A-Za-z0-9._-] */
+    int priority;           /* higher runs first; OB_PRIORITY_MIN..MAX */
+    const void *payload;    /* copied; may be NULL when payload_len is 0 */
+    size_t payload_len;     /* <= max_payload */
+    int64_t run_at_ms;      /* 0 or past: now; otherwise scheduled */
+    int max_attempts;       /* 0: the kind's default; 1..1000 */
+    int64_t timeout_ms;     /* 0: the kind's default; else 1 ms .. 24 h */
+    const char *unique_key; /* NULL, or 1-255 bytes without NUL: at most one
+                               job with this key exists until it is pruned */
+} ob_new_job;
+
+/* Check `j` as enqueue would, without storing anything. Returns 0 or
+ * OB_EINVAL / OB_ETOOBIG / OB_ENOKIND, and then *field (if field is not
+ * NULL) names the offending member ("kind", "queue", "payload", ...; static
+ * storage). */
+int ob_new_job_check(ob_engine *e, const ob_new_job *j, const char **field);
+
+/* Enqueue and wait until the job is durable. On success *id is the new
+ * job's id, or — when unique_key already names a job — that job's id with
+ * *existed set (nothing new is stored). `existed` may be NULL.
+ * Blocks while max_inflight enqueues are pending (backpressure).
+ * Returns 0, a check error (see ob_new_job_check), OB_EFULL, OB_ESHUTDOWN,
+ * or a store error (OB_ENOSPC, OB_EIO, OB_ESTORE): then nothing is stored. */
+int ob_enqueue(ob_engine *e, const ob_new_job *j, ob_id *id, bool *existed);
+
+/* Called once the outcome of an ob_enqueue_async is known: rc is 0 and `id`
+ * the job's id (borrowed for the call), or rc is an error and id is NULL. */
+typedef void (*ob_enqueued_fn)(void *arg, int rc, const ob_id *id, bool existed);
+
+/* Non-blocking enqueue. Returns 0 when accepted: `done` will be called
+ * exactly once, on the commit thread, after the commit (or its failure).
+ * Returns an error without calling `done` when the job fails its check,
+ * the engine is closing (OB_ESHUTDOWN), or max_inflight enqueues are
+ * already pending (OB_EBUSY: answer "try later", do not block). */
+int ob_enqueue_async(ob_engine *e, const ob_new_job *j, ob_enqueued_fn done, void *arg);
+
+/* ---- looking at jobs ------------------------------------------------ */
+
+typedef struct ob_attempt_error {
+    int attempt;
+    int64_t at_ms;
+    char *message;
+} ob_attempt_error;
+
+/* A snapshot of a job. One allocation: free it with ob_job_free(). */
+typedef struct ob_job {
+    ob_id id;
+    char *kind;
+    char *queue;
+    int priority;
+    ob_state state;
+    int attempt; /* attempts started so far */
+    int max_attempts;
+    int64_t timeout_ms;
+    int64_t run_at_ms;       /* when it is (or was) due */
+    int64_t created_at_ms;
+    int64_t attempted_at_ms; /* 0: never */
+    int64_t finished_at_ms;  /* 0: not final */
+    bool cancel_requested;   /* running, and a cancel was asked for */
+    char *unique_key;        /* NULL: none */
+    unsigned char *payload;  /* payload_len bytes, followed by a NUL */
+    size_t payload_len;
+    char *result;            /* JSON text, or NULL */
+    size_t nerrors;          /* oldest first; at most errors_kept */
+    ob_attempt_error *errors;
+} ob_job;
+
+/* NULL is a no-op. */
+void ob_job_free(ob_job *job);
+
+/* Read a job. On success *out is a snapshot owned by the caller.
+ * Returns 0, OB_ENOTFOUND, or a store error. */
+int ob_job_get(ob_engine *e, const ob_id *id, ob_job **out);
+
+/* Wait up to timeout_ms (< 0: forever) for the job to reach a final state.
+ * Returns 0 with *out the final snapshot; OB_ETIMEDOUT with *out the
+ * current snapshot; OB_ENOTFOUND; OB_EBUSY (max_waiters reached);
+ * OB_ESHUTDOWN (*out current snapshot); or a store error (*out NULL).
+ * *out, when set, is owned by the caller. */
+int ob_job_wait(ob_engine *e, const ob_id *id, int64_t timeout_ms, ob_job **out);
+
+/* Cancel a job. Unfinished, not running: it becomes cancelled. Running:
+ * the cancellation is recorded and delivered to its handler
+ * (ob_ctx_cancelled); if the handler then answers anything but done, the
+ * job ends cancelled. Already cancelled: no-op. Completed or discarded:
+ * OB_ESTATE. On success *state (may be NULL) is the state after the call.
+ * The change is durable when this returns. */
+int ob_job_cancel(ob_engine *e, const ob_id *id, ob_state *state);
+
+/* Run a job again now. Discarded or cancelled: back to available, with one
+ * more attempt allowed if its attempts were exhausted. Scheduled or
+ * retryable: available now. Available: no-op. Running or completed:
+ * OB_ESTATE. Durable when this returns; *state as for cancel. */
+int ob_job_retry(ob_engine *e, const ob_id *id, ob_state *state);
+
+#define OB_ERRORS_KEPT_MAX 64
+#define OB_LIST_MAX 1000
+#define OB_CURSOR_MAX 64
+
+typedef struct ob_list_filter {
+    unsigned states;    /* bit (1u << state) per wanted state; 0: all */
+    const char *kind;   /* NULL: any */
+    const char *queue;  /* NULL: any */
+    int limit;          /* 1..OB_LIST_MAX; 0: 100 */
+    const char *cursor; /* NULL: from the newest; else a next_cursor */
+} ob_list_filter;
+
+typedef struct ob_job_page {
+    size_t n;
+    ob_job **jobs;                     /* newest first; payloads omitted */
+    char next_cursor[OB_CURSOR_MAX];   /* "" when there are no more */
+} ob_job_page;
+
+/* List jobs, newest first, with keyset pagination: pass next_cursor back
+ * to get the following page. Payload and errors are not filled in (use
+ * ob_job_get). On success *out is owned by the caller: ob_job_page_free.
+ * Returns 0, OB_EINVAL (bad filter or cursor) or a store error. */
+int ob_job_list(ob_engine *e, const ob_list_filter *f, ob_job_page **out);
+void ob_job_page_free(ob_job_page *l);
+
+/* ---- events --------------------------------------------------------- */
+
+/* A committed state change. Strings are valid only during the callback. */
+typedef struct ob_event {
+    ob_id id;
+    const char *kind;
+    const char *queue;
+    ob_state state; /* the new state */
+    int attempt;
+    int64_t at_ms;
+    const char *error; /* the error recorded with this change, or NULL */
+} ob_event;
+
+typedef void (*ob_event_fn)(void *arg, const ob_event *ev);
+typedef struct ob_subscription ob_subscription;
+
+/* Call `fn` after each commit, once per state change it made, in commit
+ * order, on the commit thread. *out owns the subscription: end it with
+ * ob_engine_unsubscribe() before the engine closes or `arg` dies. */
+int ob_engine_subscribe(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription **out);
+/* After this returns `fn` is not running and will not be called. NULL is a
+ * no-op. */
+void ob_engine_unsubscribe(ob_engine *e, ob_subscription *s);
+
+/* ---- workers -------------------------------------------------------- */
+
+typedef struct ob_pool ob_pool;
+
+#define OB_POOL_QUEUES_MAX 16
+
+typedef struct ob_pool_opts {
+    int workers;                              /* threads; default 4, at most 1024 */
+    int prefetch;                             /* jobs claimed ahead; default = workers */
+    const char *queues[OB_POOL_QUEUES_MAX];   /* NULL-terminated; queues[0] NULL: every queue */
+} ob_pool_opts;
+
+void ob_pool_opts_init(ob_pool_opts *o);
+
+/* Start a pool of worker threads that claim jobs (highest priority first,
+ * then earliest run_at) from the given queues and run their handlers.
+ * Several pools may run on one engine (e.g. one per queue). On success
+ * *out owns the pool: ob_pool_stop() it. */
+int ob_pool_start(ob_engine *e, const ob_pool_opts *opts, ob_pool **out);
+
+/* Graceful stop: claim nothing more, give back jobs claimed but not
+ * started (uncounted), let running handlers finish for up to drain_ms;
+ * then deliver cancellation (OB_CANCEL_SHUTDOWN) and wait for them to
+ * return — handlers must honour cancellation. Returns once the pool's
+ * answers and give-backs are committed, and frees the pool. Returns 0, or
+ * OB_ETIMEDOUT if handlers had to be cancelled. NULL is a no-op. Must not
+ * be called from a handler or a callback. */
+int ob_pool_stop(ob_pool *p, int64_t drain_ms);
+
+/* ---- inside a handler ----------------------------------------------- */
+
+/* The job being run. Valid until the handler returns (and then poisoned in
+ * debug builds): copy what must outlive it. `errors` is not filled in. */
+const ob_job *ob_ctx_job(const ob_job_ctx *ctx);
+
+/* Absolute deadline of this attempt (ms since the epoch). */
+int64_t ob_ctx_deadline(const ob_job_ctx *ctx);
+
+enum { OB_CANCEL_NONE = 0, OB_CANCEL_REQUESTED = 1, OB_CANCEL_TIMEOUT = 2, OB_CANCEL_SHUTDOWN = 3 };
+/* Whether the handler should stop: 0, or why (OB_CANCEL_*). Cheap. */
+int ob_ctx_cancelled(const ob_job_ctx *ctx);
+
+/* Sleep up to ms, waking early on cancellation. Returns ob_ctx_cancelled. */
+int ob_ctx_sleep(ob_job_ctx *ctx, int64_t ms);
+
+/* Answers. Exactly one per attempt; a second answer returns OB_ESTATE and
+ * is ignored. Strings are copied (the caller keeps ownership).
+ *   done:    completed; `result_json` is NULL or a JSON text of at most
+ *            max_result bytes (else OB_EINVAL / OB_ETOOBIG and no answer
+ *            is recorded: answer again).
+ *   retry:   this attempt failed with `error`; run again after delay_ms
+ *            (< 0: the kind's backoff) if attempts remain, else discarded.
+ *   discard: permanent failure with `error`: discarded now.
+ *   snooze:  not a failure: run again after delay_ms; the attempt is not
+ *            counted.
+ * Errors longer than max_error bytes are truncated. */
+int ob_ctx_done(ob_job_ctx *ctx, const char *result_json);
+int ob_ctx_retry(ob_job_ctx *ctx, int64_t delay_ms, const char *error);
+int ob_ctx_discard(ob_job_ctx *ctx, const char *error);
+int ob_ctx_snooze(ob_job_ctx *ctx, int64_t delay_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,65 @@
+/*
+ * base.h - internal helpers shared by every part of liboutbox: logging
+ * macros, the monotonic clock, id generation and small memory utilities.
+ * Nothing here knows about jobs, stores or HTTP.
+ */
+#ifndef OB_BASE_H
+#define OB_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "outbox/common.h"
+#include "outbox/jobs.h"
+
+/* ---- logging (log.c) ---- */
+void ob_logf(ob_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define OB_DEBUG(...) ob_logf(OB_LOG_DEBUG, __VA_ARGS__)
+#define OB_INFO(...) ob_logf(OB_LOG_INFO, __VA_ARGS__)
+#define OB_WARN(...) ob_logf(OB_LOG_WARN, __VA_ARGS__)
+#define OB_ERROR(...) ob_logf(OB_LOG_ERROR, __VA_ARGS__)
+/* Whether a line at `level` would be written (to skip costly formatting). */
+bool ob_log_enabled(ob_log_level level);
+
+/* ---- clock (clock.c) ---- */
+/* Monotonic milliseconds and microseconds, for timeouts and measuring. */
+int64_t ob_mono_ms(void);
+int64_t ob_mono_us(void);
+/* The absolute CLOCK_MONOTONIC time `ms` from now, for pthread_cond_timedwait
+ * on a condition variable created with ob_cond_init_mono(). */
+struct timespec ob_mono_deadline(int64_t ms);
+#include <pthread.h>
+int ob_cond_init_mono(pthread_cond_t *c);
+
+/* ---- ids (id.c) ---- */
+/* State of a UUIDv7 generator. Not thread-safe: one per writer thread. */
+typedef struct ob_idgen {
+    int64_t last_ms;
+    uint32_t counter; /* 12-bit rand_a used as a monotonic counter */
+} ob_idgen;
+/* Make the next id: strictly greater than every id this generator made,
+ * even if the wall clock steps back. */
+void ob_idgen_next(ob_idgen *g, ob_id *out);
+/* Fill buf with n random bytes (getrandom). */
+void ob_random_bytes(void *buf, size_t n);
+/* Uniform double in [0, 1). */
+double ob_random_unit(void);
+
+/* ---- memory ---- */
+/* Poison (debug builds) and free a buffer that handed-out pointers may still
+ * reference: under ASan a later read crashes instead of reading reused
+ * memory. */
+void ob_poison_free(void *p, size_t n);
+
+/* Whether s[0..n) is valid UTF-8 without NUL. */
+bool ob_utf8_valid(const char *s, size_t n);
+/* A malloc'd copy of the C string s, at most max bytes, cut at a character
+ * boundary, with invalid UTF-8 bytes replaced by '?'. NULL on OOM. */
+char *ob_utf8_clean_dup(const char *s, size_t max);
+
+/* Names: 1..OB_NAME_MAX characters of [A-Za-z0-9._-]. */
+bool ob_name_valid(const char *s);
+
+#endif

@@ -1,0 +1,645 @@
+/*
+ * commit.c - the commit thread: the one writer to the store.
+ *
+ * Every change to the store goes through here as an `op` (enqueue, a
+ * worker's answer, cancel, retry, release). Threads queue ops and go on (or
+ * wait for their op's done callback); the commit thread takes everything
+ * queued — up to max_batch — and applies it in ONE transaction, then one
+ * commit, so one fsync acknowledges every op that arrived while the
+ * previous commit was in flight (group commit: batches grow with the load,
+ * and cost one fsync each however large).
+ *
+ * A batch, in order:
+ *   1. begin
+ *   2. apply each op (a refused op — queue full, stale answer — fails alone)
+ *   3. chores that are due: promote due jobs, rescue expired leases, prune
+ *   4. claim jobs for every pool with free capacity and possibly work
+ *   5. commit — only now is anything acknowledged (invariant C1)
+ *   6. hand claimed jobs to workers, deliver cancellations, publish events,
+ *      call each op's done()
+ * If any store call or the commit fails, the batch is rolled back whole:
+ * external ops (enqueue, cancel, retry) fail with the store's error; worker
+ * answers and releases are kept and retried a second later (C2), since the
+ * work they report was done; claims are dropped (the jobs stay available).
+ *
+ * Invariants
+ *   C1  An op's done() is called with rc 0 only after the store commit that
+ *       holds its change returned 0.
+ *   C2  No worker answer is dropped while the engine runs: it is committed,
+ *       refused as stale (its lease was rescued), or retried.
+ *   C3  `unfinished` is the number of unfinished jobs as committed; enqueue
+ *       refuses with OB_EFULL once it reaches max_jobs.
+ *   C4  Only this thread touches the store's writer side, the idgen, the
+ *       timers and pool.maybe_work (before the thread starts, commit_start
+ *       does, on the opening thread).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs/jobs.h"
+
+#define PROMOTE_MAX 1000 /* jobs promoted per batch */
+#define RESCUE_MAX 256   /* leases rescued per batch */
+#define DEFER_MS 1000    /* retry of answers whose commit failed */
+
+typedef struct claim_rec {
+    pool *p;
+    ob_job **jobs;
+    int n;
+} claim_rec;
+
+/* What one batch carries besides its ops. Reused from batch to batch. */
+struct batch {
+    event_rec *ev;
+    size_t nev, evcap;
+    int64_t delta;      /* change to `unfinished` if this batch commits */
+    bool new_work;      /* a job became available: pools may claim */
+    bool chores_again;  /* a chore hit its per-batch cap: run another batch */
+    claim_rec *claims;
+    int nclaims, claimcap;
+    store_moved moved[PROMOTE_MAX];
+    store_lease leases[RESCUE_MAX];
+};
+
+/* ---- events ---- */
+
+static void event_add(batch *b, const ob_id *id, ob_state state, int attempt, int64_t at,
+                      const char *kind, const char *queue, const char *error)
+{
+    if (b->nev == b->evcap) {
+        size_t cap = b->evcap ? b->evcap * 2 : 256;
+        event_rec *ev = realloc(b->ev, cap * sizeof *ev);
+        if (!ev) {
+            OB_ERROR("jobs: out of memory: a state-change event is lost");
+            return;
+        }
+        b->ev = ev;
+        b->evcap = cap;
+    }
+    event_rec *r = &b->ev[b->nev++];
+    r->id = *id;
+    r->state = state;
+    r->attempt = attempt;
+    r->at = at;
+    snprintf(r->kind, sizeof r->kind, "%s", kind);
+    snprintf(r->queue, sizeof r->queue, "%s", queue);
+    r->error = error;
+}
+
+/* ---- applying ops ---- */
+
+static void due_at(commit *c, int64_t t)
+{
+    if (t < c->next_due)
+        c->next_due = t;
+}
+
+/* Each apply function returns a store error (the batch must abort) or 0;
+ * the op's own outcome goes to o->rc. */
+
+static int apply_enqueue(ob_engine *e, batch *b, op *o, int64_t now)
+{
+    store *s = e->st;
+    commit *c = &e->c;
+    if (o->nj.unique_key) {
+        int rc = s->ops->find_unique(s, o->nj.unique_key, &o->id);
+        if (rc == 0) {
+            o->existed = true;
+            return 0;
+        }
+        if (rc != OB_ENOTFOUND)
+            return rc;
+    }
+    if (c->unfinished + b->delta >= e->o.max_jobs) {
+        o->rc = OB_EFULL;
+        return 0;
+    }
+    store_new *j = &o->nj;
+    ob_idgen_next(&c->idgen, &j->id);
+    o->id = j->id;
+    j->created_at = now;
+    if (j->run_at > now) {
+        j->state = OB_SCHEDULED;
+        due_at(c, j->run_at);
+    } else {
+        j->state = OB_AVAILABLE;
+        j->run_at = now;
+        b->new_work = true;
+    }
+    int rc = s->ops->insert(s, j);
+    if (rc)
+        return rc;
+    b->delta++;
+    event_add(b, &j->id, j->state, 0, now, j->kind, j->queue, NULL);
+    return 0;
+}
+
+/* Decide and apply one life-cycle event to one job. *result gets the
+ * outcome for the caller (0, OB_ENOTFOUND, OB_ESTATE), *state_out the
+ * job's state afterwards, *was the state before. */
+static int change_job(ob_engine *e, batch *b, const ob_id *id, const lc_input *in,
+                      int64_t now, int *result, ob_state *state_out, ob_state *was)
+{
+    store *s = e->st;
+    store_row row;
+    int rc = s->ops->load(s, id, &row);
+    if (rc == OB_ENOTFOUND) {
+        *result = OB_ENOTFOUND;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    *was = *state_out = row.state;
+    const job_kind *k = engine_kind(e, row.kind);
+    const ob_backoff *bo = k ? &k->opts.backoff : &e->o.kind_defaults.backoff;
+    store_change ch;
+    int d = lifecycle_decide(&row, id, in, bo, e->o.errors_kept, now, &ch);
+    *result = d < 0 ? d : 0;
+    if (d <= 0)
+        return 0;
+    rc = s->ops->update(s, &ch);
+    if (rc == OB_ESTATE) { /* S3: moved on since load (another node) */
+        *result = OB_ESTATE;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    *state_out = ch.to;
+    bool fin_before = ob_state_is_final(row.state), fin_after = ob_state_is_final(ch.to);
+    b->delta += (fin_before && !fin_after) - (!fin_before && fin_after);
+    if (ch.to == OB_AVAILABLE)
+        b->new_work = true;
+    if (ch.to == OB_SCHEDULED || ch.to == OB_RETRYABLE)
+        due_at(&e->c, ch.run_at);
+    if (ch.to != row.state)
+        event_add(b, id, ch.to, ch.attempt, now, row.kind, row.queue, ch.error);
+    return 0;
+}
+
+static int apply_change(ob_engine *e, batch *b, op *o, int64_t now)
+{
+    ob_state was;
+    int rc = change_job(e, b, &o->id, &o->in, now, &o->rc, &o->state_out, &was);
+    (void)was;
+    if (!rc && o->rc == OB_ESTATE && (o->in.ev != LC_CANCEL && o->in.ev != LC_REQUEUE)) {
+        char ids[OB_ID_STRLEN + 1];
+        OB_WARN("jobs: %s attempt %d: answer dropped, the attempt was rescued meanwhile",
+                ob_id_format(&o->id, ids), o->in.attempt);
+    }
+    return rc;
+}
+
+/* ---- chores ---- */
+
+static int promote_due(ob_engine *e, batch *b, int64_t now)
+{
+    commit *c = &e->c;
+    if (now < c->next_due)
+        return 0;
+    int n, rc = e->st->ops->promote(e->st, now, b->moved, PROMOTE_MAX, &n);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        store_moved *m = &b->moved[i];
+        event_add(b, &m->id, OB_AVAILABLE, m->attempt, now, m->kind, m->queue, NULL);
+    }
+    if (n > 0)
+        b->new_work = true;
+    if (n == PROMOTE_MAX)
+        b->chores_again = true;
+    return e->st->ops->next_due(e->st, &c->next_due);
+}
+
+static const char rescue_error[] =
+    "lease expired: the worker died or hung past its timeout; attempt rescued";
+
+static int rescue_expired(ob_engine *e, batch *b, int64_t now)
+{
+    commit *c = &e->c;
+    if (now < c->next_rescue)
+        return 0;
+    int n, rc = e->st->ops->expired(e->st, now, c->rescue_all, b->leases, RESCUE_MAX, &n);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n && !rc; i++) {
+        lc_input in = {.ev = LC_RESCUE, .attempt = b->leases[i].attempt, .delay_ms = -1,
+                       .error = rescue_error};
+        int result;
+        ob_state to, was;
+        rc = change_job(e, b, &b->leases[i].id, &in, now, &result, &to, &was);
+        if (!rc && !result) {
+            char ids[OB_ID_STRLEN + 1];
+            OB_WARN("jobs: %s attempt %d rescued: lease expired -> %s",
+                    ob_id_format(&b->leases[i].id, ids), in.attempt, ob_state_name(to));
+        }
+    }
+    if (n == RESCUE_MAX)
+        b->chores_again = true;
+    else {
+        c->rescue_all = false;
+        c->next_rescue = now + e->o.rescue_interval_ms;
+    }
+    return rc;
+}
+
+static int prune_old(ob_engine *e, batch *b, int64_t now)
+{
+    commit *c = &e->c;
+    if (now < c->next_prune)
+        return 0;
+    int n, rc = e->st->ops->prune(e->st, now - e->o.retention_ms, e->o.prune_batch, &n);
+    if (rc)
+        return rc;
+    if (n == e->o.prune_batch)
+        b->chores_again = true;
+    else
+        c->next_prune = now + e->o.prune_interval_ms;
+    if (n)
+        OB_DEBUG("jobs: pruned %d finished jobs", n);
+    return 0;
+}
+
+/* ---- claims ---- */
+
+/* Claim for every pool that has room and may find work. Called with
+ * engine.pools_mu held (until the claims are delivered). */
+static int claim_for_pools(ob_engine *e, batch *b, int64_t now)
+{
+    int npools = 0;
+    for (pool *p = e->pools; p; p = p->next)
+        npools++;
+    if (npools > b->claimcap) {
+        claim_rec *cr = realloc(b->claims, (size_t)npools * sizeof *cr);
+        if (!cr)
+            return OB_ENOMEM;
+        b->claims = cr;
+        b->claimcap = npools;
+    }
+    for (pool *p = e->pools; p; p = p->next) {
+        if (b->new_work)
+            p->maybe_work = true;
+        int want = p->maybe_work ? pool_demand(p) : 0;
+        if (want <= 0)
+            continue;
+        ob_job **jobs = malloc((size_t)want * sizeof *jobs);
+        if (!jobs)
+            return OB_ENOMEM;
+        store_claim req = {(const char *const *)p->queues, p->nqueues, want, now,
+                           e->o.lease_grace_ms};
+        int n, rc = e->st->ops->claim(e->st, &req, jobs, &n);
+        if (rc) {
+            free(jobs);
+            return rc;
+        }
+        if (n < want)
+            p->maybe_work = false;
+        if (n == 0) {
+            free(jobs);
+            continue;
+        }
+        for (int i = 0; i < n; i++)
+            event_add(b, &jobs[i]->id, OB_RUNNING, jobs[i]->attempt, now, jobs[i]->kind,
+                      jobs[i]->queue, NULL);
+        b->claims[b->nclaims++] = (claim_rec){p, jobs, n};
+    }
+    return 0;
+}
+
+static void drop_claims(batch *b)
+{
+    for (int i = 0; i < b->nclaims; i++) {
+        for (int k = 0; k < b->claims[i].n; k++)
+            ob_job_free(b->claims[i].jobs[k]);
+        free(b->claims[i].jobs);
+    }
+    b->nclaims = 0;
+}
+
+/* ---- the batch ---- */
+
+static int apply_all(ob_engine *e, batch *b, op *ops, int64_t now)
+{
+    int rc = e->st->ops->begin(e->st);
+    for (op *o = ops; o && !rc; o = o->next)
+        rc = o->type == OP_ENQUEUE  ? apply_enqueue(e, b, o, now)
+             : o->type == OP_CHANGE ? apply_change(e, b, o, now)
+                                    : 0; /* OP_BARRIER: nothing to apply */
+    if (!rc)
+        rc = promote_due(e, b, now);
+    if (!rc)
+        rc = rescue_expired(e, b, now);
+    if (!rc)
+        rc = prune_old(e, b, now);
+    return rc;
+}
+
+static void deliver_cancels(ob_engine *e, op *ops)
+{
+    for (op *o = ops; o; o = o->next) {
+        if (o->type == OP_CHANGE && o->in.ev == LC_CANCEL && !o->rc && o->state_out == OB_RUNNING) {
+            for (pool *p = e->pools; p; p = p->next)
+                pool_cancel_running(p, &o->id, -1);
+        }
+    }
+}
+
+/* Hand out everything a committed batch produced. */
+static void after_commit(ob_engine *e, batch *b, op *ops)
+{
+    for (int i = 0; i < b->nclaims; i++) {
+        pool_deliver(b->claims[i].p, b->claims[i].jobs, b->claims[i].n);
+        free(b->claims[i].jobs);
+    }
+    b->nclaims = 0;
+    deliver_cancels(e, ops);
+    pthread_mutex_unlock(&e->pools_mu);
+    e->c.unfinished += b->delta;
+    notify_publish(&e->n, b->ev, b->nev);
+}
+
+/* The batch failed: roll back, keep worker answers for later (C2), fail
+ * the rest. Returns the ops that must still be completed. */
+static op *after_failure(ob_engine *e, batch *b, op *ops, int rc)
+{
+    commit *c = &e->c;
+    e->st->ops->rollback(e->st);
+    drop_claims(b);
+    pthread_mutex_unlock(&e->pools_mu);
+    op *fail = NULL, **ft = &fail;
+    for (op *o = ops, *next; o; o = next) {
+        next = o->next;
+        o->next = NULL;
+        if (!o->external) {
+            o->next = c->deferred;
+            c->deferred = o;
+        } else {
+            o->rc = rc;
+            *ft = o;
+            ft = &o->next;
+        }
+    }
+    if (c->deferred)
+        c->deferred_at = ob_now_ms() + DEFER_MS;
+    /* Timers may have moved within the failed batch; look again soon. */
+    int64_t retry = ob_now_ms() + DEFER_MS;
+    if (c->next_rescue > retry)
+        c->next_rescue = retry;
+    return fail;
+}
+
+/* Run one batch: apply `ops` and due chores, claim, commit, hand out.
+ * Calls every op's done(). Returns the commit's result. */
+static int run_batch(ob_engine *e, op *ops)
+{
+    commit *c = &e->c;
+    batch *b = c->batch;
+    b->nev = 0;
+    b->delta = 0;
+    b->new_work = false;
+    b->chores_again = false;
+    int64_t now = ob_now_ms();
+    int rc = apply_all(e, b, ops, now);
+    pthread_mutex_lock(&e->pools_mu);
+    if (!rc)
+        rc = claim_for_pools(e, b, now);
+    int64_t t0 = ob_mono_us();
+    if (!rc)
+        rc = e->st->ops->commit(e->st);
+    op *done = ops;
+    if (!rc) {
+        int nops = 0;
+        for (op *o = ops; o; o = o->next)
+            nops++;
+        c->stat_commits++;
+        c->stat_ops += (uint64_t)nops;
+        c->stat_commit_us += (uint64_t)(ob_mono_us() - t0);
+        after_commit(e, b, ops);
+    } else {
+        done = after_failure(e, b, ops, rc);
+    }
+    int external = 0;
+    for (op *o = done, *next; o; o = next) {
+        next = o->next;
+        external += o->external;
+        o->done(o); /* gives the op away */
+    }
+    if (external) {
+        pthread_mutex_lock(&c->mu);
+        c->inflight -= external;
+        pthread_cond_broadcast(&c->room);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return rc;
+}
+
+/* ---- the thread ---- */
+
+static int64_t next_timer(const commit *c)
+{
+    int64_t t = c->next_due;
+    if (c->next_rescue < t)
+        t = c->next_rescue;
+    if (c->next_prune < t)
+        t = c->next_prune;
+    if (c->deferred && c->deferred_at < t)
+        t = c->deferred_at;
+    return t;
+}
+
+/* Take up to max ops from the queue; with the deferred answers first when
+ * their time has come. Called with c->mu held. */
+static op *take_ops(commit *c, int max, int64_t now)
+{
+    op *head = NULL, **tail = &head;
+    if (c->deferred && now >= c->deferred_at) {
+        head = c->deferred;
+        c->deferred = NULL;
+        while (*tail)
+            tail = &(*tail)->next;
+    }
+    for (int n = 0; c->head && n < max; n++) {
+        op *o = c->head;
+        c->head = o->next;
+        o->next = NULL;
+        *tail = o;
+        tail = &o->next;
+    }
+    if (!c->head)
+        c->tail = NULL;
+    return head;
+}
+
+static void *commit_main(void *arg)
+{
+    ob_engine *e = arg;
+    commit *c = &e->c;
+    bool again = false;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int64_t now = ob_now_ms();
+        while (!c->head && !c->kicked && !c->stopping && !again && next_timer(c) > now) {
+            int64_t wait = next_timer(c) - now;
+            struct timespec ts = ob_mono_deadline(wait > 3600000 ? 3600000 : wait);
+            pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+            now = ob_now_ms();
+        }
+        bool stopping = c->stopping;
+        op *ops = take_ops(c, e->o.max_batch, now);
+        c->kicked = false;
+        pthread_mutex_unlock(&c->mu);
+        if (stopping && !ops) {
+            if (c->deferred && c->deferred_at > now) {
+                c->deferred_at = now; /* one last try, at once */
+                continue;
+            }
+            break;
+        }
+        int rc = run_batch(e, ops);
+        again = !rc && c->batch->chores_again;
+        if (stopping && rc && c->deferred && !c->head) {
+            break; /* the store fails and we are closing: give up on them */
+        }
+    }
+    int lost = 0;
+    for (op *o = c->deferred, *next; o; o = next) {
+        next = o->next;
+        o->rc = OB_ESHUTDOWN;
+        o->done(o);
+        lost++;
+    }
+    c->deferred = NULL;
+    if (lost)
+        OB_ERROR("jobs: %d answers could not be stored before closing; "
+                 "those jobs stay running and are rescued at the next open", lost);
+    return NULL;
+}
+
+/* ---- interface ---- */
+
+int commit_submit(ob_engine *e, op *o, bool block)
+{
+    commit *c = &e->c;
+    pthread_mutex_lock(&c->mu);
+    while (o->external && block && c->inflight >= e->o.max_inflight && !c->stopping)
+        pthread_cond_wait(&c->room, &c->mu);
+    int rc = c->stopping ? OB_ESHUTDOWN
+             : o->external && c->inflight >= e->o.max_inflight ? OB_EBUSY
+                                                                : 0;
+    if (!rc) {
+        o->next = NULL;
+        if (c->tail)
+            c->tail->next = o;
+        else
+            c->head = o;
+        c->tail = o;
+        c->inflight += o->external;
+        pthread_cond_signal(&c->wake);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Blocking calls: the op's done() wakes the caller, who then owns the op. */
+typedef struct syncer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} syncer;
+
+static void sync_done(op *o)
+{
+    syncer *s = o->arg;
+    pthread_mutex_lock(&s->mu);
+    s->done = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int commit_submit_wait(ob_engine *e, op *o)
+{
+    syncer s = {.done = false};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    o->arg = &s;
+    o->done = sync_done;
+    int rc = commit_submit(e, o, true);
+    if (!rc) {
+        pthread_mutex_lock(&s.mu);
+        while (!s.done)
+            pthread_cond_wait(&s.cv, &s.mu);
+        pthread_mutex_unlock(&s.mu);
+        rc = o->rc;
+    }
+    pthread_mutex_destroy(&s.mu);
+    pthread_cond_destroy(&s.cv);
+    return rc;
+}
+
+int commit_flush(ob_engine *e)
+{
+    op o = {.type = OP_BARRIER};
+    return commit_submit_wait(e, &o);
+}
+
+void commit_kick(ob_engine *e)
+{
+    commit *c = &e->c;
+    pthread_mutex_lock(&c->mu);
+    c->kicked = true;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int commit_start(ob_engine *e)
+{
+    commit *c = &e->c;
+    int rc;
+    pthread_mutex_init(&c->mu, NULL);
+    ob_cond_init_mono(&c->wake);
+    pthread_cond_init(&c->room, NULL);
+    if (!(c->batch = calloc(1, sizeof *c->batch)))
+        return OB_ENOMEM;
+    int64_t unfinished;
+    if ((rc = e->st->ops->count_unfinished(e->st, &unfinished)) ||
+        (rc = e->st->ops->next_due(e->st, &c->next_due)))
+        return rc;
+    c->unfinished = unfinished;
+    /* Rescue what a dead process left running, now, so that the caller of
+     * ob_engine_open sees a consistent store. */
+    c->rescue_all = e->st->exclusive;
+    c->next_rescue = 0;
+    c->next_prune = ob_now_ms() + e->o.prune_interval_ms;
+    do {
+        rc = run_batch(e, NULL);
+    } while (!rc && c->batch->chores_again);
+    if (rc)
+        return rc;
+    if (pthread_create(&c->thread, NULL, commit_main, e))
+        return OB_ENOMEM;
+    c->running = true;
+    return 0;
+}
+
+void commit_stop(ob_engine *e)
+{
+    commit *c = &e->c;
+    if (c->running) {
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_broadcast(&c->wake);
+        pthread_cond_broadcast(&c->room);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+        c->running = false;
+    }
+    if (c->batch) {
+        free(c->batch->ev);
+        free(c->batch->claims);
+        free(c->batch);
+        c->batch = NULL;
+    }
+    pthread_cond_destroy(&c->wake);
+    pthread_cond_destroy(&c->room);
+    pthread_mutex_destroy(&c->mu);
+}

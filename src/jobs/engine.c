@@ -1,0 +1,415 @@
+/*
+ * engine.c - the job engine's public API (outbox/jobs.h): opening and
+ * closing, job kinds, enqueue, and the calls that read or change one job.
+ *
+ * Everything that writes goes to the commit thread as an op (commit.c);
+ * the blocking calls here queue an op and sleep until its done() says the
+ * batch holding it committed — which is what makes "success means durable"
+ * true. Reads go straight to the store's reader connections.
+ *
+ * Input is checked here, at the entry point, before anything is queued:
+ * names, sizes, ranges, UTF-8. A check failure names the field.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs/jobs.h"
+
+/* ---- options ---- */
+
+void ob_engine_opts_init(ob_engine_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_payload = 1 << 20;
+    o->max_result = 64 << 10;
+    o->max_error = 1 << 10;
+    o->errors_kept = 20;
+    o->max_jobs = 10 * 1000 * 1000;
+    o->max_inflight = 65536;
+    o->max_batch = 1024;
+    o->max_waiters = 10000;
+    o->retention_ms = 7LL * 24 * 3600 * 1000;
+    o->prune_batch = 1000;
+    o->prune_interval_ms = 60 * 1000;
+    o->lease_grace_ms = 30 * 1000;
+    o->rescue_interval_ms = 5 * 1000;
+    o->kind_defaults = (ob_kind_opts){
+        .timeout_ms = 60 * 1000,
+        .max_attempts = 25,
+        .backoff = {.base_ms = 1000, .factor = 2.0, .max_ms = 3600 * 1000, .jitter = 0.2},
+    };
+}
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+static bool kind_opts_ok(const ob_kind_opts *k)
+{
+    const ob_backoff *b = &k->backoff;
+    return k->timeout_ms >= 1 && k->timeout_ms <= DAY_MS && k->max_attempts >= 1 &&
+           k->max_attempts <= 1000 && b->base_ms >= 0 && b->factor >= 1.0 && b->factor <= 100 &&
+           b->max_ms >= b->base_ms && b->jitter >= 0 && b->jitter <= 1;
+}
+
+static const char *engine_opts_bad(const ob_engine_opts *o)
+{
+    if (o->max_payload < 1 || o->max_payload > (64u << 20))
+        return "max_payload (1 B .. 64 MiB)";
+    if (o->max_result > (16u << 20))
+        return "max_result (.. 16 MiB)";
+    if (o->max_error < 16 || o->max_error > (64u << 10))
+        return "max_error (16 B .. 64 KiB)";
+    if (o->errors_kept < 1 || o->errors_kept > OB_ERRORS_KEPT_MAX)
+        return "errors_kept (1 .. 64)";
+    if (o->max_jobs < 1)
+        return "max_jobs (>= 1)";
+    if (o->max_inflight < 1 || o->max_batch < 1 || o->max_batch > 65536 || o->max_waiters < 1)
+        return "max_inflight, max_batch (1 .. 65536) or max_waiters";
+    if (o->retention_ms < 0 || o->prune_batch < 1 || o->prune_batch > 100000 ||
+        o->prune_interval_ms < 1)
+        return "retention_ms, prune_batch (1 .. 100000) or prune_interval_ms";
+    if (o->lease_grace_ms < 0 || o->rescue_interval_ms < 1)
+        return "lease_grace_ms or rescue_interval_ms";
+    if (!kind_opts_ok(&o->kind_defaults))
+        return "kind_defaults";
+    return NULL;
+}
+
+/* ---- open and close ---- */
+
+int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out)
+{
+    if (!url || !out)
+        return OB_EINVAL;
+    ob_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return OB_ENOMEM;
+    if (opts)
+        e->o = *opts;
+    else
+        ob_engine_opts_init(&e->o);
+    const char *bad = engine_opts_bad(&e->o);
+    if (bad) {
+        OB_ERROR("jobs: invalid engine option: %s", bad);
+        free(e);
+        return OB_EINVAL;
+    }
+    pthread_mutex_init(&e->kinds_mu, NULL);
+    pthread_mutex_init(&e->pools_mu, NULL);
+    notify_init(&e->n, e->o.max_waiters);
+    int rc = store_open(url, &e->st);
+    if (!rc)
+        rc = commit_start(e);
+    if (rc) {
+        ob_engine_close(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void ob_engine_close(ob_engine *e)
+{
+    if (!e)
+        return;
+    for (;;) {
+        pthread_mutex_lock(&e->pools_mu);
+        pool *p = e->pools;
+        pthread_mutex_unlock(&e->pools_mu);
+        if (!p)
+            break;
+        ob_pool_stop(p, 30 * 1000);
+    }
+    notify_shutdown(&e->n);
+    commit_stop(e);
+    if (e->st)
+        e->st->ops->close(e->st);
+    notify_destroy(&e->n);
+    pthread_mutex_destroy(&e->kinds_mu);
+    pthread_mutex_destroy(&e->pools_mu);
+    free(e);
+}
+
+void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out)
+{
+    out->commits = atomic_load(&e->c.stat_commits);
+    out->ops = atomic_load(&e->c.stat_ops);
+    out->commit_us = atomic_load(&e->c.stat_commit_us);
+    out->unfinished = atomic_load(&e->c.unfinished);
+}
+
+/* ---- kinds ---- */
+
+const job_kind *engine_kind(ob_engine *e, const char *name)
+{
+    int n = atomic_load_explicit(&e->nkinds, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (strcmp(e->kinds[i].name, name) == 0)
+            return &e->kinds[i];
+    return NULL;
+}
+
+int ob_engine_register(ob_engine *e, const char *name, ob_handler_fn fn, void *arg,
+                       const ob_kind_opts *opts)
+{
+    if (!e || !fn || !ob_name_valid(name) || (opts && !kind_opts_ok(opts)))
+        return OB_EINVAL;
+    pthread_mutex_lock(&e->kinds_mu);
+    int n = atomic_load(&e->nkinds), rc = 0;
+    if (engine_kind(e, name))
+        rc = OB_EINVAL;
+    else if (n == KINDS_MAX)
+        rc = OB_EFULL;
+    else {
+        job_kind *k = &e->kinds[n];
+        snprintf(k->name, sizeof k->name, "%s", name);
+        k->fn = fn;
+        k->arg = arg;
+        k->opts = opts ? *opts : e->o.kind_defaults;
+        atomic_store_explicit(&e->nkinds, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&e->kinds_mu);
+    return rc;
+}
+
+/* ---- checking input ---- */
+
+#define RUN_AT_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+
+static int bad(const char **field, const char *name, int rc)
+{
+    if (field)
+        *field = name;
+    return rc;
+}
+
+int ob_new_job_check(ob_engine *e, const ob_new_job *j, const char **field)
+{
+    if (!e || !j)
+        return bad(field, "job", OB_EINVAL);
+    if (!ob_name_valid(j->kind))
+        return bad(field, "kind", OB_EINVAL);
+    if (!engine_kind(e, j->kind))
+        return bad(field, "kind", OB_ENOKIND);
+    if (j->queue && !ob_name_valid(j->queue))
+        return bad(field, "queue", OB_EINVAL);
+    if (j->priority < OB_PRIORITY_MIN || j->priority > OB_PRIORITY_MAX)
+        return bad(field, "priority", OB_EINVAL);
+    if (!j->payload && j->payload_len)
+        return bad(field, "payload", OB_EINVAL);
+    if (j->payload_len > e->o.max_payload)
+        return bad(field, "payload", OB_ETOOBIG);
+    if (j->run_at_ms < 0 || j->run_at_ms > RUN_AT_MAX)
+        return bad(field, "run_at", OB_EINVAL);
+    if (j->max_attempts < 0 || j->max_attempts > 1000)
+        return bad(field, "max_attempts", OB_EINVAL);
+    if (j->timeout_ms < 0 || j->timeout_ms > DAY_MS)
+        return bad(field, "timeout", OB_EINVAL);
+    if (j->unique_key) {
+        size_t n = strlen(j->unique_key);
+        if (n > OB_UNIQUE_KEY_MAX)
+            return bad(field, "unique_key", OB_ETOOBIG);
+        if (n == 0 || !ob_utf8_valid(j->unique_key, n))
+            return bad(field, "unique_key", OB_EINVAL);
+    }
+    return 0;
+}
+
+/* ---- ops ---- */
+
+static char *put(char **p, const void *src, size_t n)
+{
+    char *r = *p;
+    if (n)
+        memcpy(r, src, n);
+    *p += n;
+    return r;
+}
+
+static char *put_str(char **p, const char *s)
+{
+    return s ? put(p, s, strlen(s) + 1) : NULL;
+}
+
+static size_t str_size(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+/* A new enqueue op: the payload and strings copied into the op. */
+static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
+{
+    const job_kind *k = engine_kind(e, j->kind);
+    const char *queue = j->queue ? j->queue : "default";
+    op *o = malloc(sizeof *o + j->payload_len + str_size(j->kind) + str_size(queue) +
+                   str_size(j->unique_key));
+    if (!o)
+        return NULL;
+    memset(o, 0, sizeof *o);
+    char *p = o->buf;
+    store_new *nj = &o->nj;
+    nj->payload = put(&p, j->payload, j->payload_len);
+    nj->payload_len = j->payload_len;
+    nj->kind = put_str(&p, j->kind);
+    nj->queue = put_str(&p, queue);
+    nj->unique_key = put_str(&p, j->unique_key);
+    nj->priority = j->priority;
+    nj->run_at = j->run_at_ms;
+    nj->max_attempts = j->max_attempts ? j->max_attempts : k->opts.max_attempts;
+    nj->timeout_ms = j->timeout_ms ? j->timeout_ms : k->opts.timeout_ms;
+    o->type = OP_ENQUEUE;
+    o->external = true;
+    return o;
+}
+
+static void op_free(op *o) { free(o); }
+
+op *op_change_new(const ob_id *id, const lc_input *in)
+{
+    op *o = malloc(sizeof *o + str_size(in->error) + str_size(in->result));
+    if (!o)
+        return NULL;
+    memset(o, 0, sizeof *o);
+    char *p = o->buf;
+    o->type = OP_CHANGE;
+    o->id = *id;
+    o->in = *in;
+    o->in.error = put_str(&p, in->error);
+    o->in.result = put_str(&p, in->result);
+    o->done = op_free;
+    return o;
+}
+
+/* ---- enqueue ---- */
+
+int ob_enqueue(ob_engine *e, const ob_new_job *j, ob_id *id, bool *existed)
+{
+    int rc = ob_new_job_check(e, j, NULL);
+    if (rc)
+        return rc;
+    op *o = op_enqueue_new(e, j);
+    if (!o)
+        return OB_ENOMEM;
+    rc = commit_submit_wait(e, o);
+    if (!rc) {
+        if (id)
+            *id = o->id;
+        if (existed)
+            *existed = o->existed;
+    }
+    free(o);
+    return rc;
+}
+
+static void enqueue_async_done(op *o)
+{
+    o->user_fn(o->arg, o->rc, o->rc ? NULL : &o->id, o->existed);
+    free(o);
+}
+
+int ob_enqueue_async(ob_engine *e, const ob_new_job *j, ob_enqueued_fn done, void *arg)
+{
+    if (!done)
+        return OB_EINVAL;
+    int rc = ob_new_job_check(e, j, NULL);
+    if (rc)
+        return rc;
+    op *o = op_enqueue_new(e, j);
+    if (!o)
+        return OB_ENOMEM;
+    o->user_fn = done;
+    o->arg = arg;
+    o->done = enqueue_async_done;
+    rc = commit_submit(e, o, false);
+    if (rc)
+        free(o);
+    return rc;
+}
+
+/* ---- one job ---- */
+
+int ob_job_get(ob_engine *e, const ob_id *id, ob_job **out)
+{
+    if (!e || !id || !out)
+        return OB_EINVAL;
+    return e->st->ops->get(e->st, id, out);
+}
+
+/* Queue a cancel or requeue and wait for it. */
+static int change(ob_engine *e, const ob_id *id, lc_event ev, ob_state *state)
+{
+    if (!e || !id)
+        return OB_EINVAL;
+    lc_input in = {.ev = ev};
+    op *o = op_change_new(id, &in);
+    if (!o)
+        return OB_ENOMEM;
+    o->external = true;
+    int rc = commit_submit_wait(e, o);
+    if (!rc && state)
+        *state = o->state_out;
+    free(o);
+    return rc;
+}
+
+int ob_job_cancel(ob_engine *e, const ob_id *id, ob_state *state)
+{
+    return change(e, id, LC_CANCEL, state);
+}
+
+int ob_job_retry(ob_engine *e, const ob_id *id, ob_state *state)
+{
+    return change(e, id, LC_REQUEUE, state);
+}
+
+typedef struct wait_arg {
+    ob_engine *e;
+    const ob_id *id;
+    ob_job *snap;
+} wait_arg;
+
+/* Read the job afresh: 1 if final, 0 if not, or an error. */
+static int wait_check(void *arg)
+{
+    wait_arg *w = arg;
+    ob_job_free(w->snap);
+    w->snap = NULL;
+    int rc = ob_job_get(w->e, w->id, &w->snap);
+    return rc ? rc : ob_state_is_final(w->snap->state);
+}
+
+int ob_job_wait(ob_engine *e, const ob_id *id, int64_t timeout_ms, ob_job **out)
+{
+    if (!e || !id || !out)
+        return OB_EINVAL;
+    wait_arg w = {e, id, NULL};
+    int rc = notify_wait(&e->n, id, timeout_ms, wait_check, &w);
+    bool have = w.snap && (rc == OB_ETIMEDOUT || rc == OB_ESHUTDOWN || rc == 0);
+    if (have && !(rc == 0 && ob_state_is_final(w.snap->state))) {
+        int r = wait_check(&w); /* woken: read what the commit left */
+        if (r < 0)
+            rc = r;
+    }
+    if (rc != 0 && rc != OB_ETIMEDOUT && rc != OB_ESHUTDOWN) {
+        ob_job_free(w.snap);
+        return rc;
+    }
+    *out = w.snap;
+    return rc;
+}
+
+/* ---- lists ---- */
+
+int ob_job_list(ob_engine *e, const ob_list_filter *f, ob_job_page **out)
+{
+    if (!e || !f || !out)
+        return OB_EINVAL;
+    ob_list_filter g = *f;
+    if (g.limit == 0)
+        g.limit = 100;
+    unsigned all = ((1u << (OB_STATE_MAX + 1)) - 1) & ~((1u << OB_STATE_MIN) - 1);
+    if (g.limit < 0 || g.limit > OB_LIST_MAX || (g.states & ~all) ||
+        (g.kind && !ob_name_valid(g.kind)) || (g.queue && !ob_name_valid(g.queue)))
+        return OB_EINVAL;
+    ob_id cur;
+    if (g.cursor && g.cursor[0] && ob_id_parse(g.cursor, &cur))
+        return OB_EINVAL;
+    return e->st->ops->list(e->st, &g, out);
+}

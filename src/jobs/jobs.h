@@ -1,0 +1,261 @@
+/*
+ * jobs.h - internals of the job engine, shared by its files:
+ *
+ *   lifecycle.c  the state machine: every transition a job can take, in one
+ *                function, and the backoff schedule
+ *   commit.c     the commit thread: the only writer to the store; batches
+ *                operations from every thread into one transaction (group
+ *                commit), claims jobs for idle workers, wakes scheduled
+ *                jobs when due, rescues expired leases, prunes old jobs
+ *   pool.c       worker pools and the handler's context (ob_ctx_*)
+ *   notify.c     subscribers to state changes and ob_job_wait waiters
+ *   engine.c     the public API: open/close, register, enqueue, get, list,
+ *                wait, cancel, retry
+ *
+ * Locks, always taken in this order (never the reverse):
+ *   engine.pools_mu -> pool.mu -> worker.mu -> commit.mu ; notify.mu
+ * The commit thread never holds commit.mu while doing store work or taking
+ * any other lock.
+ */
+#ifndef OB_JOBS_INTERNAL_H
+#define OB_JOBS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "outbox/jobs.h"
+#include "store/store.h"
+
+/* ---- lifecycle.c ---- */
+
+/* What happened to a job, from the life cycle's point of view. */
+typedef enum lc_event {
+    LC_DONE,     /* handler answered done */
+    LC_RETRY,    /* handler answered retry (or did not answer) */
+    LC_DISCARD,  /* handler answered discard */
+    LC_SNOOZE,   /* handler answered snooze */
+    LC_RESCUE,   /* its lease expired or its process died */
+    LC_RELEASE,  /* claimed but never started (pool stopping) */
+    LC_CANCEL,   /* ob_job_cancel */
+    LC_REQUEUE,  /* ob_job_retry */
+} lc_event;
+
+typedef struct lc_input {
+    lc_event ev;
+    int attempt;          /* running events: the attempt the worker ran */
+    int64_t delay_ms;     /* retry (< 0: backoff) and snooze */
+    const char *error;    /* retry, discard, rescue */
+    const char *result;   /* done */
+} lc_input;
+
+/* Decide the change `in` makes to a job in `row`. Returns 1 with *c filled
+ * (apply it with store->update), 0 if nothing changes (e.g. cancelling a
+ * cancelled job), or OB_ESTATE if `in` is not allowed from row->state (or
+ * is stale: a running event for another attempt). */
+int lifecycle_decide(const store_row *row, const ob_id *id, const lc_input *in,
+                     const ob_backoff *backoff, int errors_kept, int64_t now, store_change *c);
+
+/* Delay before retrying after failed attempt `attempt` (from 1). */
+int64_t backoff_delay(const ob_backoff *b, int attempt);
+
+/* ---- kinds (engine.c) ---- */
+
+typedef struct job_kind {
+    char name[OB_NAME_MAX + 1];
+    ob_handler_fn fn;
+    void *arg;
+    ob_kind_opts opts;
+} job_kind;
+
+#define KINDS_MAX 256
+
+/* The kind named `name`, or NULL. Lock-free: kinds are never removed. */
+const job_kind *engine_kind(ob_engine *e, const char *name);
+
+/* ---- notify.c ---- */
+
+/* A state change collected during a batch, published after its commit. */
+typedef struct event_rec {
+    ob_id id;
+    ob_state state;
+    int attempt;
+    int64_t at;
+    char kind[OB_NAME_MAX + 1];
+    char queue[OB_NAME_MAX + 1];
+    const char *error; /* borrowed from the batch, valid until published */
+} event_rec;
+
+typedef struct waiter waiter;
+#define WAIT_BUCKETS 256
+
+typedef struct notify {
+    pthread_mutex_t mu;
+    ob_subscription *subs;
+    waiter *buckets[WAIT_BUCKETS];
+    int nwaiters;
+    int max_waiters;
+    bool shutdown;
+} notify;
+
+void notify_init(notify *n, int max_waiters);
+void notify_destroy(notify *n);
+/* Publish committed changes: subscribers first, then final states wake
+ * their waiters. Commit thread only. */
+void notify_publish(notify *n, const event_rec *ev, size_t count);
+/* Wake every waiter with OB_ESHUTDOWN; refuse new ones. */
+void notify_shutdown(notify *n);
+/* Wait for a job to become final. Registers before `check` reads the job so
+ * that no change is missed; `check` returns 1 if the job is final, 0 if not,
+ * or an error, which ends the wait. Returns 0 (final), OB_ETIMEDOUT,
+ * OB_ESHUTDOWN, OB_EBUSY or check's error. */
+int notify_wait(notify *n, const ob_id *id, int64_t timeout_ms,
+                int (*check)(void *arg), void *arg);
+
+/* ---- commit.c ---- */
+
+typedef struct op op;
+typedef void (*op_done_fn)(op *o);
+
+typedef enum op_type {
+    OP_ENQUEUE, /* insert a job */
+    OP_CHANGE,  /* a life-cycle event on one job */
+    OP_BARRIER, /* nothing: done() once every op queued before it is through */
+} op_type;
+
+/* One unit of work for the commit thread. Created by any thread, applied in
+ * a batch, then `done` is called (commit thread) and owns the op. */
+struct op {
+    op *next;
+    op_type type;
+    bool external;   /* counted against max_inflight */
+    int rc;          /* result, set before done() */
+    op_done_fn done;
+    void *arg;
+    /* OP_ENQUEUE */
+    store_new nj;    /* pointers into buf */
+    bool existed;
+    ob_enqueued_fn user_fn; /* ob_enqueue_async's callback */
+    /* OP_CHANGE */
+    lc_input in;     /* strings point into buf */
+    ob_state state_out;
+    /* both */
+    ob_id id;
+    char buf[];      /* payload, strings */
+};
+
+typedef struct ob_pool pool;
+typedef struct batch batch;
+
+typedef struct commit {
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* the commit thread waits here */
+    pthread_cond_t room; /* blocked enqueuers wait for max_inflight room */
+    op *head, *tail;
+    int inflight;        /* external ops queued or in a batch */
+    bool kicked;         /* a pool has new demand */
+    bool stopping;
+    bool running;
+    pthread_t thread;
+    /* commit-thread-only state */
+    ob_idgen idgen;
+    _Atomic int64_t unfinished; /* jobs not in a final state, as committed */
+    int64_t next_due;    /* earliest run_at of a scheduled/retryable job */
+    int64_t next_rescue, next_prune;
+    bool rescue_all;     /* at open: every running job is an orphan */
+    op *deferred;        /* worker answers whose commit failed, retried */
+    int64_t deferred_at;
+    batch *batch;
+    /* statistics (commit thread writes, anyone reads) */
+    _Atomic uint64_t stat_commits, stat_ops, stat_commit_us;
+} commit;
+
+int commit_start(ob_engine *e);
+/* Apply everything still queued, then stop the thread. */
+void commit_stop(ob_engine *e);
+/* Queue an op. External ops: OB_EBUSY if max_inflight are queued and
+ * !block, else wait for room. OB_ESHUTDOWN once stopping. On error the op
+ * is not taken (the caller frees it). */
+int commit_submit(ob_engine *e, op *o, bool block);
+/* Submit and wait for the op's batch (blocking, with backpressure).
+ * Returns o->rc or a submit error; the op remains the caller's. */
+int commit_submit_wait(ob_engine *e, op *o);
+/* Wait until every op queued so far went through a batch (ops are applied
+ * in queue order). */
+int commit_flush(ob_engine *e);
+/* Tell the commit thread a pool wants jobs. */
+void commit_kick(ob_engine *e);
+
+/* ---- pool.c ---- */
+
+typedef struct worker worker;
+
+struct ob_job_ctx {
+    ob_job *job;              /* the claimed job, owned */
+    worker *w;
+    int64_t deadline;         /* wall ms */
+    atomic_int cancel;        /* OB_CANCEL_REQUESTED / _SHUTDOWN */
+    bool answered;
+    lc_event ev;
+    int64_t delay_ms;
+    char *error;              /* owned */
+    char *result;             /* owned */
+};
+
+struct worker {
+    pool *p;
+    pthread_t thread;
+    pthread_mutex_t mu;       /* guards ctx and sleeps */
+    pthread_cond_t cv;
+    ob_job_ctx *ctx;          /* the job being run, or NULL */
+};
+
+struct ob_pool {
+    ob_engine *e;
+    pool *next;               /* engine.pools, under engine.pools_mu */
+    pthread_mutex_t mu;
+    pthread_cond_t work;      /* workers wait for jobs here */
+    pthread_cond_t exited;
+    ob_job **ring;            /* claimed jobs not yet started: capacity slots */
+    int ring_head, ring_len;
+    int in_hand;              /* jobs claimed for this pool and not yet answered */
+    int capacity;             /* workers + prefetch */
+    int live;                 /* worker threads not yet exited */
+    bool stopping;
+    bool maybe_work;          /* commit thread only: a claim may find jobs */
+    int nqueues;
+    char *queues[OB_POOL_QUEUES_MAX];
+    int nworkers;
+    worker *workers;
+};
+
+/* Jobs the pool can take now (capacity - in_hand, 0 when stopping). */
+int pool_demand(pool *p);
+/* Hand claimed jobs to the pool (commit thread, after their commit).
+ * Jobs a stopping pool cannot take are released. Takes ownership. */
+void pool_deliver(pool *p, ob_job **jobs, int n);
+/* Deliver a cancellation to the running attempt of `id`, if it runs here. */
+void pool_cancel_running(pool *p, const ob_id *id, int attempt);
+/* Submit a release for a claimed job that will not run. Takes ownership. */
+void pool_release(ob_engine *e, ob_job *job);
+
+/* ---- the engine ---- */
+
+struct ob_engine {
+    store *st;
+    ob_engine_opts o;
+    commit c;
+    notify n;
+    pthread_mutex_t kinds_mu;  /* writers of kinds[] */
+    _Atomic int nkinds;
+    job_kind kinds[KINDS_MAX];
+    pthread_mutex_t pools_mu;
+    pool *pools;
+};
+
+/* Allocate an OP_CHANGE for the job `id` carrying `in`; strings copied. */
+op *op_change_new(const ob_id *id, const lc_input *in);
+
+#endif

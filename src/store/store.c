@@ -1,0 +1,102 @@
+/*
+ * store.c - what all stores share: choosing a backend by URL, and building
+ * ob_job snapshots as single allocations (so ob_job_free is one free()).
+ *
+ * Layout of a snapshot block:
+ *   job_block | ob_attempt_error[nerrors] | kind\0 | queue\0 | unique_key\0 |
+ *   payload\0 | result\0 | error messages\0...
+ * The hidden cursor in job_block lets the store place error messages one at
+ * a time as it reads them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+typedef struct job_block {
+    ob_job job; /* first: a block pointer is an ob_job pointer */
+    char *err_cursor;
+    size_t size;
+} job_block;
+
+int store_open(const char *url, store **out)
+{
+    if (!url || !out)
+        return OB_EINVAL;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        if (url[7] == '\0') {
+            OB_ERROR("store: \"sqlite:\" needs a path, e.g. sqlite:./outbox.db");
+            return OB_EINVAL;
+        }
+        return store_sqlite_open(url + 7, out);
+    }
+    OB_ERROR("store: unsupported URL \"%.64s\" (expected sqlite:PATH)", url);
+    return OB_EINVAL;
+}
+
+static char *take(char **p, size_t n)
+{
+    char *r = *p;
+    *p += n + 1; /* room for the NUL; the block is zeroed */
+    return r;
+}
+
+ob_job *job_alloc(const job_sizes *z)
+{
+    size_t total = sizeof(job_block) + z->nerrors * sizeof(ob_attempt_error) + z->kind + 1 +
+                   z->queue + 1 + z->unique_key + 1 + z->payload + 1 + z->result + 1 +
+                   z->errors_text + z->nerrors;
+    job_block *b = calloc(1, total);
+    if (!b)
+        return NULL;
+    b->size = total;
+    ob_job *j = &b->job;
+    char *p = (char *)(b + 1);
+    if (z->nerrors) {
+        j->errors = (ob_attempt_error *)p;
+        j->nerrors = z->nerrors;
+        p += z->nerrors * sizeof(ob_attempt_error);
+    }
+    j->kind = take(&p, z->kind);
+    j->queue = take(&p, z->queue);
+    char *uk = take(&p, z->unique_key);
+    j->unique_key = z->has_unique_key ? uk : NULL;
+    unsigned char *pl = (unsigned char *)take(&p, z->payload);
+    j->payload = z->has_payload ? pl : NULL;
+    j->payload_len = z->has_payload ? z->payload : 0;
+    char *res = take(&p, z->result);
+    j->result = z->has_result ? res : NULL;
+    b->err_cursor = p;
+    return j;
+}
+
+void job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const char *msg, size_t len)
+{
+    job_block *b = (job_block *)j;
+    ob_attempt_error *e = &j->errors[i];
+    e->attempt = attempt;
+    e->at_ms = at;
+    e->message = b->err_cursor;
+    memcpy(b->err_cursor, msg, len);
+    b->err_cursor[len] = '\0';
+    b->err_cursor += len + 1;
+}
+
+void ob_job_free(ob_job *job) { free(job); }
+
+void job_free_poisoned(ob_job *j)
+{
+    if (j)
+        ob_poison_free(j, ((job_block *)j)->size);
+}
+
+void ob_job_page_free(ob_job_page *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        ob_job_free(l->jobs[i]);
+    free(l->jobs);
+    free(l);
+}

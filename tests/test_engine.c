@@ -1,0 +1,582 @@
+/*
+ * test_engine.c - the job engine's life cycle, end to end on SQLite: every
+ * answer a handler can give, schedules, priorities, queues, cancellation,
+ * timeouts, rescue of hung workers, operator retry, events and waiting.
+ */
+#include <pthread.h>
+
+#include "base/base.h"
+#include "helpers.h"
+
+TEST(enqueue_is_durable_and_reads_back)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    const unsigned char bytes[] = {0, 1, 2, 0xff, 0, 'x'};
+    ob_new_job j = {.kind = "script", .queue = "mail", .priority = 7, .payload = bytes,
+                    .payload_len = sizeof bytes, .max_attempts = 3, .timeout_ms = 1234,
+                    .unique_key = "order-42"};
+    ob_id id;
+    bool existed = true;
+    int64_t before = ob_now_ms();
+    ASSERT_OK(ob_enqueue(e, &j, &id, &existed));
+    ASSERT(!existed);
+    ob_engine_close(e); /* success meant durable: a fresh engine must see it */
+
+    e = h_open("jobs.db", NULL);
+    ob_job *g = h_get(e, &id);
+    ASSERT_STREQ(g->kind, "script");
+    ASSERT_STREQ(g->queue, "mail");
+    ASSERT_EQ(g->priority, 7);
+    ASSERT_EQ(g->state, OB_AVAILABLE);
+    ASSERT_EQ(g->attempt, 0);
+    ASSERT_EQ(g->max_attempts, 3);
+    ASSERT_EQ(g->timeout_ms, 1234);
+    ASSERT_STREQ(g->unique_key, "order-42");
+    ASSERT_EQ(g->payload_len, sizeof bytes);
+    ASSERT(memcmp(g->payload, bytes, sizeof bytes) == 0);
+    ASSERT(g->created_at_ms >= before && g->created_at_ms <= ob_now_ms());
+    ASSERT_EQ(g->finished_at_ms, 0);
+    ASSERT(g->result == NULL);
+    ASSERT_EQ(g->nerrors, 0);
+    ob_job_free(g);
+    ob_engine_close(e);
+}
+
+TEST(ids_are_uuidv7_in_enqueue_order)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_id prev = {{0}};
+    for (int i = 0; i < 200; i++) {
+        ob_id id = h_add(e, "done");
+        ASSERT((id.b[6] >> 4) == 7);      /* version */
+        ASSERT((id.b[8] & 0xc0) == 0x80); /* variant */
+        ASSERT(memcmp(prev.b, id.b, 16) < 0);
+        prev = id;
+    }
+    ob_engine_close(e);
+}
+
+static void stash_done(void *arg, int rc, const ob_id *id, bool existed)
+{
+    (void)existed;
+    ob_id *out = arg;
+    ASSERT_OK(rc);
+    *out = *id;
+}
+
+TEST(async_enqueue_copies_payload_and_calls_back_after_commit)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_id got = {{0}}, zero = {{0}};
+    char *buf = strdup("done:{\"n\":1}");
+    ob_new_job j = {.kind = "script", .payload = buf, .payload_len = strlen(buf) + 1};
+    ASSERT_OK(ob_enqueue_async(e, &j, stash_done, &got));
+    memset(buf, 'X', strlen(buf)); /* the caller's buffer is theirs again at once */
+    free(buf);
+    for (int i = 0; i < 3000 && memcmp(got.b, zero.b, 16) == 0; i++)
+        h_sleep_ms(1);
+    ASSERT(memcmp(got.b, zero.b, 16) != 0);
+    ob_job *g = h_get(e, &got);
+    ASSERT_STREQ((char *)g->payload, "done:{\"n\":1}");
+    ob_job_free(g);
+    ob_engine_close(e);
+}
+
+TEST(done_completes_with_result)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 2, -1, NULL);
+    ob_id id = h_add(e, "done:{\"sent\":3}");
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 1);
+    ASSERT_STREQ(j->result, "{\"sent\":3}");
+    ASSERT(j->finished_at_ms >= j->attempted_at_ms && j->attempted_at_ms > 0);
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(retry_keeps_each_error_then_completes)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_id id = h_add(e, "fail-until:3");
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 3);
+    ASSERT_EQ(j->nerrors, 2);
+    ASSERT_EQ(j->errors[0].attempt, 1);
+    ASSERT_STREQ(j->errors[0].message, "failure 1");
+    ASSERT_EQ(j->errors[1].attempt, 2);
+    ASSERT_STREQ(j->errors[1].message, "failure 2");
+    ASSERT(j->errors[1].at_ms >= j->errors[0].at_ms);
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(exhausted_attempts_discard)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.payload = "retry:0", .payload_len = 8, .max_attempts = 3};
+    ob_id id = h_add_job(e, &n);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_DISCARDED);
+    ASSERT_EQ(j->attempt, 3);
+    ASSERT_EQ(j->nerrors, 3);
+    ASSERT_EQ(h_starts(&id), 3);
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(discard_is_permanent)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_id id = h_add(e, "discard");
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_DISCARDED);
+    ASSERT_EQ(j->attempt, 1);
+    ASSERT_EQ(j->nerrors, 1);
+    ASSERT_STREQ(j->errors[0].message, "bad input");
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(snooze_does_not_count_an_attempt)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    int64_t t0 = ob_now_ms();
+    ob_id id = h_add(e, "snooze-once:200");
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 1);
+    ASSERT_EQ(h_starts(&id), 2);
+    ASSERT(j->finished_at_ms - t0 >= 200);
+    ASSERT_EQ(j->nerrors, 0);
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(returning_without_answer_is_a_failure_not_success)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.payload = "noanswer", .payload_len = 9, .max_attempts = 2};
+    ob_id id = h_add_job(e, &n);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_DISCARDED);
+    ASSERT_EQ(j->nerrors, 2);
+    ASSERT_STREQ(j->errors[0].message, "handler returned without an answer");
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(second_answer_is_refused)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_id id = h_add(e, "twice");
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(atomic_load(&h_second_answer_rc), OB_ESTATE);
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+static void bad_result(ob_job_ctx *ctx, void *arg)
+{
+    (void)arg;
+    ASSERT_RC(ob_ctx_done(ctx, "{\"a\":1,\"a\":2}"), OB_EINVAL); /* duplicate key */
+    ASSERT_RC(ob_ctx_done(ctx, "{not json"), OB_EINVAL);
+    static char big[70 * 1024];
+    memset(big, ' ', sizeof big - 3);
+    big[0] = '"';
+    big[sizeof big - 2] = '"';
+    ASSERT_RC(ob_ctx_done(ctx, big), OB_ETOOBIG);
+    ASSERT_OK(ob_ctx_done(ctx, "[1,2]"));
+}
+
+TEST(result_must_be_json_within_limit)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ASSERT_OK(ob_engine_register(e, "bad-result", bad_result, NULL, NULL));
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.kind = "bad-result"};
+    ob_id id = h_add_job(e, &n);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_STREQ(j->result, "[1,2]");
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(scheduled_job_wakes_when_due)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    h_sleep_ms(50); /* idle: nothing polls */
+    int64_t due = ob_now_ms() + 400;
+    ob_new_job n = {.payload = "done", .payload_len = 5, .run_at_ms = due};
+    ob_id id = h_add_job(e, &n);
+    ob_job *s = h_get(e, &id);
+    ASSERT_EQ(s->state, OB_SCHEDULED);
+    ASSERT_EQ(s->run_at_ms, due);
+    ob_job_free(s);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(atomic_load(&h_nlog), 1);
+    int64_t late = h_log[0].at_ms - due;
+    printf("  started %lld ms after due\n", (long long)late);
+    ASSERT(late >= 0);
+    ASSERT(late < 100); /* woken by its timer, not by a poll */
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(claims_take_highest_priority_then_earliest)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    int prio[] = {0, 5, -3, 5, 100, 0, -1000, 1000};
+    ob_id ids[8];
+    for (int i = 0; i < 8; i++) {
+        ob_new_job n = {.payload = "done", .payload_len = 5, .priority = prio[i]};
+        ids[i] = h_add_job(e, &n);
+    }
+    ob_pool *p = h_pool(e, 1, 0, NULL); /* one at a time: the order is the claim order */
+    for (int i = 0; i < 8; i++)
+        ob_job_free(h_wait(e, &ids[i]));
+    ob_pool_stop(p, 1000);
+    int want[] = {7, 4, 1, 3, 0, 5, 2, 6}; /* by priority, ties in enqueue order */
+    ASSERT_EQ(atomic_load(&h_nlog), 8);
+    for (int i = 0; i < 8; i++)
+        ASSERT(memcmp(h_log[i].id.b, ids[want[i]].b, 16) == 0);
+    ob_engine_close(e);
+}
+
+TEST(pools_work_only_their_queues)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_new_job a = {.queue = "a", .payload = "done", .payload_len = 5};
+    ob_new_job b = {.queue = "b", .payload = "done", .payload_len = 5};
+    ob_id ia = h_add_job(e, &a), ib = h_add_job(e, &b);
+    ob_pool *p = h_pool(e, 2, -1, "a");
+    ob_job_free(h_wait(e, &ia));
+    h_sleep_ms(100);
+    ob_job *jb = h_get(e, &ib);
+    ASSERT_EQ(jb->state, OB_AVAILABLE);
+    ob_job_free(jb);
+    ob_pool *q = h_pool(e, 1, 0, "b");
+    ob_job_free(h_wait(e, &ib));
+    ob_pool_stop(p, 1000);
+    ob_pool_stop(q, 1000);
+    ob_engine_close(e);
+}
+
+TEST(cancel_before_running)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_id id = h_add(e, "done");
+    ob_new_job later = {.payload = "done", .payload_len = 5, .run_at_ms = ob_now_ms() + 60000};
+    ob_id sid = h_add_job(e, &later);
+    ob_state st;
+    ASSERT_OK(ob_job_cancel(e, &id, &st));
+    ASSERT_EQ(st, OB_CANCELLED);
+    ASSERT_OK(ob_job_cancel(e, &sid, &st));
+    ASSERT_EQ(st, OB_CANCELLED);
+    ASSERT_OK(ob_job_cancel(e, &id, &st)); /* again: no-op */
+    ASSERT_EQ(st, OB_CANCELLED);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    h_sleep_ms(100);
+    ASSERT_EQ(h_starts(&id), 0);
+    ob_job *j = h_get(e, &id);
+    ASSERT_EQ(j->state, OB_CANCELLED);
+    ASSERT(j->finished_at_ms > 0);
+    ob_job_free(j);
+    ob_id missing;
+    ASSERT_OK(ob_id_parse("01890000-0000-7000-8000-000000000000", &missing));
+    ASSERT_RC(ob_job_cancel(e, &missing, NULL), OB_ENOTFOUND);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(cancel_of_finished_job_is_refused)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_id id = h_add(e, "done");
+    ob_job_free(h_wait(e, &id));
+    ASSERT_RC(ob_job_cancel(e, &id, NULL), OB_ESTATE);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(cancel_reaches_running_handler)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_id id = h_add(e, "wait-cancel");
+    while (h_starts(&id) == 0)
+        h_sleep_ms(5);
+    ob_state st;
+    ASSERT_OK(ob_job_cancel(e, &id, &st));
+    ASSERT_EQ(st, OB_RUNNING);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(atomic_load(&h_cancel_seen), OB_CANCEL_REQUESTED);
+    ASSERT_EQ(j->state, OB_CANCELLED);
+    ASSERT_EQ(j->nerrors, 1);
+    ASSERT_STREQ(j->errors[0].message, "cancelled: 1");
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(timeout_is_delivered_and_recorded)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.payload = "sleep:10000", .payload_len = 12, .timeout_ms = 200,
+                    .max_attempts = 1};
+    int64_t t0 = ob_mono_ms();
+    ob_id id = h_add_job(e, &n);
+    ob_job *j = h_wait(e, &id);
+    ASSERT(ob_mono_ms() - t0 < 5000);
+    ASSERT_EQ(atomic_load(&h_cancel_seen), OB_CANCEL_TIMEOUT);
+    ASSERT_EQ(j->state, OB_DISCARDED);
+    ASSERT_STREQ(j->errors[0].message, "timed out after 200 ms: stopped early");
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(hung_handler_is_rescued_and_its_late_answer_dropped)
+{
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.lease_grace_ms = 100;
+    o.rescue_interval_ms = 50;
+    ob_engine *e = h_open("jobs.db", &o);
+    ob_pool *p = h_pool(e, 2, 0, NULL);
+    ob_new_job n = {.payload = "hang-first:1500", .payload_len = 16, .timeout_ms = 100};
+    ob_id id = h_add_job(e, &n);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 2); /* the hung attempt counted */
+    ASSERT_EQ(j->nerrors, 1);
+    ASSERT_EQ(j->errors[0].attempt, 1);
+    ASSERT(strstr(j->errors[0].message, "lease expired") != NULL);
+    ob_job_free(j);
+    ASSERT_OK(ob_pool_stop(p, 5000)); /* the hung worker answers late ... */
+    j = h_get(e, &id);                /* ... and its answer changes nothing */
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 2);
+    ASSERT_EQ(h_starts(&id), 2);
+    ob_job_free(j);
+    ob_engine_close(e);
+}
+
+TEST(retry_requeues_a_discarded_job)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.payload = "fail-until:2", .payload_len = 13, .max_attempts = 1};
+    ob_id id = h_add_job(e, &n);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_DISCARDED);
+    ob_job_free(j);
+    ob_state st;
+    ASSERT_OK(ob_job_retry(e, &id, &st));
+    ASSERT_EQ(st, OB_AVAILABLE);
+    j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 2);
+    ASSERT_EQ(j->max_attempts, 2);
+    ASSERT_EQ(j->nerrors, 1);
+    ob_job_free(j);
+    ASSERT_RC(ob_job_retry(e, &id, NULL), OB_ESTATE); /* completed stays completed */
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(retry_runs_a_scheduled_job_now)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.payload = "done", .payload_len = 5, .run_at_ms = ob_now_ms() + 3600000};
+    ob_id id = h_add_job(e, &n);
+    ob_state st;
+    ASSERT_OK(ob_job_retry(e, &id, &st));
+    ASSERT_EQ(st, OB_AVAILABLE);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(wait_times_out_with_current_state)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_id id = h_add(e, "done");
+    ob_job *j = NULL;
+    int64_t t0 = ob_mono_ms();
+    ASSERT_RC(ob_job_wait(e, &id, 150, &j), OB_ETIMEDOUT);
+    ASSERT(ob_mono_ms() - t0 >= 150);
+    ASSERT(j && j->state == OB_AVAILABLE);
+    ob_job_free(j);
+    ob_id missing;
+    ASSERT_OK(ob_id_parse("01890000-0000-7000-8000-000000000000", &missing));
+    j = NULL;
+    ASSERT_RC(ob_job_wait(e, &missing, 10, &j), OB_ENOTFOUND);
+    ASSERT(j == NULL);
+    ob_engine_close(e);
+}
+
+typedef struct seen {
+    pthread_mutex_t mu;
+    int n;
+    ob_id ids[64];
+    ob_state states[64];
+} seen;
+
+static void on_event(void *arg, const ob_event *ev)
+{
+    seen *s = arg;
+    pthread_mutex_lock(&s->mu);
+    if (s->n < 64) {
+        s->ids[s->n] = ev->id;
+        s->states[s->n++] = ev->state;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+TEST(events_follow_the_life_cycle_in_order)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    ob_new_job n = {.payload = "fail-until:2", .payload_len = 13,
+                    .run_at_ms = ob_now_ms() + 100};
+    ob_subscription *sub;
+    ASSERT_OK(ob_engine_subscribe(e, on_event, &s, &sub));
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_id id = h_add_job(e, &n);
+    ob_job_free(h_wait(e, &id));
+    ob_pool_stop(p, 1000);
+    ob_engine_unsubscribe(e, sub);
+    ob_state want[] = {OB_SCHEDULED, OB_AVAILABLE, OB_RUNNING, OB_RETRYABLE,
+                       OB_AVAILABLE, OB_RUNNING, OB_COMPLETED};
+    ASSERT_EQ(s.n, 7);
+    for (int i = 0; i < 7; i++) {
+        ASSERT(memcmp(s.ids[i].b, id.b, 16) == 0);
+        ASSERT_EQ(s.states[i], want[i]);
+    }
+    ob_engine_close(e);
+}
+
+TEST(pool_stop_gives_back_unstarted_jobs_uncounted)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_id ids[6];
+    for (int i = 0; i < 6; i++)
+        ids[i] = h_add(e, "sleep:300");
+    ob_pool *p = h_pool(e, 1, 5, NULL); /* claims all six, runs one */
+    while (atomic_load(&h_nlog) == 0)
+        h_sleep_ms(5);
+    ASSERT_OK(ob_pool_stop(p, 5000));
+    int completed = 0, available = 0;
+    for (int i = 0; i < 6; i++) {
+        ob_job *j = h_get(e, &ids[i]);
+        completed += j->state == OB_COMPLETED;
+        if (j->state == OB_AVAILABLE) {
+            available++;
+            ASSERT_EQ(j->attempt, 0);
+        }
+        ob_job_free(j);
+    }
+    ASSERT_EQ(completed, 1);
+    ASSERT_EQ(available, 5);
+    ob_engine_close(e);
+}
+
+TEST(pool_stop_cancels_handlers_after_drain)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_id id = h_add(e, "wait-cancel");
+    while (h_starts(&id) == 0)
+        h_sleep_ms(5);
+    ASSERT_RC(ob_pool_stop(p, 100), OB_ETIMEDOUT);
+    ASSERT_EQ(atomic_load(&h_cancel_seen), OB_CANCEL_SHUTDOWN);
+    ob_engine_close(e);
+    e = h_open("jobs.db", NULL);
+    ob_job *j = h_get(e, &id); /* its retry answer was committed at close */
+    ASSERT_EQ(j->state, OB_RETRYABLE);
+    ASSERT_STREQ(j->errors[0].message, "cancelled: 3");
+    ob_job_free(j);
+    ob_engine_close(e);
+}
+
+TEST(unknown_kind_in_store_is_retried_not_lost)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_engine_close(e);
+    /* A store holding a kind this process has no handler for (registered
+     * by an earlier version, say): enqueue it under a handler, reopen
+     * without one. */
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    ASSERT_OK(ob_engine_open(test_url("jobs.db"), &o, &e));
+    ASSERT_OK(ob_engine_register(e, "gone", h_script, NULL, NULL));
+    ob_new_job n = {.kind = "gone", .payload = "done", .payload_len = 5, .max_attempts = 2};
+    ob_id id = h_add_job(e, &n);
+    ob_engine_close(e);
+    ASSERT_OK(ob_engine_open(test_url("jobs.db"), &o, &e));
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_DISCARDED);
+    ASSERT_STREQ(j->errors[0].message, "no handler is registered for kind \"gone\"");
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+static const test_case tests[] = {
+    T(enqueue_is_durable_and_reads_back),
+    T(ids_are_uuidv7_in_enqueue_order),
+    T(async_enqueue_copies_payload_and_calls_back_after_commit),
+    T(done_completes_with_result),
+    T(retry_keeps_each_error_then_completes),
+    T(exhausted_attempts_discard),
+    T(discard_is_permanent),
+    T(snooze_does_not_count_an_attempt),
+    T(returning_without_answer_is_a_failure_not_success),
+    T(second_answer_is_refused),
+    T(result_must_be_json_within_limit),
+    T(scheduled_job_wakes_when_due),
+    T(claims_take_highest_priority_then_earliest),
+    T(pools_work_only_their_queues),
+    T(cancel_before_running),
+    T(cancel_of_finished_job_is_refused),
+    T(cancel_reaches_running_handler),
+    T(timeout_is_delivered_and_recorded),
+    T(hung_handler_is_rescued_and_its_late_answer_dropped),
+    T(retry_requeues_a_discarded_job),
+    T(retry_runs_a_scheduled_job_now),
+    T(wait_times_out_with_current_state),
+    T(events_follow_the_life_cycle_in_order),
+    T(pool_stop_gives_back_unstarted_jobs_uncounted),
+    T(pool_stop_cancels_handlers_after_drain),
+    T(unknown_kind_in_store_is_retried_not_lost),
+};
+
+int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }
