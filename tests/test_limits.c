@@ -1,0 +1,388 @@
+/*
+ * test_limits.c - what the engine refuses and what it bounds: input checks
+ * naming the field, the unfinished-job limit, unique keys (also under a
+ * race), error history and size, retention, listing with a cursor, and the
+ * store's refusal of files it should not touch.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "helpers.h"
+
+typedef struct check_case {
+    const char *name;
+    ob_new_job job;
+    int rc;
+    const char *field;
+} check_case;
+
+static char big_key[OB_UNIQUE_KEY_MAX + 2];
+
+TEST(bad_input_is_refused_naming_the_field)
+{
+    memset(big_key, 'k', sizeof big_key - 1);
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.max_payload = 100;
+    ob_engine *e = h_open("jobs.db", &o);
+    char payload[101] = {0};
+    const check_case cases[] = {
+        {"no kind", {.kind = NULL}, OB_EINVAL, "kind"},
+        {"kind with space", {.kind = "a b"}, OB_EINVAL, "kind"},
+        {"unregistered kind", {.kind = "nobody"}, OB_ENOKIND, "kind"},
+        {"queue with slash", {.kind = "script", .queue = "a/b"}, OB_EINVAL, "queue"},
+        {"empty queue", {.kind = "script", .queue = ""}, OB_EINVAL, "queue"},
+        {"priority too high", {.kind = "script", .priority = 1001}, OB_EINVAL, "priority"},
+        {"priority too low", {.kind = "script", .priority = -1001}, OB_EINVAL, "priority"},
+        {"payload too big", {.kind = "script", .payload = payload, .payload_len = 101}, OB_ETOOBIG, "payload"},
+        {"payload NULL with length", {.kind = "script", .payload_len = 3}, OB_EINVAL, "payload"},
+        {"negative run_at", {.kind = "script", .run_at_ms = -1}, OB_EINVAL, "run_at"},
+        {"run_at past year 9999", {.kind = "script", .run_at_ms = 253402300800000LL}, OB_EINVAL, "run_at"},
+        {"max_attempts 1001", {.kind = "script", .max_attempts = 1001}, OB_EINVAL, "max_attempts"},
+        {"negative timeout", {.kind = "script", .timeout_ms = -5}, OB_EINVAL, "timeout"},
+        {"timeout over a day", {.kind = "script", .timeout_ms = 86400001}, OB_EINVAL, "timeout"},
+        {"empty unique key", {.kind = "script", .unique_key = ""}, OB_EINVAL, "unique_key"},
+        {"unique key not UTF-8", {.kind = "script", .unique_key = "k\xff"}, OB_EINVAL, "unique_key"},
+        {"unique key too long", {.kind = "script", .unique_key = big_key}, OB_ETOOBIG, "unique_key"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const check_case *c = &cases[i];
+        const char *field = NULL;
+        int rc = ob_new_job_check(e, &c->job, &field);
+        if (rc != c->rc || !field || strcmp(field, c->field) != 0)
+            test_fail(__FILE__, __LINE__, "%s: %s field %s", c->name, ob_strerror(rc),
+                      field ? field : "-");
+        ob_id id;
+        ASSERT_RC(ob_enqueue(e, &c->job, &id, NULL), c->rc); /* enqueue checks the same */
+    }
+    ob_new_job ok = {.kind = "script", .payload = payload, .payload_len = 100};
+    ASSERT_OK(ob_new_job_check(e, &ok, NULL));
+    ob_engine_stats st;
+    ob_engine_stats_get(e, &st);
+    ASSERT_EQ(st.unfinished, 0); /* nothing refused was stored */
+    ob_engine_close(e);
+}
+
+TEST(bad_options_are_refused)
+{
+    ob_engine_opts o;
+    ob_engine *e = NULL;
+    ob_engine_opts_init(&o);
+    o.errors_kept = 0;
+    ASSERT_RC(ob_engine_open(test_url("a.db"), &o, &e), OB_EINVAL);
+    ob_engine_opts_init(&o);
+    o.max_payload = 65u << 20;
+    ASSERT_RC(ob_engine_open(test_url("a.db"), &o, &e), OB_EINVAL);
+    ob_engine_opts_init(&o);
+    o.kind_defaults.backoff.factor = 0.5;
+    ASSERT_RC(ob_engine_open(test_url("a.db"), &o, &e), OB_EINVAL);
+    ASSERT_RC(ob_engine_open("postgres-ish://x", NULL, &e), OB_EINVAL);
+    ASSERT_RC(ob_engine_open("sqlite:", NULL, &e), OB_EINVAL);
+    ASSERT(e == NULL);
+    ASSERT_OK(ob_engine_open(test_url("a.db"), NULL, &e));
+    ASSERT_RC(ob_engine_register(e, "x y", h_script, NULL, NULL), OB_EINVAL);
+    ASSERT_OK(ob_engine_register(e, "x", h_script, NULL, NULL));
+    ASSERT_RC(ob_engine_register(e, "x", h_script, NULL, NULL), OB_EINVAL); /* twice */
+    ob_pool_opts po;
+    ob_pool_opts_init(&po);
+    po.workers = 0;
+    ob_pool *p = NULL;
+    ASSERT_RC(ob_pool_start(e, &po, &p), OB_EINVAL);
+    ob_pool_opts_init(&po);
+    po.queues[0] = "bad queue";
+    ASSERT_RC(ob_pool_start(e, &po, &p), OB_EINVAL);
+    ob_engine_close(e);
+}
+
+TEST(queue_full_is_an_error_until_jobs_finish)
+{
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.max_jobs = 3;
+    ob_engine *e = h_open("jobs.db", &o);
+    ob_id ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = h_add(e, "done");
+    ob_new_job n = {.kind = "script", .payload = "done", .payload_len = 5};
+    ob_id id;
+    ASSERT_RC(ob_enqueue(e, &n, &id, NULL), OB_EFULL);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_job_free(h_wait(e, &ids[0]));
+    ASSERT_OK(ob_enqueue(e, &n, &id, NULL));
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+    /* the count is rebuilt at open */
+    e = h_open("jobs.db", &o);
+    ob_engine_stats st;
+    ob_engine_stats_get(e, &st);
+    ob_job_page *pg;
+    ob_list_filter f = {.states = 1u << OB_AVAILABLE | 1u << OB_RUNNING | 1u << OB_RETRYABLE | 1u << OB_SCHEDULED};
+    ASSERT_OK(ob_job_list(e, &f, &pg));
+    ASSERT_EQ(st.unfinished, pg->n);
+    ASSERT(pg->n <= 3);
+    ob_job_page_free(pg);
+    ob_engine_close(e);
+}
+
+TEST(unique_key_returns_the_existing_job)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_new_job n = {.kind = "script", .payload = "done", .payload_len = 5, .unique_key = "welcome-mail:7"};
+    ob_id a, b, c;
+    bool existed;
+    ASSERT_OK(ob_enqueue(e, &n, &a, &existed));
+    ASSERT(!existed);
+    ASSERT_OK(ob_enqueue(e, &n, &b, &existed));
+    ASSERT(existed);
+    ASSERT(memcmp(a.b, b.b, 16) == 0);
+    n.unique_key = "welcome-mail:8";
+    ASSERT_OK(ob_enqueue(e, &n, &c, &existed));
+    ASSERT(!existed);
+    ASSERT(memcmp(a.b, c.b, 16) != 0);
+    ob_engine_stats st;
+    ob_engine_stats_get(e, &st);
+    ASSERT_EQ(st.unfinished, 2);
+    ob_engine_close(e);
+}
+
+typedef struct racer {
+    ob_engine *e;
+    ob_id id;
+    bool existed;
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    ob_new_job n = {.kind = "script", .payload = "done", .payload_len = 5, .unique_key = "same"};
+    ASSERT_OK(ob_enqueue(r->e, &n, &r->id, &r->existed));
+    return NULL;
+}
+
+TEST(unique_key_holds_under_concurrent_enqueues)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    enum { N = 16 };
+    pthread_t t[N];
+    racer r[N];
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < N; i++) {
+            r[i] = (racer){.e = e};
+            pthread_create(&t[i], NULL, race, &r[i]);
+        }
+        int created = 0;
+        for (int i = 0; i < N; i++) {
+            pthread_join(t[i], NULL);
+            created += !r[i].existed;
+            ASSERT(memcmp(r[i].id.b, r[0].id.b, 16) == 0);
+        }
+        ASSERT_EQ(created, round == 0 ? 1 : 0);
+    }
+    ob_engine_stats st;
+    ob_engine_stats_get(e, &st);
+    ASSERT_EQ(st.unfinished, 1);
+    ob_engine_close(e);
+}
+
+TEST(error_history_is_bounded_and_messages_truncated)
+{
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.errors_kept = 3;
+    o.max_error = 100;
+    ob_engine *e = h_open("jobs.db", &o);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.kind = "script", .payload = "retry:0", .payload_len = 8, .max_attempts = 7};
+    ob_id id = h_add_job(e, &n);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_DISCARDED);
+    ASSERT_EQ(j->nerrors, 3);
+    ASSERT_EQ(j->errors[0].attempt, 5);
+    ASSERT_EQ(j->errors[2].attempt, 7);
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+static void long_error(ob_job_ctx *ctx, void *arg)
+{
+    (void)arg;
+    static char msg[5000];
+    memset(msg, 'e', sizeof msg - 1);
+    msg[0] = '\xff'; /* not UTF-8: replaced */
+    ob_ctx_discard(ctx, msg);
+}
+
+TEST(long_error_is_truncated_to_valid_utf8)
+{
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.max_error = 100;
+    ob_engine *e = h_open("jobs.db", &o);
+    ASSERT_OK(ob_engine_register(e, "long", long_error, NULL, NULL));
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.kind = "long"};
+    ob_id id = h_add_job(e, &n);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(strlen(j->errors[0].message), 100);
+    ASSERT_EQ(j->errors[0].message[0], '?');
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(finished_jobs_are_pruned_after_retention)
+{
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.retention_ms = 200;
+    o.prune_interval_ms = 50;
+    o.prune_batch = 2; /* several batches */
+    ob_engine *e = h_open("jobs.db", &o);
+    ob_pool *p = h_pool(e, 2, -1, NULL);
+    ob_id done[5];
+    for (int i = 0; i < 5; i++)
+        done[i] = h_add(e, "done");
+    ob_new_job later = {.kind = "script", .payload = "done", .payload_len = 5,
+                        .run_at_ms = ob_now_ms() + 3600000};
+    ob_id waiting = h_add_job(e, &later);
+    for (int i = 0; i < 5; i++)
+        ob_job_free(h_wait(e, &done[i]));
+    ob_job *j = NULL;
+    for (int t = 0; t < 200; t++) { /* up to 2 s */
+        if (ob_job_get(e, &done[4], &j) == OB_ENOTFOUND)
+            break;
+        ob_job_free(j);
+        j = NULL;
+        h_sleep_ms(10);
+    }
+    for (int i = 0; i < 5; i++)
+        ASSERT_RC(ob_job_get(e, &done[i], &j), OB_ENOTFOUND);
+    ob_job_free(h_get(e, &waiting)); /* unfinished jobs stay */
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(list_pages_newest_first_with_filters)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ASSERT_OK(ob_engine_register(e, "other", h_script, NULL, NULL));
+    enum { N = 30 };
+    ob_id ids[N];
+    for (int i = 0; i < N; i++) {
+        ob_new_job n = {.kind = i % 3 ? "script" : "other", .queue = i % 2 ? "odd" : "even",
+                        .payload = "done", .payload_len = 5,
+                        .run_at_ms = i % 5 == 0 ? ob_now_ms() + 3600000 : 0};
+        ids[i] = h_add_job(e, &n);
+    }
+    /* every job once, newest first, in pages of 7 */
+    ob_list_filter f = {.limit = 7};
+    char cursor[OB_CURSOR_MAX] = "";
+    int seen = 0, pages = 0;
+    for (;;) {
+        f.cursor = cursor;
+        ob_job_page *pg;
+        ASSERT_OK(ob_job_list(e, &f, &pg));
+        pages++;
+        for (size_t i = 0; i < pg->n; i++, seen++) {
+            ASSERT(memcmp(pg->jobs[i]->id.b, ids[N - 1 - seen].b, 16) == 0);
+            ASSERT(pg->jobs[i]->payload == NULL);
+        }
+        snprintf(cursor, sizeof cursor, "%s", pg->next_cursor);
+        ob_job_page_free(pg);
+        if (!cursor[0])
+            break;
+    }
+    ASSERT_EQ(seen, N);
+    ASSERT_EQ(pages, 5);
+
+    /* by state set, kind and queue, across pages */
+    f = (ob_list_filter){.states = 1u << OB_SCHEDULED | 1u << OB_AVAILABLE, .kind = "script",
+                         .queue = "odd", .limit = 2};
+    int want = 0;
+    for (int i = 0; i < N; i++)
+        want += (i % 3 != 0) && (i % 2 == 1);
+    cursor[0] = '\0';
+    seen = 0;
+    ob_id prev;
+    memset(prev.b, 0xff, 16);
+    do {
+        f.cursor = cursor;
+        ob_job_page *pg;
+        ASSERT_OK(ob_job_list(e, &f, &pg));
+        for (size_t i = 0; i < pg->n; i++, seen++) {
+            ob_job *j = pg->jobs[i];
+            ASSERT_STREQ(j->kind, "script");
+            ASSERT_STREQ(j->queue, "odd");
+            ASSERT(memcmp(j->id.b, prev.b, 16) < 0);
+            prev = j->id;
+        }
+        snprintf(cursor, sizeof cursor, "%s", pg->next_cursor);
+        ob_job_page_free(pg);
+    } while (cursor[0]);
+    ASSERT_EQ(seen, want);
+
+    f = (ob_list_filter){.states = 1u << OB_SCHEDULED};
+    ob_job_page *pg;
+    ASSERT_OK(ob_job_list(e, &f, &pg));
+    ASSERT_EQ(pg->n, N / 5);
+    ob_job_page_free(pg);
+
+    f = (ob_list_filter){.cursor = "not-a-cursor"};
+    ASSERT_RC(ob_job_list(e, &f, &pg), OB_EINVAL);
+    f = (ob_list_filter){.limit = OB_LIST_MAX + 1};
+    ASSERT_RC(ob_job_list(e, &f, &pg), OB_EINVAL);
+    f = (ob_list_filter){.states = 1u << 9};
+    ASSERT_RC(ob_job_list(e, &f, &pg), OB_EINVAL);
+    ob_engine_close(e);
+}
+
+TEST(second_open_of_a_store_is_refused)
+{
+    ob_engine *a = h_open("jobs.db", NULL), *b = NULL;
+    ASSERT_RC(ob_engine_open(test_url("jobs.db"), NULL, &b), OB_ELOCKED);
+    ob_engine_close(a);
+    ASSERT_OK(ob_engine_open(test_url("jobs.db"), NULL, &b)); /* released on close */
+    ob_engine_close(b);
+}
+
+static void sql(const char *path, const char *stmt)
+{
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, stmt, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+TEST(foreign_and_newer_files_are_refused)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/other.db", test_dir());
+    sql(path, "CREATE TABLE mine(x)");
+    ob_engine *e = NULL;
+    ASSERT_RC(ob_engine_open(test_url("other.db"), NULL, &e), OB_ESTORE);
+
+    ASSERT_OK(ob_engine_open(test_url("jobs.db"), NULL, &e));
+    ob_engine_close(e);
+    snprintf(path, sizeof path, "%s/jobs.db", test_dir());
+    sql(path, "PRAGMA user_version = 99");
+    e = NULL;
+    ASSERT_RC(ob_engine_open(test_url("jobs.db"), NULL, &e), OB_ESCHEMA);
+    ASSERT(e == NULL);
+}
+
+static const test_case tests[] = {
+    T(bad_input_is_refused_naming_the_field),
+    T(bad_options_are_refused),
+    T(queue_full_is_an_error_until_jobs_finish),
+    T(unique_key_returns_the_existing_job),
+    T(unique_key_holds_under_concurrent_enqueues),
+    T(error_history_is_bounded_and_messages_truncated),
+    T(long_error_is_truncated_to_valid_utf8),
+    T(finished_jobs_are_pruned_after_retention),
+    T(list_pages_newest_first_with_filters),
+    T(second_open_of_a_store_is_refused),
+    T(foreign_and_newer_files_are_refused),
+};
+
+int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }
