@@ -1,12 +1,14 @@
 /*
  * helpers.c - see helpers.h.
  */
+#include <pthread.h>
 #include <time.h>
 
 #include "helpers.h"
 
 h_start h_log[H_LOG_MAX];
 atomic_int h_nlog;
+pthread_mutex_t h_log_mu = PTHREAD_MUTEX_INITIALIZER;
 atomic_int h_cancel_seen;
 atomic_int h_second_answer_rc = 1;
 
@@ -31,7 +33,8 @@ void h_script(ob_job_ctx *ctx, void *arg)
     (void)arg;
     const ob_job *j = ob_ctx_job(ctx);
     const char *p = (const char *)j->payload, *a;
-    int k = atomic_fetch_add(&h_nlog, 1);
+    pthread_mutex_lock(&h_log_mu);
+    int k = atomic_load(&h_nlog);
     if (k < H_LOG_MAX) {
         h_start *s = &h_log[k];
         s->id = j->id;
@@ -39,7 +42,9 @@ void h_script(ob_job_ctx *ctx, void *arg)
         s->priority = j->priority;
         s->at_ms = ob_now_ms();
         snprintf(s->payload, sizeof s->payload, "%s", p);
+        atomic_store(&h_nlog, k + 1);
     }
+    pthread_mutex_unlock(&h_log_mu);
     char why[64];
     if (cmd(p, "done", &a))
         ob_ctx_done(ctx, a);
@@ -143,9 +148,11 @@ ob_job *h_get(ob_engine *e, const ob_id *id)
 
 int h_starts(const ob_id *id)
 {
+    pthread_mutex_lock(&h_log_mu);
     int n = 0, total = atomic_load(&h_nlog);
     for (int i = 0; i < total && i < H_LOG_MAX; i++)
         n += memcmp(h_log[i].id.b, id->b, 16) == 0;
+    pthread_mutex_unlock(&h_log_mu);
     return n;
 }
 

@@ -33,7 +33,7 @@ typedef struct h_start {
     int64_t at_ms;
     char payload[64];
 } h_start;
-extern h_start h_log[H_LOG_MAX];
+extern h_start h_log[H_LOG_MAX]; /* read it once the pools are stopped */
 extern atomic_int h_nlog;
 extern atomic_int h_cancel_seen;  /* last OB_CANCEL_* a handler observed */
 extern atomic_int h_second_answer_rc;

@@ -1,0 +1,724 @@
+/*
+ * bench_engine.c - the job engine against beanstalkd, measured in the same
+ * run on the same machine (this machine is shared and noisy: read the
+ * ratios, not the absolute numbers).
+ *
+ * Peers, started by this program on free 127.0.0.1 ports and driven over
+ * their protocol by the same threads that drive outbox:
+ *   beanstalkd -b DIR -f0   binlog, fsync on every write: durable like us
+ *   beanstalkd              no binlog: memory only, the speed to beat
+ *
+ * Measurements (each over --seconds after a short warm-up):
+ *   durable enqueue/s         1 and 16 producer threads, blocking calls
+ *   life cycle/s              16 producers + 16 workers: enqueue, claim,
+ *                             no-op handler, complete (counted at commit)
+ *   start latency p50/p99     enqueue -> handler start, idle queue
+ *   1M queued vs empty        enqueue/s (16 producers) and claim/s (drain
+ *                             of 30,000 jobs by 16 workers), and RSS
+ *
+ *   bench_engine [--seconds S] [--million N] [--dir DIR] [--only WHAT]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "beanstalk.h"
+#include "outbox/jobs.h"
+
+#define PRODUCERS 16
+#define WORKERS 16
+#define DRAIN 30000
+#define LAT_SAMPLES 1000
+
+static double seconds = 3.0;
+static long million = 1000000;
+static char dir[4096];
+static const char *only;
+static char payload[101];
+
+static atomic_int stop;
+static atomic_long done_count;
+
+/* ---- time ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
+}
+
+static long self_rss_kib(void) { return bk_rss_kib(getpid()); }
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- running N threads for a measured window ---- */
+
+typedef struct worker_arg {
+    void *ctx;
+    int idx;
+    atomic_long count;
+} worker_arg;
+
+typedef void *(*thread_fn)(void *);
+
+/* Run n threads of fn, wait a warm-up, count `counter` (or the threads'
+ * own counters when NULL) over the window, stop them; returns per second. */
+static double measure(int n, thread_fn fn, void *ctx, atomic_long *counter)
+{
+    pthread_t th[64];
+    worker_arg a[64];
+    atomic_store(&stop, 0);
+    for (int i = 0; i < n; i++) {
+        a[i].ctx = ctx;
+        a[i].idx = i;
+        atomic_init(&a[i].count, 0);
+        pthread_create(&th[i], NULL, fn, &a[i]);
+    }
+    sleep_s(0.5);
+    long c0 = 0, c1 = 0;
+    for (int i = 0; i < n && !counter; i++)
+        c0 += atomic_load(&a[i].count);
+    if (counter)
+        c0 = atomic_load(counter);
+    double t0 = now_s();
+    sleep_s(seconds);
+    for (int i = 0; i < n && !counter; i++)
+        c1 += atomic_load(&a[i].count);
+    if (counter)
+        c1 = atomic_load(counter);
+    double t1 = now_s();
+    atomic_store(&stop, 1);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    return (double)(c1 - c0) / (t1 - t0);
+}
+
+/* ---- outbox ---- */
+
+static void noop(ob_job_ctx *ctx, void *arg)
+{
+    (void)arg;
+    ob_ctx_done(ctx, NULL);
+}
+
+static void count_completed(void *arg, const ob_event *ev)
+{
+    (void)arg;
+    if (ev->state == OB_COMPLETED)
+        atomic_fetch_add(&done_count, 1);
+}
+
+static ob_engine *fresh_engine(const char *name, ob_subscription **sub)
+{
+    char path[4300], url[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    const char *suffix[] = {"", "-wal", "-shm", ".lock"};
+    for (int i = 0; i < 4; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    ob_engine_opts o;
+    ob_engine_opts_init(&o);
+    o.max_jobs = 100 * 1000 * 1000;
+    ob_engine *e;
+    int rc = ob_engine_open(url, &o, &e);
+    if (rc) {
+        fprintf(stderr, "open %s: %s\n", url, ob_strerror(rc));
+        exit(1);
+    }
+    ob_engine_register(e, "noop", noop, NULL, NULL);
+    atomic_store(&done_count, 0);
+    if (sub)
+        ob_engine_subscribe(e, count_completed, NULL, sub);
+    return e;
+}
+
+static ob_new_job job(void)
+{
+    return (ob_new_job){.kind = "noop", .payload = payload, .payload_len = sizeof payload - 1};
+}
+
+static void *ob_producer(void *p)
+{
+    worker_arg *a = p;
+    ob_engine *e = a->ctx;
+    ob_new_job j = job();
+    while (!atomic_load(&stop)) {
+        ob_id id;
+        if (ob_enqueue(e, &j, &id, NULL) == 0)
+            atomic_fetch_add(&a->count, 1);
+    }
+    return NULL;
+}
+
+static ob_pool *start_pool(ob_engine *e, int workers)
+{
+    ob_pool_opts po;
+    ob_pool_opts_init(&po);
+    po.workers = workers;
+    ob_pool *p;
+    if (ob_pool_start(e, &po, &p)) {
+        fprintf(stderr, "pool start failed\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void batch_note(ob_engine *e, const char *what)
+{
+    ob_engine_stats st;
+    ob_engine_stats_get(e, &st);
+    printf("    outbox %-28s %8.1f ops/commit, %6.0f us/commit\n", what,
+           (double)st.ops / (double)(st.commits ? st.commits : 1),
+           (double)st.commit_us / (double)(st.commits ? st.commits : 1));
+}
+
+static double ours_enqueue(int producers)
+{
+    ob_engine *e = fresh_engine("enqueue.db", NULL);
+    double r = measure(producers, ob_producer, e, NULL);
+    char what[64];
+    snprintf(what, sizeof what, "enqueue, %d producer%s", producers, producers > 1 ? "s" : "");
+    batch_note(e, what);
+    ob_engine_close(e);
+    return r;
+}
+
+static double ours_lifecycle(void)
+{
+    ob_subscription *sub;
+    ob_engine *e = fresh_engine("life.db", &sub);
+    ob_pool *p = start_pool(e, WORKERS);
+    double r = measure(PRODUCERS, ob_producer, e, &done_count);
+    batch_note(e, "life cycle");
+    ob_pool_stop(p, 10000);
+    ob_engine_unsubscribe(e, sub);
+    ob_engine_close(e);
+    return r;
+}
+
+static pthread_mutex_t lat_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lat_cv = PTHREAD_COND_INITIALIZER;
+static int64_t lat_started;
+
+static void mark_start(ob_job_ctx *ctx, void *arg)
+{
+    (void)arg;
+    int64_t t = now_us();
+    pthread_mutex_lock(&lat_mu);
+    lat_started = t;
+    pthread_cond_signal(&lat_cv);
+    pthread_mutex_unlock(&lat_mu);
+    ob_ctx_done(ctx, NULL);
+}
+
+static int64_t wait_started(void)
+{
+    pthread_mutex_lock(&lat_mu);
+    while (!lat_started)
+        pthread_cond_wait(&lat_cv, &lat_mu);
+    int64_t t = lat_started;
+    lat_started = 0;
+    pthread_mutex_unlock(&lat_mu);
+    return t;
+}
+
+static void percentiles(int64_t *v, int n, double *p50, double *p99)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    *p50 = (double)v[n / 2] / 1000.0;
+    *p99 = (double)v[n * 99 / 100] / 1000.0;
+}
+
+static void ours_latency(double *p50, double *p99)
+{
+    ob_engine *e = fresh_engine("latency.db", NULL);
+    ob_engine_register(e, "mark", mark_start, NULL, NULL);
+    ob_pool *p = start_pool(e, 4);
+    static int64_t lat[LAT_SAMPLES];
+    ob_new_job j = job();
+    j.kind = "mark";
+    for (int i = 0; i < LAT_SAMPLES; i++) {
+        int64_t t0 = now_us();
+        ob_id id;
+        ob_enqueue(e, &j, &id, NULL);
+        lat[i] = wait_started() - t0;
+        sleep_s(0.001); /* idle between jobs */
+    }
+    percentiles(lat, LAT_SAMPLES, p50, p99);
+    ob_pool_stop(p, 5000);
+    ob_engine_close(e);
+}
+
+static void fill_done(void *arg, int rc, const ob_id *id, bool existed)
+{
+    (void)id, (void)existed;
+    if (rc == 0)
+        atomic_fetch_add((atomic_long *)arg, 1);
+}
+
+/* Enqueue n jobs as fast as the engine takes them (async, 4 threads). */
+typedef struct filler {
+    ob_engine *e;
+    long n;
+    atomic_long issued, acked;
+} filler;
+
+static void *fill_thread(void *p)
+{
+    filler *f = p;
+    ob_new_job j = job();
+    while (atomic_fetch_add(&f->issued, 1) < f->n) {
+        while (ob_enqueue_async(f->e, &j, fill_done, &f->acked) == OB_EBUSY)
+            sleep_s(0.0002);
+    }
+    return NULL;
+}
+
+static void fill(ob_engine *e, long n, const char *label)
+{
+    filler f = {.e = e, .n = n};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, fill_thread, &f);
+    double t0 = now_s(), last = t0;
+    while (atomic_load(&f.acked) < n) {
+        sleep_s(0.05);
+        if (now_s() - last >= 1.0 && n >= 100000) {
+            last = now_s();
+            fprintf(stderr, "\r    %s: %ld / %ld queued (%.0f/s)   ", label, atomic_load(&f.acked),
+                    n, (double)atomic_load(&f.acked) / (last - t0));
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    if (n >= 100000)
+        fprintf(stderr, "\r    %s: %ld queued in %.1f s (%.0f/s)          \n", label, n,
+                now_s() - t0, (double)n / (now_s() - t0));
+}
+
+/* Time 16 workers take to complete DRAIN jobs from e. */
+static double drain_rate(ob_engine *e)
+{
+    long start = atomic_load(&done_count);
+    double t0 = now_s();
+    ob_pool *p = start_pool(e, WORKERS);
+    while (atomic_load(&done_count) - start < DRAIN)
+        sleep_s(0.001);
+    double t = now_s() - t0;
+    ob_pool_stop(p, 10000);
+    return DRAIN / t;
+}
+
+typedef struct million_result {
+    double enq_empty, enq_full, claim_empty, claim_full;
+    long rss_kib, hwm_kib;
+} million_result;
+
+static long self_hwm_kib(void)
+{
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+static void ours_million(million_result *r)
+{
+    ob_subscription *sub;
+    ob_engine *e = fresh_engine("small.db", &sub);
+    fill(e, DRAIN, "small queue");
+    r->claim_empty = drain_rate(e);
+    ob_engine_unsubscribe(e, sub);
+    ob_engine_close(e);
+
+    e = fresh_engine("million.db", &sub);
+    r->enq_empty = measure(PRODUCERS, ob_producer, e, NULL);
+    fill(e, million, "outbox");
+    r->enq_full = measure(PRODUCERS, ob_producer, e, NULL);
+    r->rss_kib = self_rss_kib();
+    r->claim_full = drain_rate(e);
+    long rss = self_rss_kib();
+    if (rss > r->rss_kib)
+        r->rss_kib = rss;
+    r->hwm_kib = self_hwm_kib();
+    ob_engine_unsubscribe(e, sub);
+    ob_engine_close(e);
+}
+
+/* ---- beanstalkd ---- */
+
+typedef struct peer {
+    pid_t pid;
+    int port;
+    atomic_long deleted;
+} peer;
+
+static void peer_start(peer *p, bool binlog)
+{
+    char bdir[4300];
+    snprintf(bdir, sizeof bdir, "%s/binlog", dir);
+    if (binlog) {
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", bdir, bdir);
+        if (system(cmd) != 0)
+            exit(1);
+    }
+    p->pid = bk_start(binlog ? bdir : NULL, &p->port);
+    atomic_store(&p->deleted, 0);
+    if (p->pid < 0) {
+        fprintf(stderr, "cannot start beanstalkd (is it installed? bench/engine installs it)\n");
+        exit(1);
+    }
+}
+
+static void *bk_producer(void *arg)
+{
+    worker_arg *a = arg;
+    peer *p = a->ctx;
+    bk_conn *c = malloc(sizeof *c);
+    if (bk_connect(c, p->port))
+        exit(1);
+    while (!atomic_load(&stop)) {
+        if (bk_put(c, payload, sizeof payload - 1, NULL))
+            break;
+        atomic_fetch_add(&a->count, 1);
+    }
+    bk_close(c);
+    free(c);
+    return NULL;
+}
+
+static void *bk_consumer(void *arg)
+{
+    worker_arg *a = arg;
+    peer *p = a->ctx;
+    bk_conn *c = malloc(sizeof *c);
+    if (bk_connect(c, p->port))
+        exit(1);
+    uint64_t id;
+    while (!atomic_load(&stop)) {
+        int r = bk_reserve(c, 1, &id);
+        if (r < 0)
+            break;
+        if (r == 0 && bk_delete(c, id) == 0)
+            atomic_fetch_add(&p->deleted, 1);
+    }
+    bk_close(c);
+    free(c);
+    return NULL;
+}
+
+static double bk_enqueue(bool binlog, int producers)
+{
+    peer p;
+    peer_start(&p, binlog);
+    double r = measure(producers, bk_producer, &p, NULL);
+    bk_stop(p.pid);
+    return r;
+}
+
+/* Producers and consumers together: measure() runs both kinds, the first
+ * PRODUCERS threads put, the rest reserve+delete. */
+static void *bk_mixed(void *arg)
+{
+    worker_arg *a = arg;
+    return a->idx < PRODUCERS ? bk_producer(arg) : bk_consumer(arg);
+}
+
+static double bk_lifecycle(bool binlog)
+{
+    peer p;
+    peer_start(&p, binlog);
+    double r = measure(PRODUCERS + WORKERS, bk_mixed, &p, &p.deleted);
+    bk_stop(p.pid);
+    return r;
+}
+
+typedef struct bk_lat {
+    peer *p;
+    atomic_int ready;
+} bk_lat;
+
+static void *bk_lat_consumer(void *arg)
+{
+    bk_lat *l = arg;
+    bk_conn *c = malloc(sizeof *c);
+    if (bk_connect(c, l->p->port))
+        exit(1);
+    atomic_store(&l->ready, 1);
+    uint64_t id;
+    while (!atomic_load(&stop)) {
+        int r = bk_reserve(c, 1, &id);
+        if (r < 0)
+            break;
+        if (r)
+            continue;
+        int64_t t = now_us();
+        pthread_mutex_lock(&lat_mu);
+        lat_started = t;
+        pthread_cond_signal(&lat_cv);
+        pthread_mutex_unlock(&lat_mu);
+        bk_delete(c, id);
+    }
+    bk_close(c);
+    free(c);
+    return NULL;
+}
+
+static void bk_latency(bool binlog, double *p50, double *p99)
+{
+    peer p;
+    peer_start(&p, binlog);
+    bk_lat l = {.p = &p};
+    atomic_store(&stop, 0);
+    pthread_t th;
+    pthread_create(&th, NULL, bk_lat_consumer, &l);
+    while (!atomic_load(&l.ready))
+        sleep_s(0.001);
+    sleep_s(0.05); /* let it block in reserve */
+    bk_conn *c = malloc(sizeof *c);
+    if (bk_connect(c, p.port))
+        exit(1);
+    static int64_t lat[LAT_SAMPLES];
+    for (int i = 0; i < LAT_SAMPLES; i++) {
+        int64_t t0 = now_us();
+        bk_put(c, payload, sizeof payload - 1, NULL);
+        lat[i] = wait_started() - t0;
+        sleep_s(0.001);
+    }
+    atomic_store(&stop, 1);
+    pthread_join(th, NULL);
+    bk_close(c);
+    free(c);
+    percentiles(lat, LAT_SAMPLES, p50, p99);
+    bk_stop(p.pid);
+}
+
+static void bk_fill(peer *p, long n)
+{
+    bk_conn *c = malloc(sizeof *c);
+    if (bk_connect(c, p->port) || bk_put_pipelined(c, payload, sizeof payload - 1, (int)n)) {
+        fprintf(stderr, "beanstalkd fill failed\n");
+        exit(1);
+    }
+    bk_close(c);
+    free(c);
+}
+
+static double bk_drain_rate(peer *p)
+{
+    long start = atomic_load(&p->deleted);
+    atomic_store(&stop, 0);
+    pthread_t th[WORKERS];
+    worker_arg a[WORKERS];
+    double t0 = now_s();
+    for (int i = 0; i < WORKERS; i++) {
+        a[i] = (worker_arg){.ctx = p, .idx = i};
+        pthread_create(&th[i], NULL, bk_consumer, &a[i]);
+    }
+    while (atomic_load(&p->deleted) - start < DRAIN)
+        sleep_s(0.001);
+    double t = now_s() - t0;
+    atomic_store(&stop, 1);
+    for (int i = 0; i < WORKERS; i++)
+        pthread_join(th[i], NULL);
+    return DRAIN / t;
+}
+
+static void bk_million(million_result *r)
+{
+    peer p;
+    peer_start(&p, false);
+    bk_fill(&p, DRAIN);
+    r->claim_empty = bk_drain_rate(&p);
+    bk_stop(p.pid);
+
+    peer_start(&p, false);
+    r->enq_empty = measure(PRODUCERS, bk_producer, &p, NULL);
+    double t0 = now_s();
+    bk_fill(&p, million);
+    fprintf(stderr, "    beanstalkd: %ld queued in %.1f s\n", million, now_s() - t0);
+    r->enq_full = measure(PRODUCERS, bk_producer, &p, NULL);
+    r->claim_full = bk_drain_rate(&p);
+    r->rss_kib = bk_rss_kib(p.pid);
+    r->hwm_kib = r->rss_kib;
+    bk_stop(p.pid);
+}
+
+/* ---- the table ---- */
+
+static void row(const char *what, double ours, double f0, double mem, const char *unit)
+{
+    char a[32], b[32];
+    snprintf(a, sizeof a, f0 > 0 ? "%.2fx" : "-", f0 > 0 ? ours / f0 : 0);
+    snprintf(b, sizeof b, mem > 0 ? "%.2fx" : "-", mem > 0 ? ours / mem : 0);
+    printf("| %-38s | %12.0f | %14.0f | %14.0f | %9s | %9s | %s\n", what, ours, f0, mem, a, b,
+           unit);
+}
+
+static bool want(const char *what) { return !only || strstr(only, what); }
+
+static void usage(void)
+{
+    printf("usage: bench_engine [--seconds S] [--million N] [--dir DIR] [--only LIST]\n"
+           "  --seconds S   measuring window per figure (default 3)\n"
+           "  --million N   jobs queued for the large-queue figures (default 1000000)\n"
+           "  --dir DIR     where stores and the binlog go (default: a new dir in /var/tmp)\n"
+           "  --only LIST   comma list of: enqueue,life,latency,million\n"
+           "Needs beanstalkd on PATH (bench/engine installs it).\n");
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--million") && i + 1 < argc)
+            million = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+            snprintf(dir, sizeof dir, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else {
+            usage();
+            return strcmp(argv[i], "--help") ? 2 : 0;
+        }
+    }
+    if (seconds <= 0 || million < DRAIN) {
+        usage();
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    bool made_dir = !dir[0];
+    if (made_dir) {
+        snprintf(dir, sizeof dir, "/var/tmp/outbox-bench-XXXXXX");
+        if (!mkdtemp(dir)) {
+            perror("mkdtemp");
+            return 1;
+        }
+    }
+    memset(payload, 'p', sizeof payload - 1);
+    memcpy(payload, "{\"to\":\"someone@example.org\",\"subject\":\"welcome\",\"pad\":\"", 56);
+    payload[sizeof payload - 3] = '"';
+    payload[sizeof payload - 2] = '}';
+    printf("bench_engine: %.1f s windows, %d producers / %d workers, %zu-byte payloads, stores in %s\n",
+           seconds, PRODUCERS, WORKERS, sizeof payload - 1, dir);
+
+    double e1[3] = {0}, e16[3] = {0}, life[3] = {0}, p50[3] = {0}, p99[3] = {0};
+    million_result mo = {0}, mb = {0};
+    if (want("enqueue")) {
+        fprintf(stderr, "  enqueue, 1 producer\n");
+        e1[0] = ours_enqueue(1), e1[1] = bk_enqueue(true, 1), e1[2] = bk_enqueue(false, 1);
+        fprintf(stderr, "  enqueue, 16 producers\n");
+        e16[0] = ours_enqueue(PRODUCERS), e16[1] = bk_enqueue(true, PRODUCERS),
+        e16[2] = bk_enqueue(false, PRODUCERS);
+    }
+    if (want("life")) {
+        fprintf(stderr, "  life cycle\n");
+        life[0] = ours_lifecycle(), life[1] = bk_lifecycle(true), life[2] = bk_lifecycle(false);
+    }
+    if (want("latency")) {
+        fprintf(stderr, "  start latency\n");
+        ours_latency(&p50[0], &p99[0]);
+        bk_latency(true, &p50[1], &p99[1]);
+        bk_latency(false, &p50[2], &p99[2]);
+    }
+    if (want("million")) {
+        fprintf(stderr, "  %ld queued vs empty\n", million);
+        ours_million(&mo);
+        bk_million(&mb);
+    }
+
+    printf("\n| %-38s | %12s | %14s | %14s | %9s | %9s |\n", "figure", "outbox",
+           "beanstalkd -f0", "beanstalkd mem", "vs -f0", "vs mem");
+    printf("|%s|%s|%s|%s|%s|%s|\n", "----------------------------------------",
+           "--------------", "----------------", "----------------", "-----------",
+           "-----------");
+    if (want("enqueue")) {
+        row("durable enqueue/s, 1 producer", e1[0], e1[1], e1[2], "");
+        row("durable enqueue/s, 16 producers", e16[0], e16[1], e16[2], "");
+    }
+    if (want("life"))
+        row("life cycle/s, 16 producers + 16 workers", life[0], life[1], life[2], "");
+    if (want("latency")) {
+        printf("| %-38s | %12.3f | %14.3f | %14.3f | %9s | %9s | ms\n", "start latency p50", p50[0],
+               p50[1], p50[2], "", "");
+        printf("| %-38s | %12.3f | %14.3f | %14.3f | %9s | %9s | ms\n", "start latency p99", p99[0],
+               p99[1], p99[2], "", "");
+    }
+    if (want("million")) {
+        char w[64];
+        row("enqueue/s, empty queue", mo.enq_empty, 0, mb.enq_empty, "");
+        snprintf(w, sizeof w, "enqueue/s, %ldk queued", million / 1000);
+        row(w, mo.enq_full, 0, mb.enq_full, "");
+        row("claim/s, 30k queued", mo.claim_empty, 0, mb.claim_empty, "");
+        snprintf(w, sizeof w, "claim/s, %ldk queued", million / 1000);
+        row(w, mo.claim_full, 0, mb.claim_full, "");
+        printf("| %-38s | %12.1f | %14s | %14.1f | %9s | %9s | MiB\n", "RSS with the large queue",
+               (double)mo.rss_kib / 1024, "", (double)mb.rss_kib / 1024, "", "");
+    }
+
+    printf("\ntargets:\n");
+    if (want("enqueue")) {
+        printf("  enqueue, 16 producers >= 1x beanstalkd mem: %.2fx  %s\n", e16[0] / e16[2],
+               e16[0] >= e16[2] ? "met" : "MISSED");
+        printf("  enqueue, 16 producers >= 10x beanstalkd -f0: %.1fx  %s\n", e16[0] / e16[1],
+               e16[0] >= 10 * e16[1] ? "met" : "MISSED");
+    }
+    if (want("life"))
+        printf("  life cycle >= 1x beanstalkd mem: %.2fx  %s\n", life[0] / life[2],
+               life[0] >= life[2] ? "met" : "MISSED");
+    if (want("latency"))
+        printf("  start latency p99 < 5 ms: %.3f ms  %s\n", p99[0], p99[0] < 5 ? "met" : "MISSED");
+    if (want("million")) {
+        printf("  enqueue at %ldk >= 80%% of empty: %.0f%%  %s\n", million / 1000,
+               100 * mo.enq_full / mo.enq_empty, mo.enq_full >= 0.8 * mo.enq_empty ? "met" : "MISSED");
+        printf("  claim at %ldk >= 80%% of empty: %.0f%%  %s\n", million / 1000,
+               100 * mo.claim_full / mo.claim_empty,
+               mo.claim_full >= 0.8 * mo.claim_empty ? "met" : "MISSED");
+        printf("  RSS with %ldk queued < 64 MiB: %.1f MiB (peak %.1f)  %s\n", million / 1000,
+               (double)mo.rss_kib / 1024, (double)mo.hwm_kib / 1024,
+               mo.rss_kib < 64 * 1024 ? "met" : "MISSED");
+    }
+    if (made_dir) {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", dir);
+    }
+    return 0;
+}

@@ -1,0 +1,50 @@
+# scripts/lib.sh - shared by scripts/run, scripts/test and bench/*: install
+# what is missing from Debian's packages, and build. Sourced, not run.
+#
+# Packages are checked one by one with dpkg-query and only the missing ones
+# are installed, so a second run costs nothing and needs no network.
+
+set -euo pipefail
+
+OB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OB_JOBS=${OB_JOBS:-$(nproc)}
+
+# The build and test tool chain and the libraries liboutbox links.
+OB_PACKAGES_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
+                   libsqlite3-dev libjansson-dev util-linux)
+
+ob_say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# ob_install PKG... : apt-get install the packages that are not installed.
+ob_install() {
+    local missing=()
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+            missing+=("$p")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    ob_say "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; then
+        $sudo apt-get update -qq
+        $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# ob_build DIR TYPE CC [cmake args...] : configure (once) and build.
+ob_build() {
+    local dir=$1 type=$2 cc=$3
+    shift 3
+    local log="$OB_ROOT/$dir.log"
+    mkdir -p "$OB_ROOT/$dir"
+    if ! { cmake -S "$OB_ROOT" -B "$OB_ROOT/$dir" -DCMAKE_BUILD_TYPE="$type" \
+                 -DCMAKE_C_COMPILER="$cc" "$@" &&
+           cmake --build "$OB_ROOT/$dir" -j "$OB_JOBS"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        ob_say "build failed ($dir): see above"
+        return 1
+    fi
+}

@@ -1,0 +1,64 @@
+/*
+ * fuzz_text.c - libFuzzer target over the engine's text parsers and
+ * validators: job ids, state names, queue/kind names, UTF-8 checking and
+ * cleaning, and store URLs. Properties checked, not just "no crash":
+ *   - an id that parses formats back to the same text, lower-cased;
+ *   - a cleaned string is valid UTF-8 and no longer than its limit;
+ *   - a valid name is 1..64 bytes of [A-Za-z0-9._-].
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    if (!s)
+        return 0;
+    memcpy(s, data, size);
+    s[size] = '\0';
+
+    ob_id id;
+    if (ob_id_parse(s, &id) == 0) {
+        char back[OB_ID_STRLEN + 1];
+        ob_id_format(&id, back);
+        for (int i = 0; i < OB_ID_STRLEN; i++)
+            if (back[i] != tolower((unsigned char)s[i]))
+                abort();
+    }
+
+    ob_state st;
+    if (ob_state_parse(s, &st) == 0 && strcmp(ob_state_name(st), s) != 0)
+        abort();
+
+    if (ob_name_valid(s)) {
+        size_t n = strlen(s);
+        if (n < 1 || n > OB_NAME_MAX || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+            abort();
+    }
+
+    size_t max = size ? data[0] % 64 : 0;
+    char *clean = ob_utf8_clean_dup(s, max);
+    if (clean) {
+        size_t n = strlen(clean);
+        if (n > max || !ob_utf8_valid(clean, n))
+            abort();
+        if (ob_utf8_valid(s, strlen(s)) && strlen(s) <= max && strcmp(clean, s) != 0)
+            abort(); /* valid text within the limit passes unchanged */
+        free(clean);
+    }
+
+    /* URLs that are not sqlite: must be refused without touching anything */
+    if (strncmp(s, "sqlite:", 7) != 0) {
+        store *out = NULL;
+        if (store_open(s, &out) != OB_EINVAL || out)
+            abort();
+    }
+    free(s);
+    return 0;
+}
