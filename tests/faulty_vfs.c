@@ -3,19 +3,68 @@
  * real file with our io_methods in front, which forward every call unless
  * a fault is switched on.
  */
+#include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "faulty_vfs.h"
 
 atomic_int faulty_fail_write;
 atomic_int faulty_fail_sync;
 atomic_int faulty_syncs;
+atomic_int faulty_snapshots;
+
+/* Copy the file named path to PATH.durable, atomically, one at a time. */
+static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void snapshot(const char *path)
+{
+    pthread_mutex_lock(&snap_mu);
+    char tmp[4200], dst[4200];
+    snprintf(tmp, sizeof tmp, "%s.durable.tmp", path);
+    snprintf(dst, sizeof dst, "%s.durable", path);
+    int in = open(path, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    static _Thread_local char buf[1 << 16];
+    ssize_t n;
+    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            abort();
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (rename(tmp, dst) != 0)
+        abort();
+    pthread_mutex_unlock(&snap_mu);
+}
+
+void faulty_power_loss(const char *db)
+{
+    const char *suffix[] = {"", "-wal"};
+    for (int i = 0; i < 2; i++) {
+        char path[4200], dur[4300];
+        snprintf(path, sizeof path, "%s%s", db, suffix[i]);
+        snprintf(dur, sizeof dur, "%s.durable", path);
+        if (access(dur, F_OK) == 0) {
+            if (rename(dur, path) != 0)
+                abort();
+        } else {
+            unlink(path); /* never synced: it is not there after a power loss */
+        }
+    }
+    char shm[4200];
+    snprintf(shm, sizeof shm, "%s-shm", db);
+    unlink(shm);
+}
 
 typedef struct ffile {
     sqlite3_file base;
     sqlite3_file *real; /* follows this struct in the same allocation */
+    char path[512];
 } ffile;
 
 static sqlite3_vfs *real_vfs;
@@ -41,6 +90,8 @@ static int f_sync(sqlite3_file *f, int flags)
     if (atomic_load(&faulty_fail_sync))
         return SQLITE_IOERR_FSYNC;
     atomic_fetch_add(&faulty_syncs, 1);
+    if (atomic_load(&faulty_snapshots) && ((ffile *)f)->path[0])
+        snapshot(((ffile *)f)->path);
     return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 static int f_size(sqlite3_file *f, sqlite3_int64 *s) { return REAL(f)->pMethods->xFileSize(REAL(f), s); }
@@ -79,6 +130,7 @@ static int f_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fl
     (void)vfs;
     ffile *f = (ffile *)file;
     f->real = (sqlite3_file *)(f + 1);
+    snprintf(f->path, sizeof f->path, "%s", name ? name : "");
     int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out);
     f->base.pMethods = rc == SQLITE_OK && f->real->pMethods ? &f_methods : NULL;
     return rc;
@@ -97,4 +149,18 @@ void faulty_vfs_register(void)
     faulty.xOpen = f_open;
     faulty.pNext = NULL;
     sqlite3_vfs_register(&faulty, 0);
+}
+
+void faulty_durable_baseline(const char *db)
+{
+    const char *suffix[] = {"", "-wal"};
+    for (int i = 0; i < 2; i++) {
+        char path[4200], dur[4300];
+        snprintf(path, sizeof path, "%s%s", db, suffix[i]);
+        snprintf(dur, sizeof dur, "%s.durable", path);
+        if (access(path, F_OK) == 0)
+            snapshot(path);
+        else
+            unlink(dur);
+    }
 }
