@@ -8,15 +8,18 @@
  *   beanstalkd -b DIR -f0   binlog, fsync on every write: durable like us
  *   beanstalkd              no binlog: memory only, the speed to beat
  *
- * Measurements (each over --seconds after a short warm-up):
+ * Measurements (each over --seconds after a short warm-up; rates are the
+ * median of --rounds rounds, outbox and its peers measured back to back in
+ * each round, so that a slow spell of the shared disk hits all of them):
  *   durable enqueue/s         1 and 16 producer threads, blocking calls
  *   life cycle/s              16 producers + 16 workers: enqueue, claim,
  *                             no-op handler, complete (counted at commit)
  *   start latency p50/p99     enqueue -> handler start, idle queue
- *   1M queued vs empty        enqueue/s (16 producers) and claim/s (drain
- *                             of 30,000 jobs by 16 workers), and RSS
+ *   1M queued vs small        enqueue/s (16 producers) and claim/s (drain
+ *                             of 30,000 jobs by 16 workers: claim, no-op,
+ *                             complete), and RSS
  *
- *   bench_engine [--seconds S] [--million N] [--dir DIR] [--only WHAT]
+ *   bench_engine [--seconds S] [--rounds R] [--million N] [--dir DIR] [--only WHAT]
  */
 #include <errno.h>
 #include <pthread.h>
@@ -37,7 +40,8 @@
 #define DRAIN 30000
 #define LAT_SAMPLES 1000
 
-static double seconds = 3.0;
+static double seconds = 2.0;
+static int rounds = 3;
 static long million = 1000000;
 static char dir[4096];
 static const char *only;
@@ -70,6 +74,20 @@ static void sleep_s(double s)
 }
 
 static long self_rss_kib(void) { return bk_rss_kib(getpid()); }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    double t[16];
+    memcpy(t, v, sizeof *v * (size_t)n);
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -356,27 +374,39 @@ static long self_hwm_kib(void)
     return kib;
 }
 
+/* The large queue is filled once; then each round measures a fresh small
+ * store and the large one back to back (enqueue for the window, then a
+ * drain of DRAIN jobs: claim, no-op, complete), and the medians are kept. */
 static void ours_million(million_result *r)
 {
-    ob_subscription *sub;
-    ob_engine *e = fresh_engine("small.db", &sub);
-    fill(e, DRAIN, "small queue");
-    r->claim_empty = drain_rate(e);
-    ob_engine_unsubscribe(e, sub);
-    ob_engine_close(e);
-
-    e = fresh_engine("million.db", &sub);
-    r->enq_empty = measure(PRODUCERS, ob_producer, e, NULL);
-    fill(e, million, "outbox");
-    r->enq_full = measure(PRODUCERS, ob_producer, e, NULL);
-    r->rss_kib = self_rss_kib();
-    r->claim_full = drain_rate(e);
-    long rss = self_rss_kib();
-    if (rss > r->rss_kib)
-        r->rss_kib = rss;
+    ob_subscription *big_sub;
+    ob_engine *big = fresh_engine("million.db", &big_sub);
+    fill(big, million, "outbox");
+    double ee[16], ef[16], ce[16], cf[16];
+    for (int k = 0; k < rounds; k++) {
+        fprintf(stderr, "  round %d/%d: small queue vs %ldk queued\n", k + 1, rounds, million / 1000);
+        ob_subscription *sub;
+        ob_engine *small = fresh_engine("small.db", &sub);
+        ee[k] = measure(PRODUCERS, ob_producer, small, NULL);
+        fill(small, DRAIN, "small queue");
+        ce[k] = drain_rate(small);
+        ob_engine_unsubscribe(small, sub);
+        ob_engine_close(small);
+        ef[k] = measure(PRODUCERS, ob_producer, big, NULL);
+        long rss = self_rss_kib();
+        if (rss > r->rss_kib)
+            r->rss_kib = rss;
+        atomic_store(&done_count, 0);
+        cf[k] = drain_rate(big);
+        rss = self_rss_kib();
+        if (rss > r->rss_kib)
+            r->rss_kib = rss;
+    }
+    r->enq_empty = median(ee, rounds), r->enq_full = median(ef, rounds);
+    r->claim_empty = median(ce, rounds), r->claim_full = median(cf, rounds);
     r->hwm_kib = self_hwm_kib();
-    ob_engine_unsubscribe(e, sub);
-    ob_engine_close(e);
+    ob_engine_unsubscribe(big, big_sub);
+    ob_engine_close(big);
 }
 
 /* ---- beanstalkd ---- */
@@ -594,8 +624,9 @@ static bool want(const char *what) { return !only || strstr(only, what); }
 
 static void usage(void)
 {
-    printf("usage: bench_engine [--seconds S] [--million N] [--dir DIR] [--only LIST]\n"
-           "  --seconds S   measuring window per figure (default 3)\n"
+    printf("usage: bench_engine [--seconds S] [--rounds R] [--million N] [--dir DIR] [--only LIST]\n"
+           "  --seconds S   measuring window per figure (default 2)\n"
+           "  --rounds R    rate figures are the median of R interleaved rounds (default 3)\n"
            "  --million N   jobs queued for the large-queue figures (default 1000000)\n"
            "  --dir DIR     where stores and the binlog go (default: a new dir in /var/tmp)\n"
            "  --only LIST   comma list of: enqueue,life,latency,million\n"
@@ -607,6 +638,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+            rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--million") && i + 1 < argc)
             million = atol(argv[++i]);
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
@@ -618,7 +651,7 @@ int main(int argc, char **argv)
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
-    if (seconds <= 0 || million < DRAIN) {
+    if (seconds <= 0 || million < DRAIN || rounds < 1 || rounds > 16) {
         usage();
         return 2;
     }
@@ -635,21 +668,31 @@ int main(int argc, char **argv)
     memcpy(payload, "{\"to\":\"someone@example.org\",\"subject\":\"welcome\",\"pad\":\"", 56);
     payload[sizeof payload - 3] = '"';
     payload[sizeof payload - 2] = '}';
-    printf("bench_engine: %.1f s windows, %d producers / %d workers, %zu-byte payloads, stores in %s\n",
-           seconds, PRODUCERS, WORKERS, sizeof payload - 1, dir);
+    printf("bench_engine: medians of %d rounds of %.1f s, %d producers / %d workers, %zu-byte "
+           "payloads, stores in %s\n", rounds, seconds, PRODUCERS, WORKERS, sizeof payload - 1, dir);
 
     double e1[3] = {0}, e16[3] = {0}, life[3] = {0}, p50[3] = {0}, p99[3] = {0};
     million_result mo = {0}, mb = {0};
-    if (want("enqueue")) {
-        fprintf(stderr, "  enqueue, 1 producer\n");
-        e1[0] = ours_enqueue(1), e1[1] = bk_enqueue(true, 1), e1[2] = bk_enqueue(false, 1);
-        fprintf(stderr, "  enqueue, 16 producers\n");
-        e16[0] = ours_enqueue(PRODUCERS), e16[1] = bk_enqueue(true, PRODUCERS),
-        e16[2] = bk_enqueue(false, PRODUCERS);
+    /* Rate figures: `rounds` rounds, each measuring outbox and both peers
+     * back to back; the median of each is reported. */
+    double r1[3][16], r16[3][16], rl[3][16];
+    for (int r = 0; r < rounds; r++) {
+        if (want("enqueue")) {
+            fprintf(stderr, "  round %d/%d: enqueue, 1 producer\n", r + 1, rounds);
+            r1[0][r] = ours_enqueue(1), r1[1][r] = bk_enqueue(true, 1), r1[2][r] = bk_enqueue(false, 1);
+            fprintf(stderr, "  round %d/%d: enqueue, 16 producers\n", r + 1, rounds);
+            r16[0][r] = ours_enqueue(PRODUCERS), r16[1][r] = bk_enqueue(true, PRODUCERS),
+            r16[2][r] = bk_enqueue(false, PRODUCERS);
+        }
+        if (want("life")) {
+            fprintf(stderr, "  round %d/%d: life cycle\n", r + 1, rounds);
+            rl[0][r] = ours_lifecycle(), rl[1][r] = bk_lifecycle(true), rl[2][r] = bk_lifecycle(false);
+        }
     }
-    if (want("life")) {
-        fprintf(stderr, "  life cycle\n");
-        life[0] = ours_lifecycle(), life[1] = bk_lifecycle(true), life[2] = bk_lifecycle(false);
+    for (int k = 0; k < 3; k++) {
+        e1[k] = median(r1[k], rounds);
+        e16[k] = median(r16[k], rounds);
+        life[k] = median(rl[k], rounds);
     }
     if (want("latency")) {
         fprintf(stderr, "  start latency\n");
@@ -685,8 +728,8 @@ int main(int argc, char **argv)
         row("enqueue/s, empty queue", mo.enq_empty, 0, mb.enq_empty, "");
         snprintf(w, sizeof w, "enqueue/s, %ldk queued", million / 1000);
         row(w, mo.enq_full, 0, mb.enq_full, "");
-        row("claim/s, 30k queued", mo.claim_empty, 0, mb.claim_empty, "");
-        snprintf(w, sizeof w, "claim/s, %ldk queued", million / 1000);
+        row("claim+complete/s, small queue", mo.claim_empty, 0, mb.claim_empty, "");
+        snprintf(w, sizeof w, "claim+complete/s, %ldk queued", million / 1000);
         row(w, mo.claim_full, 0, mb.claim_full, "");
         printf("| %-38s | %12.1f | %14s | %14.1f | %9s | %9s | MiB\n", "RSS with the large queue",
                (double)mo.rss_kib / 1024, "", (double)mb.rss_kib / 1024, "", "");
@@ -707,7 +750,7 @@ int main(int argc, char **argv)
     if (want("million")) {
         printf("  enqueue at %ldk >= 80%% of empty: %.0f%%  %s\n", million / 1000,
                100 * mo.enq_full / mo.enq_empty, mo.enq_full >= 0.8 * mo.enq_empty ? "met" : "MISSED");
-        printf("  claim at %ldk >= 80%% of empty: %.0f%%  %s\n", million / 1000,
+        printf("  claim at %ldk >= 80%% of small queue: %.0f%%  %s\n", million / 1000,
                100 * mo.claim_full / mo.claim_empty,
                mo.claim_full >= 0.8 * mo.claim_empty ? "met" : "MISSED");
         printf("  RSS with %ldk queued < 64 MiB: %.1f MiB (peak %.1f)  %s\n", million / 1000,
