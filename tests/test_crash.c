@@ -149,13 +149,12 @@ static void kill_cycles(int n, void (*child_setup)(void), void (*after_kill)(voi
             after_kill();
 
         ob_engine *e = h_open(store_name, NULL); /* rescues what the child ran */
-        int acked = 0, this_cycle = 0;
-        for (int k = 0; k <= c; k++) {
+        int this_cycle = 0;
+        for (int k = 0; k <= c; k++) { /* every cycle so far, not just this one */
             for (int t = 0; t < PRODUCERS; t++) {
                 char name[64];
                 snprintf(name, sizeof name, "acked-%d-%d.log", k, t);
                 int v = verify_log(e, name);
-                acked += v;
                 this_cycle += k == c ? v : 0;
             }
         }

@@ -102,13 +102,15 @@ typedef struct ob_kind_opts {
     ob_backoff backoff;
 } ob_kind_opts;
 
+#define OB_ERRORS_KEPT_MAX 64
+
 typedef struct ob_engine_opts {
     size_t max_payload;         /* bytes; default 1 MiB, at most 64 MiB */
     size_t max_result;          /* bytes of result JSON; default 64 KiB */
     size_t max_error;           /* bytes kept of one error message; default 1 KiB */
-    int errors_kept;            /* per job, the newest are kept; default 20, 1..64 */
+    int errors_kept;            /* per job, the newest are kept; default 20, 1..OB_ERRORS_KEPT_MAX */
     int64_t max_jobs;           /* unfinished jobs in the store; default 10,000,000 */
-    int max_inflight;           /* enqueues waiting for a commit; default 65,536 */
+    int max_inflight;           /* enqueues, cancels, retries waiting for a commit; default 65,536 */
     int max_batch;              /* operations per commit; default 1024 */
     int max_waiters;            /* concurrent ob_job_wait calls; default 10,000 */
     int64_t retention_ms;       /* finished jobs are pruned after; default 7 days */
@@ -272,7 +274,6 @@ int ob_job_cancel(ob_engine *e, const ob_id *id, ob_state *state);
  * OB_ESTATE. Durable when this returns; *state as for cancel. */
 int ob_job_retry(ob_engine *e, const ob_id *id, ob_state *state);
 
-#define OB_ERRORS_KEPT_MAX 64
 #define OB_LIST_MAX 1000
 #define OB_CURSOR_MAX 64
 

@@ -279,14 +279,21 @@ op *op_change_new(const ob_id *id, const lc_input *in)
 
 /* ---- enqueue ---- */
 
-int ob_enqueue(ob_engine *e, const ob_new_job *j, ob_id *id, bool *existed)
+/* Check `j` and make its op; *out is then the caller's. */
+static int enqueue_op(ob_engine *e, const ob_new_job *j, op **out)
 {
     int rc = ob_new_job_check(e, j, NULL);
     if (rc)
         return rc;
-    op *o = op_enqueue_new(e, j);
-    if (!o)
-        return OB_ENOMEM;
+    return (*out = op_enqueue_new(e, j)) ? 0 : OB_ENOMEM;
+}
+
+int ob_enqueue(ob_engine *e, const ob_new_job *j, ob_id *id, bool *existed)
+{
+    op *o;
+    int rc = enqueue_op(e, j, &o);
+    if (rc)
+        return rc;
     rc = commit_submit_wait(e, o);
     if (!rc) {
         if (id)
@@ -308,12 +315,10 @@ int ob_enqueue_async(ob_engine *e, const ob_new_job *j, ob_enqueued_fn done, voi
 {
     if (!done)
         return OB_EINVAL;
-    int rc = ob_new_job_check(e, j, NULL);
+    op *o;
+    int rc = enqueue_op(e, j, &o);
     if (rc)
         return rc;
-    op *o = op_enqueue_new(e, j);
-    if (!o)
-        return OB_ENOMEM;
     o->user_fn = done;
     o->arg = arg;
     o->done = enqueue_async_done;
