@@ -397,6 +397,32 @@ TEST(hung_handler_is_rescued_and_its_late_answer_dropped)
     ob_engine_close(e);
 }
 
+/* A prefetched job waits in the pool's ring behind a slow one. Its lease,
+ * taken at claim, must not run out while it then runs for its timeout:
+ * a healthy job is never rescued. */
+TEST(prefetched_job_keeps_its_lease_while_it_runs)
+{
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.lease_grace_ms = 200;
+    o.rescue_interval_ms = 20;
+    ob_engine *e = h_open("jobs.db", &o);
+    ob_new_job n = {.payload = "hang-first:450", .payload_len = 15, .timeout_ms = 600};
+    ob_id a = h_add_job(e, &n), b = h_add_job(e, &n);
+    ob_pool *p = h_pool(e, 1, 1, NULL); /* claims both; b waits ~450 ms */
+    ob_job *ja = h_wait(e, &a), *jb = h_wait(e, &b);
+    ASSERT_EQ(ja->state, OB_COMPLETED);
+    ASSERT_EQ(jb->state, OB_COMPLETED);
+    ASSERT_EQ(ja->attempt, 1);
+    ASSERT_EQ(jb->attempt, 1); /* b ran from ~450 to ~900 ms: past claim + 800 */
+    ASSERT_EQ(jb->nerrors, 0);
+    ASSERT_EQ(h_starts(&b), 1);
+    ob_job_free(ja);
+    ob_job_free(jb);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
 TEST(retry_requeues_a_discarded_job)
 {
     ob_engine *e = h_open("jobs.db", NULL);
@@ -645,6 +671,7 @@ static const test_case tests[] = {
     T(cancel_reaches_running_handler),
     T(timeout_is_delivered_and_recorded),
     T(hung_handler_is_rescued_and_its_late_answer_dropped),
+    T(prefetched_job_keeps_its_lease_while_it_runs),
     T(retry_requeues_a_discarded_job),
     T(retry_runs_a_scheduled_job_now),
     T(wait_times_out_with_current_state),

@@ -2,7 +2,7 @@
  * commit.c - the commit thread: the one writer to the store.
  *
  * Every change to the store goes through here as an `op` (enqueue, a
- * worker's answer, cancel, retry, release). Threads queue ops and go on (or
+ * worker's answer, cancel, retry, release, a lease renewed at start). Threads queue ops and go on (or
  * wait for their op's done callback); the commit thread takes everything
  * queued — up to max_batch — and applies it in ONE transaction, then one
  * commit, so one fsync acknowledges every op that arrived while the
@@ -190,6 +190,13 @@ static int apply_change(ob_engine *e, batch *b, op *o, int64_t now)
     return rc;
 }
 
+static int apply_lease(ob_engine *e, op *o)
+{
+    int rc = e->st->ops->extend(e->st, &o->id, o->in.attempt, o->lease_until);
+    o->rc = rc == OB_ESTATE ? rc : 0; /* no longer running: nothing to extend */
+    return rc == OB_ESTATE ? 0 : rc;
+}
+
 /* ---- chores ---- */
 
 static int promote_due(ob_engine *e, batch *b, int64_t now)
@@ -324,6 +331,7 @@ static int apply_all(ob_engine *e, batch *b, op *ops, int64_t now)
     for (op *o = ops; o && !rc; o = o->next)
         rc = o->type == OP_ENQUEUE  ? apply_enqueue(e, b, o, now)
              : o->type == OP_CHANGE ? apply_change(e, b, o, now)
+             : o->type == OP_LEASE  ? apply_lease(e, o)
                                     : 0; /* OP_BARRIER: nothing to apply */
     if (!rc)
         rc = promote_due(e, b, now);

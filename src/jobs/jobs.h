@@ -122,6 +122,7 @@ typedef void (*op_done_fn)(op *o);
 typedef enum op_type {
     OP_ENQUEUE, /* insert a job */
     OP_CHANGE,  /* a life-cycle event on one job */
+    OP_LEASE,   /* a running attempt's lease moves to lease_until */
     OP_BARRIER, /* nothing: done() once every op queued before it is through */
 } op_type;
 
@@ -138,9 +139,10 @@ struct op {
     store_new nj;    /* pointers into buf */
     bool existed;
     ob_enqueued_fn user_fn; /* ob_enqueue_async's callback */
-    /* OP_CHANGE */
+    /* OP_CHANGE, OP_LEASE (in.attempt) */
     lc_input in;     /* strings point into buf */
     ob_state state_out;
+    int64_t lease_until;
     /* both */
     ob_id id;
     char buf[];      /* payload, strings */

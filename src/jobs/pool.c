@@ -141,11 +141,32 @@ static op *answer_op(ob_job_ctx *ctx, const job_kind *k)
     return o;
 }
 
+/* A job's lease began at its claim. One that waited in the ring long
+ * enough to eat into its grace gets its lease moved to start + timeout +
+ * grace, so that running for its whole timeout never looks like a hang
+ * (the op is queued before the answer, and commits long before the old
+ * lease ends). Jobs that start at once — the usual case — cost nothing. */
+static void renew_lease(ob_engine *e, const ob_job *job, int64_t now)
+{
+    if (now - job->attempted_at_ms <= e->o.lease_grace_ms / 2)
+        return;
+    lc_input in = {.attempt = job->attempt};
+    op *o = op_change_new(&job->id, &in);
+    if (!o)
+        return; /* the claim's lease stands: at worst a rescue */
+    o->type = OP_LEASE;
+    o->lease_until = now + job->timeout_ms + e->o.lease_grace_ms;
+    if (commit_submit(e, o, false))
+        free(o);
+}
+
 static void run_job(worker *w, ob_job *job)
 {
     pool *p = w->p;
     ob_engine *e = p->e;
-    ob_job_ctx ctx = {.job = job, .w = w, .deadline = ob_now_ms() + job->timeout_ms};
+    int64_t now = ob_now_ms();
+    renew_lease(e, job, now);
+    ob_job_ctx ctx = {.job = job, .w = w, .deadline = now + job->timeout_ms};
     atomic_init(&ctx.cancel, OB_CANCEL_NONE);
     pthread_mutex_lock(&w->mu);
     w->ctx = &ctx;

@@ -91,7 +91,7 @@ enum {
 /* Writer statements, prepared once at open. */
 enum {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_INSERT_PAYLOAD, W_FIND_UNIQUE, W_LOAD,
-    W_UPDATE, W_ADD_ERROR, W_TRIM_ERRORS, W_CAND_ALL, W_CAND_QUEUE, W_CLAIM_ONE,
+    W_UPDATE, W_EXTEND, W_ADD_ERROR, W_TRIM_ERRORS, W_CAND_ALL, W_CAND_QUEUE, W_CLAIM_ONE,
     W_PAYLOAD, W_PROMOTE, W_NEXT_DUE, W_EXPIRED, W_EXPIRED_ALL, W_PRUNE_SELECT,
     W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS, W_COUNT_UNFINISHED, W_COUNT
 };
@@ -110,6 +110,7 @@ static const char *const writer_sql[W_COUNT] = {
                  " finished_at = ?7, cancel_requested = ?8, result = coalesce(?9, result),"
                  " lease_until = CASE WHEN ?3 = 3 THEN lease_until END"
                  " WHERE id = ?1 AND state = ?2 AND attempt = ?10 RETURNING seq",
+    [W_EXTEND] = "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 3 AND attempt = ?2",
     [W_ADD_ERROR] = "INSERT OR REPLACE INTO errors(seq, attempt, at, message) VALUES(?,?,?,?)",
     [W_TRIM_ERRORS] = "DELETE FROM errors WHERE seq = ? AND attempt <= ?",
     [W_CAND_ALL] = "SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_claim"
@@ -593,6 +594,17 @@ static int sqlite_update(store *base, const store_change *c)
     return step_done(s->w, st, "trim errors");
 }
 
+static int sqlite_extend(store *base, const ob_id *id, int attempt, int64_t lease_until)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = WS(s, W_EXTEND);
+    bind_id(st, 1, id);
+    sqlite3_bind_int(st, 2, attempt);
+    sqlite3_bind_int64(st, 3, lease_until);
+    int rc = step_done(s->w, st, "extend lease");
+    return rc ? rc : sqlite3_changes(s->w) ? 0 : OB_ESTATE;
+}
+
 typedef struct cand {
     int64_t seq, run_at;
     int priority;
@@ -894,6 +906,7 @@ static const store_ops sqlite_ops = {
     .find_unique = sqlite_find_unique,
     .load = sqlite_load,
     .update = sqlite_update,
+    .extend = sqlite_extend,
     .claim = sqlite_claim,
     .promote = sqlite_promote,
     .next_due = sqlite_next_due,

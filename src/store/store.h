@@ -117,6 +117,9 @@ typedef struct store_ops {
     int (*find_unique)(store *s, const char *key, ob_id *id);
     int (*load)(store *s, const ob_id *id, store_row *row); /* OB_ENOTFOUND */
     int (*update)(store *s, const store_change *c);         /* OB_ESTATE (S3) */
+    /* Move the lease of a running attempt to lease_until; OB_ESTATE if the
+     * job is no longer running that attempt. */
+    int (*extend)(store *s, const ob_id *id, int attempt, int64_t lease_until);
     /* Claimed jobs (payload included, errors not) in *jobs[0..*n), each
      * owned by the caller (ob_job_free). `jobs` has room for c->limit. */
     int (*claim)(store *s, const store_claim *c, ob_job **jobs, int *n);
