@@ -34,6 +34,7 @@ enum {
     OB_ENOKIND = -13,   /* no handler is registered for this job kind */
     OB_ELOCKED = -14,   /* the store is in use by another process */
     OB_ESCHEMA = -15,   /* the store was written by a newer outbox */
+    OB_EGONE = -16,     /* the client has gone (closed, or its request timed out) */
 };
 
 /* Name of an OB_E* code, e.g. "queue full". Never NULL; static storage. */

@@ -22,6 +22,7 @@ const char *ob_strerror(int rc)
     case OB_ENOKIND: return "unknown job kind";
     case OB_ELOCKED: return "store in use by another process";
     case OB_ESCHEMA: return "store written by a newer version";
+    case OB_EGONE: return "the client has gone";
     }
     return "unknown error";
 }

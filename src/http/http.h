@@ -1,0 +1,207 @@
+/*
+ * http.h - internals of the HTTP server, shared by its files:
+ *
+ *   arena.c    per-request memory: bump allocation, cleanup hooks,
+ *              poisoning when the handler returns
+ *   router.c   METHOD + /path/{param} patterns, matching (pure: fuzzed)
+ *   request.c  the request a handler sees, and the answers it gives
+ *   later.c    suspended responses: the handle any thread may answer once
+ *   server.c   libmicrohttpd: callbacks, limits, the watch thread
+ *              (timeouts, clients gone while suspended), shutdown, access log
+ *
+ * A request has two parts with two lifetimes:
+ *   hreq        control block (malloc): what the server needs until the
+ *               response is done — the pending response, the suspend
+ *               handle, the access-log fields. Touched by the MHD thread,
+ *               and under `later->mu` by whoever answers a suspension.
+ *   ob_http_req the handler's view, in the arena: poisoned when the handler
+ *               returns, freed when the response is done.
+ */
+#ifndef OB_HTTP_INTERNAL_H
+#define OB_HTTP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "outbox/http.h"
+
+/* ---- arena.c ---- */
+
+typedef struct arena_chunk arena_chunk;
+typedef struct arena_hook arena_hook;
+
+typedef struct arena {
+    arena_chunk *head;
+    size_t total, limit;
+    arena_hook *hooks;
+    bool poisoned;
+} arena;
+
+void arena_init(arena *a, size_t limit);
+/* n zeroed bytes, 16-aligned; NULL past the limit or on OOM. */
+void *arena_alloc(arena *a, size_t n);
+char *arena_strndup(arena *a, const char *s, size_t n);
+/* Run fn(arg) when the arena is poisoned (or freed). 0 or OB_ENOMEM. */
+int arena_on_poison(arena *a, void (*fn)(void *), void *arg);
+/* The handler returned: run hooks, then make the memory unusable (ASan
+ * poison; a 0xdb fill in other debug builds). */
+void arena_poison(arena *a);
+void arena_free(arena *a);
+
+/* ---- router.c ---- */
+
+#define ROUTE_PARAMS_MAX 8
+#define ROUTE_SEGS_MAX 16
+
+typedef struct route {
+    char method[16];
+    char *pattern;
+    int nsegs;
+    char *segs[ROUTE_SEGS_MAX]; /* literal, or the parameter name */
+    bool param[ROUTE_SEGS_MAX];
+    ob_http_handler fn;
+    void *arg;
+    unsigned flags;
+} route;
+
+typedef struct router {
+    route *routes;
+    int n, cap;
+} router;
+
+typedef struct route_match {
+    const route *r;
+    int nparams;
+    const char *name[ROUTE_PARAMS_MAX]; /* borrowed from the route */
+    const char *val[ROUTE_PARAMS_MAX];  /* into the path; not NUL-terminated */
+    size_t len[ROUTE_PARAMS_MAX];
+    char allow[96]; /* on 405: "GET, POST" */
+} route_match;
+
+/* 0, OB_EINVAL (bad method or pattern; logged) or OB_ENOMEM. */
+int router_add(router *rt, const char *method, const char *pattern, ob_http_handler fn,
+               void *arg, unsigned flags);
+/* 0 with *m set; OB_ENOTFOUND (404); OB_ESTATE (405, m->allow set). HEAD
+ * matches GET routes. */
+int router_match(const router *rt, const char *method, const char *path, route_match *m);
+void router_free(router *rt);
+/* Whether s is an HTTP token (RFC 9110 tchar+), as header names must be. */
+bool http_token(const char *s);
+/* Whether s may be a header value: no CR, LF or NUL, no other control
+ * characters but tab. */
+bool http_value_ok(const char *s);
+
+/* ---- responses, shared by request.c and later.c ---- */
+
+typedef struct resp_hdr {
+    char *name, *value;
+    struct resp_hdr *next;
+} resp_hdr;
+
+typedef struct resp {
+    int status;       /* 0: none yet */
+    char *ctype;
+    resp_hdr *hdrs;
+    char *body;
+    size_t len;
+} resp;
+
+int resp_add_header(resp *p, const char *name, const char *value);
+/* Set status and a copy of body; 0 or OB_ENOMEM. */
+int resp_set(resp *p, int status, const char *ctype, const void *body, size_t len);
+int resp_set_json(resp *p, int status, const json_t *v);
+int resp_set_error(resp *p, int status, const char *code, const char *message, const char *field);
+void resp_clear(resp *p);
+
+/* ---- the request ---- */
+
+typedef struct hreq hreq;
+typedef struct hconn hconn;
+
+typedef enum later_state {
+    LATER_SUSPENDED, /* waiting for an answer */
+    LATER_ANSWERED,  /* answer stored, connection resumed */
+    LATER_GONE,      /* client left or timed out: resumed to be closed */
+    LATER_SHUTDOWN,  /* server stopping: resumed with 503 */
+} later_state;
+
+struct ob_http_later {
+    pthread_mutex_t mu;
+    int refs;            /* the server's and the holder's */
+    later_state state;
+    bool parked;         /* the connection is suspended in libmicrohttpd */
+    hreq *q;             /* valid while the server holds its reference */
+    resp r;              /* the answer, under mu until resumed */
+};
+
+struct hreq {
+    ob_http_server *s;
+    hconn *c;
+    struct MHD_Connection *mc;
+    arena mem;
+    ob_http_req *view;     /* in mem */
+    const route *rt;
+    int early_status;      /* an error found before the handler (431, 413, ...) */
+    const char *early_code, *early_msg;
+    bool has_body, body_too_big, answered;
+    char *body;            /* in mem */
+    size_t body_len, body_cap;
+    resp r;                /* the answer of a handler that did not suspend */
+    ob_http_later *later;  /* when suspended */
+    /* access log */
+    char method[16];
+    char path[256];
+    int status_sent;
+    uint64_t bytes_sent;
+    int64_t t0_us;
+};
+
+struct ob_http_req {
+    hreq *q;
+    const char *method, *path, *remote;
+    route_match m;
+    char *params[ROUTE_PARAMS_MAX];
+    int nhdrs, nargs;
+    const char **hdr_names, **hdr_values;
+    const char **arg_names, **arg_values;
+};
+
+/* ---- server.c ---- */
+
+struct ob_http_server {
+    ob_http_opts o;
+    router rt;
+    struct MHD_Daemon *d;
+    int port;
+    bool started, stopped;
+    _Atomic bool stopping;
+    _Atomic int nconns, nsuspended, nactive;
+    pthread_mutex_t conns_mu; /* guards the conns list and every conn's fd use */
+    hconn *conns;
+    int watch_epfd;
+    pthread_t watch;
+    _Atomic bool watch_stop;
+    char listen_host[128];
+};
+
+/* later.c */
+int later_new(hreq *q, ob_http_later **out);
+/* Drop one reference; frees at zero. */
+void later_unref(ob_http_later *l);
+/* The server side of a suspension ends (response done or connection
+ * gone): clear the back pointer, drop the server's reference. */
+void later_detach(ob_http_later *l);
+/* Resume the suspended connection of l with `state` (GONE or SHUTDOWN),
+ * storing resp `r` for SHUTDOWN. false if l was no longer suspended. */
+bool later_cut(ob_http_later *l, later_state state, int status, const char *code,
+               const char *msg);
+
+/* server.c, for later.c: stop watching a suspended connection's socket,
+ * and resume it (MHD_resume_connection). Called with l->mu held. */
+void server_resume(hreq *q);
+
+#endif

@@ -1,0 +1,799 @@
+/*
+ * server.c - the HTTP server on GNU libmicrohttpd (MHD): MHD does the
+ * sockets, parsing, keep-alive, pipelining, chunked bodies and 100-continue
+ * on an epoll thread pool; this file decides everything else.
+ *
+ * One request, as MHD's access handler sees it:
+ *   1st call   headers are in: check limits (header count and size, body
+ *              size, media type, connection limit), route; copy what the
+ *              handler may read into the arena. An error found now is
+ *              answered at once only if a body follows (MHD then skips the
+ *              body and closes); otherwise it waits for the last call, so
+ *              keep-alive survives (answering on the 1st call loses it).
+ *   body calls append to the arena (a body past max_body is skipped and
+ *              answered 413).
+ *   last call  run the handler; then answer, park (suspend) it, or — if it
+ *              did neither — answer 500 and log the bug.
+ *   resumed    a suspended request's answer (or 503/504, or a close).
+ *   completed  access log; free the request.
+ *
+ * The watch thread does what MHD cannot:
+ *   - read timeouts: MHD's own timeout is idle time, which a client
+ *     sending a byte now and then (slowloris) never reaches; a connection
+ *     whose headers or body are not all in by their deadline gets a 408
+ *     written on its socket and is shut down;
+ *   - clients that leave while their response is suspended (MHD does not
+ *     watch suspended sockets): their sockets are in an epoll set for
+ *     EPOLLRDHUP; the handle is then settled GONE and the connection
+ *     resumed to be closed;
+ *   - suspended responses nobody answered within suspend_timeout get 504.
+ *
+ * Invariants
+ *   H1  A connection's fd is used outside MHD only under conns_mu, and MHD
+ *       announces a close (NOTIFY_CONNECTION CLOSED, which takes conns_mu)
+ *       before it closes the fd.
+ *   H2  The watch thread and the access handler race for a reading
+ *       connection with a compare-and-swap on its phase: only the winner
+ *       answers (408, or the normal response).
+ *   H3  Nothing is parked (suspended in MHD) once stopping is set: parking
+ *       checks it under conns_mu, and stop cuts every parked request under
+ *       conns_mu after setting it. So MHD_stop_daemon never meets a
+ *       suspended connection.
+ *   Lock order: conns_mu -> later.mu.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/http.h"
+
+enum {
+    PH_HEADERS,   /* reading a request's headers (or idle between requests) */
+    PH_BODY,      /* reading its body */
+    PH_BUSY,      /* handler running, or answering */
+    PH_SUSPENDED, /* parked, waiting for an answer */
+    PH_TIMEDOUT,  /* the watch thread answered 408 */
+};
+
+struct hconn {
+    hconn *next, *prev;      /* s->conns, under conns_mu */
+    int fd;
+    char remote[64];
+    _Atomic int phase;
+    _Atomic int64_t deadline; /* monotonic ms; 0: none */
+    bool over_limit;
+    bool watched;            /* fd in the watch epoll set (under later.mu) */
+    hreq *q;                 /* the request in progress (under conns_mu) */
+};
+
+#define WATCH_TICK_MS 50
+
+/* ---- options ---- */
+
+void ob_http_opts_init(ob_http_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->listen = "127.0.0.1:8080";
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    o->threads = n > 0 ? (int)n : 1;
+    o->max_connections = 1024;
+    o->max_header_bytes = 16 << 10;
+    o->max_headers = 100;
+    o->max_body = 1 << 20;
+    o->header_timeout_ms = 10 * 1000;
+    o->body_timeout_ms = 30 * 1000;
+    o->idle_timeout_ms = 60 * 1000;
+    o->max_suspended = 10000;
+    o->suspend_timeout_ms = 10 * 60 * 1000;
+}
+
+static const char *opts_bad(const ob_http_opts *o)
+{
+    if (!o->listen)
+        return "listen";
+    if (o->threads < 1 || o->threads > 256)
+        return "threads (1..256)";
+    if (o->max_connections < 1 || o->max_connections > 1000000)
+        return "max_connections";
+    if (o->max_header_bytes < 1024 || o->max_header_bytes > (1u << 20))
+        return "max_header_bytes (1 KiB .. 1 MiB)";
+    if (o->max_headers < 1 || o->max_headers > 10000)
+        return "max_headers";
+    if (o->max_body > ((size_t)1 << 30))
+        return "max_body (.. 1 GiB)";
+    if (o->header_timeout_ms < 1 || o->body_timeout_ms < 1 || o->idle_timeout_ms < 1000 ||
+        o->suspend_timeout_ms < 1)
+        return "timeouts (idle at least 1 s)";
+    if (o->max_suspended < 0)
+        return "max_suspended";
+    return NULL;
+}
+
+/* ---- access log ---- */
+
+static void access_log(ob_http_server *s, hreq *q, const char *remote)
+{
+    double ms = (double)(ob_mono_us() - q->t0_us) / 1000.0;
+    json_t *j = json_pack("{s:s, s:s, s:i, s:I, s:f, s:s}", "method", q->method, "path",
+                          q->path, "status", q->status_sent, "bytes", (json_int_t)q->bytes_sent,
+                          "ms", ms, "remote", remote);
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    ob_http_access a = {q->method, q->path, q->status_sent, q->bytes_sent, ms, remote,
+                        line ? line : "{}"};
+    if (s->o.access_log)
+        s->o.access_log(s->o.access_log_arg, &a);
+    else
+        ob_logf(OB_LOG_INFO, "http: %s", a.line);
+    free(line);
+    json_decref(j);
+}
+
+/* ---- the request ---- */
+
+static void phase_set(hconn *c, int ph, int64_t timeout_ms)
+{
+    atomic_store(&c->deadline, timeout_ms ? ob_mono_ms() + timeout_ms : 0);
+    atomic_store(&c->phase, ph);
+}
+
+/* Move c from `from` to `to` unless the watch thread timed it out (H2). */
+static bool phase_move(hconn *c, int from, int to, int64_t timeout_ms)
+{
+    int ph = from;
+    if (!atomic_compare_exchange_strong(&c->phase, &ph, to))
+        return false;
+    atomic_store(&c->deadline, timeout_ms ? ob_mono_ms() + timeout_ms : 0);
+    return true;
+}
+
+typedef struct kv_copy {
+    arena *a;
+    const char **names, **values;
+    int n, max;
+    bool oom;
+} kv_copy;
+
+static enum MHD_Result count_kv(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+    (void)kind, (void)k, (void)v;
+    (*(int *)cls)++;
+    return MHD_YES;
+}
+
+static enum MHD_Result copy_kv(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+    (void)kind;
+    kv_copy *kc = cls;
+    if (kc->n >= kc->max)
+        return MHD_NO;
+    const char *name = arena_strndup(kc->a, k, strlen(k));
+    const char *value = arena_strndup(kc->a, v ? v : "", v ? strlen(v) : 0);
+    if (!name || !value) {
+        kc->oom = true;
+        return MHD_NO;
+    }
+    kc->names[kc->n] = name;
+    kc->values[kc->n++] = value;
+    return MHD_YES;
+}
+
+/* Copy one kind of key-value pairs into the arena. false on OOM. */
+static bool copy_values(hreq *q, enum MHD_ValueKind kind, int *n, const char ***names,
+                        const char ***values)
+{
+    int count = 0;
+    MHD_get_connection_values(q->mc, kind, count_kv, &count);
+    kv_copy kc = {&q->mem, NULL, NULL, 0, count, false};
+    if (count) {
+        kc.names = arena_alloc(&q->mem, sizeof *kc.names * (size_t)count);
+        kc.values = arena_alloc(&q->mem, sizeof *kc.values * (size_t)count);
+        if (!kc.names || !kc.values)
+            return false;
+        MHD_get_connection_values(q->mc, kind, copy_kv, &kc);
+    }
+    *n = kc.n;
+    *names = kc.names;
+    *values = kc.values;
+    return !kc.oom;
+}
+
+static void early(hreq *q, int status, const char *code, const char *msg)
+{
+    if (!q->early_status) {
+        q->early_status = status;
+        q->early_code = code;
+        q->early_msg = msg;
+    }
+}
+
+static bool json_ctype(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Limits and routing, on the first call. Sets q->early_status on a
+ * refusal. */
+static void check_request(hreq *q, const char *url, const char *method)
+{
+    ob_http_server *s = q->s;
+    ob_http_req *v = q->view;
+    if (atomic_load(&s->stopping))
+        early(q, 503, "shutting_down", "the server is shutting down");
+    if (q->c->over_limit)
+        early(q, 503, "too_many_connections", "the server is at its connection limit");
+    const union MHD_ConnectionInfo *hi =
+        MHD_get_connection_info(q->mc, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    int nh = 0;
+    MHD_get_connection_values(q->mc, MHD_HEADER_KIND, count_kv, &nh);
+    if ((hi && hi->header_size > s->o.max_header_bytes) || nh > s->o.max_headers)
+        early(q, 431, "headers_too_large", "the request headers are too large or too many");
+
+    const char *cl = MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, "Content-Length");
+    const char *te = MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, "Transfer-Encoding");
+    unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+    q->has_body = len > 0 || (te && strcasecmp(te, "identity") != 0);
+    if (len > s->o.max_body)
+        early(q, 413, "body_too_large", "the request body is larger than allowed");
+
+    int rc = router_match(&s->rt, method, url, &v->m);
+    if (rc == OB_ENOTFOUND)
+        early(q, 404, "not_found", "no such resource");
+    else if (rc == OB_ESTATE)
+        early(q, 405, "method_not_allowed", "the resource does not allow this method");
+    else
+        q->rt = v->m.r;
+    if (q->rt && (q->rt->flags & OB_HTTP_JSON) && q->has_body &&
+        !json_ctype(MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, "Content-Type")))
+        early(q, 415, "unsupported_media_type", "the request body must be application/json");
+}
+
+/* Build the handler's view: everything it may read, copied. false: OOM. */
+static bool fill_view(hreq *q, const char *url, const char *method)
+{
+    ob_http_req *v = q->view;
+    v->q = q;
+    v->method = arena_strndup(&q->mem, method, strlen(method));
+    v->path = arena_strndup(&q->mem, url, strlen(url));
+    v->remote = arena_strndup(&q->mem, q->c->remote, strlen(q->c->remote));
+    for (int i = 0; i < v->m.nparams; i++)
+        if (!(v->params[i] = arena_strndup(&q->mem, v->m.val[i], v->m.len[i])))
+            return false;
+    for (int i = 0; i < v->m.nparams; i++)
+        v->m.val[i] = v->params[i]; /* not into MHD's buffer */
+    return v->method && v->path && v->remote &&
+           copy_values(q, MHD_HEADER_KIND, &v->nhdrs, &v->hdr_names, &v->hdr_values) &&
+           copy_values(q, MHD_GET_ARGUMENT_KIND, &v->nargs, &v->arg_names, &v->arg_values);
+}
+
+static hreq *hreq_new(ob_http_server *s, hconn *c, struct MHD_Connection *mc, const char *url,
+                      const char *method)
+{
+    hreq *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->s = s;
+    q->c = c;
+    q->mc = mc;
+    q->t0_us = ob_mono_us();
+    snprintf(q->method, sizeof q->method, "%s", method);
+    snprintf(q->path, sizeof q->path, "%s", url);
+    arena_init(&q->mem, s->o.max_body + s->o.max_header_bytes * 2 + (64 << 10));
+    q->view = arena_alloc(&q->mem, sizeof *q->view);
+    if (!q->view) {
+        arena_free(&q->mem);
+        free(q);
+        return NULL;
+    }
+    q->view->q = q;
+    atomic_fetch_add(&s->nactive, 1);
+    return q;
+}
+
+static void hreq_free(hreq *q)
+{
+    arena_free(&q->mem);
+    resp_clear(&q->r);
+    free(q);
+}
+
+/* Hand q->r to MHD. */
+static enum MHD_Result send_resp(hreq *q)
+{
+    resp *r = &q->r;
+    if (!r->status)
+        resp_set_error(r, 500, "internal", "no response", NULL);
+    struct MHD_Response *m =
+        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (!m)
+        return MHD_NO;
+    r->body = NULL; /* MHD frees it */
+    if (r->ctype)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    for (resp_hdr *h = r->hdrs; h; h = h->next)
+        MHD_add_response_header(m, h->name, h->value);
+    if (atomic_load(&q->s->stopping))
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
+    q->status_sent = r->status;
+    q->bytes_sent = r->len;
+    enum MHD_Result ok = MHD_queue_response(q->mc, (unsigned)r->status, m);
+    MHD_destroy_response(m);
+    phase_set(q->c, PH_BUSY, 0);
+    return ok;
+}
+
+static enum MHD_Result send_early(hreq *q)
+{
+    resp_set_error(&q->r, q->early_status, q->early_code, q->early_msg, NULL);
+    if (q->early_status == 405 && q->view->m.allow[0])
+        resp_add_header(&q->r, "Allow", q->view->m.allow);
+    return send_resp(q);
+}
+
+/* Take the answer of a resumed (or quickly answered) suspension. MHD_NO:
+ * the client is gone, close. */
+static enum MHD_Result send_later(hreq *q)
+{
+    ob_http_later *l = q->later;
+    pthread_mutex_lock(&l->mu);
+    bool close_it = l->state == LATER_GONE && !l->r.status;
+    resp_clear(&q->r);
+    q->r = l->r;
+    memset(&l->r, 0, sizeof l->r);
+    pthread_mutex_unlock(&l->mu);
+    return close_it ? MHD_NO : send_resp(q);
+}
+
+void server_resume(hreq *q)
+{
+    hconn *c = q->c;
+    if (c->watched) {
+        epoll_ctl(q->s->watch_epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        c->watched = false;
+    }
+    MHD_resume_connection(q->mc);
+}
+
+/* The handler suspended: park the connection unless an answer already came
+ * or the server is stopping (H3). */
+static enum MHD_Result park(hreq *q)
+{
+    ob_http_server *s = q->s;
+    ob_http_later *l = q->later;
+    bool parked = false;
+    pthread_mutex_lock(&s->conns_mu);
+    pthread_mutex_lock(&l->mu);
+    if (l->state == LATER_SUSPENDED && atomic_load(&s->stopping)) {
+        resp_set_error(&l->r, 503, "shutting_down", "the server is shutting down", NULL);
+        l->state = LATER_SHUTDOWN;
+    } else if (l->state == LATER_SUSPENDED) {
+        phase_set(q->c, PH_SUSPENDED, s->o.suspend_timeout_ms);
+        MHD_suspend_connection(q->mc);
+        struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = q->c};
+        q->c->watched = epoll_ctl(s->watch_epfd, EPOLL_CTL_ADD, q->c->fd, &ev) == 0;
+        l->parked = parked = true;
+    }
+    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&s->conns_mu);
+    return parked ? MHD_YES : send_later(q);
+}
+
+static enum MHD_Result run_handler(hreq *q)
+{
+    ob_http_req *v = q->view;
+    q->rt->fn(v, q->rt->arg);
+    arena_poison(&q->mem); /* the request ends with its handler */
+    if (q->answered)
+        return send_resp(q);
+    if (q->later)
+        return park(q);
+    OB_ERROR("http: %s %s: the handler returned without answering or suspending: "
+             "answered 500", q->method, q->path);
+    resp_set_error(&q->r, 500, "internal", "the handler did not answer", NULL);
+    return send_resp(q);
+}
+
+/* The last call: the whole request is in. */
+static enum MHD_Result last_call(hreq *q)
+{
+    if (q->later)
+        return send_later(q); /* resumed */
+    if (q->answered)
+        return send_resp(q);
+    int from = q->has_body ? PH_BODY : PH_BUSY;
+    if (from == PH_BODY && !phase_move(q->c, PH_BODY, PH_BUSY, 0))
+        return MHD_NO; /* the watch thread answered 408 */
+    if (q->body_too_big)
+        early(q, 413, "body_too_large", "the request body is larger than allowed");
+    if (q->early_status)
+        return send_early(q);
+    if (!fill_view(q, q->path, q->method)) {
+        resp_set_error(&q->r, 500, "out_of_memory", "the request needs more memory than allowed",
+                       NULL);
+        return send_resp(q);
+    }
+    return run_handler(q);
+}
+
+static void take_body(hreq *q, const char *data, size_t n)
+{
+    if (q->body_too_big)
+        return;
+    if (q->body_len + n > q->s->o.max_body) {
+        q->body_too_big = true;
+        return;
+    }
+    if (q->body_len + n + 1 > q->body_cap) {
+        size_t cap = q->body_cap ? q->body_cap * 2 : 4096;
+        while (cap < q->body_len + n + 1)
+            cap *= 2;
+        if (cap > q->s->o.max_body + 1)
+            cap = q->s->o.max_body + 1;
+        char *b = arena_alloc(&q->mem, cap);
+        if (!b) {
+            q->body_too_big = true;
+            return;
+        }
+        if (q->body_len)
+            memcpy(b, q->body, q->body_len);
+        q->body = b;
+        q->body_cap = cap;
+    }
+    memcpy(q->body + q->body_len, data, n);
+    q->body_len += n;
+    q->body[q->body_len] = '\0';
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    ob_http_server *s = cls;
+    hreq *q = *con_cls;
+    if (!q) { /* first call: headers are in */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        hconn *c = ci ? ci->socket_context : NULL;
+        if (!c || !phase_move(c, PH_HEADERS, PH_BUSY, 0))
+            return MHD_NO; /* the watch thread answered 408 */
+        if (!(q = hreq_new(s, c, mc, url, method)))
+            return MHD_NO;
+        *con_cls = q;
+        pthread_mutex_lock(&s->conns_mu);
+        c->q = q;
+        pthread_mutex_unlock(&s->conns_mu);
+        check_request(q, url, method);
+        if (q->has_body) {
+            if (q->early_status)
+                return send_early(q); /* MHD skips the body and closes */
+            phase_set(c, PH_BODY, s->o.body_timeout_ms);
+        }
+        return MHD_YES; /* answer later: keep-alive survives, 100-continue is sent */
+    }
+    if (*upload_size) {
+        if (atomic_load(&q->c->phase) == PH_TIMEDOUT)
+            return MHD_NO;
+        take_body(q, upload_data, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return last_call(q);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    (void)mc, (void)why;
+    ob_http_server *s = cls;
+    hreq *q = *con_cls;
+    if (!q)
+        return;
+    *con_cls = NULL;
+    hconn *c = q->c;
+    if (atomic_load(&c->phase) == PH_TIMEDOUT)
+        q->status_sent = 408;
+    access_log(s, q, c->remote);
+    pthread_mutex_lock(&s->conns_mu);
+    c->q = NULL;
+    pthread_mutex_unlock(&s->conns_mu);
+    if (q->later)
+        later_detach(q->later);
+    hreq_free(q);
+    atomic_fetch_sub(&s->nactive, 1);
+    /* The next request on this connection: idle time, then its headers. */
+    if (atomic_load(&c->phase) != PH_TIMEDOUT)
+        phase_set(c, PH_HEADERS, s->o.idle_timeout_ms + s->o.header_timeout_ms);
+}
+
+/* ---- connections ---- */
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    ob_http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        hconn *c = calloc(1, sizeof *c);
+        if (!c)
+            return; /* the first call finds no context and closes */
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        c->fd = fi ? fi->connect_fd : -1;
+        if (ai && ai->client_addr) {
+            char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+            socklen_t len = ai->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                   : sizeof(struct sockaddr_in);
+            getnameinfo(ai->client_addr, len, host, sizeof host, port, sizeof port,
+                        NI_NUMERICHOST | NI_NUMERICSERV);
+            snprintf(c->remote, sizeof c->remote, "%s:%s", host, port);
+        }
+        c->over_limit = atomic_fetch_add(&s->nconns, 1) >= s->o.max_connections;
+        phase_set(c, PH_HEADERS, s->o.header_timeout_ms);
+        pthread_mutex_lock(&s->conns_mu);
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        pthread_mutex_unlock(&s->conns_mu);
+        *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        hconn *c = *socket_context;
+        if (!c)
+            return;
+        pthread_mutex_lock(&s->conns_mu); /* H1: before MHD closes the fd */
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            s->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        if (c->watched)
+            epoll_ctl(s->watch_epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        pthread_mutex_unlock(&s->conns_mu);
+        atomic_fetch_sub(&s->nconns, 1);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* ---- the watch thread ---- */
+
+static const char timeout_408[] =
+    "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    "Content-Length: 96\r\n\r\n"
+    "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request was not received in time\",\"field\":null}}";
+
+/* A reading connection ran out of time: answer 408 on its socket and shut it
+ * down, unless the access handler got there first (H2). Under conns_mu. */
+static void time_out(ob_http_server *s, hconn *c, int phase)
+{
+    if (!phase_move(c, phase, PH_TIMEDOUT, 0))
+        return;
+    if (write(c->fd, timeout_408, sizeof timeout_408 - 1) < 0) {
+        /* the client is gone already */
+    }
+    shutdown(c->fd, SHUT_RDWR); /* MHD sees the end and closes (H1) */
+    if (phase == PH_HEADERS) /* no request record exists yet: log it here */
+        OB_INFO("http: %s: 408, the request headers were not received in time", c->remote);
+    (void)s;
+}
+
+static void sweep(ob_http_server *s)
+{
+    int64_t now = ob_mono_ms();
+    pthread_mutex_lock(&s->conns_mu);
+    for (hconn *c = s->conns; c; c = c->next) {
+        int64_t dl = atomic_load(&c->deadline);
+        if (!dl || now < dl)
+            continue;
+        int ph = atomic_load(&c->phase);
+        if (ph == PH_HEADERS || ph == PH_BODY)
+            time_out(s, c, ph);
+        else if (ph == PH_SUSPENDED && c->q && c->q->later &&
+                 later_cut(c->q->later, LATER_GONE, 504, "timeout",
+                           "no answer came in time for this request"))
+            atomic_store(&c->deadline, 0);
+    }
+    pthread_mutex_unlock(&s->conns_mu);
+}
+
+static void *watch_main(void *arg)
+{
+    ob_http_server *s = arg;
+    struct epoll_event ev[64];
+    while (!atomic_load(&s->watch_stop)) {
+        int n = epoll_wait(s->watch_epfd, ev, 64, WATCH_TICK_MS);
+        if (n > 0) {
+            pthread_mutex_lock(&s->conns_mu);
+            for (int i = 0; i < n; i++) {
+                hconn *c = ev[i].data.ptr; /* registered: not closed (H1) */
+                for (hconn *x = s->conns; x; x = x->next) {
+                    if (x == c && c->q && c->q->later)
+                        later_cut(c->q->later, LATER_GONE, 0, NULL, NULL); /* client left */
+                }
+            }
+            pthread_mutex_unlock(&s->conns_mu);
+        }
+        sweep(s);
+    }
+    return NULL;
+}
+
+/* ---- life ---- */
+
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt,
+                                                          va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    ob_logf(OB_LOG_INFO, "http: libmicrohttpd: %s", line);
+}
+
+int ob_http_server_new(const ob_http_opts *opts, ob_http_server **out)
+{
+    if (!out)
+        return OB_EINVAL;
+    ob_http_opts def;
+    if (!opts) {
+        ob_http_opts_init(&def);
+        opts = &def;
+    }
+    const char *bad = opts_bad(opts);
+    if (bad) {
+        OB_ERROR("http: invalid option: %s", bad);
+        return OB_EINVAL;
+    }
+    ob_http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return OB_ENOMEM;
+    s->o = *opts;
+    snprintf(s->listen_host, sizeof s->listen_host, "%s", opts->listen);
+    s->o.listen = s->listen_host;
+    s->watch_epfd = -1;
+    pthread_mutex_init(&s->conns_mu, NULL);
+    *out = s;
+    return 0;
+}
+
+int ob_http_route(ob_http_server *s, const char *method, const char *pattern,
+                  ob_http_handler fn, void *arg, unsigned flags)
+{
+    if (!s || s->started)
+        return OB_ESTATE;
+    return router_add(&s->rt, method, pattern, fn, arg, flags);
+}
+
+/* "HOST:PORT" or "[V6]:PORT" into a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[128];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || !colon[1])
+        return OB_EINVAL;
+    size_t hn = (size_t)(colon - listen);
+    if (listen[0] == '[' && colon[-1] == ']') {
+        listen++;
+        hn -= 2;
+    }
+    if (hn >= sizeof host)
+        return OB_EINVAL;
+    memcpy(host, listen, hn);
+    host[hn] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *ai;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+        return OB_EINVAL;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int ob_http_server_start(ob_http_server *s)
+{
+    if (!s || s->started)
+        return OB_ESTATE;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (parse_listen(s->o.listen, &ss, &sl)) {
+        OB_ERROR("http: cannot use listen address \"%s\" (HOST:PORT or [IPv6]:PORT)", s->o.listen);
+        return OB_EINVAL;
+    }
+    s->watch_epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->watch_epfd < 0)
+        return OB_EIO;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    size_t mem = s->o.max_header_bytes * 2 + (16 << 10);
+    unsigned idle_s = (unsigned)((s->o.idle_timeout_ms + 999) / 1000);
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, /* 1: no pool, one thread */
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections + 16,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!s->d) {
+        OB_ERROR("http: cannot listen on %s: %s", s->o.listen, strerror(errno));
+        close(s->watch_epfd);
+        s->watch_epfd = -1;
+        return OB_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : 0;
+    if (pthread_create(&s->watch, NULL, watch_main, s)) {
+        MHD_stop_daemon(s->d);
+        s->d = NULL;
+        return OB_ENOMEM;
+    }
+    s->started = true;
+    return 0;
+}
+
+int ob_http_server_port(const ob_http_server *s) { return s ? s->port : 0; }
+
+int ob_http_server_stop(ob_http_server *s, int64_t drain_ms)
+{
+    if (!s || !s->started || s->stopped)
+        return 0;
+    s->stopped = true;
+    atomic_store(&s->stopping, true);
+    MHD_socket lfd = MHD_quiesce_daemon(s->d); /* no new connections */
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    pthread_mutex_lock(&s->conns_mu); /* H3 */
+    for (hconn *c = s->conns; c; c = c->next)
+        if (c->q && c->q->later)
+            later_cut(c->q->later, LATER_SHUTDOWN, 503, "shutting_down",
+                      "the server is shutting down");
+    pthread_mutex_unlock(&s->conns_mu);
+    int64_t until = ob_mono_ms() + drain_ms;
+    while (atomic_load(&s->nactive) > 0 && ob_mono_ms() < until) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int rc = atomic_load(&s->nactive) > 0 ? OB_ETIMEDOUT : 0;
+    if (rc)
+        OB_WARN("http: stop: %d requests still in flight after %lld ms: closing them",
+                atomic_load(&s->nactive), (long long)drain_ms);
+    MHD_stop_daemon(s->d); /* closes the rest; joins its threads */
+    s->d = NULL;
+    atomic_store(&s->watch_stop, true);
+    pthread_join(s->watch, NULL);
+    close(s->watch_epfd);
+    s->watch_epfd = -1;
+    return rc;
+}
+
+void ob_http_server_free(ob_http_server *s)
+{
+    if (!s)
+        return;
+    ob_http_server_stop(s, 5000);
+    router_free(&s->rt);
+    pthread_mutex_destroy(&s->conns_mu);
+    free(s);
+}
