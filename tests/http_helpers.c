@@ -30,7 +30,8 @@ int t_start(ob_http_server *s)
     return port;
 }
 
-static int run_v(char **out, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int run_v(char **out, const char *fmt,
+                                                        va_list ap)
 {
     char cmd[8192];
     vsnprintf(cmd, sizeof cmd, fmt, ap);

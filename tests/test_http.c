@@ -528,18 +528,84 @@ TEST(graceful_shutdown_finishes_in_flight_and_503s_suspended)
     ob_http_server_free(s);
 }
 
-/* ---- the request ends with its handler ---- */
+/* /many?n=N: suspended, answered "N" by one of several threads. The value
+ * is copied out of the request: the request dies when the handler returns. */
+typedef struct pending {
+    ob_http_later *l;
+    char n[16];
+    struct pending *next;
+} pending;
 
-static ob_http_req *volatile kept_req;
-static const char *volatile kept_path;
+static pthread_mutex_t pend_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pend_cv = PTHREAD_COND_INITIALIZER;
+static pending *pend_head;
+static bool pend_stop;
 
-static void keep(ob_http_req *r, void *arg)
+static void many(ob_http_req *r, void *arg)
 {
     (void)arg;
-    kept_req = r;
-    kept_path = ob_http_path(r);
-    ob_http_reply(r, 200, "text/plain", "kept", 4);
+    pending *p = calloc(1, sizeof *p);
+    snprintf(p->n, sizeof p->n, "%s", ob_http_query(r, "n") ? ob_http_query(r, "n") : "?");
+    ASSERT_OK(ob_http_suspend(r, &p->l));
+    pthread_mutex_lock(&pend_mu);
+    p->next = pend_head; /* LIFO: answers come back out of order */
+    pend_head = p;
+    pthread_cond_signal(&pend_cv);
+    pthread_mutex_unlock(&pend_mu);
 }
+
+static void *answerer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&pend_mu);
+        while (!pend_head && !pend_stop)
+            pthread_cond_wait(&pend_cv, &pend_mu);
+        pending *p = pend_head;
+        if (p)
+            pend_head = p->next;
+        pthread_mutex_unlock(&pend_mu);
+        if (!p)
+            return NULL;
+        ASSERT_OK(ob_http_later_reply(p->l, 200, "text/plain", p->n, strlen(p->n)));
+        free(p);
+    }
+}
+
+TEST(suspend_and_resume_from_many_threads)
+{
+    ob_http_server *s = server(NULL);
+    ASSERT_RC(ob_http_route(s, "GET", "/many", many, NULL, 0), 0);
+    int port = t_start(s);
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, answerer, NULL);
+    char *out;
+    ASSERT_EQ(t_run(&out, "curl -s --no-progress-meter -Z --parallel-max 64 "
+                          "-o 'many_#1' '" URL "/many?n=[1-300]' && cat many_* | wc -c",
+                    port),
+              0);
+    free(out);
+    for (int n = 1; n <= 300; n++) {
+        char name[32], want[16], got[16] = "";
+        snprintf(name, sizeof name, "many_%d", n);
+        snprintf(want, sizeof want, "%d", n);
+        FILE *f = fopen(name, "r");
+        ASSERT(f != NULL);
+        ASSERT(fgets(got, sizeof got, f) != NULL);
+        fclose(f);
+        ASSERT_STREQ(got, want);
+    }
+    pthread_mutex_lock(&pend_mu);
+    pend_stop = true;
+    pthread_cond_broadcast(&pend_cv);
+    pthread_mutex_unlock(&pend_mu);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    ob_http_server_free(s);
+}
+
+/* ---- the request ends with its handler ---- */
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -551,6 +617,17 @@ static void keep(ob_http_req *r, void *arg)
 #endif
 
 #ifdef T_ASAN
+static ob_http_req *volatile kept_req;
+static const char *volatile kept_path;
+
+static void keep(ob_http_req *r, void *arg)
+{
+    (void)arg;
+    kept_req = r;
+    kept_path = ob_http_path(r);
+    ob_http_reply(r, 200, "text/plain", "kept", 4);
+}
+
 TEST(request_kept_past_handler_crashes_under_asan)
 {
     int pipefd[2];
@@ -660,6 +737,7 @@ static const test_case tests[] = {
     T(answer_after_the_client_left_is_reported),
     T(unanswered_suspension_times_out_with_504),
     T(graceful_shutdown_finishes_in_flight_and_503s_suspended),
+    T(suspend_and_resume_from_many_threads),
 #ifdef T_ASAN
     T(request_kept_past_handler_crashes_under_asan),
 #endif
