@@ -71,7 +71,7 @@ struct hconn {
     _Atomic int64_t deadline; /* monotonic ms; 0: none */
     bool over_limit;
     bool watched;            /* fd in the watch epoll set (under later.mu) */
-    hreq *q;                 /* the request in progress (under conns_mu) */
+    hreq *q;                 /* the request while it is parked (under conns_mu) */
 };
 
 #define WATCH_TICK_MS 50
@@ -121,6 +121,8 @@ static const char *opts_bad(const ob_http_opts *o)
 
 static void access_log(ob_http_server *s, hreq *q, const char *remote)
 {
+    if (!s->o.access_log && !ob_log_enabled(OB_LOG_INFO))
+        return; /* nobody would read it: do not build it */
     double ms = (double)(ob_mono_us() - q->t0_us) / 1000.0;
     json_t *j = json_pack("{s:s, s:s, s:i, s:I, s:f, s:s}", "method", q->method, "path",
                           q->path, "status", q->status_sent, "bytes", (json_int_t)q->bytes_sent,
@@ -380,6 +382,7 @@ static enum MHD_Result park(hreq *q)
         resp_set_error(&l->r, 503, "shutting_down", "the server is shutting down", NULL);
         l->state = LATER_SHUTDOWN;
     } else if (l->state == LATER_SUSPENDED) {
+        q->c->q = q; /* for the watch thread and stop (under conns_mu) */
         phase_set(q->c, PH_SUSPENDED, s->o.suspend_timeout_ms);
         MHD_suspend_connection(q->mc);
         struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = q->c};
@@ -473,9 +476,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (!(q = hreq_new(s, c, mc, url, method)))
             return MHD_NO;
         *con_cls = q;
-        pthread_mutex_lock(&s->conns_mu);
-        c->q = q;
-        pthread_mutex_unlock(&s->conns_mu);
         check_request(q, url, method);
         if (q->has_body) {
             if (q->early_status)
@@ -507,11 +507,12 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (atomic_load(&c->phase) == PH_TIMEDOUT)
         q->status_sent = 408;
     access_log(s, q, c->remote);
-    pthread_mutex_lock(&s->conns_mu);
-    c->q = NULL;
-    pthread_mutex_unlock(&s->conns_mu);
-    if (q->later)
+    if (q->later) { /* only a suspended request was ever seen by the watch thread */
+        pthread_mutex_lock(&s->conns_mu);
+        c->q = NULL;
+        pthread_mutex_unlock(&s->conns_mu);
         later_detach(q->later);
+    }
     hreq_free(q);
     atomic_fetch_sub(&s->nactive, 1);
     /* The next request on this connection: idle time, then its headers. */
