@@ -313,6 +313,24 @@ TEST(too_large_body_gets_413_without_reading_it)
     ob_http_server_free(s);
 }
 
+TEST(body_just_under_the_limit_is_taken_chunked_or_not)
+{
+    ob_http_opts o;
+    t_opts(&o);
+    o.max_body = 1 << 20;
+    ob_http_server *s = server(&o);
+    int port = t_start(s);
+    ASSERT_EQ(t_run(NULL, "head -c %d /dev/zero > edge.bin", (1 << 20) - 1), 0);
+    char *out;
+    t_curl(&out, port, "-H 'Transfer-Encoding: chunked' --data-binary @edge.bin " URL "/len", port);
+    ASSERT_STREQ(out, "200\n{\"len\":1048575}");
+    free(out);
+    t_curl(&out, port, "--data-binary @edge.bin " URL "/len", port);
+    ASSERT_STREQ(out, "200\n{\"len\":1048575}");
+    free(out);
+    ob_http_server_free(s);
+}
+
 TEST(slow_headers_get_408)
 {
     ob_http_opts o;
@@ -727,6 +745,7 @@ static const test_case tests[] = {
     T(many_concurrent_connections),
     T(too_many_or_too_large_headers_get_431),
     T(too_large_body_gets_413_without_reading_it),
+    T(body_just_under_the_limit_is_taken_chunked_or_not),
     T(slow_headers_get_408),
     T(slow_body_gets_408),
     T(idle_keep_alive_connection_is_closed),

@@ -148,8 +148,8 @@ struct hreq {
     int early_status;      /* an error found before the handler (431, 413, ...) */
     const char *early_code, *early_msg;
     bool has_body, body_too_big, answered;
-    char *body;            /* in mem */
-    size_t body_len, body_cap;
+    char *body;            /* malloc'd, freed by a poison hook of mem */
+    size_t body_len, body_cap, body_expected;
     resp r;                /* the answer of a handler that did not suspend */
     ob_http_later *later;  /* when suspended */
     /* access log */

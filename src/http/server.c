@@ -250,6 +250,8 @@ static void check_request(hreq *q, const char *url, const char *method)
     q->has_body = len > 0 || (te && strcasecmp(te, "identity") != 0);
     if (len > s->o.max_body)
         early(q, 413, "body_too_large", "the request body is larger than allowed");
+    else
+        q->body_expected = (size_t)len;
 
     int rc = router_match(&s->rt, method, url, &v->m);
     if (rc == OB_ENOTFOUND)
@@ -293,7 +295,7 @@ static hreq *hreq_new(ob_http_server *s, hconn *c, struct MHD_Connection *mc, co
     q->t0_us = ob_mono_us();
     snprintf(q->method, sizeof q->method, "%s", method);
     snprintf(q->path, sizeof q->path, "%s", url);
-    arena_init(&q->mem, s->o.max_body + s->o.max_header_bytes * 2 + (64 << 10));
+    arena_init(&q->mem, s->o.max_header_bytes * 4 + (64 << 10)); /* the body is apart */
     q->view = arena_alloc(&q->mem, sizeof *q->view);
     if (!q->view) {
         arena_free(&q->mem);
@@ -431,27 +433,38 @@ static enum MHD_Result last_call(hreq *q)
     return run_handler(q);
 }
 
+static void free_body(void *arg)
+{
+    hreq *q = arg;
+    free(q->body);
+    q->body = NULL;
+}
+
+/* Append to the body. Its buffer is apart from the arena, grown with
+ * realloc (sized once when Content-Length was given), so a body may use
+ * all of max_body; like the arena it dies when the handler returns. */
 static void take_body(hreq *q, const char *data, size_t n)
 {
-    if (q->body_too_big)
-        return;
-    if (q->body_len + n > q->s->o.max_body) {
+    size_t max = q->s->o.max_body;
+    if (q->body_too_big || q->body_len + n > max) {
         q->body_too_big = true;
         return;
     }
     if (q->body_len + n + 1 > q->body_cap) {
-        size_t cap = q->body_cap ? q->body_cap * 2 : 4096;
+        size_t cap = q->body_cap ? q->body_cap * 2 : q->body_expected ? q->body_expected + 1 : 4096;
         while (cap < q->body_len + n + 1)
             cap *= 2;
-        if (cap > q->s->o.max_body + 1)
-            cap = q->s->o.max_body + 1;
-        char *b = arena_alloc(&q->mem, cap);
+        if (cap > max + 1)
+            cap = max + 1;
+        char *b = realloc(q->body, cap); /* on failure q->body is unchanged */
+        if (b && !q->body && arena_on_poison(&q->mem, free_body, q)) {
+            free(b);
+            b = NULL;
+        }
         if (!b) {
-            q->body_too_big = true;
+            q->body_too_big = true; /* out of memory: refuse it, honestly */
             return;
         }
-        if (q->body_len)
-            memcpy(b, q->body, q->body_len);
         q->body = b;
         q->body_cap = cap;
     }
