@@ -371,6 +371,46 @@ TEST(foreign_and_newer_files_are_refused)
     ASSERT(e == NULL);
 }
 
+TEST(store_from_an_older_version_is_migrated)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_id old = h_add(e, "done");
+    ob_engine_close(e);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/jobs.db", test_dir());
+    /* What version 1 was: no meta column. */
+    sql(path, "ALTER TABLE jobs DROP COLUMN meta; PRAGMA user_version = 1");
+    e = h_open("jobs.db", NULL); /* migrates */
+    ob_job *j = h_get(e, &old);
+    ASSERT(j->meta == NULL);
+    ASSERT_STREQ((char *)j->payload, "done");
+    ob_job_free(j);
+    ob_new_job n = {.kind = "script", .payload = "done", .payload_len = 5,
+                    .meta = "{\"callback_url\":\"http://x\"}"};
+    ob_id id = h_add_job(e, &n);
+    j = h_get(e, &id);
+    ASSERT_STREQ(j->meta, "{\"callback_url\":\"http://x\"}");
+    ob_job_free(j);
+    ob_engine_close(e);
+}
+
+TEST(meta_is_bounded_and_utf8)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    static char big[OB_META_MAX + 2];
+    memset(big, 'm', OB_META_MAX + 1);
+    const char *field;
+    ob_new_job n = {.kind = "script", .meta = big};
+    ASSERT_RC(ob_new_job_check(e, &n, &field), OB_ETOOBIG);
+    ASSERT_STREQ(field, "meta");
+    n.meta = "\xff";
+    ASSERT_RC(ob_new_job_check(e, &n, &field), OB_EINVAL);
+    big[OB_META_MAX] = '\0';
+    n.meta = big;
+    ASSERT_OK(ob_new_job_check(e, &n, NULL));
+    ob_engine_close(e);
+}
+
 static const test_case tests[] = {
     T(bad_input_is_refused_naming_the_field),
     T(bad_options_are_refused),
@@ -383,6 +423,8 @@ static const test_case tests[] = {
     T(list_pages_newest_first_with_filters),
     T(second_open_of_a_store_is_refused),
     T(foreign_and_newer_files_are_refused),
+    T(store_from_an_older_version_is_migrated),
+    T(meta_is_bounded_and_utf8),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }

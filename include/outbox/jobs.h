@@ -174,6 +174,7 @@ int ob_engine_register(ob_engine *e, const char *kind, ob_handler_fn fn, void *a
 #define OB_PRIORITY_MAX 1000
 #define OB_NAME_MAX 64        /* kind and queue names */
 #define OB_UNIQUE_KEY_MAX 255 /* bytes */
+#define OB_META_MAX 4096      /* bytes */
 
 /* What to enqueue. Zero-initialise it and set what you need; all pointers
  * are borrowed for the duration of the call only. */
@@ -186,8 +187,10 @@ typedef struct ob_new_job {
     int64_t run_at_ms;      /* 0 or past: now; otherwise scheduled */
     int max_attempts;       /* 0: the kind's default; 1..1000 */
     int64_t timeout_ms;     /* 0: the kind's default; else 1 ms .. 24 h */
-    const char *unique_key; /* NULL, or 1-255 bytes without NUL: at most one
+    const char *unique_key; /* NULL, or 1-255 bytes of UTF-8: at most one
                                job with this key exists until it is pruned */
+    const char *meta;       /* NULL, or up to OB_META_MAX bytes of UTF-8 that the
+                               engine stores with the job and never interprets */
 } ob_new_job;
 
 /* Check `j` as enqueue would, without storing anything. Returns 0 or
@@ -242,6 +245,7 @@ typedef struct ob_job {
     unsigned char *payload;  /* payload_len bytes, followed by a NUL */
     size_t payload_len;
     char *result;            /* JSON text, or NULL */
+    char *meta;              /* as enqueued, or NULL */
     size_t nerrors;          /* oldest first; at most errors_kept */
     ob_attempt_error *errors;
 } ob_job;

@@ -212,6 +212,13 @@ int ob_new_job_check(ob_engine *e, const ob_new_job *j, const char **field)
         if (n == 0 || !ob_utf8_valid(j->unique_key, n))
             return bad(field, "unique_key", OB_EINVAL);
     }
+    if (j->meta) {
+        size_t n = strlen(j->meta);
+        if (n > OB_META_MAX)
+            return bad(field, "meta", OB_ETOOBIG);
+        if (!ob_utf8_valid(j->meta, n))
+            return bad(field, "meta", OB_EINVAL);
+    }
     return 0;
 }
 
@@ -239,7 +246,7 @@ static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
     const job_kind *k = engine_kind(e, j->kind);
     const char *queue = j->queue ? j->queue : "default";
     op *o = malloc(sizeof *o + j->payload_len + str_size(j->kind) + str_size(queue) +
-                   str_size(j->unique_key));
+                   str_size(j->unique_key) + str_size(j->meta));
     if (!o)
         return NULL;
     memset(o, 0, sizeof *o);
@@ -250,6 +257,7 @@ static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
     nj->kind = put_str(&p, j->kind);
     nj->queue = put_str(&p, queue);
     nj->unique_key = put_str(&p, j->unique_key);
+    nj->meta = put_str(&p, j->meta);
     nj->priority = j->priority;
     nj->run_at = j->run_at_ms;
     nj->max_attempts = j->max_attempts ? j->max_attempts : k->opts.max_attempts;

@@ -12,7 +12,13 @@
  * writers fighting over SQLITE_BUSY, and every job found `running` at open
  * belongs to a dead process (store.exclusive).
  *
- * Schema (version 1, PRAGMA user_version; application_id 'OBOX'):
+ * Schema (PRAGMA user_version; application_id 'OBOX'), built by the numbered
+ * migrations below, each applied once in order (a new store gets them all
+ * in one transaction; a store from an older outbox gets the ones it lacks;
+ * a store from a newer outbox is refused with OB_ESCHEMA):
+ *   1  the tables and indexes below
+ *   2  jobs.meta: text the engine keeps for its user (callback URL, request
+ *      fingerprint) and does not interpret
  *   jobs      one row per job; `seq` (rowid) is the insertion order, `id`
  *             the public UUIDv7 (same order, see base/id.c)
  *   payloads  the payload bytes, apart so that state changes do not rewrite
@@ -42,13 +48,14 @@
 #include "base/base.h"
 #include "store/store.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define APPLICATION_ID 0x4f424f58 /* 'OBOX' */
 #define MAX_READERS 8
 
 const char *store_sqlite_vfs = NULL;
 
-static const char schema_sql[] =
+/* Migration 1. Never edit a migration once released: add one. */
+static const char schema_v1[] =
     "CREATE TABLE jobs("
     " seq INTEGER PRIMARY KEY,"
     " id BLOB NOT NULL,"
@@ -79,13 +86,19 @@ static const char schema_sql[] =
     "CREATE INDEX jobs_finished ON jobs(finished_at) WHERE state >= 5;"
     "CREATE INDEX jobs_state ON jobs(state, id);";
 
+static const char *const migrations[SCHEMA_VERSION + 1] = {
+    [1] = schema_v1,
+    [2] = "ALTER TABLE jobs ADD COLUMN meta TEXT;",
+};
+
 /* Columns of a job snapshot, in this order, for get and list. */
 #define JOB_COLS                                                                        \
     "seq, id, kind, queue, priority, state, attempt, max_attempts, timeout_ms, run_at, " \
-    "created_at, attempted_at, finished_at, cancel_requested, unique_key, result"
+    "created_at, attempted_at, finished_at, cancel_requested, unique_key, result, meta"
 enum {
     C_SEQ, C_ID, C_KIND, C_QUEUE, C_PRIORITY, C_STATE, C_ATTEMPT, C_MAX_ATTEMPTS,
-    C_TIMEOUT, C_RUN_AT, C_CREATED, C_ATTEMPTED, C_FINISHED, C_CANCEL, C_UNIQUE, C_RESULT
+    C_TIMEOUT, C_RUN_AT, C_CREATED, C_ATTEMPTED, C_FINISHED, C_CANCEL, C_UNIQUE, C_RESULT,
+    C_META
 };
 
 /* Writer statements, prepared once at open. */
@@ -101,7 +114,7 @@ static const char *const writer_sql[W_COUNT] = {
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
     [W_INSERT] = "INSERT INTO jobs(id, kind, queue, priority, state, max_attempts, timeout_ms,"
-                 " run_at, created_at, unique_key) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                 " run_at, created_at, unique_key, meta) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
     [W_INSERT_PAYLOAD] = "INSERT INTO payloads(seq, data) VALUES(?, ?)",
     [W_FIND_UNIQUE] = "SELECT id FROM jobs WHERE unique_key = ?",
     [W_LOAD] = "SELECT state, attempt, max_attempts, cancel_requested, kind, queue, run_at"
@@ -254,7 +267,8 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *out)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_fail(db, rc, sql);
 }
 
-/* Create the schema in a new file, or check an existing one. */
+/* Create the schema in a new file, bring an older one up to date, or
+ * refuse a file that is not ours or is newer than we are. */
 static int check_schema(sqlite_store *s)
 {
     int64_t app, ver, ntables;
@@ -270,17 +284,28 @@ static int check_schema(sqlite_store *s)
                  s->path, (long long)ver, SCHEMA_VERSION);
         return OB_ESCHEMA;
     }
-    if (app != 0 || ntables != 0) {
+    if (app != APPLICATION_ID && (app != 0 || ntables != 0)) {
         OB_ERROR("sqlite: %s is not an outbox store (it holds other data)", s->path);
         return OB_ESTORE;
     }
-    char sql[sizeof schema_sql + 128];
-    snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s PRAGMA application_id=%d; PRAGMA user_version=%d; COMMIT;",
-             schema_sql, APPLICATION_ID, SCHEMA_VERSION);
-    if ((rc = exec(s->w, sql))) {
+    if (app != APPLICATION_ID)
+        ver = 0; /* a new, empty file */
+    if ((rc = exec(s->w, "BEGIN IMMEDIATE")))
+        return rc;
+    for (int64_t v = ver + 1; v <= SCHEMA_VERSION && !rc; v++)
+        rc = exec(s->w, migrations[v]);
+    char set[128];
+    snprintf(set, sizeof set, "PRAGMA application_id=%d; PRAGMA user_version=%d; COMMIT;",
+             APPLICATION_ID, SCHEMA_VERSION);
+    if (!rc)
+        rc = exec(s->w, set);
+    if (rc) {
         exec(s->w, "ROLLBACK");
         return rc;
     }
+    if (ver)
+        OB_INFO("sqlite: %s migrated from schema version %lld to %d", s->path, (long long)ver,
+                SCHEMA_VERSION);
     return 0;
 }
 
@@ -412,6 +437,8 @@ static ob_job *row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
         .queue = col_len(st, C_QUEUE),
         .unique_key = col_len(st, C_UNIQUE),
         .result = col_len(st, C_RESULT),
+        .meta = col_len(st, C_META),
+        .has_meta = sqlite3_column_type(st, C_META) != SQLITE_NULL,
         .payload = pst ? col_len(pst, 0) : 0,
         .has_unique_key = sqlite3_column_type(st, C_UNIQUE) != SQLITE_NULL,
         .has_result = sqlite3_column_type(st, C_RESULT) != SQLITE_NULL,
@@ -441,6 +468,8 @@ static ob_job *row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
             copy_col(st, C_UNIQUE, j->unique_key);
         if (j->result)
             copy_col(st, C_RESULT, j->result);
+        if (j->meta)
+            copy_col(st, C_META, j->meta);
         if (j->payload)
             copy_col(pst, 0, j->payload);
         j->priority = sqlite3_column_int(st, C_PRIORITY);
@@ -511,6 +540,7 @@ static int sqlite_insert(store *base, const store_new *j)
     sqlite3_bind_int64(st, 8, j->run_at);
     sqlite3_bind_int64(st, 9, j->created_at);
     bind_text(st, 10, j->unique_key);
+    bind_text(st, 11, j->meta);
     int rc = step_done(s->w, st, "insert job");
     if (rc)
         return rc;

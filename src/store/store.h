@@ -47,6 +47,7 @@ typedef struct store_new {
     int max_attempts;
     int64_t timeout_ms;
     const char *unique_key; /* may be NULL */
+    const char *meta;       /* may be NULL */
 } store_new;
 
 /* What the life cycle needs to know of a job to decide its next state. */
@@ -163,9 +164,9 @@ extern const char *store_sqlite_vfs;
 
 /* Sizes of the variable parts of a job, to allocate it in one block. */
 typedef struct job_sizes {
-    size_t kind, queue, unique_key, payload, result; /* string lengths, bytes */
-    size_t nerrors, errors_text;                      /* count, total bytes */
-    bool has_unique_key, has_payload, has_result;
+    size_t kind, queue, unique_key, payload, result, meta; /* string lengths, bytes */
+    size_t nerrors, errors_text;                            /* count, total bytes */
+    bool has_unique_key, has_payload, has_result, has_meta;
 } job_sizes;
 
 /* Allocate a zeroed ob_job with room for the parts in `z`; string fields
