@@ -79,6 +79,32 @@ TEST(time_format_is_rfc3339_utc)
     ASSERT_STREQ(ob_time_format(INT64_MAX, b), "9999-12-31T23:59:59.999Z");
 }
 
+TEST(time_parse_is_rfc3339)
+{
+    int64_t ms;
+    ASSERT_OK(ob_time_parse("2026-11-25T04:00:00.123Z", &ms));
+    ASSERT_EQ(ms, 1795579200123LL);
+    ASSERT_OK(ob_time_parse("2026-11-25T05:30:00+01:30", &ms));
+    ASSERT_EQ(ms, 1795579200000LL);
+    ASSERT_OK(ob_time_parse("2026-11-24T23:00:00.5-05:00", &ms));
+    ASSERT_EQ(ms, 1795579200500LL);
+    ASSERT_OK(ob_time_parse("1970-01-01T00:00:00Z", &ms));
+    ASSERT_EQ(ms, 0);
+    ASSERT_OK(ob_time_parse("2024-02-29T00:00:00Z", &ms));
+    char b[32];
+    for (int64_t t = 0; t < 253402300799999LL; t += 86400000LL * 367 + 3723456) {
+        ASSERT_OK(ob_time_parse(ob_time_format(t, b), &ms)); /* round trip */
+        ASSERT_EQ(ms, t);
+    }
+    const char *bad[] = {"", "2026-11-25", "2026-11-25 04:00:00Z", "2026-13-01T00:00:00Z",
+                         "2023-02-29T00:00:00Z", "2026-11-25T24:00:00Z", "2026-11-25T04:00:00",
+                         "2026-11-25T04:00:00.Z", "2026-11-25T04:00:00Zjunk", "1969-12-31T23:59:59Z",
+                         "2026-11-25T04:00:00+1:00", "x026-11-25T04:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (ob_time_parse(bad[i], &ms) != OB_EINVAL)
+            test_fail(__FILE__, __LINE__, "accepted \"%s\"", bad[i]);
+}
+
 TEST(names_are_bounded_and_plain)
 {
     ASSERT(ob_name_valid("mail.send"));
@@ -222,6 +248,7 @@ static const test_case tests[] = {
     T(utf8_validation),
     T(utf8_clean_dup_cuts_at_characters_and_replaces_bad_bytes),
     T(time_format_is_rfc3339_utc),
+    T(time_parse_is_rfc3339),
     T(names_are_bounded_and_plain),
     T(state_names_round_trip),
     T(backoff_grows_exponentially_to_its_cap_with_bounded_jitter),

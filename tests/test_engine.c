@@ -648,6 +648,52 @@ TEST(payload_kept_past_handler_crashes_under_asan)
 }
 #endif
 
+static bool follow(void *arg, const ob_final *f, ob_new_job *next)
+{
+    char *key = arg; /* room for the key, owned by the test */
+    if (!f->meta || strcmp(f->meta, "follow-me") != 0)
+        return false;
+    char ids[OB_ID_STRLEN + 1];
+    snprintf(key, 64, "after:%s", ob_id_format(&f->id, ids));
+    *next = (ob_new_job){.kind = "script", .payload = "done", .payload_len = 5,
+                         .unique_key = key};
+    return true;
+}
+
+TEST(final_hook_adds_a_follow_up_in_the_same_commit)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    static char key[64];
+    ob_engine_on_final(e, follow, key);
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.kind = "script", .payload = "discard", .payload_len = 8, .meta = "follow-me"};
+    ob_id id = h_add_job(e, &n);
+    ob_job_free(h_wait(e, &id)); /* discarded: final too */
+    ob_pool_stop(p, 1000);
+    ob_list_filter f = {.limit = 10};
+    ob_job_page *pg;
+    ASSERT_OK(ob_job_list(e, &f, &pg));
+    ASSERT_EQ(pg->n, 2);
+    ob_job *after = pg->jobs[0]; /* newest first */
+    char want[64], ids[OB_ID_STRLEN + 1];
+    snprintf(want, sizeof want, "after:%s", ob_id_format(&id, ids));
+    ASSERT_STREQ(after->unique_key, want);
+    ob_id aid = after->id;
+    ob_job_page_free(pg);
+    p = h_pool(e, 1, 0, NULL);
+    ob_job *j = h_wait(e, &aid);
+    ASSERT_EQ(j->state, OB_COMPLETED); /* the follow-up has no meta: no follow-up of its own */
+    ob_job_free(j);
+    ob_state st;
+    ASSERT_OK(ob_job_retry(e, &id, &st)); /* the first runs and ends again ... */
+    ob_job_free(h_wait(e, &id));
+    ob_pool_stop(p, 1000);
+    ASSERT_OK(ob_job_list(e, &f, &pg));
+    ASSERT_EQ(pg->n, 2); /* ... and its follow-up is not duplicated (unique key) */
+    ob_job_page_free(pg);
+    ob_engine_close(e);
+}
+
 static const test_case tests[] = {
 #ifdef OB_ASAN
     T(payload_kept_past_handler_crashes_under_asan),
@@ -679,6 +725,7 @@ static const test_case tests[] = {
     T(pool_stop_gives_back_unstarted_jobs_uncounted),
     T(pool_stop_cancels_handlers_after_drain),
     T(unknown_kind_in_store_is_retried_not_lost),
+    T(final_hook_adds_a_follow_up_in_the_same_commit),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }

@@ -60,6 +60,12 @@ int64_t ob_now_ms(void);
  * Returns `out`. */
 char *ob_time_format(int64_t ms, char out[32]);
 
+/* Parse an RFC 3339 date-time, "2026-11-25T04:00:00Z", with optional
+ * fractional seconds (milliseconds kept) and a "Z" or "+HH:MM"/"-HH:MM"
+ * offset, into milliseconds since the epoch (UTC). Years 1970..9999.
+ * Returns 0, or OB_EINVAL for anything else. */
+int ob_time_parse(const char *s, int64_t *ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -134,6 +134,10 @@ void ob_engine_opts_init(ob_engine_opts *o);
  * store error; the message is logged. */
 int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out);
 
+/* Whether the engine can take work: 0, or the error of its last store
+ * commit (the store is failing), or OB_ESHUTDOWN (closing). */
+int ob_engine_ready(ob_engine *e);
+
 /* Counters of the commit thread, for benchmarks and metrics. */
 typedef struct ob_engine_stats {
     uint64_t commits;   /* store transactions committed */
@@ -278,6 +282,14 @@ int ob_job_cancel(ob_engine *e, const ob_id *id, ob_state *state);
  * OB_ESTATE. Durable when this returns; *state as for cancel. */
 int ob_job_retry(ob_engine *e, const ob_id *id, ob_state *state);
 
+/* Non-blocking cancel and retry: `done` is called once, on the commit
+ * thread, after the change is durable (rc 0, state the job's state then) or
+ * refused (rc as for the blocking forms). Returns 0 when accepted, or an
+ * error without calling `done` (OB_EBUSY, OB_ESHUTDOWN, ...). */
+typedef void (*ob_changed_fn)(void *arg, int rc, ob_state state);
+int ob_job_cancel_async(ob_engine *e, const ob_id *id, ob_changed_fn done, void *arg);
+int ob_job_retry_async(ob_engine *e, const ob_id *id, ob_changed_fn done, void *arg);
+
 #define OB_LIST_MAX 1000
 #define OB_CURSOR_MAX 64
 
@@ -325,6 +337,31 @@ int ob_engine_subscribe(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription
 /* After this returns `fn` is not running and will not be called. NULL is a
  * no-op. */
 void ob_engine_unsubscribe(ob_engine *e, ob_subscription *s);
+
+/* ---- follow-up jobs ------------------------------------------------- */
+
+/* A job that just reached a final state, inside the commit that makes it
+ * so. Strings valid during the call only. */
+typedef struct ob_final {
+    ob_id id;
+    const char *kind;
+    const char *queue;
+    const char *meta; /* or NULL */
+    ob_state state;
+    int attempt;
+} ob_final;
+
+/* Return true and fill *next to enqueue a follow-up job IN THE SAME
+ * TRANSACTION as the final state: it exists if and only if the job's end
+ * was stored (a callback that cannot be lost by a crash in between). The
+ * strings *next points to must live until the function returns; they are
+ * copied. A follow-up that fails its checks is logged and skipped; one
+ * whose unique_key exists already is not added again. Runs on the commit
+ * thread: no blocking engine calls. */
+typedef bool (*ob_final_fn)(void *arg, const ob_final *f, ob_new_job *next);
+
+/* Set the hook (one per engine; NULL removes it). Call before work starts. */
+void ob_engine_on_final(ob_engine *e, ob_final_fn fn, void *arg);
 
 /* ---- workers -------------------------------------------------------- */
 

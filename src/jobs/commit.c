@@ -98,26 +98,12 @@ static void due_at(commit *c, int64_t t)
 /* Each apply function returns a store error (the batch must abort) or 0;
  * the op's own outcome goes to o->rc. */
 
-static int apply_enqueue(ob_engine *e, batch *b, op *o, int64_t now)
+/* Insert a new job: id, state, counters, event. */
+static int insert_job(ob_engine *e, batch *b, store_new *j, int64_t now)
 {
     store *s = e->st;
     commit *c = &e->c;
-    if (o->nj.unique_key) {
-        int rc = s->ops->find_unique(s, o->nj.unique_key, &o->id);
-        if (rc == 0) {
-            o->existed = true;
-            return 0;
-        }
-        if (rc != OB_ENOTFOUND)
-            return rc;
-    }
-    if (c->unfinished + b->delta >= e->o.max_jobs) {
-        o->rc = OB_EFULL;
-        return 0;
-    }
-    store_new *j = &o->nj;
     ob_idgen_next(&c->idgen, &j->id);
-    o->id = j->id;
     j->created_at = now;
     if (j->run_at > now) {
         j->state = OB_SCHEDULED;
@@ -133,6 +119,63 @@ static int apply_enqueue(ob_engine *e, batch *b, op *o, int64_t now)
     b->delta++;
     event_add(b, &j->id, j->state, 0, now, j->kind, j->queue, NULL);
     return 0;
+}
+
+static int apply_enqueue(ob_engine *e, batch *b, op *o, int64_t now)
+{
+    store *s = e->st;
+    if (o->nj.unique_key) {
+        int rc = s->ops->find_unique(s, o->nj.unique_key, &o->id);
+        if (rc == 0) {
+            o->existed = true;
+            return 0;
+        }
+        if (rc != OB_ENOTFOUND)
+            return rc;
+    }
+    if (e->c.unfinished + b->delta >= e->o.max_jobs) {
+        o->rc = OB_EFULL;
+        return 0;
+    }
+    int rc = insert_job(e, b, &o->nj, now);
+    o->id = o->nj.id;
+    return rc;
+}
+
+/* A job just became final in this batch: let the hook add its follow-up
+ * to the same transaction (ob_engine_on_final). */
+static int follow_up(ob_engine *e, batch *b, const ob_id *id, const store_row *row,
+                     ob_state to, int attempt, int64_t now)
+{
+    ob_final f = {*id, row->kind, row->queue, row->has_meta ? row->meta : NULL, to, attempt};
+    ob_new_job next = {0};
+    if (!e->on_final(e->on_final_arg, &f, &next))
+        return 0;
+    char ids[OB_ID_STRLEN + 1];
+    const char *field = NULL;
+    int rc = ob_new_job_check(e, &next, &field);
+    if (rc) {
+        OB_ERROR("jobs: %s: follow-up job refused (%s, %s); skipped", ob_id_format(id, ids),
+                 ob_strerror(rc), field ? field : "-");
+        return 0;
+    }
+    if (next.unique_key) {
+        ob_id existing;
+        rc = e->st->ops->find_unique(e->st, next.unique_key, &existing);
+        if (rc == 0)
+            return 0; /* already there */
+        if (rc != OB_ENOTFOUND)
+            return rc;
+    }
+    const job_kind *k = engine_kind(e, next.kind);
+    store_new j = {
+        .kind = next.kind, .queue = next.queue ? next.queue : "default",
+        .priority = next.priority, .payload = next.payload, .payload_len = next.payload_len,
+        .run_at = next.run_at_ms, .max_attempts = next.max_attempts ? next.max_attempts : k->opts.max_attempts,
+        .timeout_ms = next.timeout_ms ? next.timeout_ms : k->opts.timeout_ms,
+        .unique_key = next.unique_key, .meta = next.meta,
+    };
+    return insert_job(e, b, &j, now);
 }
 
 /* Decide and apply one life-cycle event to one job. *result gets the
@@ -174,6 +217,8 @@ static int change_job(ob_engine *e, batch *b, const ob_id *id, const lc_input *i
         due_at(&e->c, ch.run_at);
     if (ch.to != row.state)
         event_add(b, id, ch.to, ch.attempt, now, row.kind, row.queue, ch.error);
+    if (!fin_before && fin_after && e->on_final)
+        return follow_up(e, b, id, &row, ch.to, ch.attempt, now);
     return 0;
 }
 
@@ -415,6 +460,7 @@ static int run_batch(ob_engine *e, op *ops)
     if (!rc)
         rc = e->st->ops->commit(e->st);
     op *done = ops;
+    atomic_store(&c->last_rc, rc);
     if (!rc) {
         int nops = 0;
         for (op *o = ops; o; o = o->next)

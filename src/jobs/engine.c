@@ -138,6 +138,12 @@ void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out)
     out->unfinished = atomic_load(&e->c.unfinished);
 }
 
+void ob_engine_on_final(ob_engine *e, ob_final_fn fn, void *arg)
+{
+    e->on_final = fn;
+    e->on_final_arg = arg;
+}
+
 /* ---- kinds ---- */
 
 const job_kind *engine_kind(ob_engine *e, const char *name)
@@ -360,6 +366,50 @@ static int change(ob_engine *e, const ob_id *id, lc_event ev, ob_state *state)
         *state = o->state_out;
     free(o);
     return rc;
+}
+
+static void changed_done(op *o)
+{
+    o->changed_fn(o->arg, o->rc, o->state_out);
+    free(o);
+}
+
+static int change_async(ob_engine *e, const ob_id *id, lc_event ev, ob_changed_fn done, void *arg)
+{
+    if (!e || !id || !done)
+        return OB_EINVAL;
+    lc_input in = {.ev = ev};
+    op *o = op_change_new(id, &in);
+    if (!o)
+        return OB_ENOMEM;
+    o->external = true;
+    o->changed_fn = done;
+    o->arg = arg;
+    o->done = changed_done;
+    int rc = commit_submit(e, o, false);
+    if (rc)
+        free(o);
+    return rc;
+}
+
+int ob_job_cancel_async(ob_engine *e, const ob_id *id, ob_changed_fn done, void *arg)
+{
+    return change_async(e, id, LC_CANCEL, done, arg);
+}
+
+int ob_job_retry_async(ob_engine *e, const ob_id *id, ob_changed_fn done, void *arg)
+{
+    return change_async(e, id, LC_REQUEUE, done, arg);
+}
+
+int ob_engine_ready(ob_engine *e)
+{
+    if (!e)
+        return OB_EINVAL;
+    pthread_mutex_lock(&e->c.mu);
+    bool stopping = e->c.stopping;
+    pthread_mutex_unlock(&e->c.mu);
+    return stopping ? OB_ESHUTDOWN : atomic_load(&e->c.last_rc);
 }
 
 int ob_job_cancel(ob_engine *e, const ob_id *id, ob_state *state)

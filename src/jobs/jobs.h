@@ -139,6 +139,7 @@ struct op {
     store_new nj;    /* pointers into buf */
     bool existed;
     ob_enqueued_fn user_fn; /* ob_enqueue_async's callback */
+    ob_changed_fn changed_fn; /* ob_job_*_async's callback */
     /* OP_CHANGE, OP_LEASE (in.attempt) */
     lc_input in;     /* strings point into buf */
     ob_state state_out;
@@ -164,6 +165,7 @@ typedef struct commit {
     /* commit-thread-only state */
     ob_idgen idgen;
     _Atomic int64_t unfinished; /* jobs not in a final state, as committed */
+    _Atomic int last_rc;      /* result of the last commit (ob_engine_ready) */
     int64_t next_due;    /* earliest run_at of a scheduled/retryable job */
     int64_t next_rescue, next_prune;
     bool rescue_all;     /* at open: every running job is an orphan */
@@ -255,6 +257,8 @@ struct ob_engine {
     job_kind kinds[KINDS_MAX];
     pthread_mutex_t pools_mu;
     pool *pools;
+    ob_final_fn on_final;      /* set before work starts */
+    void *on_final_arg;
 };
 
 /* Allocate an OP_CHANGE for the job `id` carrying `in`; strings copied. */

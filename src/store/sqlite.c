@@ -117,7 +117,7 @@ static const char *const writer_sql[W_COUNT] = {
                  " run_at, created_at, unique_key, meta) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
     [W_INSERT_PAYLOAD] = "INSERT INTO payloads(seq, data) VALUES(?, ?)",
     [W_FIND_UNIQUE] = "SELECT id FROM jobs WHERE unique_key = ?",
-    [W_LOAD] = "SELECT state, attempt, max_attempts, cancel_requested, kind, queue, run_at"
+    [W_LOAD] = "SELECT state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta"
                " FROM jobs WHERE id = ?",
     [W_UPDATE] = "UPDATE jobs SET state = ?3, attempt = ?4, max_attempts = ?5, run_at = ?6,"
                  " finished_at = ?7, cancel_requested = ?8, result = coalesce(?9, result),"
@@ -578,6 +578,9 @@ static int sqlite_load(store *base, const ob_id *id, store_row *row)
         snprintf(row->kind, sizeof row->kind, "%s", (const char *)sqlite3_column_text(st, 4));
         snprintf(row->queue, sizeof row->queue, "%s", (const char *)sqlite3_column_text(st, 5));
         row->run_at = sqlite3_column_int64(st, 6);
+        row->has_meta = sqlite3_column_type(st, 7) != SQLITE_NULL;
+        snprintf(row->meta, sizeof row->meta, "%s",
+                 row->has_meta ? (const char *)sqlite3_column_text(st, 7) : "");
     }
     sqlite3_reset(st);
     if (rc == SQLITE_ROW)

@@ -59,6 +59,8 @@ typedef struct store_row {
     bool cancel_requested;
     char kind[OB_NAME_MAX + 1];
     char queue[OB_NAME_MAX + 1];
+    bool has_meta;
+    char meta[OB_META_MAX + 1];
 } store_row;
 
 /* One state change, applied if the job is still in (from, from_attempt).

@@ -53,6 +53,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(clean);
     }
 
+    int64_t ms;
+    if (ob_time_parse(s, &ms) == 0) { /* what parses formats back to the same instant */
+        char back[32];
+        int64_t again;
+        if (ms > 253402300799999LL || ob_time_parse(ob_time_format(ms, back), &again) || again != ms)
+            abort();
+    }
+
     /* URLs that are not sqlite: must be refused without touching anything */
     if (strncmp(s, "sqlite:", 7) != 0) {
         store *out = NULL;

@@ -1,0 +1,179 @@
+/*
+ * api.c - the API's frame: routes, authentication, the error shape, and the
+ * endpoints that are not about jobs (/healthz, /readyz).
+ *
+ * Authentication: `Authorization: Bearer TOKEN` on every endpoint but
+ * /healthz and /readyz, when tokens are configured. Tokens are compared as
+ * SHA-256 digests with CRYPTO_memcmp, so neither a token's bytes nor its
+ * length leak through timing. A refusal is 401 with WWW-Authenticate.
+ */
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+
+void api_opts_init(api_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_wait_ms = 60 * 1000;
+    o->max_waiters = 10000;
+}
+
+int api_status(int rc, const char **code)
+{
+    switch (rc) {
+    case OB_ENOTFOUND: *code = "not_found"; return 404;
+    case OB_ESTATE: *code = "conflict"; return 409;
+    case OB_EINVAL: *code = "invalid"; return 422;
+    case OB_ENOKIND: *code = "unknown_kind"; return 422;
+    case OB_ETOOBIG: *code = "too_large"; return 413;
+    case OB_EFULL: *code = "queue_full"; return 503;
+    case OB_EBUSY: *code = "overloaded"; return 503;
+    case OB_ESHUTDOWN: *code = "shutting_down"; return 503;
+    default: *code = "store_unavailable"; return 503;
+    }
+}
+
+void api_reply_rc(ob_http_req *r, int rc, const char *field)
+{
+    const char *code;
+    int st = api_status(rc, &code);
+    if (st == 503)
+        ob_http_set_header(r, "Retry-After", "1");
+    ob_http_reply_error(r, st, code, ob_strerror(rc), field);
+}
+
+void api_later_rc(ob_http_later *l, int rc, const char *field)
+{
+    const char *code;
+    int st = api_status(rc, &code);
+    if (st == 503)
+        ob_http_later_set_header(l, "Retry-After", "1");
+    ob_http_later_reply_error(l, st, code, ob_strerror(rc), field);
+}
+
+/* ---- authentication ---- */
+
+static bool authorized(api *a, ob_http_req *r)
+{
+    if (!a->o.ntokens)
+        return true;
+    const char *h = ob_http_header(r, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    unsigned char d[32];
+    SHA256((const unsigned char *)tok, strlen(tok), d);
+    int match = 0;
+    for (int i = 0; i < a->o.ntokens; i++) /* every token, always: no early exit */
+        match |= CRYPTO_memcmp(d, a->token_hash[i], 32) == 0;
+    return match;
+}
+
+/* Every authenticated route goes through here: the route's real handler
+ * and the api are in the trampoline's argument. */
+typedef struct guarded {
+    api *a;
+    ob_http_handler fn;
+    struct guarded *next;
+} guarded;
+
+static void guard(ob_http_req *r, void *arg)
+{
+    guarded *g = arg;
+    if (!authorized(g->a, r)) {
+        ob_http_set_header(r, "WWW-Authenticate", "Bearer realm=\"outbox\"");
+        ob_http_reply_error(r, 401, "unauthorized", "a valid bearer token is required", NULL);
+        return;
+    }
+    g->fn(r, g->a);
+}
+
+int api_route(api *a, ob_http_server *srv, const char *method, const char *path,
+              ob_http_handler fn, unsigned flags)
+{
+    guarded *g = malloc(sizeof *g);
+    if (!g)
+        return OB_ENOMEM;
+    *g = (guarded){a, fn, a->guards};
+    a->guards = g;
+    return ob_http_route(srv, method, path, guard, g, flags);
+}
+
+/* ---- health ---- */
+
+static void healthz(ob_http_req *r, void *arg)
+{
+    (void)arg;
+    ob_http_reply(r, 200, "application/json", "{\"status\":\"ok\"}", 15);
+}
+
+static void readyz(ob_http_req *r, void *arg)
+{
+    api *a = arg;
+    int rc = ob_engine_ready(a->o.engine);
+    const char *why = atomic_load(&a->draining) ? "draining" : rc ? ob_strerror(rc) : NULL;
+    json_t *v = json_pack("{s:s, s:s?}", "status", why ? "unavailable" : "ready", "reason", why);
+    ob_http_reply_json(r, why ? 503 : 200, v);
+    json_decref(v);
+}
+
+void api_draining(api *a) { atomic_store(&a->draining, true); }
+
+int api_new(ob_http_server *srv, const api_opts *o, api **out)
+{
+    if (!srv || !o || !o->engine || !out || o->ntokens < 0)
+        return OB_EINVAL;
+    api *a = calloc(1, sizeof *a);
+    if (!a)
+        return OB_ENOMEM;
+    a->o = *o;
+    if (o->ntokens) {
+        a->tokens = calloc((size_t)o->ntokens, sizeof *a->tokens);
+        a->token_hash = calloc((size_t)o->ntokens, sizeof *a->token_hash);
+        if (!a->tokens || !a->token_hash) {
+            api_free(a);
+            return OB_ENOMEM;
+        }
+        for (int i = 0; i < o->ntokens; i++) {
+            a->tokens[i] = strdup(o->tokens[i]);
+            SHA256((const unsigned char *)o->tokens[i], strlen(o->tokens[i]), a->token_hash[i]);
+        }
+    }
+    a->o.tokens = NULL;
+    int rc = waitlist_new(a, &a->w);
+    if (!rc)
+        rc = ob_http_route(srv, "GET", "/healthz", healthz, a, 0);
+    if (!rc)
+        rc = ob_http_route(srv, "GET", "/readyz", readyz, a, 0);
+    if (!rc)
+        rc = api_jobs_routes(a, srv);
+    if (rc) {
+        api_free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void api_free(api *a)
+{
+    if (!a)
+        return;
+    waitlist_free(a->w);
+    for (int i = 0; i < a->o.ntokens && a->tokens; i++)
+        free(a->tokens[i]);
+    free(a->tokens);
+    free(a->token_hash);
+    while (a->guards) {
+        guarded *g = a->guards;
+        a->guards = g->next;
+        free(g);
+    }
+    free(a);
+}

@@ -1,0 +1,110 @@
+/*
+ * api.h - outboxd's JSON HTTP API, on the HTTP server (src/http) and the
+ * job engine (src/jobs). Its files:
+ *
+ *   api.c      routes, authentication, errors, /healthz, /readyz
+ *   decode.c   strict decoding of request bodies into engine calls (pure:
+ *              fuzzed)
+ *   render.c   jobs as JSON
+ *   jobs_api.c /v1/jobs and its members
+ *   wait.c     `Prefer: wait=N`: holding a response until a job is final,
+ *              with no thread blocked per waiting client
+ *
+ * The API owns no job state: everything lives in the engine; what the
+ * engine does not interpret (callback URL, request fingerprint) rides in a
+ * job's `meta`.
+ */
+#ifndef OB_API_H
+#define OB_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "outbox/http.h"
+#include "outbox/jobs.h"
+
+typedef struct api api;
+
+typedef struct api_opts {
+    ob_engine *engine;
+    const char *const *tokens; /* bearer tokens (copied); ntokens 0: no auth */
+    int ntokens;
+    int64_t max_wait_ms;       /* cap of Prefer: wait; default 60 s */
+    int max_waiters;           /* responses held by Prefer: wait; default 10,000 */
+} api_opts;
+
+void api_opts_init(api_opts *o);
+/* Register every route on srv (before it starts). *out is owned by the
+ * caller: api_free after the server stopped. */
+int api_new(ob_http_server *srv, const api_opts *o, api **out);
+/* The server is draining: /readyz answers 503. */
+void api_draining(api *a);
+void api_free(api *a);
+
+/* ---- decode.c ---- */
+
+/* A POST /v1/jobs body, decoded. Pointers into the json_t it came from,
+ * except the owned payload text. */
+typedef struct api_job_in {
+    ob_new_job j;
+    char *payload_text;       /* owned: the payload as compact JSON */
+    const char *callback_url; /* or NULL */
+    const char *unique_key;   /* as given, or NULL */
+} api_job_in;
+
+/* Decode `body` (any JSON value) as a new job. Returns 0, or an error with
+ * *field (the offending member, or NULL for the body) and *why (a message,
+ * static storage). Unknown members are refused. `now` resolves "delay". */
+int api_decode_job(const json_t *body, int64_t now, api_job_in *out, const char **field,
+                   const char **why);
+void api_job_in_clear(api_job_in *in);
+/* Whether s is an http:// or https:// URL with a host, of sane length. */
+bool api_url_ok(const char *s);
+/* Parse "Prefer: wait=N" (RFC 7240); 0 when absent or invalid, else ms. */
+int64_t api_prefer_wait(const char *prefer);
+/* Parse a comma list of state names into a bitmask; -1 if one is bad. */
+long api_states(const char *list);
+
+/* ---- render.c ---- */
+
+/* The job as the API shows it. New reference; NULL on OOM. `with_detail`:
+ * payload and errors too. */
+json_t *api_job_json(const ob_job *j, bool with_detail);
+/* The public form of a stored unique key (without the API's prefix). */
+const char *api_unique_key(const char *stored);
+
+/* ---- api.c, for the others ---- */
+
+struct api {
+    api_opts o;
+    char **tokens;
+    unsigned char (*token_hash)[32];
+    _Atomic bool draining;
+    struct waitlist *w;
+    struct guarded *guards; /* route trampolines, freed with the api */
+};
+
+/* Register an authenticated route: fn gets the api as its argument. */
+int api_route(api *a, ob_http_server *srv, const char *method, const char *path,
+              ob_http_handler fn, unsigned flags);
+
+/* Answer the error an engine call returned. */
+void api_reply_rc(ob_http_req *r, int rc, const char *field);
+void api_later_rc(ob_http_later *l, int rc, const char *field);
+/* Status and code of an engine error. */
+int api_status(int rc, const char **code);
+
+/* ---- jobs_api.c ---- */
+int api_jobs_routes(api *a, ob_http_server *srv);
+
+/* ---- wait.c ---- */
+typedef struct waitlist waitlist;
+int waitlist_new(api *a, waitlist **out);
+void waitlist_free(waitlist *w);
+/* Hold `l` until job `id` is final (answer 200 with it) or wait_ms pass
+ * (answer `timeout_status` with its current state). Takes the handle: it
+ * is answered in every case. */
+void waitlist_add(waitlist *w, const ob_id *id, ob_http_later *l, int64_t wait_ms,
+                  int timeout_status);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * jobs_api.c - /v1/jobs: enqueue, read, list, cancel, retry.
+ *
+ * POST /v1/jobs never blocks an HTTP thread on a commit: the handler checks
+ * the request, suspends the response and enqueues with ob_enqueue_async; the
+ * engine calls back once the job is on disk (or could not be stored), and
+ * the callback answers — so one fsync acknowledges every request that
+ * arrived during the previous one. Cancel and retry work the same way.
+ *
+ * Idempotency: an Idempotency-Key header becomes the job's unique key
+ * ("idem:KEY"), and the SHA-256 of the request body rides in the job's meta.
+ * A repeat with the same key and the same body gets the existing job (200);
+ * with another body, 409. A `unique_key` member ("key:KEY") returns the
+ * existing job without comparing bodies, as the engine promises.
+ */
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+
+/* ---- POST /v1/jobs ---- */
+
+typedef struct enq {
+    api *a;
+    ob_http_later *later;
+    int64_t wait_ms;
+    bool idempotent;       /* keyed by Idempotency-Key: compare bodies */
+    char sha[65];          /* of the request body */
+    bool scheduled;
+} enq;
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+    static const char h[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = h[d[i] >> 4];
+        out[2 * i + 1] = h[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* The existing job a repeated key named: 200 with it, or 409 when an
+ * Idempotency-Key came back with another body. */
+static void answer_existing(enq *q, const ob_id *id)
+{
+    ob_job *j = NULL;
+    int rc = ob_job_get(q->a->o.engine, id, &j);
+    if (rc) {
+        api_later_rc(q->later, rc, NULL);
+        return;
+    }
+    json_t *meta = q->idempotent && j->meta ? json_loads(j->meta, 0, NULL) : NULL;
+    const char *sha = json_string_value(json_object_get(meta, "request_sha256"));
+    if (q->idempotent && (!sha || strcmp(sha, q->sha) != 0)) {
+        ob_http_later_reply_error(q->later, 409, "idempotency_key_reused",
+                                  "this Idempotency-Key was used with another request body",
+                                  "Idempotency-Key");
+    } else {
+        json_t *v = api_job_json(j, false);
+        ob_http_later_set_header(q->later, "Location", json_string_value(json_object_get(v, "status_url")));
+        ob_http_later_reply_json(q->later, 200, v);
+        json_decref(v);
+    }
+    json_decref(meta);
+    ob_job_free(j);
+}
+
+/* The engine's answer: the job is durable, refused, or could not be stored.
+ * Runs on the engine's commit thread: short work only. */
+static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
+{
+    enq *q = arg;
+    if (rc)
+        api_later_rc(q->later, rc, NULL);
+    else if (existed)
+        answer_existing(q, id);
+    else if (q->wait_ms > 0)
+        waitlist_add(q->a->w, id, q->later, q->wait_ms, 202);
+    else {
+        char ids[OB_ID_STRLEN + 1], url[64];
+        ob_id_format(id, ids);
+        snprintf(url, sizeof url, "/v1/jobs/%s", ids);
+        json_t *v = json_pack("{s:s, s:s, s:s}", "id", ids, "state",
+                              q->scheduled ? "scheduled" : "available", "status_url", url);
+        ob_http_later_set_header(q->later, "Location", url);
+        ob_http_later_reply_json(q->later, 202, v);
+        json_decref(v);
+    }
+    free(q);
+}
+
+/* The meta a job carries for the API: {"callback_url","request_sha256"}. */
+static char *make_meta(const api_job_in *in, const char *sha)
+{
+    if (!in->callback_url && !sha)
+        return NULL;
+    json_t *m = json_pack("{s:s?, s:s?}", "callback_url", in->callback_url, "request_sha256", sha);
+    char *s = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    return s;
+}
+
+static bool idem_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > 200)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x21 || k[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static void post_job(ob_http_req *r, void *arg)
+{
+    api *a = arg;
+    json_t *body = ob_http_body_json(r);
+    if (!body)
+        return;
+    api_job_in in;
+    const char *field, *why;
+    int rc = api_decode_job(body, ob_now_ms(), &in, &field, &why);
+    if (rc) {
+        ob_http_reply_error(r, 422, field && strcmp(why, "unknown member") == 0 ? "unknown_field"
+                                                                               : "invalid",
+                            why, field);
+        api_job_in_clear(&in);
+        return;
+    }
+    const char *idem = ob_http_header(r, "Idempotency-Key");
+    char key[OB_UNIQUE_KEY_MAX + 16], sha[65] = "";
+    if (idem && in.unique_key) {
+        ob_http_reply_error(r, 422, "invalid", "give unique_key or an Idempotency-Key, not both",
+                            "unique_key");
+        api_job_in_clear(&in);
+        return;
+    }
+    if (idem && !idem_key_ok(idem)) {
+        ob_http_reply_error(r, 400, "invalid", "1 to 200 printable ASCII characters",
+                            "Idempotency-Key");
+        api_job_in_clear(&in);
+        return;
+    }
+    if (idem) {
+        size_t len;
+        const void *raw = ob_http_body(r, &len);
+        unsigned char d[32];
+        SHA256(raw, len, d);
+        hex(d, 32, sha);
+        snprintf(key, sizeof key, "idem:%s", idem);
+        in.j.unique_key = key;
+    } else if (in.unique_key) {
+        if (snprintf(key, sizeof key, "key:%s", in.unique_key) >= (int)sizeof key) {
+            ob_http_reply_error(r, 413, "too_large", "unique_key is too long", "unique_key");
+            api_job_in_clear(&in);
+            return;
+        }
+        in.j.unique_key = key;
+    }
+    char *meta = make_meta(&in, idem ? sha : NULL);
+    in.j.meta = meta;
+    if ((rc = ob_new_job_check(a->o.engine, &in.j, &field))) {
+        api_reply_rc(r, rc, field);
+        goto out;
+    }
+    enq *q = calloc(1, sizeof *q);
+    rc = q ? ob_http_suspend(r, &q->later) : OB_ENOMEM;
+    if (rc) {
+        free(q);
+        api_reply_rc(r, rc, NULL);
+        goto out;
+    }
+    q->a = a;
+    q->idempotent = idem != NULL;
+    memcpy(q->sha, sha, sizeof sha);
+    q->scheduled = in.j.run_at_ms > ob_now_ms();
+    int64_t w = api_prefer_wait(ob_http_header(r, "Prefer"));
+    q->wait_ms = w > a->o.max_wait_ms ? a->o.max_wait_ms : w;
+    if ((rc = ob_enqueue_async(a->o.engine, &in.j, enqueued, q))) {
+        api_later_rc(q->later, rc, NULL); /* not accepted: answer here */
+        free(q);
+    }
+out:
+    free(meta);
+    api_job_in_clear(&in);
+}
+
+/* ---- GET /v1/jobs/{id} ---- */
+
+static bool parse_id(ob_http_req *r, ob_id *id)
+{
+    if (ob_id_parse(ob_http_param(r, "id"), id) == 0)
+        return true;
+    ob_http_reply_error(r, 400, "invalid", "not a job id (a UUID)", "id");
+    return false;
+}
+
+static void get_job(ob_http_req *r, void *arg)
+{
+    api *a = arg;
+    ob_id id;
+    if (!parse_id(r, &id))
+        return;
+    int64_t w = api_prefer_wait(ob_http_header(r, "Prefer"));
+    ob_job *j = NULL;
+    int rc = ob_job_get(a->o.engine, &id, &j);
+    if (rc) {
+        api_reply_rc(r, rc, rc == OB_ENOTFOUND ? "id" : NULL);
+        return;
+    }
+    if (w > 0 && !ob_state_is_final(j->state)) {
+        ob_http_later *l;
+        if (ob_http_suspend(r, &l) == 0) {
+            ob_job_free(j);
+            waitlist_add(a->w, &id, l, w > a->o.max_wait_ms ? a->o.max_wait_ms : w, 200);
+            return;
+        }
+    }
+    json_t *v = api_job_json(j, true);
+    ob_http_reply_json(r, 200, v);
+    json_decref(v);
+    ob_job_free(j);
+}
+
+/* ---- GET /v1/jobs ---- */
+
+static void list_jobs(ob_http_req *r, void *arg)
+{
+    api *a = arg;
+    ob_list_filter f = {0};
+    const char *s = ob_http_query(r, "state"), *lim = ob_http_query(r, "limit");
+    long mask = s ? api_states(s) : 0;
+    if (mask < 0) {
+        ob_http_reply_error(r, 400, "invalid", "a comma list of job states", "state");
+        return;
+    }
+    f.states = (unsigned)mask;
+    f.kind = ob_http_query(r, "kind");
+    f.queue = ob_http_query(r, "queue");
+    f.cursor = ob_http_query(r, "cursor");
+    if (lim) {
+        char *end;
+        long n = strtol(lim, &end, 10);
+        if (*end || n < 1 || n > OB_LIST_MAX) {
+            ob_http_reply_error(r, 400, "invalid", "an integer from 1 to 1000", "limit");
+            return;
+        }
+        f.limit = (int)n;
+    }
+    ob_job_page *pg;
+    int rc = ob_job_list(a->o.engine, &f, &pg);
+    if (rc == OB_EINVAL) {
+        const char *field = f.cursor && *f.cursor ? "cursor" : f.kind ? "kind" : "queue";
+        ob_http_reply_error(r, 400, "invalid", "a filter is not valid", field);
+        return;
+    }
+    if (rc) {
+        api_reply_rc(r, rc, NULL);
+        return;
+    }
+    json_t *jobs = json_array();
+    for (size_t i = 0; i < pg->n; i++)
+        json_array_append_new(jobs, api_job_json(pg->jobs[i], false));
+    json_t *v = json_pack("{s:o, s:s?}", "jobs", jobs, "next_cursor",
+                          pg->next_cursor[0] ? pg->next_cursor : NULL);
+    ob_http_reply_json(r, 200, v);
+    json_decref(v);
+    ob_job_page_free(pg);
+}
+
+/* ---- POST /v1/jobs/{id}/cancel, /retry ---- */
+
+typedef struct chg {
+    ob_http_later *later;
+    char id[OB_ID_STRLEN + 1];
+} chg;
+
+static void changed(void *arg, int rc, ob_state state)
+{
+    chg *c = arg;
+    if (rc == OB_ESTATE)
+        ob_http_later_reply_error(c->later, 409, "conflict",
+                                  "the job's state does not allow this", NULL);
+    else if (rc)
+        api_later_rc(c->later, rc, rc == OB_ENOTFOUND ? "id" : NULL);
+    else {
+        json_t *v = json_pack("{s:s, s:s}", "id", c->id, "state", ob_state_name(state));
+        ob_http_later_reply_json(c->later, 200, v);
+        json_decref(v);
+    }
+    free(c);
+}
+
+static void change(ob_http_req *r, api *a, bool cancel)
+{
+    ob_id id;
+    if (!parse_id(r, &id))
+        return;
+    chg *c = calloc(1, sizeof *c);
+    int rc = c ? ob_http_suspend(r, &c->later) : OB_ENOMEM;
+    if (rc) {
+        free(c);
+        api_reply_rc(r, rc, NULL);
+        return;
+    }
+    ob_id_format(&id, c->id);
+    rc = cancel ? ob_job_cancel_async(a->o.engine, &id, changed, c)
+                : ob_job_retry_async(a->o.engine, &id, changed, c);
+    if (rc) {
+        api_later_rc(c->later, rc, NULL);
+        free(c);
+    }
+}
+
+static void cancel_job(ob_http_req *r, void *arg) { change(r, arg, true); }
+static void retry_job(ob_http_req *r, void *arg) { change(r, arg, false); }
+
+int api_jobs_routes(api *a, ob_http_server *srv)
+{
+    int rc;
+    if ((rc = api_route(a, srv, "POST", "/v1/jobs", post_job, OB_HTTP_JSON)) ||
+        (rc = api_route(a, srv, "GET", "/v1/jobs", list_jobs, 0)) ||
+        (rc = api_route(a, srv, "GET", "/v1/jobs/{id}", get_job, 0)) ||
+        (rc = api_route(a, srv, "POST", "/v1/jobs/{id}/cancel", cancel_job, 0)) ||
+        (rc = api_route(a, srv, "POST", "/v1/jobs/{id}/retry", retry_job, 0)))
+        return rc;
+    return 0;
+}

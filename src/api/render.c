@@ -1,0 +1,89 @@
+/*
+ * render.c - a job as the API shows it:
+ *
+ *   {"id", "kind", "queue", "priority", "state", "attempt", "max_attempts",
+ *    "timeout" (s), "run_at", "created_at", "attempted_at", "finished_at"
+ *    (RFC 3339 or null), "cancel_requested", "unique_key", "callback_url",
+ *    "result" (JSON or null), "status_url",
+ *    and with detail: "payload" (JSON; "payload_base64" if the bytes are
+ *    not JSON), "errors": [{"attempt", "at", "error"}]}
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+
+static json_t *time_or_null(int64_t ms)
+{
+    char b[32];
+    return ms ? json_string(ob_time_format(ms, b)) : json_null();
+}
+
+const char *api_unique_key(const char *stored)
+{
+    if (!stored)
+        return NULL;
+    if (strncmp(stored, "key:", 4) == 0)
+        return stored + 4;
+    if (strncmp(stored, "idem:", 5) == 0)
+        return NULL; /* an Idempotency-Key is the client's, not the job's */
+    return stored;
+}
+
+static json_t *base64(const unsigned char *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        *o++ = tab[v >> 18 & 63];
+        *o++ = tab[v >> 12 & 63];
+        *o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? tab[v & 63] : '=';
+    }
+    *o = '\0';
+    json_t *s = json_string(out);
+    free(out);
+    return s;
+}
+
+json_t *api_job_json(const ob_job *j, bool with_detail)
+{
+    char id[OB_ID_STRLEN + 1], url[64];
+    ob_id_format(&j->id, id);
+    snprintf(url, sizeof url, "/v1/jobs/%s", id);
+    json_t *meta = j->meta ? json_loads(j->meta, 0, NULL) : NULL;
+    json_t *cb = json_object_get(meta, "callback_url");
+    json_t *result = j->result ? json_loads(j->result, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *v = json_pack(
+        "{s:s, s:s, s:s, s:i, s:s, s:i, s:i, s:f, s:o, s:o, s:o, s:o, s:b, s:s?, s:O?, s:o?, s:s}",
+        "id", id, "kind", j->kind, "queue", j->queue, "priority", j->priority, "state",
+        ob_state_name(j->state), "attempt", j->attempt, "max_attempts", j->max_attempts,
+        "timeout", (double)j->timeout_ms / 1000.0, "run_at", time_or_null(j->run_at_ms),
+        "created_at", time_or_null(j->created_at_ms), "attempted_at",
+        time_or_null(j->attempted_at_ms), "finished_at", time_or_null(j->finished_at_ms),
+        "cancel_requested", j->cancel_requested, "unique_key", api_unique_key(j->unique_key),
+        "callback_url", cb, "result", result, "status_url", url);
+    json_decref(meta);
+    if (!v || !with_detail)
+        return v;
+    if (j->payload) {
+        json_t *p = json_loadb((const char *)j->payload, j->payload_len,
+                               JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        if (p)
+            json_object_set_new(v, "payload", p);
+        else
+            json_object_set_new(v, "payload_base64", base64(j->payload, j->payload_len));
+    }
+    json_t *errors = json_array();
+    char at[32];
+    for (size_t i = 0; i < j->nerrors; i++)
+        json_array_append_new(errors, json_pack("{s:i, s:s, s:s}", "attempt", j->errors[i].attempt,
+                                                "at", ob_time_format(j->errors[i].at_ms, at),
+                                                "error", j->errors[i].message));
+    json_object_set_new(v, "errors", errors);
+    return v;
+}
