@@ -17,6 +17,7 @@
 #ifndef OB_API_H
 #define OB_API_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 

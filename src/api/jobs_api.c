@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/http_request.h"
 
 /* ---- POST /v1/jobs ---- */
 
@@ -126,6 +127,14 @@ static void post_job(ob_http_req *r, void *arg)
         ob_http_reply_error(r, 422, field && strcmp(why, "unknown member") == 0 ? "unknown_field"
                                                                                : "invalid",
                             why, field);
+        api_job_in_clear(&in);
+        return;
+    }
+    if (strcmp(in.j.kind, "http.request") == 0 &&
+        hr_check_payload(json_object_get(body, "payload"), &field, &why)) {
+        char f[80];
+        snprintf(f, sizeof f, "payload%s%s", field ? "." : "", field ? field : "");
+        ob_http_reply_error(r, 422, "invalid", why, f);
         api_job_in_clear(&in);
         return;
     }

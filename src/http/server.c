@@ -127,7 +127,7 @@ static void access_log(ob_http_server *s, hreq *q, const char *remote)
     json_t *j = json_pack("{s:s, s:s, s:i, s:I, s:f, s:s}", "method", q->method, "path",
                           q->path, "status", q->status_sent, "bytes", (json_int_t)q->bytes_sent,
                           "ms", ms, "remote", remote);
-    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *line = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     ob_http_access a = {q->method, q->path, q->status_sent, q->bytes_sent, ms, remote,
                         line ? line : "{}"};
     if (s->o.access_log)
@@ -743,13 +743,13 @@ int ob_http_server_start(ob_http_server *s)
     size_t mem = s->o.max_header_bytes * 2 + (16 << 10);
     unsigned idle_s = (unsigned)((s->o.idle_timeout_ms + 999) / 1000);
     s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, /* 1: no pool, one thread */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections + 16,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        on_connection, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!s->d) {
         OB_ERROR("http: cannot listen on %s: %s", s->o.listen, strerror(errno));
         close(s->watch_epfd);

@@ -1,0 +1,465 @@
+/*
+ * outboxd.c - the daemon: configuration, the job engine, the HTTP server
+ * and its JSON API, signals.
+ *
+ * Configuration, later sources winning: built-in defaults, the --config
+ * FILE (lines "name = value", names as the long flags), OUTBOX_* environment
+ * variables (OUTBOX_LISTEN, ...), command-line flags.
+ *
+ * Without bearer tokens outboxd serves loopback only and says so; it
+ * refuses to listen elsewhere without them.
+ *
+ * Signals are taken by the main thread alone (sigwait; every other thread
+ * blocks them): SIGTERM/SIGINT stop gracefully — /readyz turns 503, the
+ * server stops accepting and answers 503 to new requests and to held ones,
+ * requests in flight finish, workers drain, the store closes, exit 0.
+ * SIGHUP reopens the log file.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "api/http_request.h"
+#include "base/base.h"
+#include "outbox/http.h"
+#include "outbox/jobs.h"
+
+#define VERSION "0.1.0"
+
+typedef struct config {
+    char listen[256];
+    char store[1024];
+    char token_file[1024];
+    char secret_file[1024];
+    char log_file[1024];
+    char log_level[16];
+    long workers;
+    long max_body;
+    long max_payload;
+    long max_wait;
+    long max_connections;
+    long threads;
+} config;
+
+typedef struct opt {
+    const char *name; /* flag without "--", config name; env: OUTBOX_ + upper */
+    bool is_num;
+    size_t off, size;
+    long min, max;
+    const char *help;
+} opt;
+
+#define S(f) false, offsetof(config, f), sizeof(((config *)0)->f), 0, 0
+#define N(f, lo, hi) true, offsetof(config, f), 0, lo, hi
+static const opt opts[] = {
+    {"listen", S(listen), "HOST:PORT to serve on (default 127.0.0.1:8025)"},
+    {"store", S(store), "where jobs live: sqlite:PATH (default sqlite:./outbox.db)"},
+    {"token-file", S(token_file), "bearer tokens, one per line; required off loopback"},
+    {"callback-secret-file", S(secret_file),
+     "HMAC key for callback signatures (default ./outbox.secret, created if missing)"},
+    {"log-file", S(log_file), "log here instead of stderr (SIGHUP reopens it)"},
+    {"log-level", S(log_level), "debug, info, warn or error (default info)"},
+    {"workers", N(workers, 1, 1024), "worker threads running jobs (default 4)"},
+    {"threads", N(threads, 1, 256), "HTTP event-loop threads (default: CPUs)"},
+    {"max-body", N(max_body, 1024, 64L << 20), "request body bytes (default 1 MiB)"},
+    {"max-payload", N(max_payload, 1, 64L << 20), "job payload bytes (default 1 MiB)"},
+    {"max-wait", N(max_wait, 0, 3600), "longest Prefer: wait, seconds (default 60)"},
+    {"max-connections", N(max_connections, 1, 1000000), "HTTP connections (default 1024)"},
+};
+#undef S
+#undef N
+#define NOPTS (sizeof opts / sizeof *opts)
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: outboxd [--config FILE] [--NAME VALUE ...]\n"
+               "  The outbox daemon: durable background jobs over a JSON HTTP API.\n\n");
+    for (size_t i = 0; i < NOPTS; i++)
+        fprintf(f, "  --%-22s %s\n", opts[i].name, opts[i].help);
+    fprintf(f, "  --%-22s %s\n  --%-22s %s\n  --%-22s %s\n\n", "config FILE",
+            "read \"name = value\" lines (names as above)", "help", "this text", "version",
+            "print the version");
+    fprintf(f, "Every option is also an environment variable: --max-body is OUTBOX_MAX_BODY.\n"
+               "Precedence: flags, then environment, then the config file, then defaults.\n");
+}
+
+/* Set option `name` to `value`; `where` names the source for errors. */
+static bool set_opt(config *c, const char *name, const char *value, const char *where)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt *o = &opts[i];
+        if (strcmp(o->name, name) != 0)
+            continue;
+        if (!o->is_num) {
+            if (strlen(value) >= o->size) {
+                fprintf(stderr, "outboxd: %s: %s is too long\n", where, name);
+                return false;
+            }
+            snprintf((char *)c + o->off, o->size, "%s", value);
+            return true;
+        }
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < o->min || v > o->max) {
+            fprintf(stderr, "outboxd: %s: %s must be a number from %ld to %ld, not \"%s\"\n",
+                    where, name, o->min, o->max, value);
+            return false;
+        }
+        *(long *)((char *)c + o->off) = v;
+        return true;
+    }
+    fprintf(stderr, "outboxd: %s: unknown option \"%s\" (see outboxd --help)\n", where, name);
+    return false;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+static bool read_config(config *c, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "outboxd: cannot read config %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    char line[2048], where[1100];
+    bool ok = true;
+    for (int n = 1; ok && fgets(line, sizeof line, f); n++) {
+        char *l = trim(line);
+        if (!*l || *l == '#')
+            continue;
+        char *eq = strchr(l, '=');
+        snprintf(where, sizeof where, "%s:%d", path, n);
+        if (!eq) {
+            fprintf(stderr, "outboxd: %s: expected \"name = value\"\n", where);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        ok = set_opt(c, trim(l), trim(eq + 1), where);
+    }
+    fclose(f);
+    return ok;
+}
+
+static bool read_env(config *c)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        char env[64] = "OUTBOX_";
+        size_t k = 7;
+        for (const char *p = opts[i].name; *p && k < sizeof env - 1; p++)
+            env[k++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        env[k] = '\0';
+        const char *v = getenv(env);
+        if (v && !set_opt(c, opts[i].name, v, env))
+            return false;
+    }
+    return true;
+}
+
+/* 0: ok; 1: exit 0 (help); 2: usage error. */
+static int configure(config *c, int argc, char **argv)
+{
+    *c = (config){.workers = 4, .max_body = 1 << 20, .max_payload = 1 << 20, .max_wait = 60,
+                  .max_connections = 1024, .threads = 0};
+    snprintf(c->listen, sizeof c->listen, "127.0.0.1:8025");
+    snprintf(c->store, sizeof c->store, "sqlite:./outbox.db");
+    snprintf(c->secret_file, sizeof c->secret_file, "./outbox.secret");
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    const char *cfg = getenv("OUTBOX_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("outboxd %s\n", VERSION);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            cfg = argv[i + 1];
+    }
+    if ((cfg && !read_config(c, cfg)) || !read_env(c))
+        return 2;
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "outboxd: expected --NAME VALUE, got \"%s\" (see outboxd --help)\n",
+                    argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "--config") != 0 && !set_opt(c, argv[i] + 2, argv[i + 1], "flag"))
+            return 2;
+        i++;
+    }
+    return 0;
+}
+
+/* ---- tokens, secret, loopback ---- */
+
+static int read_tokens(const char *path, char ***out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "outboxd: cannot read token file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    char **t = NULL;
+    int n = 0;
+    for (int ln = 1; fgets(line, sizeof line, f); ln++) {
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        size_t len = strlen(s);
+        bool ok = len >= 16 && len <= 512;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = s[i] > 0x20 && s[i] < 0x7f;
+        if (!ok) {
+            fprintf(stderr, "outboxd: %s:%d: a token is 16-512 printable characters without "
+                            "spaces\n", path, ln);
+            fclose(f);
+            return -1;
+        }
+        t = realloc(t, sizeof *t * (size_t)(n + 1));
+        t[n++] = strdup(s);
+    }
+    fclose(f);
+    if (!n) {
+        fprintf(stderr, "outboxd: %s holds no token\n", path);
+        return -1;
+    }
+    *out = t;
+    return n;
+}
+
+static bool loopback(const char *listen)
+{
+    return !strncmp(listen, "127.", 4) || !strncmp(listen, "[::1]:", 6) ||
+           !strncmp(listen, "localhost:", 10);
+}
+
+/* The callback signing key: the file's content, created (0600, random) if
+ * missing. */
+static bool read_secret(const char *path, unsigned char **key, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f && errno == ENOENT) {
+        unsigned char r[32];
+        char hex[65];
+        ob_random_bytes(r, sizeof r);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", r[i]);
+        mode_t old = umask(077);
+        FILE *w = fopen(path, "w");
+        umask(old);
+        if (!w || fprintf(w, "%s\n", hex) < 0 || fclose(w)) {
+            fprintf(stderr, "outboxd: cannot create %s: %s\n", path, strerror(errno));
+            return false;
+        }
+        OB_INFO("outboxd: created the callback signing secret %s", path);
+        f = fopen(path, "r");
+    }
+    char line[1024];
+    if (!f || !fgets(line, sizeof line, f)) {
+        fprintf(stderr, "outboxd: cannot read %s: %s\n", path, f ? "empty" : strerror(errno));
+        if (f)
+            fclose(f);
+        return false;
+    }
+    fclose(f);
+    char *s = trim(line);
+    *len = strlen(s);
+    *key = (unsigned char *)strdup(s);
+    return *len >= 16;
+}
+
+/* ---- logging ---- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static FILE *log_fp;
+static const char *log_path;
+
+static void log_line(void *arg, ob_log_level level, const char *line)
+{
+    (void)arg, (void)level;
+    pthread_mutex_lock(&log_mu);
+    FILE *f = log_fp ? log_fp : stderr;
+    fprintf(f, "%s\n", line);
+    fflush(f);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static bool reopen_log(void)
+{
+    if (!log_path)
+        return true;
+    FILE *f = fopen(log_path, "a");
+    if (!f) {
+        fprintf(stderr, "outboxd: cannot open log %s: %s\n", log_path, strerror(errno));
+        return false;
+    }
+    pthread_mutex_lock(&log_mu);
+    if (log_fp)
+        fclose(log_fp);
+    log_fp = f;
+    pthread_mutex_unlock(&log_mu);
+    return true;
+}
+
+/* One line per state change, with the job's id. */
+static void log_event(void *arg, const ob_event *ev)
+{
+    (void)arg;
+    char id[OB_ID_STRLEN + 1];
+    OB_INFO("job %s %s queue=%s %s attempt=%d%s%s", ob_id_format(&ev->id, id), ev->kind, ev->queue,
+            ob_state_name(ev->state), ev->attempt, ev->error ? " error=" : "",
+            ev->error ? ev->error : "");
+}
+
+static int level_of(const char *s)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (!strcasecmp(s, names[i]))
+            return i;
+    return -1;
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    config c;
+    int rc = configure(&c, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    int level = level_of(c.log_level);
+    if (level < 0) {
+        fprintf(stderr, "outboxd: --log-level: debug, info, warn or error\n");
+        return 2;
+    }
+    log_path = c.log_file[0] ? c.log_file : NULL;
+    if (!reopen_log())
+        return 1;
+    ob_log_set(log_line, NULL, (ob_log_level)level);
+
+    char **tokens = NULL;
+    int ntokens = 0;
+    if (c.token_file[0] && (ntokens = read_tokens(c.token_file, &tokens)) < 0)
+        return 1;
+    if (!ntokens && !loopback(c.listen)) {
+        fprintf(stderr, "outboxd: refusing to serve %s without authentication: give "
+                        "--token-file, or listen on a loopback address\n", c.listen);
+        return 2;
+    }
+    unsigned char *secret;
+    size_t secret_len;
+    if (!read_secret(c.secret_file, &secret, &secret_len)) {
+        fprintf(stderr, "outboxd: the callback secret must hold at least 16 characters\n");
+        return 1;
+    }
+
+    /* Signals: this thread waits for them; every thread made from here
+     * on inherits the block. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ob_engine_opts eo;
+    ob_engine_opts_init(&eo);
+    eo.max_payload = (size_t)c.max_payload;
+    ob_engine *e;
+    if ((rc = ob_engine_open(c.store, &eo, &e))) {
+        fprintf(stderr, "outboxd: cannot open the store %s: %s\n", c.store, ob_strerror(rc));
+        return 1;
+    }
+    hr_opts ho = {.max_response = 64 << 10, .max_redirects = 5, .secret = secret,
+                  .secret_len = secret_len};
+    ob_subscription *logsub = NULL;
+    ob_pool *pool = NULL;
+    ob_pool_opts po;
+    ob_pool_opts_init(&po);
+    po.workers = (int)c.workers;
+    if ((rc = hr_register(e, &ho)) || (rc = ob_engine_subscribe(e, log_event, NULL, &logsub)) ||
+        (rc = ob_pool_start(e, &po, &pool))) {
+        fprintf(stderr, "outboxd: cannot start the engine: %s\n", ob_strerror(rc));
+        return 1;
+    }
+
+    ob_http_opts hopts;
+    ob_http_opts_init(&hopts);
+    hopts.listen = c.listen;
+    if (c.threads)
+        hopts.threads = (int)c.threads;
+    hopts.max_body = (size_t)c.max_body;
+    hopts.max_connections = (int)c.max_connections;
+    ob_http_server *srv;
+    api_opts ao;
+    api_opts_init(&ao);
+    ao.engine = e;
+    ao.tokens = (const char *const *)tokens;
+    ao.ntokens = ntokens;
+    ao.max_wait_ms = c.max_wait * 1000;
+    api *a = NULL;
+    if ((rc = ob_http_server_new(&hopts, &srv)) || (rc = api_new(srv, &ao, &a)) ||
+        (rc = ob_http_server_start(srv))) {
+        fprintf(stderr, "outboxd: cannot serve on %s: %s\n", c.listen, ob_strerror(rc));
+        return 1;
+    }
+    char host[256];
+    snprintf(host, sizeof host, "%s", c.listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    OB_INFO("outboxd %s listening on http://%s:%d (store %s, %ld workers, %s)", VERSION, host,
+            ob_http_server_port(srv), c.store, c.workers,
+            ntokens ? "bearer tokens required" : "no authentication: loopback only");
+
+    for (;;) {
+        int sig;
+        if (sigwait(&sigs, &sig))
+            continue;
+        if (sig == SIGHUP) {
+            reopen_log();
+            OB_INFO("outboxd: log reopened");
+            continue;
+        }
+        OB_INFO("outboxd: %s: stopping (draining requests and workers)", strsignal(sig));
+        break;
+    }
+    api_draining(a);
+    ob_http_server_stop(srv, 10 * 1000);
+    api_free(a);
+    ob_http_server_free(srv);
+    ob_pool_stop(pool, 30 * 1000);
+    ob_engine_unsubscribe(e, logsub);
+    ob_engine_close(e);
+    OB_INFO("outboxd: stopped");
+    for (int i = 0; i < ntokens; i++)
+        free(tokens[i]);
+    free(tokens);
+    free(secret);
+    if (log_fp)
+        fclose(log_fp);
+    return 0;
+}
