@@ -72,6 +72,7 @@ typedef struct ob_http_opts {
     int max_suspended;         /* responses suspended at once; default 10,000 */
     int64_t suspend_timeout_ms; /* a suspended response unanswered this long
                                    gets 504; default 10 min */
+    size_t max_stream_buffer;  /* bytes a stream may hold for a slow client; 1 MiB */
     ob_http_log_fn access_log; /* NULL: one INFO line per request via ob_log */
     void *access_log_arg;
 } ob_http_opts;
@@ -165,6 +166,23 @@ int ob_http_later_reply_error(ob_http_later *l, int status, const char *code,
                               const char *message, const char *field);
 /* Give up: the server answers 500. Consumes the handle. */
 void ob_http_later_drop(ob_http_later *l);
+
+/* ---- streamed answers (server-sent events, say) ---- */
+
+typedef struct ob_http_stream ob_http_stream;
+
+/* Answer 200 with a body written over time (chunked), from any thread:
+ * this is the request's answer, and the handler returns after it. Response
+ * headers set before are sent. *out is the handle: write to it, then close
+ * it (exactly once). Returns 0, OB_ESTATE (already answered) or OB_ENOMEM. */
+int ob_http_stream_start(ob_http_req *r, const char *content_type, ob_http_stream **out);
+/* Append bytes (copied). 0; OB_EBUSY when more than max_stream_buffer bytes
+ * wait for a slow client (nothing appended: close it, the client may
+ * reconnect); OB_EGONE when the client left; OB_ESHUTDOWN when the server
+ * is stopping. */
+int ob_http_stream_write(ob_http_stream *st, const void *data, size_t len);
+/* End the body and give up the handle. */
+void ob_http_stream_close(ob_http_stream *st);
 
 #ifdef __cplusplus
 }

@@ -169,7 +169,7 @@ typedef struct args {
 
 static const char *next(args *a) { return a->i < a->argc ? a->argv[a->i++] : NULL; }
 
-static int usage_error(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

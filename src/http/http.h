@@ -138,6 +138,17 @@ struct ob_http_later {
     resp r;              /* the answer, under mu until resumed */
 };
 
+struct ob_http_stream {
+    pthread_mutex_t mu;
+    int refs;            /* the server's and the holder's */
+    hreq *q;             /* valid while the server holds its reference */
+    char *buf;
+    size_t off, len, cap;
+    bool closed;         /* the holder ended the body */
+    int gone;            /* 0, OB_EGONE or OB_ESHUTDOWN */
+    bool parked;         /* suspended in libmicrohttpd's reader */
+};
+
 struct hreq {
     ob_http_server *s;
     hconn *c;
@@ -152,6 +163,7 @@ struct hreq {
     size_t body_len, body_cap, body_expected;
     resp r;                /* the answer of a handler that did not suspend */
     ob_http_later *later;  /* when suspended */
+    ob_http_stream *stream; /* when streaming */
     /* access log */
     char method[16];
     char path[256];
@@ -200,8 +212,22 @@ void later_detach(ob_http_later *l);
 bool later_cut(ob_http_later *l, later_state state, int status, const char *code,
                const char *msg);
 
-/* server.c, for later.c: stop watching a suspended connection's socket,
- * and resume it (MHD_resume_connection). Called with l->mu held. */
+/* server.c, for later.c and stream.c: stop watching a suspended
+ * connection's socket, and resume it (MHD_resume_connection). Called with
+ * the handle's mu held. */
 void server_resume(hreq *q);
+/* server.c: the connection is parked: watch its socket for the client
+ * leaving (under conns_mu). */
+void server_watch(hreq *q);
+
+/* stream.c */
+void stream_unref(ob_http_stream *st);
+/* End a stream from the server side: OB_EGONE (the client left) or
+ * OB_ESHUTDOWN. */
+void stream_cut(ob_http_stream *st, int why);
+/* The request is done (its completion): forget it. */
+void stream_detach(ob_http_stream *st);
+/* libmicrohttpd's content reader for a stream. */
+ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 
 #endif

@@ -93,6 +93,7 @@ void ob_http_opts_init(ob_http_opts *o)
     o->idle_timeout_ms = 60 * 1000;
     o->max_suspended = 10000;
     o->suspend_timeout_ms = 10 * 60 * 1000;
+    o->max_stream_buffer = 1 << 20;
 }
 
 static const char *opts_bad(const ob_http_opts *o)
@@ -114,6 +115,8 @@ static const char *opts_bad(const ob_http_opts *o)
         return "timeouts (idle at least 1 s)";
     if (o->max_suspended < 0)
         return "max_suspended";
+    if (o->max_stream_buffer < 1024)
+        return "max_stream_buffer (at least 1 KiB)";
     return NULL;
 }
 
@@ -314,6 +317,23 @@ static void hreq_free(hreq *q)
     free(q);
 }
 
+static void stream_response_freed(void *cls) { stream_unref(cls); }
+
+/* A streamed answer: MHD pulls the body from the stream; the stream is
+ * registered for the watch thread and for stop. */
+static struct MHD_Response *stream_response(hreq *q)
+{
+    struct MHD_Response *m = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 16 << 10, stream_read, q->stream, stream_response_freed);
+    if (!m)
+        return NULL;
+    pthread_mutex_lock(&q->s->conns_mu);
+    q->c->q = q;
+    pthread_mutex_unlock(&q->s->conns_mu);
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    return m;
+}
+
 /* Hand q->r to MHD. */
 static enum MHD_Result send_resp(hreq *q)
 {
@@ -321,10 +341,12 @@ static enum MHD_Result send_resp(hreq *q)
     if (!r->status)
         resp_set_error(r, 500, "internal", "no response", NULL);
     struct MHD_Response *m =
-        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+        q->stream ? stream_response(q)
+                  : MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
     if (!m)
         return MHD_NO;
-    r->body = NULL; /* MHD frees it */
+    if (!q->stream)
+        r->body = NULL; /* MHD frees it */
     if (r->ctype)
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
     for (resp_hdr *h = r->hdrs; h; h = h->next)
@@ -361,6 +383,12 @@ static enum MHD_Result send_later(hreq *q)
     return close_it ? MHD_NO : send_resp(q);
 }
 
+void server_watch(hreq *q)
+{
+    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = q->c};
+    q->c->watched = epoll_ctl(q->s->watch_epfd, EPOLL_CTL_ADD, q->c->fd, &ev) == 0;
+}
+
 void server_resume(hreq *q)
 {
     hconn *c = q->c;
@@ -387,8 +415,7 @@ static enum MHD_Result park(hreq *q)
         q->c->q = q; /* for the watch thread and stop (under conns_mu) */
         phase_set(q->c, PH_SUSPENDED, s->o.suspend_timeout_ms);
         MHD_suspend_connection(q->mc);
-        struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = q->c};
-        q->c->watched = epoll_ctl(s->watch_epfd, EPOLL_CTL_ADD, q->c->fd, &ev) == 0;
+        server_watch(q);
         l->parked = parked = true;
     }
     pthread_mutex_unlock(&l->mu);
@@ -520,12 +547,15 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (atomic_load(&c->phase) == PH_TIMEDOUT)
         q->status_sent = 408;
     access_log(s, q, c->remote);
-    if (q->later) { /* only a suspended request was ever seen by the watch thread */
+    if (q->later || q->stream) { /* only these were seen by the watch thread */
         pthread_mutex_lock(&s->conns_mu);
         c->q = NULL;
         pthread_mutex_unlock(&s->conns_mu);
-        later_detach(q->later);
     }
+    if (q->later)
+        later_detach(q->later);
+    if (q->stream) /* the response's free callback drops the server's reference */
+        stream_detach(q->stream);
     hreq_free(q);
     atomic_fetch_sub(&s->nactive, 1);
     /* The next request on this connection: idle time, then its headers. */
@@ -637,8 +667,12 @@ static void *watch_main(void *arg)
             for (int i = 0; i < n; i++) {
                 hconn *c = ev[i].data.ptr; /* registered: not closed (H1) */
                 for (hconn *x = s->conns; x; x = x->next) {
-                    if (x == c && c->q && c->q->later)
-                        later_cut(c->q->later, LATER_GONE, 0, NULL, NULL); /* client left */
+                    if (x != c || !c->q)
+                        continue;
+                    if (c->q->later) /* client left */
+                        later_cut(c->q->later, LATER_GONE, 0, NULL, NULL);
+                    if (c->q->stream)
+                        stream_cut(c->q->stream, OB_EGONE);
                 }
             }
             pthread_mutex_unlock(&s->conns_mu);
@@ -779,10 +813,13 @@ int ob_http_server_stop(ob_http_server *s, int64_t drain_ms)
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
     pthread_mutex_lock(&s->conns_mu); /* H3 */
-    for (hconn *c = s->conns; c; c = c->next)
+    for (hconn *c = s->conns; c; c = c->next) {
         if (c->q && c->q->later)
             later_cut(c->q->later, LATER_SHUTDOWN, 503, "shutting_down",
                       "the server is shutting down");
+        if (c->q && c->q->stream)
+            stream_cut(c->q->stream, OB_ESHUTDOWN);
+    }
     pthread_mutex_unlock(&s->conns_mu);
     int64_t until = ob_mono_ms() + drain_ms;
     while (atomic_load(&s->nactive) > 0 && ob_mono_ms() < until) {
