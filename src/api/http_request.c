@@ -361,7 +361,7 @@ static void http_request(ob_job_ctx *ctx, void *arg)
     json_t *p = json_loadb((const char *)job->payload, job->payload_len, 0, &jerr);
     request rq;
     char *owned = NULL, msg[300];
-    const char *field, *why = "the payload is not JSON";
+    const char *field = NULL, *why = "the payload is not JSON";
     if (!p || hr_decode(p, &rq, &owned, &field, &why)) {
         snprintf(msg, sizeof msg, "bad http.request payload%s%s: %s", field ? " member " : "",
                  field ? field : "", why);
