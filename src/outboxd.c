@@ -197,7 +197,7 @@ static int configure(config *c, int argc, char **argv)
     }
     if ((cfg && !read_config(c, cfg)) || !read_env(c))
         return 2;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --NAME VALUE pairs */
         if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "outboxd: expected --NAME VALUE, got \"%s\" (see outboxd --help)\n",
                     argv[i]);
@@ -205,7 +205,6 @@ static int configure(config *c, int argc, char **argv)
         }
         if (strcmp(argv[i], "--config") != 0 && !set_opt(c, argv[i] + 2, argv[i + 1], "flag"))
             return 2;
-        i++;
     }
     return 0;
 }
