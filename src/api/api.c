@@ -20,6 +20,8 @@ void api_opts_init(api_opts *o)
     memset(o, 0, sizeof *o);
     o->max_wait_ms = 60 * 1000;
     o->max_waiters = 10000;
+    o->event_ring = 10000;
+    o->max_event_clients = 64;
 }
 
 int api_status(int rc, const char **code)
@@ -153,6 +155,10 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = ob_http_route(srv, "GET", "/readyz", readyz, a, 0);
     if (!rc)
         rc = api_jobs_routes(a, srv);
+    if (!rc && (o->event_ring < 1 || o->max_event_clients < 0))
+        rc = OB_EINVAL;
+    if (!rc)
+        rc = events_new(a, srv);
     if (rc) {
         api_free(a);
         return rc;
@@ -165,6 +171,7 @@ void api_free(api *a)
 {
     if (!a)
         return;
+    events_free(a);
     waitlist_free(a->w);
     for (int i = 0; i < a->o.ntokens && a->tokens; i++)
         free(a->tokens[i]);

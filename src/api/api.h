@@ -9,6 +9,8 @@
  *   jobs_api.c /v1/jobs and its members
  *   wait.c     `Prefer: wait=N`: holding a response until a job is final,
  *              with no thread blocked per waiting client
+ *   events.c   GET /v1/events: state changes as server-sent events
+ *   http_request.c  the http.request and outbox.callback job kinds
  *
  * The API owns no job state: everything lives in the engine; what the
  * engine does not interpret (callback URL, request fingerprint) rides in a
@@ -32,6 +34,8 @@ typedef struct api_opts {
     int ntokens;
     int64_t max_wait_ms;       /* cap of Prefer: wait; default 60 s */
     int max_waiters;           /* responses held by Prefer: wait; default 10,000 */
+    int event_ring;            /* events kept for Last-Event-ID; default 10,000 */
+    int max_event_clients;     /* /v1/events connections; default 64 */
 } api_opts;
 
 void api_opts_init(api_opts *o);
@@ -82,6 +86,7 @@ struct api {
     unsigned char (*token_hash)[32];
     _Atomic bool draining;
     struct waitlist *w;
+    struct events *ev;
     struct guarded *guards; /* route trampolines, freed with the api */
 };
 
@@ -97,6 +102,10 @@ int api_status(int rc, const char **code);
 
 /* ---- jobs_api.c ---- */
 int api_jobs_routes(api *a, ob_http_server *srv);
+
+/* ---- events.c ---- */
+int events_new(api *a, ob_http_server *srv);
+void events_free(api *a);
 
 /* ---- wait.c ---- */
 typedef struct waitlist waitlist;
