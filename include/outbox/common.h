@@ -51,6 +51,18 @@ typedef void (*ob_log_fn)(void *arg, ob_log_level level, const char *line);
  * Not thread-safe against concurrent logging: call at start-up. */
 void ob_log_set(ob_log_fn fn, void *arg, ob_log_level min_level);
 
+/* A fixed-bucket histogram of seconds (or counts), for metrics. Buckets
+ * are cumulative in Prometheus' sense when rendered; here counts[i] is the
+ * number of observations <= bounds[i] and > bounds[i-1]; the last bound is
+ * +Inf. */
+#define OB_HIST_BUCKETS 14
+typedef struct ob_histogram {
+    double bounds[OB_HIST_BUCKETS];
+    uint64_t counts[OB_HIST_BUCKETS];
+    uint64_t count;
+    double sum;
+} ob_histogram;
+
 /* Wall-clock time in milliseconds since the Unix epoch. Job times (run_at,
  * created_at, ...) are in this unit. */
 int64_t ob_now_ms(void);

@@ -107,6 +107,9 @@ int ob_http_server_port(const ob_http_server *s);
  * Returns 0, or OB_ETIMEDOUT if connections had to be cut. Idempotent. */
 int ob_http_server_stop(ob_http_server *s, int64_t drain_ms);
 
+/* Responses sent with this status so far (100..599; 0 otherwise). */
+uint64_t ob_http_status_count(const ob_http_server *s, int status);
+
 /* Stop (drain 5 s) if needed and free. NULL is a no-op. */
 void ob_http_server_free(ob_http_server *s);
 

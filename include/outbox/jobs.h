@@ -144,7 +144,17 @@ typedef struct ob_engine_stats {
     uint64_t ops;       /* operations they carried (enqueues, answers, ...) */
     uint64_t commit_us; /* total time in commit, fsync included */
     int64_t unfinished; /* jobs not in a final state */
+    ob_histogram commit_seconds; /* each commit, fsync included */
+    ob_histogram batch_ops;      /* operations per commit */
+    ob_histogram start_delay;    /* seconds from due (run_at) to handler start */
+    ob_histogram run_seconds;    /* handler run time, per attempt */
 } ob_engine_stats;
+
+/* Jobs counted by state, kind and queue (a scan of the store: seconds on a
+ * large one; cache it). fn is called once per group. */
+typedef void (*ob_count_fn)(void *arg, ob_state state, const char *kind, const char *queue,
+                            int64_t n);
+int ob_job_counts(ob_engine *e, ob_count_fn fn, void *arg);
 void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out);
 
 /* Stop every pool still running (draining, see ob_pool_stop), commit
@@ -322,6 +332,7 @@ typedef struct ob_event {
     const char *kind;
     const char *queue;
     ob_state state; /* the new state */
+    ob_state from;  /* the state before; 0 for a new job */
     int attempt;
     int64_t at_ms;
     const char *error; /* the error recorded with this change, or NULL */

@@ -159,6 +159,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = OB_EINVAL;
     if (!rc)
         rc = events_new(a, srv);
+    if (!rc)
+        rc = metrics_new(a, srv);
     if (rc) {
         api_free(a);
         return rc;
@@ -171,6 +173,7 @@ void api_free(api *a)
 {
     if (!a)
         return;
+    metrics_free(a);
     events_free(a);
     waitlist_free(a->w);
     for (int i = 0; i < a->o.ntokens && a->tokens; i++)

@@ -10,6 +10,7 @@
  *   wait.c     `Prefer: wait=N`: holding a response until a job is final,
  *              with no thread blocked per waiting client
  *   events.c   GET /v1/events: state changes as server-sent events
+ *   metrics.c  GET /metrics: Prometheus text format
  *   http_request.c  the http.request and outbox.callback job kinds
  *
  * The API owns no job state: everything lives in the engine; what the
@@ -87,6 +88,7 @@ struct api {
     _Atomic bool draining;
     struct waitlist *w;
     struct events *ev;
+    struct metrics *metrics;
     struct guarded *guards; /* route trampolines, freed with the api */
 };
 
@@ -106,6 +108,11 @@ int api_jobs_routes(api *a, ob_http_server *srv);
 /* ---- events.c ---- */
 int events_new(api *a, ob_http_server *srv);
 void events_free(api *a);
+
+/* ---- metrics.c ---- */
+typedef struct metrics metrics;
+int metrics_new(api *a, ob_http_server *srv);
+void metrics_free(api *a);
 
 /* ---- wait.c ---- */
 typedef struct waitlist waitlist;

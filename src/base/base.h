@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "outbox/common.h"
@@ -46,6 +47,19 @@ void ob_idgen_next(ob_idgen *g, ob_id *out);
 void ob_random_bytes(void *buf, size_t n);
 /* Uniform double in [0, 1). */
 double ob_random_unit(void);
+
+/* ---- histograms (hist.c) ---- */
+/* Lock-free: any thread may observe. */
+typedef struct ob_hist {
+    const double *bounds; /* OB_HIST_BUCKETS upper bounds, the last +Inf */
+    _Atomic uint64_t counts[OB_HIST_BUCKETS];
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_micro; /* sum, in millionths */
+} ob_hist;
+extern const double ob_hist_seconds[OB_HIST_BUCKETS]; /* 100 us .. 1 min */
+extern const double ob_hist_sizes[OB_HIST_BUCKETS];   /* 1 .. 4096 */
+void ob_hist_observe(ob_hist *h, double v);
+void ob_hist_read(const ob_hist *h, ob_histogram *out);
 
 /* ---- memory ---- */
 /* Poison (debug builds) and free a buffer that handed-out pointers may still

@@ -192,6 +192,7 @@ struct ob_http_server {
     bool started, stopped;
     _Atomic bool stopping;
     _Atomic int nconns, nsuspended, nactive;
+    _Atomic uint64_t status_counts[600]; /* responses by status, for metrics */
     pthread_mutex_t conns_mu; /* guards the conns list and every conn's fd use */
     hconn *conns;
     int watch_epfd;

@@ -355,6 +355,7 @@ static enum MHD_Result send_resp(hreq *q)
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
     q->status_sent = r->status;
     q->bytes_sent = r->len;
+    atomic_fetch_add_explicit(&q->s->status_counts[r->status], 1, memory_order_relaxed);
     enum MHD_Result ok = MHD_queue_response(q->mc, (unsigned)r->status, m);
     MHD_destroy_response(m);
     phase_set(q->c, PH_BUSY, 0);
@@ -628,6 +629,7 @@ static void time_out(ob_http_server *s, hconn *c, int phase)
 {
     if (!phase_move(c, phase, PH_TIMEDOUT, 0))
         return;
+    atomic_fetch_add_explicit(&s->status_counts[408], 1, memory_order_relaxed);
     if (write(c->fd, timeout_408, sizeof timeout_408 - 1) < 0) {
         /* the client is gone already */
     }
@@ -802,6 +804,13 @@ int ob_http_server_start(ob_http_server *s)
 }
 
 int ob_http_server_port(const ob_http_server *s) { return s ? s->port : 0; }
+
+uint64_t ob_http_status_count(const ob_http_server *s, int status)
+{
+    if (!s || status < 100 || status > 599)
+        return 0;
+    return atomic_load_explicit(&((ob_http_server *)s)->status_counts[status], memory_order_relaxed);
+}
 
 int ob_http_server_stop(ob_http_server *s, int64_t drain_ms)
 {

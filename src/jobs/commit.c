@@ -64,8 +64,8 @@ struct batch {
 
 /* ---- events ---- */
 
-static void event_add(batch *b, const ob_id *id, ob_state state, int attempt, int64_t at,
-                      const char *kind, const char *queue, const char *error)
+static void event_add(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,
+                      int64_t at, const char *kind, const char *queue, const char *error)
 {
     if (b->nev == b->evcap) {
         size_t cap = b->evcap ? b->evcap * 2 : 256;
@@ -80,6 +80,7 @@ static void event_add(batch *b, const ob_id *id, ob_state state, int attempt, in
     event_rec *r = &b->ev[b->nev++];
     r->id = *id;
     r->state = state;
+    r->from = from;
     r->attempt = attempt;
     r->at = at;
     snprintf(r->kind, sizeof r->kind, "%s", kind);
@@ -117,7 +118,7 @@ static int insert_job(ob_engine *e, batch *b, store_new *j, int64_t now)
     if (rc)
         return rc;
     b->delta++;
-    event_add(b, &j->id, j->state, 0, now, j->kind, j->queue, NULL);
+    event_add(b, &j->id, 0, j->state, 0, now, j->kind, j->queue, NULL);
     return 0;
 }
 
@@ -216,7 +217,7 @@ static int change_job(ob_engine *e, batch *b, const ob_id *id, const lc_input *i
     if (ch.to == OB_SCHEDULED || ch.to == OB_RETRYABLE)
         due_at(&e->c, ch.run_at);
     if (ch.to != row.state)
-        event_add(b, id, ch.to, ch.attempt, now, row.kind, row.queue, ch.error);
+        event_add(b, id, row.state, ch.to, ch.attempt, now, row.kind, row.queue, ch.error);
     if (!fin_before && fin_after && e->on_final)
         return follow_up(e, b, id, &row, ch.to, ch.attempt, now);
     return 0;
@@ -254,7 +255,7 @@ static int promote_due(ob_engine *e, batch *b, int64_t now)
         return rc;
     for (int i = 0; i < n; i++) {
         store_moved *m = &b->moved[i];
-        event_add(b, &m->id, OB_AVAILABLE, m->attempt, now, m->kind, m->queue, NULL);
+        event_add(b, &m->id, m->from, OB_AVAILABLE, m->attempt, now, m->kind, m->queue, NULL);
     }
     if (n > 0)
         b->new_work = true;
@@ -351,8 +352,8 @@ static int claim_for_pools(ob_engine *e, batch *b, int64_t now)
             continue;
         }
         for (int i = 0; i < n; i++)
-            event_add(b, &jobs[i]->id, OB_RUNNING, jobs[i]->attempt, now, jobs[i]->kind,
-                      jobs[i]->queue, NULL);
+            event_add(b, &jobs[i]->id, OB_AVAILABLE, OB_RUNNING, jobs[i]->attempt, now,
+                      jobs[i]->kind, jobs[i]->queue, NULL);
         b->claims[b->nclaims++] = (claim_rec){p, jobs, n};
     }
     return 0;
@@ -465,9 +466,12 @@ static int run_batch(ob_engine *e, op *ops)
         int nops = 0;
         for (op *o = ops; o; o = o->next)
             nops++;
+        int64_t us = ob_mono_us() - t0;
         c->stat_commits++;
         c->stat_ops += (uint64_t)nops;
-        c->stat_commit_us += (uint64_t)(ob_mono_us() - t0);
+        c->stat_commit_us += (uint64_t)us;
+        ob_hist_observe(&c->h_commit, (double)us / 1e6);
+        ob_hist_observe(&c->h_batch, nops);
         after_commit(e, b, ops);
     } else {
         done = after_failure(e, b, ops, rc);
@@ -650,6 +654,8 @@ int commit_start(ob_engine *e)
     commit *c = &e->c;
     int rc;
     pthread_mutex_init(&c->mu, NULL);
+    c->h_commit.bounds = ob_hist_seconds;
+    c->h_batch.bounds = ob_hist_sizes;
     ob_cond_init_mono(&c->wake);
     pthread_cond_init(&c->room, NULL);
     if (!(c->batch = calloc(1, sizeof *c->batch)))

@@ -96,6 +96,7 @@ int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out)
     }
     pthread_mutex_init(&e->kinds_mu, NULL);
     pthread_mutex_init(&e->pools_mu, NULL);
+    e->h_start.bounds = e->h_run.bounds = ob_hist_seconds;
     notify_init(&e->n, e->o.max_waiters);
     int rc = store_open(url, &e->st);
     if (!rc)
@@ -136,6 +137,17 @@ void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out)
     out->ops = atomic_load(&e->c.stat_ops);
     out->commit_us = atomic_load(&e->c.stat_commit_us);
     out->unfinished = atomic_load(&e->c.unfinished);
+    ob_hist_read(&e->c.h_commit, &out->commit_seconds);
+    ob_hist_read(&e->c.h_batch, &out->batch_ops);
+    ob_hist_read(&e->h_start, &out->start_delay);
+    ob_hist_read(&e->h_run, &out->run_seconds);
+}
+
+int ob_job_counts(ob_engine *e, ob_count_fn fn, void *arg)
+{
+    if (!e || !fn)
+        return OB_EINVAL;
+    return e->st->ops->counts(e->st, fn, arg);
 }
 
 void ob_engine_on_final(ob_engine *e, ob_final_fn fn, void *arg)

@@ -80,7 +80,7 @@ const job_kind *engine_kind(ob_engine *e, const char *name);
 /* A state change collected during a batch, published after its commit. */
 typedef struct event_rec {
     ob_id id;
-    ob_state state;
+    ob_state state, from;
     int attempt;
     int64_t at;
     char kind[OB_NAME_MAX + 1];
@@ -174,6 +174,7 @@ typedef struct commit {
     batch *batch;
     /* statistics (commit thread writes, anyone reads) */
     _Atomic uint64_t stat_commits, stat_ops, stat_commit_us;
+    ob_hist h_commit, h_batch;
 } commit;
 
 int commit_start(ob_engine *e);
@@ -257,6 +258,7 @@ struct ob_engine {
     job_kind kinds[KINDS_MAX];
     pthread_mutex_t pools_mu;
     pool *pools;
+    ob_hist h_start, h_run;    /* observed by workers */
     ob_final_fn on_final;      /* set before work starts */
     void *on_final_arg;
 };

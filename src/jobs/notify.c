@@ -92,7 +92,7 @@ void notify_publish(notify *n, const event_rec *ev, size_t count)
     for (size_t i = 0; i < count; i++) {
         const event_rec *r = &ev[i];
         if (n->subs) {
-            ob_event pub = {r->id, r->kind, r->queue, r->state, r->attempt, r->at, r->error};
+            ob_event pub = {r->id, r->kind, r->queue, r->state, r->from, r->attempt, r->at, r->error};
             for (ob_subscription *s = n->subs; s; s = s->next)
                 s->fn(s->arg, &pub);
         }

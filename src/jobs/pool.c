@@ -173,8 +173,11 @@ static void run_job(worker *w, ob_job *job)
     pthread_mutex_unlock(&w->mu);
 
     const job_kind *k = engine_kind(e, job->kind);
+    ob_hist_observe(&e->h_start, now > job->run_at_ms ? (double)(now - job->run_at_ms) / 1000 : 0);
+    int64_t t0 = ob_mono_us();
     if (k)
         k->fn(&ctx, k->arg);
+    ob_hist_observe(&e->h_run, (double)(ob_mono_us() - t0) / 1e6);
 
     pthread_mutex_lock(&w->mu);
     w->ctx = NULL;

@@ -135,8 +135,8 @@ static const char *const writer_sql[W_COUNT] = {
                     " RETURNING " JOB_COLS,
     [W_PAYLOAD] = "SELECT data FROM payloads WHERE seq = ?",
     [W_PROMOTE] = "UPDATE jobs SET state = 2 WHERE seq IN (SELECT seq FROM jobs INDEXED BY"
-                  " jobs_due WHERE state IN (1, 4) AND run_at <= ? ORDER BY run_at LIMIT ?)"
-                  " RETURNING id, attempt, kind, queue",
+                  " jobs_due WHERE state IN (1, 4) AND state = ?3 AND run_at <= ?1"
+                  " ORDER BY run_at LIMIT ?2) RETURNING id, attempt, kind, queue",
     [W_NEXT_DUE] = "SELECT run_at FROM jobs INDEXED BY jobs_due WHERE state IN (1, 4)"
                    " ORDER BY run_at LIMIT 1",
     [W_EXPIRED] = "SELECT id, attempt FROM jobs INDEXED BY jobs_lease WHERE state = 3"
@@ -718,25 +718,38 @@ static int sqlite_claim(store *base, const store_claim *c, ob_job **jobs, int *n
     return rc;
 }
 
-static int sqlite_promote(store *base, int64_t now, store_moved *out, int max, int *n)
+/* Promote due jobs of one state (scheduled or retryable), so that each
+ * moved job's previous state is known. */
+static int promote_from(sqlite_store *s, ob_state from, int64_t now, store_moved *out, int max,
+                        int *n)
 {
-    sqlite_store *s = (sqlite_store *)base;
     sqlite3_stmt *st = WS(s, W_PROMOTE);
     sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int(st, 2, max);
+    sqlite3_bind_int(st, 2, max - *n);
+    sqlite3_bind_int(st, 3, from);
     int rc;
-    *n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (*n >= max)
-            continue; /* cannot happen: LIMIT max */
+            continue; /* cannot happen: LIMIT */
         store_moved *m = &out[(*n)++];
         memcpy(m->id.b, sqlite3_column_blob(st, 0), 16);
+        m->from = from;
         m->attempt = sqlite3_column_int(st, 1);
         snprintf(m->kind, sizeof m->kind, "%s", (const char *)sqlite3_column_text(st, 2));
         snprintf(m->queue, sizeof m->queue, "%s", (const char *)sqlite3_column_text(st, 3));
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : sq_fail(s->w, rc, "promote due jobs");
+}
+
+static int sqlite_promote(store *base, int64_t now, store_moved *out, int max, int *n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    *n = 0;
+    int rc = promote_from(s, OB_SCHEDULED, now, out, max, n);
+    if (!rc && *n < max)
+        rc = promote_from(s, OB_RETRYABLE, now, out, max, n);
+    return rc;
 }
 
 static int sqlite_next_due(store *base, int64_t *due)
@@ -929,6 +942,27 @@ static int sqlite_list(store *base, const ob_list_filter *f, ob_job_page **out)
     return 0;
 }
 
+static int sqlite_counts(store *base, ob_count_fn fn, void *arg)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    reader *r;
+    int rc = reader_get(s, &r);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    const char *sql = "SELECT state, kind, queue, count(*) FROM jobs GROUP BY state, kind, queue";
+    rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            fn(arg, (ob_state)sqlite3_column_int(st, 0), (const char *)sqlite3_column_text(st, 1),
+               (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+        sqlite3_finalize(st);
+    }
+    rc = rc == SQLITE_DONE ? 0 : sq_fail(r->db, rc, "count jobs");
+    reader_put(s, r);
+    return rc;
+}
+
 static const store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -948,4 +982,5 @@ static const store_ops sqlite_ops = {
     .count_unfinished = sqlite_count_unfinished,
     .get = sqlite_get,
     .list = sqlite_list,
+    .counts = sqlite_counts,
 };

@@ -96,6 +96,7 @@ typedef struct store_claim {
 /* A job moved by a bulk transition (promote), for its event. */
 typedef struct store_moved {
     ob_id id;
+    ob_state from;
     int attempt;
     char kind[OB_NAME_MAX + 1];
     char queue[OB_NAME_MAX + 1];
@@ -142,6 +143,7 @@ typedef struct store_ops {
     /* reader calls, any thread */
     int (*get)(store *s, const ob_id *id, ob_job **out);
     int (*list)(store *s, const ob_list_filter *f, ob_job_page **out);
+    int (*counts)(store *s, ob_count_fn fn, void *arg);
 } store_ops;
 
 struct store {
