@@ -12,7 +12,7 @@ OB_JOBS=${OB_JOBS:-$(nproc)}
 # The build and test tool chain and the libraries liboutbox links.
 OB_PACKAGES_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
                    libsqlite3-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
-                   libssl-dev util-linux curl)
+                   libssl-dev util-linux curl prometheus)
 
 ob_say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

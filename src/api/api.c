@@ -127,6 +127,15 @@ static void readyz(ob_http_req *r, void *arg)
 
 void api_draining(api *a) { atomic_store(&a->draining, true); }
 
+extern const unsigned char openapi_doc[]; /* docs/openapi.json, embedded */
+extern const size_t openapi_doc_len;
+
+static void openapi(ob_http_req *r, void *arg)
+{
+    (void)arg;
+    ob_http_reply(r, 200, "application/json", openapi_doc, openapi_doc_len);
+}
+
 int api_new(ob_http_server *srv, const api_opts *o, api **out)
 {
     if (!srv || !o || !o->engine || !out || o->ntokens < 0)
@@ -155,6 +164,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = ob_http_route(srv, "GET", "/readyz", readyz, a, 0);
     if (!rc)
         rc = api_jobs_routes(a, srv);
+    if (!rc)
+        rc = api_route(a, srv, "GET", "/v1/openapi.json", openapi, 0);
     if (!rc && (o->event_ring < 1 || o->max_event_clients < 0))
         rc = OB_EINVAL;
     if (!rc)
