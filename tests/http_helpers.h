@@ -19,7 +19,8 @@ int t_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 /* Run curl -s ARGS (in the test's directory); *out is "<status>\n<body>". */
 int t_curl(char **out, int port, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-int t_connect(int port);
+int t_connect(int port);     /* fails the test when refused */
+int t_try_connect(int port); /* -1 when refused (server being killed) */
 void t_send(int fd, const void *p, size_t n);
 void t_sends(int fd, const char *s);
 /* Read until the peer closes, `want` responses are complete, or ms pass.

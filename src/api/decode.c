@@ -107,8 +107,8 @@ int api_decode_job(const json_t *body, int64_t now, api_job_in *out, const char 
         j->run_at_ms = now + (int64_t)(d * 1000);
     }
     if ((v = json_object_get(body, "unique_key"))) {
-        if (!json_is_string(v))
-            return fail(field, "unique_key", why, "must be a string");
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            return fail(field, "unique_key", why, "must be a non-empty string");
         out->unique_key = json_string_value(v);
     }
     if ((v = json_object_get(body, "callback_url"))) {

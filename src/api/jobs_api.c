@@ -130,14 +130,6 @@ static void post_job(ob_http_req *r, void *arg)
         api_job_in_clear(&in);
         return;
     }
-    if (strcmp(in.j.kind, "http.request") == 0 &&
-        hr_check_payload(json_object_get(body, "payload"), &field, &why)) {
-        char f[80];
-        snprintf(f, sizeof f, "payload%s%s", field ? "." : "", field ? field : "");
-        ob_http_reply_error(r, 422, "invalid", why, f);
-        api_job_in_clear(&in);
-        return;
-    }
     const char *idem = ob_http_header(r, "Idempotency-Key");
     char key[OB_UNIQUE_KEY_MAX + 16], sha[65] = "";
     if (idem && in.unique_key) {
@@ -172,6 +164,13 @@ static void post_job(ob_http_req *r, void *arg)
     in.j.meta = meta;
     if ((rc = ob_new_job_check(a->o.engine, &in.j, &field))) {
         api_reply_rc(r, rc, field);
+        goto out;
+    }
+    if (strcmp(in.j.kind, "http.request") == 0 &&
+        hr_check_payload(json_object_get(body, "payload"), &field, &why)) {
+        char f[80];
+        snprintf(f, sizeof f, "payload%s%s", field ? "." : "", field ? field : "");
+        ob_http_reply_error(r, 422, "invalid", why, f);
         goto out;
     }
     enq *q = calloc(1, sizeof *q);

@@ -518,7 +518,7 @@ static void usage(FILE *f)
             "  health                      is outboxd alive and ready?\n\n"
             "  --url URL      outboxd (env OUTBOX_URL; default http://127.0.0.1:8025)\n"
             "  --token TOKEN  bearer token (env OUTBOX_TOKEN)\n"
-            "  --json         machine-readable output\n"
+            "  --json         machine-readable output (anywhere on the line)\n"
             "Exit codes: 0 ok, 1 job failed or request refused, 2 usage, 3 unreachable, "
             "4 timeout.\n");
 }
@@ -528,15 +528,20 @@ int main(int argc, char **argv)
     if (getenv("OUTBOX_URL"))
         base_url = getenv("OUTBOX_URL");
     token = getenv("OUTBOX_TOKEN");
+    int kept = 1; /* --json may also follow the verb: "outbox job get ID --json" */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            as_json = true;
+        else
+            argv[kept++] = argv[i];
+    argc = kept;
     args a = {argc, argv, 1};
     for (; a.i < argc && argv[a.i][0] == '-'; a.i++) {
         const char *o = argv[a.i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             usage(stdout);
             return EX_OK;
-        } else if (!strcmp(o, "--json"))
-            as_json = true;
-        else if (!strcmp(o, "--url") && a.i + 1 < argc)
+        } else if (!strcmp(o, "--url") && a.i + 1 < argc)
             base_url = argv[++a.i];
         else if (!strcmp(o, "--token") && a.i + 1 < argc)
             token = argv[++a.i];

@@ -1,0 +1,35 @@
+/*
+ * od_helpers.h - outboxd as a real process for tests: start it on a free
+ * 127.0.0.1 port in the test's directory, find its port in its log, stop
+ * it with a signal and check how it ended.
+ */
+#ifndef OB_TEST_OD_HELPERS_H
+#define OB_TEST_OD_HELPERS_H
+
+#include <sys/types.h>
+
+#include "test.h"
+
+#ifndef OUTBOXD
+#error "OUTBOXD: the path of the daemon"
+#endif
+#ifndef OUTBOX_CLI
+#error "OUTBOX_CLI: the path of the command-line client"
+#endif
+
+typedef struct od {
+    pid_t pid;
+    int port;
+    char url[64];
+} od;
+
+/* Start outboxd with its defaults for tests (sqlite:./outbox.db, the log in
+ * ./outboxd.log, port 0) plus `extra`, space-separated "--name value"
+ * pairs (may be NULL). Waits until it serves. */
+od od_start(const char *extra);
+/* Send sig and wait; returns the exit status (or 128 + signal). */
+int od_stop(od *d, int sig);
+/* The value of "key":"..." in a JSON text, into out. */
+void od_json_str(const char *json, const char *key, char *out, size_t n);
+
+#endif

@@ -1,0 +1,648 @@
+/*
+ * test_outboxd.c - outboxd end to end: a real daemon on a free port, driven
+ * by curl and by the `outbox` client, calling a target server of ours that
+ * answers 200, fails, throttles, 404s and sleeps on demand.
+ */
+#include <fcntl.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "helpers.h"
+#include "http_helpers.h"
+#include "od_helpers.h"
+
+/* ---- the target server: what http.request jobs and callbacks call ---- */
+
+static atomic_int flaky_calls, busy_calls, callback_calls;
+static pthread_mutex_t cb_mu = PTHREAD_MUTEX_INITIALIZER;
+static char cb_body[65536], cb_sig[128];
+
+static void t_ok(ob_http_req *r, void *a)
+{
+    (void)a;
+    ob_http_reply(r, 200, "application/json", "{\"ok\":true}", 11);
+}
+
+static void t_flaky(ob_http_req *r, void *a) /* fails twice, then works */
+{
+    (void)a;
+    if (atomic_fetch_add(&flaky_calls, 1) < 2)
+        ob_http_reply(r, 500, "text/plain", "down", 4);
+    else
+        ob_http_reply(r, 200, "text/plain", "up", 2);
+}
+
+static void t_busy(ob_http_req *r, void *a) /* 429 once, with Retry-After */
+{
+    (void)a;
+    if (atomic_fetch_add(&busy_calls, 1) == 0) {
+        ob_http_set_header(r, "Retry-After", "1");
+        ob_http_reply(r, 429, "text/plain", "slow down", 9);
+    } else {
+        ob_http_reply(r, 200, "text/plain", "ok", 2);
+    }
+}
+
+static void t_missing(ob_http_req *r, void *a)
+{
+    (void)a;
+    ob_http_reply(r, 404, "text/plain", "no", 2);
+}
+
+static void t_slow(ob_http_req *r, void *a)
+{
+    (void)a;
+    h_sleep_ms(1500);
+    ob_http_reply(r, 200, "text/plain", "late", 4);
+}
+
+static void t_callback(ob_http_req *r, void *a) /* fails once, then records */
+{
+    (void)a;
+    size_t n;
+    const void *body = ob_http_body(r, &n);
+    if (atomic_fetch_add(&callback_calls, 1) == 0) {
+        ob_http_reply(r, 503, "text/plain", "not yet", 7);
+        return;
+    }
+    pthread_mutex_lock(&cb_mu);
+    snprintf(cb_body, sizeof cb_body, "%.*s", (int)n, (const char *)body);
+    const char *sig = ob_http_header(r, "X-Outbox-Signature");
+    snprintf(cb_sig, sizeof cb_sig, "%s", sig ? sig : "");
+    pthread_mutex_unlock(&cb_mu);
+    ob_http_reply(r, 204, NULL, NULL, 0);
+}
+
+static ob_http_server *target(int *port)
+{
+    ob_http_opts o;
+    t_opts(&o);
+    o.threads = 4;
+    ob_http_server *s;
+    ASSERT_OK(ob_http_server_new(&o, &s));
+    ASSERT_OK(ob_http_route(s, "GET", "/ok", t_ok, NULL, 0));
+    ASSERT_OK(ob_http_route(s, "GET", "/flaky", t_flaky, NULL, 0));
+    ASSERT_OK(ob_http_route(s, "GET", "/busy", t_busy, NULL, 0));
+    ASSERT_OK(ob_http_route(s, "GET", "/missing", t_missing, NULL, 0));
+    ASSERT_OK(ob_http_route(s, "GET", "/slow", t_slow, NULL, 0));
+    ASSERT_OK(ob_http_route(s, "POST", "/callback", t_callback, NULL, 0));
+    *port = t_start(s);
+    return s;
+}
+
+/* POST a job: returns "<status>\n<body>" (malloc'd). */
+static char *post(const od *d, const char *headers, const char *body)
+{
+    char *out;
+    FILE *f = fopen("body.json", "w");
+    fputs(body, f);
+    fclose(f);
+    t_run(&out, "curl -s -m 30 -o resp -w '%%{http_code}\\n' -H 'Content-Type: application/json' "
+                "%s --data-binary @body.json %s/v1/jobs; cat resp",
+          headers ? headers : "", d->url);
+    return out;
+}
+
+static char *get(const od *d, const char *path)
+{
+    char *out;
+    t_curl(&out, d->port, "%s%s", d->url, path);
+    return out;
+}
+
+/* Wait until GET /v1/jobs/ID is final; returns its body. */
+static char *until_final(const od *d, const char *id)
+{
+    char path[128], *out;
+    snprintf(path, sizeof path, "-H 'Prefer: wait=20' %s/v1/jobs/%s", d->url, id);
+    t_curl(&out, d->port, "%s", path);
+    if (!strstr(out, "\"state\":\"completed\"") && !strstr(out, "\"state\":\"discarded\"") &&
+        !strstr(out, "\"state\":\"cancelled\""))
+        test_fail(__FILE__, __LINE__, "job %s not final: %.300s", id, out);
+    return out;
+}
+
+static int job_count(const od *d)
+{
+    char *out = get(d, "/v1/jobs?limit=1000");
+    int n = 0;
+    for (const char *p = out; (p = strstr(p, "\"status_url\"")); p++)
+        n++;
+    free(out);
+    return n;
+}
+
+#define EXPECT(resp, code, needle)                                                         \
+    do {                                                                                   \
+        char *r_ = (resp);                                                                 \
+        if (strncmp(r_, code "\n", strlen(code) + 1) != 0 || !strstr(r_, needle))          \
+            test_fail(__FILE__, __LINE__, "want %s with %s, got: %.400s", code, needle, r_); \
+        free(r_);                                                                          \
+    } while (0)
+
+/* ---- the API ---- */
+
+TEST(job_endpoints_answer_and_refuse_naming_the_field)
+{
+    od d = od_start(NULL);
+    char *out = post(&d, NULL, "{\"kind\":\"http.request\",\"delay\":3600,"
+                               "\"payload\":{\"url\":\"http://127.0.0.1:1/\"}}");
+    ASSERT(strncmp(out, "202\n", 4) == 0 && strstr(out, "\"state\":\"scheduled\""));
+    char id[64], path[128];
+    od_json_str(out, "id", id, sizeof id);
+    free(out);
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    EXPECT(get(&d, path), "200", "\"payload\":{\"url\":\"http://127.0.0.1:1/\"}");
+    EXPECT(get(&d, "/v1/jobs?state=scheduled"), "200", id);
+    EXPECT(get(&d, "/v1/jobs?state=completed"), "200", "\"jobs\":[]");
+    char *o;
+    t_curl(&o, d.port, "-X POST %s%s/cancel", d.url, path);
+    EXPECT(o, "200", "\"state\":\"cancelled\"");
+    t_curl(&o, d.port, "-X POST %s%s/retry", d.url, path);
+    EXPECT(o, "200", "\"state\":\"available\"");
+    t_curl(&o, d.port, "-X POST %s/v1/jobs/01890000-0000-7000-8000-000000000000/cancel", d.url);
+    EXPECT(o, "404", "\"field\":\"id\"");
+    EXPECT(get(&d, "/v1/jobs/not-an-id"), "400", "\"field\":\"id\"");
+    EXPECT(get(&d, "/v1/jobs?state=finished"), "400", "\"field\":\"state\"");
+    EXPECT(get(&d, "/v1/jobs?limit=0"), "400", "\"field\":\"limit\"");
+    EXPECT(get(&d, "/v1/jobs?cursor=zzz"), "400", "\"field\":\"cursor\"");
+    EXPECT(get(&d, "/healthz"), "200", "\"ok\"");
+    EXPECT(get(&d, "/readyz"), "200", "\"ready\"");
+    EXPECT(get(&d, "/nope"), "404", "not_found");
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
+TEST(bad_input_is_a_clear_4xx_and_stores_nothing)
+{
+    od d = od_start("--max-body 100000 --max-payload 5000");
+    struct { const char *body, *code, *needle; } cases[] = {
+        {"{", "400", "invalid_json"},
+        {"[1,2]", "422", "must be a JSON object"},
+        {"{}", "422", "\"field\":\"kind\""},
+        {"{\"kind\":7}", "422", "\"field\":\"kind\""},
+        {"{\"kind\":\"nope\"}", "422", "unknown_kind"},
+        {"{\"kind\":\"http.request\",\"colour\":1}", "422", "\"code\":\"unknown_field\""},
+        {"{\"kind\":\"http.request\",\"priority\":\"high\"}", "422", "\"field\":\"priority\""},
+        {"{\"kind\":\"http.request\",\"priority\":5000,\"payload\":{\"url\":\"http://a\"}}", "422", "\"field\":\"priority\""},
+        {"{\"kind\":\"http.request\",\"delay\":1,\"run_at\":\"2030-01-01T00:00:00Z\"}", "422", "\"field\":\"delay\""},
+        {"{\"kind\":\"http.request\",\"run_at\":\"tomorrow\"}", "422", "\"field\":\"run_at\""},
+        {"{\"kind\":\"http.request\",\"timeout\":-1}", "422", "\"field\":\"timeout\""},
+        {"{\"kind\":\"http.request\",\"callback_url\":\"ftp://x/y\"}", "422", "\"field\":\"callback_url\""},
+        {"{\"kind\":\"http.request\",\"payload\":{}}", "422", "\"field\":\"payload.url\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"file:///etc/passwd\"}}", "422", "\"field\":\"payload.url\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"x\":1}}", "422", "\"field\":\"payload.x\""},
+        {"{\"kind\":\"http.request\",\"unique_key\":\"\"}", "422", "\"field\":\"unique_key\""},
+        {"{\"kind\":\"http.request\",\"queue\":\"a b\",\"payload\":{\"url\":\"http://a\"}}", "422", "\"field\":\"queue\""},
+        {"{\"kind\":\"http.\xff\"}", "400", "invalid_json"}, /* not UTF-8 */
+        {"{\"kind\":\"x\",\"kind\":\"y\"}", "400", "duplicate"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *out = post(&d, NULL, cases[i].body);
+        if (strncmp(out, cases[i].code, 3) != 0 || !strstr(out, cases[i].needle))
+            test_fail(__FILE__, __LINE__, "%s: want %s %s, got %.300s", cases[i].body,
+                      cases[i].code, cases[i].needle, out);
+        free(out);
+    }
+    char *out;
+    ASSERT_EQ(t_run(NULL, "head -c 6000 /dev/zero | tr '\\0' a > big.txt && printf "
+                          "'{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"body\":\"%%s\"}}' "
+                          "\"$(cat big.txt)\" > payload.json"), 0);
+    t_curl(&out, d.port, "-H 'Content-Type: application/json' --data-binary @payload.json %s/v1/jobs",
+           d.url);
+    EXPECT(out, "413", "\"field\":\"payload\"");
+    ASSERT_EQ(t_run(NULL, "head -c 200000 /dev/zero | tr '\\0' ' ' > huge.json"), 0);
+    t_curl(&out, d.port, "-H 'Content-Type: application/json' --data-binary @huge.json %s/v1/jobs",
+           d.url);
+    EXPECT(out, "413", "body_too_large");
+    t_curl(&out, d.port, "-H 'Content-Type: text/plain' -d '{}' %s/v1/jobs", d.url);
+    EXPECT(out, "415", "unsupported_media_type");
+    t_curl(&out, d.port, "-H \"X-Big: $(head -c 40000 /dev/zero | tr '\\0' a)\" %s/v1/jobs", d.url);
+    EXPECT(out, "431", "");
+    ASSERT_EQ(job_count(&d), 0); /* nothing refused was stored */
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
+TEST(idempotency_key_same_body_same_job_other_body_409)
+{
+    od d = od_start(NULL);
+    const char *body = "{\"kind\":\"http.request\",\"delay\":3600,\"payload\":{\"url\":\"http://a\"}}";
+    char *a = post(&d, "-H 'Idempotency-Key: order-1'", body);
+    char *b = post(&d, "-H 'Idempotency-Key: order-1'", body);
+    ASSERT(strncmp(a, "202\n", 4) == 0);
+    ASSERT(strncmp(b, "200\n", 4) == 0);
+    char ia[64], ib[64];
+    od_json_str(a, "id", ia, sizeof ia);
+    od_json_str(b, "id", ib, sizeof ib);
+    ASSERT_STREQ(ia, ib);
+    free(a);
+    free(b);
+    EXPECT(post(&d, "-H 'Idempotency-Key: order-1'",
+                "{\"kind\":\"http.request\",\"delay\":60,\"payload\":{\"url\":\"http://b\"}}"),
+           "409", "\"field\":\"Idempotency-Key\"");
+    /* 20 identical requests at once: one job */
+    FILE *f = fopen("same.json", "w");
+    fputs(body, f);
+    fclose(f);
+    char *out;
+    ASSERT_EQ(t_run(&out, "for i in $(seq 20); do curl -s -m 20 -o r$i -w '%%{http_code}\\n' "
+                          "-H 'Content-Type: application/json' -H 'Idempotency-Key: burst' "
+                          "--data-binary @same.json %s/v1/jobs & done; wait; "
+                          "cat r* | grep -o '\"id\":\"[^\"]*\"' | sort -u | wc -l",
+                    d.url),
+              0);
+    ASSERT(strstr(out, "\n1\n") != NULL || strncmp(out + strlen(out) - 2, "1\n", 2) == 0);
+    ASSERT(!strstr(out, "409") && !strstr(out, "5"));
+    free(out);
+    ASSERT_EQ(job_count(&d), 2);
+    /* unique_key in the body: the existing job, whatever the body */
+    a = post(&d, NULL, "{\"kind\":\"http.request\",\"unique_key\":\"u1\",\"delay\":60,"
+                       "\"payload\":{\"url\":\"http://a\"}}");
+    b = post(&d, NULL, "{\"kind\":\"http.request\",\"unique_key\":\"u1\",\"delay\":99,"
+                       "\"payload\":{\"url\":\"http://b\"}}");
+    ASSERT(strncmp(a, "202\n", 4) == 0 && strncmp(b, "200\n", 4) == 0 && strstr(b, "\"unique_key\":\"u1\""));
+    free(a);
+    free(b);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
+TEST(prefer_wait_holds_until_final_or_times_out)
+{
+    int tport;
+    ob_http_server *t = target(&tport);
+    od d = od_start(NULL);
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://127.0.0.1:%d/ok\"}}", tport);
+    char *out = post(&d, "-H 'Prefer: wait=10'", body);
+    EXPECT(out, "200", "\"state\":\"completed\"");
+    snprintf(body, sizeof body,
+             "{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://127.0.0.1:%d/slow\"}}", tport);
+    int64_t t0 = ob_mono_ms();
+    out = post(&d, "-H 'Prefer: wait=0.4'", body);
+    ASSERT(ob_mono_ms() - t0 >= 400 && ob_mono_ms() - t0 < 1400);
+    ASSERT(strncmp(out, "202\n", 4) == 0 && strstr(out, "\"state\":\"running\""));
+    char id[64];
+    od_json_str(out, "id", id, sizeof id);
+    free(out);
+    out = until_final(&d, id); /* GET with Prefer: wait */
+    ASSERT(strstr(out, "\"state\":\"completed\"") && strstr(out, "late"));
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    ob_http_server_free(t);
+}
+
+TEST(http_request_outcomes)
+{
+    int tport;
+    ob_http_server *t = target(&tport);
+    od d = od_start(NULL);
+    struct { const char *path, *extra, *state, *needle; int attempt; } cases[] = {
+        {"/ok", "", "completed", "\"status\":200", 1},
+        {"/flaky", "", "completed", "\"body\":\"up\"", 3},          /* 500, 500, 200 */
+        {"/busy", "", "completed", "\"status\":200", 2},            /* 429 Retry-After 1 */
+        {"/missing", "", "discarded", "HTTP 404", 1},               /* not worth retrying */
+        {"/slow", ",\"timeout\":0.3", "discarded", "imeout", 1},   /* too slow, max_attempts 1 */
+    };
+    char ids[5][64];
+    for (int i = 0; i < 5; i++) {
+        char body[512];
+        snprintf(body, sizeof body,
+                 "{\"kind\":\"http.request\",\"max_attempts\":%d,\"payload\":{\"url\":"
+                 "\"http://127.0.0.1:%d%s\"%s}}",
+                 i == 4 ? 1 : 5, tport, cases[i].path, cases[i].extra);
+        char *out = post(&d, NULL, body);
+        ASSERT(strncmp(out, "202\n", 4) == 0);
+        od_json_str(out, "id", ids[i], sizeof ids[i]);
+        free(out);
+    }
+    for (int i = 0; i < 5; i++) {
+        char *out = until_final(&d, ids[i]);
+        char st[32], want[64];
+        od_json_str(out, "state", st, sizeof st);
+        snprintf(want, sizeof want, "\"attempt\":%d,", cases[i].attempt);
+        if (strcmp(st, cases[i].state) || !strstr(out, cases[i].needle) || !strstr(out, want))
+            test_fail(__FILE__, __LINE__, "%s: %.500s", cases[i].path, out);
+        free(out);
+    }
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    ob_http_server_free(t);
+}
+
+TEST(callback_is_signed_retried_and_not_lost)
+{
+    int tport;
+    ob_http_server *t = target(&tport);
+    od d = od_start(NULL);
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://127.0.0.1:%d/ok\"},"
+             "\"callback_url\":\"http://127.0.0.1:%d/callback\"}", tport, tport);
+    char *out = post(&d, NULL, body), id[64];
+    od_json_str(out, "id", id, sizeof id);
+    free(out);
+    free(until_final(&d, id));
+    for (int i = 0; i < 500 && atomic_load(&callback_calls) < 2; i++)
+        h_sleep_ms(20); /* first attempt 503, then backoff */
+    ASSERT_EQ(atomic_load(&callback_calls), 2);
+    pthread_mutex_lock(&cb_mu);
+    ASSERT(strstr(cb_body, id) && strstr(cb_body, "\"state\":\"completed\""));
+    FILE *f = fopen("secret", "r");
+    char secret[256];
+    ASSERT(f && fgets(secret, sizeof secret, f));
+    fclose(f);
+    secret[strcspn(secret, "\n")] = '\0';
+    unsigned char mac[32];
+    unsigned len;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)cb_body, strlen(cb_body), mac, &len);
+    char want[80] = "sha256=";
+    for (int i = 0; i < 32; i++)
+        snprintf(want + 7 + 2 * i, 3, "%02x", mac[i]);
+    ASSERT_STREQ(cb_sig, want);
+    pthread_mutex_unlock(&cb_mu);
+    out = get(&d, "/v1/jobs?kind=outbox.callback");
+    ASSERT(strstr(out, "\"state\":\"completed\"") && strstr(out, "\"attempt\":2"));
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    ob_http_server_free(t);
+}
+
+TEST(events_stream_and_resume)
+{
+    od d = od_start(NULL);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "timeout 3 curl -s -N %s/v1/events > ev1.txt &", d.url);
+    ASSERT_EQ(system(cmd), 0);
+    h_sleep_ms(300);
+    char *out = post(&d, NULL, "{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://127.0.0.1:1/\"},"
+                               "\"max_attempts\":1}"), id[64];
+    od_json_str(out, "id", id, sizeof id);
+    free(out);
+    free(until_final(&d, id));
+    h_sleep_ms(200);
+    char *ev;
+    t_run(&ev, "cat ev1.txt");
+    ASSERT(strstr(ev, "event: job") && strstr(ev, id) && strstr(ev, "\"state\":\"available\"") &&
+           strstr(ev, "\"state\":\"running\"") && strstr(ev, "\"state\":\"discarded\""));
+    char first[32];
+    const char *p = strstr(ev, "id: ");
+    ASSERT(p);
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(p + 4, "\n"), p + 4);
+    free(ev);
+    /* resume after the first event: the rest, again, in order */
+    t_run(&ev, "timeout 1 curl -s -N -H 'Last-Event-ID: %s' '%s/v1/events?id=%s'", first, d.url, id);
+    ASSERT(!strstr(ev, "\"state\":\"available\"") && strstr(ev, "\"state\":\"running\"") &&
+           strstr(ev, "\"state\":\"discarded\""));
+    free(ev);
+    t_run(&ev, "timeout 1 curl -s -N -H 'Last-Event-ID: 1' %s/v1/events", d.url);
+    ASSERT(strstr(ev, "event: reset") != NULL);
+    free(ev);
+    t_curl(&ev, d.port, "'%s/v1/events?id=nope'", d.url);
+    EXPECT(ev, "400", "\"field\":\"id\"");
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
+TEST(bearer_tokens_guard_all_but_health)
+{
+    FILE *f = fopen("tokens", "w");
+    fputs("# ops\nsecret-token-0123456789\n\nother-token-abcdefghijk\n", f);
+    fclose(f);
+    od d = od_start("--token-file ./tokens");
+    EXPECT(get(&d, "/healthz"), "200", "ok");
+    EXPECT(get(&d, "/readyz"), "200", "ready");
+    char *out;
+    t_run(&out, "curl -s -D - %s/v1/jobs", d.url);
+    ASSERT(strncmp(out, "HTTP/1.1 401", 12) == 0 && strcasestr(out, "WWW-Authenticate: Bearer"));
+    free(out);
+    t_curl(&out, d.port, "-H 'Authorization: Bearer wrong-token-xxxxxxxxx' %s/metrics", d.url);
+    EXPECT(out, "401", "unauthorized");
+    t_curl(&out, d.port, "-H 'Authorization: Bearer other-token-abcdefghijk' %s/v1/jobs", d.url);
+    EXPECT(out, "200", "\"jobs\"");
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    /* no tokens, not loopback: refused before it listens */
+    ASSERT_EQ(t_run(&out, "%s --listen 0.0.0.0:0 --log-file x.log 2>&1", OUTBOXD), 2);
+    ASSERT(strstr(out, "without authentication") != NULL);
+    free(out);
+    ASSERT_EQ(t_run(&out, "echo short > bad && %s --token-file ./bad 2>&1", OUTBOXD), 1);
+    ASSERT(strstr(out, "16-512") != NULL);
+    free(out);
+}
+
+TEST(metrics_pass_promtool_and_openapi_is_served)
+{
+    od d = od_start(NULL);
+    free(post(&d, NULL, "{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://127.0.0.1:1/\"}}"));
+    h_sleep_ms(200);
+    char *out;
+    ASSERT_EQ(t_run(&out, "curl -s %s/metrics > m.txt && promtool check metrics < m.txt 2>&1 && "
+                          "grep -c '^outbox_' m.txt", d.url), 0);
+    free(out);
+    t_run(&out, "grep -E 'outbox_jobs_enqueued_total\\{kind=\"http.request\",queue=\"default\"\\} 1|"
+                "outbox_http_responses_total\\{code=\"202\"\\}' m.txt | wc -l");
+    ASSERT_EQ(atoi(out), 2);
+    free(out);
+    ASSERT_EQ(t_run(&out, "curl -s %s/v1/openapi.json | cmp - %s && echo same", d.url, OPENAPI_DOC), 0);
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
+TEST(signals_hup_reopens_the_log_term_drains)
+{
+    od d = od_start(NULL);
+    ASSERT_EQ(rename("outboxd.log", "outboxd.log.1"), 0);
+    kill(d.pid, SIGHUP);
+    h_sleep_ms(300);
+    char *out;
+    ASSERT_EQ(t_run(&out, "grep -c 'log reopened' outboxd.log"), 0);
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGINT), 0);
+    ASSERT_EQ(t_run(&out, "grep -c 'stopped' outboxd.log"), 0);
+    free(out);
+}
+
+/* ---- the command-line client ---- */
+
+static int cli(char **out, const od *d, const char *args)
+{
+    return t_run(out, "OUTBOX_URL=%s %s %s", d ? d->url : "http://127.0.0.1:1", OUTBOX_CLI, args);
+}
+
+TEST(cli_verbs_and_exit_codes)
+{
+    int tport;
+    ob_http_server *t = target(&tport);
+    od d = od_start(NULL);
+    char *out, args[512], id[64];
+    snprintf(args, sizeof args, "job add http.request --payload '{\"url\":\"http://127.0.0.1:%d/ok\"}'",
+             tport);
+    ASSERT_EQ(cli(&out, &d, args), 0);
+    snprintf(id, sizeof id, "%.36s", out);
+    free(out);
+    snprintf(args, sizeof args, "job wait %s --timeout 20", id);
+    ASSERT_EQ(cli(&out, &d, args), 0);
+    ASSERT(strstr(out, "state       completed") != NULL);
+    free(out);
+    snprintf(args, sizeof args, "--json job get %s", id);
+    ASSERT_EQ(cli(&out, &d, args), 0);
+    ASSERT(strstr(out, "\"status\": 200") != NULL);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "job list --state completed"), 0);
+    ASSERT(strstr(out, id) && strstr(out, "STATE"));
+    free(out);
+    snprintf(args, sizeof args, "job add http.request --max-attempts 1 --wait 20 --payload "
+                                "'{\"url\":\"http://127.0.0.1:%d/missing\"}'", tport);
+    ASSERT_EQ(cli(&out, &d, args), 1); /* the job failed */
+    ASSERT(strstr(out, "discarded") != NULL);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "job add http.request --delay 3600 --payload '{\"url\":\"http://a\"}'"), 0);
+    snprintf(id, sizeof id, "%.36s", out);
+    free(out);
+    snprintf(args, sizeof args, "job wait %s --timeout 0.5", id);
+    ASSERT_EQ(cli(&out, &d, args), 4); /* timeout */
+    free(out);
+    snprintf(args, sizeof args, "job cancel %s", id);
+    ASSERT_EQ(cli(&out, &d, args), 0);
+    ASSERT(strstr(out, "cancelled") != NULL);
+    free(out);
+    snprintf(args, sizeof args, "job retry %s", id);
+    ASSERT_EQ(cli(&out, &d, args), 0);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "job get 01890000-0000-7000-8000-000000000000"), 1);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "health"), 0);
+    ASSERT(strstr(out, "ready: yes") != NULL);
+    free(out);
+    ASSERT_EQ(cli(&out, NULL, "health 2>&1"), 3); /* unreachable */
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "job frobnicate 2>&1"), 2); /* usage */
+    free(out);
+    const char *verbs[] = {"--help", "job add --help", "job get --help", "job list --help",
+                           "job wait --help", "job cancel --help", "job retry --help",
+                           "events --help", "health --help"};
+    for (size_t i = 0; i < sizeof verbs / sizeof *verbs; i++) {
+        ASSERT_EQ(cli(&out, &d, verbs[i]), 0);
+        ASSERT(strstr(out, "usage:") != NULL);
+        free(out);
+    }
+    /* events: follows a job added while it listens; --json after the verb */
+    ASSERT_EQ(t_run(&out, "(OUTBOX_URL=%s timeout 2 %s events --kind http.request --json > ev.txt &); "
+                          "sleep 0.5; OUTBOX_URL=%s %s job add http.request --delay 60 "
+                          "--payload '{\"url\":\"http://a\"}'; sleep 2",
+                    d.url, OUTBOX_CLI, d.url, OUTBOX_CLI), 0);
+    snprintf(id, sizeof id, "%.36s", out);
+    free(out);
+    ASSERT_EQ(t_run(&out, "grep -c '\"id\":\"%s\".*\"state\":\"scheduled\"' ev.txt", id), 0);
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    ob_http_server_free(t);
+}
+
+/* ---- kill -9 under load: no 2xx'd job is lost ---- */
+
+typedef struct loader {
+    int port;
+    int fd; /* log of acknowledged ids */
+    atomic_bool *stop;
+} loader;
+
+static void *load(void *arg)
+{
+    loader *l = arg;
+    while (!atomic_load(l->stop)) {
+        int fd = t_try_connect(l->port);
+        if (fd < 0)
+            continue; /* killed: wait for stop */
+        const char *body = "{\"kind\":\"http.request\",\"delay\":3600,\"payload\":{\"url\":\"http://a\"}}";
+        char req[512];
+        int n = snprintf(req, sizeof req,
+                         "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(body), body);
+        if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+            close(fd);
+            continue;
+        }
+        char *raw = t_read(fd, 1, 2000);
+        close(fd);
+        const char *idp = strstr(raw, "\"id\":\"");
+        if (strncmp(raw, "HTTP/1.1 202", 12) == 0 && idp) {
+            char line[64];
+            int k = snprintf(line, sizeof line, "%.36s\n", idp + 6);
+            if (write(l->fd, line, (size_t)k) != k)
+                _exit(3);
+        }
+        free(raw);
+    }
+    return NULL;
+}
+
+static int cycles = 10;
+
+TEST(kill_9_under_load_loses_no_acknowledged_job)
+{
+    int fd = open("acked.log", O_WRONLY | O_CREAT | O_APPEND, 0644);
+    unsigned seed = (unsigned)ob_now_ms();
+    srand(seed);
+    printf("  %d cycles, seed %u\n", cycles, seed);
+    for (int c = 0; c < cycles; c++) {
+        od d = od_start(NULL);
+        atomic_bool stop = false;
+        loader l = {d.port, fd, &stop};
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++)
+            pthread_create(&th[i], NULL, load, &l);
+        h_sleep_ms(200 + rand() % 500);
+        ASSERT_EQ(od_stop(&d, SIGKILL), 128 + SIGKILL);
+        atomic_store(&stop, true);
+        for (int i = 0; i < 4; i++)
+            pthread_join(th[i], NULL);
+    }
+    close(fd);
+    od d = od_start(NULL); /* every acknowledged job is there */
+    FILE *f = fopen("acked.log", "r");
+    char line[64];
+    int n = 0, conn = t_connect(d.port); /* one keep-alive connection: thousands of GETs */
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strlen(line) != 36)
+            continue;
+        char req[128];
+        int k = snprintf(req, sizeof req, "GET /v1/jobs/%s HTTP/1.1\r\nHost: x\r\n\r\n", line);
+        t_send(conn, req, (size_t)k);
+        char *out = t_read(conn, 1, 5000);
+        if (strncmp(out, "HTTP/1.1 200", 12) != 0)
+            test_fail(__FILE__, __LINE__, "acknowledged job %s: %.200s", line, out);
+        free(out);
+        n++;
+    }
+    close(conn);
+    fclose(f);
+    printf("  %d acknowledged jobs all present after %d kills\n", n, cycles);
+    ASSERT(n >= cycles);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
+static const test_case tests[] = {
+    T(job_endpoints_answer_and_refuse_naming_the_field),
+    T(bad_input_is_a_clear_4xx_and_stores_nothing),
+    T(idempotency_key_same_body_same_job_other_body_409),
+    T(prefer_wait_holds_until_final_or_times_out),
+    T(http_request_outcomes),
+    T(callback_is_signed_retried_and_not_lost),
+    T(events_stream_and_resume),
+    T(bearer_tokens_guard_all_but_health),
+    T(metrics_pass_promtool_and_openapi_is_served),
+    T(signals_hup_reopens_the_log_term_drains),
+    T(cli_verbs_and_exit_codes),
+    T(kill_9_under_load_loses_no_acknowledged_job),
+};
+
+int main(int argc, char **argv)
+{
+    if (getenv("OB_KILL_CYCLES"))
+        cycles = atoi(getenv("OB_KILL_CYCLES"));
+    return test_main(argc, argv, tests, NTESTS(tests));
+}
