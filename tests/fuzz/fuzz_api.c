@@ -1,0 +1,228 @@
+/*
+ * fuzz_api.c - libFuzzer target: outboxd's API, every endpoint, with the
+ * fuzzer's bytes where a client puts its own — request bodies, query
+ * strings, path ids, and the headers the API reads (Idempotency-Key,
+ * Prefer, Last-Event-ID, Authorization). The real routes run in-process on
+ * a real engine (SQLite in a scratch directory; no workers, so no
+ * http.request is ever performed) behind the real HTTP server, reached
+ * over TCP like fuzz_wire.c. Unlike fuzz_wire, the target frames the HTTP
+ * itself so that the fuzzer spends its effort on what our decoders see.
+ *
+ * Input: one selector byte, then up to three parts split at '\n':
+ *   A  the body (POST /v1/jobs), the query string, or the job id
+ *      (empty: the id of the last job accepted, to reach existing jobs)
+ *   B  Idempotency-Key, Last-Event-ID or Authorization, when not empty
+ *   C  Prefer, when not empty
+ *
+ * What must hold: every answer is an HTTP/1.1 response that is not a 500
+ * (a 500 means a handler failed to answer or an error went unmapped), and
+ * a job acknowledged with 2xx can be read back — bad input never loses
+ * an accepted job.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "api/http_request.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define TOKEN "fuzz-token-0123456789"
+
+static int port;
+static char last_id[OB_ID_STRLEN + 1];
+
+static void setup(void)
+{
+    ob_log_set(NULL, NULL, OB_LOG_ERROR + 1);
+    char dir[] = "/tmp/fuzz-api-XXXXXX", url[64];
+    if (!mkdtemp(dir))
+        abort();
+    snprintf(url, sizeof url, "sqlite:%s/fuzz.db", dir);
+    ob_engine_opts eo;
+    ob_engine_opts_init(&eo);
+    eo.max_payload = 8192;
+    eo.max_jobs = 20000; /* a long run reaches "queue full" too */
+    ob_engine *e;
+    static const unsigned char secret[] = "fuzz-secret";
+    hr_opts ho = {.max_response = 4096, .max_redirects = 1, .secret = secret,
+                  .secret_len = sizeof secret - 1};
+    if (ob_engine_open(url, &eo, &e) || hr_register(e, &ho))
+        abort();
+    ob_http_opts o;
+    ob_http_opts_init(&o);
+    o.listen = "127.0.0.1:0";
+    o.threads = 2;
+    o.max_body = 16384;
+    ob_http_server *s;
+    static const char *const tokens[] = {TOKEN};
+    api_opts ao;
+    api_opts_init(&ao);
+    ao.engine = e;
+    ao.tokens = tokens;
+    ao.ntokens = 1;
+    ao.max_wait_ms = 20; /* Prefer: wait is honoured, briefly */
+    ao.event_ring = 64;
+    ao.max_event_clients = 4;
+    api *a;
+    if (ob_http_server_new(&o, &s) || api_new(s, &ao, &a) || ob_http_server_start(s))
+        abort();
+    port = ob_http_server_port(s);
+}
+
+/* Percent-encode p[0..n) into out, keeping `keep` and the unreserved set. */
+static size_t encode(const uint8_t *p, size_t n, const char *keep, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 4 < cap; i++) {
+        unsigned c = p[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            (c && strchr("-._~", (int)c)) || (c && strchr(keep, (int)c)))
+            out[k++] = (char)c;
+        else
+            k += (size_t)snprintf(out + k, cap - k, "%%%02X", c);
+    }
+    out[k] = '\0';
+    return k;
+}
+
+/* A header line "Name: value\r\n" when value is not empty; CR and NUL,
+ * which no client can put in a header, are dropped. */
+static size_t header(char *out, size_t cap, const char *name, const uint8_t *v, size_t n)
+{
+    if (!n)
+        return 0;
+    size_t k = (size_t)snprintf(out, cap, "%s: ", name);
+    for (size_t i = 0; i < n && k + 3 < cap; i++)
+        if (v[i] != '\r' && v[i] != '\0')
+            out[k++] = (char)v[i];
+    out[k++] = '\r';
+    out[k++] = '\n';
+    return k;
+}
+
+/* Send one request, read the answer (an event stream: what came at once). */
+static char *exchange(const char *head, size_t hn, const uint8_t *body, size_t bn)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a))
+        abort();
+    if (send(fd, head, hn, MSG_NOSIGNAL) == (ssize_t)hn && bn)
+        (void)send(fd, body, bn, MSG_NOSIGNAL);
+    static char buf[1 << 16];
+    size_t n = 0;
+    struct pollfd pf = {fd, POLLIN, 0};
+    while (n < sizeof buf - 1 && poll(&pf, 1, n ? 30 : 2000) > 0) {
+        ssize_t r = recv(fd, buf + n, sizeof buf - 1 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    close(fd);
+    return buf;
+}
+
+static int status_of(const char *raw)
+{
+    if (strncmp(raw, "HTTP/1.1 ", 9) != 0)
+        abort(); /* not an HTTP response, or none */
+    int st = atoi(raw + 9);
+    if (st < 200 || st >= 600 || st == 500)
+        abort();
+    return st;
+}
+
+/* A 2xx to POST /v1/jobs: the job is there. */
+static void check_accepted(const char *raw)
+{
+    const char *p = strstr(raw, "\"id\":\"");
+    if (!p || strlen(p + 6) < OB_ID_STRLEN)
+        abort();
+    memcpy(last_id, p + 6, OB_ID_STRLEN);
+    char head[256];
+    int hn = snprintf(head, sizeof head,
+                      "GET /v1/jobs/%s HTTP/1.1\r\nHost: f\r\nAuthorization: Bearer " TOKEN
+                      "\r\nConnection: close\r\n\r\n", last_id);
+    if (status_of(exchange(head, (size_t)hn, NULL, 0)) != 200)
+        abort();
+}
+
+static const uint8_t *part(const uint8_t **p, const uint8_t *end, size_t *n)
+{
+    const uint8_t *s = *p, *nl = s < end ? memchr(s, '\n', (size_t)(end - s)) : NULL;
+    const uint8_t *e = nl ? nl : end;
+    *n = (size_t)(e - s);
+    *p = nl ? nl + 1 : end;
+    return s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!port)
+        setup();
+    if (size < 1)
+        return 0;
+    int sel = data[0] % 8;
+    const uint8_t *p = data + 1, *end = data + size;
+    size_t an, bn, cn;
+    const uint8_t *A = part(&p, end, &an), *B = part(&p, end, &bn), *C = part(&p, end, &cn);
+    if (sel == 0) { /* POST /v1/jobs: the body is the rest, newlines and all */
+        A = data + 1;
+        an = size - 1;
+        bn = cn = 0;
+    }
+    char enc[8192], head[16384];
+    if (sel >= 2 && sel <= 4 && an == 0 && last_id[0])
+        snprintf(enc, sizeof enc, "%s", last_id);
+    else
+        encode(A, an, sel == 1 || sel == 5 ? "=&,:" : "", enc, sizeof enc);
+    static const char *const fixed[] = {"/healthz", "/readyz", "/metrics", "/v1/openapi.json"};
+    size_t hn;
+    switch (sel) {
+    case 0:
+    case 7: /* with the headers POST /v1/jobs reads: body in A */
+        hn = (size_t)snprintf(head, sizeof head,
+                              "POST /v1/jobs HTTP/1.1\r\nHost: f\r\nContent-Type: application/json\r\n"
+                              "Content-Length: %zu\r\n",
+                              an);
+        break;
+    case 1:
+        hn = (size_t)snprintf(head, sizeof head, "GET /v1/jobs?%s HTTP/1.1\r\nHost: f\r\n", enc);
+        break;
+    case 2:
+        hn = (size_t)snprintf(head, sizeof head, "GET /v1/jobs/%s HTTP/1.1\r\nHost: f\r\n", enc);
+        break;
+    case 3:
+    case 4:
+        hn = (size_t)snprintf(head, sizeof head, "POST /v1/jobs/%s/%s HTTP/1.1\r\nHost: f\r\n"
+                              "Content-Length: 0\r\n", enc, sel == 3 ? "cancel" : "retry");
+        break;
+    case 5:
+        hn = (size_t)snprintf(head, sizeof head, "GET /v1/events?%s HTTP/1.1\r\nHost: f\r\n", enc);
+        break;
+    default: /* 6: the fixed endpoints, with a fuzzed Authorization */
+        hn = (size_t)snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: f\r\n",
+                              fixed[an % 4]);
+        break;
+    }
+    const char *bname = sel == 5 ? "Last-Event-ID" : sel == 6 ? "Authorization" : "Idempotency-Key";
+    if (sel != 6)
+        hn += (size_t)snprintf(head + hn, sizeof head - hn, "Authorization: Bearer " TOKEN "\r\n");
+    hn += header(head + hn, sizeof head - hn - 64, bname, B, bn);
+    hn += header(head + hn, sizeof head - hn - 64, "Prefer", C, cn);
+    hn += (size_t)snprintf(head + hn, sizeof head - hn, "Connection: close\r\n\r\n");
+    const char *raw = exchange(head, hn, sel == 0 || sel == 7 ? A : NULL, an);
+    int st = status_of(raw);
+    if ((sel == 0 || sel == 7) && st / 100 == 2)
+        check_accepted(raw);
+    return 0;
+}
