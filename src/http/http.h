@@ -157,7 +157,7 @@ struct hreq {
     ob_http_req *view;     /* in mem */
     const route *rt;
     int early_status;      /* an error found before the handler (431, 413, ...) */
-    const char *early_code, *early_msg;
+    const char *early_code, *early_msg, *early_field;
     bool has_body, body_too_big, answered;
     char *body;            /* malloc'd, freed by a poison hook of mem */
     size_t body_len, body_cap, body_expected;

@@ -210,12 +210,13 @@ static bool copy_values(hreq *q, enum MHD_ValueKind kind, int *n, const char ***
     return !kc.oom;
 }
 
-static void early(hreq *q, int status, const char *code, const char *msg)
+static void early(hreq *q, int status, const char *code, const char *msg, const char *field)
 {
     if (!q->early_status) {
         q->early_status = status;
         q->early_code = code;
         q->early_msg = msg;
+        q->early_field = field;
     }
 }
 
@@ -237,35 +238,36 @@ static void check_request(hreq *q, const char *url, const char *method)
     ob_http_server *s = q->s;
     ob_http_req *v = q->view;
     if (atomic_load(&s->stopping))
-        early(q, 503, "shutting_down", "the server is shutting down");
+        early(q, 503, "shutting_down", "the server is shutting down", NULL);
     if (q->c->over_limit)
-        early(q, 503, "too_many_connections", "the server is at its connection limit");
+        early(q, 503, "too_many_connections", "the server is at its connection limit", NULL);
     const union MHD_ConnectionInfo *hi =
         MHD_get_connection_info(q->mc, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     int nh = 0;
     MHD_get_connection_values(q->mc, MHD_HEADER_KIND, count_kv, &nh);
     if ((hi && hi->header_size > s->o.max_header_bytes) || nh > s->o.max_headers)
-        early(q, 431, "headers_too_large", "the request headers are too large or too many");
+        early(q, 431, "headers_too_large", "the request headers are too large or too many", NULL);
 
     const char *cl = MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, "Content-Length");
     const char *te = MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, "Transfer-Encoding");
     unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
     q->has_body = len > 0 || (te && strcasecmp(te, "identity") != 0);
     if (len > s->o.max_body)
-        early(q, 413, "body_too_large", "the request body is larger than allowed");
+        early(q, 413, "body_too_large", "the request body is larger than allowed", NULL);
     else
         q->body_expected = (size_t)len;
 
     int rc = router_match(&s->rt, method, url, &v->m);
     if (rc == OB_ENOTFOUND)
-        early(q, 404, "not_found", "no such resource");
+        early(q, 404, "not_found", "no such resource", NULL);
     else if (rc == OB_ESTATE)
-        early(q, 405, "method_not_allowed", "the resource does not allow this method");
+        early(q, 405, "method_not_allowed", "the resource does not allow this method", NULL);
     else
         q->rt = v->m.r;
     if (q->rt && (q->rt->flags & OB_HTTP_JSON) && q->has_body &&
         !json_ctype(MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, "Content-Type")))
-        early(q, 415, "unsupported_media_type", "the request body must be application/json");
+        early(q, 415, "unsupported_media_type", "the request body must be application/json",
+              "Content-Type");
 }
 
 /* Build the handler's view: everything it may read, copied. false: OOM. */
@@ -364,7 +366,7 @@ static enum MHD_Result send_resp(hreq *q)
 
 static enum MHD_Result send_early(hreq *q)
 {
-    resp_set_error(&q->r, q->early_status, q->early_code, q->early_msg, NULL);
+    resp_set_error(&q->r, q->early_status, q->early_code, q->early_msg, q->early_field);
     if (q->early_status == 405 && q->view->m.allow[0])
         resp_add_header(&q->r, "Allow", q->view->m.allow);
     return send_resp(q);
@@ -450,7 +452,7 @@ static enum MHD_Result last_call(hreq *q)
     if (from == PH_BODY && !phase_move(q->c, PH_BODY, PH_BUSY, 0))
         return MHD_NO; /* the watch thread answered 408 */
     if (q->body_too_big)
-        early(q, 413, "body_too_large", "the request body is larger than allowed");
+        early(q, 413, "body_too_large", "the request body is larger than allowed", NULL);
     if (q->early_status)
         return send_early(q);
     if (!fill_view(q, q->path, q->method)) {
