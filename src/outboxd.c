@@ -67,7 +67,7 @@ static const opt opts[] = {
      "HMAC key for callback signatures (default ./outbox.secret, created if missing)"},
     {"log-file", S(log_file), "log here instead of stderr (SIGHUP reopens it)"},
     {"log-level", S(log_level), "debug, info, warn or error (default info)"},
-    {"workers", N(workers, 1, 1024), "worker threads running jobs (default 4)"},
+    {"workers", N(workers, 0, 1024), "worker threads running jobs (default 4; 0: store jobs, run none)"},
     {"threads", N(threads, 1, 256), "HTTP event-loop threads (default: CPUs)"},
     {"max-body", N(max_body, 1024, 64L << 20), "request body bytes (default 1 MiB)"},
     {"max-payload", N(max_payload, 1, 64L << 20), "job payload bytes (default 1 MiB)"},
@@ -400,7 +400,7 @@ int main(int argc, char **argv)
     ob_pool_opts_init(&po);
     po.workers = (int)c.workers;
     if ((rc = hr_register(e, &ho)) || (rc = ob_engine_subscribe(e, log_event, NULL, &logsub)) ||
-        (rc = ob_pool_start(e, &po, &pool))) {
+        (c.workers > 0 && (rc = ob_pool_start(e, &po, &pool)))) {
         fprintf(stderr, "outboxd: cannot start the engine: %s\n", ob_strerror(rc));
         return 1;
     }

@@ -175,6 +175,14 @@ TEST(job_endpoints_answer_and_refuse_naming_the_field)
     EXPECT(get(&d, "/readyz"), "200", "\"ready\"");
     EXPECT(get(&d, "/nope"), "404", "not_found");
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    d = od_start("--workers 0"); /* stores jobs, runs none */
+    out = post(&d, NULL, "{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://127.0.0.1:1/\"}}");
+    od_json_str(out, "id", id, sizeof id);
+    free(out);
+    h_sleep_ms(300);
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    EXPECT(get(&d, path), "200", "\"state\":\"available\"");
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }
 
 TEST(bad_input_is_a_clear_4xx_and_stores_nothing)
