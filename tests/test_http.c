@@ -872,6 +872,18 @@ TEST(bad_routes_and_options_are_refused)
     ASSERT_OK(ob_http_server_new(&o, &s));
     ASSERT_RC(ob_http_server_start(s), OB_EINVAL);
     ob_http_server_free(s);
+    /* a port in use: refused, not shared (no SO_REUSEPORT) */
+    t_opts(&o);
+    ob_http_server *first;
+    ASSERT_OK(ob_http_server_new(&o, &first));
+    ASSERT_OK(ob_http_server_start(first));
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ob_http_server_port(first));
+    o.listen = addr;
+    ASSERT_OK(ob_http_server_new(&o, &s));
+    ASSERT_RC(ob_http_server_start(s), OB_EADDR);
+    ob_http_server_free(s);
+    ob_http_server_free(first);
 }
 
 static const test_case tests[] = {

@@ -96,7 +96,7 @@ int ob_http_route(ob_http_server *s, const char *method, const char *pattern,
                   ob_http_handler fn, void *arg, unsigned flags);
 
 /* Start listening and serving. Returns 0, OB_EINVAL (bad address) or
- * OB_EIO (cannot bind: the error is logged). */
+ * OB_EADDR (cannot bind: in use, or not permitted; the error is logged). */
 int ob_http_server_start(ob_http_server *s);
 
 /* The port actually bound (after start; useful with port 0). */

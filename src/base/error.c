@@ -23,6 +23,7 @@ const char *ob_strerror(int rc)
     case OB_ELOCKED: return "store in use by another process";
     case OB_ESCHEMA: return "store written by a newer version";
     case OB_EGONE: return "the client has gone";
+    case OB_EADDR: return "cannot listen on the address (in use, or not permitted)";
     }
     return "unknown error";
 }

@@ -217,9 +217,6 @@ bool later_cut(ob_http_later *l, later_state state, int status, const char *code
  * connection's socket, and resume it (MHD_resume_connection). Called with
  * the handle's mu held. */
 void server_resume(hreq *q);
-/* server.c: the connection is parked: watch its socket for the client
- * leaving (under conns_mu). */
-void server_watch(hreq *q);
 
 /* stream.c */
 void stream_unref(ob_http_stream *st);

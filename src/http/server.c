@@ -23,9 +23,9 @@
  *     whose headers or body are not all in by their deadline gets a 408
  *     written on its socket and is shut down;
  *   - clients that leave while their response is suspended (MHD does not
- *     watch suspended sockets): their sockets are in an epoll set for
- *     EPOLLRDHUP; the handle is then settled GONE and the connection
- *     resumed to be closed;
+ *     watch suspended sockets): their sockets go in an epoll set for
+ *     EPOLLRDHUP once a sweep finds them still parked (W1); the handle is
+ *     then settled GONE and the connection resumed to be closed;
  *   - suspended responses nobody answered within suspend_timeout get 504.
  *
  * Invariants
@@ -70,7 +70,7 @@ struct hconn {
     _Atomic int phase;
     _Atomic int64_t deadline; /* monotonic ms; 0: none */
     bool over_limit;
-    bool watched;            /* fd in the watch epoll set (under later.mu) */
+    bool watched;            /* fd in the watch epoll set (under the handle's mu, W1) */
     hreq *q;                 /* the request while it is parked (under conns_mu) */
 };
 
@@ -386,7 +386,7 @@ static enum MHD_Result send_later(hreq *q)
     return close_it ? MHD_NO : send_resp(q);
 }
 
-void server_watch(hreq *q)
+static void server_watch(hreq *q)
 {
     struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = q->c};
     q->c->watched = epoll_ctl(q->s->watch_epfd, EPOLL_CTL_ADD, q->c->fd, &ev) == 0;
@@ -417,8 +417,7 @@ static enum MHD_Result park(hreq *q)
     } else if (l->state == LATER_SUSPENDED) {
         q->c->q = q; /* for the watch thread and stop (under conns_mu) */
         phase_set(q->c, PH_SUSPENDED, s->o.suspend_timeout_ms);
-        MHD_suspend_connection(q->mc);
-        server_watch(q);
+        MHD_suspend_connection(q->mc); /* the sweep watches it if it stays (W1) */
         l->parked = parked = true;
     }
     pthread_mutex_unlock(&l->mu);
@@ -641,11 +640,36 @@ static void time_out(ob_http_server *s, hconn *c, int phase)
     (void)s;
 }
 
+/* W1: a parked connection's socket is put in the watch set lazily, by the
+ * sweep that finds it still parked, not when it parks: most suspensions
+ * (an enqueue waiting for its commit) end within a millisecond or two, and
+ * an epoll_ctl ADD and DEL per request cost more than they buy. A client
+ * that leaves is noticed within a tick or two. The check and the ADD are
+ * under the handle's mu, as is the DEL in server_resume, so a resumed
+ * connection is never added. Under conns_mu. */
+static void watch_parked(hconn *c)
+{
+    hreq *q = c->q;
+    if (q->later) {
+        pthread_mutex_lock(&q->later->mu);
+        if (q->later->parked && !c->watched)
+            server_watch(q);
+        pthread_mutex_unlock(&q->later->mu);
+    } else if (q->stream) {
+        pthread_mutex_lock(&q->stream->mu);
+        if (q->stream->parked && !c->watched)
+            server_watch(q);
+        pthread_mutex_unlock(&q->stream->mu);
+    }
+}
+
 static void sweep(ob_http_server *s)
 {
     int64_t now = ob_mono_ms();
     pthread_mutex_lock(&s->conns_mu);
     for (hconn *c = s->conns; c; c = c->next) {
+        if (c->q)
+            watch_parked(c);
         int64_t dl = atomic_load(&c->deadline);
         if (!dl || now < dl)
             continue;
@@ -787,12 +811,13 @@ int ob_http_server_start(ob_http_server *s)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections + 16,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        on_connection, s, MHD_OPTION_END); /* SO_REUSEADDR only: a second server on a port fails */
     if (!s->d) {
-        OB_ERROR("http: cannot listen on %s: %s", s->o.listen, strerror(errno));
+        int err = errno;
+        OB_ERROR("http: cannot listen on %s: %s", s->o.listen, strerror(err));
         close(s->watch_epfd);
         s->watch_epfd = -1;
-        return OB_EIO;
+        return err == ENOMEM ? OB_ENOMEM : OB_EADDR;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : 0;

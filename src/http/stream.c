@@ -145,7 +145,6 @@ ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         n = MHD_CONTENT_READER_END_OF_STREAM; /* the end, or shutdown: end cleanly */
     } else if (st->q) {
         MHD_suspend_connection(st->q->mc); /* nothing to send: wait for a write */
-        server_watch(st->q);
         st->parked = true;
         n = 0;
     } else {
