@@ -295,6 +295,31 @@ static int job_one(args *a, const char *method, const char *suffix, const char *
     return rc;
 }
 
+/* The rest of the line as "--name value" pairs, each of `names` (NULL
+ * ended), appended to out as a query string "name=value&". EX_OK or a
+ * usage error naming the bad option. */
+static int query_options(args *a, const char *verb, const char *const *names, char *out,
+                         size_t cap)
+{
+    size_t len = strlen(out);
+    const char *opt;
+    while ((opt = next(a))) {
+        const char *v = next(a);
+        bool ok = false;
+        for (size_t i = 0; v && names[i] && !ok; i++)
+            ok = !strcmp(opt, names[i]);
+        if (!ok)
+            return usage_error("%s: bad option %s", verb, opt);
+        char *esc = curl_easy_escape(NULL, v, 0);
+        int n = esc ? snprintf(out + len, cap - len, "%s=%s&", opt + 2, esc) : -1;
+        curl_free(esc);
+        if (n < 0 || (size_t)n >= cap - len)
+            return usage_error("%s: the options are too long", verb);
+        len += (size_t)n;
+    }
+    return EX_OK;
+}
+
 static int job_list(args *a)
 {
     if (wants_help(a)) {
@@ -302,20 +327,11 @@ static int job_list(args *a)
                "         [--limit N] [--cursor C]\n  Jobs, newest first.\n");
         return EX_OK;
     }
-    char path[1024] = "/v1/jobs?", *p = path + strlen(path);
-    const char *opt;
-    while ((opt = next(a))) {
-        const char *v = next(a);
-        const char *names[] = {"--state", "--kind", "--queue", "--limit", "--cursor"};
-        bool ok = false;
-        for (size_t i = 0; v && i < 5 && !ok; i++)
-            ok = !strcmp(opt, names[i]);
-        if (!ok)
-            return usage_error("job list: bad option %s", opt);
-        char *esc = curl_easy_escape(NULL, v, 0);
-        p += snprintf(p, sizeof path - (size_t)(p - path), "%s=%s&", opt + 2, esc);
-        curl_free(esc);
-    }
+    static const char *const names[] = {"--state", "--kind", "--queue", "--limit", "--cursor", NULL};
+    char path[1024] = "/v1/jobs?";
+    int qrc = query_options(a, "job list", names, path, sizeof path);
+    if (qrc)
+        return qrc;
     reply r = call("GET", path, NULL, NULL, 30);
     if (!r.status)
         return unreachable(&r);
@@ -467,16 +483,12 @@ static int events(args *a)
                "  Follow job state changes as outboxd commits them (until interrupted).\n");
         return EX_OK;
     }
-    char url[2048], *p = url + snprintf(url, sizeof url, "%s/v1/events?", base_url);
-    const char *opt;
-    while ((opt = next(a))) {
-        const char *v = next(a);
-        if (!v || (strcmp(opt, "--id") && strcmp(opt, "--kind") && strcmp(opt, "--queue")))
-            return usage_error("events: bad option %s", opt);
-        char *esc = curl_easy_escape(NULL, v, 0);
-        p += snprintf(p, sizeof url - (size_t)(p - url), "%s=%s&", opt + 2, esc);
-        curl_free(esc);
-    }
+    static const char *const names[] = {"--id", "--kind", "--queue", NULL};
+    char url[2048];
+    snprintf(url, sizeof url, "%s/v1/events?", base_url);
+    int qrc = query_options(a, "events", names, url, sizeof url);
+    if (qrc)
+        return qrc;
     CURL *c = curl_easy_init();
     char auth[1100], err[CURL_ERROR_SIZE] = "";
     struct curl_slist *h = curl_slist_append(NULL, "Accept: text/event-stream");
