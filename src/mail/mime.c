@@ -1,0 +1,202 @@
+/*
+ * mime.c - a validated message as MIME text, built by GMime 3:
+ *
+ *   text only             text/plain
+ *   html only             text/html
+ *   text and html         multipart/alternative (text first: the last part
+ *                         is the preferred one)
+ *   with attachments      multipart/mixed of the above, then each
+ *                         attachment (base64, its file name RFC 2231
+ *                         encoded by GMime when it is not ASCII)
+ *
+ * Text parts are us-ascii or utf-8 and take the encoding GMime judges best
+ * under the 7-bit constraint: 7bit when they can, quoted-printable for
+ * mostly-ASCII text or long lines, base64 otherwise, so no line of the
+ * output exceeds SMTP's 998. Line ends in bodies (LF, CR or CRLF) become
+ * CRLF, the canonical form, before encoding.
+ * Subject, display names and custom headers become RFC 2047 encoded words
+ * when they are not ASCII. Bcc recipients appear nowhere in the message:
+ * they are only in the envelope. Message-ID and Date come from the message
+ * (fixed when it was accepted), so a retry sends the same bytes.
+ */
+#include <gmime/gmime.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mail/mail.h"
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static void init_once(void) { g_mime_init(); }
+void ob_mail_init(void) { pthread_once(&once, init_once); }
+
+/* Text with every line ending CRLF: the canonical form of a text part,
+ * which base64 and quoted-printable encode as they find it. */
+static GByteArray *crlf(const char *s)
+{
+    size_t n = strlen(s);
+    GByteArray *out = g_byte_array_sized_new((guint)(n + n / 16 + 2));
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\r' || s[i] == '\n') {
+            g_byte_array_append(out, (const guint8 *)"\r\n", 2);
+            if (s[i] == '\r' && s[i + 1] == '\n')
+                i++;
+        } else {
+            g_byte_array_append(out, (const guint8 *)&s[i], 1);
+        }
+    }
+    return out;
+}
+
+static bool ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return false;
+    return true;
+}
+
+/* A text part holding `text` as UTF-8 (us-ascii when it is), in the
+ * encoding GMime judges best for 7-bit transport. */
+static GMimeObject *text_part(const char *subtype, const char *text)
+{
+    GMimeTextPart *p = g_mime_text_part_new_with_subtype(subtype);
+    GMimePart *part = GMIME_PART(p);
+    GByteArray *bytes = crlf(text);
+    GMimeStream *s = g_mime_stream_mem_new_with_byte_array(bytes); /* owns bytes */
+    GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(s, GMIME_CONTENT_ENCODING_DEFAULT);
+    g_mime_part_set_content(part, w);
+    g_object_unref(w);
+    g_object_unref(s);
+    g_mime_text_part_set_charset(p, ascii(text) ? "us-ascii" : "utf-8");
+    g_mime_part_set_content_encoding(
+        part, g_mime_part_get_best_content_encoding(part, GMIME_ENCODING_CONSTRAINT_7BIT));
+    return GMIME_OBJECT(p);
+}
+
+static GMimeObject *attachment_part(const mail_attachment *a)
+{
+    GMimeContentType *ct = g_mime_content_type_parse(NULL, a->content_type);
+    GMimePart *p = g_mime_part_new_with_type(g_mime_content_type_get_media_type(ct),
+                                             g_mime_content_type_get_media_subtype(ct));
+    g_object_unref(ct);
+    g_mime_part_set_filename(p, a->filename);
+    GMimeStream *s = g_mime_stream_mem_new_with_buffer((const char *)a->data, a->len);
+    GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(s, GMIME_CONTENT_ENCODING_DEFAULT);
+    g_mime_part_set_content(p, w);
+    g_object_unref(w);
+    g_object_unref(s);
+    g_mime_part_set_content_encoding(p, GMIME_CONTENT_ENCODING_BASE64);
+    return GMIME_OBJECT(p);
+}
+
+/* Adopt `child` into `parent` (GMime takes its own reference). */
+static void add(GMimeMultipart *parent, GMimeObject *child)
+{
+    g_mime_multipart_add(parent, child);
+    g_object_unref(child);
+}
+
+/* A multipart with a boundary made from the Message-ID's random part: the
+ * same on every build of the message (GMime's own is random, which would
+ * change the bytes on a retry), and unknown to the client, who could
+ * otherwise plant it in a 7bit body. Starting with "=-" it cannot occur in
+ * quoted-printable or base64 text either. */
+static GMimeMultipart *multipart(const ob_mail *m, const char *subtype)
+{
+    GMimeMultipart *mp = g_mime_multipart_new_with_subtype(subtype);
+    char b[96];
+    snprintf(b, sizeof b, "=-%.32s-%s", m->message_id + 1, subtype);
+    for (char *p = b; *p; p++)
+        if (*p == '@' || *p == '>')
+            *p = '.';
+    g_mime_multipart_set_boundary(mp, b);
+    return mp;
+}
+
+static GMimeObject *body(const ob_mail *m)
+{
+    GMimeObject *text = m->text ? text_part("plain", m->text) : NULL;
+    GMimeObject *html = m->html ? text_part("html", m->html) : NULL;
+    GMimeObject *b = text ? text : html;
+    if (text && html) {
+        GMimeMultipart *alt = multipart(m, "alternative");
+        add(alt, text);
+        add(alt, html);
+        b = GMIME_OBJECT(alt);
+    }
+    if (!m->natt || !b)
+        return b;
+    GMimeMultipart *mixed = multipart(m, "mixed");
+    add(mixed, b);
+    for (size_t i = 0; i < m->natt; i++)
+        add(mixed, attachment_part(&m->att[i]));
+    return GMIME_OBJECT(mixed);
+}
+
+/* A mailbox whose name is encoded as UTF-8 words (GMime would pick
+ * another charset it thinks best). */
+static void add_mailbox(GMimeMessage *msg, GMimeAddressType type, const mail_addr *a)
+{
+    InternetAddress *ia = internet_address_mailbox_new(a->name, a->addr);
+    internet_address_set_charset(ia, "utf-8");
+    internet_address_list_add(g_mime_message_get_addresses(msg, type), ia);
+    g_object_unref(ia);
+}
+
+static void headers(GMimeMessage *msg, const ob_mail *m)
+{
+    static const GMimeAddressType types[] = {
+        [MAIL_TO] = GMIME_ADDRESS_TYPE_TO,
+        [MAIL_CC] = GMIME_ADDRESS_TYPE_CC,
+        [MAIL_REPLY_TO] = GMIME_ADDRESS_TYPE_REPLY_TO,
+    };
+    add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM, &m->from);
+    for (int t = 0; t < MAIL_LISTS; t++) {
+        if (t == MAIL_BCC)
+            continue; /* the envelope only */
+        for (size_t i = 0; i < m->nlist[t]; i++)
+            add_mailbox(msg, types[t], &m->list[t][i]);
+    }
+    g_mime_message_set_subject(msg, m->subject, "utf-8");
+    GDateTime *d = g_date_time_new_from_unix_utc(m->date_ms / 1000);
+    g_mime_message_set_date(msg, d);
+    g_date_time_unref(d);
+    size_t n = strlen(m->message_id); /* "<id>": GMime adds the brackets */
+    char *id = g_strndup(m->message_id + 1, n - 2);
+    g_mime_message_set_message_id(msg, id);
+    g_free(id);
+    for (size_t i = 0; i < m->nheaders; i++)
+        g_mime_object_append_header(GMIME_OBJECT(msg), m->headers[i].name, m->headers[i].value,
+                                    "utf-8");
+}
+
+int ob_mail_build(const ob_mail *m, char **out, size_t *len)
+{
+    ob_mail_init();
+    GMimeObject *b = body(m);
+    if (!b)
+        return OB_ENOMEM;
+    GMimeMessage *msg = g_mime_message_new(TRUE);
+    headers(msg, m);
+    g_mime_message_set_mime_part(msg, b);
+    g_object_unref(b);
+
+    GMimeFormatOptions *fo = g_mime_format_options_new();
+    g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+    GMimeStream *s = g_mime_stream_mem_new();
+    ssize_t w = g_mime_object_write_to_stream(GMIME_OBJECT(msg), fo, s);
+    GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+    int rc = OB_ENOMEM;
+    if (w >= 0 && ba && (*out = malloc(ba->len + 1))) {
+        memcpy(*out, ba->data, ba->len);
+        (*out)[ba->len] = '\0';
+        *len = ba->len;
+        rc = 0;
+    }
+    g_object_unref(s);
+    g_mime_format_options_free(fo);
+    g_object_unref(msg);
+    return rc;
+}

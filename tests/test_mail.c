@@ -1,0 +1,416 @@
+/*
+ * test_mail.c - the mail part alone: validation (every refusal names its
+ * field), the stored form (parses back to the same message), the MIME GMime
+ * builds (parsed back by GMime: headers, bodies and attachments equal to
+ * the input; no Bcc; CR/LF never in a header), and the file: transport.
+ * SMTP delivery is tested against real servers in test_smtp.c.
+ */
+#include <gmime/gmime.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "outbox/mail.h"
+#include "test.h"
+
+/* Parse JSON text as a request; the message or NULL with *p filled. */
+static ob_mail *parse_text(const char *json, ob_mail_problem *p)
+{
+    json_error_t e;
+    json_t *v = json_loads(json, JSON_ALLOW_NUL, &e);
+    if (!v)
+        test_fail(__FILE__, __LINE__, "bad test JSON: %s: %s", e.text, json);
+    ob_mail *m = NULL;
+    memset(p, 0, sizeof *p);
+    int rc = ob_mail_parse(v, OB_MAIL_REQUEST, NULL, &m, p);
+    json_decref(v);
+    if (rc)
+        ASSERT(m == NULL);
+    return m;
+}
+
+/* The request must be refused, naming `field`. */
+static void refused(const char *json, const char *field)
+{
+    ob_mail_problem p;
+    ob_mail *m = parse_text(json, &p);
+    if (m) {
+        ob_mail_free(m);
+        test_fail(__FILE__, __LINE__, "accepted, want refused at %s: %s", field, json);
+    }
+    if (strcmp(p.field, field) != 0)
+        test_fail(__FILE__, __LINE__, "refused at \"%s\" (%s), want \"%s\": %s", p.field,
+                  p.message, field, json);
+    ASSERT(p.message[0]);
+}
+
+#define BASE "\"from\":\"a@example.com\",\"to\":\"b@example.com\",\"subject\":\"s\",\"text\":\"t\""
+
+TEST(valid_messages_parse)
+{
+    ob_mail_problem p;
+    ob_mail *m = parse_text("{" BASE "}", &p);
+    ASSERT(m);
+    ASSERT_STREQ(ob_mail_sender(m), "a@example.com");
+    ASSERT_EQ(ob_mail_rcpt_count(m), 1);
+    ASSERT_STREQ(ob_mail_rcpt(m, 0), "b@example.com");
+    ASSERT(strncmp(ob_mail_message_id(m), "<", 1) == 0);
+    ASSERT(strstr(ob_mail_message_id(m), "@example.com>"));
+    ob_mail_free(m);
+
+    /* Names, lists, objects, IDN, duplicates removed from the envelope. */
+    m = parse_text("{\"from\":{\"name\":\"Ann Lee\",\"address\":\"ann@example.com\"},"
+                   "\"to\":[\"Bob <bob@Example.COM>\",\"\\\"Doe, J.\\\" <j@b\\u00fccher.de>\"],"
+                   "\"cc\":\"bob@example.com\",\"bcc\":[\"hidden@example.org\"],"
+                   "\"subject\":\"\",\"html\":\"<p>x</p>\"}",
+                   &p);
+    if (!m)
+        test_fail(__FILE__, __LINE__, "%s: %s", p.field, p.message);
+    ASSERT_EQ(ob_mail_rcpt_count(m), 3);
+    ASSERT_STREQ(ob_mail_rcpt(m, 0), "bob@example.com");
+    ASSERT_STREQ(ob_mail_rcpt(m, 1), "j@xn--bcher-kva.de");
+    ASSERT_STREQ(ob_mail_rcpt(m, 2), "hidden@example.org");
+    ASSERT_STREQ(ob_mail_rcpt_type(m, 2), "bcc");
+    ob_mail_free(m);
+}
+
+TEST(invalid_messages_name_the_field)
+{
+    refused("[]", "");
+    refused("{\"to\":\"b@example.com\",\"subject\":\"s\",\"text\":\"t\"}", "from");
+    refused("{" BASE ",\"x\":1}", "x");
+    refused("{\"from\":\"a@example.com\",\"subject\":\"s\",\"text\":\"t\"}", "to");
+    refused("{\"from\":\"a@example.com\",\"to\":[],\"subject\":\"s\",\"text\":\"t\"}", "to");
+    refused("{\"from\":\"a@example.com\",\"to\":\"b@example.com\",\"text\":\"t\"}", "subject");
+    refused("{\"from\":\"a@example.com\",\"to\":\"b@example.com\",\"subject\":\"s\"}", "text");
+    refused("{\"from\":\"not an address\",\"to\":\"b@example.com\",\"subject\":\"s\",\"text\":\"t\"}",
+            "from");
+    refused("{\"from\":\"a@example.com\",\"to\":[\"b@example.com\",\"c@\"],\"subject\":\"s\","
+            "\"text\":\"t\"}",
+            "to[1]");
+    refused("{\"from\":\"a@example.com\",\"to\":\"a@b.com, c@d.com\",\"subject\":\"s\",\"text\":\"t\"}",
+            "to");
+    refused("{\"from\":\"a@example.com\",\"to\":\"group: a@b.com;\",\"subject\":\"s\",\"text\":\"t\"}",
+            "to");
+    refused("{\"from\":\"a@[127.0.0.1]\",\"to\":\"b@example.com\",\"subject\":\"s\",\"text\":\"t\"}",
+            "from");
+    refused("{\"from\":\"j\\u00f6rg@example.com\",\"to\":\"b@example.com\",\"subject\":\"s\","
+            "\"text\":\"t\"}",
+            "from");
+    refused("{\"from\":\"a@-bad-.com\",\"to\":\"b@example.com\",\"subject\":\"s\",\"text\":\"t\"}",
+            "from");
+    refused("{\"from\":\"a..b@example.com\",\"to\":\"b@example.com\",\"subject\":\"s\",\"text\":\"t\"}",
+            "from");
+    refused("{\"from\":{\"name\":\"x\\ny\",\"address\":\"a@example.com\"},\"to\":\"b@example.com\","
+            "\"subject\":\"s\",\"text\":\"t\"}",
+            "from");
+    refused("{\"from\":{\"address\":\"A <a@example.com>\"},\"to\":\"b@example.com\","
+            "\"subject\":\"s\",\"text\":\"t\"}",
+            "from");
+    /* Header injection, every way in. */
+    refused("{\"from\":\"a@example.com\",\"to\":\"b@example.com\",\"subject\":\"hi\\r\\nBcc: x@y.z\","
+            "\"text\":\"t\"}",
+            "subject");
+    refused("{\"from\":\"a@example.com\",\"to\":\"b@example.com\",\"subject\":\"a\\u0000b\","
+            "\"text\":\"t\"}",
+            "subject");
+    refused("{\"from\":\"=?utf-8?q?x=0D=0ABcc:_y@z.com?= <a@example.com>\",\"to\":\"b@example.com\","
+            "\"subject\":\"s\",\"text\":\"t\"}",
+            "from");
+    refused("{" BASE ",\"headers\":{\"X-A\":\"1\\r\\nBcc: x@y.z\"}}", "headers.X-A");
+    refused("{" BASE ",\"headers\":{\"X-A\\r\\nBcc\":\"1\"}}", "headers.X-A\r\nBcc");
+    refused("{" BASE ",\"headers\":{\"Bcc\":\"x@y.z\"}}", "headers.Bcc");
+    refused("{" BASE ",\"headers\":{\"content-type\":\"text/html\"}}", "headers.content-type");
+    refused("{" BASE ",\"headers\":{\"MIME-Version\":\"2\"}}", "headers.MIME-Version");
+    refused("{" BASE ",\"headers\":{\"X-A\":\"1\",\"x-a\":\"2\"}}", "headers.x-a");
+    refused("{" BASE ",\"headers\":{\"X-A\":1}}", "headers.X-A");
+    refused("{" BASE ",\"attachments\":[{\"filename\":\"a\\nb\",\"content\":\"\"}]}",
+            "attachments[0].filename");
+    refused("{" BASE ",\"attachments\":[{\"filename\":\"../a\",\"content\":\"\"}]}",
+            "attachments[0].filename");
+    refused("{" BASE ",\"attachments\":[{\"filename\":\"a\",\"content\":\"!!!!\"}]}",
+            "attachments[0].content");
+    refused("{" BASE ",\"attachments\":[{\"filename\":\"a\",\"content\":\"QQ=\"}]}",
+            "attachments[0].content");
+    refused("{" BASE ",\"attachments\":[{\"filename\":\"a\",\"content_type\":\"text/plain; "
+            "x=\\\"\\r\\n\\\"\",\"content\":\"\"}]}",
+            "attachments[0].content_type");
+    refused("{" BASE ",\"attachments\":[{\"filename\":\"a\",\"content\":\"\",\"x\":1}]}",
+            "attachments[0].x");
+    refused("{" BASE ",\"tags\":[\"a b\"]}", "tags[0]");
+    refused("{" BASE ",\"metadata\":[]}", "metadata");
+    refused("{" BASE ",\"message_id\":\"<a@b>\"}", "message_id");
+}
+
+TEST(limits_are_enforced)
+{
+    ob_mail_limits l;
+    ob_mail_limits_init(&l);
+    l.max_recipients = 2;
+    l.max_size = 10;
+    json_t *v = json_loads("{\"from\":\"a@example.com\",\"to\":[\"b@example.com\",\"c@example.com\"],"
+                           "\"cc\":\"d@example.com\",\"subject\":\"s\",\"text\":\"t\"}",
+                           0, NULL);
+    ob_mail *m = NULL;
+    ob_mail_problem p;
+    ASSERT_RC(ob_mail_parse(v, OB_MAIL_REQUEST, &l, &m, &p), OB_ETOOBIG);
+    ASSERT_STREQ(p.field, "cc");
+    json_decref(v);
+    v = json_loads("{\"from\":\"a@example.com\",\"to\":\"b@example.com\",\"subject\":\"s\","
+                   "\"text\":\"0123456789abc\"}",
+                   0, NULL);
+    ASSERT_RC(ob_mail_parse(v, OB_MAIL_REQUEST, &l, &m, &p), OB_ETOOBIG);
+    ASSERT_STREQ(p.field, "text");
+    json_decref(v);
+}
+
+/* Parse built MIME back with GMime. */
+static GMimeMessage *reparse(const char *data, size_t len)
+{
+    GMimeStream *s = g_mime_stream_mem_new_with_buffer(data, len);
+    GMimeParser *ps = g_mime_parser_new_with_stream(s);
+    GMimeMessage *msg = g_mime_parser_construct_message(ps, NULL);
+    g_object_unref(ps);
+    g_object_unref(s);
+    ASSERT(msg);
+    return msg;
+}
+
+/* Every physical line ends with CRLF, is at most 998 bytes, and no header
+ * line is anything but a field or a continuation (no injected header). */
+static void check_lines(const char *data, size_t len, const char *const *allowed)
+{
+    bool in_headers = true;
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n')
+            continue;
+        ASSERT(i > 0 && data[i - 1] == '\r');
+        size_t n = i - 1 - start;
+        ASSERT(n <= 998);
+        if (in_headers && n == 0)
+            in_headers = false;
+        else if (in_headers && data[start] != ' ' && data[start] != '\t') {
+            const char *colon = memchr(data + start, ':', n);
+            ASSERT(colon);
+            bool ok = false;
+            for (int k = 0; allowed[k] && !ok; k++)
+                ok = (size_t)(colon - data - start) == strlen(allowed[k]) &&
+                     strncasecmp(data + start, allowed[k], strlen(allowed[k])) == 0;
+            if (!ok)
+                test_fail(__FILE__, __LINE__, "unexpected header: %.*s", (int)n, data + start);
+        }
+        start = i + 1;
+    }
+    ASSERT(!in_headers);
+}
+
+static const char *const std_headers[] = {"From", "To", "Cc", "Reply-To", "Subject", "Date",
+                                          "Message-Id", "MIME-Version", "Content-Type",
+                                          "Content-Transfer-Encoding", "X-Campaign",
+                                          "List-Unsubscribe", NULL};
+
+/* The decoded content of a leaf part, NUL-terminated, g_free it. */
+static char *part_content(GMimeObject *o, size_t *len)
+{
+    GMimeDataWrapper *w = g_mime_part_get_content(GMIME_PART(o));
+    GMimeStream *out = g_mime_stream_mem_new();
+    g_mime_data_wrapper_write_to_stream(w, out);
+    GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
+    *len = ba->len;
+    char *s = g_malloc(ba->len + 1);
+    memcpy(s, ba->data, ba->len);
+    s[ba->len] = '\0';
+    g_object_unref(out);
+    return s;
+}
+
+TEST(mime_round_trip)
+{
+    ob_mail_init();
+    unsigned char bin[3000];
+    for (size_t i = 0; i < sizeof bin; i++)
+        bin[i] = (unsigned char)(i * 7 + 3);
+    /* base64 of bin, made with GLib (not our encoder). */
+    gchar *b64 = g_base64_encode(bin, sizeof bin);
+    char long_line[1500];
+    memset(long_line, 'x', sizeof long_line - 1);
+    long_line[sizeof long_line - 1] = '\0';
+    char *json = NULL;
+    ASSERT(asprintf(&json,
+                    "{\"from\":{\"name\":\"J\\u00f6rg M\\u00fcller\",\"address\":\"j@example.com\"},"
+                    "\"to\":[\"Ann <ann@example.com>\"],\"cc\":\"cc@example.com\","
+                    "\"bcc\":\"secret@example.org\",\"reply_to\":\"r@example.com\","
+                    "\"subject\":\"Gr\\u00fc\\u00dfe \\u2014 a long subject that goes on and on "
+                    "and on to make the header fold somewhere along the way\","
+                    "\"text\":\"line one\\nline two\\r\\n. dot\\n%s\\nend \\u00e9\","
+                    "\"html\":\"<p>h\\u00e9llo</p>\","
+                    "\"headers\":{\"X-Campaign\":\"w\\u00e9ek 48\",\"List-Unsubscribe\":\"<mailto:u@example.com>\"},"
+                    "\"attachments\":[{\"filename\":\"r\\u00e9sum\\u00e9.bin\","
+                    "\"content_type\":\"application/octet-stream\",\"content\":\"%s\"}]}",
+                    long_line, b64) > 0);
+    ob_mail_problem p;
+    ob_mail *m = parse_text(json, &p);
+    if (!m)
+        test_fail(__FILE__, __LINE__, "%s: %s", p.field, p.message);
+    char *data;
+    size_t len;
+    ASSERT_OK(ob_mail_build(m, &data, &len));
+    ASSERT_EQ(strlen(data), len);
+    check_lines(data, len, std_headers);
+    ASSERT(!strstr(data, "secret@example.org"));
+    ASSERT(!strstr(data, "Bcc"));
+
+    GMimeMessage *msg = reparse(data, len);
+    ASSERT_STREQ(g_mime_message_get_subject(msg),
+                 "Gr\xc3\xbc\xc3\x9f" "e \xe2\x80\x94 a long subject that goes on and on and on "
+                 "to make the header fold somewhere along the way");
+    InternetAddressList *from = g_mime_message_get_from(msg);
+    InternetAddress *f = internet_address_list_get_address(from, 0);
+    ASSERT_STREQ(internet_address_get_name(f), "J\xc3\xb6rg M\xc3\xbc" "ller");
+    char want_id[256];
+    snprintf(want_id, sizeof want_id, "<%s>", g_mime_message_get_message_id(msg));
+    ASSERT_STREQ(want_id, ob_mail_message_id(m));
+    ASSERT_STREQ(g_mime_object_get_header(GMIME_OBJECT(msg), "X-Campaign"), "w\xc3\xa9" "ek 48");
+
+    GMimeObject *top = g_mime_message_get_mime_part(msg);
+    ASSERT(GMIME_IS_MULTIPART(top));
+    ASSERT_EQ(g_mime_multipart_get_count(GMIME_MULTIPART(top)), 2);
+    GMimeObject *alt = g_mime_multipart_get_part(GMIME_MULTIPART(top), 0);
+    ASSERT(GMIME_IS_MULTIPART(alt));
+    GMimeObject *tp = g_mime_multipart_get_part(GMIME_MULTIPART(alt), 0);
+    char *text = g_mime_text_part_get_text(GMIME_TEXT_PART(tp));
+    char *want = NULL;
+    ASSERT(asprintf(&want, "line one\r\nline two\r\n. dot\r\n%s\r\nend \xc3\xa9", long_line) > 0);
+    ASSERT_STREQ(text, want);
+    free(want);
+    g_free(text);
+    GMimeObject *att = g_mime_multipart_get_part(GMIME_MULTIPART(top), 1);
+    ASSERT_STREQ(g_mime_part_get_filename(GMIME_PART(att)), "r\xc3\xa9sum\xc3\xa9.bin");
+    size_t n;
+    char *content = part_content(att, &n);
+    ASSERT_EQ(n, sizeof bin);
+    ASSERT(memcmp(content, bin, n) == 0);
+    g_free(content);
+    g_object_unref(msg);
+
+    /* The stored form parses back to a message that builds the same bytes. */
+    json_t *stored = ob_mail_to_json(m);
+    ASSERT(stored);
+    ob_mail *again = NULL;
+    if (ob_mail_parse(stored, OB_MAIL_STORED, NULL, &again, &p))
+        test_fail(__FILE__, __LINE__, "stored form: %s: %s", p.field, p.message);
+    char *data2;
+    size_t len2;
+    ASSERT_OK(ob_mail_build(again, &data2, &len2));
+    ASSERT_EQ(len2, len);
+    ASSERT(memcmp(data, data2, len) == 0);
+    /* A request may not carry the stored-only members; a stored form must. */
+    json_object_del(stored, "date");
+    ob_mail *bad = NULL;
+    ASSERT_RC(ob_mail_parse(stored, OB_MAIL_STORED, NULL, &bad, &p), OB_EINVAL);
+    ASSERT_STREQ(p.field, "date");
+    json_decref(stored);
+    free(data2);
+    ob_mail_free(again);
+    free(data);
+    ob_mail_free(m);
+    free(json);
+    g_free(b64);
+}
+
+TEST(simple_text_is_7bit)
+{
+    ob_mail_problem p;
+    ob_mail *m = parse_text("{" BASE "}", &p);
+    char *data;
+    size_t len;
+    ASSERT_OK(ob_mail_build(m, &data, &len));
+    ASSERT(strstr(data, "Content-Type: text/plain"));
+    ASSERT(strstr(data, "\r\n\r\nt"));
+    check_lines(data, len, std_headers);
+    free(data);
+    ob_mail_free(m);
+}
+
+TEST(file_transport_writes_eml)
+{
+    ob_transport *t;
+    char err[256];
+    char url[512];
+    snprintf(url, sizeof url, "file:%s/mail", test_dir());
+    ASSERT_OK(ob_transport_open(url, NULL, &t, err, sizeof err));
+    ASSERT_STREQ(ob_transport_name(t), url);
+    const char *rcpts[] = {"a@example.com", "b@example.com"};
+    ob_envelope env = {.from = "f@example.com", .rcpts = rcpts, .nrcpts = 2,
+                       .data = "Subject: x\r\n\r\nbody\r\n", .len = 21, .name = "m1"};
+    ob_mail_reply r[2];
+    ASSERT_OK(ob_transport_send(t, &env, r, ob_now_ms() + 1000));
+    ASSERT_EQ(r[0].code, 250);
+    ASSERT_EQ(r[1].code, 250);
+    ASSERT_STREQ(r[0].enhanced, "2.0.0");
+    ASSERT_EQ(ob_mail_reply_state(&r[0]), OB_RCPT_DELIVERED);
+    char path[600], buf[64] = "";
+    snprintf(path, sizeof path, "%s/mail/m1.eml", test_dir());
+    FILE *f = fopen(path, "rb");
+    ASSERT(f);
+    ASSERT_EQ(fread(buf, 1, sizeof buf, f), 21);
+    fclose(f);
+    ASSERT(memcmp(buf, env.data, 21) == 0);
+    env.name = "../escape";
+    ASSERT_RC(ob_transport_send(t, &env, r, ob_now_ms() + 1000), OB_EINVAL);
+    ob_transport_close(t);
+
+    /* A directory that cannot be made: refused at open, with the reason. */
+    ASSERT_RC(ob_transport_open("file:/proc/nope/mail", NULL, &t, err, sizeof err), OB_EINVAL);
+    ASSERT(strstr(err, "/proc/nope/mail"));
+}
+
+TEST(transport_urls)
+{
+    ob_transport *t;
+    char err[256];
+    ob_transport_opts o;
+    ob_transport_opts_init(&o);
+    ASSERT_OK(ob_transport_open("smtp://user:p%40ss@relay.example.com:2525?starttls=no", &o, &t,
+                                err, sizeof err));
+    ASSERT_STREQ(ob_transport_name(t), "smtp://user@relay.example.com:2525?starttls=no");
+    ob_transport_close(t);
+    ASSERT_OK(ob_transport_open("smtp://relay.example.com", &o, &t, err, sizeof err));
+    ASSERT_STREQ(ob_transport_name(t), "smtp://relay.example.com:587");
+    ob_transport_close(t);
+    const char *bad[] = {"smtp://", "smtp://h:0", "smtp://h:99999", "smtp://h:25?tls=1",
+                         "smtp://u:%zz@h", "smtp://[::1]:25", "smtps://h", "http://h", "smtp://h h",
+                         NULL};
+    for (int i = 0; bad[i]; i++) {
+        err[0] = '\0';
+        if (ob_transport_open(bad[i], &o, &t, err, sizeof err) != OB_EINVAL)
+            test_fail(__FILE__, __LINE__, "accepted %s", bad[i]);
+        ASSERT(err[0]);
+    }
+    o.ca_file = "/nonexistent.pem";
+    ASSERT_RC(ob_transport_open("smtp://h", &o, &t, err, sizeof err), OB_EINVAL);
+    ASSERT(strstr(err, "/nonexistent.pem"));
+}
+
+TEST(reply_states)
+{
+    ob_mail_reply r = {.code = 250};
+    ASSERT_EQ(ob_mail_reply_state(&r), OB_RCPT_DELIVERED);
+    r.code = 451;
+    ASSERT_EQ(ob_mail_reply_state(&r), OB_RCPT_DEFERRED);
+    r.code = 0;
+    ASSERT_EQ(ob_mail_reply_state(&r), OB_RCPT_DEFERRED);
+    r.code = 550;
+    ASSERT_EQ(ob_mail_reply_state(&r), OB_RCPT_BOUNCED);
+    r.code = 354;
+    ASSERT_EQ(ob_mail_reply_state(&r), OB_RCPT_DEFERRED);
+    ASSERT_STREQ(ob_rcpt_state_name(OB_RCPT_BOUNCED), "bounced");
+}
+
+static const test_case tests[] = {
+    T(valid_messages_parse), T(invalid_messages_name_the_field), T(limits_are_enforced),
+    T(mime_round_trip),      T(simple_text_is_7bit),             T(file_transport_writes_eml),
+    T(transport_urls),       T(reply_states),
+};
+
+int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }
