@@ -12,7 +12,12 @@ OB_JOBS=${OB_JOBS:-$(nproc)}
 # The build and test tool chain and the libraries liboutbox links.
 OB_PACKAGES_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
                    libsqlite3-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
-                   libssl-dev util-linux curl prometheus)
+                   libssl-dev util-linux curl prometheus
+                   libgmime-3.0-dev libesmtp-dev libidn2-dev)
+
+# The real servers the tests start: Postfix (and its smtp-sink) and
+# aiosmtpd (a scriptable SMTP server, run with Debian's /usr/bin/python3).
+OB_PACKAGES_TEST=(postfix python3-aiosmtpd openssl)
 
 ob_say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -29,6 +34,10 @@ ob_install() {
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
+    # Postfix: install it, configure nothing, start nothing (tests run
+    # their own instances on free ports).
+    echo "postfix postfix/main_mailer_type select No configuration" |
+        $sudo debconf-set-selections 2>/dev/null || true
     if ! $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; then
         $sudo apt-get update -qq
         $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null

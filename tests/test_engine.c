@@ -232,6 +232,44 @@ TEST(result_must_be_json_within_limit)
     ob_engine_close(e);
 }
 
+/* Progress across attempts: each attempt reads what the last one kept and
+ * keeps one more ("n"), with its retry; the third completes with done(NULL),
+ * which keeps the staged result. */
+static void counting(ob_job_ctx *ctx, void *arg)
+{
+    (void)arg;
+    const ob_job *j = ob_ctx_job(ctx);
+    int n = 0;
+    if (j->result)
+        ASSERT_EQ(sscanf(j->result, "{\"n\":%d}", &n), 1);
+    ASSERT_EQ(n, j->attempt - 1);
+    char buf[32];
+    snprintf(buf, sizeof buf, "{\"n\":%d}", n + 1);
+    ASSERT_RC(ob_ctx_set_result(ctx, "{bad"), OB_EINVAL);
+    ASSERT_OK(ob_ctx_set_result(ctx, buf));
+    if (n + 1 < 3)
+        ASSERT_OK(ob_ctx_retry(ctx, 0, "not yet"));
+    else
+        ASSERT_OK(ob_ctx_done(ctx, NULL));
+    ASSERT_RC(ob_ctx_set_result(ctx, "{}"), OB_ESTATE);
+}
+
+TEST(a_result_kept_with_a_retry_reaches_the_next_attempt)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ASSERT_OK(ob_engine_register(e, "counting", counting, NULL, NULL));
+    ob_pool *p = h_pool(e, 1, 0, NULL);
+    ob_new_job n = {.kind = "counting"};
+    ob_id id = h_add_job(e, &n);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 3);
+    ASSERT_STREQ(j->result, "{\"n\":3}");
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
 TEST(scheduled_job_wakes_when_due)
 {
     ob_engine *e = h_open("jobs.db", NULL);
@@ -708,7 +746,7 @@ static const test_case tests[] = {
     T(snooze_does_not_count_an_attempt),
     T(returning_without_answer_is_a_failure_not_success),
     T(second_answer_is_refused),
-    T(result_must_be_json_within_limit),
+    T(result_must_be_json_within_limit), T(a_result_kept_with_a_retry_reaches_the_next_attempt),
     T(scheduled_job_wakes_when_due),
     T(claims_take_highest_priority_then_earliest),
     T(pools_work_only_their_queues),

@@ -431,6 +431,13 @@ int ob_ctx_sleep(ob_job_ctx *ctx, int64_t ms);
  *            counted.
  * Errors longer than max_error bytes are truncated. */
 int ob_ctx_done(ob_job_ctx *ctx, const char *result_json);
+/* Keep `result_json` (as for done) to be stored with this attempt's answer,
+ * whichever it is: a handler that makes progress over several attempts
+ * (mail: which recipients were delivered) records it with a retry, and the
+ * next attempt reads it back as ob_ctx_job(ctx)->result. done with a
+ * non-NULL result replaces it. Returns 0, OB_EINVAL, OB_ETOOBIG, or
+ * OB_ESTATE after the answer. */
+int ob_ctx_set_result(ob_job_ctx *ctx, const char *result_json);
 int ob_ctx_retry(ob_job_ctx *ctx, int64_t delay_ms, const char *error);
 int ob_ctx_discard(ob_job_ctx *ctx, const char *error);
 int ob_ctx_snooze(ob_job_ctx *ctx, int64_t delay_ms);

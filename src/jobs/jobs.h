@@ -48,7 +48,7 @@ typedef struct lc_input {
     int attempt;          /* running events: the attempt the worker ran */
     int64_t delay_ms;     /* retry (< 0: backoff) and snooze */
     const char *error;    /* retry, discard, rescue */
-    const char *result;   /* done */
+    const char *result;   /* any answer of a running job (NULL: keep) */
 } lc_input;
 
 /* Decide the change `in` makes to a job in `row`. Returns 1 with *c filled

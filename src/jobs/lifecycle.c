@@ -112,10 +112,10 @@ static int decide_running(const store_row *row, const lc_input *in, const ob_bac
 {
     if (row->state != OB_RUNNING || row->attempt != in->attempt)
         return OB_ESTATE; /* stale: the attempt was rescued or released */
+    c->result = in->result; /* any answer may carry one (ob_ctx_set_result) */
     switch (in->ev) {
     case LC_DONE:
         finish(c, OB_COMPLETED);
-        c->result = in->result;
         return 1;
     case LC_RETRY:
         failed(row, in, b, c, false);

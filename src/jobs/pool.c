@@ -78,23 +78,38 @@ static int answer(ob_job_ctx *ctx, lc_event ev, int64_t delay_ms, const char *er
     return 0;
 }
 
+/* Check a result and keep it (replacing one kept before) for the answer. */
+static int stage_result(ob_job_ctx *ctx, const char *result_json)
+{
+    size_t n = strlen(result_json);
+    if (n > ctx->w->p->e->o.max_result)
+        return OB_ETOOBIG;
+    json_error_t err;
+    json_t *v = json_loadb(result_json, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    if (!v)
+        return OB_EINVAL;
+    json_decref(v);
+    char *copy = strdup(result_json);
+    if (!copy)
+        return OB_ENOMEM;
+    free(ctx->result);
+    ctx->result = copy;
+    return 0;
+}
+
+int ob_ctx_set_result(ob_job_ctx *ctx, const char *result_json)
+{
+    if (ctx->answered)
+        return OB_ESTATE;
+    return stage_result(ctx, result_json);
+}
+
 int ob_ctx_done(ob_job_ctx *ctx, const char *result_json)
 {
     if (ctx->answered)
         return OB_ESTATE;
-    if (result_json) {
-        size_t n = strlen(result_json);
-        if (n > ctx->w->p->e->o.max_result)
-            return OB_ETOOBIG;
-        json_error_t err;
-        json_t *v = json_loadb(result_json, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
-        if (!v)
-            return OB_EINVAL;
-        json_decref(v);
-        if (!(ctx->result = strdup(result_json)))
-            return OB_ENOMEM;
-    }
-    return answer(ctx, LC_DONE, 0, NULL);
+    int rc = result_json ? stage_result(ctx, result_json) : 0;
+    return rc ? rc : answer(ctx, LC_DONE, 0, NULL);
 }
 
 int ob_ctx_retry(ob_job_ctx *ctx, int64_t delay_ms, const char *error)
