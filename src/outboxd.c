@@ -28,6 +28,7 @@
 
 #include "api/api.h"
 #include "api/http_request.h"
+#include "api/mail_send.h"
 #include "base/base.h"
 #include "outbox/http.h"
 #include "outbox/jobs.h"
@@ -47,6 +48,17 @@ typedef struct config {
     long max_wait;
     long max_connections;
     long threads;
+    char smtp[1024];
+    char smtp_ca[1024];
+    char smtp_helo[256];
+    long smtp_pool;
+    long smtp_timeout;
+    long mail_retry_min;
+    long mail_retry_max;
+    long mail_lifetime;
+    long max_recipients;
+    long max_message;
+    long max_batch;
 } config;
 
 typedef struct opt {
@@ -69,10 +81,26 @@ static const opt opts[] = {
     {"log-level", S(log_level), "debug, info, warn or error (default info)"},
     {"workers", N(workers, 0, 1024), "worker threads running jobs (default 4; 0: store jobs, run none)"},
     {"threads", N(threads, 1, 256), "HTTP event-loop threads (default: CPUs)"},
-    {"max-body", N(max_body, 1024, 64L << 20), "request body bytes (default 1 MiB)"},
-    {"max-payload", N(max_payload, 1, 64L << 20), "job payload bytes (default 1 MiB)"},
+    {"max-body", N(max_body, 1024, 64L << 20), "request body bytes (default 16 MiB)"},
+    {"max-payload", N(max_payload, 1, 64L << 20), "POST /v1/jobs payload bytes (default 1 MiB)"},
     {"max-wait", N(max_wait, 0, 3600), "longest Prefer: wait, seconds (default 60)"},
     {"max-connections", N(max_connections, 1, 1000000), "HTTP connections (default 1024)"},
+    {"smtp", S(smtp), "where mail goes: file:DIR (default file:./mail) or "
+                      "smtp://[user:pass@]host[:port][?starttls=no]"},
+    {"smtp-ca", S(smtp_ca), "PEM CA bundle to verify the relay (default: the system's)"},
+    {"smtp-helo", S(smtp_helo), "EHLO name (default: this host's name)"},
+    {"smtp-pool", N(smtp_pool, 1, 256), "SMTP connections at once (default 4)"},
+    {"smtp-timeout", N(smtp_timeout, 1, 3600), "seconds per SMTP command (default 60; the "
+                                               "message itself gets twice)"},
+    {"mail-retry-min", N(mail_retry_min, 1, 86400), "seconds to the first retry of a deferred "
+                                                    "recipient (default 300)"},
+    {"mail-retry-max", N(mail_retry_max, 1, 86400), "longest wait between retries (default 4000 s)"},
+    {"mail-lifetime", N(mail_lifetime, 1, 100L * 86400), "seconds deferred before a recipient "
+                                                         "bounces (default 5 days)"},
+    {"max-recipients", N(max_recipients, 1, 10000), "recipients of one message (default 50)"},
+    {"max-message", N(max_message, 1024, 48L << 20), "message bytes, bodies and attachments "
+                                                     "decoded (default 10 MiB)"},
+    {"max-batch", N(max_batch, 1, 10000), "messages per /v1/messages/batch (default 100)"},
 };
 #undef S
 #undef N
@@ -176,8 +204,11 @@ static bool read_env(config *c)
 /* 0: ok; 1: exit 0 (help); 2: usage error. */
 static int configure(config *c, int argc, char **argv)
 {
-    *c = (config){.workers = 4, .max_body = 1 << 20, .max_payload = 1 << 20, .max_wait = 60,
-                  .max_connections = 1024, .threads = 0};
+    *c = (config){.workers = 4, .max_body = 16 << 20, .max_payload = 1 << 20, .max_wait = 60,
+                  .max_connections = 1024, .threads = 0, .smtp_pool = 4, .smtp_timeout = 60,
+                  .mail_retry_min = 300, .mail_retry_max = 4000, .mail_lifetime = 5 * 86400,
+                  .max_recipients = 50, .max_message = 10 << 20, .max_batch = 100};
+    snprintf(c->smtp, sizeof c->smtp, "file:./mail");
     snprintf(c->listen, sizeof c->listen, "127.0.0.1:8025");
     snprintf(c->store, sizeof c->store, "sqlite:./outbox.db");
     snprintf(c->secret_file, sizeof c->secret_file, "./outbox.secret");
@@ -384,9 +415,32 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    ob_mail_init();
+    ob_transport_opts to;
+    ob_transport_opts_init(&to);
+    to.pool_size = (int)c.smtp_pool;
+    to.command_timeout_ms = c.smtp_timeout * 1000;
+    to.connect_timeout_ms = c.smtp_timeout * 1000;
+    to.data_timeout_ms = 2 * c.smtp_timeout * 1000;
+    to.ca_file = c.smtp_ca[0] ? c.smtp_ca : NULL;
+    to.helo = c.smtp_helo[0] ? c.smtp_helo : NULL;
+    ob_transport *transport;
+    char err[512];
+    if (ob_transport_open(c.smtp, &to, &transport, err, sizeof err)) {
+        fprintf(stderr, "outboxd: %s\n", err);
+        return 2;
+    }
+    ob_mail_limits ml;
+    ob_mail_limits_init(&ml);
+    ml.max_recipients = (int)c.max_recipients;
+    ml.max_size = ml.max_attachment = (size_t)c.max_message;
+
+    /* A stored message is its decoded size, base64 for attachments (4/3),
+     * and the JSON around it. */
     ob_engine_opts eo;
     ob_engine_opts_init(&eo);
-    eo.max_payload = (size_t)c.max_payload;
+    size_t mail_payload = (size_t)c.max_message / 3 * 4 + (1u << 20);
+    eo.max_payload = (size_t)c.max_payload > mail_payload ? (size_t)c.max_payload : mail_payload;
     ob_engine *e;
     if ((rc = ob_engine_open(c.store, &eo, &e))) {
         fprintf(stderr, "outboxd: cannot open the store %s: %s\n", c.store, ob_strerror(rc));
@@ -399,7 +453,11 @@ int main(int argc, char **argv)
     ob_pool_opts po;
     ob_pool_opts_init(&po);
     po.workers = (int)c.workers;
-    if ((rc = hr_register(e, &ho)) || (rc = ob_engine_subscribe(e, log_event, NULL, &logsub)) ||
+    ms_opts mo = {.transport = transport, .timeout_ms = 4 * to.data_timeout_ms + 60000,
+                  .retry_min_ms = c.mail_retry_min * 1000, .retry_max_ms = c.mail_retry_max * 1000,
+                  .lifetime_ms = c.mail_lifetime * 1000};
+    if ((rc = hr_register(e, &ho)) || (rc = ms_register(e, &mo)) ||
+        (rc = ob_engine_subscribe(e, log_event, NULL, &logsub)) ||
         (c.workers > 0 && (rc = ob_pool_start(e, &po, &pool)))) {
         fprintf(stderr, "outboxd: cannot start the engine: %s\n", ob_strerror(rc));
         return 1;
@@ -419,6 +477,9 @@ int main(int argc, char **argv)
     ao.tokens = (const char *const *)tokens;
     ao.ntokens = ntokens;
     ao.max_wait_ms = c.max_wait * 1000;
+    ao.max_job_payload = (size_t)c.max_payload;
+    ao.mail_limits = &ml;
+    ao.max_batch = (int)c.max_batch;
     api *a = NULL;
     if ((rc = ob_http_server_new(&hopts, &srv)) || (rc = api_new(srv, &ao, &a)) ||
         (rc = ob_http_server_start(srv))) {
@@ -430,8 +491,9 @@ int main(int argc, char **argv)
     char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
-    OB_INFO("outboxd %s listening on http://%s:%d (store %s, %ld workers, %s)", VERSION, host,
-            ob_http_server_port(srv), c.store, c.workers,
+    OB_INFO("outboxd %s listening on http://%s:%d (store %s, %ld workers, mail to %s, %s)",
+            VERSION, host, ob_http_server_port(srv), c.store, c.workers,
+            ob_transport_name(transport),
             ntokens ? "bearer tokens required" : "no authentication: loopback only");
 
     for (;;) {
@@ -453,6 +515,7 @@ int main(int argc, char **argv)
     ob_pool_stop(pool, 30 * 1000);
     ob_engine_unsubscribe(e, logsub);
     ob_engine_close(e);
+    ob_transport_close(transport);
     OB_INFO("outboxd: stopped");
     for (int i = 0; i < ntokens; i++)
         free(tokens[i]);

@@ -22,6 +22,8 @@ void api_opts_init(api_opts *o)
     o->max_waiters = 10000;
     o->event_ring = 10000;
     o->max_event_clients = 64;
+    o->max_job_payload = 1u << 20;
+    o->max_batch = 100;
 }
 
 int api_status(int rc, const char **code)
@@ -164,6 +166,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = ob_http_route(srv, "GET", "/readyz", readyz, a, 0);
     if (!rc)
         rc = api_jobs_routes(a, srv);
+    if (!rc && o->mail_limits)
+        rc = api_messages_routes(a, srv);
     if (!rc)
         rc = api_route(a, srv, "GET", "/v1/openapi.json", openapi, 0);
     if (!rc && (o->event_ring < 1 || o->max_event_clients < 0))

@@ -26,6 +26,7 @@
 
 #include "outbox/http.h"
 #include "outbox/jobs.h"
+#include "outbox/mail.h"
 
 typedef struct api api;
 
@@ -37,6 +38,9 @@ typedef struct api_opts {
     int max_waiters;           /* responses held by Prefer: wait; default 10,000 */
     int event_ring;            /* events kept for Last-Event-ID; default 10,000 */
     int max_event_clients;     /* /v1/events connections; default 64 */
+    size_t max_job_payload;    /* POST /v1/jobs payload bytes; default 1 MiB */
+    const ob_mail_limits *mail_limits; /* NULL: no /v1/messages */
+    int max_batch;             /* messages per /v1/messages/batch; default 100 */
 } api_opts;
 
 void api_opts_init(api_opts *o);
@@ -104,6 +108,29 @@ int api_status(int rc, const char **code);
 
 /* ---- jobs_api.c ---- */
 int api_jobs_routes(api *a, ob_http_server *srv);
+
+/* A job to enqueue from a POST, decoded and checked by its endpoint. */
+typedef struct api_post {
+    ob_new_job j;
+    const char *callback_url; /* or NULL */
+    const char *unique_key;   /* the body's unique_key, or NULL */
+    const char *view;         /* the status URL's prefix: "/v1/jobs/", "/v1/messages/" */
+    char *extra;              /* owned (taken by api_enqueue): ",\"name\":value..." added
+                                 to the 202 body, or NULL */
+} api_post;
+
+/* Enqueue p for request r and answer it once the job is durable (202),
+ * with Idempotency-Key and Prefer: wait honoured; or answer the error. */
+void api_enqueue(api *a, ob_http_req *r, api_post *p);
+/* The meta a job carries for the API: {"callback_url","request_sha256"}
+ * (either may be NULL), malloc'd; NULL when both are (or out of memory). */
+char *api_make_meta(const char *callback_url, const char *sha);
+/* GET of the job named by the "id" parameter (404 unless of `kind`, when
+ * not NULL), with Prefer: wait. */
+void api_get_job(api *a, ob_http_req *r, const char *kind);
+
+/* ---- messages_api.c ---- */
+int api_messages_routes(api *a, ob_http_server *srv);
 
 /* ---- events.c ---- */
 int events_new(api *a, ob_http_server *srv);

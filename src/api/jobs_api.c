@@ -21,7 +21,7 @@
 #include "api/api.h"
 #include "api/http_request.h"
 
-/* ---- POST /v1/jobs ---- */
+/* ---- enqueueing: POST /v1/jobs, and /v1/messages through api_enqueue ---- */
 
 typedef struct enq {
     api *a;
@@ -30,6 +30,8 @@ typedef struct enq {
     bool idempotent;       /* keyed by Idempotency-Key: compare bodies */
     char sha[65];          /* of the request body */
     bool scheduled;
+    const char *view;      /* "/v1/jobs/" or "/v1/messages/" */
+    char *extra;           /* owned: members added to the 202 body, or NULL */
 } enq;
 
 static void hex(const unsigned char *d, size_t n, char *out)
@@ -82,23 +84,32 @@ static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
     else {
         /* The hot path, on the commit thread: printed, not built with
          * jansson (an id is hex and dashes: nothing to escape). */
-        char ids[OB_ID_STRLEN + 1], url[64], body[192];
+        char ids[OB_ID_STRLEN + 1], url[64], small[256];
         ob_id_format(id, ids);
-        snprintf(url, sizeof url, "/v1/jobs/%s", ids);
-        int n = snprintf(body, sizeof body, "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s\"}",
-                         ids, q->scheduled ? "scheduled" : "available", url);
-        ob_http_later_set_header(q->later, "Location", url);
-        ob_http_later_reply(q->later, 202, "application/json", body, (size_t)n);
+        snprintf(url, sizeof url, "%s%s", q->view, ids);
+        size_t cap = sizeof small + (q->extra ? strlen(q->extra) : 0);
+        char *body = q->extra ? malloc(cap) : small;
+        if (!body) {
+            api_later_rc(q->later, OB_ENOMEM, NULL);
+        } else {
+            int n = snprintf(body, cap, "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s\"%s}",
+                             ids, q->scheduled ? "scheduled" : "available", url,
+                             q->extra ? q->extra : "");
+            ob_http_later_set_header(q->later, "Location", url);
+            ob_http_later_reply(q->later, 202, "application/json", body, (size_t)n);
+        }
+        if (body != small)
+            free(body);
     }
+    free(q->extra);
     free(q);
 }
 
-/* The meta a job carries for the API: {"callback_url","request_sha256"}. */
-static char *make_meta(const api_job_in *in, const char *sha)
+char *api_make_meta(const char *callback_url, const char *sha)
 {
-    if (!in->callback_url && !sha)
+    if (!callback_url && !sha)
         return NULL;
-    json_t *m = json_pack("{s:s?, s:s?}", "callback_url", in->callback_url, "request_sha256", sha);
+    json_t *m = json_pack("{s:s?, s:s?}", "callback_url", callback_url, "request_sha256", sha);
     char *s = m ? json_dumps(m, JSON_COMPACT) : NULL;
     json_decref(m);
     return s;
@@ -115,6 +126,77 @@ static bool idem_key_ok(const char *k)
     return true;
 }
 
+/* The job's unique key from the Idempotency-Key header ("idem:KEY", and
+ * *sha the body's digest) or the body's unique_key ("key:KEY"). Answers
+ * and returns false on a bad one. */
+static bool unique_key(ob_http_req *r, const api_post *p, char *key, size_t cap, char *sha)
+{
+    const char *idem = ob_http_header(r, "Idempotency-Key");
+    if (idem && p->unique_key) {
+        ob_http_reply_error(r, 422, "invalid", "give unique_key or an Idempotency-Key, not both",
+                            "unique_key");
+        return false;
+    }
+    if (idem && !idem_key_ok(idem)) {
+        ob_http_reply_error(r, 400, "invalid", "1 to 200 printable ASCII characters",
+                            "Idempotency-Key");
+        return false;
+    }
+    if (idem) {
+        size_t len;
+        const void *raw = ob_http_body(r, &len);
+        unsigned char d[32];
+        SHA256(raw, len, d);
+        hex(d, 32, sha);
+        snprintf(key, cap, "idem:%s", idem);
+    } else if (p->unique_key && snprintf(key, cap, "key:%s", p->unique_key) >= (int)cap) {
+        ob_http_reply_error(r, 413, "too_large", "unique_key is too long", "unique_key");
+        return false;
+    }
+    return true;
+}
+
+void api_enqueue(api *a, ob_http_req *r, api_post *p)
+{
+    char key[OB_UNIQUE_KEY_MAX + 16] = "", sha[65] = "";
+    if (!unique_key(r, p, key, sizeof key, sha))
+        return;
+    if (key[0])
+        p->j.unique_key = key;
+    char *meta = api_make_meta(p->callback_url, sha[0] ? sha : NULL);
+    p->j.meta = meta;
+    const char *field;
+    int rc = ob_new_job_check(a->o.engine, &p->j, &field);
+    if (rc) {
+        api_reply_rc(r, rc, field);
+        free(meta);
+        return;
+    }
+    enq *q = calloc(1, sizeof *q);
+    rc = q ? ob_http_suspend(r, &q->later) : OB_ENOMEM;
+    if (rc) {
+        free(q);
+        api_reply_rc(r, rc, NULL);
+        free(meta);
+        return;
+    }
+    q->a = a;
+    q->idempotent = sha[0] != '\0';
+    memcpy(q->sha, sha, sizeof sha);
+    q->scheduled = p->j.run_at_ms > ob_now_ms();
+    q->view = p->view;
+    q->extra = p->extra;
+    p->extra = NULL;
+    int64_t w = api_prefer_wait(ob_http_header(r, "Prefer"));
+    q->wait_ms = w > a->o.max_wait_ms ? a->o.max_wait_ms : w;
+    if ((rc = ob_enqueue_async(a->o.engine, &p->j, enqueued, q))) {
+        api_later_rc(q->later, rc, NULL); /* not accepted: answer here */
+        free(q->extra);
+        free(q);
+    }
+    free(meta);
+}
+
 static void post_job(ob_http_req *r, void *arg)
 {
     api *a = arg;
@@ -128,71 +210,19 @@ static void post_job(ob_http_req *r, void *arg)
         ob_http_reply_error(r, 422, field && strcmp(why, "unknown member") == 0 ? "unknown_field"
                                                                                : "invalid",
                             why, field);
-        api_job_in_clear(&in);
-        return;
-    }
-    const char *idem = ob_http_header(r, "Idempotency-Key");
-    char key[OB_UNIQUE_KEY_MAX + 16], sha[65] = "";
-    if (idem && in.unique_key) {
-        ob_http_reply_error(r, 422, "invalid", "give unique_key or an Idempotency-Key, not both",
-                            "unique_key");
-        api_job_in_clear(&in);
-        return;
-    }
-    if (idem && !idem_key_ok(idem)) {
-        ob_http_reply_error(r, 400, "invalid", "1 to 200 printable ASCII characters",
-                            "Idempotency-Key");
-        api_job_in_clear(&in);
-        return;
-    }
-    if (idem) {
-        size_t len;
-        const void *raw = ob_http_body(r, &len);
-        unsigned char d[32];
-        SHA256(raw, len, d);
-        hex(d, 32, sha);
-        snprintf(key, sizeof key, "idem:%s", idem);
-        in.j.unique_key = key;
-    } else if (in.unique_key) {
-        if (snprintf(key, sizeof key, "key:%s", in.unique_key) >= (int)sizeof key) {
-            ob_http_reply_error(r, 413, "too_large", "unique_key is too long", "unique_key");
-            api_job_in_clear(&in);
-            return;
-        }
-        in.j.unique_key = key;
-    }
-    char *meta = make_meta(&in, idem ? sha : NULL);
-    in.j.meta = meta;
-    if ((rc = ob_new_job_check(a->o.engine, &in.j, &field))) {
-        api_reply_rc(r, rc, field);
-        goto out;
-    }
-    if (strcmp(in.j.kind, "http.request") == 0 &&
-        hr_check_payload(json_object_get(body, "payload"), &field, &why)) {
+    } else if (in.j.payload_len > a->o.max_job_payload) {
+        ob_http_reply_error(r, 413, "too_large", "the payload is larger than --max-payload",
+                            "payload");
+    } else if (strcmp(in.j.kind, "http.request") == 0 &&
+               hr_check_payload(json_object_get(body, "payload"), &field, &why)) {
         char f[80];
         snprintf(f, sizeof f, "payload%s%s", field ? "." : "", field ? field : "");
         ob_http_reply_error(r, 422, "invalid", why, f);
-        goto out;
+    } else {
+        api_post p = {.j = in.j, .callback_url = in.callback_url, .unique_key = in.unique_key,
+                      .view = "/v1/jobs/"};
+        api_enqueue(a, r, &p);
     }
-    enq *q = calloc(1, sizeof *q);
-    rc = q ? ob_http_suspend(r, &q->later) : OB_ENOMEM;
-    if (rc) {
-        free(q);
-        api_reply_rc(r, rc, NULL);
-        goto out;
-    }
-    q->a = a;
-    q->idempotent = idem != NULL;
-    memcpy(q->sha, sha, sizeof sha);
-    q->scheduled = in.j.run_at_ms > ob_now_ms();
-    int64_t w = api_prefer_wait(ob_http_header(r, "Prefer"));
-    q->wait_ms = w > a->o.max_wait_ms ? a->o.max_wait_ms : w;
-    if ((rc = ob_enqueue_async(a->o.engine, &in.j, enqueued, q))) {
-        api_later_rc(q->later, rc, NULL); /* not accepted: answer here */
-        free(q);
-    }
-out:
-    free(meta);
     api_job_in_clear(&in);
 }
 
@@ -206,15 +236,18 @@ static bool parse_id(ob_http_req *r, ob_id *id)
     return false;
 }
 
-static void get_job(ob_http_req *r, void *arg)
+void api_get_job(api *a, ob_http_req *r, const char *kind)
 {
-    api *a = arg;
     ob_id id;
     if (!parse_id(r, &id))
         return;
     int64_t w = api_prefer_wait(ob_http_header(r, "Prefer"));
     ob_job *j = NULL;
     int rc = ob_job_get(a->o.engine, &id, &j);
+    if (!rc && kind && strcmp(j->kind, kind) != 0) {
+        ob_job_free(j);
+        rc = OB_ENOTFOUND;
+    }
     if (rc) {
         api_reply_rc(r, rc, rc == OB_ENOTFOUND ? "id" : NULL);
         return;
@@ -232,6 +265,8 @@ static void get_job(ob_http_req *r, void *arg)
     json_decref(v);
     ob_job_free(j);
 }
+
+static void get_job(ob_http_req *r, void *arg) { api_get_job(arg, r, NULL); }
 
 /* ---- GET /v1/jobs ---- */
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/mail_send.h"
 
 static json_t *time_or_null(int64_t ms)
 {
@@ -50,6 +51,25 @@ static json_t *base64(const unsigned char *p, size_t n)
     return s;
 }
 
+/* A mail.send job shows each recipient's state, and its attachments by
+ * size rather than content. */
+static void mail_view(json_t *v, const ob_job *j)
+{
+    json_t *atts = json_object_get(json_object_get(v, "payload"), "attachments");
+    size_t i;
+    json_t *a;
+    json_array_foreach(atts, i, a) {
+        size_t n = json_string_length(json_object_get(a, "content"));
+        const char *c = json_string_value(json_object_get(a, "content"));
+        size_t pad = n >= 2 && c[n - 1] == '=' ? (c[n - 2] == '=' ? 2 : 1) : 0;
+        json_object_set_new(a, "size", json_integer((json_int_t)(n / 4 * 3 - pad)));
+        json_object_del(a, "content");
+    }
+    json_t *r = ms_recipients(j);
+    if (r)
+        json_object_set_new(v, "recipients", r);
+}
+
 json_t *api_job_json(const ob_job *j, bool with_detail)
 {
     char id[OB_ID_STRLEN + 1], url[64];
@@ -85,5 +105,7 @@ json_t *api_job_json(const ob_job *j, bool with_detail)
                                                 "at", ob_time_format(j->errors[i].at_ms, at),
                                                 "error", j->errors[i].message));
     json_object_set_new(v, "errors", errors);
+    if (strcmp(j->kind, "mail.send") == 0)
+        mail_view(v, j);
     return v;
 }

@@ -1,0 +1,302 @@
+/*
+ * messages_api.c - /v1/messages: mail as a job.
+ *
+ *   POST /v1/messages        one message: validated (ob_mail_parse), stored
+ *                            as a mail.send job whose payload is the
+ *                            message's stored form; 202 once durable, with
+ *                            the recipients (all "pending"), exactly as
+ *                            POST /v1/jobs (Idempotency-Key, Prefer: wait).
+ *   POST /v1/messages/batch  up to max_batch messages, each validated and
+ *                            stored on its own: one result per message, in
+ *                            order, answered once every accepted one is
+ *                            durable (200; a refused message's result is
+ *                            its error).
+ *   GET  /v1/messages/{id}   the job, with each recipient's state (404 for
+ *                            a job that is not a message).
+ *
+ * Beside the message's own members (include/outbox/mail.h) a request may
+ * carry send_at (RFC 3339: when to send) and callback_url (POSTed the job
+ * once final, as for /v1/jobs).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/mail_send.h"
+#include "base/base.h"
+
+typedef struct problem {
+    int status;
+    const char *code;
+    char message[200];
+    char field[100];
+} problem;
+
+static int refuse(problem *e, int status, const char *code, const char *field, const char *msg)
+{
+    e->status = status;
+    e->code = code;
+    snprintf(e->field, sizeof e->field, "%s", field);
+    snprintf(e->message, sizeof e->message, "%s", msg);
+    return -1;
+}
+
+/* A decoded message: what api_enqueue takes, and what it owns. */
+typedef struct msg_in {
+    api_post p;
+    char *payload;
+} msg_in;
+
+static void msg_in_clear(msg_in *in)
+{
+    free(in->payload);
+    free(in->p.extra);
+    *in = (msg_in){0};
+}
+
+/* ",\"message_id\":...,\"recipients\":[...]" for the 202 body. */
+static char *extra_members(const ob_mail *m)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < ob_mail_rcpt_count(m); i++)
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "address", ob_mail_rcpt(m, i),
+                                              "type", ob_mail_rcpt_type(m, i), "state",
+                                              "pending"));
+    json_t *o = json_pack("{s:s, s:o}", "message_id", ob_mail_message_id(m), "recipients", list);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!s)
+        return NULL;
+    s[0] = ','; /* "{...}" -> ",..." and the closing brace dropped */
+    s[strlen(s) - 1] = '\0';
+    return s;
+}
+
+/* Decode one message (a JSON value) into *in. 0, or -1 with *e. */
+static int decode(api *a, const json_t *body, msg_in *in, problem *e)
+{
+    *in = (msg_in){0};
+    if (!json_is_object(body))
+        return refuse(e, 422, "invalid", "", "a message is a JSON object");
+    json_t *msg = json_copy((json_t *)body); /* shallow: drop the job's members */
+    if (!msg)
+        return refuse(e, 503, "no_memory", "", "out of memory");
+    json_t *send_at = json_object_get(body, "send_at"), *cb = json_object_get(body, "callback_url");
+    json_object_del(msg, "send_at");
+    json_object_del(msg, "callback_url");
+    int64_t run_at = 0;
+    if (send_at && (!json_is_string(send_at) || ob_time_parse(json_string_value(send_at), &run_at))) {
+        json_decref(msg);
+        return refuse(e, 422, "invalid", "send_at",
+                      "must be an RFC 3339 date-time, e.g. 2026-11-25T04:00:00Z");
+    }
+    if (cb && (!json_is_string(cb) || !api_url_ok(json_string_value(cb)))) {
+        json_decref(msg);
+        return refuse(e, 422, "invalid", "callback_url", "must be an http:// or https:// URL");
+    }
+    ob_mail *m = NULL;
+    ob_mail_problem p;
+    int rc = ob_mail_parse(msg, OB_MAIL_REQUEST, a->o.mail_limits, &m, &p);
+    json_decref(msg);
+    if (rc == OB_ENOMEM)
+        return refuse(e, 503, "no_memory", "", "out of memory");
+    if (rc)
+        return refuse(e, rc == OB_ETOOBIG ? 413 : 422, rc == OB_ETOOBIG ? "too_large" : "invalid",
+                      p.field, p.message);
+    json_t *stored = ob_mail_to_json(m);
+    in->payload = stored ? json_dumps(stored, JSON_COMPACT) : NULL;
+    json_decref(stored);
+    in->p.extra = extra_members(m);
+    ob_mail_free(m);
+    if (!in->payload || !in->p.extra) {
+        msg_in_clear(in);
+        return refuse(e, 503, "no_memory", "", "out of memory");
+    }
+    in->p.j = (ob_new_job){.kind = "mail.send", .queue = "mail", .payload = in->payload,
+                           .payload_len = strlen(in->payload), .run_at_ms = run_at};
+    in->p.callback_url = json_string_value(cb);
+    in->p.view = "/v1/messages/";
+    return 0;
+}
+
+static void post_message(ob_http_req *r, void *arg)
+{
+    api *a = arg;
+    json_t *body = ob_http_body_json(r);
+    if (!body)
+        return;
+    msg_in in;
+    problem e;
+    if (decode(a, body, &in, &e)) {
+        ob_http_reply_error(r, e.status, e.code, e.message, e.field[0] ? e.field : NULL);
+        return;
+    }
+    api_enqueue(a, r, &in.p); /* takes in.p.extra */
+    msg_in_clear(&in);
+}
+
+/* ---- POST /v1/messages/batch ---- */
+
+/* One batch in flight: its results fill in as the engine answers; the last
+ * answer (or the handler, if nothing was accepted) replies. */
+typedef struct batch {
+    ob_http_later *later;
+    pthread_mutex_t mu;
+    json_t *results; /* one per message, in order */
+    atomic_int left; /* enqueues not yet answered, plus one held by the handler */
+} batch;
+
+typedef struct slot {
+    batch *b;
+    size_t i;
+    char *extra; /* owned */
+    bool scheduled;
+} slot;
+
+static void batch_done(batch *b)
+{
+    if (atomic_fetch_sub(&b->left, 1) != 1)
+        return;
+    json_t *v = json_pack("{s:o}", "results", b->results);
+    ob_http_later_reply_json(b->later, 200, v);
+    json_decref(v);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static json_t *error_json(int status, const char *code, const char *msg, const char *field)
+{
+    return json_pack("{s:{s:i, s:s, s:s, s:s?}}", "error", "status", status, "code", code,
+                     "message", msg, "field", field && *field ? field : NULL);
+}
+
+/* The engine's answer for one message (commit thread). */
+static void slot_enqueued(void *arg, int rc, const ob_id *id, bool existed)
+{
+    (void)existed; /* batch messages carry no unique key */
+    slot *s = arg;
+    json_t *v;
+    if (rc) {
+        const char *code;
+        int status = api_status(rc, &code);
+        v = error_json(status, code, ob_strerror(rc), NULL);
+    } else {
+        char ids[OB_ID_STRLEN + 1], url[64];
+        ob_id_format(id, ids);
+        snprintf(url, sizeof url, "/v1/messages/%s", ids);
+        char *text = NULL;
+        if (asprintf(&text, "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s\"%s}", ids,
+                     s->scheduled ? "scheduled" : "available", url, s->extra) < 0)
+            text = NULL;
+        v = text ? json_loads(text, 0, NULL) : NULL;
+        free(text);
+    }
+    pthread_mutex_lock(&s->b->mu);
+    json_array_set_new(s->b->results, s->i, v ? v : json_null());
+    pthread_mutex_unlock(&s->b->mu);
+    batch_done(s->b);
+    free(s->extra);
+    free(s);
+}
+
+/* Validate and enqueue message i of the batch; a refusal is its result. */
+static void batch_one(api *a, batch *b, size_t i, const json_t *body)
+{
+    msg_in in;
+    problem e;
+    json_t *err = NULL;
+    slot *s = NULL;
+    if (decode(a, body, &in, &e)) {
+        err = error_json(e.status, e.code, e.message, e.field);
+    } else {
+        const char *field = NULL;
+        char *meta = api_make_meta(in.p.callback_url, NULL);
+        in.p.j.meta = meta;
+        int rc = ob_new_job_check(a->o.engine, &in.p.j, &field);
+        if (!rc && !(s = calloc(1, sizeof *s)))
+            rc = OB_ENOMEM;
+        if (!rc) {
+            *s = (slot){.b = b, .i = i, .extra = in.p.extra,
+                        .scheduled = in.p.j.run_at_ms > ob_now_ms()};
+            in.p.extra = NULL;
+            atomic_fetch_add(&b->left, 1);
+            if ((rc = ob_enqueue_async(a->o.engine, &in.p.j, slot_enqueued, s))) {
+                atomic_fetch_sub(&b->left, 1);
+                free(s->extra);
+                free(s);
+            }
+        }
+        if (rc) {
+            const char *code;
+            int status = api_status(rc, &code);
+            err = error_json(status, code, ob_strerror(rc), field);
+        }
+        free(meta);
+    }
+    if (err) {
+        pthread_mutex_lock(&b->mu);
+        json_array_set_new(b->results, i, err);
+        pthread_mutex_unlock(&b->mu);
+    }
+    msg_in_clear(&in);
+}
+
+static void post_batch(ob_http_req *r, void *arg)
+{
+    api *a = arg;
+    json_t *body = ob_http_body_json(r);
+    if (!body)
+        return;
+    if (ob_http_header(r, "Idempotency-Key")) {
+        ob_http_reply_error(r, 400, "invalid", "a batch takes no Idempotency-Key: send messages "
+                            "one by one to use it", "Idempotency-Key");
+        return;
+    }
+    json_t *list = json_is_array(body) ? body : json_object_get(body, "messages");
+    if (!json_is_array(list) || (list != body && json_object_size(body) != 1)) {
+        ob_http_reply_error(r, 422, "invalid", "a batch is {\"messages\": [...]} (or the array)",
+                            "messages");
+        return;
+    }
+    size_t n = json_array_size(list);
+    if (n == 0 || n > (size_t)a->o.max_batch) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "from 1 to %d messages", a->o.max_batch);
+        ob_http_reply_error(r, n ? 413 : 422, n ? "too_large" : "invalid", msg, "messages");
+        return;
+    }
+    batch *b = calloc(1, sizeof *b);
+    json_t *results = json_array();
+    for (size_t i = 0; results && i < n; i++)
+        json_array_append_new(results, json_null());
+    int rc = b && results ? ob_http_suspend(r, &b->later) : OB_ENOMEM;
+    if (rc) {
+        free(b);
+        json_decref(results);
+        api_reply_rc(r, rc, NULL);
+        return;
+    }
+    b->results = results;
+    pthread_mutex_init(&b->mu, NULL);
+    atomic_init(&b->left, 1); /* the handler's hold */
+    for (size_t i = 0; i < n; i++)
+        batch_one(a, b, i, json_array_get(list, i));
+    batch_done(b);
+}
+
+/* ---- GET /v1/messages/{id} ---- */
+
+static void get_message(ob_http_req *r, void *arg) { api_get_job(arg, r, "mail.send"); }
+
+int api_messages_routes(api *a, ob_http_server *srv)
+{
+    int rc;
+    if ((rc = api_route(a, srv, "POST", "/v1/messages", post_message, OB_HTTP_JSON)) ||
+        (rc = api_route(a, srv, "POST", "/v1/messages/batch", post_batch, OB_HTTP_JSON)) ||
+        (rc = api_route(a, srv, "GET", "/v1/messages/{id}", get_message, 0)))
+        return rc;
+    return 0;
+}
