@@ -163,12 +163,27 @@ static void set_timeouts(smtp_session_t s, const ob_transport_opts *o)
     smtp_set_timeout(s, Timeout_DATA2 | f, (long)o->data_timeout_ms);
 }
 
+/* An RFC 3463 code at the start of the text ("4.3.0 ..."), whose class
+ * agrees with the reply's: libesmtp parses it only when the server
+ * advertises ENHANCEDSTATUSCODES, but many send it anyway. Its length, or 0. */
+static size_t text_enhanced(const char *t, int code, char *out, size_t cap)
+{
+    int a, b, c, n = 0;
+    if (sscanf(t, "%1d.%3d.%3d%n", &a, &b, &c, &n) != 3 || a != code / 100 ||
+        (t[n] != ' ' && t[n] != '\0'))
+        return 0;
+    snprintf(out, cap, "%d.%d.%d", a, b, c);
+    return (size_t)n;
+}
+
 static void copy_status(ob_mail_reply *r, const smtp_status_t *st)
 {
     char enh[16] = "";
+    const char *t = st->text ? st->text : "";
     if (st->enh_class)
         snprintf(enh, sizeof enh, "%d.%d.%d", st->enh_class, st->enh_subject, st->enh_detail);
-    const char *t = st->text ? st->text : "";
+    else
+        text_enhanced(t, st->code, enh, sizeof enh);
     size_t n = strlen(t);
     while (n && (t[n - 1] == '\n' || t[n - 1] == '\r'))
         n--;
