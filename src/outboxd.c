@@ -389,20 +389,32 @@ int main(int argc, char **argv)
         return 1;
     ob_log_set(log_line, NULL, (ob_log_level)level);
 
+    /* Everything made from here on is released at `out`, in reverse. */
     char **tokens = NULL;
     int ntokens = 0;
-    if (c.token_file[0] && (ntokens = read_tokens(c.token_file, &tokens)) < 0)
-        return 1;
+    unsigned char *secret = NULL;
+    size_t secret_len;
+    ob_transport *transport = NULL;
+    ob_engine *e = NULL;
+    ob_subscription *logsub = NULL;
+    ob_pool *pool = NULL;
+    ob_http_server *srv = NULL;
+    api *a = NULL;
+    if (c.token_file[0] && (ntokens = read_tokens(c.token_file, &tokens)) < 0) {
+        ntokens = 0;
+        rc = 1;
+        goto out;
+    }
     if (!ntokens && !loopback(c.listen)) {
         fprintf(stderr, "outboxd: refusing to serve %s without authentication: give "
                         "--token-file, or listen on a loopback address\n", c.listen);
-        return 2;
+        rc = 2;
+        goto out;
     }
-    unsigned char *secret;
-    size_t secret_len;
     if (!read_secret(c.secret_file, &secret, &secret_len)) {
         fprintf(stderr, "outboxd: the callback secret must hold at least 16 characters\n");
-        return 1;
+        rc = 1;
+        goto out;
     }
 
     /* Signals: this thread waits for them; every thread made from here
@@ -424,11 +436,12 @@ int main(int argc, char **argv)
     to.data_timeout_ms = 2 * c.smtp_timeout * 1000;
     to.ca_file = c.smtp_ca[0] ? c.smtp_ca : NULL;
     to.helo = c.smtp_helo[0] ? c.smtp_helo : NULL;
-    ob_transport *transport;
     char err[512];
     if (ob_transport_open(c.smtp, &to, &transport, err, sizeof err)) {
         fprintf(stderr, "outboxd: %s\n", err);
-        return 2;
+        transport = NULL;
+        rc = 2;
+        goto out;
     }
     ob_mail_limits ml;
     ob_mail_limits_init(&ml);
@@ -441,15 +454,14 @@ int main(int argc, char **argv)
     ob_engine_opts_init(&eo);
     size_t mail_payload = (size_t)c.max_message / 3 * 4 + (1u << 20);
     eo.max_payload = (size_t)c.max_payload > mail_payload ? (size_t)c.max_payload : mail_payload;
-    ob_engine *e;
     if ((rc = ob_engine_open(c.store, &eo, &e))) {
         fprintf(stderr, "outboxd: cannot open the store %s: %s\n", c.store, ob_strerror(rc));
-        return 1;
+        e = NULL;
+        rc = 1;
+        goto out;
     }
     hr_opts ho = {.max_response = 64 << 10, .max_redirects = 5, .secret = secret,
                   .secret_len = secret_len};
-    ob_subscription *logsub = NULL;
-    ob_pool *pool = NULL;
     ob_pool_opts po;
     ob_pool_opts_init(&po);
     po.workers = (int)c.workers;
@@ -460,7 +472,8 @@ int main(int argc, char **argv)
         (rc = ob_engine_subscribe(e, log_event, NULL, &logsub)) ||
         (c.workers > 0 && (rc = ob_pool_start(e, &po, &pool)))) {
         fprintf(stderr, "outboxd: cannot start the engine: %s\n", ob_strerror(rc));
-        return 1;
+        rc = 1;
+        goto out;
     }
 
     ob_http_opts hopts;
@@ -470,7 +483,6 @@ int main(int argc, char **argv)
         hopts.threads = (int)c.threads;
     hopts.max_body = (size_t)c.max_body;
     hopts.max_connections = (int)c.max_connections;
-    ob_http_server *srv;
     api_opts ao;
     api_opts_init(&ao);
     ao.engine = e;
@@ -480,11 +492,11 @@ int main(int argc, char **argv)
     ao.max_job_payload = (size_t)c.max_payload;
     ao.mail_limits = &ml;
     ao.max_batch = (int)c.max_batch;
-    api *a = NULL;
     if ((rc = ob_http_server_new(&hopts, &srv)) || (rc = api_new(srv, &ao, &a)) ||
         (rc = ob_http_server_start(srv))) {
         fprintf(stderr, "outboxd: cannot serve on %s: %s\n", c.listen, ob_strerror(rc));
-        return 1;
+        rc = 1;
+        goto out;
     }
     char host[256];
     snprintf(host, sizeof host, "%s", c.listen);
@@ -510,18 +522,23 @@ int main(int argc, char **argv)
     }
     api_draining(a);
     ob_http_server_stop(srv, 10 * 1000);
+    rc = 0;
+out:
     api_free(a);
     ob_http_server_free(srv);
     ob_pool_stop(pool, 30 * 1000);
-    ob_engine_unsubscribe(e, logsub);
-    ob_engine_close(e);
+    if (e) {
+        ob_engine_unsubscribe(e, logsub);
+        ob_engine_close(e);
+    }
     ob_transport_close(transport);
-    OB_INFO("outboxd: stopped");
+    if (!rc)
+        OB_INFO("outboxd: stopped");
     for (int i = 0; i < ntokens; i++)
         free(tokens[i]);
     free(tokens);
     free(secret);
     if (log_fp)
         fclose(log_fp);
-    return 0;
+    return rc;
 }

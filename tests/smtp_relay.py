@@ -14,6 +14,7 @@ part, so one test can ask for several faults at once:
     data554-...        554 5.6.0 after DATA          transaction gets it)
     drop-...           the connection is closed after DATA, before the reply
     stall-...          the reply to DATA comes --stall seconds late
+    stallonce-...      the same, only the first time this address is sent
 
 Options: --tls CERT KEY (offer STARTTLS; --require-tls: refuse without it),
 --auth USER:PASS (AUTH PLAIN and LOGIN required), --dir DIR: every accepted
@@ -38,6 +39,7 @@ class Relay:
         self.dir = args.dir
         self.stall = args.stall
         self.seen = {}
+        self.stalled = set()
         self.count = 0
 
     def log_rcpt(self, address, code):
@@ -66,6 +68,10 @@ class Relay:
             server.transport.close()
             return "421 4.4.2 closing"  # never reaches the client
         if any(l.startswith("stall-") for l in locals_):
+            await asyncio.sleep(self.stall)
+        once = [a for a in envelope.rcpt_tos if a.lower().startswith("stallonce-")]
+        if once and not any(a in self.stalled for a in once):
+            self.stalled.update(once)
             await asyncio.sleep(self.stall)
         if any(l.startswith("data451-") for l in locals_):
             return "451 4.3.0 queue trouble, try later"

@@ -32,6 +32,7 @@
  */
 #include <stddef.h> /* before libesmtp.h, which uses size_t */
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <auth-client.h>
 #include <libesmtp.h>
 #include <pthread.h>
@@ -99,18 +100,23 @@ typedef struct session_ctx {
 static void monitor_cb(const char *buf, int len, int writing, void *arg)
 {
     session_ctx *c = arg;
+    int n = len;
+    while (n && (buf[n - 1] == '\r' || buf[n - 1] == '\n'))
+        n--;
+    bool secret = false;
     if (writing == SMTP_CB_WRITING) {
         if (len >= 5 && strncmp(buf, "AUTH ", 5) == 0)
             c->in_auth = true;
         else if (len >= 4 && (strncmp(buf, "MAIL", 4) == 0 || strncmp(buf, "QUIT", 4) == 0))
             c->in_auth = false;
+        secret = c->in_auth;
     } else if (writing == SMTP_CB_READING && c->in_auth && len >= 3 &&
                (buf[0] == '4' || buf[0] == '5') && !c->auth_fail[0]) {
-        int n = len;
-        while (n && (buf[n - 1] == '\r' || buf[n - 1] == '\n'))
-            n--;
         snprintf(c->auth_fail, sizeof c->auth_fail, "AUTH refused by the relay: %.*s", n, buf);
     }
+    if (writing != SMTP_CB_HEADERS) /* the dialogue, credentials hidden */
+        OB_DEBUG("smtp %s %s %.*s", c->tr->u.host, writing == SMTP_CB_WRITING ? ">" : "<",
+                 secret ? 8 : (n > 200 ? 200 : n), secret ? "(hidden)" : buf);
 }
 
 static void event_cb(smtp_session_t s, int event, void *arg, ...)
@@ -136,6 +142,19 @@ static void event_cb(smtp_session_t s, int event, void *arg, ...)
     default:
         break;
     }
+}
+
+/* Why OpenSSL refused the relay's certificate during this thread's
+ * handshake (the runner's: a session runs on one thread), or "". */
+static _Thread_local char verify_failure[160];
+
+static int verify_cb(int ok, X509_STORE_CTX *x)
+{
+    if (!ok && !verify_failure[0])
+        snprintf(verify_failure, sizeof verify_failure,
+                 "TLS: the relay's certificate does not verify: %s (give --smtp-ca?)",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)));
+    return ok;
 }
 
 /* libesmtp asks for the user and password: from the URL. */
@@ -217,6 +236,10 @@ static void collect(item *it, const session_ctx *c, const char *trouble)
 /* The session's failure as a sentence, when it had one. */
 static void trouble_text(const session_ctx *c, int ok, char *out, size_t cap)
 {
+    if (verify_failure[0]) {
+        snprintf(out, cap, "%s", verify_failure);
+        return;
+    }
     if (c->tls_problem[0]) {
         snprintf(out, cap, "%s", c->tls_problem);
         return;
@@ -265,7 +288,10 @@ static void run_session(smtp_tr *tr, item **batch, int n)
         for (size_t k = 0; ok && k < it->env->nrcpts; k++)
             ok = (it->rcpt[k] = smtp_add_recipient(it->msg, it->env->rcpts[k])) != NULL;
     }
+    verify_failure[0] = '\0';
     int started = ok ? smtp_start_session(s) : 0;
+    OB_DEBUG("smtp %s: session of %d message(s) ended: %s, smtp_errno %d", tr->u.host, n,
+             started ? "ran" : "failed", smtp_errno());
     char trouble[256];
     if (ok)
         trouble_text(&c, started, trouble, sizeof trouble);
@@ -392,7 +418,7 @@ static SSL_CTX *tls_context(const ob_transport_opts *o, char *err, size_t errlen
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb); /* libesmtp checks the host name */
     int ok = o->ca_file ? SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL)
                         : SSL_CTX_set_default_verify_paths(ctx);
     if (!ok) {
