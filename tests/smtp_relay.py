@@ -31,7 +31,31 @@ import re
 import ssl
 import sys
 
+from asyncio import sslproto
+
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+class Smtp(SMTP):
+    """aiosmtpd 1.4's STARTTLS loses the client's first TLS bytes on
+    Python 3.11 when they arrive before the switch (its plain reader takes
+    them, then discards them), and the handshake hangs. Here reading stops
+    before "220" goes out and resumes once the TLS layer is in place."""
+
+    async def smtp_STARTTLS(self, arg):
+        if arg or not self.tls_context:
+            return await super().smtp_STARTTLS(arg)
+        self.transport.pause_reading()
+        await self.push("220 Ready to start TLS")
+        done = self.loop.create_future()
+        tls = sslproto.SSLProtocol(self.loop, self, self.tls_context, done, server_side=True)
+        self._tls_protocol = tls
+        self._original_transport = self.transport
+        self._original_transport.set_protocol(tls)
+        self.transport = tls._app_transport
+        tls.connection_made(self._original_transport)
+        self._original_transport.resume_reading()
+        await done
 
 
 class Relay:
@@ -94,7 +118,7 @@ def authenticator_for(userpass):
     def check(server, session, envelope, mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user
               and auth_data.password.decode() == password)
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # False: aiosmtpd answers 535
 
     return check
 
@@ -119,7 +143,7 @@ async def main():
         kw.update(authenticator=authenticator_for(args.auth), auth_required=True,
                   auth_require_tls=False)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(relay, loop=loop, **kw), "127.0.0.1",
+    server = await loop.create_server(lambda: Smtp(relay, loop=loop, **kw), "127.0.0.1",
                                       args.port)
     port = server.sockets[0].getsockname()[1]
     print(f"READY {port}", flush=True)

@@ -226,7 +226,7 @@ static void collect(item *it, const session_ctx *c, const char *trouble)
             copy_status(r, mail);
         else if (rc && rc->code && (rc->code < 200 || rc->code >= 300))
             copy_status(r, rc);
-        else if (rc && rc->code && data && data->code)
+        else if (rc && rc->code && data && data->code >= 200 && data->code != 354)
             copy_status(r, data);
         else
             mail_reply_set(r, 0, NULL, "%s", trouble);
@@ -234,26 +234,17 @@ static void collect(item *it, const session_ctx *c, const char *trouble)
 }
 
 /* The session's failure as a sentence, when it had one. */
-static void trouble_text(const session_ctx *c, int ok, char *out, size_t cap)
+static void trouble_text(const session_ctx *c, char *out, size_t cap)
 {
-    if (verify_failure[0]) {
-        snprintf(out, cap, "%s", verify_failure);
-        return;
-    }
-    if (c->tls_problem[0]) {
-        snprintf(out, cap, "%s", c->tls_problem);
-        return;
-    }
-    if (ok) {
-        snprintf(out, cap, "the relay %.100s:%d gave no reply (connection lost)", c->tr->u.host,
-                 c->tr->u.port);
+    if (verify_failure[0] || c->tls_problem[0]) {
+        snprintf(out, cap, "%s", verify_failure[0] ? verify_failure : c->tls_problem);
         return;
     }
     char buf[128];
     int e = smtp_errno();
-    const char *why = smtp_strerror(e, buf, sizeof buf);
-    snprintf(out, cap, "relay %.100s:%d: %.120s", c->tr->u.host, c->tr->u.port,
-             why ? why : "session failed");
+    const char *why = e ? smtp_strerror(e, buf, sizeof buf) : NULL;
+    snprintf(out, cap, "no reply from the relay %.100s:%d: %.120s", c->tr->u.host, c->tr->u.port,
+             why ? why : "the session ended early");
 }
 
 /* Send the taken items over one connection; fill their replies. */
@@ -290,11 +281,11 @@ static void run_session(smtp_tr *tr, item **batch, int n)
     }
     verify_failure[0] = '\0';
     int started = ok ? smtp_start_session(s) : 0;
-    OB_DEBUG("smtp %s: session of %d message(s) ended: %s, smtp_errno %d", tr->u.host, n,
+    OB_DEBUG("smtp %s: a session of %d message(s) ended (%s, smtp_errno %d)", tr->u.host, n,
              started ? "ran" : "failed", smtp_errno());
     char trouble[256];
     if (ok)
-        trouble_text(&c, started, trouble, sizeof trouble);
+        trouble_text(&c, trouble, sizeof trouble);
     else
         snprintf(trouble, sizeof trouble, "cannot set up an SMTP session (out of memory?)");
     for (int i = 0; i < n; i++) {
@@ -417,7 +408,14 @@ static SSL_CTX *tls_context(const ob_transport_opts *o, char *err, size_t errlen
         snprintf(err, errlen, "--smtp: cannot make a TLS context");
         return NULL;
     }
+    /* TLS 1.2 only. libesmtp 1.1 stalls under TLS 1.3: after the handshake
+     * it waits for the relay with nothing to read (the relay's post-handshake
+     * session tickets wake it, no reply follows), times out, and drops the
+     * session. Measured against Postfix and aiosmtpd: 2 to 11 sessions in 12
+     * lost with 1.3, none with 1.2. TLS 1.2 with its default ciphers is
+     * sound (RFC 8996 retires only 1.0 and 1.1). */
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb); /* libesmtp checks the host name */
     int ok = o->ca_file ? SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL)
                         : SSL_CTX_set_default_verify_paths(ctx);
