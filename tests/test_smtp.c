@@ -753,6 +753,66 @@ TEST(messages_api_validates_batches_and_waits)
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }
 
+/* ---- outbox send ---- */
+
+static int cli(char **out, const od *d, const char *args)
+{
+    return t_run(out, "%s --url %s %s 2>&1", OUTBOX_CLI, d->url, args);
+}
+
+TEST(cli_send_shows_each_recipient_and_exits_by_outcome)
+{
+    server s = relay_start("relay", NULL);
+    od d = od_smtp(NULL, s.port, NULL, NULL);
+    char *out;
+    FILE *f = fopen("report.csv", "w");
+    fputs("a,b\n1,2\n", f);
+    fclose(f);
+    ASSERT_EQ(cli(&out, &d, "send --from 'Ann <ann@example.com>' --to ok-1@example.com "
+                            "--subject 'the report' --text 'see attached' --attach report.csv "
+                            "--header 'X-Run: 7' --wait 20"),
+              0);
+    if (!strstr(out, "delivered") || !strstr(out, "ok-1@example.com") || !strstr(out, "250"))
+        test_fail(__FILE__, __LINE__, "%s", out);
+    free(out);
+    char *eml = slurp(s.dir, "1.eml", NULL);
+    ASSERT(eml && strstr(eml, "X-Run: 7") && strstr(eml, "filename=report.csv") &&
+           strstr(eml, "Subject: the report"));
+    free(eml);
+
+    /* One bounce: the outcome is shown, and the exit code says so. */
+    ASSERT_EQ(cli(&out, &d, "send --from ann@example.com --to ok-2@example.com --to "
+                            "rcpt550-2@example.com --subject s --text t --wait 20"),
+              1);
+    ASSERT(strstr(out, "bounced") && strstr(out, "550 5.1.1"));
+    free(out);
+
+    /* --eml: a message file read by GMime, sent as is. */
+    f = fopen("in.eml", "w");
+    fputs("From: Bob <bob@example.com>\r\nTo: ok-3@example.com\r\nSubject: from a file\r\n"
+          "X-Origin: eml\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello there\r\n",
+          f);
+    fclose(f);
+    ASSERT_EQ(cli(&out, &d, "send --eml in.eml --wait 20"), 0);
+    free(out);
+    eml = slurp(s.dir, "3.eml", NULL);
+    ASSERT(eml && strstr(eml, "Subject: from a file") && strstr(eml, "X-Origin: eml") &&
+           strstr(eml, "hello there"));
+    free(eml);
+
+    /* Refused input: exit 1 and the field named; usage errors exit 2. */
+    ASSERT_EQ(cli(&out, &d, "send --to nobody --subject s --text t"), 1);
+    ASSERT(strstr(out, "to[0]"));
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "send --to a@example.com --bogus x"), 2);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "send --help"), 0);
+    ASSERT(strstr(out, "--attach"));
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    server_stop(&s);
+}
+
 static const test_case tests[] = {
     T(replies_per_recipient_and_retries_only_the_deferred),
     T(round_trip_headers_bodies_attachments_equal_the_input),
@@ -763,6 +823,7 @@ static const test_case tests[] = {
     T(postfix_relays_our_mail_into_smtp_sink),
     T(kill_9_during_data_then_restart_delivers_with_the_same_message_id),
     T(messages_api_validates_batches_and_waits),
+    T(cli_send_shows_each_recipient_and_exits_by_outcome),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }

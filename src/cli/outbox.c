@@ -8,6 +8,7 @@
  *     job list [filters]         jobs, newest first
  *     job wait ID [--timeout S]  until the job is final
  *     job cancel ID | job retry ID
+ *     send [options]             a mail: POST /v1/messages (send.c)
  *     events [filters]           follow state changes as they happen
  *     health                     is outboxd alive and ready?
  *
@@ -24,11 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EX_OK = 0, EX_FAILED = 1, EX_USAGE = 2, EX_UNREACHABLE = 3, EX_TIMEOUT = 4 };
+#include "cli/cli.h"
 
-static const char *base_url = "http://127.0.0.1:8025";
-static const char *token;
-static bool as_json;
+
+const char *base_url = "http://127.0.0.1:8025";
+const char *token;
+bool as_json;
 
 /* ---- HTTP ---- */
 
@@ -51,14 +53,8 @@ static size_t collect(char *d, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-typedef struct reply {
-    long status; /* 0: unreachable */
-    json_t *body;
-    char err[CURL_ERROR_SIZE];
-} reply;
-
 /* One request. body: JSON to send (borrowed) or NULL. extra: a header. */
-static reply call(const char *method, const char *path, const json_t *body, const char *extra,
+reply call(const char *method, const char *path, const json_t *body, const char *extra,
                   long timeout_s)
 {
     reply r = {0};
@@ -99,7 +95,7 @@ static reply call(const char *method, const char *path, const json_t *body, cons
     return r;
 }
 
-static int unreachable(const reply *r)
+int unreachable(const reply *r)
 {
     fprintf(stderr, "outbox: cannot reach %s: %s\n", base_url, r->err[0] ? r->err : "no answer");
     return EX_UNREACHABLE;
@@ -108,7 +104,7 @@ static int unreachable(const reply *r)
 static const char *either(const char *s, const char *otherwise) { return s ? s : otherwise; }
 
 /* Print an API error; returns the exit code. */
-static int api_failed(const reply *r)
+int api_failed(const reply *r)
 {
     json_t *e = json_object_get(r->body, "error");
     const char *field = json_string_value(json_object_get(e, "field"));
@@ -121,14 +117,14 @@ static int api_failed(const reply *r)
 
 /* ---- output ---- */
 
-static void print_json(const json_t *v)
+void print_json(const json_t *v)
 {
     char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
     printf("%s\n", s ? s : "null");
     free(s);
 }
 
-static const char *str(const json_t *o, const char *k)
+const char *str(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
     return s ? s : "-";
@@ -161,15 +157,9 @@ static void print_job(const json_t *j)
 
 /* ---- verbs ---- */
 
-typedef struct args {
-    int argc;
-    char **argv;
-    int i;
-} args;
+const char *next(args *a) { return a->i < a->argc ? a->argv[a->i++] : NULL; }
 
-static const char *next(args *a) { return a->i < a->argc ? a->argv[a->i++] : NULL; }
-
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -180,7 +170,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     return EX_USAGE;
 }
 
-static bool wants_help(args *a)
+bool wants_help(args *a)
 {
     for (int i = a->i; i < a->argc; i++)
         if (!strcmp(a->argv[i], "--help") || !strcmp(a->argv[i], "-h"))
@@ -359,6 +349,47 @@ static int job_list(args *a)
     return EX_OK;
 }
 
+int wait_final(const char *path, const char *id, double limit, json_t **out)
+{
+    bool tty = isatty(1);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double spent = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        double left = limit < 0 ? 30 : limit - spent;
+        if (limit >= 0 && left <= 0) {
+            if (tty)
+                printf("\n");
+            fprintf(stderr, "outbox: %s is not final after %.0f s\n", id, limit);
+            return EX_TIMEOUT;
+        }
+        char prefer[64];
+        snprintf(prefer, sizeof prefer, "Prefer: wait=%.0f", left > 30 ? 30 : left < 1 ? 1 : left);
+        reply r = call("GET", path, NULL, prefer, 60);
+        if (!r.status)
+            return unreachable(&r);
+        if (r.status >= 300) {
+            int rc = api_failed(&r);
+            json_decref(r.body);
+            return rc;
+        }
+        const char *st = str(r.body, "state");
+        if (!strcmp(st, "completed") || !strcmp(st, "discarded") || !strcmp(st, "cancelled")) {
+            if (tty)
+                printf("\r\033[K");
+            *out = r.body;
+            return EX_OK;
+        }
+        if (tty) { /* a progress line, rewritten in place */
+            printf("\r\033[Kwaiting for %s: %s, attempt %lld, %.0f s", id, st,
+                   json_integer_value(json_object_get(r.body, "attempt")), spent);
+            fflush(stdout);
+        }
+        json_decref(r.body);
+    }
+}
+
 static int job_wait(args *a)
 {
     if (wants_help(a)) {
@@ -377,46 +408,14 @@ static int job_wait(args *a)
         return usage_error("job wait: ID is required");
     char path[256];
     snprintf(path, sizeof path, "/v1/jobs/%.64s", id);
-    bool tty = isatty(1);
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double spent = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
-        double left = limit < 0 ? 30 : limit - spent;
-        if (limit >= 0 && left <= 0) {
-            if (tty)
-                printf("\n");
-            fprintf(stderr, "outbox: job %s is not final after %.0f s\n", id, limit);
-            return EX_TIMEOUT;
-        }
-        char prefer[64];
-        snprintf(prefer, sizeof prefer, "Prefer: wait=%.0f", left > 30 ? 30 : left < 1 ? 1 : left);
-        reply r = call("GET", path, NULL, prefer, 60);
-        if (!r.status)
-            return unreachable(&r);
-        if (r.status >= 300) {
-            int rc = api_failed(&r);
-            json_decref(r.body);
-            return rc;
-        }
-        const char *st = str(r.body, "state");
-        bool final = !strcmp(st, "completed") || !strcmp(st, "discarded") || !strcmp(st, "cancelled");
-        if (final) {
-            int rc = !strcmp(st, "completed") ? EX_OK : EX_FAILED; /* st dies with the body */
-            if (tty)
-                printf("\r\033[K");
-            print_job(r.body);
-            json_decref(r.body);
-            return rc;
-        }
-        if (tty) { /* a progress line, rewritten in place */
-            printf("\r\033[Kwaiting for %s: %s, attempt %lld, %.0f s", id, st,
-                   json_integer_value(json_object_get(r.body, "attempt")), spent);
-            fflush(stdout);
-        }
-        json_decref(r.body);
-    }
+    json_t *job;
+    int rc = wait_final(path, id, limit, &job);
+    if (rc)
+        return rc;
+    rc = !strcmp(str(job, "state"), "completed") ? EX_OK : EX_FAILED;
+    print_job(job);
+    json_decref(job);
+    return rc;
 }
 
 static int health(args *a)
@@ -526,6 +525,7 @@ static void usage(FILE *f)
             "  job wait ID [--timeout S]   wait until the job is final\n"
             "  job cancel ID               cancel a job\n"
             "  job retry ID                run a discarded, cancelled or scheduled job now\n"
+            "  send [options]              send a mail (outbox send --help)\n"
             "  events [filters]            follow state changes\n"
             "  health                      is outboxd alive and ready?\n\n"
             "  --url URL      outboxd (env OUTBOX_URL; default http://127.0.0.1:8025)\n"
@@ -570,6 +570,8 @@ int main(int argc, char **argv)
         rc = health(&a);
     else if (!strcmp(verb, "events"))
         rc = events(&a);
+    else if (!strcmp(verb, "send"))
+        rc = send_mail(&a);
     else if (strcmp(verb, "job") != 0)
         rc = usage_error("unknown verb %s", verb);
     else if (!(sub = next(&a)))
