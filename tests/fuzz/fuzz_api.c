@@ -8,7 +8,11 @@
  * over TCP like fuzz_wire.c. Unlike fuzz_wire, the target frames the HTTP
  * itself so that the fuzzer spends its effort on what our decoders see.
  *
- * Input: one selector byte, then up to three parts split at '\n':
+ * /v1/messages and /v1/messages/batch are reached with a first byte from
+ * 0xF0 (their jobs are stored, never sent: no workers).
+ *
+ * Input: one selector byte, then up to three parts split at '\n'
+ * (or, for the POSTs, the whole rest as the body):
  *   A  the body (POST /v1/jobs), the query string, or the job id
  *      (empty: the id of the last job accepted, to reach existing jobs)
  *   B  Idempotency-Key, Last-Event-ID or Authorization, when not empty
@@ -30,6 +34,7 @@
 
 #include "api/api.h"
 #include "api/http_request.h"
+#include "api/mail_send.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -53,7 +58,18 @@ static void setup(void)
     static const unsigned char secret[] = "fuzz-secret";
     hr_opts ho = {.max_response = 4096, .max_redirects = 1, .secret = secret,
                   .secret_len = sizeof secret - 1};
-    if (ob_engine_open(url, &eo, &e) || hr_register(e, &ho))
+    char mail[64], err[256];
+    snprintf(mail, sizeof mail, "file:%s/mail", dir);
+    static ob_mail_limits ml;
+    ob_mail_limits_init(&ml);
+    ob_transport *tr;
+    ms_opts mo = {.timeout_ms = 1000, .retry_min_ms = 1000, .retry_max_ms = 1000,
+                  .lifetime_ms = 1000};
+    if (ob_engine_open(url, &eo, &e) || hr_register(e, &ho) ||
+        ob_transport_open(mail, NULL, &tr, err, sizeof err))
+        abort();
+    mo.transport = tr;
+    if (ms_register(e, &mo))
         abort();
     ob_http_opts o;
     ob_http_opts_init(&o);
@@ -70,6 +86,8 @@ static void setup(void)
     ao.max_wait_ms = 20; /* Prefer: wait is honoured, briefly */
     ao.event_ring = 64;
     ao.max_event_clients = 4;
+    ao.mail_limits = &ml;
+    ao.max_batch = 4;
     api *a;
     if (ob_http_server_new(&o, &s) || api_new(s, &ao, &a) || ob_http_server_start(s))
         abort();
@@ -141,11 +159,10 @@ static int status_of(const char *raw)
     return st;
 }
 
-/* A 2xx to POST /v1/jobs: the job is there. */
-static void check_accepted(const char *raw)
+/* The job with the id at p ("\"id\":\"..."), stored: it reads back. */
+static void check_stored(const char *p)
 {
-    const char *p = strstr(raw, "\"id\":\"");
-    if (!p || strlen(p + 6) < OB_ID_STRLEN)
+    if (strlen(p + 6) < OB_ID_STRLEN)
         abort();
     memcpy(last_id, p + 6, OB_ID_STRLEN);
     char head[256];
@@ -154,6 +171,18 @@ static void check_accepted(const char *raw)
                       "\r\nConnection: close\r\n\r\n", last_id);
     if (status_of(exchange(head, (size_t)hn, NULL, 0)) != 200)
         abort();
+}
+
+/* A 2xx to a POST: the job is there (for a batch: every job accepted). */
+static void check_accepted(const char *raw, bool batch)
+{
+    const char *p = strstr(raw, "\"id\":\"");
+    if (!p && !batch)
+        abort();
+    static char copy[1 << 16];
+    snprintf(copy, sizeof copy, "%s", raw); /* exchange() reuses its buffer */
+    for (p = strstr(copy, "\"id\":\""); p; p = strstr(p + 6, "\"id\":\""))
+        check_stored(p);
 }
 
 static const uint8_t *part(const uint8_t **p, const uint8_t *end, size_t *n)
@@ -171,11 +200,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
     if (size < 1)
         return 0;
-    int sel = data[0] % 8;
+    /* 0-7 as listed above; a first byte from 0xF0: POST /v1/messages (even)
+     * or /v1/messages/batch (odd), the body the rest. */
+    int sel = data[0] < 0xF0 ? data[0] % 8 : 8 + (data[0] & 1);
     const uint8_t *p = data + 1, *end = data + size;
     size_t an, bn, cn;
     const uint8_t *A = part(&p, end, &an), *B = part(&p, end, &bn), *C = part(&p, end, &cn);
-    if (sel == 0) { /* POST /v1/jobs: the body is the rest, newlines and all */
+    if (sel == 0 || sel >= 8) { /* a POST: the body is the rest, newlines and all */
         A = data + 1;
         an = size - 1;
         bn = cn = 0;
@@ -209,6 +240,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 5:
         hn = (size_t)snprintf(head, sizeof head, "GET /v1/events?%s HTTP/1.1\r\nHost: f\r\n", enc);
         break;
+    case 8:
+    case 9:
+        hn = (size_t)snprintf(head, sizeof head,
+                              "POST /v1/messages%s HTTP/1.1\r\nHost: f\r\n"
+                              "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                              sel == 9 ? "/batch" : "", an);
+        break;
     default: /* 6: the fixed endpoints, with a fuzzed Authorization */
         hn = (size_t)snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: f\r\n",
                               fixed[an % 4]);
@@ -220,9 +258,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hn += header(head + hn, sizeof head - hn - 64, bname, B, bn);
     hn += header(head + hn, sizeof head - hn - 64, "Prefer", C, cn);
     hn += (size_t)snprintf(head + hn, sizeof head - hn, "Connection: close\r\n\r\n");
-    const char *raw = exchange(head, hn, sel == 0 || sel == 7 ? A : NULL, an);
+    bool post = sel == 0 || sel == 7 || sel >= 8;
+    const char *raw = exchange(head, hn, post ? A : NULL, an);
     int st = status_of(raw);
-    if ((sel == 0 || sel == 7) && st / 100 == 2)
-        check_accepted(raw);
+    if (post && st / 100 == 2)
+        check_accepted(raw, sel == 9);
     return 0;
 }
