@@ -1,8 +1,6 @@
 -- post_message.lua - wrk script of bench/mail: POST /v1/messages, a
--- 1 KB text mail to OB_RCPTS recipients (default 1); each wrk thread stops
--- after OB_PER_THREAD answers (default: runs for wrk's -d).
+-- 1 KB text mail to OB_RCPTS recipients (default 1).
 local n = tonumber(os.getenv("OB_RCPTS") or "1")
-local limit = tonumber(os.getenv("OB_PER_THREAD") or "0")
 local to = {}
 for i = 1, n do to[i] = '"r' .. i .. '@example.com"' end
 wrk.method = "POST"
@@ -10,8 +8,3 @@ wrk.path = "/v1/messages"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"from":"bench@example.com","to":[' .. table.concat(to, ",") ..
     '],"subject":"bench","text":"' .. string.rep("All work and no play. ", 46) .. '"}'
-local answers = 0
-function response(status, headers, body)
-    answers = answers + 1
-    if limit > 0 and answers >= limit then wrk.thread:stop() end
-end
