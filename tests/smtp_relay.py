@@ -42,6 +42,12 @@ class Smtp(SMTP):
     them, then discards them), and the handshake hangs. Here reading stops
     before "220" goes out and resumes once the TLS layer is in place."""
 
+    def connection_made(self, transport):
+        if self._original_transport is None and self.event_handler.dir:  # not the TLS restart
+            with open(os.path.join(self.event_handler.dir, "sessions.log"), "a") as f:
+                f.write("session\n")
+        super().connection_made(transport)
+
     async def smtp_STARTTLS(self, arg):
         if arg or not self.tls_context:
             return await super().smtp_STARTTLS(arg)

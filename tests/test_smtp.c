@@ -486,6 +486,59 @@ TEST(a_stall_past_the_timeout_defers)
     server_stop(&s);
 }
 
+static int lines(const char *dir, const char *name)
+{
+    size_t len;
+    char *s = slurp(dir, name, &len);
+    int n = 0;
+    for (size_t i = 0; s && i < len; i++)
+        n += s[i] == '\n';
+    free(s);
+    return n;
+}
+
+/* Every result of a batch was accepted. */
+static bool all_accepted(const json_t *v)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(v, "results"), i, r)
+        if (!json_object_get(r, "id"))
+            return false;
+    return i > 0;
+}
+
+TEST(many_messages_share_few_connections)
+{
+    server s = relay_start("relay", NULL);
+    od d = od_smtp(NULL, s.port, NULL, "--workers 16 --smtp-pool 2");
+    char body[8192];
+    size_t w = (size_t)snprintf(body, sizeof body, "{\"messages\":[");
+    for (int i = 0; i < 40; i++)
+        w += (size_t)snprintf(body + w, sizeof body - w,
+                              "%s{\"from\":\"a@example.com\",\"to\":\"m%d@example.com\","
+                              "\"subject\":\"n%d\",\"text\":\"t\"}",
+                              i ? "," : "", i, i);
+    snprintf(body + w, sizeof body - w, "]}");
+    int st;
+    json_t *v = call(&d, "POST", "/v1/messages/batch", NULL, body, &st);
+    ASSERT_EQ(st, 200);
+    ASSERT(all_accepted(v));
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(v, "results"), i, r) {
+        json_t *m = final(&d, str(r, "id"));
+        ASSERT_STREQ(str(m, "state"), "completed");
+        json_decref(m);
+    }
+    json_decref(v);
+    ASSERT_EQ(lines(s.dir, "rcpt.log"), 40); /* each recipient once */
+    int sessions = lines(s.dir, "sessions.log");
+    ASSERT(sessions >= 1 && sessions < 40); /* connections carried several messages */
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    server_stop(&s);
+}
+
 /* ---- TLS and AUTH ---- */
 
 static void make_cert(void)
@@ -818,6 +871,7 @@ static const test_case tests[] = {
     T(round_trip_headers_bodies_attachments_equal_the_input),
     T(faults_after_data_defer_or_bounce_every_recipient),
     T(a_stall_past_the_timeout_defers),
+    T(many_messages_share_few_connections),
     T(starttls_is_required_and_verified),
     T(auth_success_and_refusal),
     T(postfix_relays_our_mail_into_smtp_sink),
