@@ -90,6 +90,15 @@ int test_main(int argc, char **argv, const test_case *tests, size_t n)
      * reports races that are not ours, AddressSanitizer misses reuse. Plain
      * malloc for the tests and every process they start. */
     setenv("G_SLICE", "always-malloc", 0);
+#ifdef OB_TSAN_SUPP
+    const char *old = getenv("TSAN_OPTIONS");
+    if (!old || !strstr(old, "suppressions=")) {
+        char opts[2048];
+        snprintf(opts, sizeof opts, "%s%ssuppressions=%s", old ? old : "", old && *old ? ":" : "",
+                 OB_TSAN_SUPP);
+        setenv("TSAN_OPTIONS", opts, 1);
+    }
+#endif
     for (size_t i = 0; i < n; i++) {
         bool wanted = argc < 2;
         for (int a = 1; a < argc; a++)
