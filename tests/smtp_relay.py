@@ -13,6 +13,7 @@ part, so one test can ask for several faults at once:
     data451-...        451 4.3.0 after DATA         (every recipient of the
     data554-...        554 5.6.0 after DATA          transaction gets it)
     drop-...           the connection is closed after DATA, before the reply
+    dropmid-...        the connection is closed in the middle of the message
     stall-...          the reply to DATA comes --stall seconds late
     stallonce-...      the same, only the first time this address is sent
 
@@ -47,6 +48,13 @@ class Smtp(SMTP):
             with open(os.path.join(self.event_handler.dir, "sessions.log"), "a") as f:
                 f.write("session\n")
         super().connection_made(transport)
+
+    async def smtp_DATA(self, arg):
+        if not any(a.lower().startswith("dropmid-") for a in self.envelope.rcpt_tos):
+            return await super().smtp_DATA(arg)
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self._reader.readline()  # the first line of the message, then hang up
+        self.transport.close()
 
     async def smtp_STARTTLS(self, arg):
         if arg or not self.tls_context:

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "outbox/mail.h"
+#include "mime_helpers.h"
 #include "test.h"
 
 /* Parse JSON text as a request; the message or NULL with *p filled. */
@@ -163,18 +164,6 @@ TEST(limits_are_enforced)
     json_decref(v);
 }
 
-/* Parse built MIME back with GMime. */
-static GMimeMessage *reparse(const char *data, size_t len)
-{
-    GMimeStream *s = g_mime_stream_mem_new_with_buffer(data, len);
-    GMimeParser *ps = g_mime_parser_new_with_stream(s);
-    GMimeMessage *msg = g_mime_parser_construct_message(ps, NULL);
-    g_object_unref(ps);
-    g_object_unref(s);
-    ASSERT(msg);
-    return msg;
-}
-
 /* Every physical line ends with CRLF, is at most 998 bytes, and no header
  * line is anything but a field or a continuation (no injected header). */
 static void check_lines(const char *data, size_t len, const char *const *allowed)
@@ -208,21 +197,6 @@ static const char *const std_headers[] = {"From", "To", "Cc", "Reply-To", "Subje
                                           "Message-Id", "MIME-Version", "Content-Type",
                                           "Content-Transfer-Encoding", "X-Campaign",
                                           "List-Unsubscribe", NULL};
-
-/* The decoded content of a leaf part, NUL-terminated, g_free it. */
-static char *part_content(GMimeObject *o, size_t *len)
-{
-    GMimeDataWrapper *w = g_mime_part_get_content(GMIME_PART(o));
-    GMimeStream *out = g_mime_stream_mem_new();
-    g_mime_data_wrapper_write_to_stream(w, out);
-    GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
-    *len = ba->len;
-    char *s = g_malloc(ba->len + 1);
-    memcpy(s, ba->data, ba->len);
-    s[ba->len] = '\0';
-    g_object_unref(out);
-    return s;
-}
 
 TEST(mime_round_trip)
 {
@@ -260,7 +234,7 @@ TEST(mime_round_trip)
     ASSERT(!strstr(data, "secret@example.org"));
     ASSERT(!strstr(data, "Bcc"));
 
-    GMimeMessage *msg = reparse(data, len);
+    GMimeMessage *msg = t_mime_parse(data, len);
     ASSERT_STREQ(g_mime_message_get_subject(msg),
                  "Gr\xc3\xbc\xc3\x9f" "e \xe2\x80\x94 a long subject that goes on and on and on "
                  "to make the header fold somewhere along the way");
@@ -287,10 +261,10 @@ TEST(mime_round_trip)
     GMimeObject *att = g_mime_multipart_get_part(GMIME_MULTIPART(top), 1);
     ASSERT_STREQ(g_mime_part_get_filename(GMIME_PART(att)), "r\xc3\xa9sum\xc3\xa9.bin");
     size_t n;
-    char *content = part_content(att, &n);
+    char *content = t_mime_content(att, &n);
     ASSERT_EQ(n, sizeof bin);
     ASSERT(memcmp(content, bin, n) == 0);
-    g_free(content);
+    free(content);
     g_object_unref(msg);
 
     /* The stored form parses back to a message that builds the same bytes. */

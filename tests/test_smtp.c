@@ -27,6 +27,7 @@
 
 #include "helpers.h"
 #include "http_helpers.h"
+#include "mime_helpers.h"
 #include "od_helpers.h"
 #include "outbox/mail.h"
 
@@ -317,31 +318,6 @@ TEST(replies_per_recipient_and_retries_only_the_deferred)
 
 /* ---- round trip ---- */
 
-static GMimeMessage *parse_eml(const char *data, size_t len)
-{
-    ob_mail_init();
-    GMimeStream *st = g_mime_stream_mem_new_with_buffer(data, len);
-    GMimeParser *p = g_mime_parser_new_with_stream(st);
-    GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
-    g_object_unref(p);
-    g_object_unref(st);
-    ASSERT(m);
-    return m;
-}
-
-static char *part_bytes(GMimeObject *o, size_t *len)
-{
-    GMimeStream *out = g_mime_stream_mem_new();
-    g_mime_data_wrapper_write_to_stream(g_mime_part_get_content(GMIME_PART(o)), out);
-    GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
-    char *s = malloc(ba->len + 1);
-    memcpy(s, ba->data, ba->len);
-    s[ba->len] = '\0';
-    *len = ba->len;
-    g_object_unref(out);
-    return s;
-}
-
 TEST(round_trip_headers_bodies_attachments_equal_the_input)
 {
     server s = relay_start("relay", NULL);
@@ -370,7 +346,7 @@ TEST(round_trip_headers_bodies_attachments_equal_the_input)
     ASSERT(!strstr(eml, "hidden@example.org"));
 
     /* GMime reads back what was sent. */
-    GMimeMessage *g = parse_eml(eml, len);
+    GMimeMessage *g = t_mime_parse(eml, len);
     ASSERT_STREQ(g_mime_message_get_subject(g), "R\xc3\xa9sum\xc3\xa9 \xe2\x80\x94 ok");
     char mid[300];
     snprintf(mid, sizeof mid, "<%s>", g_mime_message_get_message_id(g));
@@ -383,7 +359,7 @@ TEST(round_trip_headers_bodies_attachments_equal_the_input)
     ASSERT_STREQ(text, "line 1\r\n.\r\nline 3 \xc3\xa9");
     g_free(text);
     size_t n;
-    char *att = part_bytes(g_mime_multipart_get_part(GMIME_MULTIPART(top), 1), &n);
+    char *att = t_mime_content(g_mime_multipart_get_part(GMIME_MULTIPART(top), 1), &n);
     ASSERT_EQ(n, sizeof bin);
     ASSERT(memcmp(att, bin, n) == 0);
     free(att);
@@ -437,6 +413,8 @@ TEST(faults_after_data_defer_or_bounce_every_recipient)
                             "\"subject\":\"s\",\"text\":\"t\"}");
     json_t *c = send_ok(&d, "{\"from\":\"a@example.com\",\"to\":\"drop-1@example.com\","
                             "\"subject\":\"s\",\"text\":\"t\"}");
+    json_t *e = send_ok(&d, "{\"from\":\"a@example.com\",\"to\":\"dropmid-1@example.com\","
+                            "\"subject\":\"s\",\"text\":\"t\"}");
     /* 554 after DATA: every recipient bounced at once, the job discarded. */
     json_t *m = final(&d, str(a, "id"));
     ASSERT_STREQ(str(m, "state"), "discarded");
@@ -458,6 +436,12 @@ TEST(faults_after_data_defer_or_bounce_every_recipient)
     expect_rcpt(m, "drop-1@example.com", "bounced", 0, "gave up");
     ASSERT(rcpt_count(&s, "drop-1@example.com") >= 2);
     json_decref(m);
+    /* Hung up in the middle of the message: the same. */
+    m = final(&d, str(e, "id"));
+    expect_rcpt(m, "dropmid-1@example.com", "bounced", 0, "gave up");
+    ASSERT(rcpt_count(&s, "dropmid-1@example.com") >= 2);
+    json_decref(m);
+    json_decref(e);
     json_decref(a);
     json_decref(b);
     json_decref(c);
