@@ -167,6 +167,23 @@ static int take_mailbox(InternetAddress *ia, mail_addr *out, const char **why)
     return 0;
 }
 
+/* Whether s has '[' or ']' outside a quoted string: an address literal,
+ * which outbox refuses anyway, refused before GMime sees it (GMime 3.2.13
+ * leaks memory on a literal followed by an unterminated comment). */
+static bool has_literal(const char *s)
+{
+    bool quoted = false;
+    for (; *s; s++) {
+        if (*s == '\\' && quoted && s[1])
+            s++;
+        else if (*s == '"')
+            quoted = !quoted;
+        else if (!quoted && (*s == '[' || *s == ']'))
+            return true;
+    }
+    return false;
+}
+
 int mail_addr_parse(const char *s, mail_addr *out, const char **why)
 {
     *out = (mail_addr){0};
@@ -177,6 +194,10 @@ int mail_addr_parse(const char *s, mail_addr *out, const char **why)
     }
     if (n > 998 || !mail_text_ok(s, n)) {
         *why = n > 998 ? "longer than 998 bytes" : "has a control character or invalid UTF-8";
+        return OB_EINVAL;
+    }
+    if (has_literal(s)) {
+        *why = "'[' and ']' belong in a quoted name; address literals are not accepted";
         return OB_EINVAL;
     }
     InternetAddressList *l = internet_address_list_parse(NULL, s);

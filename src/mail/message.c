@@ -419,10 +419,12 @@ static char *make_message_id(const char *from)
     return s;
 }
 
+/* What make_message_id makes: "<", 32 hex, "@", a domain (at most 253), ">"
+ * is at most 288 bytes; 300 leaves room for ids made by earlier versions. */
 static bool message_id_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n < 5 || n > 250 || s[0] != '<' || s[n - 1] != '>' || !strchr(s, '@'))
+    if (n < 5 || n > 300 || s[0] != '<' || s[n - 1] != '>' || !strchr(s, '@'))
         return false;
     for (size_t i = 1; i < n - 1; i++)
         if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == '<' || s[i] == '>')
