@@ -11,6 +11,7 @@
 # touched and nothing listens off loopback. Needs root (Postfix's master
 # drops to the postfix user itself). The queue is fsynced as by default.
 set -eu
+PATH=$PATH:/usr/sbin:/sbin # postfix, postconf
 cmd=$1 dir=$2
 case $cmd in
 start)
