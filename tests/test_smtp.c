@@ -18,6 +18,7 @@
 #include <gmime/gmime.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -790,6 +791,68 @@ TEST(messages_api_validates_batches_and_waits)
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }
 
+/* ---- the outcome, pushed ---- */
+
+static pthread_mutex_t cb_mu = PTHREAD_MUTEX_INITIALIZER;
+static char cb_body[65536];
+
+static void on_callback(ob_http_req *r, void *a)
+{
+    (void)a;
+    size_t n;
+    const void *body = ob_http_body(r, &n);
+    pthread_mutex_lock(&cb_mu);
+    snprintf(cb_body, sizeof cb_body, "%.*s", (int)n, (const char *)body);
+    pthread_mutex_unlock(&cb_mu);
+    ob_http_reply(r, 204, NULL, NULL, 0);
+}
+
+TEST(a_final_outcome_fires_the_callback_and_an_event)
+{
+    ob_http_opts o;
+    t_opts(&o);
+    ob_http_server *cb;
+    ASSERT_OK(ob_http_server_new(&o, &cb));
+    ASSERT_OK(ob_http_route(cb, "POST", "/cb", on_callback, NULL, 0));
+    int cport = t_start(cb);
+    server s = relay_start("relay", NULL);
+    od d = od_smtp(NULL, s.port, NULL, NULL);
+    char cmd[256], body[512];
+    snprintf(cmd, sizeof cmd, "timeout 4 curl -s -N '%s/v1/events?kind=mail.send' > ev.txt &",
+             d.url);
+    ASSERT_EQ(system(cmd), 0);
+    h_sleep_ms(300);
+    snprintf(body, sizeof body,
+             "{\"from\":\"a@example.com\",\"to\":[\"ok-1@example.com\",\"rcpt550-1@example.com\"],"
+             "\"subject\":\"s\",\"text\":\"t\",\"callback_url\":\"http://127.0.0.1:%d/cb\"}",
+             cport);
+    json_t *v = send_ok(&d, body);
+    json_t *m = final(&d, str(v, "id"));
+    ASSERT_STREQ(str(m, "state"), "completed");
+    /* The callback: the message's job, each recipient's outcome in it. */
+    bool got = false;
+    for (int i = 0; i < 200 && !got; i++) {
+        pthread_mutex_lock(&cb_mu);
+        got = strstr(cb_body, str(v, "id")) && strstr(cb_body, "\"rcpt550-1@example.com\"") &&
+              strstr(cb_body, "\"bounced\"") && strstr(cb_body, "\"delivered\"");
+        pthread_mutex_unlock(&cb_mu);
+        if (!got)
+            h_sleep_ms(20);
+    }
+    ASSERT(got);
+    /* The event stream saw it complete. */
+    h_sleep_ms(300);
+    char *ev;
+    t_run(&ev, "cat ev.txt");
+    ASSERT(strstr(ev, str(v, "id")) && strstr(ev, "\"state\":\"completed\""));
+    free(ev);
+    json_decref(m);
+    json_decref(v);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    server_stop(&s);
+    ob_http_server_free(cb);
+}
+
 /* ---- outbox send ---- */
 
 static int cli(char **out, const od *d, const char *args)
@@ -862,6 +925,7 @@ static const test_case tests[] = {
     T(kill_9_during_data_then_restart_delivers_with_the_same_message_id),
     T(messages_api_validates_batches_and_waits),
     T(cli_send_shows_each_recipient_and_exits_by_outcome),
+    T(a_final_outcome_fires_the_callback_and_an_event),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }
