@@ -100,7 +100,8 @@ static const opt opts[] = {
     {"max-recipients", N(max_recipients, 1, 10000), "recipients of one message (default 50)"},
     {"max-message", N(max_message, 1024, 48L << 20), "message bytes, bodies and attachments "
                                                      "decoded (default 10 MiB)"},
-    {"max-batch", N(max_batch, 1, 10000), "messages per /v1/messages/batch (default 100)"},
+    {"max-batch", N(max_batch, 1, 10000), "items per /v1/jobs/batch or /v1/messages/batch "
+                                          "(default 100)"},
 };
 #undef S
 #undef N

@@ -108,6 +108,19 @@ static char *post(const od *d, const char *headers, const char *body)
     return out;
 }
 
+/* POST a body to a path: "<status>\n<body>" (malloc'd). */
+static char *post_to(const od *d, const char *path, const char *body)
+{
+    char *out;
+    FILE *f = fopen("body.json", "w");
+    fputs(body, f);
+    fclose(f);
+    t_run(&out, "curl -s -m 30 -o resp -w '%%{http_code}\\n' -H 'Content-Type: application/json' "
+                "--data-binary @body.json %s%s; cat resp",
+          d->url, path);
+    return out;
+}
+
 static char *get(const od *d, const char *path)
 {
     char *out;
@@ -182,6 +195,39 @@ TEST(job_endpoints_answer_and_refuse_naming_the_field)
     h_sleep_ms(300);
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     EXPECT(get(&d, path), "200", "\"state\":\"available\"");
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
+TEST(a_batch_of_jobs_is_stored_item_by_item)
+{
+    od d = od_start("--workers 0 --max-batch 4");
+    char *out;
+    t_run(&out, "curl -s -m 30 -w '\\n%%{http_code}' -H 'Content-Type: application/json' "
+                "-d '{\"jobs\":[{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://127.0.0.1:1/\"}},"
+                "{\"kind\":\"nope\"},{\"kind\":\"http.request\",\"unique_key\":\"u1\","
+                "\"payload\":{\"url\":\"http://127.0.0.1:1/\"}},{\"kind\":\"http.request\","
+                "\"unique_key\":\"u1\",\"payload\":{\"url\":\"http://127.0.0.1:1/\"}}]}' "
+                "%s/v1/jobs/batch",
+          d.url);
+    json_t *v = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    ASSERT(strstr(out, "\n200"));
+    json_t *r = json_object_get(v, "results");
+    ASSERT_EQ(json_array_size(r), 4);
+    ASSERT_STREQ(json_string_value(json_object_get(json_array_get(r, 0), "state")), "available");
+    json_t *e = json_object_get(json_array_get(r, 1), "error");
+    ASSERT(e && json_integer_value(json_object_get(e, "status")) >= 400);
+    ASSERT_STREQ(json_string_value(json_object_get(e, "field")), "kind");
+    /* One unique key, twice in the batch: one job, named by both. */
+    const char *u1 = json_string_value(json_object_get(json_array_get(r, 2), "id"));
+    const char *u2 = json_string_value(json_object_get(json_array_get(r, 3), "id"));
+    ASSERT(u1 && u2 && strcmp(u1, u2) == 0);
+    ASSERT_STREQ(json_string_value(json_object_get(json_array_get(r, 3), "state")), "existing");
+    json_decref(v);
+    free(out);
+    ASSERT_EQ(job_count(&d), 2);
+    /* Too many, or none: refused whole. */
+    EXPECT(post_to(&d, "/v1/jobs/batch", "[{},{},{},{},{}]"), "413", "\"field\":\"jobs\"");
+    EXPECT(post_to(&d, "/v1/jobs/batch", "{\"jobs\":[]}"), "422", "\"field\":\"jobs\"");
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }
 
@@ -635,6 +681,7 @@ TEST(kill_9_under_load_loses_no_acknowledged_job)
 
 static const test_case tests[] = {
     T(job_endpoints_answer_and_refuse_naming_the_field),
+    T(a_batch_of_jobs_is_stored_item_by_item),
     T(bad_input_is_a_clear_4xx_and_stores_nothing),
     T(idempotency_key_same_body_same_job_other_body_409),
     T(prefer_wait_holds_until_final_or_times_out),

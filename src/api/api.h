@@ -7,6 +7,8 @@
  *              fuzzed)
  *   render.c   jobs as JSON
  *   jobs_api.c /v1/jobs and its members
+ *   batch.c    /v1/jobs/batch, /v1/messages/batch: many items, one request
+ *   messages_api.c, mail_send.c  /v1/messages and the mail.send job kind
  *   wait.c     `Prefer: wait=N`: holding a response until a job is final,
  *              with no thread blocked per waiting client
  *   events.c   GET /v1/events: state changes as server-sent events
@@ -40,7 +42,7 @@ typedef struct api_opts {
     int max_event_clients;     /* /v1/events connections; default 64 */
     size_t max_job_payload;    /* POST /v1/jobs payload bytes; default 1 MiB */
     const ob_mail_limits *mail_limits; /* NULL: no /v1/messages */
-    int max_batch;             /* messages per /v1/messages/batch; default 100 */
+    int max_batch;             /* items per /v1/jobs/batch, /v1/messages/batch; default 100 */
 } api_opts;
 
 void api_opts_init(api_opts *o);
@@ -128,6 +130,21 @@ char *api_make_meta(const char *callback_url, const char *sha);
 /* GET of the job named by the "id" parameter (404 unless of `kind`, when
  * not NULL), with Prefer: wait. */
 void api_get_job(api *a, ob_http_req *r, const char *kind);
+
+/* ---- batch.c: many items in one request ---- */
+typedef struct api_batch api_batch;
+/* The items of a batch body ({"NAME": [...]} or the array), or NULL after
+ * answering why not (no Idempotency-Key, 1..max_batch items). */
+const json_t *api_batch_list(api *a, ob_http_req *r, const json_t *body, const char *name);
+/* Suspend r for a batch of n items; NULL after answering an error. */
+api_batch *api_batch_begin(ob_http_req *r, size_t n);
+/* Item i: enqueue p (its unique_key, callback_url and view as for one
+ * POST; takes p->extra), or refuse it with an error as its result. */
+void api_batch_enqueue(api *a, api_batch *b, size_t i, api_post *p);
+void api_batch_refuse(api_batch *b, size_t i, int status, const char *code, const char *msg,
+                      const char *field);
+/* Every item issued: the answer goes once the last is durable. */
+void api_batch_end(api_batch *b);
 
 /* ---- messages_api.c ---- */
 int api_messages_routes(api *a, ob_http_server *srv);

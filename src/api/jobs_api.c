@@ -197,6 +197,34 @@ void api_enqueue(api *a, ob_http_req *r, api_post *p)
     free(meta);
 }
 
+/* Decode one job of a POST. 0 with *in filled (clear it), or -1 with the
+ * refusal in *status, *code, *why, field[cap]. */
+static int decode_post(api *a, const json_t *body, api_job_in *in, int *status, const char **code,
+                       const char **why, char *field, size_t cap)
+{
+    const char *f = NULL;
+    *status = 422;
+    *code = "invalid";
+    if (api_decode_job(body, ob_now_ms(), in, &f, why)) {
+        *code = f && strcmp(*why, "unknown member") == 0 ? "unknown_field" : "invalid";
+        snprintf(field, cap, "%s", f ? f : "");
+        return -1;
+    }
+    if (in->j.payload_len > a->o.max_job_payload) {
+        *status = 413;
+        *code = "too_large";
+        *why = "the payload is larger than --max-payload";
+        snprintf(field, cap, "payload");
+        return -1;
+    }
+    if (strcmp(in->j.kind, "http.request") == 0 &&
+        hr_check_payload(json_object_get(body, "payload"), &f, why)) {
+        snprintf(field, cap, "payload%s%s", f ? "." : "", f ? f : "");
+        return -1;
+    }
+    return 0;
+}
+
 static void post_job(ob_http_req *r, void *arg)
 {
     api *a = arg;
@@ -204,26 +232,44 @@ static void post_job(ob_http_req *r, void *arg)
     if (!body)
         return;
     api_job_in in;
-    const char *field, *why;
-    int rc = api_decode_job(body, ob_now_ms(), &in, &field, &why);
-    if (rc) {
-        ob_http_reply_error(r, 422, field && strcmp(why, "unknown member") == 0 ? "unknown_field"
-                                                                               : "invalid",
-                            why, field);
-    } else if (in.j.payload_len > a->o.max_job_payload) {
-        ob_http_reply_error(r, 413, "too_large", "the payload is larger than --max-payload",
-                            "payload");
-    } else if (strcmp(in.j.kind, "http.request") == 0 &&
-               hr_check_payload(json_object_get(body, "payload"), &field, &why)) {
-        char f[80];
-        snprintf(f, sizeof f, "payload%s%s", field ? "." : "", field ? field : "");
-        ob_http_reply_error(r, 422, "invalid", why, f);
+    int status;
+    const char *code, *why;
+    char field[80];
+    if (decode_post(a, body, &in, &status, &code, &why, field, sizeof field)) {
+        ob_http_reply_error(r, status, code, why, field[0] ? field : NULL);
     } else {
         api_post p = {.j = in.j, .callback_url = in.callback_url, .unique_key = in.unique_key,
                       .view = "/v1/jobs/"};
         api_enqueue(a, r, &p);
     }
     api_job_in_clear(&in);
+}
+
+/* POST /v1/jobs/batch: {"jobs": [...]}, each as for POST /v1/jobs. */
+static void post_jobs_batch(ob_http_req *r, void *arg)
+{
+    api *a = arg;
+    json_t *body = ob_http_body_json(r);
+    const json_t *list = body ? api_batch_list(a, r, body, "jobs") : NULL;
+    api_batch *b = list ? api_batch_begin(r, json_array_size(list)) : NULL;
+    if (!b)
+        return;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        api_job_in in;
+        int status;
+        const char *code, *why;
+        char field[80];
+        if (decode_post(a, json_array_get(list, i), &in, &status, &code, &why, field,
+                        sizeof field)) {
+            api_batch_refuse(b, i, status, code, why, field);
+        } else {
+            api_post p = {.j = in.j, .callback_url = in.callback_url,
+                          .unique_key = in.unique_key, .view = "/v1/jobs/"};
+            api_batch_enqueue(a, b, i, &p);
+        }
+        api_job_in_clear(&in);
+    }
+    api_batch_end(b);
 }
 
 /* ---- GET /v1/jobs/{id} ---- */
@@ -365,6 +411,7 @@ int api_jobs_routes(api *a, ob_http_server *srv)
 {
     int rc;
     if ((rc = api_route(a, srv, "POST", "/v1/jobs", post_job, OB_HTTP_JSON)) ||
+        (rc = api_route(a, srv, "POST", "/v1/jobs/batch", post_jobs_batch, OB_HTTP_JSON)) ||
         (rc = api_route(a, srv, "GET", "/v1/jobs", list_jobs, 0)) ||
         (rc = api_route(a, srv, "GET", "/v1/jobs/{id}", get_job, 0)) ||
         (rc = api_route(a, srv, "POST", "/v1/jobs/{id}/cancel", cancel_job, 0)) ||

@@ -7,10 +7,9 @@
  *                            the recipients (all "pending"), exactly as
  *                            POST /v1/jobs (Idempotency-Key, Prefer: wait).
  *   POST /v1/messages/batch  up to max_batch messages, each validated and
- *                            stored on its own: one result per message, in
- *                            order, answered once every accepted one is
- *                            durable (200; a refused message's result is
- *                            its error).
+ *                            stored on its own (batch.c): one result per
+ *                            message, in order, answered once every
+ *                            accepted one is durable.
  *   GET  /v1/messages/{id}   the job, with each recipient's state (404 for
  *                            a job that is not a message).
  *
@@ -18,8 +17,6 @@
  * carry send_at (RFC 3339: when to send) and callback_url (POSTed the job
  * once final, as for /v1/jobs).
  */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,153 +135,27 @@ static void post_message(ob_http_req *r, void *arg)
     msg_in_clear(&in);
 }
 
-/* ---- POST /v1/messages/batch ---- */
-
-/* One batch in flight: its results fill in as the engine answers; the last
- * answer (or the handler, if nothing was accepted) replies. */
-typedef struct batch {
-    ob_http_later *later;
-    pthread_mutex_t mu;
-    json_t *results; /* one per message, in order */
-    atomic_int left; /* enqueues not yet answered, plus one held by the handler */
-} batch;
-
-typedef struct slot {
-    batch *b;
-    size_t i;
-    char *extra; /* owned */
-    bool scheduled;
-} slot;
-
-static void batch_done(batch *b)
-{
-    if (atomic_fetch_sub(&b->left, 1) != 1)
-        return;
-    json_t *v = json_pack("{s:o}", "results", b->results);
-    ob_http_later_reply_json(b->later, 200, v);
-    json_decref(v);
-    pthread_mutex_destroy(&b->mu);
-    free(b);
-}
-
-static json_t *error_json(int status, const char *code, const char *msg, const char *field)
-{
-    return json_pack("{s:{s:i, s:s, s:s, s:s?}}", "error", "status", status, "code", code,
-                     "message", msg, "field", field && *field ? field : NULL);
-}
-
-/* The engine's answer for one message (commit thread). */
-static void slot_enqueued(void *arg, int rc, const ob_id *id, bool existed)
-{
-    (void)existed; /* batch messages carry no unique key */
-    slot *s = arg;
-    json_t *v;
-    if (rc) {
-        const char *code;
-        int status = api_status(rc, &code);
-        v = error_json(status, code, ob_strerror(rc), NULL);
-    } else {
-        char ids[OB_ID_STRLEN + 1], url[64];
-        ob_id_format(id, ids);
-        snprintf(url, sizeof url, "/v1/messages/%s", ids);
-        char *text = NULL;
-        if (asprintf(&text, "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s\"%s}", ids,
-                     s->scheduled ? "scheduled" : "available", url, s->extra) < 0)
-            text = NULL;
-        v = text ? json_loads(text, 0, NULL) : NULL;
-        free(text);
-    }
-    pthread_mutex_lock(&s->b->mu);
-    json_array_set_new(s->b->results, s->i, v ? v : json_null());
-    pthread_mutex_unlock(&s->b->mu);
-    batch_done(s->b);
-    free(s->extra);
-    free(s);
-}
-
-/* Validate and enqueue message i of the batch; a refusal is its result. */
-static void batch_one(api *a, batch *b, size_t i, const json_t *body)
-{
-    msg_in in;
-    problem e;
-    json_t *err = NULL;
-    slot *s = NULL;
-    if (decode(a, body, &in, &e)) {
-        err = error_json(e.status, e.code, e.message, e.field);
-    } else {
-        const char *field = NULL;
-        char *meta = api_make_meta(in.p.callback_url, NULL);
-        in.p.j.meta = meta;
-        int rc = ob_new_job_check(a->o.engine, &in.p.j, &field);
-        if (!rc && !(s = calloc(1, sizeof *s)))
-            rc = OB_ENOMEM;
-        if (!rc) {
-            *s = (slot){.b = b, .i = i, .extra = in.p.extra,
-                        .scheduled = in.p.j.run_at_ms > ob_now_ms()};
-            in.p.extra = NULL;
-            atomic_fetch_add(&b->left, 1);
-            if ((rc = ob_enqueue_async(a->o.engine, &in.p.j, slot_enqueued, s))) {
-                atomic_fetch_sub(&b->left, 1);
-                free(s->extra);
-                free(s);
-            }
-        }
-        if (rc) {
-            const char *code;
-            int status = api_status(rc, &code);
-            err = error_json(status, code, ob_strerror(rc), field);
-        }
-        free(meta);
-    }
-    if (err) {
-        pthread_mutex_lock(&b->mu);
-        json_array_set_new(b->results, i, err);
-        pthread_mutex_unlock(&b->mu);
-    }
-    msg_in_clear(&in);
-}
+/* ---- POST /v1/messages/batch (batch.c) ---- */
 
 static void post_batch(ob_http_req *r, void *arg)
 {
     api *a = arg;
     json_t *body = ob_http_body_json(r);
-    if (!body)
+    const json_t *list = body ? api_batch_list(a, r, body, "messages") : NULL;
+    api_batch *b = list ? api_batch_begin(r, json_array_size(list)) : NULL;
+    if (!b)
         return;
-    if (ob_http_header(r, "Idempotency-Key")) {
-        ob_http_reply_error(r, 400, "invalid", "a batch takes no Idempotency-Key: send messages "
-                            "one by one to use it", "Idempotency-Key");
-        return;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        msg_in in;
+        problem e;
+        if (decode(a, json_array_get(list, i), &in, &e)) {
+            api_batch_refuse(b, i, e.status, e.code, e.message, e.field);
+            continue;
+        }
+        api_batch_enqueue(a, b, i, &in.p);
+        msg_in_clear(&in);
     }
-    json_t *list = json_is_array(body) ? body : json_object_get(body, "messages");
-    if (!json_is_array(list) || (list != body && json_object_size(body) != 1)) {
-        ob_http_reply_error(r, 422, "invalid", "a batch is {\"messages\": [...]} (or the array)",
-                            "messages");
-        return;
-    }
-    size_t n = json_array_size(list);
-    if (n == 0 || n > (size_t)a->o.max_batch) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "from 1 to %d messages", a->o.max_batch);
-        ob_http_reply_error(r, n ? 413 : 422, n ? "too_large" : "invalid", msg, "messages");
-        return;
-    }
-    batch *b = calloc(1, sizeof *b);
-    json_t *results = json_array();
-    for (size_t i = 0; results && i < n; i++)
-        json_array_append_new(results, json_null());
-    int rc = b && results ? ob_http_suspend(r, &b->later) : OB_ENOMEM;
-    if (rc) {
-        free(b);
-        json_decref(results);
-        api_reply_rc(r, rc, NULL);
-        return;
-    }
-    b->results = results;
-    pthread_mutex_init(&b->mu, NULL);
-    atomic_init(&b->left, 1); /* the handler's hold */
-    for (size_t i = 0; i < n; i++)
-        batch_one(a, b, i, json_array_get(list, i));
-    batch_done(b);
+    api_batch_end(b);
 }
 
 /* ---- GET /v1/messages/{id} ---- */

@@ -1,0 +1,166 @@
+/*
+ * batch.c - many jobs in one request: POST /v1/jobs/batch and
+ * POST /v1/messages/batch. Each item is decoded by its endpoint and stored
+ * on its own (a bad item does not stop the others); the answer, 200 with
+ * one result per item in order, goes out once every accepted item is
+ * durable. A result is what the single POST would have answered — {id,
+ * state, status_url, ...} — or {"error": {status, code, message, field}}.
+ *
+ * Items are enqueued with ob_enqueue_async, so all of a batch's items
+ * usually share one commit and one fsync.
+ *
+ * Invariant B1: the batch is answered exactly once, by whoever drops
+ * `left` to zero; the handler holds one count until it has issued every
+ * item, so an early engine answer cannot reply before the last item went
+ * in.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+
+struct api_batch {
+    ob_http_later *later;
+    pthread_mutex_t mu;
+    json_t *results;  /* one per item, in order */
+    atomic_int left;  /* B1 */
+};
+
+typedef struct slot {
+    api_batch *b;
+    size_t i;
+    const char *view;
+    char *extra; /* owned */
+    bool scheduled;
+} slot;
+
+static void set_result(api_batch *b, size_t i, json_t *v)
+{
+    pthread_mutex_lock(&b->mu);
+    json_array_set_new(b->results, i, v ? v : json_null());
+    pthread_mutex_unlock(&b->mu);
+}
+
+void api_batch_end(api_batch *b)
+{
+    if (atomic_fetch_sub(&b->left, 1) != 1)
+        return;
+    json_t *v = json_pack("{s:o}", "results", b->results);
+    ob_http_later_reply_json(b->later, 200, v);
+    json_decref(v);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+void api_batch_refuse(api_batch *b, size_t i, int status, const char *code, const char *msg,
+                      const char *field)
+{
+    set_result(b, i, json_pack("{s:{s:i, s:s, s:s, s:s?}}", "error", "status", status, "code",
+                               code, "message", msg, "field", field && *field ? field : NULL));
+}
+
+static void refuse_rc(api_batch *b, size_t i, int rc, const char *field)
+{
+    const char *code;
+    int status = api_status(rc, &code);
+    api_batch_refuse(b, i, status, code, ob_strerror(rc), field);
+}
+
+/* The engine's answer for one item (commit thread). */
+static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
+{
+    slot *s = arg;
+    if (rc) {
+        refuse_rc(s->b, s->i, rc, NULL);
+    } else {
+        char ids[OB_ID_STRLEN + 1], *text = NULL;
+        ob_id_format(id, ids);
+        const char *state = existed ? "existing" : s->scheduled ? "scheduled" : "available";
+        if (asprintf(&text, "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s%s\"%s}", ids,
+                     state, s->view, ids, s->extra ? s->extra : "") < 0)
+            text = NULL;
+        set_result(s->b, s->i, text ? json_loads(text, 0, NULL) : NULL);
+        free(text);
+    }
+    api_batch_end(s->b);
+    free(s->extra);
+    free(s);
+}
+
+void api_batch_enqueue(api *a, api_batch *b, size_t i, api_post *p)
+{
+    char key[OB_UNIQUE_KEY_MAX + 16];
+    if (p->unique_key) {
+        if (snprintf(key, sizeof key, "key:%s", p->unique_key) >= (int)sizeof key) {
+            api_batch_refuse(b, i, 413, "too_large", "unique_key is too long", "unique_key");
+            return;
+        }
+        p->j.unique_key = key;
+    }
+    char *meta = api_make_meta(p->callback_url, NULL);
+    p->j.meta = meta;
+    const char *field = NULL;
+    slot *s = NULL;
+    int rc = ob_new_job_check(a->o.engine, &p->j, &field);
+    if (!rc && !(s = calloc(1, sizeof *s)))
+        rc = OB_ENOMEM;
+    if (!rc) {
+        *s = (slot){.b = b, .i = i, .view = p->view, .extra = p->extra,
+                    .scheduled = p->j.run_at_ms > ob_now_ms()};
+        p->extra = NULL;
+        atomic_fetch_add(&b->left, 1);
+        if ((rc = ob_enqueue_async(a->o.engine, &p->j, enqueued, s))) {
+            atomic_fetch_sub(&b->left, 1);
+            p->extra = s->extra;
+            free(s);
+        }
+    }
+    if (rc)
+        refuse_rc(b, i, rc, field);
+    free(meta);
+}
+
+const json_t *api_batch_list(api *a, ob_http_req *r, const json_t *body, const char *name)
+{
+    char msg[128];
+    if (ob_http_header(r, "Idempotency-Key")) {
+        ob_http_reply_error(r, 400, "invalid", "a batch takes no Idempotency-Key: give items a "
+                            "unique_key, or send them one by one", "Idempotency-Key");
+        return NULL;
+    }
+    const json_t *list = json_is_array(body) ? body : json_object_get(body, name);
+    if (!json_is_array(list) || (list != body && json_object_size(body) != 1)) {
+        snprintf(msg, sizeof msg, "a batch is {\"%s\": [...]} (or the array)", name);
+        ob_http_reply_error(r, 422, "invalid", msg, name);
+        return NULL;
+    }
+    size_t n = json_array_size(list);
+    if (n == 0 || n > (size_t)a->o.max_batch) {
+        snprintf(msg, sizeof msg, "from 1 to %d items", a->o.max_batch);
+        ob_http_reply_error(r, n ? 413 : 422, n ? "too_large" : "invalid", msg, name);
+        return NULL;
+    }
+    return list;
+}
+
+api_batch *api_batch_begin(ob_http_req *r, size_t n)
+{
+    api_batch *b = calloc(1, sizeof *b);
+    json_t *results = json_array();
+    for (size_t i = 0; results && i < n; i++)
+        json_array_append_new(results, json_null());
+    int rc = b && results ? ob_http_suspend(r, &b->later) : OB_ENOMEM;
+    if (rc) {
+        free(b);
+        json_decref(results);
+        api_reply_rc(r, rc, NULL);
+        return NULL;
+    }
+    b->results = results;
+    pthread_mutex_init(&b->mu, NULL);
+    atomic_init(&b->left, 1); /* the handler's hold (B1) */
+    return b;
+}
