@@ -95,30 +95,24 @@ static ob_http_server *target(int *port)
     return s;
 }
 
-/* POST a job: returns "<status>\n<body>" (malloc'd). */
-static char *post(const od *d, const char *headers, const char *body)
+/* POST a body to a path, with extra curl arguments (headers, may be
+ * NULL): "<status>\n<body>" (malloc'd). */
+static char *post_to(const od *d, const char *path, const char *headers, const char *body)
 {
     char *out;
     FILE *f = fopen("body.json", "w");
     fputs(body, f);
     fclose(f);
     t_run(&out, "curl -s -m 30 -o resp -w '%%{http_code}\\n' -H 'Content-Type: application/json' "
-                "%s --data-binary @body.json %s/v1/jobs; cat resp",
-          headers ? headers : "", d->url);
+                "%s --data-binary @body.json %s%s; cat resp",
+          headers ? headers : "", d->url, path);
     return out;
 }
 
-/* POST a body to a path: "<status>\n<body>" (malloc'd). */
-static char *post_to(const od *d, const char *path, const char *body)
+/* POST a job: returns "<status>\n<body>" (malloc'd). */
+static char *post(const od *d, const char *headers, const char *body)
 {
-    char *out;
-    FILE *f = fopen("body.json", "w");
-    fputs(body, f);
-    fclose(f);
-    t_run(&out, "curl -s -m 30 -o resp -w '%%{http_code}\\n' -H 'Content-Type: application/json' "
-                "--data-binary @body.json %s%s; cat resp",
-          d->url, path);
-    return out;
+    return post_to(d, "/v1/jobs", headers, body);
 }
 
 static char *get(const od *d, const char *path)
@@ -226,8 +220,8 @@ TEST(a_batch_of_jobs_is_stored_item_by_item)
     free(out);
     ASSERT_EQ(job_count(&d), 2);
     /* Too many, or none: refused whole. */
-    EXPECT(post_to(&d, "/v1/jobs/batch", "[{},{},{},{},{}]"), "413", "\"field\":\"jobs\"");
-    EXPECT(post_to(&d, "/v1/jobs/batch", "{\"jobs\":[]}"), "422", "\"field\":\"jobs\"");
+    EXPECT(post_to(&d, "/v1/jobs/batch", NULL, "[{},{},{},{},{}]"), "413", "\"field\":\"jobs\"");
+    EXPECT(post_to(&d, "/v1/jobs/batch", NULL, "{\"jobs\":[]}"), "422", "\"field\":\"jobs\"");
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }
 
