@@ -76,14 +76,24 @@ static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
     if (rc) {
         refuse_rc(s->b, s->i, rc, NULL);
     } else {
-        char ids[OB_ID_STRLEN + 1], *text = NULL;
+        char ids[OB_ID_STRLEN + 1], url[64];
         ob_id_format(id, ids);
+        snprintf(url, sizeof url, "%s%s", s->view, ids);
         const char *state = existed ? "existing" : s->scheduled ? "scheduled" : "available";
-        if (asprintf(&text, "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s%s\"%s}", ids,
-                     state, s->view, ids, s->extra ? s->extra : "") < 0)
-            text = NULL;
-        set_result(s->b, s->i, text ? json_loads(text, 0, NULL) : NULL);
-        free(text);
+        json_t *v = json_pack("{s:s, s:s, s:s}", "id", ids, "state", state, "status_url", url);
+        if (v && s->extra) { /* ",\"name\":value..." read as an object, merged */
+            size_t n = strlen(s->extra);
+            char *obj = malloc(n + 2);
+            json_t *more = NULL;
+            if (obj) {
+                snprintf(obj, n + 2, "{%s}", s->extra + 1);
+                more = json_loads(obj, 0, NULL);
+                free(obj);
+            }
+            json_object_update(v, more);
+            json_decref(more);
+        }
+        set_result(s->b, s->i, v);
     }
     api_batch_end(s->b);
     free(s->extra);
