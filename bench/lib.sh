@@ -10,9 +10,11 @@ free_port() { # a TCP port on 127.0.0.1 nobody listens on
     done
 }
 
-until_up() { # until_up URL: wait until it answers (10 s at most)
+until_up() { # until_up URL: wait until it answers (10 s at most); else show outboxd's log
     for _ in $(seq 500); do curl -s -o /dev/null "$1" && return 0; sleep 0.02; done
-    ob_say "nothing answers at $1"; exit 1
+    ob_say "nothing answers at $1"
+    [ -f "${tmp:-/nonexistent}/outboxd.log" ] && tail -n 20 "$tmp/outboxd.log" >&2
+    exit 1
 }
 
 metric() { # metric PORT NAME: the value of a sample in outboxd's /metrics (0 if absent)
