@@ -117,8 +117,8 @@ typedef struct api_post {
     const char *callback_url; /* or NULL */
     const char *unique_key;   /* the body's unique_key, or NULL */
     const char *view;         /* the status URL's prefix: "/v1/jobs/", "/v1/messages/" */
-    char *extra;              /* owned (taken by api_enqueue): ",\"name\":value..." added
-                                 to the 202 body, or NULL */
+    json_t *extra;            /* owned (taken by api_enqueue): members added to the
+                                 202 body, or NULL */
 } api_post;
 
 /* Enqueue p for request r and answer it once the job is durable (202),

@@ -33,7 +33,7 @@ typedef struct slot {
     api_batch *b;
     size_t i;
     const char *view;
-    char *extra; /* owned */
+    json_t *extra; /* owned, or NULL */
     bool scheduled;
 } slot;
 
@@ -81,22 +81,12 @@ static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
         snprintf(url, sizeof url, "%s%s", s->view, ids);
         const char *state = existed ? "existing" : s->scheduled ? "scheduled" : "available";
         json_t *v = json_pack("{s:s, s:s, s:s}", "id", ids, "state", state, "status_url", url);
-        if (v && s->extra) { /* ",\"name\":value..." read as an object, merged */
-            size_t n = strlen(s->extra);
-            char *obj = malloc(n + 2);
-            json_t *more = NULL;
-            if (obj) {
-                snprintf(obj, n + 2, "{%s}", s->extra + 1);
-                more = json_loads(obj, 0, NULL);
-                free(obj);
-            }
-            json_object_update(v, more);
-            json_decref(more);
-        }
+        if (v && s->extra)
+            json_object_update(v, s->extra);
         set_result(s->b, s->i, v);
     }
     api_batch_end(s->b);
-    free(s->extra);
+    json_decref(s->extra);
     free(s);
 }
 

@@ -31,7 +31,7 @@ typedef struct enq {
     char sha[65];          /* of the request body */
     bool scheduled;
     const char *view;      /* "/v1/jobs/" or "/v1/messages/" */
-    char *extra;           /* owned: members added to the 202 body, or NULL */
+    json_t *extra;         /* owned: members added to the 202 body, or NULL */
 } enq;
 
 static void hex(const unsigned char *d, size_t n, char *out)
@@ -82,26 +82,26 @@ static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
     else if (q->wait_ms > 0)
         waitlist_add(q->a->w, id, q->later, q->wait_ms, 202);
     else {
-        /* The hot path, on the commit thread: printed, not built with
-         * jansson (an id is hex and dashes: nothing to escape). */
-        char ids[OB_ID_STRLEN + 1], url[64], small[256];
+        char ids[OB_ID_STRLEN + 1], url[64], body[192];
         ob_id_format(id, ids);
         snprintf(url, sizeof url, "%s%s", q->view, ids);
-        size_t cap = sizeof small + (q->extra ? strlen(q->extra) : 0);
-        char *body = q->extra ? malloc(cap) : small;
-        if (!body) {
-            api_later_rc(q->later, OB_ENOMEM, NULL);
+        const char *state = q->scheduled ? "scheduled" : "available";
+        ob_http_later_set_header(q->later, "Location", url);
+        if (q->extra) { /* a message: its members too */
+            json_t *v = json_pack("{s:s, s:s, s:s}", "id", ids, "state", state, "status_url", url);
+            json_object_update(v, q->extra);
+            ob_http_later_reply_json(q->later, 202, v);
+            json_decref(v);
         } else {
-            int n = snprintf(body, cap, "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s\"%s}",
-                             ids, q->scheduled ? "scheduled" : "available", url,
-                             q->extra ? q->extra : "");
-            ob_http_later_set_header(q->later, "Location", url);
+            /* The hot path, on the commit thread: printed, not built with
+             * jansson (an id is hex and dashes: nothing to escape). */
+            int n = snprintf(body, sizeof body,
+                             "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s\"}", ids,
+                             state, url);
             ob_http_later_reply(q->later, 202, "application/json", body, (size_t)n);
         }
-        if (body != small)
-            free(body);
     }
-    free(q->extra);
+    json_decref(q->extra);
     free(q);
 }
 
@@ -191,7 +191,7 @@ void api_enqueue(api *a, ob_http_req *r, api_post *p)
     q->wait_ms = w > a->o.max_wait_ms ? a->o.max_wait_ms : w;
     if ((rc = ob_enqueue_async(a->o.engine, &p->j, enqueued, q))) {
         api_later_rc(q->later, rc, NULL); /* not accepted: answer here */
-        free(q->extra);
+        json_decref(q->extra);
         free(q);
     }
     free(meta);

@@ -252,12 +252,18 @@ json_t *ms_recipients(const ob_job *j)
         return NULL;
     }
     json_decref(payload);
-    list = json_array();
-    for (size_t i = 0; i < ob_mail_rcpt_count(m); i++)
+    list = ms_pending(m);
+    ob_mail_free(m);
+    return list;
+}
+
+json_t *ms_pending(const ob_mail *m)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < ob_mail_rcpt_count(m); i++)
         json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:i}", "address",
                                               ob_mail_rcpt(m, i), "type", ob_mail_rcpt_type(m, i),
                                               "state", "pending", "attempts", 0));
-    ob_mail_free(m);
     return list;
 }
 

@@ -25,5 +25,7 @@ int ms_register(ob_engine *e, const ms_opts *o);
  * once an attempt ran, else every envelope recipient "pending". A new
  * reference, or NULL if the payload is not a stored message. */
 json_t *ms_recipients(const ob_job *j);
+/* Every envelope recipient of m, "pending" (a new reference; NULL on OOM). */
+json_t *ms_pending(const ob_mail *m);
 
 #endif

@@ -50,26 +50,15 @@ typedef struct msg_in {
 static void msg_in_clear(msg_in *in)
 {
     free(in->payload);
-    free(in->p.extra);
+    json_decref(in->p.extra);
     *in = (msg_in){0};
 }
 
-/* ",\"message_id\":...,\"recipients\":[...]" for the 202 body. */
-static char *extra_members(const ob_mail *m)
+/* {message_id, recipients} for the 202 body. */
+static json_t *extra_members(const ob_mail *m)
 {
-    json_t *list = json_array();
-    for (size_t i = 0; i < ob_mail_rcpt_count(m); i++)
-        json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "address", ob_mail_rcpt(m, i),
-                                              "type", ob_mail_rcpt_type(m, i), "state",
-                                              "pending"));
-    json_t *o = json_pack("{s:s, s:o}", "message_id", ob_mail_message_id(m), "recipients", list);
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    if (!s)
-        return NULL;
-    s[0] = ','; /* "{...}" -> ",..." and the closing brace dropped */
-    s[strlen(s) - 1] = '\0';
-    return s;
+    return json_pack("{s:s, s:o?}", "message_id", ob_mail_message_id(m), "recipients",
+                     ms_pending(m));
 }
 
 /* Decode one message (a JSON value) into *in. 0, or -1 with *e. */
