@@ -10,6 +10,13 @@
  *
  * `./test_x name` runs one test; OB_TEST_TIMEOUT (seconds) changes the
  * timeout (default 120).
+ *
+ * The store. OB_TEST_STORE=postgres runs the same tests on PostgreSQL (the
+ * contract suite: what one store promises, the other must too): the
+ * harness starts a private server (tests/pg_server.sh) for the run, unless
+ * OB_TEST_PG_URL names one, and test_url() gives each test a schema of its
+ * own. Tests that are about one store only are listed with T_ONLY(store,
+ * name); the others are skipped, and counted as skipped, on the other one.
  */
 #ifndef OB_TEST_H
 #define OB_TEST_H
@@ -24,17 +31,27 @@
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
+    const char *only; /* NULL, or the one store ("sqlite", "postgres") it is about */
 } test_case;
 
 #define TEST(name) static void name(void)
-#define T(name) {#name, name}
+#define T(name) {#name, name, NULL}
+#define T_ONLY(store, name) {#name, name, store}
 #define NTESTS(t) (sizeof(t) / sizeof((t)[0]))
 
 int test_main(int argc, char **argv, const test_case *tests, size_t n);
 /* The running test's temporary directory (absolute). */
 const char *test_dir(void);
-/* "sqlite:<test_dir>/<name>" in a static buffer. */
+/* The store the tests run on: "sqlite" (default) or "postgres". */
+const char *test_store(void);
+/* A store URL for `name`, in a static buffer: "sqlite:<test_dir>/<name>",
+ * or a PostgreSQL URL whose schema (created here) belongs to this test and
+ * name. */
 const char *test_url(const char *name);
+/* The PostgreSQL server's base URL (postgres store only), and a connection
+ * to `url` for a test's own SQL (fails the test if it cannot connect). */
+const char *test_pg_base(void);
+struct pg_conn *test_pg_connect(const char *url);
 void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 

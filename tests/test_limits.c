@@ -421,9 +421,9 @@ static const test_case tests[] = {
     T(long_error_is_truncated_to_valid_utf8),
     T(finished_jobs_are_pruned_after_retention),
     T(list_pages_newest_first_with_filters),
-    T(second_open_of_a_store_is_refused),
-    T(foreign_and_newer_files_are_refused),
-    T(store_from_an_older_version_is_migrated),
+    T_ONLY("sqlite", second_open_of_a_store_is_refused),
+    T_ONLY("sqlite", foreign_and_newer_files_are_refused),
+    T_ONLY("sqlite", store_from_an_older_version_is_migrated),
     T(meta_is_bounded_and_utf8),
 };
 

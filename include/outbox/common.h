@@ -36,6 +36,7 @@ enum {
     OB_ESCHEMA = -15,   /* the store was written by a newer outbox */
     OB_EGONE = -16,     /* the client has gone (closed, or its request timed out) */
     OB_EADDR = -17,     /* cannot listen on the address (in use, or not permitted) */
+    OB_EUNAVAIL = -18,  /* store: the database cannot be reached now; retry later */
 };
 
 /* Name of an OB_E* code, e.g. "queue full". Never NULL; static storage. */

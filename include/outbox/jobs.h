@@ -118,6 +118,8 @@ typedef struct ob_engine_opts {
     int64_t prune_interval_ms;  /* default 60000 */
     int64_t lease_grace_ms;     /* lease = timeout + grace; default 30000 */
     int64_t rescue_interval_ms; /* how often expired leases are looked for; default 5000 */
+    int64_t node_dead_ms;       /* postgres: a node silent this long is dead and its
+                                   running jobs are rescued; default 15000 */
     ob_kind_opts kind_defaults; /* used by ob_engine_register(…, NULL) */
 } ob_engine_opts;
 
@@ -127,7 +129,14 @@ void ob_engine_opts_init(ob_engine_opts *o);
 /* Open an engine on a store:
  *   "sqlite:PATH"   embedded SQLite database at PATH (created if missing);
  *                   one process at a time (a second open answers OB_ELOCKED).
- * Jobs left `running` by a process that died are rescued at open.
+ *                   Jobs left `running` by a process that died are rescued
+ *                   at open.
+ *   "postgres://USER@HOST:PORT/DB?options=-csearch_path%3DSCHEMA" (any libpq
+ *                   URL) a PostgreSQL database that any number of processes,
+ *                   on any machines, share: each is a node; jobs a dead node
+ *                   left running are rescued node_dead_ms after its last
+ *                   heartbeat. Tables go to the current schema.
+ * Either schema is created, or migrated from an older outbox, at open.
  * `opts` may be NULL for the defaults; it is copied.
  * On success *out owns the engine: release it with ob_engine_close().
  * Returns 0, OB_EINVAL (bad URL or option), OB_ELOCKED, OB_ESCHEMA, or a
@@ -135,7 +144,8 @@ void ob_engine_opts_init(ob_engine_opts *o);
 int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out);
 
 /* Whether the engine can take work: 0, or the error of its last store
- * commit (the store is failing), or OB_ESHUTDOWN (closing). */
+ * commit (the store is failing), OB_EUNAVAIL (the database does not answer
+ * this node's heartbeat), or OB_ESHUTDOWN (closing). */
 int ob_engine_ready(ob_engine *e);
 
 /* Counters of the commit thread, for benchmarks and metrics. */
@@ -231,6 +241,38 @@ typedef void (*ob_enqueued_fn)(void *arg, int rc, const ob_id *id, bool existed)
  * the engine is closing (OB_ESHUTDOWN), or max_inflight enqueues are
  * already pending (OB_EBUSY: answer "try later", do not block). */
 int ob_enqueue_async(ob_engine *e, const ob_new_job *j, ob_enqueued_fn done, void *arg);
+
+/* ---- transactional enqueue ---------------------------------------------
+ * Enqueue inside the caller's own open transaction, on the caller's own
+ * connection to the engine's database, so that the job exists if and only
+ * if the caller's transaction commits:
+ *
+ *   PQexec(conn, "BEGIN");
+ *   PQexec(conn, "INSERT INTO orders ...");
+ *   ob_enqueue_pg(e, conn, &job, &id, NULL);
+ *   PQexec(conn, "COMMIT");      // the job exists now, with the order
+ *
+ * The job is inserted with the caller's connection: it is durable when the
+ * caller's COMMIT returns, not when this call does; a ROLLBACK leaves no
+ * trace. Unique keys hold as for ob_enqueue (a key already taken gives
+ * that job's id and *existed). The engine's max_jobs is not checked.
+ * PostgreSQL: the tables are found in the schema the engine uses; nodes
+ * are told at COMMIT (NOTIFY) and claim at once.
+ * SQLite: `db` must be a connection to the engine's database file; call
+ * ob_engine_wake(e) after COMMIT for the job to start at once (else the
+ * engine notices within about a second).
+ * Returns 0, a check error (ob_new_job_check), OB_EINVAL (the engine's
+ * store is of the other kind), or a store error — then abort the
+ * transaction: the statement failed inside it. */
+struct pg_conn; /* libpq's PGconn */
+struct sqlite3; /* SQLite's sqlite3 */
+int ob_enqueue_pg(ob_engine *e, struct pg_conn *conn, const ob_new_job *j, ob_id *id,
+                  bool *existed);
+int ob_enqueue_sqlite(ob_engine *e, struct sqlite3 *db, const ob_new_job *j, ob_id *id,
+                      bool *existed);
+/* Look again for work and timers now: after a transactional enqueue was
+ * committed. Any thread. */
+void ob_engine_wake(ob_engine *e);
 
 /* ---- looking at jobs ------------------------------------------------ */
 

@@ -24,6 +24,7 @@ const char *ob_strerror(int rc)
     case OB_ESCHEMA: return "store written by a newer version";
     case OB_EGONE: return "the client has gone";
     case OB_EADDR: return "cannot listen on the address (in use, or not permitted)";
+    case OB_EUNAVAIL: return "store unavailable: the database cannot be reached; retry later";
     }
     return "unknown error";
 }

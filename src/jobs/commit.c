@@ -13,8 +13,12 @@
  *   1. begin
  *   2. apply each op (a refused op — queue full, stale answer — fails alone)
  *   3. chores that are due: promote due jobs, rescue expired leases, prune
+ *      (the last two only on the leader of a shared store), and refresh
+ *      what other processes may have changed (timers, counts)
  *   4. claim jobs for every pool with free capacity and possibly work
- *   5. commit — only now is anything acknowledged (invariant C1)
+ *      (none while the store says this process is cut off: C5)
+ *   5. tell other processes of new work (shared stores), commit — only
+ *      now is anything acknowledged (invariant C1)
  *   6. hand claimed jobs to workers, deliver cancellations, publish events,
  *      call each op's done()
  * If any store call or the commit fails, the batch is rolled back whole:
@@ -32,6 +36,8 @@
  *   C4  Only this thread touches the store's writer side, the idgen, the
  *       timers and pool.maybe_work (before the thread starts, commit_start
  *       does, on the opening thread).
+ *   C5  No claim while store.health fails: a node that cannot heartbeat
+ *       may be declared dead, and its jobs rescued, at any moment.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +48,8 @@
 #define PROMOTE_MAX 1000 /* jobs promoted per batch */
 #define RESCUE_MAX 256   /* leases rescued per batch */
 #define DEFER_MS 1000    /* retry of answers whose commit failed */
+#define REFRESH_MS 1000  /* look for work other processes made (shared) */
+#define RECOUNT_MS 10000 /* recount unfinished jobs (shared) */
 
 typedef struct claim_rec {
     pool *p;
@@ -55,9 +63,15 @@ struct batch {
     size_t nev, evcap;
     int64_t delta;      /* change to `unfinished` if this batch commits */
     bool new_work;      /* a job became available: pools may claim */
+    bool made_work;     /* ... because of this batch (others are told) */
+    int64_t new_due;    /* earliest run_at this batch scheduled */
+    bool recounted;     /* `unfinished` was counted: set, not added to */
+    int64_t count;
     bool chores_again;  /* a chore hit its per-batch cap: run another batch */
     claim_rec *claims;
     int nclaims, claimcap;
+    ob_id *ids;         /* prefetch */
+    int idcap;
     store_moved moved[PROMOTE_MAX];
     store_lease leases[RESCUE_MAX];
 };
@@ -90,10 +104,12 @@ static void event_add(batch *b, const ob_id *id, ob_state from, ob_state state, 
 
 /* ---- applying ops ---- */
 
-static void due_at(commit *c, int64_t t)
+static void due_at(commit *c, batch *b, int64_t t)
 {
     if (t < c->next_due)
         c->next_due = t;
+    if (t < b->new_due)
+        b->new_due = t;
 }
 
 /* Each apply function returns a store error (the batch must abort) or 0;
@@ -108,15 +124,17 @@ static int insert_job(ob_engine *e, batch *b, store_new *j, int64_t now)
     j->created_at = now;
     if (j->run_at > now) {
         j->state = OB_SCHEDULED;
-        due_at(c, j->run_at);
     } else {
         j->state = OB_AVAILABLE;
         j->run_at = now;
-        b->new_work = true;
     }
     int rc = s->ops->insert(s, j);
     if (rc)
-        return rc;
+        return rc; /* an error, or STORE_EXISTS */
+    if (j->state == OB_SCHEDULED)
+        due_at(c, b, j->run_at);
+    else
+        b->new_work = b->made_work = true;
     b->delta++;
     event_add(b, &j->id, 0, j->state, 0, now, j->kind, j->queue, NULL);
     return 0;
@@ -139,6 +157,10 @@ static int apply_enqueue(ob_engine *e, batch *b, op *o, int64_t now)
         return 0;
     }
     int rc = insert_job(e, b, &o->nj, now);
+    if (rc == STORE_EXISTS) { /* S6: another process committed the key */
+        o->existed = true;
+        return s->ops->find_unique(s, o->nj.unique_key, &o->id);
+    }
     o->id = o->nj.id;
     return rc;
 }
@@ -176,7 +198,8 @@ static int follow_up(ob_engine *e, batch *b, const ob_id *id, const store_row *r
         .timeout_ms = next.timeout_ms ? next.timeout_ms : k->opts.timeout_ms,
         .unique_key = next.unique_key, .meta = next.meta,
     };
-    return insert_job(e, b, &j, now);
+    rc = insert_job(e, b, &j, now);
+    return rc == STORE_EXISTS ? 0 : rc;
 }
 
 /* Decide and apply one life-cycle event to one job. *result gets the
@@ -213,9 +236,9 @@ static int change_job(ob_engine *e, batch *b, const ob_id *id, const lc_input *i
     bool fin_before = ob_state_is_final(row.state), fin_after = ob_state_is_final(ch.to);
     b->delta += (fin_before && !fin_after) - (!fin_before && fin_after);
     if (ch.to == OB_AVAILABLE)
-        b->new_work = true;
+        b->new_work = b->made_work = true;
     if (ch.to == OB_SCHEDULED || ch.to == OB_RETRYABLE)
-        due_at(&e->c, ch.run_at);
+        due_at(&e->c, b, ch.run_at);
     if (ch.to != row.state)
         event_add(b, id, row.state, ch.to, ch.attempt, now, row.kind, row.queue, ch.error);
     if (!fin_before && fin_after && e->on_final)
@@ -258,7 +281,7 @@ static int promote_due(ob_engine *e, batch *b, int64_t now)
         event_add(b, &m->id, m->from, OB_AVAILABLE, m->attempt, now, m->kind, m->queue, NULL);
     }
     if (n > 0)
-        b->new_work = true;
+        b->new_work = b->made_work = true;
     if (n == PROMOTE_MAX)
         b->chores_again = true;
     return e->st->ops->next_due(e->st, &c->next_due);
@@ -267,11 +290,21 @@ static int promote_due(ob_engine *e, batch *b, int64_t now)
 static const char rescue_error[] =
     "lease expired: the worker died or hung past its timeout; attempt rescued";
 
+/* Whether this process runs the cluster's chores (always, unless shared). */
+static bool leads(ob_engine *e)
+{
+    return !e->st->ops->leader || e->st->ops->leader(e->st);
+}
+
 static int rescue_expired(ob_engine *e, batch *b, int64_t now)
 {
     commit *c = &e->c;
     if (now < c->next_rescue)
         return 0;
+    if (!leads(e)) {
+        c->next_rescue = now + e->o.rescue_interval_ms;
+        return 0;
+    }
     int n, rc = e->st->ops->expired(e->st, now, c->rescue_all, b->leases, RESCUE_MAX, &n);
     if (rc)
         return rc;
@@ -301,6 +334,10 @@ static int prune_old(ob_engine *e, batch *b, int64_t now)
     commit *c = &e->c;
     if (now < c->next_prune)
         return 0;
+    if (!leads(e)) {
+        c->next_prune = now + e->o.prune_interval_ms;
+        return 0;
+    }
     int n, rc = e->st->ops->prune(e->st, now - e->o.retention_ms, e->o.prune_batch, &n);
     if (rc)
         return rc;
@@ -313,12 +350,34 @@ static int prune_old(ob_engine *e, batch *b, int64_t now)
     return 0;
 }
 
+/* Other processes share the store (or wrote to it: transactional enqueue):
+ * look again for available work and the earliest due job, now and then,
+ * whatever notifications were missed; recount the unfinished jobs. */
+static int refresh_shared(ob_engine *e, batch *b, int64_t now)
+{
+    commit *c = &e->c;
+    store *s = e->st;
+    if (now < c->next_refresh || !s->ops->external || !s->ops->external(s))
+        return 0;
+    c->next_refresh = now + REFRESH_MS;
+    b->new_work = true;
+    int rc = s->ops->next_due(s, &c->next_due);
+    if (rc || now < c->next_recount)
+        return rc;
+    c->next_recount = now + RECOUNT_MS;
+    if (!(rc = s->ops->count_unfinished(s, &b->count)))
+        b->recounted = true;
+    return rc;
+}
+
 /* ---- claims ---- */
 
 /* Claim for every pool that has room and may find work. Called with
  * engine.pools_mu held (until the claims are delivered). */
 static int claim_for_pools(ob_engine *e, batch *b, int64_t now)
 {
+    if (e->st->ops->health && e->st->ops->health(e->st))
+        return 0; /* C5 */
     int npools = 0;
     for (pool *p = e->pools; p; p = p->next)
         npools++;
@@ -369,11 +428,57 @@ static void drop_claims(batch *b)
     b->nclaims = 0;
 }
 
+/* Tell the other processes of work this batch made that our pools did not
+ * take: some pool that serves every queue found less than it wanted means
+ * nothing is left. */
+static int announce(ob_engine *e, batch *b)
+{
+    store *s = e->st;
+    if (!s->ops->announce)
+        return 0;
+    bool drained = false;
+    for (pool *p = e->pools; p && !drained; p = p->next)
+        drained = p->nqueues == 0 && !p->maybe_work && !p->stopping;
+    int rc = 0;
+    if (b->made_work && !drained)
+        rc = s->ops->announce(s, 0);
+    if (!rc && b->new_due != INT64_MAX)
+        rc = s->ops->announce(s, b->new_due);
+    return rc;
+}
+
 /* ---- the batch ---- */
+
+/* Let the store lock and read, in one go, the jobs the ops will change. */
+static int prefetch(ob_engine *e, batch *b, op *ops)
+{
+    store *s = e->st;
+    if (!s->ops->prefetch)
+        return 0;
+    int n = 0;
+    for (op *o = ops; o; o = o->next)
+        n += o->type == OP_CHANGE;
+    if (n == 0)
+        return 0;
+    if (n > b->idcap) {
+        ob_id *ids = realloc(b->ids, (size_t)n * sizeof *ids);
+        if (!ids)
+            return OB_ENOMEM;
+        b->ids = ids;
+        b->idcap = n;
+    }
+    n = 0;
+    for (op *o = ops; o; o = o->next)
+        if (o->type == OP_CHANGE)
+            b->ids[n++] = o->id;
+    return s->ops->prefetch(s, b->ids, n);
+}
 
 static int apply_all(ob_engine *e, batch *b, op *ops, int64_t now)
 {
     int rc = e->st->ops->begin(e->st);
+    if (!rc)
+        rc = prefetch(e, b, ops);
     for (op *o = ops; o && !rc; o = o->next)
         rc = o->type == OP_ENQUEUE  ? apply_enqueue(e, b, o, now)
              : o->type == OP_CHANGE ? apply_change(e, b, o, now)
@@ -385,6 +490,8 @@ static int apply_all(ob_engine *e, batch *b, op *ops, int64_t now)
         rc = rescue_expired(e, b, now);
     if (!rc)
         rc = prune_old(e, b, now);
+    if (!rc)
+        rc = refresh_shared(e, b, now);
     return rc;
 }
 
@@ -408,7 +515,7 @@ static void after_commit(ob_engine *e, batch *b, op *ops)
     b->nclaims = 0;
     deliver_cancels(e, ops);
     pthread_mutex_unlock(&e->pools_mu);
-    e->c.unfinished += b->delta;
+    e->c.unfinished = b->recounted ? b->count : e->c.unfinished + b->delta;
     notify_publish(&e->n, b->ev, b->nev);
 }
 
@@ -444,19 +551,24 @@ static op *after_failure(ob_engine *e, batch *b, op *ops, int rc)
 
 /* Run one batch: apply `ops` and due chores, claim, commit, hand out.
  * Calls every op's done(). Returns the commit's result. */
-static int run_batch(ob_engine *e, op *ops)
+static int run_batch(ob_engine *e, op *ops, bool remote_work)
 {
     commit *c = &e->c;
     batch *b = c->batch;
     b->nev = 0;
     b->delta = 0;
-    b->new_work = false;
+    b->new_work = remote_work;
+    b->made_work = false;
+    b->new_due = INT64_MAX;
+    b->recounted = false;
     b->chores_again = false;
     int64_t now = ob_now_ms();
     int rc = apply_all(e, b, ops, now);
     pthread_mutex_lock(&e->pools_mu);
     if (!rc)
         rc = claim_for_pools(e, b, now);
+    if (!rc)
+        rc = announce(e, b);
     int64_t t0 = ob_mono_us();
     if (!rc)
         rc = e->st->ops->commit(e->st);
@@ -500,6 +612,8 @@ static int64_t next_timer(const commit *c)
         t = c->next_rescue;
     if (c->next_prune < t)
         t = c->next_prune;
+    if (c->refreshing && c->next_refresh < t)
+        t = c->next_refresh;
     if (c->deferred && c->deferred_at < t)
         t = c->deferred_at;
     return t;
@@ -545,6 +659,11 @@ static void *commit_main(void *arg)
         bool stopping = c->stopping;
         op *ops = take_ops(c, e->o.max_batch, now);
         c->kicked = false;
+        bool remote = c->remote_work;
+        c->remote_work = false;
+        if (c->remote_due < c->next_due)
+            c->next_due = c->remote_due;
+        c->remote_due = INT64_MAX;
         pthread_mutex_unlock(&c->mu);
         if (stopping && !ops) {
             if (c->deferred && c->deferred_at > now) {
@@ -553,7 +672,7 @@ static void *commit_main(void *arg)
             }
             break;
         }
-        int rc = run_batch(e, ops);
+        int rc = run_batch(e, ops, remote);
         again = !rc && c->batch->chores_again;
         if (stopping && rc && c->deferred && !c->head) {
             break; /* the store fails and we are closing: give up on them */
@@ -640,6 +759,20 @@ int commit_flush(ob_engine *e)
     return commit_submit_wait(e, &o);
 }
 
+void commit_wake(void *arg, int64_t due)
+{
+    ob_engine *e = arg;
+    commit *c = &e->c;
+    pthread_mutex_lock(&c->mu);
+    if (due == 0)
+        c->remote_work = true;
+    else if (due < c->remote_due)
+        c->remote_due = due;
+    c->kicked = true;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->mu);
+}
+
 void commit_kick(ob_engine *e)
 {
     commit *c = &e->c;
@@ -660,6 +793,10 @@ int commit_start(ob_engine *e)
     pthread_cond_init(&c->room, NULL);
     if (!(c->batch = calloc(1, sizeof *c->batch)))
         return OB_ENOMEM;
+    c->remote_due = INT64_MAX;
+    c->refreshing = e->st->ops->external != NULL;
+    e->st->wake = commit_wake;
+    e->st->wake_arg = e;
     int64_t unfinished;
     if ((rc = e->st->ops->count_unfinished(e->st, &unfinished)) ||
         (rc = e->st->ops->next_due(e->st, &c->next_due)))
@@ -671,7 +808,7 @@ int commit_start(ob_engine *e)
     c->next_rescue = 0;
     c->next_prune = ob_now_ms() + e->o.prune_interval_ms;
     do {
-        rc = run_batch(e, NULL);
+        rc = run_batch(e, NULL, false);
     } while (!rc && c->batch->chores_again);
     if (rc)
         return rc;
@@ -694,6 +831,7 @@ void commit_stop(ob_engine *e)
         c->running = false;
     }
     if (c->batch) {
+        free(c->batch->ids);
         free(c->batch->ev);
         free(c->batch->claims);
         free(c->batch);

@@ -34,6 +34,7 @@ void ob_engine_opts_init(ob_engine_opts *o)
     o->prune_interval_ms = 60 * 1000;
     o->lease_grace_ms = 30 * 1000;
     o->rescue_interval_ms = 5 * 1000;
+    o->node_dead_ms = 15 * 1000;
     o->kind_defaults = (ob_kind_opts){
         .timeout_ms = 60 * 1000,
         .max_attempts = 25,
@@ -70,6 +71,8 @@ static const char *engine_opts_bad(const ob_engine_opts *o)
         return "retention_ms, prune_batch (1 .. 100000) or prune_interval_ms";
     if (o->lease_grace_ms < 0 || o->rescue_interval_ms < 1)
         return "lease_grace_ms or rescue_interval_ms";
+    if (o->node_dead_ms < 300 || o->node_dead_ms > 3600 * 1000)
+        return "node_dead_ms (300 ms .. 1 h)";
     if (!kind_opts_ok(&o->kind_defaults))
         return "kind_defaults";
     return NULL;
@@ -96,9 +99,11 @@ int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out)
     }
     pthread_mutex_init(&e->kinds_mu, NULL);
     pthread_mutex_init(&e->pools_mu, NULL);
+    pthread_mutex_init(&e->tx_mu, NULL);
     e->h_start.bounds = e->h_run.bounds = ob_hist_seconds;
     notify_init(&e->n, e->o.max_waiters);
-    int rc = store_open(url, &e->st);
+    store_opts so = {.node_dead_ms = e->o.node_dead_ms};
+    int rc = store_open(url, &so, &e->st);
     if (!rc)
         rc = commit_start(e);
     if (rc) {
@@ -128,6 +133,7 @@ void ob_engine_close(ob_engine *e)
     notify_destroy(&e->n);
     pthread_mutex_destroy(&e->kinds_mu);
     pthread_mutex_destroy(&e->pools_mu);
+    pthread_mutex_destroy(&e->tx_mu);
     free(e);
 }
 
@@ -421,7 +427,72 @@ int ob_engine_ready(ob_engine *e)
     pthread_mutex_lock(&e->c.mu);
     bool stopping = e->c.stopping;
     pthread_mutex_unlock(&e->c.mu);
-    return stopping ? OB_ESHUTDOWN : atomic_load(&e->c.last_rc);
+    if (stopping)
+        return OB_ESHUTDOWN;
+    int rc = atomic_load(&e->c.last_rc);
+    if (!rc && e->st->ops->health)
+        rc = e->st->ops->health(e->st);
+    return rc;
+}
+
+void ob_engine_wake(ob_engine *e)
+{
+    if (!e)
+        return;
+    commit_wake(e, 0); /* jobs may be available */
+    commit_wake(e, 1); /* ... or scheduled: look at the store's timers again */
+}
+
+/* ---- transactional enqueue ---- */
+
+static int enqueue_tx(ob_engine *e, const char *store_name, void *conn, const ob_new_job *j,
+                      ob_id *id, bool *existed)
+{
+    if (!e || !conn)
+        return OB_EINVAL;
+    if (strcmp(e->st->ops->name, store_name) != 0 || !e->st->ops->insert_tx) {
+        OB_ERROR("jobs: ob_enqueue_%s on an engine whose store is %s", store_name,
+                 e->st->ops->name);
+        return OB_EINVAL;
+    }
+    int rc = ob_new_job_check(e, j, NULL);
+    if (rc)
+        return rc;
+    const job_kind *k = engine_kind(e, j->kind);
+    int64_t now = ob_now_ms();
+    store_new nj = {
+        .kind = j->kind, .queue = j->queue ? j->queue : "default", .priority = j->priority,
+        .payload = j->payload, .payload_len = j->payload_len, .created_at = now,
+        .max_attempts = j->max_attempts ? j->max_attempts : k->opts.max_attempts,
+        .timeout_ms = j->timeout_ms ? j->timeout_ms : k->opts.timeout_ms,
+        .unique_key = j->unique_key, .meta = j->meta,
+        .state = j->run_at_ms > now ? OB_SCHEDULED : OB_AVAILABLE,
+        .run_at = j->run_at_ms > now ? j->run_at_ms : now,
+    };
+    pthread_mutex_lock(&e->tx_mu);
+    ob_idgen_next(&e->tx_idgen, &nj.id);
+    pthread_mutex_unlock(&e->tx_mu);
+    ob_id existing;
+    rc = e->st->ops->insert_tx(e->st, conn, &nj, &existing);
+    if (rc < 0)
+        return rc;
+    if (id)
+        *id = rc == STORE_EXISTS ? existing : nj.id;
+    if (existed)
+        *existed = rc == STORE_EXISTS;
+    return 0;
+}
+
+int ob_enqueue_pg(ob_engine *e, struct pg_conn *conn, const ob_new_job *j, ob_id *id,
+                  bool *existed)
+{
+    return enqueue_tx(e, "postgres", conn, j, id, existed);
+}
+
+int ob_enqueue_sqlite(ob_engine *e, struct sqlite3 *db, const ob_new_job *j, ob_id *id,
+                      bool *existed)
+{
+    return enqueue_tx(e, "sqlite", db, j, id, existed);
 }
 
 int ob_job_cancel(ob_engine *e, const ob_id *id, ob_state *state)

@@ -167,7 +167,10 @@ typedef struct commit {
     _Atomic int64_t unfinished; /* jobs not in a final state, as committed */
     _Atomic int last_rc;      /* result of the last commit (ob_engine_ready) */
     int64_t next_due;    /* earliest run_at of a scheduled/retryable job */
-    int64_t next_rescue, next_prune;
+    int64_t next_rescue, next_prune, next_refresh, next_recount;
+    bool refreshing;     /* the store has `external`: refresh_shared runs */
+    bool remote_work;    /* under mu: another process made work (store.wake) */
+    int64_t remote_due;  /* under mu: ... or scheduled a job due then */
     bool rescue_all;     /* at open: every running job is an orphan */
     op *deferred;        /* worker answers whose commit failed, retried */
     int64_t deferred_at;
@@ -192,6 +195,8 @@ int commit_submit_wait(ob_engine *e, op *o);
 int commit_flush(ob_engine *e);
 /* Tell the commit thread a pool wants jobs. */
 void commit_kick(ob_engine *e);
+/* store.wake: another process made work (due 0) or scheduled a job. */
+void commit_wake(void *arg, int64_t due);
 
 /* ---- pool.c ---- */
 
@@ -261,6 +266,8 @@ struct ob_engine {
     ob_hist h_start, h_run;    /* observed by workers */
     ob_final_fn on_final;      /* set before work starts */
     void *on_final_arg;
+    pthread_mutex_t tx_mu;     /* transactional enqueues' ids */
+    ob_idgen tx_idgen;
 };
 
 /* Allocate an OP_CHANGE for the job `id` carrying `in`; strings copied. */

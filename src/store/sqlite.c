@@ -106,7 +106,7 @@ enum {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_INSERT_PAYLOAD, W_FIND_UNIQUE, W_LOAD,
     W_UPDATE, W_EXTEND, W_ADD_ERROR, W_TRIM_ERRORS, W_CAND_ALL, W_CAND_QUEUE, W_CLAIM_ONE,
     W_PAYLOAD, W_PROMOTE, W_NEXT_DUE, W_EXPIRED, W_EXPIRED_ALL, W_PRUNE_SELECT,
-    W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS, W_COUNT_UNFINISHED, W_COUNT
+    W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS, W_COUNT_UNFINISHED, W_DATA_VERSION, W_COUNT
 };
 
 static const char *const writer_sql[W_COUNT] = {
@@ -149,6 +149,7 @@ static const char *const writer_sql[W_COUNT] = {
     [W_DEL_PAYLOAD] = "DELETE FROM payloads WHERE seq = ?",
     [W_DEL_ERRORS] = "DELETE FROM errors WHERE seq = ?",
     [W_COUNT_UNFINISHED] = "SELECT count(*) FROM jobs INDEXED BY jobs_state WHERE state < 5",
+    [W_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /* Reader statements, prepared once per reader connection. */
@@ -177,6 +178,7 @@ typedef struct sqlite_store {
     pthread_cond_t rfree;
     reader *idle; /* readers not in use */
     int nreaders; /* opened so far, <= MAX_READERS */
+    int64_t data_version; /* as last seen by the writer */
 } sqlite_store;
 
 static const store_ops sqlite_ops;
@@ -372,6 +374,23 @@ err:
     return rc;
 }
 
+int store_sqlite_migrate(const char *path, int *had, int *now)
+{
+    sqlite3 *db = NULL;
+    int64_t v = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK)
+        query_int(db, "PRAGMA user_version", &v); /* a new file: 0 */
+    sqlite3_close(db);
+    *had = *now = (int)v;
+    store *s;
+    int rc = store_sqlite_open(path, &s); /* migrates, or refuses a newer file */
+    if (rc)
+        return rc;
+    s->ops->close(s);
+    *now = SCHEMA_VERSION;
+    return 0;
+}
+
 /* ---- reader pool ---- */
 
 static int reader_get(sqlite_store *s, reader **out)
@@ -526,10 +545,8 @@ static void bind_text(sqlite3_stmt *st, int i, const char *t)
         sqlite3_bind_null(st, i);
 }
 
-static int sqlite_insert(store *base, const store_new *j)
+static void bind_new(sqlite3_stmt *st, const store_new *j)
 {
-    sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = WS(s, W_INSERT);
     bind_id(st, 1, &j->id);
     bind_text(st, 2, j->kind);
     bind_text(st, 3, j->queue);
@@ -541,13 +558,63 @@ static int sqlite_insert(store *base, const store_new *j)
     sqlite3_bind_int64(st, 9, j->created_at);
     bind_text(st, 10, j->unique_key);
     bind_text(st, 11, j->meta);
-    int rc = step_done(s->w, st, "insert job");
-    if (rc)
-        return rc;
-    st = WS(s, W_INSERT_PAYLOAD);
-    sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(s->w));
+}
+
+static int insert_payload(sqlite3 *db, sqlite3_stmt *st, const store_new *j)
+{
+    sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(db));
     sqlite3_bind_blob64(st, 2, j->payload ? j->payload : "", j->payload_len, SQLITE_STATIC);
-    return step_done(s->w, st, "insert payload");
+    return step_done(db, st, "insert payload");
+}
+
+static int sqlite_insert(store *base, const store_new *j)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = WS(s, W_INSERT);
+    bind_new(st, j);
+    int rc = step_done(s->w, st, "insert job");
+    return rc ? rc : insert_payload(s->w, WS(s, W_INSERT_PAYLOAD), j);
+}
+
+/* Transactional enqueue on the caller's connection (ob_enqueue_sqlite):
+ * statements prepared for the call, since the connection is not ours. */
+static int sqlite_insert_tx(store *base, void *conn, const store_new *j, ob_id *existing)
+{
+    (void)base;
+    sqlite3 *db = conn;
+    int64_t app = 0;
+    int rc = query_int(db, "PRAGMA application_id", &app);
+    if (!rc && app != APPLICATION_ID) {
+        OB_ERROR("sqlite: ob_enqueue_sqlite: the connection is not to an outbox store");
+        return OB_EINVAL;
+    }
+    sqlite3_stmt *ins = NULL, *pay = NULL, *find = NULL;
+    const char *sql[3] = {writer_sql[W_INSERT], writer_sql[W_INSERT_PAYLOAD],
+                          writer_sql[W_FIND_UNIQUE]};
+    sqlite3_stmt **st[3] = {&ins, &pay, &find};
+    for (int i = 0; i < 3 && !rc; i++) {
+        int r = sqlite3_prepare_v2(db, sql[i], -1, st[i], NULL);
+        if (r != SQLITE_OK)
+            rc = sq_fail(db, r, sql[i]);
+    }
+    if (!rc && j->unique_key) {
+        bind_text(find, 1, j->unique_key);
+        int r = sqlite3_step(find);
+        if (r == SQLITE_ROW) {
+            memcpy(existing->b, sqlite3_column_blob(find, 0), 16);
+            rc = STORE_EXISTS;
+        } else if (r != SQLITE_DONE) {
+            rc = sq_fail(db, r, "find unique key");
+        }
+    }
+    if (!rc) {
+        bind_new(ins, j);
+        if (!(rc = step_done(db, ins, "insert job")))
+            rc = insert_payload(db, pay, j);
+    }
+    for (int i = 0; i < 3; i++)
+        sqlite3_finalize(*st[i]);
+    return rc;
 }
 
 static int sqlite_find_unique(store *base, const char *key, ob_id *id)
@@ -815,6 +882,19 @@ static int sqlite_count_unfinished(store *base, int64_t *n)
     return rc == SQLITE_ROW ? 0 : sq_fail(s->w, rc, "count");
 }
 
+/* Another connection committed (a transactional enqueue, ob_enqueue_sqlite)
+ * since the last call: data_version moves only for others' commits. */
+static bool sqlite_external(store *base)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = WS(s, W_DATA_VERSION);
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : s->data_version;
+    sqlite3_reset(st);
+    bool changed = v != s->data_version;
+    s->data_version = v;
+    return changed;
+}
+
 /* ---- reader calls ---- */
 
 static int sqlite_get(store *base, const ob_id *id, ob_job **out)
@@ -980,6 +1060,8 @@ static const store_ops sqlite_ops = {
     .expired = sqlite_expired,
     .prune = sqlite_prune,
     .count_unfinished = sqlite_count_unfinished,
+    .external = sqlite_external,
+    .insert_tx = sqlite_insert_tx,
     .get = sqlite_get,
     .list = sqlite_list,
     .counts = sqlite_counts,

@@ -20,18 +20,40 @@ typedef struct job_block {
     size_t size;
 } job_block;
 
-int store_open(const char *url, store **out)
+/* Which backend a URL names: 's' (sqlite), 'p' (postgres), or 0 (logged). */
+static int scheme(const char *url)
+{
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        if (url[7] != '\0')
+            return 's';
+        OB_ERROR("store: \"sqlite:\" needs a path, e.g. sqlite:./outbox.db");
+        return 0;
+    }
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return 'p';
+    OB_ERROR("store: unsupported URL \"%.64s\" (expected sqlite:PATH or postgres://...)", url);
+    return 0;
+}
+
+int store_open(const char *url, const store_opts *o, store **out)
 {
     if (!url || !out)
         return OB_EINVAL;
-    if (strncmp(url, "sqlite:", 7) == 0) {
-        if (url[7] == '\0') {
-            OB_ERROR("store: \"sqlite:\" needs a path, e.g. sqlite:./outbox.db");
-            return OB_EINVAL;
-        }
-        return store_sqlite_open(url + 7, out);
+    switch (scheme(url)) {
+    case 's': return store_sqlite_open(url + 7, out);
+    case 'p': return store_pg_open(url, o, out);
     }
-    OB_ERROR("store: unsupported URL \"%.64s\" (expected sqlite:PATH)", url);
+    return OB_EINVAL;
+}
+
+int store_migrate(const char *url, int *had, int *now)
+{
+    if (!url)
+        return OB_EINVAL;
+    switch (scheme(url)) {
+    case 's': return store_sqlite_migrate(url + 7, had, now);
+    case 'p': return store_pg_migrate(url, had, now);
+    }
     return OB_EINVAL;
 }
 

@@ -1,6 +1,7 @@
 /*
  * store.h - the durable store behind the job engine: one interface, one
- * implementation per backend (sqlite.c now; postgres later).
+ * implementation per backend: sqlite.c (one process) and postgres.c (many
+ * processes, "nodes", sharing one database; see pg.h).
  *
  * The engine owns all decisions (which state comes next, backoff, limits);
  * a store only keeps rows and answers queries. Its calls come in two kinds:
@@ -21,7 +22,10 @@
  *       answer (from a worker whose lease was rescued) never overwrites.
  *   S4  claim() returns jobs in claim order: priority descending, then
  *       run_at, then insertion order.
- *   S5  Errors: OB_ENOSPC, OB_EIO, OB_ESTORE, OB_ENOMEM (details logged).
+ *   S5  Errors: OB_ENOSPC, OB_EIO, OB_ESTORE, OB_ENOMEM, OB_EUNAVAIL
+ *       (the database cannot be reached now), details logged.
+ *   S6  A shared store (!exclusive) enforces unique keys itself: insert()
+ *       answers STORE_EXISTS when another process committed the key first.
  */
 #ifndef OB_STORE_H
 #define OB_STORE_H
@@ -108,6 +112,14 @@ typedef struct store_lease {
     int attempt;
 } store_lease;
 
+/* insert(): the unique key is taken by a job another process committed. */
+#define STORE_EXISTS 1
+
+/* What a store is opened with (from the engine's options). */
+typedef struct store_opts {
+    int64_t node_dead_ms; /* shared stores: a node silent this long is dead */
+} store_opts;
+
 typedef struct store_ops {
     const char *name;
     void (*close)(store *s);
@@ -140,6 +152,28 @@ typedef struct store_ops {
     /* Jobs not in a final state. */
     int (*count_unfinished)(store *s, int64_t *n);
 
+    /* Optional writer calls (NULL: not needed by this store). */
+    /* The batch is about to load and change these jobs: lock them and keep
+     * their rows, so that load() costs nothing and update() of such a row
+     * need not be waited for. */
+    int (*prefetch)(store *s, const ob_id *ids, int n);
+    /* Tell the other processes, as part of this transaction, that jobs
+     * became available (due == 0) or that one is due at `due`. */
+    int (*announce)(store *s, int64_t due);
+    /* Whether this process runs the cluster's chores (rescue, prune) now. */
+    bool (*leader)(store *s);
+    /* 0 if the store is reachable, else the error (readiness). Any thread. */
+    int (*health)(store *s);
+    /* Whether another process or connection may have written since the
+     * last call (then the engine looks again for work and counts). */
+    bool (*external)(store *s);
+
+    /* Transactional enqueue, any thread: insert `j` through the caller's own
+     * connection `conn` (PGconn*, sqlite3*), inside the caller's open
+     * transaction, so that the job commits or rolls back with it. 0, or
+     * STORE_EXISTS with *existing set, or an error. */
+    int (*insert_tx)(store *s, void *conn, const store_new *j, ob_id *existing);
+
     /* reader calls, any thread */
     int (*get)(store *s, const ob_id *id, ob_job **out);
     int (*list)(store *s, const ob_list_filter *f, ob_job_page **out);
@@ -151,15 +185,26 @@ struct store {
     /* true: one process owns the store, so every `running` job found at
      * open belongs to a dead process and is rescued at once. */
     bool exclusive;
+    /* Set by the engine before it starts. A shared store calls wake() from
+     * a thread of its own when another process made work: due == 0, jobs
+     * became available; else a job is due at `due` (ms). */
+    void (*wake)(void *arg, int64_t due);
+    void *wake_arg;
 };
 
-/* Open the store a URL names. *out owns it: s->ops->close(s).
- * Returns 0, OB_EINVAL (unknown scheme), OB_ELOCKED, OB_ESCHEMA or a store
- * error. */
-int store_open(const char *url, store **out);
+/* Open the store a URL names. *out owns it: s->ops->close(s). `o` may be
+ * NULL (defaults). Returns 0, OB_EINVAL (unknown scheme), OB_ELOCKED,
+ * OB_ESCHEMA, OB_EUNAVAIL or a store error. */
+int store_open(const char *url, const store_opts *o, store **out);
+/* Bring a store's schema up to this build's version (outboxd migrate):
+ * *had gets the version found (0: none), *now the version it has now. */
+int store_migrate(const char *url, int *had, int *now);
 
 /* Backends. */
 int store_sqlite_open(const char *path, store **out);
+int store_pg_open(const char *url, const store_opts *o, store **out);
+int store_sqlite_migrate(const char *path, int *had, int *now);
+int store_pg_migrate(const char *url, int *had, int *now);
 /* Fault seam: the SQLite VFS the store opens files with (NULL: default).
  * Tests set it to a VFS that fails writes or fsyncs. */
 extern const char *store_sqlite_vfs;

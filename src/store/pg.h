@@ -1,0 +1,127 @@
+/*
+ * pg.h - internals of the PostgreSQL store, shared by its files:
+ *
+ *   pg_conn.c   one connection that reconnects by itself, and the pipeline
+ *               through which statements are sent: many deferred statements
+ *               and one that is waited for share one round trip
+ *   pg_schema.c the tables, their numbered migrations, the version check
+ *   postgres.c  the store operations (store.h) on those tables
+ *   pg_node.c   this process as a node of the cluster: its heartbeat, the
+ *               leader lock, and LISTEN for work made by other nodes
+ *
+ * Several outbox processes ("nodes") share one database. Every row a node
+ * claims names it (outbox_jobs.node); each node heartbeats in outbox_nodes;
+ * the node holding the leader advisory lock runs the cluster chores (rescue,
+ * prune) and declares a node dead when its heartbeat is older than
+ * node_dead_ms, database clock, so node clocks do not matter for it.
+ */
+#ifndef OB_STORE_PG_H
+#define OB_STORE_PG_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+#define PG_SCHEMA_VERSION 1
+/* Advisory lock keys: (PG_LOCK_CLASS + n, hashtext(schema)). */
+#define PG_LOCK_LEADER 0x4f424f58  /* 'OBOX': held by the leader's session */
+#define PG_LOCK_CHORE 0x4f424f59   /* per transaction: one chore at a time */
+#define PG_LOCK_MIGRATE 0x4f424f5a /* per transaction: one migrator at a time */
+
+/* ---- pg_conn.c ---- */
+
+/* What a deferred statement must return when its result is read. */
+enum { PQ_ANY, PQ_ONE_ROW_CHANGED };
+
+#define PQ_PENDING_MAX 256 /* deferred statements before a sync is forced */
+
+/* A statement set prepared on every (re)connection of a pgconn. */
+typedef struct pg_stmts {
+    int n;
+    const char *const *sql;
+} pg_stmts;
+
+typedef struct pgconn {
+    PGconn *c;
+    const char *url;          /* borrowed from the store */
+    const char *role;         /* for logs: "writer", "reader", "node" */
+    const pg_stmts *stmts;    /* prepared as "s0", "s1", ... (may be NULL) */
+    bool pipeline;            /* kept in pipeline mode between calls */
+    int64_t retry_at;         /* broken: no attempt before this (ms) */
+    int64_t backoff_ms;
+    int64_t down_since;       /* ms, 0 while up */
+    /* pipeline: expectations of the deferred statements sent so far */
+    int npend;
+    unsigned char pend[PQ_PENDING_MAX + 1];
+    int pend_rc;              /* first failure among them */
+} pgconn;
+
+/* Make sure the connection is up: 0, or OB_EUNAVAIL (reconnecting with
+ * backoff; the first failure of an outage is logged, and the recovery). */
+int pgc_ready(pgconn *p);
+void pgc_close(pgconn *p);
+/* Map a failed result (or a NULL one) to an OB_E* code and log it; a lost
+ * connection is closed so that the next pgc_ready reconnects. */
+int pgc_fail(pgconn *p, const PGresult *r, const char *what);
+
+/* Pipeline: send prepared statement `stmt` with text parameters (binary
+ * where fmts[i] == 1; fmts may be NULL), results in binary. Deferred: its
+ * result is checked against `expect` at the next pgc_sync. */
+int pgc_defer(pgconn *p, int stmt, int n, const char *const *vals, const int *lens,
+              const int *fmts, int expect);
+/* Send `stmt` (or, if sql != NULL, that SQL unprepared) and wait: every
+ * deferred result is read and checked first, then this one goes to *out
+ * (owned by the caller: PQclear). Returns 0 or the first error. */
+int pgc_call(pgconn *p, int stmt, const char *sql, int n, const char *const *vals,
+             const int *lens, const int *fmts, PGresult **out);
+/* Read every deferred result: 0 or the first error. */
+int pgc_sync(pgconn *p);
+
+/* Binary result fields. */
+int64_t pgv_int(const PGresult *r, int row, int col); /* int2/4/8, bool; NULL: 0 */
+bool pgv_null(const PGresult *r, int row, int col);
+const char *pgv_str(const PGresult *r, int row, int col, size_t *len);
+void pgv_id(const PGresult *r, int row, int col, ob_id *out);
+
+/* Text parameters: a formatted integer in a small buffer. */
+typedef struct pgnum {
+    char s[24];
+} pgnum;
+const char *pg_i64(pgnum *b, int64_t v);
+
+/* ---- pg_schema.c ---- */
+
+/* Create or migrate the schema on `c` (up to PG_SCHEMA_VERSION), or refuse
+ * a newer one (OB_ESCHEMA). *from gets the version found (0: none). */
+int pg_schema_check(PGconn *c, int *from);
+
+/* ---- pg_node.c ---- */
+
+typedef struct pg_node {
+    pgconn conn;
+    pthread_t thread;
+    bool running;
+    int stop_fd;               /* eventfd: wakes the thread to stop */
+    atomic_bool leader;        /* this session holds PG_LOCK_LEADER */
+    atomic_llong beat_ok_at;   /* mono ms of the last heartbeat that committed */
+    int64_t dead_ms, beat_ms;
+    ob_id id;
+    char idhex[33];
+    char channel[128];         /* NOTIFY channel of this schema */
+    int lock_key;              /* hashtext(schema) */
+    store *st;                 /* for wake() */
+} pg_node;
+
+/* Register this node (its row) and start its thread. */
+int pg_node_start(pg_node *n, store *st);
+/* Stop the thread, and remove this node's row. */
+void pg_node_stop(pg_node *n);
+
+/* The store itself (postgres.c). */
+typedef struct pg_store pg_store;
+
+#endif

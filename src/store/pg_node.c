@@ -1,0 +1,203 @@
+/*
+ * pg_node.c - this process as one node of a cluster sharing a PostgreSQL
+ * database: its heartbeat, the leader lock, and the wake-ups it hears.
+ *
+ * One thread, on a connection of its own:
+ *   - heartbeat: every beat_ms (node_dead_ms / 6) it stamps its row in
+ *     outbox_nodes with the database's clock. The leader declares a node
+ *     dead once its stamp is older than node_dead_ms, rescues its running
+ *     jobs then, and removes its row (postgres.c, G1).
+ *   - leadership: while it is not the leader it tries the session advisory
+ *     lock PG_LOCK_LEADER at every beat. The lock lives as long as this
+ *     session: when the leader dies or loses its connection, PostgreSQL
+ *     releases it and another node takes it at its next beat.
+ *   - LISTEN on the schema's channel: other nodes (and transactional
+ *     enqueues) NOTIFY when they make jobs available or schedule one; the
+ *     engine is woken (store.wake) so that a job enqueued on one node starts
+ *     on another without polling delay. Its own notifications are ignored.
+ * After a reconnect it listens again and wakes the engine once, for what
+ * it may have missed meanwhile.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "store/pg.h"
+
+enum { N_BEAT, N_LEAD, N_LEAVE, N_COUNT };
+static const char *const node_sql[N_COUNT] = {
+    [N_BEAT] = "INSERT INTO outbox_nodes(id, host, pid) VALUES($1::uuid, $2, $3::int)"
+               " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+    [N_LEAD] = "SELECT pg_try_advisory_lock($1::int, $2::int)",
+    [N_LEAVE] = "DELETE FROM outbox_nodes WHERE id = $1::uuid",
+};
+static const pg_stmts node_stmts = {N_COUNT, node_sql};
+
+static int64_t mono_ms(void) { return ob_mono_us() / 1000; }
+
+static int simple(pg_node *n, int stmt, const char *sql, int np, const char *const *v,
+                  const int *len, const int *fmt, PGresult **keep)
+{
+    PGresult *r;
+    int rc = pgc_call(&n->conn, stmt, sql, np, v, len, fmt, &r);
+    if (keep && !rc)
+        *keep = r;
+    else
+        PQclear(r);
+    return rc;
+}
+
+static int beat(pg_node *n)
+{
+    char host[256] = "?";
+    gethostname(host, sizeof host - 1);
+    pgnum b;
+    const char *v[3] = {(const char *)n->id.b, host, pg_i64(&b, getpid())};
+    int len[3] = {16}, fmt[3] = {1};
+    int rc = simple(n, N_BEAT, NULL, 3, v, len, fmt, NULL);
+    if (rc)
+        return rc;
+    atomic_store(&n->beat_ok_at, mono_ms());
+    if (atomic_load(&n->leader))
+        return 0;
+    pgnum k[2];
+    const char *lv[2] = {pg_i64(&k[0], PG_LOCK_LEADER), pg_i64(&k[1], n->lock_key)};
+    PGresult *r;
+    if ((rc = simple(n, N_LEAD, NULL, 2, lv, NULL, NULL, &r)))
+        return rc;
+    if (pgv_int(r, 0, 0)) {
+        atomic_store(&n->leader, true);
+        OB_INFO("postgres: node %s leads the cluster now (rescue, prune)", n->idhex);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int listen_now(pg_node *n)
+{
+    char *q = PQescapeIdentifier(n->conn.c, n->channel, strlen(n->channel));
+    if (!q)
+        return OB_ENOMEM;
+    char sql[256];
+    snprintf(sql, sizeof sql, "LISTEN %s", q);
+    PQfreemem(q);
+    return simple(n, 0, sql, 0, NULL, NULL, NULL, NULL);
+}
+
+/* Pass on what other nodes announced: "NODE DUE" (DUE 0: available). */
+static void take_notifications(pg_node *n)
+{
+    PGnotify *m;
+    while (n->conn.c && (m = PQnotifies(n->conn.c)) != NULL) {
+        char who[40];
+        long long due;
+        if (sscanf(m->extra, "%39s %lld", who, &due) == 2 && strcmp(who, n->idhex) != 0 &&
+            n->st->wake)
+            n->st->wake(n->st->wake_arg, due);
+        PQfreemem(m);
+    }
+}
+
+static void lost(pg_node *n)
+{
+    if (atomic_exchange(&n->leader, false))
+        OB_WARN("postgres: node %s lost its connection and leadership", n->idhex);
+}
+
+static void *node_main(void *arg)
+{
+    pg_node *n = arg;
+    bool listening = false;
+    int64_t next_beat = mono_ms() + n->beat_ms;
+    for (;;) {
+        if (pgc_ready(&n->conn)) {
+            listening = false;
+            lost(n);
+        } else if (!listening) {
+            if (listen_now(n) == 0) {
+                listening = true;
+                if (n->st->wake) { /* catch up on what was missed while away */
+                    n->st->wake(n->st->wake_arg, 0);
+                    n->st->wake(n->st->wake_arg, 1);
+                }
+            }
+        }
+        int64_t now = mono_ms();
+        if (now >= next_beat) {
+            if (!n->conn.c || beat(n))
+                lost(n);
+            next_beat = now + n->beat_ms;
+        }
+        take_notifications(n);
+        struct pollfd pf[2] = {{n->stop_fd, POLLIN, 0}, {-1, POLLIN, 0}};
+        if (n->conn.c && listening)
+            pf[1].fd = PQsocket(n->conn.c);
+        int64_t wait = next_beat - mono_ms();
+        if (!n->conn.c && wait > 200)
+            wait = 200; /* reconnecting */
+        if (poll(pf, 2, wait < 0 ? 0 : (int)wait) < 0)
+            continue;
+        if (pf[0].revents)
+            break;
+        if (pf[1].revents && n->conn.c) {
+            if (!PQconsumeInput(n->conn.c)) {
+                pgc_fail(&n->conn, NULL, "listening");
+                listening = false;
+                lost(n);
+            }
+        }
+    }
+    return NULL;
+}
+
+int pg_node_start(pg_node *n, store *st)
+{
+    n->st = st;
+    ob_idgen g = {0};
+    ob_idgen_next(&g, &n->id);
+    ob_random_bytes(n->id.b + 8, 8); /* two nodes started in one ms differ */
+    for (int i = 0; i < 16; i++)
+        snprintf(n->idhex + 2 * i, 3, "%02x", n->id.b[i]);
+    n->beat_ms = n->dead_ms / 6;
+    if (n->beat_ms < 100)
+        n->beat_ms = 100;
+    if (n->beat_ms > 5000)
+        n->beat_ms = 5000;
+    n->conn = (pgconn){.url = n->conn.url, .role = "node", .stmts = &node_stmts,
+                       .pipeline = true};
+    int rc = pgc_ready(&n->conn);
+    if (!rc)
+        rc = beat(n); /* G1: the row exists before anything is claimed */
+    if (rc)
+        return rc;
+    if ((n->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
+        return OB_ENOMEM;
+    if (pthread_create(&n->thread, NULL, node_main, n)) {
+        close(n->stop_fd);
+        return OB_ENOMEM;
+    }
+    n->running = true;
+    return 0;
+}
+
+void pg_node_stop(pg_node *n)
+{
+    if (n->running) {
+        uint64_t one = 1;
+        if (write(n->stop_fd, &one, sizeof one) < 0) {
+            /* cannot happen for an eventfd below its maximum */
+        }
+        pthread_join(n->thread, NULL);
+        close(n->stop_fd);
+        n->running = false;
+    }
+    if (n->conn.c) { /* leave: whatever still runs under our name is rescued at once */
+        const char *v[1] = {(const char *)n->id.b};
+        int len[1] = {16}, fmt[1] = {1};
+        simple(n, N_LEAVE, NULL, 1, v, len, fmt, NULL);
+    }
+    pgc_close(&n->conn);
+}

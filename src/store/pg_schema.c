@@ -1,0 +1,147 @@
+/*
+ * pg_schema.c - the PostgreSQL store's tables and their migrations.
+ *
+ * Tables live in the connection's current schema (set one with the URL's
+ * options=-csearch_path=NAME), all prefixed outbox_ so that they sit beside
+ * an application's own tables: transactional enqueue (ob_enqueue_pg) wants
+ * them in the application's database.
+ *
+ *   outbox_schema  one row: the version of the migrations applied
+ *   outbox_jobs    one row per job, payload included (PostgreSQL moves a
+ *                  large one out of line by itself, and an update that
+ *                  does not touch it does not copy it)
+ *   outbox_errors  one row per failed attempt, the newest errors_kept kept
+ *   outbox_nodes   one row per live outbox process and its heartbeat
+ *
+ * Times are milliseconds since the epoch (bigint), as the engine keeps them;
+ * only heartbeats use the database's clock. Indexes are partial where a
+ * state selects the rows, as in the SQLite store (see sqlite.c).
+ *
+ * Migrations are numbered and applied in order, each once, in one
+ * transaction under an advisory lock, so that nodes starting together
+ * migrate once. Never edit a released migration: add one. A schema newer
+ * than this outbox is refused (OB_ESCHEMA): an old node must not write to
+ * tables whose meaning it does not know.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/pg.h"
+
+static const char migration_1[] =
+    "CREATE TABLE outbox_jobs("
+    " id uuid PRIMARY KEY,"
+    " kind text NOT NULL,"
+    " queue text NOT NULL,"
+    " priority integer NOT NULL,"
+    " state smallint NOT NULL,"
+    " attempt integer NOT NULL DEFAULT 0,"
+    " max_attempts integer NOT NULL,"
+    " timeout_ms bigint NOT NULL,"
+    " run_at bigint NOT NULL,"
+    " created_at bigint NOT NULL,"
+    " attempted_at bigint,"
+    " finished_at bigint,"
+    " lease_until bigint,"
+    " node uuid,"
+    " cancel_requested boolean NOT NULL DEFAULT false,"
+    " unique_key text,"
+    " result text,"
+    " meta text,"
+    " payload bytea NOT NULL);"
+    "CREATE TABLE outbox_errors(id uuid NOT NULL, attempt integer NOT NULL,"
+    " at bigint NOT NULL, message text NOT NULL, PRIMARY KEY(id, attempt));"
+    "CREATE TABLE outbox_nodes(id uuid PRIMARY KEY, host text NOT NULL, pid integer NOT NULL,"
+    " started_at timestamptz NOT NULL DEFAULT now(),"
+    " heartbeat_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE UNIQUE INDEX outbox_jobs_unique ON outbox_jobs(unique_key)"
+    " WHERE unique_key IS NOT NULL;"
+    "CREATE INDEX outbox_jobs_claim ON outbox_jobs(priority DESC, run_at, id) WHERE state = 2;"
+    "CREATE INDEX outbox_jobs_claim_queue ON outbox_jobs(queue, priority DESC, run_at, id)"
+    " WHERE state = 2;"
+    "CREATE INDEX outbox_jobs_due ON outbox_jobs(run_at) WHERE state IN (1, 4);"
+    "CREATE INDEX outbox_jobs_running ON outbox_jobs(lease_until) WHERE state = 3;"
+    "CREATE INDEX outbox_jobs_finished ON outbox_jobs(finished_at) WHERE state >= 5;"
+    "CREATE INDEX outbox_jobs_state ON outbox_jobs(state, id);";
+
+static const char *const migrations[PG_SCHEMA_VERSION + 1] = {
+    [1] = migration_1,
+};
+
+static int exec_ok(PGconn *c, const char *sql, PGresult **keep)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        OB_ERROR("postgres: %.80s...: %s", sql, PQresultErrorMessage(r));
+        PQclear(r);
+        return PQstatus(c) == CONNECTION_OK ? OB_ESTORE : OB_EUNAVAIL;
+    }
+    if (keep)
+        *keep = r;
+    else
+        PQclear(r);
+    return 0;
+}
+
+/* The version recorded in this schema; 0 if there is no outbox table. */
+static int read_version(PGconn *c, int *ver)
+{
+    PGresult *r;
+    int rc = exec_ok(c, "SELECT to_regclass('outbox_schema') IS NOT NULL", &r);
+    if (rc)
+        return rc;
+    bool exists = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    *ver = 0;
+    if (!exists)
+        return 0;
+    if ((rc = exec_ok(c, "SELECT max(version) FROM outbox_schema", &r)))
+        return rc;
+    *ver = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+int pg_schema_check(PGconn *c, int *from)
+{
+    int ver, rc;
+    if ((rc = read_version(c, &ver)))
+        return rc;
+    *from = ver;
+    if (ver == PG_SCHEMA_VERSION)
+        return 0;
+    if (ver > PG_SCHEMA_VERSION) {
+        OB_ERROR("postgres: the database has outbox schema version %d; this outbox knows %d:"
+                 " upgrade outbox", ver, PG_SCHEMA_VERSION);
+        return OB_ESCHEMA;
+    }
+    char lock[160];
+    snprintf(lock, sizeof lock,
+             "BEGIN; SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))",
+             PG_LOCK_MIGRATE);
+    if ((rc = exec_ok(c, lock, NULL)))
+        return rc;
+    /* Another node may have migrated while we waited for the lock. */
+    if (!(rc = read_version(c, &ver)) && ver == 0)
+        rc = exec_ok(c, "CREATE TABLE outbox_schema(version integer NOT NULL)", NULL);
+    for (int v = ver + 1; !rc && v <= PG_SCHEMA_VERSION; v++) {
+        char set[96];
+        snprintf(set, sizeof set, "INSERT INTO outbox_schema VALUES (%d)", v);
+        if (!(rc = exec_ok(c, migrations[v], NULL)))
+            rc = exec_ok(c, set, NULL);
+    }
+    if (!rc && ver > PG_SCHEMA_VERSION)
+        rc = OB_ESCHEMA;
+    if (!rc)
+        rc = exec_ok(c, "COMMIT", NULL);
+    if (rc) {
+        PQclear(PQexec(c, "ROLLBACK"));
+        return rc;
+    }
+    if (ver < PG_SCHEMA_VERSION)
+        OB_INFO("postgres: outbox schema %s version %d", ver ? "migrated to" : "created at",
+                PG_SCHEMA_VERSION);
+    return 0;
+}

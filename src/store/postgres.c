@@ -1,0 +1,1000 @@
+/*
+ * postgres.c - the shared store: jobs in a PostgreSQL database that several
+ * outbox processes (nodes) use at once. Tables: pg_schema.c; connections
+ * and the pipeline: pg_conn.c; membership and leadership: pg_node.c.
+ *
+ * Durability: a commit returns once PostgreSQL reports it committed, which
+ * with its defaults (fsync, synchronous_commit on) means flushed to its WAL
+ * (S1). What "durable" means beyond that is the server's configuration.
+ *
+ * How a batch of the commit thread becomes few round trips:
+ *   - inserts without a unique key, and every statement on a row the batch
+ *     locked first (prefetch), are deferred: sent, not waited for (P1 in
+ *     pg_conn.c keeps their failures);
+ *   - a claim is one statement: UPDATE ... FROM (SELECT ... ORDER BY claim
+ *     order LIMIT n FOR UPDATE SKIP LOCKED), so nodes claiming together
+ *     never wait on each other or take the same job;
+ *   - the rows of the batch's answers and cancels are read and locked by
+ *     one statement (prefetch), in id order, so two batches lock in the
+ *     same order, and an update of a locked row cannot miss (S3 holds
+ *     because nobody else can change the row until we commit).
+ *
+ * Invariants of the shared store:
+ *   G1  Every running job names the node that claimed it; a node's row
+ *       exists before it claims (pg_node_start) and is removed only once
+ *       none of its jobs runs.
+ *   G2  Rescue and prune run in a transaction holding the chore advisory
+ *       lock, so no two nodes run them at once even while leadership moves.
+ *   G3  Unique keys are a unique index: two nodes enqueueing one key make
+ *       one job; the second insert waits for the first to commit and then
+ *       answers STORE_EXISTS (S6).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/pg.h"
+
+#define MAX_READERS 8
+
+#define JOB_COLS                                                                          \
+    "j.id, j.kind, j.queue, j.priority, j.state, j.attempt, j.max_attempts, j.timeout_ms, " \
+    "j.run_at, j.created_at, j.attempted_at, j.finished_at, j.cancel_requested, "           \
+    "j.unique_key, j.result, j.meta"
+enum {
+    C_ID, C_KIND, C_QUEUE, C_PRIORITY, C_STATE, C_ATTEMPT, C_MAX_ATTEMPTS, C_TIMEOUT,
+    C_RUN_AT, C_CREATED, C_ATTEMPTED, C_FINISHED, C_CANCEL, C_UNIQUE, C_RESULT, C_META,
+    C_EXTRA /* payload (claims), or errors as JSON (get) */
+};
+#define ROW_COLS "id, state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta"
+#define CLAIM(where)                                                                      \
+    "UPDATE outbox_jobs j SET state = 3, attempt = j.attempt + 1, attempted_at = $1::bigint," \
+    " lease_until = $1::bigint + j.timeout_ms + $2::bigint, node = $3::uuid"                 \
+    " FROM (SELECT id FROM outbox_jobs WHERE state = 2" where                                \
+    " ORDER BY priority DESC, run_at, id LIMIT $4::int FOR UPDATE SKIP LOCKED) c"            \
+    " WHERE j.id = c.id RETURNING " JOB_COLS ", j.payload"
+#define INTERVAL_MS(p) " now() - " p "::bigint * interval '1 millisecond'"
+
+enum {
+    W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_UNIQUE, W_LOAD, W_PREFETCH, W_UPDATE,
+    W_ADD_ERROR, W_TRIM_ERRORS, W_EXTEND, W_CLAIM, W_CLAIM_QUEUE, W_CLAIM_QUEUES, W_PROMOTE,
+    W_NEXT_DUE, W_CHORE_LOCK, W_EXPIRED, W_BURY_NODES, W_PRUNE, W_COUNT_UNFINISHED, W_NOTIFY,
+    W_COUNT
+};
+
+static const char *const writer_sql[W_COUNT] = {
+    [W_BEGIN] = "BEGIN",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_INSERT] = "INSERT INTO outbox_jobs(id, kind, queue, priority, state, max_attempts,"
+                 " timeout_ms, run_at, created_at, unique_key, meta, payload)"
+                 " VALUES($1::uuid, $2, $3, $4::int, $5::smallint, $6::int, $7::bigint,"
+                 " $8::bigint, $9::bigint, $10, $11, $12::bytea)"
+                 " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING",
+    [W_FIND_UNIQUE] = "SELECT id FROM outbox_jobs WHERE unique_key = $1",
+    [W_LOAD] = "SELECT " ROW_COLS " FROM outbox_jobs WHERE id = $1::uuid",
+    [W_PREFETCH] = "SELECT " ROW_COLS " FROM outbox_jobs WHERE id = ANY($1::uuid[])"
+                   " ORDER BY id FOR UPDATE",
+    [W_UPDATE] = "UPDATE outbox_jobs SET state = $3::smallint, attempt = $4::int,"
+                 " max_attempts = $5::int, run_at = $6::bigint, finished_at = $7::bigint,"
+                 " cancel_requested = $8::boolean, result = coalesce($9::text, result),"
+                 " lease_until = CASE WHEN $3::smallint = 3 THEN lease_until END,"
+                 " node = CASE WHEN $3::smallint = 3 THEN node END"
+                 " WHERE id = $1::uuid AND state = $2::smallint AND attempt = $10::int",
+    [W_ADD_ERROR] = "INSERT INTO outbox_errors(id, attempt, at, message)"
+                    " VALUES($1::uuid, $2::int, $3::bigint, $4) ON CONFLICT (id, attempt)"
+                    " DO UPDATE SET at = excluded.at, message = excluded.message",
+    [W_TRIM_ERRORS] = "DELETE FROM outbox_errors WHERE id = $1::uuid AND attempt <= $2::int",
+    [W_EXTEND] = "UPDATE outbox_jobs SET lease_until = $3::bigint"
+                 " WHERE id = $1::uuid AND state = 3 AND attempt = $2::int",
+    [W_CLAIM] = CLAIM(""),
+    [W_CLAIM_QUEUE] = CLAIM(" AND queue = $5"),
+    [W_CLAIM_QUEUES] = CLAIM(" AND queue = ANY($5::text[])"),
+    [W_PROMOTE] = "WITH c AS (SELECT id, state FROM outbox_jobs WHERE state IN (1, 4)"
+                  " AND run_at <= $1::bigint ORDER BY run_at LIMIT $2::int"
+                  " FOR UPDATE SKIP LOCKED)"
+                  " UPDATE outbox_jobs j SET state = 2 FROM c WHERE j.id = c.id"
+                  " RETURNING j.id, c.state, j.attempt, j.kind, j.queue",
+    [W_NEXT_DUE] = "SELECT min(run_at) FROM outbox_jobs WHERE state IN (1, 4)",
+    [W_CHORE_LOCK] = "SELECT pg_try_advisory_xact_lock($1::int, $2::int)",
+    [W_EXPIRED] = "SELECT j.id, j.attempt FROM outbox_jobs j"
+                  " LEFT JOIN outbox_nodes n ON n.id = j.node WHERE j.state = 3"
+                  " AND (j.lease_until < $1::bigint OR n.id IS NULL"
+                  " OR n.heartbeat_at <" INTERVAL_MS("$2") ")"
+                  " ORDER BY j.lease_until LIMIT $3::int FOR UPDATE OF j SKIP LOCKED",
+    [W_BURY_NODES] = "DELETE FROM outbox_nodes n WHERE n.heartbeat_at <" INTERVAL_MS("$1")
+                     " AND NOT EXISTS (SELECT 1 FROM outbox_jobs j"
+                     " WHERE j.state = 3 AND j.node = n.id)"
+                     " RETURNING n.id, n.host, n.pid",
+    [W_PRUNE] = "WITH d AS (SELECT id FROM outbox_jobs WHERE state >= 5"
+                " AND finished_at < $1::bigint ORDER BY finished_at LIMIT $2::int),"
+                " e AS (DELETE FROM outbox_errors WHERE id IN (SELECT id FROM d))"
+                " DELETE FROM outbox_jobs WHERE id IN (SELECT id FROM d)",
+    [W_COUNT_UNFINISHED] = "SELECT count(*) FROM outbox_jobs WHERE state < 5",
+    [W_NOTIFY] = "SELECT pg_notify($1, $2)",
+};
+static const pg_stmts writer_stmts = {W_COUNT, writer_sql};
+
+enum { R_GET, R_COUNTS, R_COUNT };
+static const char *const reader_sql[R_COUNT] = {
+    [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
+              " e.message) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
+              " j.payload FROM outbox_jobs j WHERE j.id = $1::uuid",
+    [R_COUNTS] = "SELECT state, kind, queue, count(*) FROM outbox_jobs GROUP BY 1, 2, 3",
+};
+static const pg_stmts reader_stmts = {R_COUNT, reader_sql};
+
+typedef struct reader {
+    pgconn conn;
+    struct reader *next;
+} reader;
+
+/* A row the batch locked (prefetch), kept current as the batch changes it. */
+typedef struct held {
+    ob_id id;
+    store_row row;
+} held;
+
+struct pg_store {
+    store base;
+    char *url;
+    store_opts o;
+    pgconn w;            /* the commit thread's */
+    pg_node node;
+    char *schema_q;      /* the schema, as a quoted identifier */
+    char *tx_insert;     /* W_INSERT naming the schema, for insert_tx */
+    char *tx_notify;     /* the channel, as a literal */
+    pthread_mutex_t rmu;
+    pthread_cond_t rfree;
+    reader *idle;
+    int nreaders;
+    /* per transaction, commit thread only */
+    held *held;
+    int nheld, heldcap;
+    int chore_lock;      /* -1: not asked yet, 0: another node has it, 1: ours */
+};
+
+static const store_ops pg_ops;
+
+/* ---- parameters ---- */
+
+#define ID_PARAM(id) ((const char *)(id)->b)
+static const int id_fmt_1[1] = {1}, id_len_1[1] = {16};
+
+static void row_from(const PGresult *r, int i, store_row *row, ob_id *id)
+{
+    pgv_id(r, i, 0, id);
+    row->state = (ob_state)pgv_int(r, i, 1);
+    row->attempt = (int)pgv_int(r, i, 2);
+    row->max_attempts = (int)pgv_int(r, i, 3);
+    row->cancel_requested = pgv_int(r, i, 4) != 0;
+    snprintf(row->kind, sizeof row->kind, "%s", pgv_str(r, i, 5, NULL));
+    snprintf(row->queue, sizeof row->queue, "%s", pgv_str(r, i, 6, NULL));
+    row->run_at = pgv_int(r, i, 7);
+    row->has_meta = !pgv_null(r, i, 8);
+    snprintf(row->meta, sizeof row->meta, "%s", row->has_meta ? pgv_str(r, i, 8, NULL) : "");
+}
+
+/* ---- snapshots ---- */
+
+/* Errors come as JSON [[attempt, at, message], ...] (get), or not at all. */
+static ob_job *row_to_job(const PGresult *r, int i, bool payload, const char *errors_json)
+{
+    size_t lk, lq, lu = 0, lr = 0, lm = 0, lp = 0;
+    const char *kind = pgv_str(r, i, C_KIND, &lk), *queue = pgv_str(r, i, C_QUEUE, &lq);
+    const char *uk = pgv_str(r, i, C_UNIQUE, &lu), *res = pgv_str(r, i, C_RESULT, &lr);
+    const char *meta = pgv_str(r, i, C_META, &lm);
+    const char *pl = payload ? pgv_str(r, i, C_EXTRA + (errors_json ? 1 : 0), &lp) : NULL;
+    json_t *errs = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
+    job_sizes z = {
+        .kind = lk, .queue = lq, .unique_key = lu, .result = lr, .meta = lm, .payload = lp,
+        .has_unique_key = !pgv_null(r, i, C_UNIQUE), .has_result = !pgv_null(r, i, C_RESULT),
+        .has_meta = !pgv_null(r, i, C_META), .has_payload = payload,
+        .nerrors = json_is_array(errs) ? json_array_size(errs) : 0,
+    };
+    if (z.nerrors > OB_ERRORS_KEPT_MAX)
+        z.nerrors = OB_ERRORS_KEPT_MAX;
+    for (size_t k = 0; k < z.nerrors; k++)
+        z.errors_text += json_string_length(json_array_get(json_array_get(errs, k), 2));
+    ob_job *j = job_alloc(&z);
+    if (j) {
+        pgv_id(r, i, C_ID, &j->id);
+        memcpy(j->kind, kind, lk);
+        memcpy(j->queue, queue, lq);
+        if (j->unique_key)
+            memcpy(j->unique_key, uk, lu);
+        if (j->result)
+            memcpy(j->result, res, lr);
+        if (j->meta)
+            memcpy(j->meta, meta, lm);
+        if (j->payload && lp)
+            memcpy(j->payload, pl, lp);
+        j->priority = (int)pgv_int(r, i, C_PRIORITY);
+        j->state = (ob_state)pgv_int(r, i, C_STATE);
+        j->attempt = (int)pgv_int(r, i, C_ATTEMPT);
+        j->max_attempts = (int)pgv_int(r, i, C_MAX_ATTEMPTS);
+        j->timeout_ms = pgv_int(r, i, C_TIMEOUT);
+        j->run_at_ms = pgv_int(r, i, C_RUN_AT);
+        j->created_at_ms = pgv_int(r, i, C_CREATED);
+        j->attempted_at_ms = pgv_int(r, i, C_ATTEMPTED);
+        j->finished_at_ms = pgv_int(r, i, C_FINISHED);
+        j->cancel_requested = pgv_int(r, i, C_CANCEL) != 0;
+        for (size_t k = 0; k < z.nerrors; k++) {
+            json_t *e = json_array_get(errs, k);
+            json_t *m = json_array_get(e, 2);
+            job_place_error(j, k, (int)json_integer_value(json_array_get(e, 0)),
+                            json_integer_value(json_array_get(e, 1)), json_string_value(m),
+                            json_string_length(m));
+        }
+    }
+    json_decref(errs);
+    return j;
+}
+
+/* ---- open and close ---- */
+
+static void pg_close(store *base)
+{
+    pg_store *s = (pg_store *)base;
+    if (!s)
+        return;
+    pg_node_stop(&s->node);
+    while (s->idle) {
+        reader *r = s->idle;
+        s->idle = r->next;
+        pgc_close(&r->conn);
+        free(r);
+    }
+    pgc_close(&s->w);
+    pthread_mutex_destroy(&s->rmu);
+    pthread_cond_destroy(&s->rfree);
+    free(s->held);
+    free(s->schema_q);
+    free(s->tx_insert);
+    free(s->tx_notify);
+    free(s->url);
+    free(s);
+}
+
+/* Schema check and the names that depend on the schema, on a plain
+ * connection of its own. */
+static int prepare_schema(pg_store *s, int *from)
+{
+    PGconn *c = PQconnectdb(s->url);
+    int rc = 0;
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        OB_ERROR("postgres: cannot connect: %s", c ? PQerrorMessage(c) : "out of memory");
+        PQfinish(c);
+        return OB_EUNAVAIL;
+    }
+    if ((rc = pg_schema_check(c, from)))
+        goto out;
+    PGresult *r = PQexec(c, "SELECT current_schema(), hashtext(current_schema())");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQgetisnull(r, 0, 0)) {
+        OB_ERROR("postgres: no current schema (check search_path)");
+        PQclear(r);
+        rc = OB_ESTORE;
+        goto out;
+    }
+    const char *schema = PQgetvalue(r, 0, 0);
+    s->node.lock_key = atoi(PQgetvalue(r, 0, 1));
+    snprintf(s->node.channel, sizeof s->node.channel, "outbox.%.100s", schema);
+    char *qs = PQescapeIdentifier(c, schema, strlen(schema));
+    char *qc = PQescapeLiteral(c, s->node.channel, strlen(s->node.channel));
+    PQclear(r);
+    if (qs && qc) {
+        const char *ins = writer_sql[W_INSERT] + strlen("INSERT INTO ");
+        size_t n = strlen(qs) + strlen(ins) + 32;
+        if ((s->tx_insert = malloc(n)))
+            snprintf(s->tx_insert, n, "INSERT INTO %s.%s", qs, ins);
+        s->tx_notify = strdup(qc);
+        s->schema_q = strdup(qs);
+    }
+    PQfreemem(qs);
+    PQfreemem(qc);
+    if (!s->tx_insert || !s->tx_notify || !s->schema_q)
+        rc = OB_ENOMEM;
+out:
+    PQfinish(c);
+    return rc;
+}
+
+int store_pg_open(const char *url, const store_opts *o, store **out)
+{
+    pg_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return OB_ENOMEM;
+    s->base.ops = &pg_ops;
+    s->base.exclusive = false;
+    s->o.node_dead_ms = o && o->node_dead_ms ? o->node_dead_ms : 15000;
+    pthread_mutex_init(&s->rmu, NULL);
+    pthread_cond_init(&s->rfree, NULL);
+    int rc = OB_ENOMEM, from;
+    if (!(s->url = strdup(url)))
+        goto err;
+    s->w = (pgconn){.url = s->url, .role = "writer", .stmts = &writer_stmts, .pipeline = true};
+    if ((rc = prepare_schema(s, &from)) || (rc = pgc_ready(&s->w)))
+        goto err;
+    s->node.dead_ms = s->o.node_dead_ms;
+    s->node.conn.url = s->url;
+    if ((rc = pg_node_start(&s->node, &s->base)))
+        goto err;
+    *out = &s->base;
+    return 0;
+err:
+    pg_close(&s->base);
+    return rc;
+}
+
+int store_pg_migrate(const char *url, int *had, int *now)
+{
+    PGconn *c = PQconnectdb(url);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        OB_ERROR("postgres: cannot connect: %s", c ? PQerrorMessage(c) : "out of memory");
+        PQfinish(c);
+        return OB_EUNAVAIL;
+    }
+    int rc = pg_schema_check(c, had);
+    *now = rc ? *had : PG_SCHEMA_VERSION;
+    PQfinish(c);
+    return rc;
+}
+
+/* ---- writer calls ---- */
+
+static int pg_begin(store *base)
+{
+    pg_store *s = (pg_store *)base;
+    s->nheld = 0;
+    s->chore_lock = -1;
+    int rc = pgc_ready(&s->w);
+    return rc ? rc : pgc_defer(&s->w, W_BEGIN, 0, NULL, NULL, NULL, PQ_ANY);
+}
+
+static int pg_commit(store *base)
+{
+    pg_store *s = (pg_store *)base;
+    PGresult *r;
+    int rc = pgc_call(&s->w, W_COMMIT, NULL, 0, NULL, NULL, NULL, &r);
+    PQclear(r);
+    s->nheld = 0;
+    return rc;
+}
+
+static void pg_rollback(store *base)
+{
+    pg_store *s = (pg_store *)base;
+    s->nheld = 0;
+    if (!s->w.c)
+        return; /* the connection is gone, and the transaction with it */
+    PGresult *r;
+    pgc_sync(&s->w); /* drain what is in flight; its errors are known */
+    if (s->w.c && pgc_call(&s->w, W_ROLLBACK, NULL, 0, NULL, NULL, NULL, &r) == 0)
+        PQclear(r);
+}
+
+/* One insert's parameters; `b` holds the numbers. */
+static void insert_params(const store_new *j, pgnum b[6], const char *v[12], int len[12],
+                          int fmt[12])
+{
+    memset(fmt, 0, 12 * sizeof *fmt);
+    memset(len, 0, 12 * sizeof *len);
+    v[0] = ID_PARAM(&j->id), len[0] = 16, fmt[0] = 1;
+    v[1] = j->kind;
+    v[2] = j->queue;
+    v[3] = pg_i64(&b[0], j->priority);
+    v[4] = pg_i64(&b[1], j->state);
+    v[5] = pg_i64(&b[2], j->max_attempts);
+    v[6] = pg_i64(&b[3], j->timeout_ms);
+    v[7] = pg_i64(&b[4], j->run_at);
+    v[8] = pg_i64(&b[5], j->created_at);
+    v[9] = j->unique_key;
+    v[10] = j->meta;
+    v[11] = j->payload ? (const char *)j->payload : "", len[11] = (int)j->payload_len, fmt[11] = 1;
+}
+
+static int pg_insert(store *base, const store_new *j)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b[6];
+    const char *v[12];
+    int len[12], fmt[12];
+    insert_params(j, b, v, len, fmt);
+    if (!j->unique_key)
+        return pgc_defer(&s->w, W_INSERT, 12, v, len, fmt, PQ_ONE_ROW_CHANGED);
+    PGresult *r;
+    int rc = pgc_call(&s->w, W_INSERT, NULL, 12, v, len, fmt, &r);
+    if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
+        rc = STORE_EXISTS; /* G3: another node committed the key first */
+    PQclear(r);
+    return rc;
+}
+
+static int pg_find_unique(store *base, const char *key, ob_id *id)
+{
+    pg_store *s = (pg_store *)base;
+    PGresult *r;
+    int rc = pgc_call(&s->w, W_FIND_UNIQUE, NULL, 1, &key, NULL, NULL, &r);
+    if (!rc && PQntuples(r) == 0)
+        rc = OB_ENOTFOUND;
+    if (!rc)
+        pgv_id(r, 0, 0, id);
+    PQclear(r);
+    return rc;
+}
+
+static int held_cmp(const void *a, const void *b)
+{
+    return memcmp(((const held *)a)->id.b, ((const held *)b)->id.b, 16);
+}
+
+static held *held_find(pg_store *s, const ob_id *id)
+{
+    held key = {.id = *id};
+    return s->nheld ? bsearch(&key, s->held, (size_t)s->nheld, sizeof key, held_cmp) : NULL;
+}
+
+static int pg_prefetch(store *base, const ob_id *ids, int n)
+{
+    pg_store *s = (pg_store *)base;
+    if (n <= 0)
+        return 0;
+    /* A uuid[] literal: {8-4-4-4-12,...} */
+    char *arr = malloc((size_t)n * 37 + 3);
+    if (!arr)
+        return OB_ENOMEM;
+    char *p = arr;
+    *p++ = '{';
+    for (int i = 0; i < n; i++) {
+        ob_id_format(&ids[i], p);
+        p += OB_ID_STRLEN;
+        *p++ = i + 1 < n ? ',' : '}';
+    }
+    *p = '\0';
+    const char *v = arr;
+    PGresult *r;
+    int rc = pgc_call(&s->w, W_PREFETCH, NULL, 1, &v, NULL, NULL, &r);
+    free(arr);
+    if (rc)
+        return rc;
+    int nr = PQntuples(r);
+    if (nr > s->heldcap) {
+        held *h = realloc(s->held, (size_t)nr * sizeof *h);
+        if (!h) {
+            PQclear(r);
+            return OB_ENOMEM;
+        }
+        s->held = h;
+        s->heldcap = nr;
+    }
+    for (int i = 0; i < nr; i++)
+        row_from(r, i, &s->held[i].row, &s->held[i].id);
+    s->nheld = nr;
+    qsort(s->held, (size_t)nr, sizeof *s->held, held_cmp);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_load(store *base, const ob_id *id, store_row *row)
+{
+    pg_store *s = (pg_store *)base;
+    held *h = held_find(s, id);
+    if (h) {
+        *row = h->row;
+        return 0;
+    }
+    PGresult *r;
+    int rc = pgc_call(&s->w, W_LOAD, NULL, 1, (const char *[]){ID_PARAM(id)}, id_len_1,
+                      id_fmt_1, &r);
+    if (!rc && PQntuples(r) == 0)
+        rc = OB_ENOTFOUND;
+    if (!rc) {
+        ob_id got;
+        row_from(r, 0, row, &got);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_update(store *base, const store_change *c)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b[8];
+    const char *v[10] = {
+        ID_PARAM(&c->id), pg_i64(&b[0], c->from), pg_i64(&b[1], c->to),
+        pg_i64(&b[2], c->attempt), pg_i64(&b[3], c->max_attempts), pg_i64(&b[4], c->run_at),
+        c->finished_at ? pg_i64(&b[5], c->finished_at) : NULL, c->cancel_requested ? "t" : "f",
+        c->result, pg_i64(&b[6], c->from_attempt),
+    };
+    int len[10] = {16}, fmt[10] = {1};
+    held *h = held_find(s, &c->id);
+    int rc;
+    if (h) { /* locked by this batch: cannot miss, need not be waited for */
+        rc = pgc_defer(&s->w, W_UPDATE, 10, v, len, fmt, PQ_ONE_ROW_CHANGED);
+        h->row.state = c->to;
+        h->row.attempt = c->attempt;
+        h->row.max_attempts = c->max_attempts;
+        h->row.run_at = c->run_at;
+        h->row.cancel_requested = c->cancel_requested;
+    } else {
+        PGresult *r;
+        rc = pgc_call(&s->w, W_UPDATE, NULL, 10, v, len, fmt, &r);
+        if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
+            rc = OB_ESTATE;
+        PQclear(r);
+    }
+    if (rc || !c->error)
+        return rc;
+    const char *ve[4] = {ID_PARAM(&c->id), pg_i64(&b[0], c->error_attempt),
+                         pg_i64(&b[1], c->now), c->error};
+    int le[4] = {16}, fe[4] = {1};
+    if ((rc = pgc_defer(&s->w, W_ADD_ERROR, 4, ve, le, fe, PQ_ANY)))
+        return rc;
+    ve[1] = pg_i64(&b[2], c->error_attempt - c->errors_kept);
+    return pgc_defer(&s->w, W_TRIM_ERRORS, 2, ve, le, fe, PQ_ANY);
+}
+
+/* A lease that no longer exists needs no moving: the answer is not needed
+ * (the engine ignores OB_ESTATE here), so the statement is not waited for. */
+static int pg_extend(store *base, const ob_id *id, int attempt, int64_t lease_until)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b[2];
+    const char *v[3] = {ID_PARAM(id), pg_i64(&b[0], attempt), pg_i64(&b[1], lease_until)};
+    int len[3] = {16}, fmt[3] = {1};
+    return pgc_defer(&s->w, W_EXTEND, 3, v, len, fmt, PQ_ANY);
+}
+
+static int claim_order(const void *a, const void *b)
+{
+    const ob_job *x = *(ob_job *const *)a, *y = *(ob_job *const *)b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    if (x->run_at_ms != y->run_at_ms)
+        return x->run_at_ms < y->run_at_ms ? -1 : 1;
+    return memcmp(x->id.b, y->id.b, 16);
+}
+
+/* A text[] literal of queue names: {"a","b"} (names are [A-Za-z0-9._-]). */
+static char *queue_array(const char *const *q, int n)
+{
+    size_t len = 3;
+    for (int i = 0; i < n; i++)
+        len += strlen(q[i]) + 3;
+    char *a = malloc(len), *p = a;
+    if (!a)
+        return NULL;
+    *p++ = '{';
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "%s\"%s\"", i ? "," : "", q[i]);
+    *p++ = '}';
+    *p = '\0';
+    return a;
+}
+
+static int pg_claim(store *base, const store_claim *c, ob_job **jobs, int *n)
+{
+    pg_store *s = (pg_store *)base;
+    *n = 0;
+    pgnum b[3];
+    char *qa = NULL;
+    const char *v[5] = {pg_i64(&b[0], c->now), pg_i64(&b[1], c->lease_grace_ms),
+                        ID_PARAM(&s->node.id), pg_i64(&b[2], c->limit), NULL};
+    int len[5] = {0, 0, 16}, fmt[5] = {0, 0, 1};
+    int stmt = W_CLAIM, np = 4;
+    if (c->nqueues == 1) {
+        stmt = W_CLAIM_QUEUE, v[4] = c->queues[0], np = 5;
+    } else if (c->nqueues > 1) {
+        if (!(qa = queue_array(c->queues, c->nqueues)))
+            return OB_ENOMEM;
+        stmt = W_CLAIM_QUEUES, v[4] = qa, np = 5;
+    }
+    PGresult *r;
+    int rc = pgc_call(&s->w, stmt, NULL, np, v, len, fmt, &r);
+    free(qa);
+    if (rc)
+        return rc;
+    int nr = PQntuples(r);
+    for (int i = 0; i < nr && i < c->limit; i++) {
+        if (!(jobs[i] = row_to_job(r, i, true, NULL))) {
+            rc = OB_ENOMEM;
+            break;
+        }
+        (*n)++;
+    }
+    PQclear(r);
+    if (rc) {
+        while (*n > 0)
+            ob_job_free(jobs[--*n]);
+        return rc;
+    }
+    qsort(jobs, (size_t)*n, sizeof *jobs, claim_order); /* S4 */
+    return 0;
+}
+
+static int pg_promote(store *base, int64_t now, store_moved *out, int max, int *n)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b[2];
+    const char *v[2] = {pg_i64(&b[0], now), pg_i64(&b[1], max)};
+    PGresult *r;
+    *n = 0;
+    int rc = pgc_call(&s->w, W_PROMOTE, NULL, 2, v, NULL, NULL, &r);
+    if (rc)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+        store_moved *m = &out[(*n)++];
+        pgv_id(r, i, 0, &m->id);
+        m->from = (ob_state)pgv_int(r, i, 1);
+        m->attempt = (int)pgv_int(r, i, 2);
+        snprintf(m->kind, sizeof m->kind, "%s", pgv_str(r, i, 3, NULL));
+        snprintf(m->queue, sizeof m->queue, "%s", pgv_str(r, i, 4, NULL));
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_next_due(store *base, int64_t *due)
+{
+    pg_store *s = (pg_store *)base;
+    PGresult *r;
+    int rc = pgc_call(&s->w, W_NEXT_DUE, NULL, 0, NULL, NULL, NULL, &r);
+    if (!rc)
+        *due = pgv_null(r, 0, 0) ? INT64_MAX : pgv_int(r, 0, 0);
+    PQclear(r);
+    return rc;
+}
+
+/* G2: the chore lock, once per transaction. 1 if this batch may run them. */
+static int chore_lock(pg_store *s)
+{
+    if (s->chore_lock >= 0)
+        return s->chore_lock;
+    pgnum b[2];
+    const char *v[2] = {pg_i64(&b[0], PG_LOCK_CHORE), pg_i64(&b[1], s->node.lock_key)};
+    PGresult *r;
+    int rc = pgc_call(&s->w, W_CHORE_LOCK, NULL, 2, v, NULL, NULL, &r);
+    if (rc)
+        return rc;
+    s->chore_lock = pgv_int(r, 0, 0) != 0;
+    PQclear(r);
+    return s->chore_lock;
+}
+
+/* Remove the rows of dead nodes none of whose jobs still runs (G1). */
+static int bury_nodes(pg_store *s)
+{
+    pgnum b;
+    const char *v = pg_i64(&b, s->o.node_dead_ms);
+    PGresult *r;
+    int rc = pgc_call(&s->w, W_BURY_NODES, NULL, 1, &v, NULL, NULL, &r);
+    for (int i = 0; !rc && i < PQntuples(r); i++) {
+        ob_id id;
+        char ids[OB_ID_STRLEN + 1];
+        pgv_id(r, i, 0, &id);
+        OB_WARN("postgres: node %s (%s, pid %d) stopped heartbeating: declared dead",
+                ob_id_format(&id, ids), pgv_str(r, i, 1, NULL), (int)pgv_int(r, i, 2));
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_expired(store *base, int64_t now, bool all, store_lease *out, int max, int *n)
+{
+    pg_store *s = (pg_store *)base;
+    (void)all; /* shared: nothing found at open is known to be orphaned */
+    *n = 0;
+    int rc = chore_lock(s);
+    if (rc <= 0)
+        return rc;
+    pgnum b[3];
+    const char *v[3] = {pg_i64(&b[0], now), pg_i64(&b[1], s->o.node_dead_ms),
+                        pg_i64(&b[2], max)};
+    PGresult *r;
+    if ((rc = pgc_call(&s->w, W_EXPIRED, NULL, 3, v, NULL, NULL, &r)))
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+        pgv_id(r, i, 0, &out[*n].id);
+        out[*n].attempt = (int)pgv_int(r, i, 1);
+        (*n)++;
+    }
+    PQclear(r);
+    return *n < max ? bury_nodes(s) : 0;
+}
+
+static int pg_prune(store *base, int64_t before, int limit, int *n)
+{
+    pg_store *s = (pg_store *)base;
+    *n = 0;
+    int rc = chore_lock(s);
+    if (rc <= 0)
+        return rc;
+    pgnum b[2];
+    const char *v[2] = {pg_i64(&b[0], before), pg_i64(&b[1], limit)};
+    PGresult *r;
+    if ((rc = pgc_call(&s->w, W_PRUNE, NULL, 2, v, NULL, NULL, &r)))
+        return rc;
+    *n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return 0;
+}
+
+static int pg_count_unfinished(store *base, int64_t *n)
+{
+    pg_store *s = (pg_store *)base;
+    int rc = pgc_ready(&s->w);
+    PGresult *r;
+    if (!rc)
+        rc = pgc_call(&s->w, W_COUNT_UNFINISHED, NULL, 0, NULL, NULL, NULL, &r);
+    if (rc)
+        return rc;
+    *n = pgv_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_announce(store *base, int64_t due)
+{
+    pg_store *s = (pg_store *)base;
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s %lld", s->node.idhex, (long long)due);
+    const char *v[2] = {s->node.channel, msg};
+    return pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_ANY);
+}
+
+static bool pg_external(store *base)
+{
+    (void)base;
+    return true; /* other nodes write all the time */
+}
+
+static bool pg_leader(store *base) { return atomic_load(&((pg_store *)base)->node.leader); }
+
+static int pg_health(store *base)
+{
+    pg_store *s = (pg_store *)base;
+    int64_t ok = atomic_load(&s->node.beat_ok_at);
+    /* Two heartbeats missed: the database is not answering this node. */
+    return ob_mono_us() / 1000 - ok > 2 * s->node.beat_ms + 1000 ? OB_EUNAVAIL : 0;
+}
+
+/* ---- transactional enqueue ---- */
+
+static int pg_insert_tx(store *base, void *conn, const store_new *j, ob_id *existing)
+{
+    pg_store *s = (pg_store *)base;
+    PGconn *c = conn;
+    pgnum b[6];
+    const char *v[12];
+    int len[12], fmt[12];
+    insert_params(j, b, v, len, fmt);
+    PGresult *r = PQexecParams(c, s->tx_insert, 12, NULL, v, len, fmt, 1);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
+        rc = PQstatus(c) == CONNECTION_OK ? OB_ESTORE : OB_EUNAVAIL;
+    } else if (strcmp(PQcmdTuples(r), "1") != 0) {
+        rc = STORE_EXISTS;
+    }
+    PQclear(r);
+    if (rc == STORE_EXISTS) {
+        char sql[512];
+        snprintf(sql, sizeof sql, "SELECT id FROM %s.outbox_jobs WHERE unique_key = $1",
+                 s->schema_q);
+        r = PQexecParams(c, sql, 1, NULL, &j->unique_key, NULL, NULL, 1);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+            OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
+            rc = OB_ESTORE;
+        } else {
+            pgv_id(r, 0, 0, existing);
+        }
+        PQclear(r);
+        return rc;
+    }
+    if (rc)
+        return rc;
+    /* Delivered at the caller's commit, and only then: nodes claim at once. */
+    char msg[64];
+    snprintf(msg, sizeof msg, "- %lld", (long long)(j->state == OB_AVAILABLE ? 0 : j->run_at));
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT pg_notify(%s, $1)", s->tx_notify);
+    const char *mv = msg;
+    r = PQexecParams(c, sql, 1, NULL, &mv, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
+        rc = OB_ESTORE;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- reader calls ---- */
+
+static int reader_get(pg_store *s, reader **out)
+{
+    pthread_mutex_lock(&s->rmu);
+    while (!s->idle && s->nreaders >= MAX_READERS)
+        pthread_cond_wait(&s->rfree, &s->rmu);
+    reader *r = s->idle;
+    if (r)
+        s->idle = r->next;
+    else
+        s->nreaders++;
+    pthread_mutex_unlock(&s->rmu);
+    if (!r && !(r = calloc(1, sizeof *r))) {
+        pthread_mutex_lock(&s->rmu);
+        s->nreaders--;
+        pthread_cond_signal(&s->rfree);
+        pthread_mutex_unlock(&s->rmu);
+        return OB_ENOMEM;
+    }
+    if (!r->conn.url)
+        r->conn = (pgconn){.url = s->url, .role = "reader", .stmts = &reader_stmts,
+                           .pipeline = true};
+    int rc = pgc_ready(&r->conn);
+    if (rc) {
+        pthread_mutex_lock(&s->rmu);
+        r->next = s->idle; /* kept: it carries the reconnect backoff */
+        s->idle = r;
+        pthread_cond_signal(&s->rfree);
+        pthread_mutex_unlock(&s->rmu);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static void reader_put(pg_store *s, reader *r)
+{
+    pthread_mutex_lock(&s->rmu);
+    r->next = s->idle;
+    s->idle = r;
+    pthread_cond_signal(&s->rfree);
+    pthread_mutex_unlock(&s->rmu);
+}
+
+static int pg_get(store *base, const ob_id *id, ob_job **out)
+{
+    pg_store *s = (pg_store *)base;
+    reader *rd;
+    int rc = reader_get(s, &rd);
+    if (rc)
+        return rc;
+    PGresult *r;
+    rc = pgc_call(&rd->conn, R_GET, NULL, 1, (const char *[]){ID_PARAM(id)}, id_len_1,
+                  id_fmt_1, &r);
+    reader_put(s, rd);
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = OB_ENOTFOUND;
+    else if (!(*out = row_to_job(r, 0, true,
+                                 pgv_null(r, 0, C_EXTRA) ? "[]" : pgv_str(r, 0, C_EXTRA, NULL))))
+        rc = OB_ENOMEM;
+    PQclear(r);
+    return rc;
+}
+
+static int id_desc(const void *a, const void *b)
+{
+    const ob_job *x = *(ob_job *const *)a, *y = *(ob_job *const *)b;
+    return -memcmp(x->id.b, y->id.b, 16);
+}
+
+/* One list query (one state, or every state when state < 0), appending up
+ * to limit + 1 rows to l. */
+static int list_one(pgconn *c, int state, const ob_list_filter *f, const ob_id *after,
+                    int limit, ob_job_page *l)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT " JOB_COLS " FROM outbox_jobs j WHERE %s%s%s%s"
+             " ORDER BY j.id DESC LIMIT $5::int",
+             state >= 0 ? "j.state = $1::smallint" : "$1::smallint IS NOT NULL",
+             after ? " AND j.id < $2::uuid" : " AND $2::uuid IS NULL",
+             f->kind ? " AND j.kind = $3" : " AND $3::text IS NULL",
+             f->queue ? " AND j.queue = $4" : " AND $4::text IS NULL");
+    pgnum b[2];
+    const char *v[5] = {pg_i64(&b[0], state), after ? ID_PARAM(after) : NULL, f->kind, f->queue,
+                        pg_i64(&b[1], limit + 1)};
+    int len[5] = {0, 16}, fmt[5] = {0, 1};
+    PGresult *r;
+    int rc = pgc_call(c, 0, sql, 5, v, len, fmt, &r);
+    for (int i = 0; !rc && i < PQntuples(r); i++) {
+        ob_job *j = row_to_job(r, i, false, NULL);
+        if (!j)
+            rc = OB_ENOMEM;
+        else
+            l->jobs[l->n++] = j;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_list(store *base, const ob_list_filter *f, ob_job_page **out)
+{
+    pg_store *s = (pg_store *)base;
+    int limit = f->limit;
+    ob_id after;
+    bool has_after = f->cursor && f->cursor[0];
+    if (has_after && ob_id_parse(f->cursor, &after))
+        return OB_EINVAL;
+    int nstates = 0;
+    for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
+        nstates += (f->states >> st) & 1;
+    ob_job_page *l = calloc(1, sizeof *l);
+    if (l)
+        l->jobs = calloc((size_t)(limit + 1) * (size_t)(nstates ? nstates : 1), sizeof *l->jobs);
+    if (!l || !l->jobs) {
+        ob_job_page_free(l);
+        return OB_ENOMEM;
+    }
+    reader *rd;
+    int rc = reader_get(s, &rd);
+    if (!rc) {
+        if (!nstates)
+            rc = list_one(&rd->conn, -1, f, has_after ? &after : NULL, limit, l);
+        for (int st = OB_STATE_MIN; st <= OB_STATE_MAX && !rc; st++)
+            if ((f->states >> st) & 1)
+                rc = list_one(&rd->conn, st, f, has_after ? &after : NULL, limit, l);
+        reader_put(s, rd);
+    }
+    if (rc) {
+        ob_job_page_free(l);
+        return rc;
+    }
+    qsort(l->jobs, l->n, sizeof *l->jobs, id_desc);
+    if (l->n > (size_t)limit) {
+        while (l->n > (size_t)limit)
+            ob_job_free(l->jobs[--l->n]);
+        ob_id_format(&l->jobs[l->n - 1]->id, l->next_cursor);
+    }
+    *out = l;
+    return 0;
+}
+
+static int pg_counts(store *base, ob_count_fn fn, void *arg)
+{
+    pg_store *s = (pg_store *)base;
+    reader *rd;
+    int rc = reader_get(s, &rd);
+    if (rc)
+        return rc;
+    PGresult *r;
+    rc = pgc_call(&rd->conn, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
+    reader_put(s, rd);
+    for (int i = 0; !rc && i < PQntuples(r); i++)
+        fn(arg, (ob_state)pgv_int(r, i, 0), pgv_str(r, i, 1, NULL), pgv_str(r, i, 2, NULL),
+           pgv_int(r, i, 3));
+    PQclear(r);
+    return rc;
+}
+
+static const store_ops pg_ops = {
+    .name = "postgres",
+    .close = pg_close,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .insert = pg_insert,
+    .find_unique = pg_find_unique,
+    .load = pg_load,
+    .update = pg_update,
+    .extend = pg_extend,
+    .claim = pg_claim,
+    .promote = pg_promote,
+    .next_due = pg_next_due,
+    .expired = pg_expired,
+    .prune = pg_prune,
+    .count_unfinished = pg_count_unfinished,
+    .prefetch = pg_prefetch,
+    .announce = pg_announce,
+    .leader = pg_leader,
+    .health = pg_health,
+    .external = pg_external,
+    .insert_tx = pg_insert_tx,
+    .get = pg_get,
+    .list = pg_list,
+    .counts = pg_counts,
+};
