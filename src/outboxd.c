@@ -59,6 +59,7 @@ typedef struct config {
     long max_recipients;
     long max_message;
     long max_batch;
+    long node_dead;
 } config;
 
 typedef struct opt {
@@ -73,7 +74,10 @@ typedef struct opt {
 #define N(f, lo, hi) true, offsetof(config, f), 0, lo, hi
 static const opt opts[] = {
     {"listen", S(listen), "HOST:PORT to serve on (default 127.0.0.1:8025)"},
-    {"store", S(store), "where jobs live: sqlite:PATH (default sqlite:./outbox.db)"},
+    {"store", S(store), "where jobs live: sqlite:PATH (default sqlite:./outbox.db), or "
+                        "postgres://USER@HOST:PORT/DB, shared by any number of outboxd"},
+    {"node-dead", N(node_dead, 1, 3600), "postgres: seconds without a heartbeat after which "
+                                         "a node is dead and its jobs rescued (default 15)"},
     {"token-file", S(token_file), "bearer tokens, one per line; required off loopback"},
     {"callback-secret-file", S(secret_file),
      "HMAC key for callback signatures (default ./outbox.secret, created if missing)"},
@@ -110,7 +114,10 @@ static const opt opts[] = {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: outboxd [--config FILE] [--NAME VALUE ...]\n"
-               "  The outbox daemon: durable background jobs over a JSON HTTP API.\n\n");
+               "       outboxd migrate [--store URL]\n"
+               "  The outbox daemon: durable background jobs over a JSON HTTP API.\n"
+               "  `migrate` creates the store's tables, or brings them up to this version,\n"
+               "  and exits (outboxd also does this itself when it starts).\n\n");
     for (size_t i = 0; i < NOPTS; i++)
         fprintf(f, "  --%-22s %s\n", opts[i].name, opts[i].help);
     fprintf(f, "  --%-22s %s\n  --%-22s %s\n  --%-22s %s\n\n", "config FILE",
@@ -208,7 +215,8 @@ static int configure(config *c, int argc, char **argv)
     *c = (config){.workers = 4, .max_body = 16 << 20, .max_payload = 1 << 20, .max_wait = 60,
                   .max_connections = 1024, .threads = 0, .smtp_pool = 4, .smtp_timeout = 60,
                   .mail_retry_min = 300, .mail_retry_max = 4000, .mail_lifetime = 5 * 86400,
-                  .max_recipients = 50, .max_message = 10 << 20, .max_batch = 100};
+                  .max_recipients = 50, .max_message = 10 << 20, .max_batch = 100,
+                  .node_dead = 15};
     snprintf(c->smtp, sizeof c->smtp, "file:./mail");
     snprintf(c->listen, sizeof c->listen, "127.0.0.1:8025");
     snprintf(c->store, sizeof c->store, "sqlite:./outbox.db");
@@ -374,12 +382,41 @@ static int level_of(const char *s)
 
 /* ---- main ---- */
 
+/* outboxd migrate: create or upgrade the store's schema, and say what was
+ * done. Exit 0, or 1 with the reason. */
+static int migrate(const config *c)
+{
+    int had = 0, now = 0;
+    int rc = ob_store_migrate(c->store, &had, &now);
+    if (rc) {
+        fprintf(stderr, "outboxd: migrate %s: %s\n", c->store, ob_strerror(rc));
+        return 1;
+    }
+    if (had == now)
+        printf("outboxd: %s is at schema version %d: nothing to do\n", c->store, now);
+    else if (!had)
+        printf("outboxd: %s: schema created at version %d\n", c->store, now);
+    else
+        printf("outboxd: %s: schema migrated from version %d to %d\n", c->store, had, now);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     config c;
+    bool migrating = argc > 1 && !strcmp(argv[1], "migrate");
+    if (migrating) { /* the subcommand takes the same options */
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
     int rc = configure(&c, argc, argv);
     if (rc)
         return rc == 1 ? 0 : 2;
+    if (migrating) {
+        ob_log_set(log_line, NULL, OB_LOG_WARN);
+        return migrate(&c);
+    }
     int level = level_of(c.log_level);
     if (level < 0) {
         fprintf(stderr, "outboxd: --log-level: debug, info, warn or error\n");
@@ -455,6 +492,9 @@ int main(int argc, char **argv)
     ob_engine_opts_init(&eo);
     size_t mail_payload = (size_t)c.max_message / 3 * 4 + (1u << 20);
     eo.max_payload = (size_t)c.max_payload > mail_payload ? (size_t)c.max_payload : mail_payload;
+    eo.node_dead_ms = c.node_dead * 1000;
+    if (eo.rescue_interval_ms > eo.node_dead_ms / 3) /* a dead node's jobs: rescued soon after */
+        eo.rescue_interval_ms = eo.node_dead_ms / 3;
     if ((rc = ob_engine_open(c.store, &eo, &e))) {
         fprintf(stderr, "outboxd: cannot open the store %s: %s\n", c.store, ob_strerror(rc));
         e = NULL;

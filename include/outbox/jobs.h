@@ -143,6 +143,13 @@ void ob_engine_opts_init(ob_engine_opts *o);
  * store error; the message is logged. */
 int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out);
 
+/* Create a store's schema, or migrate it to this version, without opening
+ * an engine (ob_engine_open does the same itself). *had gets the version
+ * found (0: none), *now the version it has now. Returns 0, OB_EINVAL (bad
+ * URL), OB_ESCHEMA (newer than this outbox), OB_ELOCKED (SQLite: in use),
+ * OB_EUNAVAIL or a store error. */
+int ob_store_migrate(const char *url, int *had, int *now);
+
 /* Whether the engine can take work: 0, or the error of its last store
  * commit (the store is failing), OB_EUNAVAIL (the database does not answer
  * this node's heartbeat), or OB_ESHUTDOWN (closing). */

@@ -288,7 +288,8 @@ static int promote_due(ob_engine *e, batch *b, int64_t now)
 }
 
 static const char rescue_error[] =
-    "lease expired: the worker died or hung past its timeout; attempt rescued";
+    "lease expired: the worker died, hung past its timeout, or its node stopped "
+    "heartbeating; attempt rescued";
 
 /* Whether this process runs the cluster's chores (always, unless shared). */
 static bool leads(ob_engine *e)

@@ -435,6 +435,13 @@ int ob_engine_ready(ob_engine *e)
     return rc;
 }
 
+int ob_store_migrate(const char *url, int *had, int *now)
+{
+    if (!url || !had || !now)
+        return OB_EINVAL;
+    return store_migrate(url, had, now);
+}
+
 void ob_engine_wake(ob_engine *e)
 {
     if (!e)
@@ -451,8 +458,8 @@ static int enqueue_tx(ob_engine *e, const char *store_name, void *conn, const ob
     if (!e || !conn)
         return OB_EINVAL;
     if (strcmp(e->st->ops->name, store_name) != 0 || !e->st->ops->insert_tx) {
-        OB_ERROR("jobs: ob_enqueue_%s on an engine whose store is %s", store_name,
-                 e->st->ops->name);
+        OB_ERROR("jobs: a transactional enqueue for a %s store, on an engine whose store "
+                 "is %s", store_name, e->st->ops->name);
         return OB_EINVAL;
     }
     int rc = ob_new_job_check(e, j, NULL);

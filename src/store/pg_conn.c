@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +82,26 @@ static int connect_now(pgconn *p)
     return 0;
 }
 
+/* An idle connection has nothing to read; if it has, the server has spoken
+ * on its own: almost always a termination notice and the end (a restart,
+ * pg_terminate_backend). Then it is dropped now, and replaced, rather than
+ * failing the next statement. */
+static void drop_if_closed(pgconn *p)
+{
+    struct pollfd pf = {PQsocket(p->c), POLLIN, 0};
+    if (pf.fd < 0 || poll(&pf, 1, 0) != 1)
+        return;
+    if (!PQconsumeInput(p->c) || PQstatus(p->c) != CONNECTION_OK) {
+        OB_INFO("postgres: %s connection was closed by the server; reconnecting", p->role);
+        pgc_close(p);
+        p->retry_at = 0;
+    }
+}
+
 int pgc_ready(pgconn *p)
 {
+    if (p->c && PQstatus(p->c) == CONNECTION_OK && !p->npend)
+        drop_if_closed(p);
     if (p->c && PQstatus(p->c) == CONNECTION_OK)
         return 0;
     int64_t now = ob_now_ms();
@@ -114,7 +133,13 @@ int pgc_ready(pgconn *p)
 int pgc_fail(pgconn *p, const PGresult *r, const char *what)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    const char *msg = r ? PQresultErrorMessage(r) : p->c ? PQerrorMessage(p->c) : "";
+    char msg[512]; /* libpq's message, on one line */
+    snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : p->c ? PQerrorMessage(p->c) : "");
+    for (char *m = msg; *m; m++)
+        if (*m == '\n' || *m == '\t')
+            *m = ' ';
+    for (size_t n = strlen(msg); n && msg[n - 1] == ' ';)
+        msg[--n] = '\0';
     bool lost = !p->c || PQstatus(p->c) != CONNECTION_OK ||
                 (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3) ||
                            !strcmp(state, "53300")));

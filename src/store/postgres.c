@@ -845,6 +845,18 @@ static int reader_get(pg_store *s, reader **out)
     return 0;
 }
 
+/* A read on a reader: when its connection turns out to have been lost (a
+ * restart, a terminated backend), once more on a new one — a read can be
+ * repeated, unlike a batch of writes. */
+static int rcall(pgconn *c, int stmt, const char *sql, int n, const char *const *v,
+                 const int *len, const int *fmt, PGresult **out)
+{
+    int rc = pgc_call(c, stmt, sql, n, v, len, fmt, out);
+    if (rc == OB_EUNAVAIL && !c->c && pgc_ready(c) == 0)
+        rc = pgc_call(c, stmt, sql, n, v, len, fmt, out);
+    return rc;
+}
+
 static void reader_put(pg_store *s, reader *r)
 {
     pthread_mutex_lock(&s->rmu);
@@ -862,7 +874,7 @@ static int pg_get(store *base, const ob_id *id, ob_job **out)
     if (rc)
         return rc;
     PGresult *r;
-    rc = pgc_call(&rd->conn, R_GET, NULL, 1, (const char *[]){ID_PARAM(id)}, id_len_1,
+    rc = rcall(&rd->conn, R_GET, NULL, 1, (const char *[]){ID_PARAM(id)}, id_len_1,
                   id_fmt_1, &r);
     reader_put(s, rd);
     if (rc)
@@ -900,7 +912,7 @@ static int list_one(pgconn *c, int state, const ob_list_filter *f, const ob_id *
                         pg_i64(&b[1], limit + 1)};
     int len[5] = {0, 16}, fmt[5] = {0, 1};
     PGresult *r;
-    int rc = pgc_call(c, 0, sql, 5, v, len, fmt, &r);
+    int rc = rcall(c, 0, sql, 5, v, len, fmt, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         ob_job *j = row_to_job(r, i, false, NULL);
         if (!j)
@@ -962,7 +974,7 @@ static int pg_counts(store *base, ob_count_fn fn, void *arg)
     if (rc)
         return rc;
     PGresult *r;
-    rc = pgc_call(&rd->conn, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
+    rc = rcall(&rd->conn, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
     reader_put(s, rd);
     for (int i = 0; !rc && i < PQntuples(r); i++)
         fn(arg, (ob_state)pgv_int(r, i, 0), pgv_str(r, i, 1, NULL), pgv_str(r, i, 2, NULL),

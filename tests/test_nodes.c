@@ -1,0 +1,217 @@
+/*
+ * test_nodes.c - several engines ("nodes") on one PostgreSQL database, in
+ * this process and in forked ones: wake-ups between nodes, unique keys
+ * across nodes, a dead node's jobs rescued by the leader and leadership
+ * moving, the connection lost and found again, the schema version check.
+ * PostgreSQL only (the SQLite store is one process by design).
+ */
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static void sql(const char *url, const char *q)
+{
+    PGconn *c = test_pg_connect(url);
+    PGresult *r = PQexec(c, q);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        test_fail(__FILE__, __LINE__, "%s: %s", q, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int64_t started_at(const ob_id *id, int attempt)
+{
+    for (int i = 0; i < atomic_load(&h_nlog) && i < H_LOG_MAX; i++)
+        if (!memcmp(h_log[i].id.b, id->b, 16) && h_log[i].attempt == attempt)
+            return h_log[i].at_ms;
+    return 0;
+}
+
+TEST(work_enqueued_on_one_node_starts_on_another_at_once)
+{
+    ob_engine *a = h_open("jobs", NULL), *b = h_open("jobs", NULL);
+    ob_pool *p = h_pool(b, 2, 0, NULL);
+    h_sleep_ms(300); /* b has looked, found nothing, and waits */
+    int64_t worst = 0;
+    for (int i = 0; i < 20; i++) {
+        int64_t t0 = ob_now_ms();
+        ob_id id = h_add(a, "done"); /* a has no workers: only b can run it */
+        ob_job_free(h_wait(b, &id));
+        int64_t lat = started_at(&id, 1) - t0;
+        if (lat > worst)
+            worst = lat;
+        h_sleep_ms(20);
+    }
+    printf("  worst enqueue-on-a to start-on-b: %lld ms\n", (long long)worst);
+    /* Without NOTIFY it would be the refresh period, a second. */
+    ASSERT(worst < 150);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(b);
+    ob_engine_close(a);
+}
+
+typedef struct racer {
+    ob_engine *e;
+    ob_id ids[50];
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    for (int k = 0; k < 50; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "key-%d", k);
+        ob_new_job j = {.kind = "script", .payload = "done", .payload_len = 5, .unique_key = key};
+        ASSERT_OK(ob_enqueue(r->e, &j, &r->ids[k], NULL));
+    }
+    return NULL;
+}
+
+TEST(one_unique_key_on_two_nodes_makes_one_job)
+{
+    ob_engine *a = h_open("jobs", NULL), *b = h_open("jobs", NULL);
+    racer rs[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        rs[i].e = i % 2 ? b : a;
+        pthread_create(&t[i], NULL, race, &rs[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 1; i < 8; i++)
+        for (int k = 0; k < 50; k++)
+            ASSERT_EQ(memcmp(rs[i].ids[k].b, rs[0].ids[k].b, 16), 0);
+    ob_list_filter f = {.limit = 1000};
+    ob_job_page *pg;
+    ASSERT_OK(ob_job_list(a, &f, &pg));
+    ASSERT_EQ(pg->n, 50);
+    ob_job_page_free(pg);
+    ob_engine_close(b);
+    ob_engine_close(a);
+}
+
+/* A child process is the first node, so the leader, and runs a job that
+ * hangs; it is killed. The second node must take the leadership and rescue
+ * the job once the child's heartbeat is node_dead_ms old, not after the
+ * job's timeout (a minute here). */
+TEST(a_dead_nodes_jobs_are_rescued_and_the_leadership_moves)
+{
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.node_dead_ms = 1000;
+    o.rescue_interval_ms = 100;
+    o.kind_defaults.timeout_ms = 60000;
+    char url[4200];
+    snprintf(url, sizeof url, "%s", test_url("jobs")); /* the child's pid would differ */
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        ob_engine *c;
+        ASSERT_OK(ob_engine_open(url, &o, &c));
+        ASSERT_OK(ob_engine_register(c, "script", h_script, NULL, NULL));
+        h_pool(c, 1, 0, NULL);
+        h_add(c, "hang-first:600000");
+        while (atomic_load(&h_nlog) == 0)
+            h_sleep_ms(5);
+        ASSERT_EQ(write(ready[1], "r", 1), 1);
+        pause(); /* until killed */
+    }
+    char r;
+    ASSERT_EQ(read(ready[0], &r, 1), 1);
+    ob_engine *b = h_open("jobs", &o);
+    ob_pool *p = h_pool(b, 1, 0, NULL);
+    h_sleep_ms(300);
+    ASSERT_EQ(atomic_load(&h_nlog), 0); /* the job is the child's, running */
+    kill(child, SIGKILL);
+    int64_t killed = ob_now_ms();
+    waitpid(child, NULL, 0);
+    ob_list_filter f = {.limit = 10};
+    ob_job_page *pg;
+    ASSERT_OK(ob_job_list(b, &f, &pg));
+    ASSERT_EQ(pg->n, 1);
+    ob_id id = pg->jobs[0]->id;
+    ob_job_page_free(pg);
+    ob_job *j = h_wait(b, &id);
+    int64_t took = started_at(&id, 2) - killed;
+    printf("  node killed; its job restarted on the other node after %lld ms "
+           "(dead after 1000 ms)\n", (long long)took);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 2);
+    ASSERT_EQ(j->nerrors, 1);
+    ASSERT(strstr(j->errors[0].message, "rescued"));
+    ASSERT(took >= 900 && took < 3000);
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(b);
+}
+
+/* Every connection of the node is cut (as a database restart or a network
+ * failure would): calls fail with OB_EUNAVAIL, never succeed falsely, and
+ * the node comes back by itself. */
+TEST(a_node_whose_connections_are_cut_comes_back_by_itself)
+{
+    ob_engine *e = h_open("jobs", NULL);
+    ob_pool *p = h_pool(e, 2, 0, NULL);
+    ob_id first = h_add(e, "done");
+    ob_job_free(h_wait(e, &first));
+    sql(test_pg_base(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = 'outbox'");
+    int unavailable = 0, ok = 0;
+    ob_id id;
+    for (int i = 0; i < 400 && ok < 5; i++) {
+        ob_new_job j = {.kind = "script", .payload = "done", .payload_len = 5};
+        int rc = ob_enqueue(e, &j, &id, NULL);
+        if (rc == OB_EUNAVAIL)
+            unavailable++;
+        else {
+            ASSERT_OK(rc);
+            ok++;
+        }
+        if (rc)
+            h_sleep_ms(10);
+    }
+    printf("  %d enqueues refused as unavailable before the reconnect\n", unavailable);
+    ASSERT_EQ(ok, 5);
+    ob_job *j = h_wait(e, &id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ob_job_free(j);
+    for (int i = 0; i < 100 && ob_engine_ready(e); i++)
+        h_sleep_ms(20);
+    ASSERT_OK(ob_engine_ready(e));
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
+TEST(a_newer_schema_is_refused)
+{
+    ob_engine *e = h_open("jobs", NULL);
+    ob_engine_close(e);
+    const char *url = test_url("jobs");
+    int had, now;
+    ASSERT_OK(ob_store_migrate(url, &had, &now));
+    ASSERT_EQ(had, now);
+    sql(url, "UPDATE outbox_schema SET version = version + 1");
+    ASSERT_RC(ob_engine_open(url, NULL, &e), OB_ESCHEMA);
+    ASSERT_RC(ob_store_migrate(url, &had, &now), OB_ESCHEMA);
+    const char *fresh = test_url("fresh");
+    ASSERT_OK(ob_store_migrate(fresh, &had, &now));
+    ASSERT_EQ(had, 0);
+    ASSERT(now >= 1);
+}
+
+static const test_case tests[] = {
+    T_ONLY("postgres", work_enqueued_on_one_node_starts_on_another_at_once),
+    T_ONLY("postgres", one_unique_key_on_two_nodes_makes_one_job),
+    T_ONLY("postgres", a_dead_nodes_jobs_are_rescued_and_the_leadership_moves),
+    T_ONLY("postgres", a_node_whose_connections_are_cut_comes_back_by_itself),
+    T_ONLY("postgres", a_newer_schema_is_refused),
+};
+
+int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }
