@@ -11,6 +11,7 @@
 # and a socket in DIR only. As root it runs as the postgres user (initdb
 # refuses root); otherwise as the caller. Nothing outside DIR is touched.
 set -eu
+cd / # the postgres user may not enter the caller's directory
 cmd=$1 dir=$2
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$bin" ]; then

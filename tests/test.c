@@ -158,6 +158,7 @@ static int pg_start(void)
     }
     url[strcspn(url, "\n")] = '\0';
     setenv("OB_TEST_PG_URL", url, 1);
+    setenv("OB_TEST_PG_DIR", pg_dir, 1); /* tests that restart it */
     return 0;
 }
 

@@ -107,6 +107,7 @@ typedef struct pg_node {
     bool running;
     int stop_fd;               /* eventfd: wakes the thread to stop */
     atomic_bool leader;        /* this session holds PG_LOCK_LEADER */
+    atomic_llong up_since;     /* mono ms its connection last came up */
     atomic_llong beat_ok_at;   /* mono ms of the last heartbeat that committed */
     int64_t dead_ms, beat_ms;
     ob_id id;

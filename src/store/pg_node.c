@@ -119,6 +119,7 @@ static void *node_main(void *arg)
         } else if (!listening) {
             if (listen_now(n) == 0) {
                 listening = true;
+                atomic_store(&n->up_since, mono_ms());
                 if (n->st->wake) { /* catch up on what was missed while away */
                     n->st->wake(n->st->wake_arg, 0);
                     n->st->wake(n->st->wake_arg, 1);
@@ -169,6 +170,7 @@ int pg_node_start(pg_node *n, store *st)
     n->conn = (pgconn){.url = n->conn.url, .role = "node", .stmts = &node_stmts,
                        .pipeline = true};
     int rc = pgc_ready(&n->conn);
+    atomic_store(&n->up_since, mono_ms());
     if (!rc)
         rc = beat(n); /* G1: the row exists before anything is claimed */
     if (rc)

@@ -100,8 +100,8 @@ static const char *const writer_sql[W_COUNT] = {
     [W_CHORE_LOCK] = "SELECT pg_try_advisory_xact_lock($1::int, $2::int)",
     [W_EXPIRED] = "SELECT j.id, j.attempt FROM outbox_jobs j"
                   " LEFT JOIN outbox_nodes n ON n.id = j.node WHERE j.state = 3"
-                  " AND (j.lease_until < $1::bigint OR n.id IS NULL"
-                  " OR n.heartbeat_at <" INTERVAL_MS("$2") ")"
+                  " AND (j.lease_until < $1::bigint OR ($4::boolean AND (n.id IS NULL"
+                  " OR n.heartbeat_at <" INTERVAL_MS("$2") ")))"
                   " ORDER BY j.lease_until LIMIT $3::int FOR UPDATE OF j SKIP LOCKED",
     [W_BURY_NODES] = "DELETE FROM outbox_nodes n WHERE n.heartbeat_at <" INTERVAL_MS("$1")
                      " AND NOT EXISTS (SELECT 1 FROM outbox_jobs j"
@@ -688,11 +688,17 @@ static int pg_expired(store *base, int64_t now, bool all, store_lease *out, int 
     int rc = chore_lock(s);
     if (rc <= 0)
         return rc;
+    /* A leader judges other nodes only once its own connection has been up
+     * for a dead interval: after an outage (a database restart), the others
+     * need that long to heartbeat again, and must not be declared dead for
+     * the database's silence. A takeover by a node that was connected all
+     * along judges at once. */
+    bool judge = ob_mono_us() / 1000 - atomic_load(&s->node.up_since) >= s->o.node_dead_ms;
     pgnum b[3];
-    const char *v[3] = {pg_i64(&b[0], now), pg_i64(&b[1], s->o.node_dead_ms),
-                        pg_i64(&b[2], max)};
+    const char *v[4] = {pg_i64(&b[0], now), pg_i64(&b[1], s->o.node_dead_ms),
+                        pg_i64(&b[2], max), judge ? "t" : "f"};
     PGresult *r;
-    if ((rc = pgc_call(&s->w, W_EXPIRED, NULL, 3, v, NULL, NULL, &r)))
+    if ((rc = pgc_call(&s->w, W_EXPIRED, NULL, 4, v, NULL, NULL, &r)))
         return rc;
     for (int i = 0; i < PQntuples(r) && *n < max; i++) {
         pgv_id(r, i, 0, &out[*n].id);
@@ -700,7 +706,7 @@ static int pg_expired(store *base, int64_t now, bool all, store_lease *out, int 
         (*n)++;
     }
     PQclear(r);
-    return *n < max ? bury_nodes(s) : 0;
+    return *n < max && judge ? bury_nodes(s) : 0;
 }
 
 static int pg_prune(store *base, int64_t before, int limit, int *n)

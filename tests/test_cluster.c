@@ -1,0 +1,471 @@
+/*
+ * test_cluster.c - outboxd processes sharing one PostgreSQL: the cluster as
+ * it is deployed. Jobs are http.request calls to a receiver in this
+ * process, which records every execution (the job's number, from its
+ * body), so that "exactly once", "no gaps" and "rescued in time" are
+ * checked against what really ran, not against what the store says.
+ *
+ *   three nodes, 100,000 jobs: each ran exactly once, none is missing
+ *   kill -9 a node, then the leader: the last node takes the lead and
+ *     restarts their jobs within the dead-node interval; all complete
+ *   PostgreSQL restarted under load: enqueues answer 503 meanwhile, never
+ *     a 2xx for a job that is then lost; the nodes recover by themselves
+ *
+ * PostgreSQL only: the harness starts the server (OB_TEST_STORE=postgres).
+ */
+#include <curl/curl.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "od_helpers.h"
+#include "outbox/http.h"
+
+#define NJOBS 100000
+
+/* ---- the receiver: every execution of every job ---- */
+
+static atomic_int runs[NJOBS];          /* executions of job n */
+static _Atomic int64_t first_at[NJOBS]; /* ms of its first and last start */
+static _Atomic int64_t last_at[NJOBS];
+static atomic_int total_runs;
+
+static int job_number(ob_http_req *r)
+{
+    size_t len;
+    const char *b = ob_http_body(r, &len);
+    int n = b && len > 2 && !strncmp(b, "n=", 2) ? atoi(b + 2) : -1;
+    return n >= 0 && n < NJOBS ? n : -1;
+}
+
+static void record(int n)
+{
+    int64_t now = ob_now_ms(), zero = 0;
+    atomic_compare_exchange_strong(&first_at[n], &zero, now);
+    atomic_store(&last_at[n], now);
+    atomic_fetch_add(&runs[n], 1);
+    atomic_fetch_add(&total_runs, 1);
+}
+
+static void on_run(ob_http_req *r, void *arg)
+{
+    (void)arg;
+    int n = job_number(r);
+    if (n >= 0)
+        record(n);
+    ob_http_reply(r, n >= 0 ? 200 : 400, "text/plain", "ok", 2);
+}
+
+typedef struct slow {
+    ob_http_later *l;
+    int ms;
+} slow;
+
+static void *answer_later(void *arg)
+{
+    slow *s = arg;
+    h_sleep_ms(s->ms);
+    ob_http_later_reply(s->l, 200, "text/plain", "ok", 2);
+    free(s);
+    return NULL;
+}
+
+/* A job that takes ?ms= to answer: slow work a node is killed in. */
+static void on_slow(ob_http_req *r, void *arg)
+{
+    (void)arg;
+    int n = job_number(r);
+    if (n >= 0)
+        record(n);
+    slow *s = malloc(sizeof *s);
+    s->ms = atoi(ob_http_query(r, "ms") ? ob_http_query(r, "ms") : "1000");
+    pthread_t t;
+    if (ob_http_suspend(r, &s->l) == 0 && pthread_create(&t, NULL, answer_later, s) == 0)
+        pthread_detach(t);
+}
+
+static void quiet(void *arg, const ob_http_access *a) { (void)arg, (void)a; }
+
+static int receiver(ob_http_server **out)
+{
+    ob_http_opts o;
+    ob_http_opts_init(&o);
+    o.listen = "127.0.0.1:0";
+    o.threads = 2;
+    o.max_connections = 4096;
+    o.access_log = quiet;
+    ASSERT_OK(ob_http_server_new(&o, out));
+    ASSERT_OK(ob_http_route(*out, "POST", "/run", on_run, NULL, 0));
+    ASSERT_OK(ob_http_route(*out, "POST", "/slow", on_slow, NULL, 0));
+    ASSERT_OK(ob_http_server_start(*out));
+    return ob_http_server_port(*out);
+}
+
+/* ---- the nodes ---- */
+
+/* Start outboxd in its own directory nodeI (its log, its secret). */
+static od node_start(int i, const char *url, const char *extra)
+{
+    char dir[32], args[6000];
+    snprintf(dir, sizeof dir, "node%d", i);
+    mkdir(dir, 0755);
+    ASSERT_EQ(chdir(dir), 0);
+    snprintf(args, sizeof args, "--store %s %s", url, extra);
+    od d = od_start(args);
+    ASSERT_EQ(chdir(".."), 0);
+    return d;
+}
+
+static bool log_has(int i, const char *what)
+{
+    char path[64], line[2048];
+    snprintf(path, sizeof path, "node%d/outboxd.log", i);
+    FILE *f = fopen(path, "r");
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, what) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* Lines of node i's log holding `what`: how many, and the times of the
+ * first and last (ms since the epoch, from their timestamps). */
+static int log_times(int i, const char *what, int64_t *first, int64_t *last)
+{
+    char path[64], line[2048];
+    snprintf(path, sizeof path, "node%d/outboxd.log", i);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    *first = INT64_MAX, *last = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        struct tm tm = {0};
+        int ms = 0;
+        if (!strstr(line, what) || !strptime(line, "%Y-%m-%dT%H:%M:%S", &tm) ||
+            sscanf(line + 20, "%d", &ms) != 1)
+            continue;
+        int64_t t = (int64_t)timegm(&tm) * 1000 + ms;
+        *first = t < *first ? t : *first;
+        *last = t > *last ? t : *last;
+        n++;
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* ---- HTTP client (libcurl) ---- */
+
+typedef struct buf {
+    char *p;
+    size_t n;
+} buf;
+
+static size_t on_data(char *d, size_t size, size_t n, void *arg)
+{
+    buf *b = arg;
+    char *p = realloc(b->p, b->n + size * n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + b->n, d, size * n);
+    b->p = p;
+    b->n += size * n;
+    b->p[b->n] = '\0';
+    return size * n;
+}
+
+/* POST (body != NULL) or GET; returns the status (0: no answer), body into
+ * *out if not NULL (malloc'd). */
+static long http(CURL *c, const char *url, const char *body, char **out)
+{
+    buf b = {0};
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    else
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    if (out)
+        *out = b.p;
+    else
+        free(b.p);
+    return status;
+}
+
+/* The JSON of job n: POST n=N to the receiver's path. */
+static int job_json(char *p, size_t cap, int port, const char *path, int n)
+{
+    return snprintf(p, cap,
+                    "{\"kind\":\"http.request\",\"payload\":{\"method\":\"POST\","
+                    "\"url\":\"http://127.0.0.1:%d%s\",\"headers\":{\"Content-Type\":"
+                    "\"text/plain\"},\"body\":\"n=%d\"}}",
+                    port, path, n);
+}
+
+/* Enqueue jobs [from, to) through node d, 100 per batch request. */
+static void enqueue_range(CURL *c, const od *d, int port, const char *path, int from, int to)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/jobs/batch", d->url);
+    size_t cap = 100 * 256 + 64;
+    char *body = malloc(cap);
+    for (int n = from; n < to; n += 100) {
+        size_t k = (size_t)snprintf(body, cap, "{\"jobs\":[");
+        for (int i = n; i < n + 100 && i < to; i++) {
+            if (i > n)
+                body[k++] = ',';
+            k += (size_t)job_json(body + k, cap - k, port, path, i);
+        }
+        snprintf(body + k, cap - k, "]}");
+        char *resp = NULL;
+        long st = http(c, url, body, &resp);
+        if (st != 200 || strstr(resp ? resp : "", "\"error\""))
+            test_fail(__FILE__, __LINE__, "batch at %d: %ld %.300s", n, st, resp ? resp : "");
+        free(resp);
+    }
+    free(body);
+}
+
+static long count_sql(const char *url, const char *q)
+{
+    PGconn *c = test_pg_connect(url);
+    PGresult *r = PQexec(c, q);
+    long n = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    PQfinish(c);
+    return n;
+}
+
+/* Wait until `want` jobs are completed (up to `secs`); returns the count. */
+static long wait_completed(const char *url, long want, int secs)
+{
+    long n = 0;
+    for (int i = 0; i < secs * 10 && n < want; i++) {
+        n = count_sql(url, "SELECT count(*) FROM outbox_jobs WHERE state = 5" /* completed */);
+        if (n < want)
+            h_sleep_ms(100);
+    }
+    return n;
+}
+
+/* The completed-jobs counter of one node's /metrics. */
+static long completed_here(CURL *c, const od *d)
+{
+    char url[128], *m = NULL;
+    snprintf(url, sizeof url, "%s/metrics", d->url);
+    http(c, url, NULL, &m);
+    long total = 0;
+    for (const char *p = m; p && (p = strstr(p, "outbox_jobs_finished_total{")); p++) {
+        const char *eol = strchr(p, '\n');
+        const char *st = strstr(p, "state=\"completed\"");
+        if (st && (!eol || st < eol))
+            total += atol(strchr(st, '}') + 1);
+    }
+    free(m);
+    return total;
+}
+
+TEST(three_nodes_run_100k_jobs_each_exactly_once)
+{
+    ob_http_server *rcv;
+    int port = receiver(&rcv);
+    const char *url = test_url("cluster");
+    od d[3];
+    for (int i = 0; i < 3; i++)
+        d[i] = node_start(i, url, "--workers 16");
+    CURL *c = curl_easy_init();
+    int64_t t0 = ob_now_ms();
+    for (int k = 0; k < NJOBS / 1000; k++) /* round robin, 1000 jobs a turn */
+        enqueue_range(c, &d[k % 3], port, "/run", k * 1000, (k + 1) * 1000);
+    int64_t t1 = ob_now_ms();
+    long done = wait_completed(url, NJOBS, 300);
+    int64_t t2 = ob_now_ms();
+    printf("  %d jobs enqueued in %.1f s, all completed after %.1f s\n", NJOBS,
+           (double)(t1 - t0) / 1e3, (double)(t2 - t0) / 1e3);
+    ASSERT_EQ(done, NJOBS);
+    h_sleep_ms(200); /* the last answers' requests have been counted */
+    int missing = 0, twice = 0;
+    for (int n = 0; n < NJOBS; n++) {
+        missing += runs[n] == 0;
+        twice += runs[n] > 1;
+    }
+    printf("  executions: %d (missing %d, more than once %d)\n", atomic_load(&total_runs),
+           missing, twice);
+    ASSERT_EQ(missing, 0);
+    ASSERT_EQ(twice, 0);
+    long per[3], sum = 0;
+    for (int i = 0; i < 3; i++) {
+        per[i] = completed_here(c, &d[i]);
+        sum += per[i];
+    }
+    printf("  completed per node: %ld %ld %ld\n", per[0], per[1], per[2]);
+    ASSERT_EQ(sum, NJOBS);
+    for (int i = 0; i < 3; i++)
+        ASSERT(per[i] > 0);
+    curl_easy_cleanup(c);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(od_stop(&d[i], SIGTERM), 0);
+    ob_http_server_free(rcv);
+}
+
+TEST(a_killed_node_and_a_killed_leader_are_replaced)
+{
+    ob_http_server *rcv;
+    int port = receiver(&rcv);
+    const char *url = test_url("cluster");
+    od d[3];
+    for (int i = 0; i < 3; i++) /* node0 is first: the leader */
+        d[i] = node_start(i, url, "--workers 4 --node-dead 2");
+    ASSERT(log_has(0, "leads the cluster now"));
+    CURL *c = curl_easy_init();
+    char path[64];
+    snprintf(path, sizeof path, "/slow?ms=1500");
+    enqueue_range(c, &d[2], port, path, 0, 40);
+    h_sleep_ms(500); /* twelve jobs running, four on each node */
+    ASSERT_EQ(od_stop(&d[1], SIGKILL), 128 + SIGKILL);
+    int64_t killed1 = ob_now_ms();
+    h_sleep_ms(700);
+    ASSERT_EQ(od_stop(&d[0], SIGKILL), 128 + SIGKILL);
+    int64_t killed0 = ob_now_ms();
+    long done = wait_completed(url, 40, 60);
+    ASSERT_EQ(done, 40);
+    ASSERT(log_has(2, "leads the cluster now"));
+    /* The dead nodes' jobs, rescued by the new leader (node 2's log): each
+     * after its node's dead interval (2 s), and the last within that
+     * interval, a heartbeat (takeover) and a rescue round of the last death. */
+    int64_t first, last;
+    int rescued = log_times(2, "rescued", &first, &last), again = 0;
+    for (int n = 0; n < 40; n++)
+        again += runs[n] >= 2;
+    printf("  %d jobs of the killed nodes rescued: %lld ms after the first death to %lld ms "
+           "after the second (dead after 2000 ms); %d ran again\n",
+           rescued, (long long)(first - killed1), (long long)(last - killed0), again);
+    ASSERT(again >= 4);
+    ASSERT(rescued >= again); /* and jobs claimed ahead (prefetched), not started */
+    ASSERT(first - killed1 >= 1800);
+    ASSERT(last - killed0 < 2000 + 1500);
+    ASSERT_EQ(count_sql(url, "SELECT count(*) FROM outbox_jobs WHERE state <> 5"), 0);
+    curl_easy_cleanup(c);
+    ASSERT_EQ(od_stop(&d[2], SIGTERM), 0);
+    ob_http_server_free(rcv);
+}
+
+/* ---- a database restart under load ---- */
+
+typedef struct loader {
+    const od *d;
+    int port;
+    atomic_bool stop;
+    int accepted, refused, other;
+    char (*ids)[OB_ID_STRLEN + 1];
+} loader;
+
+static void *load(void *arg)
+{
+    loader *l = arg;
+    CURL *c = curl_easy_init();
+    char url[128], body[512];
+    snprintf(url, sizeof url, "%s/v1/jobs", l->d->url);
+    for (int n = 0; n < 20000 && !atomic_load(&l->stop); n++) {
+        job_json(body, sizeof body, l->port, "/run", n);
+        char *resp = NULL;
+        long st = http(c, url, body, &resp);
+        if (st == 202 || st == 200)
+            od_json_str(resp, "id", l->ids[l->accepted++], OB_ID_STRLEN + 1);
+        else if (st == 503)
+            l->refused++, h_sleep_ms(20);
+        else
+            l->other++;
+        free(resp);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static bool ready(CURL *c, const od *d)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/readyz", d->url);
+    return http(c, url, NULL, NULL) == 200;
+}
+
+TEST(a_database_restart_under_load_loses_no_accepted_job)
+{
+    const char *pgdir = getenv("OB_TEST_PG_DIR");
+    if (!pgdir)
+        test_fail(__FILE__, __LINE__, "needs the server the harness starts (OB_TEST_PG_URL unset)");
+    ob_http_server *rcv;
+    int port = receiver(&rcv);
+    const char *url = test_url("cluster");
+    od d[2];
+    loader l[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        d[i] = node_start(i, url, "--workers 4 --node-dead 5");
+        l[i] = (loader){.d = &d[i], .port = port, .ids = calloc(20000, OB_ID_STRLEN + 1)};
+        pthread_create(&t[i], NULL, load, &l[i]);
+    }
+    h_sleep_ms(1500);
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "%s restart %s", OB_PG_SERVER, pgdir);
+    int64_t r0 = ob_now_ms();
+    ASSERT_EQ(system(cmd), 0);
+    printf("  PostgreSQL restarted in %lld ms\n", (long long)(ob_now_ms() - r0));
+    CURL *c = curl_easy_init();
+    for (int i = 0; i < 2; i++) { /* back by itself: no restart of outboxd */
+        int k = 0;
+        while (k++ < 200 && !ready(c, &d[i]))
+            h_sleep_ms(50);
+        ASSERT(ready(c, &d[i]));
+    }
+    h_sleep_ms(1500); /* and takes work again */
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&l[i].stop, true);
+        pthread_join(t[i], NULL);
+    }
+    int accepted = l[0].accepted + l[1].accepted, refused = l[0].refused + l[1].refused;
+    printf("  accepted %d, refused with 503 %d, other %d\n", accepted, refused,
+           l[0].other + l[1].other);
+    ASSERT(refused > 0);
+    ASSERT_EQ(l[0].other + l[1].other, 0);
+    ASSERT_EQ(wait_completed(url, accepted, 60), accepted);
+    /* Every job that got a 2xx exists and completed. */
+    PGconn *pg = test_pg_connect(url);
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < l[i].accepted; k++) {
+            const char *v = l[i].ids[k];
+            PGresult *r = PQexecParams(pg, "SELECT state FROM outbox_jobs WHERE id = $1::uuid", 1,
+                                       NULL, &v, NULL, NULL, 0);
+            if (PQntuples(r) != 1 || atoi(PQgetvalue(r, 0, 0)) != OB_COMPLETED)
+                test_fail(__FILE__, __LINE__, "accepted job %s: %s", v,
+                          PQntuples(r) ? PQgetvalue(r, 0, 0) : "missing");
+            PQclear(r);
+        }
+    PQfinish(pg);
+    curl_easy_cleanup(c);
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(od_stop(&d[i], SIGTERM), 0);
+        free(l[i].ids);
+    }
+    ob_http_server_free(rcv);
+}
+
+static const test_case tests[] = {
+    T_ONLY("postgres", three_nodes_run_100k_jobs_each_exactly_once),
+    T_ONLY("postgres", a_killed_node_and_a_killed_leader_are_replaced),
+    T_ONLY("postgres", a_database_restart_under_load_loses_no_accepted_job),
+};
+
+int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }
