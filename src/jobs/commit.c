@@ -783,21 +783,24 @@ void commit_kick(ob_engine *e)
     pthread_mutex_unlock(&c->mu);
 }
 
-int commit_start(ob_engine *e)
+void commit_init(ob_engine *e)
 {
     commit *c = &e->c;
-    int rc;
     pthread_mutex_init(&c->mu, NULL);
     c->h_commit.bounds = ob_hist_seconds;
     c->h_batch.bounds = ob_hist_sizes;
     ob_cond_init_mono(&c->wake);
     pthread_cond_init(&c->room, NULL);
+    c->remote_due = INT64_MAX;
+}
+
+int commit_start(ob_engine *e)
+{
+    commit *c = &e->c;
+    int rc;
     if (!(c->batch = calloc(1, sizeof *c->batch)))
         return OB_ENOMEM;
-    c->remote_due = INT64_MAX;
     c->refreshing = e->st->ops->external != NULL;
-    e->st->wake = commit_wake;
-    e->st->wake_arg = e;
     int64_t unfinished;
     if ((rc = e->st->ops->count_unfinished(e->st, &unfinished)) ||
         (rc = e->st->ops->next_due(e->st, &c->next_due)))
@@ -838,6 +841,11 @@ void commit_stop(ob_engine *e)
         free(c->batch);
         c->batch = NULL;
     }
+}
+
+void commit_destroy(ob_engine *e)
+{
+    commit *c = &e->c;
     pthread_cond_destroy(&c->wake);
     pthread_cond_destroy(&c->room);
     pthread_mutex_destroy(&c->mu);

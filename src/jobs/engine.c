@@ -102,7 +102,8 @@ int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out)
     pthread_mutex_init(&e->tx_mu, NULL);
     e->h_start.bounds = e->h_run.bounds = ob_hist_seconds;
     notify_init(&e->n, e->o.max_waiters);
-    store_opts so = {.node_dead_ms = e->o.node_dead_ms};
+    commit_init(e);
+    store_opts so = {.node_dead_ms = e->o.node_dead_ms, .wake = commit_wake, .wake_arg = e};
     int rc = store_open(url, &so, &e->st);
     if (!rc)
         rc = commit_start(e);
@@ -130,6 +131,7 @@ void ob_engine_close(ob_engine *e)
     commit_stop(e);
     if (e->st)
         e->st->ops->close(e->st);
+    commit_destroy(e);
     notify_destroy(&e->n);
     pthread_mutex_destroy(&e->kinds_mu);
     pthread_mutex_destroy(&e->pools_mu);

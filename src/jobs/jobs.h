@@ -180,9 +180,13 @@ typedef struct commit {
     ob_hist h_commit, h_batch;
 } commit;
 
+/* Locks and conditions: before the store opens (its threads may wake us). */
+void commit_init(ob_engine *e);
 int commit_start(ob_engine *e);
 /* Apply everything still queued, then stop the thread. */
 void commit_stop(ob_engine *e);
+/* Free what commit_init made: once the store is closed (it may wake us). */
+void commit_destroy(ob_engine *e);
 /* Queue an op. External ops: OB_EBUSY if max_inflight are queued and
  * !block, else wait for room. OB_ESHUTDOWN once stopping. On error the op
  * is not taken (the caller frees it). */

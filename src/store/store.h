@@ -118,6 +118,8 @@ typedef struct store_lease {
 /* What a store is opened with (from the engine's options). */
 typedef struct store_opts {
     int64_t node_dead_ms; /* shared stores: a node silent this long is dead */
+    void (*wake)(void *arg, int64_t due); /* becomes store.wake */
+    void *wake_arg;
 } store_opts;
 
 typedef struct store_ops {
@@ -185,9 +187,10 @@ struct store {
     /* true: one process owns the store, so every `running` job found at
      * open belongs to a dead process and is rescued at once. */
     bool exclusive;
-    /* Set by the engine before it starts. A shared store calls wake() from
-     * a thread of its own when another process made work: due == 0, jobs
-     * became available; else a job is due at `due` (ms). */
+    /* From store_opts, set before any thread of the store starts. A shared
+     * store calls wake() from a thread of its own when another process made
+     * work: due == 0, jobs became available; else a job is due at `due`
+     * (ms). NULL: nobody to tell. */
     void (*wake)(void *arg, int64_t due);
     void *wake_arg;
 };
