@@ -20,6 +20,13 @@
  *                             complete), and RSS
  *
  *   bench_engine [--seconds S] [--rounds R] [--million N] [--dir DIR] [--only WHAT]
+ *   bench_engine --store postgres://... [--nodes N] [--only enqueue,life,latency]
+ *
+ * With --store, outbox runs on that PostgreSQL, as N engines (nodes, each
+ * with its own connections, heartbeat and LISTEN) sharing a fresh schema;
+ * producers and workers are spread over the nodes. Its peers on PostgreSQL
+ * (graphile-worker, pg-boss) are run beside it by bench/engine --store, which
+ * reads the "result" lines this prints.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +38,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "beanstalk.h"
 #include "outbox/jobs.h"
@@ -45,6 +54,9 @@ static int rounds = 3;
 static long million = 1000000;
 static char dir[4096];
 static const char *only;
+static const char *store_url; /* --store: PostgreSQL instead of SQLite files */
+static int nodes = 1;
+#define NODES_MAX 8
 static char payload[101];
 
 static atomic_int stop;
@@ -152,6 +164,89 @@ static void count_completed(void *arg, const ob_event *ev)
         atomic_fetch_add(&done_count, 1);
 }
 
+/* A new, empty schema on the --store server for `name`; its URL. */
+static void fresh_schema(const char *name, char *url, size_t cap)
+{
+    char schema[64], q[256];
+    snprintf(schema, sizeof schema, "bench_%.*s", (int)strcspn(name, "."), name);
+    PGconn *c = PQconnectdb(store_url);
+    snprintf(q, sizeof q, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE;"
+                          " CREATE SCHEMA %s", schema, schema);
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "%s: %s", q, PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+    PQfinish(c);
+    snprintf(url, cap, "%s%coptions=-csearch_path%%3D%s", store_url,
+             strchr(store_url, '?') ? '&' : '?', schema);
+}
+
+static ob_engine *open_engine(const char *url)
+{
+    ob_engine_opts o;
+    ob_engine_opts_init(&o);
+    o.max_jobs = 100 * 1000 * 1000;
+    ob_engine *e;
+    int rc = ob_engine_open(url, &o, &e);
+    if (rc) {
+        fprintf(stderr, "open %s: %s\n", url, ob_strerror(rc));
+        exit(1);
+    }
+    ob_engine_register(e, "noop", noop, NULL, NULL);
+    return e;
+}
+
+/* The engines under test: one on a store of its own, or --nodes sharing a
+ * PostgreSQL schema. */
+typedef struct cluster {
+    int n;
+    ob_engine *e[NODES_MAX];
+    ob_subscription *sub[NODES_MAX];
+    ob_pool *pool[NODES_MAX];
+} cluster;
+
+static ob_engine *fresh_engine(const char *name, ob_subscription **sub);
+
+static void cluster_open(cluster *c, const char *name, bool count)
+{
+    memset(c, 0, sizeof *c);
+    if (!store_url) {
+        c->n = 1;
+        c->e[0] = fresh_engine(name, count ? &c->sub[0] : NULL);
+        return;
+    }
+    char url[4400];
+    fresh_schema(name, url, sizeof url);
+    c->n = nodes;
+    atomic_store(&done_count, 0);
+    for (int i = 0; i < nodes; i++) {
+        c->e[i] = open_engine(url);
+        if (count)
+            ob_engine_subscribe(c->e[i], count_completed, NULL, &c->sub[i]);
+    }
+}
+
+static ob_pool *start_pool(ob_engine *e, int workers);
+
+/* `workers` in all, spread over the nodes. */
+static void cluster_pools(cluster *c, int workers)
+{
+    for (int i = 0; i < c->n; i++)
+        c->pool[i] = start_pool(c->e[i], workers / c->n + (i < workers % c->n));
+}
+
+static void cluster_close(cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        ob_pool_stop(c->pool[i], 10000);
+    for (int i = 0; i < c->n; i++) {
+        ob_engine_unsubscribe(c->e[i], c->sub[i]);
+        ob_engine_close(c->e[i]);
+    }
+}
+
 static ob_engine *fresh_engine(const char *name, ob_subscription **sub)
 {
     char path[4300], url[4400];
@@ -163,16 +258,7 @@ static ob_engine *fresh_engine(const char *name, ob_subscription **sub)
         unlink(p);
     }
     snprintf(url, sizeof url, "sqlite:%s", path);
-    ob_engine_opts o;
-    ob_engine_opts_init(&o);
-    o.max_jobs = 100 * 1000 * 1000;
-    ob_engine *e;
-    int rc = ob_engine_open(url, &o, &e);
-    if (rc) {
-        fprintf(stderr, "open %s: %s\n", url, ob_strerror(rc));
-        exit(1);
-    }
-    ob_engine_register(e, "noop", noop, NULL, NULL);
+    ob_engine *e = open_engine(url);
     atomic_store(&done_count, 0);
     if (sub)
         ob_engine_subscribe(e, count_completed, NULL, sub);
@@ -187,7 +273,8 @@ static ob_new_job job(void)
 static void *ob_producer(void *p)
 {
     worker_arg *a = p;
-    ob_engine *e = a->ctx;
+    cluster *c = a->ctx;
+    ob_engine *e = c->e[a->idx % c->n];
     ob_new_job j = job();
     while (!atomic_load(&stop)) {
         ob_id id;
@@ -210,36 +297,39 @@ static ob_pool *start_pool(ob_engine *e, int workers)
     return p;
 }
 
-static void batch_note(ob_engine *e, const char *what)
+static void batch_note(const cluster *c, const char *what)
 {
-    ob_engine_stats st;
-    ob_engine_stats_get(e, &st);
+    uint64_t ops = 0, commits = 0, us = 0;
+    for (int i = 0; i < c->n; i++) {
+        ob_engine_stats st;
+        ob_engine_stats_get(c->e[i], &st);
+        ops += st.ops, commits += st.commits, us += st.commit_us;
+    }
     printf("    outbox %-28s %8.1f ops/commit, %6.0f us/commit\n", what,
-           (double)st.ops / (double)(st.commits ? st.commits : 1),
-           (double)st.commit_us / (double)(st.commits ? st.commits : 1));
+           (double)ops / (double)(commits ? commits : 1),
+           (double)us / (double)(commits ? commits : 1));
 }
 
 static double ours_enqueue(int producers)
 {
-    ob_engine *e = fresh_engine("enqueue.db", NULL);
-    double r = measure(producers, ob_producer, e, NULL);
+    cluster c;
+    cluster_open(&c, "enqueue.db", false);
+    double r = measure(producers, ob_producer, &c, NULL);
     char what[64];
     snprintf(what, sizeof what, "enqueue, %d producer%s", producers, producers > 1 ? "s" : "");
-    batch_note(e, what);
-    ob_engine_close(e);
+    batch_note(&c, what);
+    cluster_close(&c);
     return r;
 }
 
 static double ours_lifecycle(void)
 {
-    ob_subscription *sub;
-    ob_engine *e = fresh_engine("life.db", &sub);
-    ob_pool *p = start_pool(e, WORKERS);
-    double r = measure(PRODUCERS, ob_producer, e, &done_count);
-    batch_note(e, "life cycle");
-    ob_pool_stop(p, 10000);
-    ob_engine_unsubscribe(e, sub);
-    ob_engine_close(e);
+    cluster c;
+    cluster_open(&c, "life.db", true);
+    cluster_pools(&c, WORKERS);
+    double r = measure(PRODUCERS, ob_producer, &c, &done_count);
+    batch_note(&c, "life cycle");
+    cluster_close(&c);
     return r;
 }
 
@@ -276,24 +366,26 @@ static void percentiles(int64_t *v, int n, double *p50, double *p99)
     *p99 = (double)v[n * 99 / 100] / 1000.0;
 }
 
+/* Enqueue on the nodes in turn; the job starts on whichever is free. */
 static void ours_latency(double *p50, double *p99)
 {
-    ob_engine *e = fresh_engine("latency.db", NULL);
-    ob_engine_register(e, "mark", mark_start, NULL, NULL);
-    ob_pool *p = start_pool(e, 4);
+    cluster c;
+    cluster_open(&c, "latency.db", false);
+    for (int i = 0; i < c.n; i++)
+        ob_engine_register(c.e[i], "mark", mark_start, NULL, NULL);
+    cluster_pools(&c, 4 * c.n);
     static int64_t lat[LAT_SAMPLES];
     ob_new_job j = job();
     j.kind = "mark";
     for (int i = 0; i < LAT_SAMPLES; i++) {
         int64_t t0 = now_us();
         ob_id id;
-        ob_enqueue(e, &j, &id, NULL);
+        ob_enqueue(c.e[i % c.n], &j, &id, NULL);
         lat[i] = wait_started() - t0;
         sleep_s(0.001); /* idle between jobs */
     }
     percentiles(lat, LAT_SAMPLES, p50, p99);
-    ob_pool_stop(p, 5000);
-    ob_engine_close(e);
+    cluster_close(&c);
 }
 
 static void fill_done(void *arg, int rc, const ob_id *id, bool existed)
@@ -387,12 +479,13 @@ static void ours_million(million_result *r)
         fprintf(stderr, "  round %d/%d: small queue vs %ldk queued\n", k + 1, rounds, million / 1000);
         ob_subscription *sub;
         ob_engine *small = fresh_engine("small.db", &sub);
-        ee[k] = measure(PRODUCERS, ob_producer, small, NULL);
+        cluster one = {.n = 1, .e = {small}}, bigc = {.n = 1, .e = {big}};
+        ee[k] = measure(PRODUCERS, ob_producer, &one, NULL);
         fill(small, DRAIN, "small queue");
         ce[k] = drain_rate(small);
         ob_engine_unsubscribe(small, sub);
         ob_engine_close(small);
-        ef[k] = measure(PRODUCERS, ob_producer, big, NULL);
+        ef[k] = measure(PRODUCERS, ob_producer, &bigc, NULL);
         long rss = self_rss_kib();
         if (rss > r->rss_kib)
             r->rss_kib = rss;
@@ -625,12 +718,50 @@ static bool want(const char *what) { return !only || strstr(only, what); }
 static void usage(void)
 {
     printf("usage: bench_engine [--seconds S] [--rounds R] [--million N] [--dir DIR] [--only LIST]\n"
+           "       bench_engine --store postgres://... [--nodes N] [--seconds S] [--rounds R]\n"
            "  --seconds S   measuring window per figure (default 2)\n"
            "  --rounds R    rate figures are the median of R interleaved rounds (default 3)\n"
            "  --million N   jobs queued for the large-queue figures (default 1000000)\n"
            "  --dir DIR     where stores and the binlog go (default: a new dir in /var/tmp)\n"
            "  --only LIST   comma list of: enqueue,life,latency,million\n"
+           "  --store URL   outbox on this PostgreSQL (fresh schemas bench_*), no peers:\n"
+           "                bench/engine --store runs graphile-worker and pg-boss beside it\n"
+           "  --nodes N     with --store: N engines share the schema (default 1, at most 8)\n"
            "Needs beanstalkd on PATH (bench/engine installs it).\n");
+}
+
+/* --store: outbox alone on PostgreSQL; "result NAME VALUE" lines for
+ * bench/engine, which puts them beside the peers'. */
+static int pg_main(void)
+{
+    printf("bench_engine: outbox on PostgreSQL, %d node%s, medians of %d rounds of %.1f s, "
+           "%d producers / %d workers\n", nodes, nodes > 1 ? "s" : "", rounds, seconds,
+           PRODUCERS, WORKERS);
+    double r1[16], r16[16], rl[16], p50 = 0, p99 = 0;
+    for (int r = 0; r < rounds; r++) {
+        if (want("enqueue")) {
+            fprintf(stderr, "  round %d/%d: enqueue\n", r + 1, rounds);
+            r1[r] = ours_enqueue(1);
+            r16[r] = ours_enqueue(PRODUCERS);
+        }
+        if (want("life")) {
+            fprintf(stderr, "  round %d/%d: life cycle\n", r + 1, rounds);
+            rl[r] = ours_lifecycle();
+        }
+    }
+    if (want("latency")) {
+        fprintf(stderr, "  start latency\n");
+        ours_latency(&p50, &p99);
+    }
+    if (want("enqueue")) {
+        printf("result enqueue-1 %.0f\n", median(r1, rounds));
+        printf("result enqueue-16 %.0f\n", median(r16, rounds));
+    }
+    if (want("life"))
+        printf("result life %.0f\n", median(rl, rounds));
+    if (want("latency"))
+        printf("result latency-p50 %.3f\nresult latency-p99 %.3f\n", p50, p99);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -646,16 +777,27 @@ int main(int argc, char **argv)
             snprintf(dir, sizeof dir, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--store") && i + 1 < argc)
+            store_url = argv[++i];
+        else if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
+            nodes = atoi(argv[++i]);
         else {
             usage();
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
-    if (seconds <= 0 || million < DRAIN || rounds < 1 || rounds > 16) {
+    if (seconds <= 0 || million < DRAIN || rounds < 1 || rounds > 16 || nodes < 1 ||
+        nodes > NODES_MAX || (store_url && strncmp(store_url, "postgres", 8) != 0)) {
         usage();
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    memset(payload, 'p', sizeof payload - 1);
+    memcpy(payload, "{\"to\":\"someone@example.org\",\"subject\":\"welcome\",\"pad\":\"", 56);
+    payload[sizeof payload - 3] = '"';
+    payload[sizeof payload - 2] = '}';
+    if (store_url)
+        return pg_main();
     bool made_dir = !dir[0];
     if (made_dir) {
         snprintf(dir, sizeof dir, "/var/tmp/outbox-bench-XXXXXX");
@@ -664,10 +806,6 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    memset(payload, 'p', sizeof payload - 1);
-    memcpy(payload, "{\"to\":\"someone@example.org\",\"subject\":\"welcome\",\"pad\":\"", 56);
-    payload[sizeof payload - 3] = '"';
-    payload[sizeof payload - 2] = '}';
     printf("bench_engine: medians of %d rounds of %.1f s, %d producers / %d workers, %zu-byte "
            "payloads, stores in %s\n", rounds, seconds, PRODUCERS, WORKERS, sizeof payload - 1, dir);
 

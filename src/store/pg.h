@@ -50,6 +50,7 @@ typedef struct pgconn {
     const char *url;          /* borrowed from the store */
     const char *role;         /* for logs: "writer", "reader", "node" */
     const pg_stmts *stmts;    /* prepared as "s0", "s1", ... (may be NULL) */
+    const char *setup;        /* SQL run first on every connection (may be NULL) */
     bool pipeline;            /* kept in pipeline mode between calls */
     int64_t retry_at;         /* broken: no attempt before this (ms) */
     int64_t backoff_ms;

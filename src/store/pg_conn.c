@@ -65,6 +65,13 @@ static int connect_now(pgconn *p)
     if (PQstatus(p->c) != CONNECTION_OK)
         return OB_EUNAVAIL;
     PQsetNoticeProcessor(p->c, quiet_notice, NULL);
+    if (p->setup) {
+        PGresult *set = PQexec(p->c, p->setup);
+        bool set_ok = PQresultStatus(set) == PGRES_COMMAND_OK;
+        PQclear(set);
+        if (!set_ok)
+            return OB_EUNAVAIL;
+    }
     for (int i = 0; p->stmts && i < p->stmts->n; i++) {
         char name[16];
         snprintf(name, sizeof name, "s%d", i);

@@ -116,6 +116,15 @@ static const char *const writer_sql[W_COUNT] = {
 };
 static const pg_stmts writer_stmts = {W_COUNT, writer_sql};
 
+/* A prepared statement soon runs on a generic plan, made once from the
+ * table's size at that time: one made while the table was empty (a
+ * sequential scan) would stay while it grows to millions of rows. The
+ * writer's statements all have an index to use: forbid the scan, keep the
+ * generic plans (planning each execution costs more than the execution).
+ * Readers (lists, counts) are planned each time, with their parameters. */
+static const char writer_setup[] = "SET enable_seqscan = off";
+static const char reader_setup[] = "SET plan_cache_mode = force_custom_plan";
+
 enum { R_GET, R_COUNTS, R_COUNT };
 static const char *const reader_sql[R_COUNT] = {
     [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
@@ -315,7 +324,8 @@ int store_pg_open(const char *url, const store_opts *o, store **out)
     int rc = OB_ENOMEM, from;
     if (!(s->url = strdup(url)))
         goto err;
-    s->w = (pgconn){.url = s->url, .role = "writer", .stmts = &writer_stmts, .pipeline = true};
+    s->w = (pgconn){.url = s->url, .role = "writer", .stmts = &writer_stmts, .pipeline = true,
+                    .setup = writer_setup};
     if ((rc = prepare_schema(s, &from)) || (rc = pgc_ready(&s->w)))
         goto err;
     s->node.dead_ms = s->o.node_dead_ms;
@@ -839,7 +849,7 @@ static int reader_get(pg_store *s, reader **out)
     }
     if (!r->conn.url)
         r->conn = (pgconn){.url = s->url, .role = "reader", .stmts = &reader_stmts,
-                           .pipeline = true};
+                           .pipeline = true, .setup = reader_setup};
     int rc = pgc_ready(&r->conn);
     if (rc) {
         pthread_mutex_lock(&s->rmu);
