@@ -382,22 +382,37 @@ static int level_of(const char *s)
 
 /* ---- main ---- */
 
+/* The store URL for logs: a password in it (postgres://user:secret@host)
+ * becomes "***". */
+static const char *shown(const char *url, char *buf, size_t n)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+    if (!at || !colon || colon > at || (size_t)(colon - url) + 5 + strlen(at) >= n)
+        return url;
+    snprintf(buf, n, "%.*s:***%s", (int)(colon - url), url, at);
+    return buf;
+}
+
 /* outboxd migrate: create or upgrade the store's schema, and say what was
  * done. Exit 0, or 1 with the reason. */
 static int migrate(const config *c)
 {
     int had = 0, now = 0;
+    char buf[1100];
+    const char *store = shown(c->store, buf, sizeof buf);
     int rc = ob_store_migrate(c->store, &had, &now);
     if (rc) {
-        fprintf(stderr, "outboxd: migrate %s: %s\n", c->store, ob_strerror(rc));
+        fprintf(stderr, "outboxd: migrate %s: %s\n", store, ob_strerror(rc));
         return 1;
     }
     if (had == now)
-        printf("outboxd: %s is at schema version %d: nothing to do\n", c->store, now);
+        printf("outboxd: %s is at schema version %d: nothing to do\n", store, now);
     else if (!had)
-        printf("outboxd: %s: schema created at version %d\n", c->store, now);
+        printf("outboxd: %s: schema created at version %d\n", store, now);
     else
-        printf("outboxd: %s: schema migrated from version %d to %d\n", c->store, had, now);
+        printf("outboxd: %s: schema migrated from version %d to %d\n", store, had, now);
     return 0;
 }
 
@@ -495,8 +510,10 @@ int main(int argc, char **argv)
     eo.node_dead_ms = c.node_dead * 1000;
     if (eo.rescue_interval_ms > eo.node_dead_ms / 3) /* a dead node's jobs: rescued soon after */
         eo.rescue_interval_ms = eo.node_dead_ms / 3;
+    char store_buf[1100];
+    const char *store = shown(c.store, store_buf, sizeof store_buf);
     if ((rc = ob_engine_open(c.store, &eo, &e))) {
-        fprintf(stderr, "outboxd: cannot open the store %s: %s\n", c.store, ob_strerror(rc));
+        fprintf(stderr, "outboxd: cannot open the store %s: %s\n", store, ob_strerror(rc));
         e = NULL;
         rc = 1;
         goto out;
@@ -545,7 +562,7 @@ int main(int argc, char **argv)
     if (colon)
         *colon = '\0';
     OB_INFO("outboxd %s listening on http://%s:%d (store %s, %ld workers, mail to %s, %s)",
-            VERSION, host, ob_http_server_port(srv), c.store, c.workers,
+            VERSION, host, ob_http_server_port(srv), store, c.workers,
             ob_transport_name(transport),
             ntokens ? "bearer tokens required" : "no authentication: loopback only");
 

@@ -55,6 +55,31 @@ TEST(work_enqueued_on_one_node_starts_on_another_at_once)
     ob_engine_close(a);
 }
 
+/* "Did it happen?" asked on one node of a job another node ran: the wait
+ * ends when the job does, not at its timeout. */
+TEST(a_wait_on_one_node_ends_when_another_node_finishes_the_job)
+{
+    ob_engine *a = h_open("jobs", NULL), *b = h_open("jobs", NULL);
+    ob_pool *p = h_pool(b, 1, 0, NULL);
+    int64_t worst = 0;
+    for (int i = 0; i < 10; i++) {
+        ob_id id = h_add(a, "sleep:50");
+        ob_job *j = NULL;
+        ASSERT_OK(ob_job_wait(a, &id, 10000, &j)); /* a runs nothing */
+        int64_t late = ob_now_ms() - j->finished_at_ms;
+        ASSERT_EQ(j->state, OB_COMPLETED);
+        ob_job_free(j);
+        if (late > worst)
+            worst = late;
+    }
+    printf("  the wait on the other node ended at most %lld ms after the job\n",
+           (long long)worst);
+    ASSERT(worst < 200);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(b);
+    ob_engine_close(a);
+}
+
 typedef struct racer {
     ob_engine *e;
     ob_id ids[50];
@@ -208,6 +233,7 @@ TEST(a_newer_schema_is_refused)
 
 static const test_case tests[] = {
     T_ONLY("postgres", work_enqueued_on_one_node_starts_on_another_at_once),
+    T_ONLY("postgres", a_wait_on_one_node_ends_when_another_node_finishes_the_job),
     T_ONLY("postgres", one_unique_key_on_two_nodes_makes_one_job),
     T_ONLY("postgres", a_dead_nodes_jobs_are_rescued_and_the_leadership_moves),
     T_ONLY("postgres", a_node_whose_connections_are_cut_comes_back_by_itself),

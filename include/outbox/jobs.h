@@ -385,6 +385,8 @@ typedef struct ob_event {
     int attempt;
     int64_t at_ms;
     const char *error; /* the error recorded with this change, or NULL */
+    bool remote;       /* made by another node (ob_engine_subscribe_finals only):
+                          kind and queue are "", from and attempt 0 */
 } ob_event;
 
 typedef void (*ob_event_fn)(void *arg, const ob_event *ev);
@@ -394,6 +396,12 @@ typedef struct ob_subscription ob_subscription;
  * order, on the commit thread. *out owns the subscription: end it with
  * ob_engine_unsubscribe() before the engine closes or `arg` dies. */
 int ob_engine_subscribe(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription **out);
+/* Call `fn` for every job that reaches a final state: those this engine
+ * commits (as above) and, on a shared store (postgres), those other nodes
+ * commit (ev->remote, told by NOTIFY, on a thread of the store). What a
+ * "did it happen?" wait listens to. End it with ob_engine_unsubscribe. */
+int ob_engine_subscribe_finals(ob_engine *e, ob_event_fn fn, void *arg,
+                               ob_subscription **out);
 /* After this returns `fn` is not running and will not be called. NULL is a
  * no-op. */
 void ob_engine_unsubscribe(ob_engine *e, ob_subscription *s);

@@ -3,11 +3,12 @@
  * seconds pass, without a thread per waiting client.
  *
  * A held response is an entry (job id, suspended-response handle,
- * deadline) in a hash of lists. An engine subscription moves the entries
- * of a job that becomes final to a ready list; one thread answers the ready
+ * deadline) in a hash of lists. An engine subscription to final states
+ * (this node's and, on PostgreSQL, the other nodes') moves the entries of a
+ * job that becomes final to a ready list; one thread answers the ready
  * ones (reading the job, rendering it) and times out the late ones. The
- * subscription runs on the engine's commit thread, so it only moves
- * pointers.
+ * subscription runs on the engine's commit thread (or the store's, for
+ * other nodes' jobs), so it only moves pointers.
  *
  * No missed wake-up: an entry is registered before its job is read, and
  * the event for a job that was already final when read is not needed.
@@ -179,7 +180,7 @@ int waitlist_new(api *a, waitlist **out)
     w->a = a;
     pthread_mutex_init(&w->mu, NULL);
     ob_cond_init_mono(&w->cv);
-    int rc = ob_engine_subscribe(a->o.engine, on_event, w, &w->sub);
+    int rc = ob_engine_subscribe_finals(a->o.engine, on_event, w, &w->sub);
     if (!rc && pthread_create(&w->thread, NULL, wait_main, w))
         rc = OB_ENOMEM;
     if (rc) {

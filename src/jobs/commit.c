@@ -72,6 +72,8 @@ struct batch {
     int nclaims, claimcap;
     ob_id *ids;         /* prefetch */
     int idcap;
+    store_final *finals; /* announce */
+    int fincap;
     store_moved moved[PROMOTE_MAX];
     store_lease leases[RESCUE_MAX];
 };
@@ -445,7 +447,23 @@ static int announce(ob_engine *e, batch *b)
         rc = s->ops->announce(s, 0);
     if (!rc && b->new_due != INT64_MAX)
         rc = s->ops->announce(s, b->new_due);
-    return rc;
+    if (rc || !s->ops->announce_finals)
+        return rc;
+    int n = 0;
+    for (size_t i = 0; i < b->nev; i++)
+        n += ob_state_is_final(b->ev[i].state);
+    if (n > b->fincap) {
+        store_final *f = realloc(b->finals, (size_t)n * sizeof *f);
+        if (!f)
+            return OB_ENOMEM;
+        b->finals = f;
+        b->fincap = n;
+    }
+    n = 0;
+    for (size_t i = 0; i < b->nev; i++)
+        if (ob_state_is_final(b->ev[i].state))
+            b->finals[n++] = (store_final){b->ev[i].id, b->ev[i].state};
+    return n ? s->ops->announce_finals(s, b->finals, n) : 0;
 }
 
 /* ---- the batch ---- */
@@ -760,6 +778,12 @@ int commit_flush(ob_engine *e)
     return commit_submit_wait(e, &o);
 }
 
+void commit_finished(void *arg, const ob_id *id, ob_state state)
+{
+    ob_engine *e = arg;
+    notify_remote_final(&e->n, id, state);
+}
+
 void commit_wake(void *arg, int64_t due)
 {
     ob_engine *e = arg;
@@ -836,6 +860,7 @@ void commit_stop(ob_engine *e)
     }
     if (c->batch) {
         free(c->batch->ids);
+        free(c->batch->finals);
         free(c->batch->ev);
         free(c->batch->claims);
         free(c->batch);

@@ -105,6 +105,9 @@ void notify_destroy(notify *n);
 /* Publish committed changes: subscribers first, then final states wake
  * their waiters. Commit thread only. */
 void notify_publish(notify *n, const event_rec *ev, size_t count);
+/* Another process made `id` final: wake its waiters, tell the subscribers
+ * of every final state (ob_engine_subscribe_finals). Any thread. */
+void notify_remote_final(notify *n, const ob_id *id, ob_state state);
 /* Wake every waiter with OB_ESHUTDOWN; refuse new ones. */
 void notify_shutdown(notify *n);
 /* Wait for a job to become final. Registers before `check` reads the job so
@@ -201,6 +204,8 @@ int commit_flush(ob_engine *e);
 void commit_kick(ob_engine *e);
 /* store.wake: another process made work (due 0) or scheduled a job. */
 void commit_wake(void *arg, int64_t due);
+/* store.finished: another process made a job final. */
+void commit_finished(void *arg, const ob_id *id, ob_state state);
 
 /* ---- pool.c ---- */
 

@@ -21,6 +21,7 @@
 struct ob_subscription {
     ob_event_fn fn;
     void *arg;
+    bool finals;          /* final states only, this node's and others' */
     ob_subscription *next;
 };
 
@@ -48,7 +49,8 @@ void notify_destroy(notify *n)
     pthread_mutex_destroy(&n->mu);
 }
 
-int ob_engine_subscribe(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription **out)
+static int subscribe(ob_engine *e, ob_event_fn fn, void *arg, bool finals,
+                     ob_subscription **out)
 {
     if (!e || !fn || !out)
         return OB_EINVAL;
@@ -57,6 +59,7 @@ int ob_engine_subscribe(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription
         return OB_ENOMEM;
     s->fn = fn;
     s->arg = arg;
+    s->finals = finals;
     pthread_mutex_lock(&e->n.mu);
     ob_subscription **p = &e->n.subs; /* append: callbacks in subscription order */
     while (*p)
@@ -65,6 +68,16 @@ int ob_engine_subscribe(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription
     pthread_mutex_unlock(&e->n.mu);
     *out = s;
     return 0;
+}
+
+int ob_engine_subscribe(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription **out)
+{
+    return subscribe(e, fn, arg, false, out);
+}
+
+int ob_engine_subscribe_finals(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription **out)
+{
+    return subscribe(e, fn, arg, true, out);
 }
 
 void ob_engine_unsubscribe(ob_engine *e, ob_subscription *s)
@@ -84,6 +97,19 @@ void ob_engine_unsubscribe(ob_engine *e, ob_subscription *s)
 
 static waiter **bucket(notify *n, const ob_id *id) { return &n->buckets[id->b[15] % WAIT_BUCKETS]; }
 
+/* Wake the waiters of `id`. Called with mu held. */
+static void fire(notify *n, const ob_id *id)
+{
+    if (!n->nwaiters)
+        return;
+    for (waiter *w = *bucket(n, id); w; w = w->next) {
+        if (memcmp(w->id.b, id->b, 16) == 0) {
+            w->fired = true;
+            pthread_cond_signal(&w->cv);
+        }
+    }
+}
+
 void notify_publish(notify *n, const event_rec *ev, size_t count)
 {
     if (!count)
@@ -92,19 +118,27 @@ void notify_publish(notify *n, const event_rec *ev, size_t count)
     for (size_t i = 0; i < count; i++) {
         const event_rec *r = &ev[i];
         if (n->subs) {
-            ob_event pub = {r->id, r->kind, r->queue, r->state, r->from, r->attempt, r->at, r->error};
+            ob_event pub = {r->id, r->kind, r->queue, r->state, r->from, r->attempt, r->at, r->error,
+                            false};
             for (ob_subscription *s = n->subs; s; s = s->next)
-                s->fn(s->arg, &pub);
+                if (!s->finals || ob_state_is_final(r->state))
+                    s->fn(s->arg, &pub);
         }
-        if (n->nwaiters && ob_state_is_final(r->state)) {
-            for (waiter *w = *bucket(n, &r->id); w; w = w->next) {
-                if (memcmp(w->id.b, r->id.b, 16) == 0) {
-                    w->fired = true;
-                    pthread_cond_signal(&w->cv);
-                }
-            }
-        }
+        if (ob_state_is_final(r->state))
+            fire(n, &r->id);
     }
+    pthread_mutex_unlock(&n->mu);
+}
+
+void notify_remote_final(notify *n, const ob_id *id, ob_state state)
+{
+    pthread_mutex_lock(&n->mu);
+    ob_event pub = {.id = *id, .kind = "", .queue = "", .state = state, .at_ms = ob_now_ms(),
+                    .remote = true};
+    for (ob_subscription *s = n->subs; s; s = s->next)
+        if (s->finals)
+            s->fn(s->arg, &pub);
+    fire(n, id);
     pthread_mutex_unlock(&n->mu);
 }
 

@@ -87,16 +87,40 @@ static int listen_now(pg_node *n)
     return simple(n, 0, sql, 0, NULL, NULL, NULL, NULL);
 }
 
-/* Pass on what other nodes announced: "NODE DUE" (DUE 0: available). */
+/* "ID:STATE,ID:STATE,...": jobs another node made final. */
+static void take_finals(pg_node *n, const char *p)
+{
+    while (n->st->finished && strlen(p) >= 34 && p[32] == ':') {
+        ob_id id;
+        unsigned byte;
+        bool ok = true;
+        for (int k = 0; k < 16 && ok; k++) {
+            ok = sscanf(p + 2 * k, "%2x", &byte) == 1;
+            id.b[k] = (uint8_t)byte;
+        }
+        int state = atoi(p + 33);
+        if (ok && state >= OB_STATE_MIN && state <= OB_STATE_MAX)
+            n->st->finished(n->st->wake_arg, &id, (ob_state)state);
+        p = strchr(p, ',');
+        if (!p)
+            break;
+        p++;
+    }
+}
+
+/* Pass on what other nodes announced: "NODE DUE" (DUE 0: jobs available)
+ * or "NODE f FINALS". */
 static void take_notifications(pg_node *n)
 {
     PGnotify *m;
     while (n->conn.c && (m = PQnotifies(n->conn.c)) != NULL) {
-        char who[40];
-        long long due;
-        if (sscanf(m->extra, "%39s %lld", who, &due) == 2 && strcmp(who, n->idhex) != 0 &&
-            n->st->wake)
-            n->st->wake(n->st->wake_arg, due);
+        char who[40], what[24];
+        if (sscanf(m->extra, "%39s %23s", who, what) == 2 && strcmp(who, n->idhex) != 0) {
+            if (!strcmp(what, "f"))
+                take_finals(n, m->extra + strlen(who) + 3);
+            else if (n->st->wake)
+                n->st->wake(n->st->wake_arg, atoll(what));
+        }
         PQfreemem(m);
     }
 }

@@ -318,6 +318,7 @@ int store_pg_open(const char *url, const store_opts *o, store **out)
     s->base.exclusive = false;
     s->o.node_dead_ms = o && o->node_dead_ms ? o->node_dead_ms : 15000;
     s->base.wake = o ? o->wake : NULL;
+    s->base.finished = o ? o->finished : NULL;
     s->base.wake_arg = o ? o->wake_arg : NULL;
     pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->rfree, NULL);
@@ -761,6 +762,27 @@ static int pg_announce(store *base, int64_t due)
     return pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_ANY);
 }
 
+/* "NODE f ID:STATE,ID:STATE,..." in notifications of at most ~7,900 bytes
+ * (PostgreSQL's limit is 8,000). */
+static int pg_announce_finals(store *base, const store_final *f, int n)
+{
+    pg_store *s = (pg_store *)base;
+    char msg[8000];
+    int rc = 0;
+    for (int i = 0; i < n && !rc;) {
+        int len = snprintf(msg, sizeof msg, "%s f ", s->node.idhex);
+        for (; i < n && len < (int)sizeof msg - 64; i++) {
+            for (int k = 0; k < 16; k++)
+                len += snprintf(msg + len, 3, "%02x", f[i].id.b[k]);
+            len += snprintf(msg + len, sizeof msg - (size_t)len, ":%d,", f[i].state);
+        }
+        msg[len - 1] = '\0'; /* the last comma */
+        const char *v[2] = {s->node.channel, msg};
+        rc = pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_ANY);
+    }
+    return rc;
+}
+
 static bool pg_external(store *base)
 {
     (void)base;
@@ -1020,6 +1042,7 @@ static const store_ops pg_ops = {
     .count_unfinished = pg_count_unfinished,
     .prefetch = pg_prefetch,
     .announce = pg_announce,
+    .announce_finals = pg_announce_finals,
     .leader = pg_leader,
     .health = pg_health,
     .external = pg_external,

@@ -119,8 +119,15 @@ typedef struct store_lease {
 typedef struct store_opts {
     int64_t node_dead_ms; /* shared stores: a node silent this long is dead */
     void (*wake)(void *arg, int64_t due); /* becomes store.wake */
+    void (*finished)(void *arg, const ob_id *id, ob_state state); /* store.finished */
     void *wake_arg;
 } store_opts;
+
+/* A job this batch made final, for the other processes' waiters. */
+typedef struct store_final {
+    ob_id id;
+    ob_state state;
+} store_final;
 
 typedef struct store_ops {
     const char *name;
@@ -162,6 +169,8 @@ typedef struct store_ops {
     /* Tell the other processes, as part of this transaction, that jobs
      * became available (due == 0) or that one is due at `due`. */
     int (*announce)(store *s, int64_t due);
+    /* ... and that these jobs became final (their waiters may be there). */
+    int (*announce_finals)(store *s, const store_final *f, int n);
     /* Whether this process runs the cluster's chores (rescue, prune) now. */
     bool (*leader)(store *s);
     /* 0 if the store is reachable, else the error (readiness). Any thread. */
@@ -192,6 +201,8 @@ struct store {
      * work: due == 0, jobs became available; else a job is due at `due`
      * (ms). NULL: nobody to tell. */
     void (*wake)(void *arg, int64_t due);
+    /* ... and finished() when another process made a job final. */
+    void (*finished)(void *arg, const ob_id *id, ob_state state);
     void *wake_arg;
 };
 
