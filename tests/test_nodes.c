@@ -55,6 +55,25 @@ TEST(work_enqueued_on_one_node_starts_on_another_at_once)
     ob_engine_close(a);
 }
 
+/* A job scheduled on a node without workers is started by another node
+ * when it is due (that node was told of the time, and sleeps until it). */
+TEST(a_job_scheduled_on_one_node_starts_on_another_when_due)
+{
+    ob_engine *a = h_open("jobs", NULL), *b = h_open("jobs", NULL);
+    ob_pool *p = h_pool(b, 1, 0, NULL);
+    h_sleep_ms(300);
+    ob_new_job j = {.kind = "script", .payload = "done", .payload_len = 5,
+                    .run_at_ms = ob_now_ms() + 700};
+    ob_id id = h_add_job(a, &j);
+    ob_job_free(h_wait(b, &id));
+    int64_t late = started_at(&id, 1) - j.run_at_ms;
+    printf("  started %lld ms after it was due\n", (long long)late);
+    ASSERT(late >= 0 && late < 150); /* without being told: up to the refresh, 1 s */
+    ob_pool_stop(p, 1000);
+    ob_engine_close(b);
+    ob_engine_close(a);
+}
+
 /* "Did it happen?" asked on one node of a job another node ran: the wait
  * ends when the job does, not at its timeout. */
 TEST(a_wait_on_one_node_ends_when_another_node_finishes_the_job)
@@ -233,6 +252,7 @@ TEST(a_newer_schema_is_refused)
 
 static const test_case tests[] = {
     T_ONLY("postgres", work_enqueued_on_one_node_starts_on_another_at_once),
+    T_ONLY("postgres", a_job_scheduled_on_one_node_starts_on_another_when_due),
     T_ONLY("postgres", a_wait_on_one_node_ends_when_another_node_finishes_the_job),
     T_ONLY("postgres", one_unique_key_on_two_nodes_makes_one_job),
     T_ONLY("postgres", a_dead_nodes_jobs_are_rescued_and_the_leadership_moves),

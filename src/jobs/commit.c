@@ -24,7 +24,8 @@
  * If any store call or the commit fails, the batch is rolled back whole:
  * external ops (enqueue, cancel, retry) fail with the store's error; worker
  * answers and releases are kept and retried a second later (C2), since the
- * work they report was done; claims are dropped (the jobs stay available).
+ * work they report was done; claims are dropped (the jobs stay available),
+ * or given back when the commit's outcome is unknown (a lost connection).
  *
  * Invariants
  *   C1  An op's done() is called with rc 0 only after the store commit that
@@ -253,7 +254,8 @@ static int apply_change(ob_engine *e, batch *b, op *o, int64_t now)
     ob_state was;
     int rc = change_job(e, b, &o->id, &o->in, now, &o->rc, &o->state_out, &was);
     (void)was;
-    if (!rc && o->rc == OB_ESTATE && (o->in.ev != LC_CANCEL && o->in.ev != LC_REQUEUE)) {
+    if (!rc && o->rc == OB_ESTATE && o->in.ev != LC_CANCEL && o->in.ev != LC_REQUEUE &&
+        o->in.ev != LC_RELEASE) {
         char ids[OB_ID_STRLEN + 1];
         OB_WARN("jobs: %s attempt %d: answer dropped, the attempt was rescued meanwhile",
                 ob_id_format(&o->id, ids), o->in.attempt);
@@ -421,6 +423,21 @@ static int claim_for_pools(ob_engine *e, batch *b, int64_t now)
     return 0;
 }
 
+/* The commit's outcome is unknown (the connection to the database broke
+ * during it): the claims may have committed. Give each job back (a release
+ * op, retried until the store answers, C2): if the claim did commit, the
+ * job is available again at once instead of waiting out its lease; if it
+ * did not, the release finds the job moved on and does nothing. */
+static void give_back_claims(ob_engine *e, batch *b)
+{
+    for (int i = 0; i < b->nclaims; i++) {
+        for (int k = 0; k < b->claims[i].n; k++)
+            pool_release(e, b->claims[i].jobs[k]);
+        free(b->claims[i].jobs);
+    }
+    b->nclaims = 0;
+}
+
 static void drop_claims(batch *b)
 {
     for (int i = 0; i < b->nclaims; i++) {
@@ -544,7 +561,10 @@ static op *after_failure(ob_engine *e, batch *b, op *ops, int rc)
 {
     commit *c = &e->c;
     e->st->ops->rollback(e->st);
-    drop_claims(b);
+    if (rc == OB_EUNAVAIL)
+        give_back_claims(e, b);
+    else
+        drop_claims(b);
     pthread_mutex_unlock(&e->pools_mu);
     op *fail = NULL, **ft = &fail;
     for (op *o = ops, *next; o; o = next) {
