@@ -906,17 +906,24 @@ static void reader_put(pg_store *s, reader *r)
     pthread_mutex_unlock(&s->rmu);
 }
 
-static int pg_get(store *base, const ob_id *id, ob_job **out)
+/* One read on a reader of the pool. *out as pgc_call. */
+static int reader_call(pg_store *s, int stmt, const char *sql, int n, const char *const *v,
+                       const int *len, const int *fmt, PGresult **out)
 {
-    pg_store *s = (pg_store *)base;
     reader *rd;
     int rc = reader_get(s, &rd);
     if (rc)
         return rc;
-    PGresult *r;
-    rc = rcall(&rd->conn, R_GET, NULL, 1, (const char *[]){ID_PARAM(id)}, id_len_1,
-                  id_fmt_1, &r);
+    rc = rcall(&rd->conn, stmt, sql, n, v, len, fmt, out);
     reader_put(s, rd);
+    return rc;
+}
+
+static int pg_get(store *base, const ob_id *id, ob_job **out)
+{
+    PGresult *r;
+    int rc = reader_call((pg_store *)base, R_GET, NULL, 1, (const char *[]){ID_PARAM(id)},
+                         id_len_1, id_fmt_1, &r);
     if (rc)
         return rc;
     if (PQntuples(r) == 0)
@@ -928,15 +935,9 @@ static int pg_get(store *base, const ob_id *id, ob_job **out)
     return rc;
 }
 
-static int id_desc(const void *a, const void *b)
-{
-    const ob_job *x = *(ob_job *const *)a, *y = *(ob_job *const *)b;
-    return -memcmp(x->id.b, y->id.b, 16);
-}
-
-/* One list query (one state, or every state when state < 0), appending up
- * to limit + 1 rows to l. */
-static int list_one(pgconn *c, int state, const ob_list_filter *f, const ob_id *after,
+/* list_one_fn: one list query (each on a reader of its own: a listing is
+ * not one snapshot here, as it is not over HTTP pages either). */
+static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *after,
                     int limit, ob_job_page *l)
 {
     char sql[512];
@@ -952,7 +953,7 @@ static int list_one(pgconn *c, int state, const ob_list_filter *f, const ob_id *
                         pg_i64(&b[1], limit + 1)};
     int len[5] = {0, 16}, fmt[5] = {0, 1};
     PGresult *r;
-    int rc = rcall(c, 0, sql, 5, v, len, fmt, &r);
+    int rc = reader_call(ctx, 0, sql, 5, v, len, fmt, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         ob_job *j = row_to_job(r, i, false, NULL);
         if (!j)
@@ -966,56 +967,13 @@ static int list_one(pgconn *c, int state, const ob_list_filter *f, const ob_id *
 
 static int pg_list(store *base, const ob_list_filter *f, ob_job_page **out)
 {
-    pg_store *s = (pg_store *)base;
-    int limit = f->limit;
-    ob_id after;
-    bool has_after = f->cursor && f->cursor[0];
-    if (has_after && ob_id_parse(f->cursor, &after))
-        return OB_EINVAL;
-    int nstates = 0;
-    for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
-        nstates += (f->states >> st) & 1;
-    ob_job_page *l = calloc(1, sizeof *l);
-    if (l)
-        l->jobs = calloc((size_t)(limit + 1) * (size_t)(nstates ? nstates : 1), sizeof *l->jobs);
-    if (!l || !l->jobs) {
-        ob_job_page_free(l);
-        return OB_ENOMEM;
-    }
-    reader *rd;
-    int rc = reader_get(s, &rd);
-    if (!rc) {
-        if (!nstates)
-            rc = list_one(&rd->conn, -1, f, has_after ? &after : NULL, limit, l);
-        for (int st = OB_STATE_MIN; st <= OB_STATE_MAX && !rc; st++)
-            if ((f->states >> st) & 1)
-                rc = list_one(&rd->conn, st, f, has_after ? &after : NULL, limit, l);
-        reader_put(s, rd);
-    }
-    if (rc) {
-        ob_job_page_free(l);
-        return rc;
-    }
-    qsort(l->jobs, l->n, sizeof *l->jobs, id_desc);
-    if (l->n > (size_t)limit) {
-        while (l->n > (size_t)limit)
-            ob_job_free(l->jobs[--l->n]);
-        ob_id_format(&l->jobs[l->n - 1]->id, l->next_cursor);
-    }
-    *out = l;
-    return 0;
+    return store_list_run(f, list_one, base, out);
 }
 
 static int pg_counts(store *base, ob_count_fn fn, void *arg)
 {
-    pg_store *s = (pg_store *)base;
-    reader *rd;
-    int rc = reader_get(s, &rd);
-    if (rc)
-        return rc;
     PGresult *r;
-    rc = rcall(&rd->conn, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
-    reader_put(s, rd);
+    int rc = reader_call((pg_store *)base, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++)
         fn(arg, (ob_state)pgv_int(r, i, 0), pgv_str(r, i, 1, NULL), pgv_str(r, i, 2, NULL),
            pgv_int(r, i, 3));

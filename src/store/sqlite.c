@@ -932,22 +932,16 @@ out:
     return rc;
 }
 
-static int id_desc(const void *a, const void *b)
-{
-    const ob_job *x = *(ob_job *const *)a, *y = *(ob_job *const *)b;
-    return -memcmp(x->id.b, y->id.b, 16);
-}
-
-/* Run one list query (one state, or all states when state == 0) and append
- * up to limit+1 rows to l. */
-static int list_one(sqlite3 *db, int state, const ob_list_filter *f, const ob_id *after,
+/* list_one_fn: one list query on a reader inside its read transaction. */
+static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *after,
                     int limit, ob_job_page *l)
 {
+    sqlite3 *db = ctx;
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT " JOB_COLS " FROM jobs INDEXED BY %s WHERE %s%s%s%s"
              " ORDER BY id DESC LIMIT ?5",
-             state ? "jobs_state" : "jobs_id", state ? "state = ?1" : "?1 = ?1",
+             state >= 0 ? "jobs_state" : "jobs_id", state >= 0 ? "state = ?1" : "?1 = ?1",
              after ? " AND id < ?2" : "", f->kind ? " AND kind = ?3" : "",
              f->queue ? " AND queue = ?4" : "");
     sqlite3_stmt *st;
@@ -975,51 +969,20 @@ static int list_one(sqlite3 *db, int state, const ob_list_filter *f, const ob_id
     return r;
 }
 
+/* Every state's query in one read transaction: one snapshot. */
 static int sqlite_list(store *base, const ob_list_filter *f, ob_job_page **out)
 {
     sqlite_store *s = (sqlite_store *)base;
-    int limit = f->limit;
-    ob_id after;
-    if (f->cursor && f->cursor[0] && ob_id_parse(f->cursor, &after))
-        return OB_EINVAL;
-    bool has_after = f->cursor && f->cursor[0];
-    int nstates = 0;
-    for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
-        nstates += (f->states >> st) & 1;
-    ob_job_page *l = calloc(1, sizeof *l);
-    if (l)
-        l->jobs = calloc((size_t)(limit + 1) * (size_t)(nstates ? nstates : 1), sizeof *l->jobs);
-    if (!l || !l->jobs) {
-        ob_job_page_free(l);
-        return OB_ENOMEM;
-    }
     reader *r;
     int rc = reader_get(s, &r);
-    if (rc) {
-        ob_job_page_free(l);
+    if (rc)
         return rc;
-    }
     if (!(rc = step_done(r->db, r->st[R_BEGIN], "begin read"))) {
-        if (!nstates)
-            rc = list_one(r->db, 0, f, has_after ? &after : NULL, limit, l);
-        for (int st = OB_STATE_MIN; st <= OB_STATE_MAX && !rc; st++)
-            if ((f->states >> st) & 1)
-                rc = list_one(r->db, st, f, has_after ? &after : NULL, limit, l);
+        rc = store_list_run(f, list_one, r->db, out);
         step_done(r->db, r->st[R_END], "end read");
     }
     reader_put(s, r);
-    if (rc) {
-        ob_job_page_free(l);
-        return rc;
-    }
-    qsort(l->jobs, l->n, sizeof *l->jobs, id_desc);
-    if (l->n > (size_t)limit) {
-        while (l->n > (size_t)limit)
-            ob_job_free(l->jobs[--l->n]);
-        ob_id_format(&l->jobs[l->n - 1]->id, l->next_cursor);
-    }
-    *out = l;
-    return 0;
+    return rc;
 }
 
 static int sqlite_counts(store *base, ob_count_fn fn, void *arg)

@@ -57,6 +57,48 @@ int store_migrate(const char *url, int *had, int *now)
     return OB_EINVAL;
 }
 
+static int id_desc(const void *a, const void *b)
+{
+    const ob_job *x = *(ob_job *const *)a, *y = *(ob_job *const *)b;
+    return -memcmp(x->id.b, y->id.b, 16);
+}
+
+int store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_job_page **out)
+{
+    int limit = f->limit;
+    ob_id after;
+    bool has_after = f->cursor && f->cursor[0];
+    if (has_after && ob_id_parse(f->cursor, &after))
+        return OB_EINVAL;
+    int nstates = 0;
+    for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
+        nstates += (f->states >> st) & 1;
+    ob_job_page *l = calloc(1, sizeof *l);
+    if (l)
+        l->jobs = calloc((size_t)(limit + 1) * (size_t)(nstates ? nstates : 1), sizeof *l->jobs);
+    if (!l || !l->jobs) {
+        ob_job_page_free(l);
+        return OB_ENOMEM;
+    }
+    const ob_id *a = has_after ? &after : NULL;
+    int rc = nstates ? 0 : one(ctx, -1, f, a, limit, l);
+    for (int st = OB_STATE_MIN; st <= OB_STATE_MAX && nstates && !rc; st++)
+        if ((f->states >> st) & 1)
+            rc = one(ctx, st, f, a, limit, l);
+    if (rc) {
+        ob_job_page_free(l);
+        return rc;
+    }
+    qsort(l->jobs, l->n, sizeof *l->jobs, id_desc);
+    if (l->n > (size_t)limit) {
+        while (l->n > (size_t)limit)
+            ob_job_free(l->jobs[--l->n]);
+        ob_id_format(&l->jobs[l->n - 1]->id, l->next_cursor);
+    }
+    *out = l;
+    return 0;
+}
+
 static char *take(char **p, size_t n)
 {
     char *r = *p;

@@ -223,6 +223,18 @@ int store_pg_migrate(const char *url, int *had, int *now);
  * Tests set it to a VFS that fails writes or fsyncs. */
 extern const char *store_sqlite_vfs;
 
+/* ---- listing (store.c) ---- */
+
+/* Append to l up to limit + 1 jobs of one state (-1: every state), newest
+ * first, older than `after` (NULL: from the newest), matching f's kind and
+ * queue. A store's own query, on its own connection `ctx`. */
+typedef int (*list_one_fn)(void *ctx, int state, const ob_list_filter *f, const ob_id *after,
+                           int limit, ob_job_page *l);
+/* A listing, the same for every store: the cursor checked (OB_EINVAL), one
+ * query per wanted state (so each runs down its own index), the results
+ * merged newest first, cut at the limit, the next cursor set. */
+int store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_job_page **out);
+
 /* ---- building ob_job snapshots (store.c) ---- */
 
 /* Sizes of the variable parts of a job, to allocate it in one block. */
