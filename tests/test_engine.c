@@ -732,7 +732,26 @@ TEST(final_hook_adds_a_follow_up_in_the_same_commit)
     ob_engine_close(e);
 }
 
+/* An engine with nothing to do sleeps: a few timer batches a second at
+ * most (the refresh), never a loop. */
+TEST(an_idle_engine_sleeps)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 2, 0, NULL);
+    ob_id id = h_add(e, "done");
+    ob_job_free(h_wait(e, &id));
+    ob_engine_stats a, b;
+    ob_engine_stats_get(e, &a);
+    h_sleep_ms(2500);
+    ob_engine_stats_get(e, &b);
+    printf("  %llu commits in 2.5 s idle\n", (unsigned long long)(b.commits - a.commits));
+    ASSERT(b.commits - a.commits <= 6);
+    ob_pool_stop(p, 1000);
+    ob_engine_close(e);
+}
+
 static const test_case tests[] = {
+    T(an_idle_engine_sleeps),
 #ifdef OB_ASAN
     T(payload_kept_past_handler_crashes_under_asan),
 #endif

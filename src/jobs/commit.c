@@ -362,9 +362,11 @@ static int refresh_shared(ob_engine *e, batch *b, int64_t now)
 {
     commit *c = &e->c;
     store *s = e->st;
-    if (now < c->next_refresh || !s->ops->external || !s->ops->external(s))
+    if (now < c->next_refresh || !s->ops->external)
         return 0;
-    c->next_refresh = now + REFRESH_MS;
+    c->next_refresh = now + REFRESH_MS; /* first: the timer must move on */
+    if (!s->ops->external(s))
+        return 0;
     b->new_work = true;
     int rc = s->ops->next_due(s, &c->next_due);
     if (rc || now < c->next_recount)
