@@ -54,11 +54,14 @@ void pgc_close(pgconn *p)
 
 static int connect_now(pgconn *p)
 {
-    /* Our defaults come first: the URL may override any of them. */
+    /* Our defaults come first: the URL may override any of them. The
+     * application name says which connection it is (pg_stat_activity). */
+    char app[64];
+    snprintf(app, sizeof app, "outbox %s", p->role);
     const char *keys[] = {"application_name", "connect_timeout", "keepalives",
                           "keepalives_idle", "keepalives_interval", "keepalives_count",
                           "tcp_user_timeout", "dbname", NULL};
-    const char *vals[] = {"outbox", "5", "1", "5", "2", "3", "10000", p->url, NULL};
+    const char *vals[] = {app, "5", "1", "5", "2", "3", "10000", p->url, NULL};
     p->c = PQconnectdbParams(keys, vals, 1);
     if (!p->c)
         return OB_ENOMEM;
