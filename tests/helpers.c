@@ -11,6 +11,7 @@ atomic_int h_nlog;
 pthread_mutex_t h_log_mu = PTHREAD_MUTEX_INITIALIZER;
 atomic_int h_cancel_seen;
 atomic_int h_second_answer_rc = 1;
+_Atomic int64_t h_cancel_at;
 
 void h_sleep_ms(int64_t ms)
 {
@@ -70,11 +71,14 @@ void h_script(ob_job_ctx *ctx, void *arg)
             ob_ctx_retry(ctx, -1, "stopped early");
         else
             ob_ctx_done(ctx, NULL);
-    } else if (cmd(p, "wait-cancel", &a)) {
+    } else if (cmd(p, "cancel-first", &a) && j->attempt > 1) {
+        ob_ctx_done(ctx, NULL);
+    } else if (cmd(p, "wait-cancel", &a) || cmd(p, "cancel-first", &a)) {
         int c;
         while (!(c = ob_ctx_sleep(ctx, 60000))) {
         }
         atomic_store(&h_cancel_seen, c);
+        atomic_store(&h_cancel_at, ob_now_ms());
         snprintf(why, sizeof why, "cancelled: %d", c);
         ob_ctx_retry(ctx, -1, why);
     } else if (cmd(p, "hang-first", &a)) {

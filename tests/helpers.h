@@ -11,6 +11,8 @@
  *   snooze-once:MS     snooze on the first start, then done
  *   sleep:MS           sleep MS (waking on cancel), then done unless cancelled
  *   wait-cancel        sleep until cancelled; answer retry("cancelled: <why>")
+ *   cancel-first       attempt 1 as wait-cancel (and h_cancel_at set when it
+ *                      stops); later attempts answer done at once
  *   hang-first:MS      attempt 1 blocks MS ignoring cancellation, then done;
  *                      later attempts answer done at once
  *   noanswer           return without answering
@@ -37,6 +39,7 @@ extern h_start h_log[H_LOG_MAX]; /* read it once the pools are stopped */
 extern atomic_int h_nlog;
 extern atomic_int h_cancel_seen;  /* last OB_CANCEL_* a handler observed */
 extern atomic_int h_second_answer_rc;
+extern _Atomic int64_t h_cancel_at;   /* ms when a cancel-first handler stopped */
 
 void h_script(ob_job_ctx *ctx, void *arg);
 

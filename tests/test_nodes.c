@@ -196,6 +196,57 @@ TEST(a_dead_nodes_jobs_are_rescued_and_the_leadership_moves)
     ob_engine_close(b);
 }
 
+/* A node cut off from the database (its heartbeat connection lost, and no
+ * new connection allowed) while it runs a job: at half the dead interval it
+ * cancels the handler, before the leader declares it dead and another node
+ * runs the job — the two attempts never overlap. */
+TEST(an_isolated_node_stops_its_jobs_before_another_node_takes_them)
+{
+    char role[32], url[4300], q[512];
+    snprintf(role, sizeof role, "t%d_app", (int)getpid());
+    const char *base = test_pg_base(), *own = test_url("jobs");
+    snprintf(q, sizeof q, "CREATE ROLE %s LOGIN; GRANT ALL ON SCHEMA t%d_jobs TO %s", role,
+             (int)getpid(), role);
+    sql(base, q);
+    /* node a as that role (limited below); node b as the superuser */
+    snprintf(url, sizeof url, "postgres://%s@%s", role, strchr(own, '@') + 1);
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.node_dead_ms = 2000;
+    o.rescue_interval_ms = 100;
+    ob_engine *a;
+    ASSERT_OK(ob_engine_open(url, &o, &a));
+    ASSERT_OK(ob_engine_register(a, "script", h_script, NULL, NULL));
+    ob_pool *pa = h_pool(a, 1, 0, NULL);
+    ob_id id = h_add(a, "cancel-first");
+    while (atomic_load(&h_nlog) == 0)
+        h_sleep_ms(5);
+    ob_engine *b = h_open("jobs", &o);
+    ob_pool *pb = h_pool(b, 1, 0, NULL);
+    snprintf(q, sizeof q, "ALTER ROLE %s CONNECTION LIMIT 0;"
+                          " SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE usename = '%s' AND application_name = 'outbox node'",
+             role, role);
+    sql(base, q);
+    int64_t cut = ob_now_ms();
+    ob_job *j = h_wait(b, &id);
+    int64_t second = started_at(&id, 2);
+    printf("  cut off; its handler cancelled after %lld ms (%d), the job restarted on the "
+           "other node after %lld ms\n", (long long)(atomic_load(&h_cancel_at) - cut),
+           atomic_load(&h_cancel_seen), (long long)(second - cut));
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 2);
+    ASSERT_EQ(atomic_load(&h_cancel_seen), OB_CANCEL_ISOLATED);
+    ASSERT(atomic_load(&h_cancel_at) <= second); /* never both at once */
+    ob_job_free(j);
+    snprintf(q, sizeof q, "ALTER ROLE %s CONNECTION LIMIT -1", role);
+    sql(base, q);
+    ob_pool_stop(pb, 1000);
+    ob_pool_stop(pa, 1000);
+    ob_engine_close(b);
+    ob_engine_close(a);
+}
+
 /* Every connection of the node is cut (as a database restart or a network
  * failure would): calls fail with OB_EUNAVAIL, never succeed falsely, and
  * the node comes back by itself. */
@@ -256,6 +307,7 @@ static const test_case tests[] = {
     T_ONLY("postgres", a_wait_on_one_node_ends_when_another_node_finishes_the_job),
     T_ONLY("postgres", one_unique_key_on_two_nodes_makes_one_job),
     T_ONLY("postgres", a_dead_nodes_jobs_are_rescued_and_the_leadership_moves),
+    T_ONLY("postgres", an_isolated_node_stops_its_jobs_before_another_node_takes_them),
     T_ONLY("postgres", a_node_whose_connections_are_cut_comes_back_by_itself),
     T_ONLY("postgres", a_newer_schema_is_refused),
 };

@@ -469,7 +469,16 @@ const ob_job *ob_ctx_job(const ob_job_ctx *ctx);
 /* Absolute deadline of this attempt (ms since the epoch). */
 int64_t ob_ctx_deadline(const ob_job_ctx *ctx);
 
-enum { OB_CANCEL_NONE = 0, OB_CANCEL_REQUESTED = 1, OB_CANCEL_TIMEOUT = 2, OB_CANCEL_SHUTDOWN = 3 };
+/* OB_CANCEL_ISOLATED: this node has not reached the shared store for half
+ * its dead interval; soon another node may take the job. Stop, and answer
+ * retry: the answer is stored when the store answers again. */
+enum {
+    OB_CANCEL_NONE = 0,
+    OB_CANCEL_REQUESTED = 1,
+    OB_CANCEL_TIMEOUT = 2,
+    OB_CANCEL_SHUTDOWN = 3,
+    OB_CANCEL_ISOLATED = 4,
+};
 /* Whether the handler should stop: 0, or why (OB_CANCEL_*). Cheap. */
 int ob_ctx_cancelled(const ob_job_ctx *ctx);
 

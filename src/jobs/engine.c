@@ -104,7 +104,7 @@ int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out)
     notify_init(&e->n, e->o.max_waiters);
     commit_init(e);
     store_opts so = {.node_dead_ms = e->o.node_dead_ms, .wake = commit_wake,
-                     .finished = commit_finished, .wake_arg = e};
+                     .finished = commit_finished, .isolated = pool_isolated, .wake_arg = e};
     int rc = store_open(url, &so, &e->st);
     if (!rc)
         rc = commit_start(e);

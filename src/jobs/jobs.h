@@ -206,6 +206,8 @@ void commit_kick(ob_engine *e);
 void commit_wake(void *arg, int64_t due);
 /* store.finished: another process made a job final. */
 void commit_finished(void *arg, const ob_id *id, ob_state state);
+/* store.isolated: cancel running handlers, start nothing (pool.c). */
+void pool_isolated(void *arg, bool yes);
 
 /* ---- pool.c ---- */
 
@@ -275,6 +277,7 @@ struct ob_engine {
     ob_hist h_start, h_run;    /* observed by workers */
     ob_final_fn on_final;      /* set before work starts */
     void *on_final_arg;
+    atomic_bool isolated;      /* store.isolated: run nothing, give jobs back */
     pthread_mutex_t tx_mu;     /* transactional enqueues' ids */
     ob_idgen tx_idgen;
 };

@@ -230,6 +230,12 @@ static void *worker_main(void *arg)
         p->ring_head = (p->ring_head + 1) % p->capacity;
         p->ring_len--;
         pthread_mutex_unlock(&p->mu);
+        if (atomic_load(&p->e->isolated)) { /* another node may have it soon */
+            pool_release(p->e, job);
+            pthread_mutex_lock(&p->mu);
+            p->in_hand--;
+            continue;
+        }
         run_job(w, job);
         pthread_mutex_lock(&p->mu);
     }
@@ -295,6 +301,22 @@ static void cancel_worker(worker *w, const ob_id *id, int attempt, int why)
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
+}
+
+void pool_isolated(void *arg, bool yes)
+{
+    ob_engine *e = arg;
+    atomic_store(&e->isolated, yes);
+    if (!yes)
+        return;
+    pthread_mutex_lock(&e->pools_mu);
+    for (pool *p = e->pools; p; p = p->next) {
+        pthread_mutex_lock(&p->mu);
+        for (int i = 0; i < p->nworkers; i++)
+            cancel_worker(&p->workers[i], NULL, -1, OB_CANCEL_ISOLATED);
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&e->pools_mu);
 }
 
 void pool_cancel_running(pool *p, const ob_id *id, int attempt)

@@ -17,6 +17,12 @@
  *     on another without polling delay. Its own notifications are ignored.
  * After a reconnect it listens again and wakes the engine once, for what
  * it may have missed meanwhile.
+ *
+ * Isolation: a node that has not heartbeaten for half of node_dead_ms tells
+ * the engine (store.isolated), which cancels its running handlers and
+ * starts nothing more, so that by the time the leader declares it dead and
+ * gives its jobs to others, they no longer run here (for handlers that
+ * honour cancellation).
  */
 #include <poll.h>
 #include <stdio.h>
@@ -131,10 +137,25 @@ static void lost(pg_node *n)
         OB_WARN("postgres: node %s lost its connection and leadership", n->idhex);
 }
 
+/* Tell the engine when this node crosses half its dead interval unheard. */
+static void check_isolation(pg_node *n, bool *isolated)
+{
+    bool now = mono_ms() - atomic_load(&n->beat_ok_at) > n->dead_ms / 2;
+    if (now == *isolated || !n->st->isolated)
+        return;
+    *isolated = now;
+    if (now)
+        OB_WARN("postgres: node %s has not reached the database for %lld ms: isolated, "
+                "cancelling its running jobs", n->idhex, (long long)(n->dead_ms / 2));
+    else
+        OB_INFO("postgres: node %s reaches the database again", n->idhex);
+    n->st->isolated(n->st->wake_arg, now);
+}
+
 static void *node_main(void *arg)
 {
     pg_node *n = arg;
-    bool listening = false;
+    bool listening = false, isolated = false;
     int64_t next_beat = mono_ms() + n->beat_ms;
     for (;;) {
         if (pgc_ready(&n->conn)) {
@@ -156,6 +177,7 @@ static void *node_main(void *arg)
                 lost(n);
             next_beat = now + n->beat_ms;
         }
+        check_isolation(n, &isolated);
         take_notifications(n);
         struct pollfd pf[2] = {{n->stop_fd, POLLIN, 0}, {-1, POLLIN, 0}};
         if (n->conn.c && listening)

@@ -319,6 +319,7 @@ int store_pg_open(const char *url, const store_opts *o, store **out)
     s->o.node_dead_ms = o && o->node_dead_ms ? o->node_dead_ms : 15000;
     s->base.wake = o ? o->wake : NULL;
     s->base.finished = o ? o->finished : NULL;
+    s->base.isolated = o ? o->isolated : NULL;
     s->base.wake_arg = o ? o->wake_arg : NULL;
     pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->rfree, NULL);

@@ -120,6 +120,7 @@ typedef struct store_opts {
     int64_t node_dead_ms; /* shared stores: a node silent this long is dead */
     void (*wake)(void *arg, int64_t due); /* becomes store.wake */
     void (*finished)(void *arg, const ob_id *id, ob_state state); /* store.finished */
+    void (*isolated)(void *arg, bool yes);                        /* store.isolated */
     void *wake_arg;
 } store_opts;
 
@@ -201,8 +202,12 @@ struct store {
      * work: due == 0, jobs became available; else a job is due at `due`
      * (ms). NULL: nobody to tell. */
     void (*wake)(void *arg, int64_t due);
-    /* ... and finished() when another process made a job final. */
+    /* ... and finished() when another process made a job final; and
+     * isolated(true) once this process has not reached the shared store for
+     * half its dead interval (others may soon rescue its jobs), then
+     * isolated(false) when it has again. */
     void (*finished)(void *arg, const ob_id *id, ob_state state);
+    void (*isolated)(void *arg, bool yes);
     void *wake_arg;
 };
 
