@@ -118,6 +118,11 @@ typedef struct pg_node {
     store *st;                 /* for wake() */
 } pg_node;
 
+/* Act on one notification on the channel: "NODE DUE" (DUE 0: jobs are
+ * available; else one is due then) or "NODE f ID:STATE,..." (jobs another
+ * node made final). Anyone who may NOTIFY can send anything: what does not
+ * parse is ignored. */
+void pg_node_hear(pg_node *n, const char *msg);
 /* Register this node (its row) and start its thread. */
 int pg_node_start(pg_node *n, store *st);
 /* Stop the thread, and remove this node's row. */

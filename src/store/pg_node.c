@@ -96,7 +96,7 @@ static int listen_now(pg_node *n)
 /* "ID:STATE,ID:STATE,...": jobs another node made final. */
 static void take_finals(pg_node *n, const char *p)
 {
-    while (n->st->finished && strlen(p) >= 34 && p[32] == ':') {
+    while (n->st->finished && strnlen(p, 34) == 34 && p[32] == ':') {
         ob_id id;
         unsigned byte;
         bool ok = true;
@@ -105,7 +105,8 @@ static void take_finals(pg_node *n, const char *p)
             id.b[k] = (uint8_t)byte;
         }
         int state = atoi(p + 33);
-        if (ok && state >= OB_STATE_MIN && state <= OB_STATE_MAX)
+        if (ok && state >= OB_STATE_MIN && state <= OB_STATE_MAX &&
+            ob_state_is_final((ob_state)state))
             n->st->finished(n->st->wake_arg, &id, (ob_state)state);
         p = strchr(p, ',');
         if (!p)
@@ -114,19 +115,26 @@ static void take_finals(pg_node *n, const char *p)
     }
 }
 
-/* Pass on what other nodes announced: "NODE DUE" (DUE 0: jobs available)
- * or "NODE f FINALS". */
+void pg_node_hear(pg_node *n, const char *msg)
+{
+    char who[40], what[24];
+    if (sscanf(msg, "%39s %23s", who, what) != 2 || strcmp(who, n->idhex) == 0)
+        return; /* not ours to hear, or our own */
+    if (!strcmp(what, "f")) {
+        const char *list = strstr(msg, " f ");
+        if (list)
+            take_finals(n, list + 3);
+    } else if (n->st->wake) {
+        long long due = atoll(what);
+        n->st->wake(n->st->wake_arg, due > 0 ? due : 0);
+    }
+}
+
 static void take_notifications(pg_node *n)
 {
     PGnotify *m;
     while (n->conn.c && (m = PQnotifies(n->conn.c)) != NULL) {
-        char who[40], what[24];
-        if (sscanf(m->extra, "%39s %23s", who, what) == 2 && strcmp(who, n->idhex) != 0) {
-            if (!strcmp(what, "f"))
-                take_finals(n, m->extra + strlen(who) + 3);
-            else if (n->st->wake)
-                n->st->wake(n->st->wake_arg, atoll(what));
-        }
+        pg_node_hear(n, m->extra);
         PQfreemem(m);
     }
 }
