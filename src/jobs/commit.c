@@ -452,7 +452,8 @@ static void drop_claims(batch *b)
 
 /* Tell the other processes of work this batch made that our pools did not
  * take: some pool that serves every queue found less than it wanted means
- * nothing is left. */
+ * nothing is left. (A pool with no room, or stopping, keeps maybe_work set
+ * when there is new work, so it never counts as drained.) */
 static int announce(ob_engine *e, batch *b)
 {
     store *s = e->st;
@@ -460,7 +461,7 @@ static int announce(ob_engine *e, batch *b)
         return 0;
     bool drained = false;
     for (pool *p = e->pools; p && !drained; p = p->next)
-        drained = p->nqueues == 0 && !p->maybe_work && !p->stopping;
+        drained = p->nqueues == 0 && !p->maybe_work; /* maybe_work: this thread's (C4) */
     int rc = 0;
     if (b->made_work && !drained)
         rc = s->ops->announce(s, 0);
