@@ -22,8 +22,10 @@ static app app_open(const char *url)
     app a = {0};
     if (on_pg())
         a.pg = test_pg_connect(url);
-    else
+    else {
         ASSERT_EQ(sqlite3_open(url + strlen("sqlite:"), &a.db), SQLITE_OK);
+        sqlite3_busy_timeout(a.db, 5000); /* the engine writes to the file too */
+    }
     return a;
 }
 

@@ -265,9 +265,10 @@ int ob_enqueue_async(ob_engine *e, const ob_new_job *j, ob_enqueued_fn done, voi
  * that job's id and *existed). The engine's max_jobs is not checked.
  * PostgreSQL: the tables are found in the schema the engine uses; nodes
  * are told at COMMIT (NOTIFY) and claim at once.
- * SQLite: `db` must be a connection to the engine's database file; call
- * ob_engine_wake(e) after COMMIT for the job to start at once (else the
- * engine notices within about a second).
+ * SQLite: `db` must be a connection to the engine's database file, with a
+ * busy timeout (sqlite3_busy_timeout: the engine writes to the file too);
+ * call ob_engine_wake(e) after COMMIT for the job to start at once (else
+ * the engine notices within about a second).
  * Returns 0, a check error (ob_new_job_check), OB_EINVAL (the engine's
  * store is of the other kind), or a store error — then abort the
  * transaction: the statement failed inside it. */
