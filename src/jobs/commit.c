@@ -124,13 +124,7 @@ static int insert_job(ob_engine *e, batch *b, store_new *j, int64_t now)
     store *s = e->st;
     commit *c = &e->c;
     ob_idgen_next(&c->idgen, &j->id);
-    j->created_at = now;
-    if (j->run_at > now) {
-        j->state = OB_SCHEDULED;
-    } else {
-        j->state = OB_AVAILABLE;
-        j->run_at = now;
-    }
+    new_job_due(j, now);
     int rc = s->ops->insert(s, j);
     if (rc)
         return rc; /* an error, or STORE_EXISTS */
@@ -196,14 +190,8 @@ static int follow_up(ob_engine *e, batch *b, const ob_id *id, const store_row *r
         if (rc != OB_ENOTFOUND)
             return rc;
     }
-    const job_kind *k = engine_kind(e, next.kind);
-    store_new j = {
-        .kind = next.kind, .queue = next.queue ? next.queue : "default",
-        .priority = next.priority, .payload = next.payload, .payload_len = next.payload_len,
-        .run_at = next.run_at_ms, .max_attempts = next.max_attempts ? next.max_attempts : k->opts.max_attempts,
-        .timeout_ms = next.timeout_ms ? next.timeout_ms : k->opts.timeout_ms,
-        .unique_key = next.unique_key, .meta = next.meta,
-    };
+    store_new j;
+    new_job_from(e, &next, &j);
     rc = insert_job(e, b, &j, now);
     return rc == STORE_EXISTS ? 0 : rc;
 }

@@ -267,28 +267,44 @@ static char *put_str(char **p, const char *s)
 
 static size_t str_size(const char *s) { return s ? strlen(s) + 1 : 0; }
 
+void new_job_from(ob_engine *e, const ob_new_job *j, store_new *out)
+{
+    const job_kind *k = engine_kind(e, j->kind);
+    *out = (store_new){
+        .kind = j->kind, .queue = j->queue ? j->queue : "default", .priority = j->priority,
+        .payload = j->payload, .payload_len = j->payload_len, .run_at = j->run_at_ms,
+        .max_attempts = j->max_attempts ? j->max_attempts : k->opts.max_attempts,
+        .timeout_ms = j->timeout_ms ? j->timeout_ms : k->opts.timeout_ms,
+        .unique_key = j->unique_key, .meta = j->meta,
+    };
+}
+
+void new_job_due(store_new *j, int64_t now)
+{
+    j->created_at = now;
+    j->state = j->run_at > now ? OB_SCHEDULED : OB_AVAILABLE;
+    if (j->state == OB_AVAILABLE)
+        j->run_at = now;
+}
+
 /* A new enqueue op: the payload and strings copied into the op. */
 static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
 {
-    const job_kind *k = engine_kind(e, j->kind);
-    const char *queue = j->queue ? j->queue : "default";
-    op *o = malloc(sizeof *o + j->payload_len + str_size(j->kind) + str_size(queue) +
-                   str_size(j->unique_key) + str_size(j->meta));
+    store_new from;
+    new_job_from(e, j, &from);
+    op *o = malloc(sizeof *o + from.payload_len + str_size(from.kind) + str_size(from.queue) +
+                   str_size(from.unique_key) + str_size(from.meta));
     if (!o)
         return NULL;
     memset(o, 0, sizeof *o);
     char *p = o->buf;
     store_new *nj = &o->nj;
-    nj->payload = put(&p, j->payload, j->payload_len);
-    nj->payload_len = j->payload_len;
-    nj->kind = put_str(&p, j->kind);
-    nj->queue = put_str(&p, queue);
-    nj->unique_key = put_str(&p, j->unique_key);
-    nj->meta = put_str(&p, j->meta);
-    nj->priority = j->priority;
-    nj->run_at = j->run_at_ms;
-    nj->max_attempts = j->max_attempts ? j->max_attempts : k->opts.max_attempts;
-    nj->timeout_ms = j->timeout_ms ? j->timeout_ms : k->opts.timeout_ms;
+    *nj = from;
+    nj->payload = put(&p, from.payload, from.payload_len);
+    nj->kind = put_str(&p, from.kind);
+    nj->queue = put_str(&p, from.queue);
+    nj->unique_key = put_str(&p, from.unique_key);
+    nj->meta = put_str(&p, from.meta);
     o->type = OP_ENQUEUE;
     o->external = true;
     return o;
@@ -468,17 +484,9 @@ static int enqueue_tx(ob_engine *e, const char *store_name, void *conn, const ob
     int rc = ob_new_job_check(e, j, NULL);
     if (rc)
         return rc;
-    const job_kind *k = engine_kind(e, j->kind);
-    int64_t now = ob_now_ms();
-    store_new nj = {
-        .kind = j->kind, .queue = j->queue ? j->queue : "default", .priority = j->priority,
-        .payload = j->payload, .payload_len = j->payload_len, .created_at = now,
-        .max_attempts = j->max_attempts ? j->max_attempts : k->opts.max_attempts,
-        .timeout_ms = j->timeout_ms ? j->timeout_ms : k->opts.timeout_ms,
-        .unique_key = j->unique_key, .meta = j->meta,
-        .state = j->run_at_ms > now ? OB_SCHEDULED : OB_AVAILABLE,
-        .run_at = j->run_at_ms > now ? j->run_at_ms : now,
-    };
+    store_new nj;
+    new_job_from(e, j, &nj);
+    new_job_due(&nj, ob_now_ms());
     pthread_mutex_lock(&e->tx_mu);
     ob_idgen_next(&e->tx_idgen, &nj.id);
     pthread_mutex_unlock(&e->tx_mu);

@@ -61,6 +61,15 @@ int lifecycle_decide(const store_row *row, const ob_id *id, const lc_input *in,
 /* Delay before retrying after failed attempt `attempt` (from 1). */
 int64_t backoff_delay(const ob_backoff *b, int attempt);
 
+/* ---- new jobs (engine.c) ---- */
+
+/* The job `j` (checked) describes, as a store keeps it: its kind's defaults
+ * applied, "default" for no queue; strings and payload borrowed from j. The
+ * id, state and times are set by new_job_due and the caller. */
+void new_job_from(ob_engine *e, const ob_new_job *j, store_new *out);
+/* Created now: scheduled if run_at is later, else available at once. */
+void new_job_due(store_new *j, int64_t now);
+
 /* ---- kinds (engine.c) ---- */
 
 typedef struct job_kind {

@@ -30,6 +30,7 @@
  *       answers STORE_EXISTS (S6).
  */
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,9 +152,9 @@ struct pg_store {
     store_opts o;
     pgconn w;            /* the commit thread's */
     pg_node node;
-    char *schema_q;      /* the schema, as a quoted identifier */
-    char *tx_insert;     /* W_INSERT naming the schema, for insert_tx */
-    char *tx_notify;     /* the channel, as a literal */
+    char *tx_insert;     /* insert_tx's statements, naming the schema and channel */
+    char *tx_find;
+    char *tx_notify;
     pthread_mutex_t rmu;
     pthread_cond_t rfree;
     reader *idle;
@@ -259,11 +260,23 @@ static void pg_close(store *base)
     pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->rfree);
     free(s->held);
-    free(s->schema_q);
     free(s->tx_insert);
+    free(s->tx_find);
     free(s->tx_notify);
     free(s->url);
     free(s);
+}
+
+/* A new string (malloc'd), or NULL. */
+__attribute__((format(printf, 1, 2))) static char *str_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
 }
 
 /* Schema check and the names that depend on the schema, on a plain
@@ -292,17 +305,16 @@ static int prepare_schema(pg_store *s, int *from)
     char *qs = PQescapeIdentifier(c, schema, strlen(schema));
     char *qc = PQescapeLiteral(c, s->node.channel, strlen(s->node.channel));
     PQclear(r);
+    /* insert_tx runs on the caller's connection, whatever its search_path */
     if (qs && qc) {
-        const char *ins = writer_sql[W_INSERT] + strlen("INSERT INTO ");
-        size_t n = strlen(qs) + strlen(ins) + 32;
-        if ((s->tx_insert = malloc(n)))
-            snprintf(s->tx_insert, n, "INSERT INTO %s.%s", qs, ins);
-        s->tx_notify = strdup(qc);
-        s->schema_q = strdup(qs);
+        s->tx_insert = str_printf("INSERT INTO %s.%s", qs,
+                                  writer_sql[W_INSERT] + strlen("INSERT INTO "));
+        s->tx_find = str_printf("SELECT id FROM %s.outbox_jobs WHERE unique_key = $1", qs);
+        s->tx_notify = str_printf("SELECT pg_notify(%s, $1)", qc);
     }
     PQfreemem(qs);
     PQfreemem(qc);
-    if (!s->tx_insert || !s->tx_notify || !s->schema_q)
+    if (!s->tx_insert || !s->tx_find || !s->tx_notify)
         rc = OB_ENOMEM;
 out:
     PQfinish(c);
@@ -820,10 +832,7 @@ static int pg_insert_tx(store *base, void *conn, const store_new *j, ob_id *exis
     }
     PQclear(r);
     if (rc == STORE_EXISTS) {
-        char sql[512];
-        snprintf(sql, sizeof sql, "SELECT id FROM %s.outbox_jobs WHERE unique_key = $1",
-                 s->schema_q);
-        r = PQexecParams(c, sql, 1, NULL, &j->unique_key, NULL, NULL, 1);
+        r = PQexecParams(c, s->tx_find, 1, NULL, &j->unique_key, NULL, NULL, 1);
         if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
             OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
             rc = OB_ESTORE;
@@ -838,10 +847,8 @@ static int pg_insert_tx(store *base, void *conn, const store_new *j, ob_id *exis
     /* Delivered at the caller's commit, and only then: nodes claim at once. */
     char msg[64];
     snprintf(msg, sizeof msg, "- %lld", (long long)(j->state == OB_AVAILABLE ? 0 : j->run_at));
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT pg_notify(%s, $1)", s->tx_notify);
     const char *mv = msg;
-    r = PQexecParams(c, sql, 1, NULL, &mv, NULL, NULL, 0);
+    r = PQexecParams(c, s->tx_notify, 1, NULL, &mv, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
         rc = OB_ESTORE;
