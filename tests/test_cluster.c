@@ -354,7 +354,8 @@ TEST(a_killed_node_and_a_killed_leader_are_replaced)
            rescued, (long long)(first - killed1), (long long)(last - killed0), again);
     ASSERT(again >= 4);
     ASSERT(rescued >= again); /* and jobs claimed ahead (prefetched), not started */
-    ASSERT(first - killed1 >= 1800);
+    /* its last heartbeat may be up to a beat (dead / 6) older than the kill */
+    ASSERT(first - killed1 >= 1000);
     ASSERT(last - killed0 < 2000 + 1500);
     ASSERT_EQ(count_sql(url, "SELECT count(*) FROM outbox_jobs WHERE state <> 5"), 0);
     curl_easy_cleanup(c);
