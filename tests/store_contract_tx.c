@@ -1,5 +1,5 @@
 /*
- * test_tx.c - transactional enqueue (ob_enqueue_pg, ob_enqueue_sqlite): an
+ * store_contract_tx.c - transactional enqueue (ob_enqueue_pg, ob_enqueue_sqlite): an
  * application enqueues inside its own transaction, on its own connection,
  * and the job exists if and only if that transaction commits. Run on both
  * stores (OB_TEST_STORE), each with its own kind of connection.

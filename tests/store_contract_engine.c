@@ -1,7 +1,8 @@
 /*
- * test_engine.c - the job engine's life cycle, end to end on SQLite: every
- * answer a handler can give, schedules, priorities, queues, cancellation,
- * timeouts, rescue of hung workers, operator retry, events and waiting.
+ * store_contract_engine.c - the job engine's life cycle, end to end, on
+ * either store (part of the store contract suite): every answer a handler
+ * can give, schedules, priorities, queues, cancellation, timeouts, rescue of
+ * hung workers, operator retry, events and waiting.
  */
 #include <pthread.h>
 

@@ -1,5 +1,5 @@
 /*
- * test_limits.c - what the engine refuses and what it bounds: input checks
+ * store_contract_limits.c - what the engine refuses and what it bounds: input checks
  * naming the field, the unfinished-job limit, unique keys (also under a
  * race), error history and size, retention, listing with a cursor, and the
  * store's refusal of files it should not touch.
