@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "http_helpers.h"
 #include "od_helpers.h"
 
 od od_start(const char *extra)
@@ -62,6 +63,27 @@ int od_stop(od *d, int sig)
     int st;
     waitpid(d->pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void od_check_migrate(const char *url, void (*bump)(const char *url))
+{
+    char *out;
+    ASSERT_EQ(t_run(&out, "%s migrate --store '%s' 2>&1", OUTBOXD, url), 0);
+    ASSERT(strstr(out, "schema created at version") != NULL);
+    free(out);
+    ASSERT_EQ(t_run(&out, "%s migrate --store '%s' 2>&1", OUTBOXD, url), 0);
+    ASSERT(strstr(out, "nothing to do") != NULL);
+    free(out);
+    bump(url);
+    ASSERT_EQ(t_run(&out, "%s migrate --store '%s' 2>&1", OUTBOXD, url), 1);
+    ASSERT(strstr(out, "upgrade outbox") && strstr(out, "written by a newer version"));
+    free(out);
+    /* timeout: a daemon that started anyway would serve until killed (124) */
+    ASSERT_EQ(t_run(&out, "timeout 20 %s --store '%s' --listen 127.0.0.1:0 "
+                          "--callback-secret-file ./secret --smtp file:./mail 2>&1",
+                    OUTBOXD, url), 1);
+    ASSERT(strstr(out, "cannot open the store") && strstr(out, "upgrade outbox"));
+    free(out);
 }
 
 void od_json_str(const char *json, const char *key, char *out, size_t n)

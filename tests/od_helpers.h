@@ -29,6 +29,11 @@ typedef struct od {
 od od_start(const char *extra);
 /* Send sig and wait; returns the exit status (or 128 + signal). */
 int od_stop(od *d, int sig);
+/* `outboxd migrate` on a store that does not exist yet: it creates the
+ * schema, a second run has nothing to do; once bump(url) has made the
+ * schema newer than this outboxd knows, both `migrate` and a start refuse
+ * it, exit 1 and say so. */
+void od_check_migrate(const char *url, void (*bump)(const char *url));
 /* The value of "key":"..." in a JSON text, into out. */
 void od_json_str(const char *json, const char *key, char *out, size_t n);
 

@@ -492,10 +492,21 @@ TEST(a_database_restart_under_load_loses_no_accepted_job)
     ob_http_server_free(rcv);
 }
 
+static void newer_pg(const char *url)
+{
+    ASSERT(count_sql(url, "UPDATE outbox_schema SET version = version + 1 RETURNING version") > 1);
+}
+
+TEST(migrate_creates_then_refuses_a_newer_schema)
+{
+    od_check_migrate(test_url("m"), newer_pg);
+}
+
 static const test_case tests[] = {
     T_ONLY("postgres", three_nodes_run_100k_jobs_each_exactly_once),
     T_ONLY("postgres", a_killed_node_and_a_killed_leader_are_replaced),
     T_ONLY("postgres", a_database_restart_under_load_loses_no_accepted_job),
+    T_ONLY("postgres", migrate_creates_then_refuses_a_newer_schema),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }

@@ -7,6 +7,7 @@
 #include <openssl/hmac.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -512,6 +513,19 @@ TEST(signals_hup_reopens_the_log_term_drains)
     free(out);
 }
 
+static void newer_sqlite(const char *url)
+{
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(url + strlen("sqlite:"), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+TEST(migrate_creates_then_refuses_a_newer_schema)
+{
+    od_check_migrate(test_url("m.db"), newer_sqlite);
+}
+
 /* ---- the command-line client ---- */
 
 static int cli(char **out, const od *d, const char *args)
@@ -685,6 +699,7 @@ static const test_case tests[] = {
     T(bearer_tokens_guard_all_but_health),
     T(metrics_pass_promtool_and_openapi_is_served),
     T(signals_hup_reopens_the_log_term_drains),
+    T(migrate_creates_then_refuses_a_newer_schema),
     T(cli_verbs_and_exit_codes),
     T(kill_9_under_load_loses_no_acknowledged_job),
 };
