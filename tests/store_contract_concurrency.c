@@ -1,5 +1,6 @@
 /*
- * store_contract_concurrency.c - many threads at once, counted. Run under TSan too.
+ * store_contract_concurrency.c - many threads at once, counted, on either
+ * store (part of the store contract suite). Run under TSan too.
  *
  * every_job_completes_exactly_once: N producer threads enqueue (blocking
  * and async) while M workers in two pools run them and other threads read,

@@ -1,7 +1,8 @@
 /*
- * store_contract_limits.c - what the engine refuses and what it bounds: input checks
- * naming the field, the unfinished-job limit, unique keys (also under a
- * race), error history and size, retention, listing with a cursor, and the
+ * store_contract_limits.c - what the engine refuses and what it bounds, on
+ * either store (part of the store contract suite): input checks naming the
+ * field, the unfinished-job limit, unique keys (also under a race), error
+ * history and size, retention, listing with a cursor, and the SQLite
  * store's refusal of files it should not touch.
  */
 #include <pthread.h>

@@ -1,8 +1,9 @@
 /*
- * store_contract_tx.c - transactional enqueue (ob_enqueue_pg, ob_enqueue_sqlite): an
- * application enqueues inside its own transaction, on its own connection,
- * and the job exists if and only if that transaction commits. Run on both
- * stores (OB_TEST_STORE), each with its own kind of connection.
+ * store_contract_tx.c - transactional enqueue (ob_enqueue_pg,
+ * ob_enqueue_sqlite): an application enqueues inside its own transaction,
+ * on its own connection, and the job exists if and only if that
+ * transaction commits. Run on both stores (OB_TEST_STORE), each with its
+ * own kind of connection.
  */
 #include <libpq-fe.h>
 #include <sqlite3.h>
