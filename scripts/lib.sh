@@ -45,6 +45,22 @@ ob_install() {
     fi
 }
 
+# ob_npm_tools: the npm packages the tests use (clients no one here wrote,
+# pinned by tests/npm/package-lock.json) into build-tools/test-npm, with
+# npm ci; again only when the lock file changed.
+ob_npm_tools() {
+    command -v node >/dev/null && command -v npm >/dev/null || ob_install nodejs npm
+    local dir="$OB_ROOT/build-tools/test-npm"
+    if ! cmp -s "$OB_ROOT/tests/npm/package-lock.json" "$dir/package-lock.json" ||
+       [ ! -d "$dir/node_modules" ]; then
+        ob_say "installing the tests' npm packages (tests/npm, npm ci)"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        cp "$OB_ROOT/tests/npm/package.json" "$OB_ROOT/tests/npm/package-lock.json" "$dir/"
+        (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+    fi
+}
+
 # ob_build DIR TYPE CC [cmake args...] : configure (once) and build.
 ob_build() {
     local dir=$1 type=$2 cc=$3

@@ -16,6 +16,7 @@
  * SIGHUP reopens the log file.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,6 +30,8 @@
 #include "api/api.h"
 #include "api/http_request.h"
 #include "api/mail_send.h"
+#include "api/outbound.h"
+#include "api/secrets.h"
 #include "base/base.h"
 #include "outbox/http.h"
 #include "outbox/jobs.h"
@@ -60,6 +63,16 @@ typedef struct config {
     long max_message;
     long max_batch;
     long node_dead;
+    char http_allow[4096];
+    long http_max_timeout;
+    long max_batch_body;
+    long max_body_total;
+    long max_connections_per_ip;
+    long header_timeout;
+    long max_event_clients;
+    long callback_payload;
+    char smtp_password_file[1024];
+    char log_format[16];
 } config;
 
 typedef struct opt {
@@ -78,19 +91,42 @@ static const opt opts[] = {
                         "postgres://USER@HOST:PORT/DB, shared by any number of outboxd"},
     {"node-dead", N(node_dead, 1, 3600), "postgres: seconds without a heartbeat after which "
                                          "a node is dead and its jobs rescued (default 15)"},
-    {"token-file", S(token_file), "bearer tokens, one per line; required off loopback"},
+    {"token-file", S(token_file), "bearer tokens, one per line (mode 0600); required off "
+                                  "loopback"},
     {"callback-secret-file", S(secret_file),
-     "HMAC key for callback signatures (default ./outbox.secret, created if missing)"},
+     "Standard Webhooks signing secrets, whsec_..., one per line, each signs (default "
+     "./outbox.secret, created 0600 if missing)"},
+    {"callback-payload", N(callback_payload, 0, 1), "1: callbacks carry the job's payload too "
+                                                    "(default 0)"},
+    {"http-allow", S(http_allow), "addresses outbound jobs may reach besides public ones: CIDR "
+                                  "blocks and ADDRESS:PORT pairs, comma-separated"},
+    {"http-max-timeout", N(http_max_timeout, 1, 86400), "longest http.request or callback, "
+                                                        "seconds (default 300)"},
     {"log-file", S(log_file), "log here instead of stderr (SIGHUP reopens it)"},
     {"log-level", S(log_level), "debug, info, warn or error (default info)"},
+    {"log-format", S(log_format), "text (default) or json: one JSON object a line"},
     {"workers", N(workers, 0, 1024), "worker threads running jobs (default 4; 0: store jobs, run none)"},
     {"threads", N(threads, 1, 256), "HTTP event-loop threads (default: CPUs)"},
-    {"max-body", N(max_body, 1024, 64L << 20), "request body bytes (default 16 MiB)"},
+    {"max-body", N(max_body, 1024, 64L << 20), "request body bytes (default 1 MiB; "
+                                               "/v1/messages: what --max-message needs)"},
+    {"max-batch-body", N(max_batch_body, 1024, 1L << 30), "body bytes of a /batch request "
+                                                          "(default 16 MiB)"},
+    {"max-body-total", N(max_body_total, 1L << 20, 1L << 30), "body bytes held by all "
+                                                            "requests at once (default 256 "
+                                                            "MiB; 503 past it)"},
     {"max-payload", N(max_payload, 1, 64L << 20), "POST /v1/jobs payload bytes (default 1 MiB)"},
     {"max-wait", N(max_wait, 0, 3600), "longest Prefer: wait, seconds (default 60)"},
     {"max-connections", N(max_connections, 1, 1000000), "HTTP connections (default 1024)"},
+    {"max-connections-per-ip", N(max_connections_per_ip, 1, 1000000),
+     "HTTP connections from one client address (default 256)"},
+    {"header-timeout", N(header_timeout, 1, 600), "seconds a connection has to send a "
+                                                  "request's headers (default 5)"},
+    {"max-event-clients", N(max_event_clients, 0, 100000), "/v1/events connections at once "
+                                                           "(default 64)"},
     {"smtp", S(smtp), "where mail goes: file:DIR (default file:./mail) or "
                       "smtp://[user:pass@]host[:port][?starttls=no]"},
+    {"smtp-password-file", S(smtp_password_file), "the SMTP password (mode 0600), for a "
+                                                  "--smtp URL with a user and no password"},
     {"smtp-ca", S(smtp_ca), "PEM CA bundle to verify the relay (default: the system's)"},
     {"smtp-helo", S(smtp_helo), "EHLO name (default: this host's name)"},
     {"smtp-pool", N(smtp_pool, 1, 256), "SMTP connections at once (default 4)"},
@@ -212,16 +248,19 @@ static bool read_env(config *c)
 /* 0: ok; 1: exit 0 (help); 2: usage error. */
 static int configure(config *c, int argc, char **argv)
 {
-    *c = (config){.workers = 4, .max_body = 16 << 20, .max_payload = 1 << 20, .max_wait = 60,
+    *c = (config){.workers = 4, .max_body = 1 << 20, .max_payload = 1 << 20, .max_wait = 60,
                   .max_connections = 1024, .threads = 0, .smtp_pool = 4, .smtp_timeout = 60,
                   .mail_retry_min = 300, .mail_retry_max = 4000, .mail_lifetime = 5 * 86400,
                   .max_recipients = 50, .max_message = 10 << 20, .max_batch = 100,
-                  .node_dead = 15};
+                  .node_dead = 15, .http_max_timeout = 300, .max_batch_body = 16 << 20,
+                  .max_body_total = 256 << 20, .max_connections_per_ip = 256,
+                  .header_timeout = 5, .max_event_clients = 64};
     snprintf(c->smtp, sizeof c->smtp, "file:./mail");
     snprintf(c->listen, sizeof c->listen, "127.0.0.1:8025");
     snprintf(c->store, sizeof c->store, "sqlite:./outbox.db");
     snprintf(c->secret_file, sizeof c->secret_file, "./outbox.secret");
     snprintf(c->log_level, sizeof c->log_level, "info");
+    snprintf(c->log_format, sizeof c->log_format, "text");
     const char *cfg = getenv("OUTBOX_CONFIG");
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -249,19 +288,21 @@ static int configure(config *c, int argc, char **argv)
     return 0;
 }
 
-/* ---- tokens, secret, loopback ---- */
+/* ---- tokens, secrets, loopback ---- */
 
+/* The bearer tokens of a private file, one a line. Returns the count, or
+ * -1 after saying why. */
 static int read_tokens(const char *path, char ***out)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "outboxd: cannot read token file %s: %s\n", path, strerror(errno));
+    char *text, err[1200];
+    if (secret_file_read(path, &text, err, sizeof err)) {
+        fprintf(stderr, "outboxd: token file: %s\n", err);
         return -1;
     }
-    char line[1024];
     char **t = NULL;
-    int n = 0;
-    for (int ln = 1; fgets(line, sizeof line, f); ln++) {
+    int n = 0, ln = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        ln++;
         char *s = trim(line);
         if (!*s || *s == '#')
             continue;
@@ -269,16 +310,24 @@ static int read_tokens(const char *path, char ***out)
         bool ok = len >= 16 && len <= 512;
         for (size_t i = 0; ok && i < len; i++)
             ok = s[i] > 0x20 && s[i] < 0x7f;
-        if (!ok) {
-            fprintf(stderr, "outboxd: %s:%d: a token is 16-512 printable characters without "
-                            "spaces\n", path, ln);
-            fclose(f);
+        char **grown = ok ? realloc(t, sizeof *t * (size_t)(n + 1)) : NULL;
+        if (!grown || !(grown[n] = strdup(s))) {
+            fprintf(stderr, ok ? "outboxd: out of memory\n"
+                               : "outboxd: %s: a token line is 16-512 printable characters "
+                                 "without spaces\n", path);
+            if (grown)
+                t = grown;
+            for (int i = 0; i < n; i++)
+                free(t[i]);
+            free(t);
+            free(text);
             return -1;
         }
-        t = realloc(t, sizeof *t * (size_t)(n + 1));
-        t[n++] = strdup(s);
+        t = grown;
+        n++;
     }
-    fclose(f);
+    (void)ln;
+    free(text);
     if (!n) {
         fprintf(stderr, "outboxd: %s holds no token\n", path);
         return -1;
@@ -287,45 +336,64 @@ static int read_tokens(const char *path, char ***out)
     return n;
 }
 
+/* Whether HOST:PORT names only loopback addresses (resolved, then each
+ * checked: "127.corp.example" is a name like any other). */
 static bool loopback(const char *listen)
 {
-    return !strncmp(listen, "127.", 4) || !strncmp(listen, "[::1]:", 6) ||
-           !strncmp(listen, "localhost:", 10);
+    char host[256];
+    snprintf(host, sizeof host, "%s", listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    size_t n = strlen(host);
+    if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    return outbound_is_loopback_host(host);
 }
 
-/* The callback signing key: the file's content, created (0600, random) if
- * missing. */
-static bool read_secret(const char *path, unsigned char **key, size_t *len)
+/* The webhook signing keys: the file's, created (0600, a fresh whsec_
+ * secret) if missing. */
+static bool read_secret(const char *path, webhook_keys *keys)
 {
-    FILE *f = fopen(path, "r");
-    if (!f && errno == ENOENT) {
-        unsigned char r[32];
-        char hex[65];
-        ob_random_bytes(r, sizeof r);
-        for (int i = 0; i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", r[i]);
-        mode_t old = umask(077);
-        FILE *w = fopen(path, "w");
-        umask(old);
-        if (!w || fprintf(w, "%s\n", hex) < 0 || fclose(w)) {
-            fprintf(stderr, "outboxd: cannot create %s: %s\n", path, strerror(errno));
+    char *text = NULL, err[1200];
+    struct stat st;
+    if (lstat(path, &st) != 0 && errno == ENOENT) {
+        char line[96];
+        webhook_secret_new(line, sizeof line);
+        if (secret_file_create(path, line, err, sizeof err)) {
+            fprintf(stderr, "outboxd: callback secret: %s\n", err);
             return false;
         }
         OB_INFO("outboxd: created the callback signing secret %s", path);
-        f = fopen(path, "r");
     }
-    char line[1024];
-    if (!f || !fgets(line, sizeof line, f)) {
-        fprintf(stderr, "outboxd: cannot read %s: %s\n", path, f ? "empty" : strerror(errno));
-        if (f)
-            fclose(f);
+    if (secret_file_read(path, &text, err, sizeof err)) {
+        fprintf(stderr, "outboxd: callback secret: %s\n", err);
         return false;
     }
-    fclose(f);
-    char *s = trim(line);
-    *len = strlen(s);
-    *key = (unsigned char *)strdup(s);
-    return *len >= 16;
+    int rc = webhook_keys_parse(text, keys, err, sizeof err);
+    free(text);
+    if (rc)
+        fprintf(stderr, "outboxd: callback secret %s: %s\n", path, err);
+    return rc == 0;
+}
+
+/* The SMTP password: the first line of a private file, malloc'd. */
+static char *read_password(const char *path)
+{
+    char *text, err[1200];
+    if (secret_file_read(path, &text, err, sizeof err)) {
+        fprintf(stderr, "outboxd: smtp password: %s\n", err);
+        return NULL;
+    }
+    text[strcspn(text, "\r\n")] = '\0';
+    if (!text[0]) {
+        fprintf(stderr, "outboxd: %s holds no password\n", path);
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
 /* ---- logging ---- */
@@ -333,15 +401,29 @@ static bool read_secret(const char *path, unsigned char **key, size_t *len)
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_fp;
 static const char *log_path;
+static bool log_json;
 
+/* A line from ob_log ("TIME LEVEL MESSAGE", control characters already
+ * escaped) as written: itself, or {"time","level","msg"} with
+ * --log-format json. */
 static void log_line(void *arg, ob_log_level level, const char *line)
 {
     (void)arg, (void)level;
+    char *json = NULL;
+    if (log_json) {
+        const char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+        json_t *o = sp2 ? json_pack("{s:s%, s:s%, s:s}", "time", line, (size_t)(sp1 - line),
+                                    "level", sp1 + 1, (size_t)(sp2 - sp1 - 1), "msg", sp2 + 1)
+                        : json_pack("{s:s}", "msg", line);
+        json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+    }
     pthread_mutex_lock(&log_mu);
     FILE *f = log_fp ? log_fp : stderr;
-    fprintf(f, "%s\n", line);
+    fprintf(f, "%s\n", json ? json : line);
     fflush(f);
     pthread_mutex_unlock(&log_mu);
+    free(json);
 }
 
 static bool reopen_log(void)
@@ -382,17 +464,38 @@ static int level_of(const char *s)
 
 /* ---- main ---- */
 
-/* The store URL for logs: a password in it (postgres://user:secret@host)
- * becomes "***". */
-static const char *shown(const char *url, char *buf, size_t n)
+/* The store URL for logs: without userinfo and query (a password may be
+ * in either). */
+static const char *shown(const char *url, char *buf, size_t n) { return ob_url_shown(url, buf, n); }
+
+/* outboxd's own listen address(es), bound to `port`, made never a target
+ * of outbound jobs. false after saying why. */
+static bool add_self(outbound *p, const char *listen, int port)
 {
-    const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
-    if (!at || !colon || colon > at || (size_t)(colon - url) + 5 + strlen(at) >= n)
-        return url;
-    snprintf(buf, n, "%.*s:***%s", (int)(colon - url), url, at);
-    return buf;
+    char host[256];
+    snprintf(host, sizeof host, "%s", listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    size_t n = strlen(host);
+    if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai, *i;
+    if (getaddrinfo(host[0] ? host : NULL, "0", &hints, &ai) != 0) {
+        fprintf(stderr, "outboxd: cannot resolve %s\n", host);
+        return false;
+    }
+    bool ok = true;
+    for (i = ai; i && ok; i = i->ai_next)
+        ok = outbound_add_self(p, i->ai_addr, port) == 0;
+    freeaddrinfo(ai);
+    if (!ok)
+        fprintf(stderr, "outboxd: too many addresses on this host\n");
+    return ok;
 }
 
 /* outboxd migrate: create or upgrade the store's schema, and say what was
@@ -425,6 +528,7 @@ int main(int argc, char **argv)
         argv++;
         argc--;
     }
+    umask(077); /* the store, its WAL and lock, mail files, logs: the owner's only */
     int rc = configure(&c, argc, argv);
     if (rc)
         return rc == 1 ? 0 : 2;
@@ -437,6 +541,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "outboxd: --log-level: debug, info, warn or error\n");
         return 2;
     }
+    if (strcmp(c.log_format, "text") != 0 && strcmp(c.log_format, "json") != 0) {
+        fprintf(stderr, "outboxd: --log-format: text or json\n");
+        return 2;
+    }
+    log_json = strcmp(c.log_format, "json") == 0;
     log_path = c.log_file[0] ? c.log_file : NULL;
     if (!reopen_log())
         return 1;
@@ -445,14 +554,22 @@ int main(int argc, char **argv)
     /* Everything made from here on is released at `out`, in reverse. */
     char **tokens = NULL;
     int ntokens = 0;
-    unsigned char *secret = NULL;
-    size_t secret_len;
+    static webhook_keys keys;     /* borrowed by the job kinds for the engine's life */
+    static outbound policy;
+    char *smtp_password = NULL;
     ob_transport *transport = NULL;
     ob_engine *e = NULL;
     ob_subscription *logsub = NULL;
     ob_pool *pool = NULL;
     ob_http_server *srv = NULL;
     api *a = NULL;
+    char err[1200];
+    outbound_init(&policy);
+    if (outbound_allow(&policy, c.http_allow, err, sizeof err)) {
+        fprintf(stderr, "outboxd: %s\n", err);
+        rc = 2;
+        goto out;
+    }
     if (c.token_file[0] && (ntokens = read_tokens(c.token_file, &tokens)) < 0) {
         ntokens = 0;
         rc = 1;
@@ -464,8 +581,8 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if (!read_secret(c.secret_file, &secret, &secret_len)) {
-        fprintf(stderr, "outboxd: the callback secret must hold at least 16 characters\n");
+    if (!read_secret(c.secret_file, &keys) ||
+        (c.smtp_password_file[0] && !(smtp_password = read_password(c.smtp_password_file)))) {
         rc = 1;
         goto out;
     }
@@ -489,7 +606,7 @@ int main(int argc, char **argv)
     to.data_timeout_ms = 2 * c.smtp_timeout * 1000;
     to.ca_file = c.smtp_ca[0] ? c.smtp_ca : NULL;
     to.helo = c.smtp_helo[0] ? c.smtp_helo : NULL;
-    char err[512];
+    to.password = smtp_password;
     if (ob_transport_open(c.smtp, &to, &transport, err, sizeof err)) {
         fprintf(stderr, "outboxd: %s\n", err);
         transport = NULL;
@@ -501,12 +618,14 @@ int main(int argc, char **argv)
     ml.max_recipients = (int)c.max_recipients;
     ml.max_size = ml.max_attachment = (size_t)c.max_message;
 
-    /* A stored message is its decoded size, base64 for attachments (4/3),
-     * and the JSON around it. */
+    /* Limits made to fit each other: a stored message is its decoded size,
+     * base64 for attachments (4/3), and the JSON around it; its result holds
+     * every recipient's outcome (ms_result_max). */
     ob_engine_opts eo;
     ob_engine_opts_init(&eo);
     size_t mail_payload = (size_t)c.max_message / 3 * 4 + (1u << 20);
     eo.max_payload = (size_t)c.max_payload > mail_payload ? (size_t)c.max_payload : mail_payload;
+    eo.max_result = ms_result_max((int)c.max_recipients);
     eo.node_dead_ms = c.node_dead * 1000;
     if (eo.rescue_interval_ms > eo.node_dead_ms / 3) /* a dead node's jobs: rescued soon after */
         eo.rescue_interval_ms = eo.node_dead_ms / 3;
@@ -518,17 +637,17 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    hr_opts ho = {.max_response = 64 << 10, .max_redirects = 5, .secret = secret,
-                  .secret_len = secret_len};
-    ob_pool_opts po;
-    ob_pool_opts_init(&po);
-    po.workers = (int)c.workers;
+    hr_opts ho;
+    hr_opts_init(&ho);
+    ho.max_timeout_ms = c.http_max_timeout * 1000;
+    ho.policy = &policy;
+    ho.keys = &keys;
+    ho.callback_payload = c.callback_payload != 0;
     ms_opts mo = {.transport = transport, .timeout_ms = 4 * to.data_timeout_ms + 60000,
                   .retry_min_ms = c.mail_retry_min * 1000, .retry_max_ms = c.mail_retry_max * 1000,
                   .lifetime_ms = c.mail_lifetime * 1000};
     if ((rc = hr_register(e, &ho)) || (rc = ms_register(e, &mo)) ||
-        (rc = ob_engine_subscribe(e, log_event, NULL, &logsub)) ||
-        (c.workers > 0 && (rc = ob_pool_start(e, &po, &pool)))) {
+        (rc = ob_engine_subscribe(e, log_event, NULL, &logsub))) {
         fprintf(stderr, "outboxd: cannot start the engine: %s\n", ob_strerror(rc));
         rc = 1;
         goto out;
@@ -540,7 +659,10 @@ int main(int argc, char **argv)
     if (c.threads)
         hopts.threads = (int)c.threads;
     hopts.max_body = (size_t)c.max_body;
+    hopts.max_body_total = (size_t)c.max_body_total;
     hopts.max_connections = (int)c.max_connections;
+    hopts.max_connections_per_ip = (int)c.max_connections_per_ip;
+    hopts.header_timeout_ms = c.header_timeout * 1000;
     api_opts ao;
     api_opts_init(&ao);
     ao.engine = e;
@@ -550,9 +672,27 @@ int main(int argc, char **argv)
     ao.max_job_payload = (size_t)c.max_payload;
     ao.mail_limits = &ml;
     ao.max_batch = (int)c.max_batch;
+    ao.max_batch_body = (size_t)c.max_batch_body;
+    ao.max_message_body = mail_payload > (size_t)c.max_body ? mail_payload : (size_t)c.max_body;
+    ao.max_event_clients = (int)c.max_event_clients;
+    ao.policy = &policy;
     if ((rc = ob_http_server_new(&hopts, &srv)) || (rc = api_new(srv, &ao, &a)) ||
         (rc = ob_http_server_start(srv))) {
         fprintf(stderr, "outboxd: cannot serve on %s: %s\n", c.listen, ob_strerror(rc));
+        rc = 1;
+        goto out;
+    }
+    /* Our own address is known now (port 0 picks one): never a target.
+     * Workers start only then, so no job runs before the rule holds. */
+    ob_pool_opts po;
+    ob_pool_opts_init(&po);
+    po.workers = (int)c.workers;
+    if (!add_self(&policy, c.listen, ob_http_server_port(srv))) {
+        rc = 1;
+        goto out;
+    }
+    if (c.workers > 0 && (rc = ob_pool_start(e, &po, &pool))) {
+        fprintf(stderr, "outboxd: cannot start the workers: %s\n", ob_strerror(rc));
         rc = 1;
         goto out;
     }
@@ -595,7 +735,11 @@ out:
     for (int i = 0; i < ntokens; i++)
         free(tokens[i]);
     free(tokens);
-    free(secret);
+    if (smtp_password) {
+        memset(smtp_password, 0, strlen(smtp_password));
+        free(smtp_password);
+    }
+    memset(&keys, 0, sizeof keys);
     if (log_fp)
         fclose(log_fp);
     return rc;

@@ -16,7 +16,7 @@ od od_start(const char *extra)
     char args[2048];
     snprintf(args, sizeof args,
              "--listen 127.0.0.1:0 --store sqlite:./outbox.db --log-file ./outboxd.log "
-             "--callback-secret-file ./secret --workers 4 %s",
+             "--callback-secret-file ./secret --workers 4 --http-allow 127.0.0.1/32 %s",
              extra ? extra : "");
     char *argv[64] = {"outboxd"};
     int argc = 1;

@@ -24,8 +24,9 @@ typedef struct od {
 } od;
 
 /* Start outboxd with its defaults for tests (sqlite:./outbox.db, the log in
- * ./outboxd.log, port 0) plus `extra`, space-separated "--name value"
- * pairs (may be NULL). Waits until it serves. */
+ * ./outboxd.log, port 0, and --http-allow 127.0.0.1/32: the tests' target
+ * servers listen there) plus `extra`, space-separated "--name value" pairs
+ * (may be NULL; a flag given again there wins). Waits until it serves. */
 od od_start(const char *extra);
 /* Send sig and wait; returns the exit status (or 128 + signal). */
 int od_stop(od *d, int sig);

@@ -20,9 +20,12 @@
  *     (OB_EGONE / OB_ESHUTDOWN).
  *
  * Every limit has a default, an option, and its status code: header bytes
- * and count (431), body bytes (413), media type (415), header and body read
- * time (408, against slowloris), idle keep-alive time, connections (503
- * beyond the limit), suspended responses (ob_http_suspend: OB_EBUSY).
+ * and count (431), body bytes (413), body bytes of all requests together
+ * (503), media type (415), header and body read time (408, against
+ * slowloris), idle keep-alive time, connections (503 beyond the limit),
+ * connections per client address (closed), suspended responses
+ * (ob_http_suspend: OB_EBUSY). A gate (ob_http_opts.gate) refuses before
+ * the body is read.
  *
  * Errors follow outbox/common.h: 0 or a negative OB_E* code.
  */
@@ -30,6 +33,7 @@
 #define OUTBOX_HTTP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,11 +77,31 @@ typedef struct ob_http_opts {
     int64_t suspend_timeout_ms; /* a suspended response unanswered this long
                                    gets 504; default 10 min */
     size_t max_stream_buffer;  /* bytes a stream may hold for a slow client; 1 MiB */
+    size_t max_body_total;     /* body bytes held by all requests together (a body's
+                                  length is reserved when it is announced); 503 past
+                                  it; default 256 MiB */
+    int max_connections_per_ip; /* connections from one client address; past it a new
+                                   one is closed at once; default 0: no limit */
     ob_http_log_fn access_log; /* NULL: one INFO line per request via ob_log */
     void *access_log_arg;
 } ob_http_opts;
 
 void ob_http_opts_init(ob_http_opts *o);
+
+/* The gate: authentication and other refusals that must not cost the body.
+ * Set it before start (one per server; OB_ESTATE after start). It runs on
+ * the event-loop thread for every request that matched a route,
+ * once its headers are in, and sees the request as a handler does (method,
+ * path, parameters, query, headers, ob_http_route_pattern) but without a
+ * body. It may refuse by answering (ob_http_reply*, after
+ * ob_http_set_header): the body is then never read (a connection that
+ * announced one is closed after the answer). It may raise or lower this
+ * request's body limit (ob_http_set_max_body). If it does not answer, the
+ * request goes on to its handler. It may not suspend or stream. */
+int ob_http_set_gate(ob_http_server *s, ob_http_handler gate, void *arg);
+/* From the gate: this request's body limit (default opts.max_body; at most
+ * 1 GiB). Returns 0, or OB_ESTATE outside the gate. */
+int ob_http_set_max_body(ob_http_req *r, size_t max);
 
 /* Create a server (not listening yet). `opts` NULL: defaults; copied.
  * *out owns it: ob_http_server_free(). Returns 0 or OB_EINVAL/OB_ENOMEM. */
@@ -120,6 +144,8 @@ const char *ob_http_path(const ob_http_req *r);   /* decoded, without the query 
 const char *ob_http_remote(const ob_http_req *r); /* "ip:port" */
 /* A {name} parameter of the matched pattern, or NULL. */
 const char *ob_http_param(const ob_http_req *r, const char *name);
+/* The route pattern the request matched ("/v1/jobs/{id}"). */
+const char *ob_http_route_pattern(const ob_http_req *r);
 /* A query argument (decoded), or NULL; the first if repeated. */
 const char *ob_http_query(const ob_http_req *r, const char *name);
 /* A request header, names compared case-insensitively, or NULL. */
@@ -134,6 +160,12 @@ json_t *ob_http_body_json(ob_http_req *r);
 /* n bytes of request memory (zeroed), freed with the request. NULL on
  * OOM or past the request's memory limit. */
 void *ob_http_alloc(ob_http_req *r, size_t n);
+
+/* The checks the server applies to headers, for a caller that builds
+ * requests of its own: whether s is a header name (an RFC 9110 token), and
+ * a header value (no control character but TAB: no CR, LF, NUL or DEL). */
+bool ob_http_header_name_ok(const char *s);
+bool ob_http_header_value_ok(const char *s);
 
 /* ---- answering ---- */
 

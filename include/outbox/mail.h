@@ -137,6 +137,9 @@ typedef struct ob_transport_opts {
     int64_t data_timeout_ms;    /* the message and the final reply; default 120 s */
     const char *ca_file;        /* PEM CA bundle for TLS; NULL: the system's */
     const char *helo;           /* EHLO name; NULL: the host's name */
+    const char *password;       /* the SMTP password, when the URL names a user but
+                                   no password (so it need not appear in a command
+                                   line); NULL: the URL's. Read during open only */
 } ob_transport_opts;
 
 void ob_transport_opts_init(ob_transport_opts *o);

@@ -2,10 +2,9 @@
  * api.c - the API's frame: routes, authentication, the error shape, and the
  * endpoints that are not about jobs (/healthz, /readyz).
  *
- * Authentication: `Authorization: Bearer TOKEN` on every endpoint but
- * /healthz and /readyz, when tokens are configured. Tokens are compared as
- * SHA-256 digests with CRYPTO_memcmp, so neither a token's bytes nor its
- * length leak through timing. A refusal is 401 with WWW-Authenticate.
+ * Every request passes the gate (gate(), below) once its headers are in
+ * and before its body is read: authentication, the loopback-only checks of
+ * a tokenless outboxd, and the route's body limit.
  */
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -59,12 +58,34 @@ void api_later_rc(ob_http_later *l, int rc, const char *field)
     ob_http_later_reply_error(l, st, code, ob_strerror(rc), field);
 }
 
-/* ---- authentication ---- */
+/* ---- the gate: every request, on its headers ---- */
+
+/* Whether a Host header names this machine's loopback: 127.0.0.1, [::1]
+ * or localhost, with any port. */
+static bool loopback_host(const char *h)
+{
+    size_t n = strlen(h);
+    const char *colon = h[0] == '[' ? strchr(h, ']') : strchr(h, ':');
+    if (h[0] == '[' && colon)
+        colon = colon[1] == ':' ? colon + 1 : colon[1] ? NULL : colon + 1;
+    size_t hl = colon ? (size_t)(colon - h) : n;
+    if (colon && (strlen(colon + 1) > 5 || strspn(colon + 1, "0123456789") != strlen(colon + 1)))
+        return false;
+    return (hl == 9 && strncmp(h, "127.0.0.1", 9) == 0) || (hl == 5 && strncmp(h, "[::1]", 5) == 0) ||
+           (hl == 9 && strncasecmp(h, "localhost", 9) == 0);
+}
+
+/* Whether an Origin header is a page served from loopback. */
+static bool loopback_origin(const char *o)
+{
+    const char *host = strncasecmp(o, "http://", 7) == 0    ? o + 7
+                       : strncasecmp(o, "https://", 8) == 0 ? o + 8
+                                                            : NULL;
+    return host && !strchr(host, '/') && loopback_host(host);
+}
 
 static bool authorized(api *a, ob_http_req *r)
 {
-    if (!a->o.ntokens)
-        return true;
     const char *h = ob_http_header(r, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
@@ -79,34 +100,50 @@ static bool authorized(api *a, ob_http_req *r)
     return match;
 }
 
-/* Every authenticated route goes through here: the route's real handler
- * and the api are in the trampoline's argument. */
-typedef struct guarded {
-    api *a;
-    ob_http_handler fn;
-    struct guarded *next;
-} guarded;
-
-static void guard(ob_http_req *r, void *arg)
+/* Before a request's body is read:
+ *   - without tokens (loopback only), a Host that is not loopback or an
+ *     Origin that is not: 403. A web page the operator visits could
+ *     otherwise reach outboxd through the browser, by DNS rebinding (its
+ *     own name resolving to 127.0.0.1) or a cross-origin form POST;
+ *   - with tokens, every route but /healthz and /readyz wants
+ *     `Authorization: Bearer TOKEN` (401 with WWW-Authenticate). Tokens are
+ *     compared as SHA-256 digests with CRYPTO_memcmp, so neither a token's
+ *     bytes nor its length leak through timing;
+ *   - the body limit of the route: batches and messages may be larger. */
+static void gate(ob_http_req *r, void *arg)
 {
-    guarded *g = arg;
-    if (!authorized(g->a, r)) {
+    api *a = arg;
+    const char *route = ob_http_route_pattern(r);
+    if (!a->o.ntokens) {
+        const char *host = ob_http_header(r, "Host"), *origin = ob_http_header(r, "Origin");
+        if (host && !loopback_host(host)) {
+            ob_http_reply_error(r, 403, "forbidden", "without tokens outboxd serves only "
+                                "requests for 127.0.0.1, [::1] or localhost", "Host");
+            return;
+        }
+        if (origin && !loopback_origin(origin)) {
+            ob_http_reply_error(r, 403, "forbidden", "without tokens outboxd serves no request "
+                                "from a web page of another origin", "Origin");
+            return;
+        }
+    } else if (strcmp(route, "/healthz") != 0 && strcmp(route, "/readyz") != 0 &&
+               !authorized(a, r)) {
         ob_http_set_header(r, "WWW-Authenticate", "Bearer realm=\"outbox\"");
         ob_http_reply_error(r, 401, "unauthorized", "a valid bearer token is required", NULL);
         return;
     }
-    g->fn(r, g->a);
+    if (strcmp(route, "/v1/jobs/batch") == 0 || strcmp(route, "/v1/messages/batch") == 0) {
+        if (a->o.max_batch_body)
+            ob_http_set_max_body(r, a->o.max_batch_body);
+    } else if (strcmp(route, "/v1/messages") == 0 && a->o.max_message_body) {
+        ob_http_set_max_body(r, a->o.max_message_body);
+    }
 }
 
 int api_route(api *a, ob_http_server *srv, const char *method, const char *path,
               ob_http_handler fn, unsigned flags)
 {
-    guarded *g = malloc(sizeof *g);
-    if (!g)
-        return OB_ENOMEM;
-    *g = (guarded){a, fn, a->guards};
-    a->guards = g;
-    return ob_http_route(srv, method, path, guard, g, flags);
+    return ob_http_route(srv, method, path, fn, a, flags);
 }
 
 /* ---- health ---- */
@@ -146,24 +183,26 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
     if (!a)
         return OB_ENOMEM;
     a->o = *o;
+    static outbound public_only; /* zero: refuse every non-public address */
+    if (!a->o.policy)
+        a->o.policy = &public_only;
     if (o->ntokens) {
-        a->tokens = calloc((size_t)o->ntokens, sizeof *a->tokens);
         a->token_hash = calloc((size_t)o->ntokens, sizeof *a->token_hash);
-        if (!a->tokens || !a->token_hash) {
+        if (!a->token_hash) {
             api_free(a);
             return OB_ENOMEM;
         }
-        for (int i = 0; i < o->ntokens; i++) {
-            a->tokens[i] = strdup(o->tokens[i]);
+        for (int i = 0; i < o->ntokens; i++) /* only digests are kept */
             SHA256((const unsigned char *)o->tokens[i], strlen(o->tokens[i]), a->token_hash[i]);
-        }
     }
     a->o.tokens = NULL;
-    int rc = waitlist_new(a, &a->w);
+    int rc = ob_http_set_gate(srv, gate, a);
     if (!rc)
-        rc = ob_http_route(srv, "GET", "/healthz", healthz, a, 0);
+        rc = waitlist_new(a, &a->w);
     if (!rc)
-        rc = ob_http_route(srv, "GET", "/readyz", readyz, a, 0);
+        rc = api_route(a, srv, "GET", "/healthz", healthz, 0);
+    if (!rc)
+        rc = api_route(a, srv, "GET", "/readyz", readyz, 0);
     if (!rc)
         rc = api_jobs_routes(a, srv);
     if (!rc && o->mail_limits)
@@ -191,14 +230,6 @@ void api_free(api *a)
     metrics_free(a);
     events_free(a);
     waitlist_free(a->w);
-    for (int i = 0; i < a->o.ntokens && a->tokens; i++)
-        free(a->tokens[i]);
-    free(a->tokens);
     free(a->token_hash);
-    while (a->guards) {
-        guarded *g = a->guards;
-        a->guards = g->next;
-        free(g);
-    }
     free(a);
 }

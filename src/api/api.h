@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/outbound.h"
 #include "outbox/http.h"
 #include "outbox/jobs.h"
 #include "outbox/mail.h"
@@ -43,11 +44,17 @@ typedef struct api_opts {
     size_t max_job_payload;    /* POST /v1/jobs payload bytes; default 1 MiB */
     const ob_mail_limits *mail_limits; /* NULL: no /v1/messages */
     int max_batch;             /* items per /v1/jobs/batch, /v1/messages/batch; default 100 */
+    size_t max_batch_body;     /* body bytes of a /batch request; 0: the server's max_body */
+    size_t max_message_body;   /* body bytes of POST /v1/messages; 0: the server's max_body */
+    const outbound *policy;       /* where outbound jobs may go (literal addresses in
+                                      URLs are refused at enqueue); borrowed; NULL:
+                                      public addresses only */
 } api_opts;
 
 void api_opts_init(api_opts *o);
-/* Register every route on srv (before it starts). *out is owned by the
- * caller: api_free after the server stopped. */
+/* Register every route on srv (before it starts), and the gate every
+ * request passes before its body is read (ob_http_set_gate). *out is owned
+ * by the caller: api_free after the server stopped. */
 int api_new(ob_http_server *srv, const api_opts *o, api **out);
 /* The server is draining: /readyz answers 503. */
 void api_draining(api *a);
@@ -70,7 +77,9 @@ typedef struct api_job_in {
 int api_decode_job(const json_t *body, int64_t now, api_job_in *out, const char **field,
                    const char **why);
 void api_job_in_clear(api_job_in *in);
-/* Whether s is an http:// or https:// URL with a host, of sane length. */
+/* Whether s is an http:// or https:// URL with a host, of sane length,
+ * printable ASCII, without userinfo (credentials belong in headers, not in
+ * URLs that end up in logs and job listings). */
 bool api_url_ok(const char *s);
 /* Parse "Prefer: wait=N" (RFC 7240); 0 when absent or invalid, else ms. */
 int64_t api_prefer_wait(const char *prefer);
@@ -89,18 +98,19 @@ const char *api_unique_key(const char *stored);
 
 struct api {
     api_opts o;
-    char **tokens;
     unsigned char (*token_hash)[32];
     _Atomic bool draining;
     struct waitlist *w;
     struct events *ev;
     struct metrics *metrics;
-    struct guarded *guards; /* route trampolines, freed with the api */
 };
 
-/* Register an authenticated route: fn gets the api as its argument. */
+/* Register a route: fn gets the api as its argument. Every route is
+ * behind the gate (api.c): authentication, and without tokens the
+ * loopback Host and Origin checks, all before the body is read. */
 int api_route(api *a, ob_http_server *srv, const char *method, const char *path,
               ob_http_handler fn, unsigned flags);
+
 
 /* Answer the error an engine call returned. */
 void api_reply_rc(ob_http_req *r, int rc, const char *field);
@@ -127,6 +137,11 @@ void api_enqueue(api *a, ob_http_req *r, api_post *p);
 /* The meta a job carries for the API: {"callback_url","request_sha256"}
  * (either may be NULL), malloc'd; NULL when both are (or out of memory). */
 char *api_make_meta(const char *callback_url, const char *sha);
+/* Whether `url` (NULL: no) names a literal address the outbound policy
+ * refuses, so the job would only be discarded: then true, with field[cap]
+ * = name and *why the sentence (thread-local storage). */
+bool api_url_refused(api *a, const char *url, const char *name, char *field, size_t cap,
+                     const char **why);
 /* GET of the job named by the "id" parameter (404 unless of `kind`, when
  * not NULL), with Prefer: wait. */
 void api_get_job(api *a, ob_http_req *r, const char *kind);

@@ -43,7 +43,8 @@ bool api_url_ok(const char *s)
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
             return false;
-    return true;
+    size_t authority = strcspn(rest, "/?#");
+    return memchr(rest, '@', authority) == NULL; /* no user:password@ */
 }
 
 /* A JSON integer that fits an int. */
@@ -113,7 +114,8 @@ int api_decode_job(const json_t *body, int64_t now, api_job_in *out, const char 
     }
     if ((v = json_object_get(body, "callback_url"))) {
         if (!json_is_string(v) || !api_url_ok(json_string_value(v)))
-            return fail(field, "callback_url", why, "must be an http:// or https:// URL");
+            return fail(field, "callback_url", why,
+                        "must be an http:// or https:// URL, without user name or password");
         out->callback_url = json_string_value(v);
     }
     v = json_object_get(body, "payload");

@@ -2,31 +2,49 @@
  * http_request.c - two job kinds that make HTTP requests with libcurl:
  *
  *   http.request     payload {method, url, headers, body, timeout,
- *                    expect_status}; the response (status, headers, body up
- *                    to a limit) is the job's result.
- *   outbox.callback  payload {job, url}: POST the final state of a job to
- *                    its callback_url, signed X-Outbox-Signature:
- *                    sha256=HMAC-SHA256(secret, body). Added by the engine
- *                    in the same commit as the job's end (ob_engine_on_final),
- *                    so a callback cannot be lost between the two.
+ *                    expect_status, sign}; the response (status, headers,
+ *                    body up to a limit) is the job's result. With "sign":
+ *                    true the request carries Standard Webhooks headers
+ *                    (webhook-id: the job's id, webhook-timestamp,
+ *                    webhook-signature), so outboxd can deliver an
+ *                    application's own webhooks.
+ *   outbox.callback  payload {job, url}: POST what became of a job to its
+ *                    callback_url, as a Standard Webhooks message:
+ *                    {type: "job.STATE", timestamp, data: the job without
+ *                    its payload}, webhook-id the callback job's id (the
+ *                    same on every retry, so a receiver can drop
+ *                    duplicates). Added by the engine in the same commit as
+ *                    the job's end (ob_engine_on_final), so a callback
+ *                    cannot be lost between the two.
  *
- * Outcome of a request (outcome()):
+ * Where requests may go: only to addresses outbound.c allows, checked on
+ * the address actually connected (the open-socket hook), so redirects and
+ * DNS answers are judged too. A refused connection discards the job: its
+ * URL will not become allowed by waiting.
+ *
+ * Outcome of a request (perform()):
  *   expected status (default any 2xx)      done, with the response
  *   429                                    retry after Retry-After (or backoff)
  *   408, 5xx, network or TLS trouble       retry with backoff
  *   any other status                       discard: retrying will not help
- *   bad payload, bad URL, not http(s)      discard
- * Redirects are followed up to max_redirects, http and https only.
+ *   bad payload, bad URL, not http(s),
+ *   an address outbound.c refuses          discard
+ * Redirects are followed up to max_redirects, http and https only. The
+ * response body is read up to max_response bytes and the transfer then
+ * stopped; the kept part is the result's body, "body_truncated" says so.
  * Cancellation and the attempt's deadline abort the transfer.
+ *
+ * Errors show URLs without userinfo and query, and response text scrubbed
+ * of control characters (base/scrub.c).
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <pthread.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "api/api.h"
@@ -34,57 +52,69 @@
 #include "base/base.h"
 
 static hr_opts opt;
+static outbound public_only; /* the policy when none is given */
 static ob_engine *engine;
 
-/* ---- the request ---- */
+void hr_opts_init(hr_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_response = 64 << 10;
+    o->max_redirects = 5;
+    o->max_timeout_ms = 300 * 1000;
+}
 
-typedef struct buf {
-    char *p;
+/* ---- one transfer ---- */
+
+typedef struct xfer {
+    char *body;
     size_t n, cap, max;
     bool truncated;
-} buf;
+    json_t *hdrs;
+    char retry_after[64];
+    int nhdrs;
+    char refused[160]; /* why a connection was refused, or "" */
+    ob_job_ctx *ctx;
+} xfer;
 
+/* Keep at most x->max body bytes; past them, stop the transfer (returning
+ * less than given makes curl end it with CURLE_WRITE_ERROR). */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
-    buf *b = arg;
-    size_t n = size * nmemb, room = b->max - b->n;
+    xfer *x = arg;
+    size_t n = size * nmemb, room = x->max - x->n;
     size_t take = n < room ? n : room;
-    if (take < n)
-        b->truncated = true;
-    if (b->n + take + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->n + take + 1)
+    if (x->n + take + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 4096;
+        while (cap < x->n + take + 1)
             cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = realloc(x->body, cap);
         if (!p)
             return 0; /* aborts the transfer */
-        b->p = p;
-        b->cap = cap;
+        x->body = p;
+        x->cap = cap;
     }
-    memcpy(b->p + b->n, data, take);
-    b->n += take;
-    b->p[b->n] = '\0';
+    memcpy(x->body + x->n, data, take);
+    x->n += take;
+    x->body[x->n] = '\0';
+    if (take < n) {
+        x->truncated = true;
+        return 0; /* enough: the rest is not read */
+    }
     return n;
 }
 
-typedef struct resp_hdrs {
-    json_t *obj;
-    char retry_after[64];
-    int count;
-} resp_hdrs;
-
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
-    resp_hdrs *h = arg;
+    xfer *x = arg;
     size_t n = size * nmemb;
     if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new response (redirect): start over */
-        json_object_clear(h->obj);
-        h->retry_after[0] = '\0';
-        h->count = 0;
+        json_object_clear(x->hdrs);
+        x->retry_after[0] = '\0';
+        x->nhdrs = 0;
         return n;
     }
     const char *colon = memchr(data, ':', n);
-    if (!colon || h->count >= 64)
+    if (!colon || x->nhdrs >= 64)
         return n;
     char name[128], value[1024];
     size_t nl = (size_t)(colon - data), vl = n - nl - 1;
@@ -104,11 +134,11 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     for (char *c = name; *c; c++)
         *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
     if (strcmp(name, "retry-after") == 0)
-        snprintf(h->retry_after, sizeof h->retry_after, "%.63s", value);
+        snprintf(x->retry_after, sizeof x->retry_after, "%.63s", value);
     json_t *s = json_stringn_nocheck(value, vl);
     if (s && ob_utf8_valid(value, vl)) {
-        json_object_set_new(h->obj, name, s);
-        h->count++;
+        json_object_set_new(x->hdrs, name, s);
+        x->nhdrs++;
     } else {
         json_decref(s);
     }
@@ -119,6 +149,31 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 {
     (void)dt, (void)dn, (void)ut, (void)un;
     return ob_ctx_cancelled(arg) ? 1 : 0;
+}
+
+/* libcurl's open-socket hook: every address it is about to connect to,
+ * first request or redirect, passes outbound_check or is not connected. */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    xfer *x = arg;
+    (void)purpose;
+    const char *why = outbound_check(opt.policy, &a->addr);
+    if (!why)
+        return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (a->family == AF_INET) {
+        const struct sockaddr_in *s = (const void *)&a->addr;
+        inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
+        port = ntohs(s->sin_port);
+    } else if (a->family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const void *)&a->addr;
+        inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
+        port = ntohs(s->sin6_port);
+    }
+    snprintf(x->refused, sizeof x->refused, "%s%s%s port %d is %s", a->family == AF_INET6 ? "[" : "",
+             host, a->family == AF_INET6 ? "]" : "", port, why);
+    return CURL_SOCKET_BAD;
 }
 
 /* One curl handle per worker thread, kept between requests so that
@@ -140,8 +195,8 @@ static CURL *curl_for_thread(void)
     return c;
 }
 
-/* Seconds to wait from a Retry-After value (seconds or an HTTP date); -1:
- * none or unreadable. */
+/* Milliseconds to wait from a Retry-After value (seconds or an HTTP date);
+ * -1: none or unreadable. */
 static int64_t retry_after_ms(const char *v)
 {
     if (!v[0])
@@ -166,6 +221,7 @@ typedef struct request {
     int64_t timeout_ms;
     int expect[16];
     int nexpect;
+    bool sign;
 } request;
 
 static bool expected(const request *rq, long status)
@@ -178,136 +234,266 @@ static bool expected(const request *rq, long status)
     return false;
 }
 
+/* Set every option of the transfer; the first that fails is returned. */
+static CURLcode setup(CURL *c, const request *rq, xfer *x, char *err)
+{
+    int64_t left = ob_ctx_deadline(x->ctx) - ob_now_ms();
+    int64_t t = rq->timeout_ms > 0 ? rq->timeout_ms : opt.max_timeout_ms;
+    if (t > left)
+        t = left;
+    CURLcode cc;
+#define SET(o, v)                                                                       \
+    do {                                                                                \
+        if ((cc = curl_easy_setopt(c, o, v)) != CURLE_OK)                               \
+            return cc;                                                                  \
+    } while (0)
+    SET(CURLOPT_ERRORBUFFER, err);
+    SET(CURLOPT_URL, rq->url);
+    SET(CURLOPT_CUSTOMREQUEST, rq->method);
+    if (rq->body) {
+        SET(CURLOPT_POSTFIELDS, rq->body);
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+    } else if (strcmp(rq->method, "HEAD") == 0) {
+        SET(CURLOPT_NOBODY, 1L);
+    }
+    SET(CURLOPT_HTTPHEADER, rq->headers);
+    SET(CURLOPT_TIMEOUT_MS, (long)(t > 1 ? t : 1));
+    SET(CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROXY, ""); /* no proxy from the environment: connect where the policy says */
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, x);
+    SET(CURLOPT_FOLLOWLOCATION, opt.max_redirects > 0 ? 1L : 0L);
+    SET(CURLOPT_MAXREDIRS, (long)opt.max_redirects);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_USERAGENT, "outbox/0.1");
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, x);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, x);
+    SET(CURLOPT_NOPROGRESS, 0L);
+    SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SET(CURLOPT_XFERINFODATA, x->ctx);
+#undef SET
+    return CURLE_OK;
+}
+
+/* The result: {status, headers, body (the first `keep` bytes, when the
+ * body is UTF-8; else its size as body_bytes), body_truncated}. */
+static char *result_text(long status, const xfer *x, size_t keep, bool headers)
+{
+    json_t *res = json_pack("{s:i}", "status", (int)status);
+    if (headers)
+        json_object_set(res, "headers", x->hdrs);
+    if (x->n && ob_utf8_valid(x->body, x->n))
+        json_object_set_new(res, "body", json_stringn(x->body, keep));
+    else if (x->n)
+        json_object_set_new(res, "body_bytes", json_integer((json_int_t)x->n));
+    json_object_set_new(res, "body_truncated", json_boolean(x->truncated || keep < x->n));
+    char *text = res ? json_dumps(res, JSON_COMPACT) : NULL;
+    json_decref(res);
+    return text;
+}
+
+/* Answer done with the response as the result. One too large to keep
+ * keeps less of the body (halved, at a character boundary, until it
+ * fits), then no headers. */
+static void answer_done(ob_job_ctx *ctx, long status, const xfer *x)
+{
+    size_t keep = x->n;
+    bool headers = true;
+    for (;;) {
+        char *text = result_text(status, x, keep, headers);
+        int rc = text ? ob_ctx_done(ctx, text) : OB_ENOMEM;
+        free(text);
+        if (rc == 0)
+            return;
+        if (rc != OB_ETOOBIG)
+            break;
+        if (keep) {
+            keep /= 2;
+            while (keep && (x->body[keep] & 0xc0) == 0x80)
+                keep--;
+        } else if (headers) {
+            headers = false;
+        } else {
+            break;
+        }
+    }
+    ob_ctx_done(ctx, "{\"status\":0,\"note\":\"the response is too large to keep\"}");
+}
+
 /* Perform rq and answer the job. */
 static void perform(ob_job_ctx *ctx, const request *rq)
 {
     CURL *c = curl_for_thread();
+    char url[300], msg[1400], err[CURL_ERROR_SIZE] = "";
+    ob_url_shown(rq->url, url, sizeof url);
     if (!c) {
         ob_ctx_retry(ctx, -1, "cannot create an HTTP client");
         return;
     }
-    buf body = {.max = opt.max_response};
-    resp_hdrs hdrs = {.obj = json_object()};
-    char err[CURL_ERROR_SIZE] = "";
-    int64_t left = ob_ctx_deadline(ctx) - ob_now_ms();
-    int64_t t = rq->timeout_ms > 0 && rq->timeout_ms < left ? rq->timeout_ms : left;
-    curl_easy_setopt(c, CURLOPT_URL, rq->url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-    if (rq->body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
-    } else if (strcmp(rq->method, "HEAD") == 0) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, rq->headers);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(t > 1 ? t : 1));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, opt.max_redirects > 0 ? 1L : 0L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)opt.max_redirects);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "outbox/0.1");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hdrs);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, ctx);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-    CURLcode cc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    char msg[1400];
+    xfer x = {.max = opt.max_response, .hdrs = json_object(), .ctx = ctx};
+    CURLcode cc = x.hdrs ? setup(c, rq, &x, err) : CURLE_OUT_OF_MEMORY;
     if (cc != CURLE_OK) {
-        snprintf(msg, sizeof msg, "%s %s: %s", rq->method, rq->url, err[0] ? err : curl_easy_strerror(cc));
-        if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
-            ob_ctx_discard(ctx, msg);
-        else
-            ob_ctx_retry(ctx, -1, msg);
-    } else if (expected(rq, status)) {
-        json_t *res = json_pack("{s:i, s:O}", "status", (int)status, "headers", hdrs.obj);
-        if (body.n && ob_utf8_valid(body.p, body.n))
-            json_object_set_new(res, "body", json_stringn(body.p, body.n));
-        else if (body.n)
-            json_object_set_new(res, "body_bytes", json_integer((json_int_t)body.n));
-        json_object_set_new(res, "body_truncated", json_boolean(body.truncated));
-        char *text = json_dumps(res, JSON_COMPACT);
-        if (!text || ob_ctx_done(ctx, text))
-            ob_ctx_done(ctx, "{\"status\":0,\"note\":\"result too large to keep\"}");
-        free(text);
-        json_decref(res);
+        snprintf(msg, sizeof msg, "%s %s: cannot set up the request: %s", rq->method, url,
+                 curl_easy_strerror(cc));
+        ob_ctx_retry(ctx, -1, msg);
     } else {
-        snprintf(msg, sizeof msg, "HTTP %ld from %s %s%s%.200s", status, rq->method, rq->url,
-                 body.n ? ": " : "", body.n && ob_utf8_valid(body.p, body.n) ? body.p : "");
-        if (status == 429)
-            ob_ctx_retry(ctx, retry_after_ms(hdrs.retry_after), msg);
-        else if (status == 408 || status >= 500)
-            ob_ctx_retry(ctx, -1, msg);
-        else
+        cc = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (cc == CURLE_WRITE_ERROR && x.truncated)
+            cc = CURLE_OK; /* we stopped reading at max_response */
+        if (cc != CURLE_OK && x.refused[0]) {
+            snprintf(msg, sizeof msg, "%s %s: refused: %s; outbound jobs may reach only public "
+                     "addresses (--http-allow names exceptions)", rq->method, url, x.refused);
             ob_ctx_discard(ctx, msg);
+        } else if (cc != CURLE_OK) {
+            char why[400];
+            ob_scrub(err[0] ? err : curl_easy_strerror(cc), strlen(err[0] ? err : curl_easy_strerror(cc)),
+                     why, sizeof why);
+            snprintf(msg, sizeof msg, "%s %s: %s", rq->method, url, why);
+            if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
+                ob_ctx_discard(ctx, msg);
+            else
+                ob_ctx_retry(ctx, -1, msg);
+        } else if (expected(rq, status)) {
+            answer_done(ctx, status, &x);
+        } else {
+            char excerpt[820] = "";
+            if (x.n)
+                ob_scrub(x.body, x.n < 200 ? x.n : 200, excerpt, sizeof excerpt);
+            snprintf(msg, sizeof msg, "HTTP %ld from %s %s%s%s", status, rq->method, url,
+                     excerpt[0] ? ": " : "", excerpt);
+            if (status == 429)
+                ob_ctx_retry(ctx, retry_after_ms(x.retry_after), msg);
+            else if (status == 408 || status >= 500)
+                ob_ctx_retry(ctx, -1, msg);
+            else
+                ob_ctx_discard(ctx, msg);
+        }
     }
-    free(body.p);
-    json_decref(hdrs.obj);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL); /* rq->headers dies with the caller */
+    free(x.body);
+    json_decref(x.hdrs);
+}
+
+/* ---- the request's headers ---- */
+
+/* Headers the URL, the body and the connection decide: a client setting
+ * them could split one request into several (smuggling) or retarget it. */
+static bool header_reserved(const char *n, bool sign)
+{
+    static const char *const names[] = {"host", "content-length", "transfer-encoding",
+                                        "connection", "upgrade", "te", "trailer", "keep-alive",
+                                        "proxy-connection", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcasecmp(n, names[i]) == 0)
+            return true;
+    return sign && strncasecmp(n, "webhook-", 8) == 0;
+}
+
+/* Append "Name: value"; false on OOM. */
+static bool add_header(struct curl_slist **l, const char *name, const char *value)
+{
+    char line[4200];
+    snprintf(line, sizeof line, "%s: %s", name, value);
+    struct curl_slist *n = curl_slist_append(*l, line);
+    if (n)
+        *l = n;
+    return n != NULL;
+}
+
+/* The Standard Webhooks headers for a message with this id and body. */
+static bool add_signature(struct curl_slist **l, const char *id, const char *body, size_t len)
+{
+    int64_t ts = ob_now_ms() / 1000;
+    char tss[24];
+    snprintf(tss, sizeof tss, "%lld", (long long)ts);
+    char *sig = webhook_sign(opt.keys, id, ts, body, len);
+    bool ok = sig && add_header(l, "webhook-id", id) && add_header(l, "webhook-timestamp", tss) &&
+              add_header(l, "webhook-signature", sig);
+    free(sig);
+    return ok;
 }
 
 /* ---- http.request ---- */
 
-static int hr_decode(const json_t *p, request *rq, char **owned_body, const char **field,
-              const char **why)
+#define FAIL(f, w)                                                                      \
+    do {                                                                                \
+        snprintf(field, cap, "%s", (f));                                                \
+        *why = (w);                                                                     \
+        return OB_EINVAL;                                                               \
+    } while (0)
+
+static int check_headers(const json_t *v, bool sign, bool *has_ctype, char *field, size_t cap,
+                         const char **why)
+{
+    if (!json_is_object(v))
+        FAIL("headers", "an object of header names to string values");
+    if (json_object_size(v) > 64)
+        FAIL("headers", "at most 64 headers");
+    json_t *hv;
+    const char *hn;
+    json_object_foreach((json_t *)v, hn, hv) {
+        char f[160];
+        snprintf(f, sizeof f, "headers.%.100s", hn);
+        const char *s = json_string_value(hv);
+        if (!ob_http_header_name_ok(hn) || strlen(hn) > 100)
+            FAIL(f, "a header name is an HTTP token (letters, digits, !#$%&'*+-.^_`|~) of at "
+                    "most 100 characters");
+        if (!s || strlen(s) != json_string_length(hv) || !ob_http_header_value_ok(s) ||
+            strlen(s) > 4000)
+            FAIL(f, "a header value is a string of at most 4000 bytes without control "
+                    "characters (CR, LF, NUL, ...)");
+        if (header_reserved(hn, sign))
+            FAIL(f, sign && strncasecmp(hn, "webhook-", 8) == 0
+                        ? "set by outbox when the request is signed"
+                        : "set by outbox from the URL, the body and the connection; a request "
+                          "may not set it");
+        *has_ctype |= strcasecmp(hn, "Content-Type") == 0;
+    }
+    return 0;
+}
+
+static int hr_decode(const json_t *p, request *rq, char **owned_body, char *field, size_t cap,
+                     const char **why)
 {
     static const char *const known[] = {"method", "url", "headers", "body", "timeout",
-                                        "expect_status"};
+                                        "expect_status", "sign"};
     memset(rq, 0, sizeof *rq);
     *owned_body = NULL;
-    *field = NULL;
-    if (!json_is_object(p)) {
-        *why = "the payload must be a JSON object";
-        return OB_EINVAL;
-    }
+    field[0] = '\0';
+    if (!json_is_object(p))
+        FAIL("", "the payload must be a JSON object");
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)p, key, v) {
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof *known && !ok; i++)
             ok = strcmp(key, known[i]) == 0;
-        if (!ok) {
-            *field = key;
-            *why = "unknown member";
-            return OB_EINVAL;
-        }
+        if (!ok)
+            FAIL(key, "unknown member");
     }
-#define BAD(f, w)                                                                       \
-    do {                                                                                \
-        *field = (f);                                                                   \
-        *why = (w);                                                                     \
-        return OB_EINVAL;                                                               \
-    } while (0)
     v = json_object_get(p, "url");
     if (!json_is_string(v) || !api_url_ok(json_string_value(v)))
-        BAD("url", "an http:// or https:// URL is required");
+        FAIL("url", "an http:// or https:// URL without user name or password is required "
+                    "(credentials go in an Authorization header)");
     rq->url = json_string_value(v);
     v = json_object_get(p, "method");
     rq->method = v ? json_string_value(v) : "GET";
     if (v && (!json_is_string(v) || !rq->method[0] || strlen(rq->method) > 16 ||
               strspn(rq->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(rq->method)))
-        BAD("method", "an upper-case HTTP method, e.g. POST");
+        FAIL("method", "an upper-case HTTP method, e.g. POST");
+    if ((v = json_object_get(p, "sign")) && !json_is_boolean(v))
+        FAIL("sign", "true or false");
+    rq->sign = json_is_true(v);
     bool has_ctype = false;
-    if ((v = json_object_get(p, "headers"))) {
-        if (!json_is_object(v))
-            BAD("headers", "an object of header names to string values");
-        json_t *hv;
-        const char *hn;
-        json_object_foreach(v, hn, hv) {
-            const char *s = json_string_value(hv);
-            if (!s || strpbrk(s, "\r\n") || !hn[0] || strpbrk(hn, " :\r\n\t") || strlen(hn) > 100 ||
-                strlen(s) > 4000)
-                BAD("headers", "header names are tokens and values are strings without CR/LF");
-            has_ctype |= strcasecmp(hn, "Content-Type") == 0;
-        }
-    }
+    if ((v = json_object_get(p, "headers")) &&
+        check_headers(v, rq->sign, &has_ctype, field, cap, why))
+        return OB_EINVAL;
     if ((v = json_object_get(p, "body"))) {
         if (json_is_string(v)) {
             rq->body = json_string_value(v);
@@ -320,37 +506,48 @@ static int hr_decode(const json_t *p, request *rq, char **owned_body, const char
     }
     if ((v = json_object_get(p, "timeout"))) {
         double t = json_number_value(v);
-        if (!json_is_number(v) || !(t > 0) || t > 86400)
-            BAD("timeout", "seconds, 0 < timeout <= 86400");
+        if (!json_is_number(v) || !(t > 0) || t * 1000 > (double)opt.max_timeout_ms) {
+            static _Thread_local char w[96];
+            snprintf(w, sizeof w, "seconds, 0 < timeout <= %lld (--http-max-timeout)",
+                     (long long)(opt.max_timeout_ms / 1000));
+            FAIL("timeout", w);
+        }
         rq->timeout_ms = (int64_t)(t * 1000);
     }
     if ((v = json_object_get(p, "expect_status"))) {
         json_t *one = json_is_array(v) ? NULL : v;
         size_t n = one ? 1 : json_array_size(v);
         if ((!one && !json_is_array(v)) || n == 0 || n > 16)
-            BAD("expect_status", "a status code or a list of up to 16");
+            FAIL("expect_status", "a status code or a list of up to 16");
         for (size_t i = 0; i < n; i++) {
             json_t *s = one ? one : json_array_get(v, i);
             json_int_t x = json_integer_value(s);
             if (!json_is_integer(s) || x < 100 || x > 599)
-                BAD("expect_status", "status codes are integers from 100 to 599");
+                FAIL("expect_status", "status codes are integers from 100 to 599");
             rq->expect[rq->nexpect++] = (int)x;
         }
     }
-#undef BAD
-    /* headers into a curl list: built last, nothing to free on refusal */
-    if ((v = json_object_get(p, "headers"))) {
-        json_t *hv;
-        const char *hn;
-        json_object_foreach(v, hn, hv) {
-            char line[4200];
-            snprintf(line, sizeof line, "%s: %s", hn, json_string_value(hv));
-            rq->headers = curl_slist_append(rq->headers, line);
-        }
-    }
-    if (rq->body && !json_is_string(json_object_get(p, "body")) && !has_ctype)
-        rq->headers = curl_slist_append(rq->headers, "Content-Type: application/json");
     return 0;
+}
+#undef FAIL
+
+/* The request's header list: the payload's, then what outbox adds. false
+ * on OOM (*l then holds what was made: free it). */
+static bool build_headers(const json_t *p, request *rq, const ob_job *job)
+{
+    json_t *hv, *v = json_object_get(p, "headers");
+    const char *hn;
+    json_object_foreach(v, hn, hv)
+        if (!add_header(&rq->headers, hn, json_string_value(hv)))
+            return false;
+    if (rq->body && !json_is_string(json_object_get(p, "body")) &&
+        !json_object_get(v, "Content-Type") && !json_object_get(v, "content-type") &&
+        !add_header(&rq->headers, "Content-Type", "application/json"))
+        return false;
+    char id[OB_ID_STRLEN + 1];
+    return !rq->sign ||
+           add_signature(&rq->headers, ob_id_format(&job->id, id), rq->body ? rq->body : "",
+                         rq->body_len);
 }
 
 static void http_request(ob_job_ctx *ctx, void *arg)
@@ -360,45 +557,54 @@ static void http_request(ob_job_ctx *ctx, void *arg)
     json_error_t jerr;
     json_t *p = json_loadb((const char *)job->payload, job->payload_len, 0, &jerr);
     request rq;
-    char *owned = NULL, msg[300];
-    const char *field = NULL, *why = "the payload is not JSON";
-    if (!p || hr_decode(p, &rq, &owned, &field, &why)) {
-        snprintf(msg, sizeof msg, "bad http.request payload%s%s: %s", field ? " member " : "",
-                 field ? field : "", why);
+    char *owned = NULL, msg[400], field[160] = "";
+    const char *why = "the payload is not JSON";
+    if (!p || hr_decode(p, &rq, &owned, field, sizeof field, &why)) {
+        snprintf(msg, sizeof msg, "bad http.request payload%s%s: %s", field[0] ? " member " : "",
+                 field, why);
         ob_ctx_discard(ctx, msg);
+    } else if (!build_headers(p, &rq, job)) {
+        ob_ctx_retry(ctx, -1, "out of memory");
     } else {
         perform(ctx, &rq);
-        curl_slist_free_all(rq.headers);
     }
+    if (p)
+        curl_slist_free_all(rq.headers);
     free(owned);
     json_decref(p);
 }
 
-int hr_check_payload(const json_t *payload, const char **field, const char **why)
+int hr_check_payload(const json_t *payload, char *field, size_t cap, const char **why)
 {
     request rq;
     char *owned;
-    int rc = hr_decode(payload, &rq, &owned, field, why);
-    if (!rc)
-        curl_slist_free_all(rq.headers);
+    int rc = hr_decode(payload, &rq, &owned, field, cap, why);
     free(owned);
     return rc;
 }
 
 /* ---- outbox.callback ---- */
 
-static void sign(const char *body, size_t n, char out[80])
+/* The Standard Webhooks message for a finished job: {type, timestamp,
+ * data}, data the job as GET /v1/jobs/ID shows it, without the payload
+ * unless callback_payload. malloc'd text, or NULL on OOM. */
+static char *callback_body(const ob_job *j)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), opt.secret, (int)opt.secret_len, (const unsigned char *)body, n, mac, &len);
-    static const char h[] = "0123456789abcdef";
-    char *o = out + sprintf(out, "sha256=");
-    for (unsigned i = 0; i < len; i++) {
-        *o++ = h[mac[i] >> 4];
-        *o++ = h[mac[i] & 15];
+    json_t *data = api_job_json(j, true);
+    if (!data)
+        return NULL;
+    if (!opt.callback_payload) {
+        json_object_del(data, "payload");
+        json_object_del(data, "payload_base64");
     }
-    *o = '\0';
+    char type[48], at[32];
+    snprintf(type, sizeof type, "job.%s", ob_state_name(j->state));
+    json_t *msg = json_pack("{s:s, s:s, s:o}", "type", type, "timestamp",
+                            ob_time_format(j->finished_at_ms ? j->finished_at_ms : ob_now_ms(), at),
+                            "data", data);
+    char *body = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    return body;
 }
 
 static void callback(ob_job_ctx *ctx, void *arg)
@@ -425,26 +631,15 @@ static void callback(ob_job_ctx *ctx, void *arg)
         json_decref(p);
         return;
     }
-    json_t *v = api_job_json(j, true);
-    char *body = v ? json_dumps(v, JSON_COMPACT) : NULL;
-    if (!body) {
+    char *body = callback_body(j), cid[OB_ID_STRLEN + 1];
+    request rq = {.method = "POST", .url = url, .body = body, .body_len = body ? strlen(body) : 0};
+    if (!body || !add_header(&rq.headers, "Content-Type", "application/json") ||
+        !add_signature(&rq.headers, ob_id_format(&job->id, cid), body, rq.body_len))
         ob_ctx_retry(ctx, -1, "out of memory");
-    } else {
-        char sig[80], hdr[128], jid[OB_ID_STRLEN + 1];
-        sign(body, strlen(body), sig);
-        request rq = {.method = "POST", .url = url, .body = body, .body_len = strlen(body)};
-        rq.headers = curl_slist_append(NULL, "Content-Type: application/json");
-        snprintf(hdr, sizeof hdr, "X-Outbox-Signature: %s", sig);
-        rq.headers = curl_slist_append(rq.headers, hdr);
-        snprintf(hdr, sizeof hdr, "X-Outbox-Job: %s", ob_id_format(&id, jid));
-        rq.headers = curl_slist_append(rq.headers, hdr);
-        snprintf(hdr, sizeof hdr, "X-Outbox-Event: job.%s", ob_state_name(j->state));
-        rq.headers = curl_slist_append(rq.headers, hdr);
+    else
         perform(ctx, &rq);
-        curl_slist_free_all(rq.headers);
-    }
+    curl_slist_free_all(rq.headers);
     free(body);
-    json_decref(v);
     ob_job_free(j);
     json_decref(p);
 }
@@ -483,12 +678,19 @@ static bool on_final(void *arg, const ob_final *f, ob_new_job *next)
 int hr_register(ob_engine *e, const hr_opts *o)
 {
     static bool inited;
+    if (!o->keys || o->keys->n < 1 || o->max_response < 1 || o->max_timeout_ms < 1000)
+        return OB_EINVAL;
     if (!inited) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return OB_ENOMEM;
         pthread_key_create(&curl_key, curl_free_handle);
         inited = true;
     }
     opt = *o;
+    if (!opt.policy) {
+        outbound_init(&public_only);
+        opt.policy = &public_only;
+    }
     engine = e;
     int rc = ob_engine_register(e, "http.request", http_request, NULL, NULL);
     if (!rc)

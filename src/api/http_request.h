@@ -6,21 +6,31 @@
 #define OB_API_HTTP_REQUEST_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "api/outbound.h"
+#include "api/secrets.h"
 #include "outbox/jobs.h"
 
 typedef struct hr_opts {
-    size_t max_response;         /* response body bytes kept in the result */
-    int max_redirects;
-    const unsigned char *secret; /* HMAC key for callbacks; borrowed for the engine's life */
-    size_t secret_len;
+    size_t max_response;         /* response body bytes kept in the result (the rest is
+                                    not read); default 64 KiB */
+    int max_redirects;           /* default 5 */
+    int64_t max_timeout_ms;      /* longest request (a payload's timeout, or the job's);
+                                    default 300 s */
+    const outbound *policy;      /* where requests may go; borrowed for the engine's life;
+                                    NULL: public addresses only */
+    const webhook_keys *keys;    /* signing keys (Standard Webhooks); borrowed */
+    bool callback_payload;       /* callbacks carry the job's payload too */
 } hr_opts;
 
+void hr_opts_init(hr_opts *o);
 /* Register both kinds and the on_final hook that adds callbacks. */
 int hr_register(ob_engine *e, const hr_opts *o);
-/* Check an http.request payload as its handler will: 0, or OB_EINVAL with
- * *field (a member, or NULL) and *why. */
-int hr_check_payload(const json_t *payload, const char **field, const char **why);
+/* Check an http.request payload as its handler will (after hr_register):
+ * 0, or OB_EINVAL with the member in field[cap] ("" for the payload
+ * itself, "headers.Host", ...) and *why. */
+int hr_check_payload(const json_t *payload, char *field, size_t cap, const char **why);
 
 #endif

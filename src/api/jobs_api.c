@@ -197,6 +197,34 @@ void api_enqueue(api *a, ob_http_req *r, api_post *p)
     free(meta);
 }
 
+bool api_url_refused(api *a, const char *url, const char *name, char *field, size_t cap,
+                        const char **why)
+{
+    static _Thread_local char msg[200];
+    char addr[80];
+    const char *cls = url ? outbound_check_url(a->o.policy, url, addr, sizeof addr) : NULL;
+    if (!cls)
+        return false;
+    snprintf(msg, sizeof msg, "%.64s is %s: outbound jobs may reach only public addresses "
+             "(--http-allow names exceptions)", addr, cls);
+    snprintf(field, cap, "%s", name);
+    *why = msg;
+    return true;
+}
+
+/* Job kinds a client may not enqueue here: outbox's own (outbox.*, made by
+ * outboxd: a callback signs another job's detail), and mail.send, whose
+ * payload only POST /v1/messages validates and makes. */
+static const char *kind_refused(const char *kind)
+{
+    if (strncmp(kind, "outbox.", 7) == 0)
+        return "outbox.* kinds are outboxd's own: it makes them itself";
+    if (strcmp(kind, "mail.send") == 0)
+        return "mail is sent with POST /v1/messages, which validates the message and makes "
+               "its mail.send job";
+    return NULL;
+}
+
 /* Decode one job of a POST. 0 with *in filled (clear it), or -1 with the
  * refusal in *status, *code, *why, field[cap]. */
 static int decode_post(api *a, const json_t *body, api_job_in *in, int *status, const char **code,
@@ -210,6 +238,10 @@ static int decode_post(api *a, const json_t *body, api_job_in *in, int *status, 
         snprintf(field, cap, "%s", f ? f : "");
         return -1;
     }
+    if ((*why = kind_refused(in->j.kind))) {
+        snprintf(field, cap, "kind");
+        return -1;
+    }
     if (in->j.payload_len > a->o.max_job_payload) {
         *status = 413;
         *code = "too_large";
@@ -217,11 +249,19 @@ static int decode_post(api *a, const json_t *body, api_job_in *in, int *status, 
         snprintf(field, cap, "payload");
         return -1;
     }
-    if (strcmp(in->j.kind, "http.request") == 0 &&
-        hr_check_payload(json_object_get(body, "payload"), &f, why)) {
-        snprintf(field, cap, "payload%s%s", f ? "." : "", f ? f : "");
+    if (api_url_refused(a, in->callback_url, "callback_url", field, cap, why))
+        return -1;
+    if (strcmp(in->j.kind, "http.request") != 0)
+        return 0;
+    const json_t *payload = json_object_get(body, "payload");
+    char sub[160];
+    if (hr_check_payload(payload, sub, sizeof sub, why)) {
+        snprintf(field, cap, "payload%s%s", sub[0] ? "." : "", sub);
         return -1;
     }
+    if (api_url_refused(a, json_string_value(json_object_get(payload, "url")), "payload.url", field,
+                    cap, why))
+        return -1;
     return 0;
 }
 
@@ -234,7 +274,7 @@ static void post_job(ob_http_req *r, void *arg)
     api_job_in in;
     int status;
     const char *code, *why;
-    char field[80];
+    char field[200];
     if (decode_post(a, body, &in, &status, &code, &why, field, sizeof field)) {
         ob_http_reply_error(r, status, code, why, field[0] ? field : NULL);
     } else {
@@ -258,7 +298,7 @@ static void post_jobs_batch(ob_http_req *r, void *arg)
         api_job_in in;
         int status;
         const char *code, *why;
-        char field[80];
+        char field[200];
         if (decode_post(a, json_array_get(list, i), &in, &status, &code, &why, field,
                         sizeof field)) {
             api_batch_refuse(b, i, status, code, why, field);

@@ -17,7 +17,11 @@
  *
  * The result is stored with every answer (ob_ctx_set_result), so a crash
  * between attempts loses at most the attempt in flight, which then runs
- * again: delivery is at least once, never lost. The message's bytes are
+ * again: delivery is at least once, never lost. The result always fits:
+ * each recipient's entry is bounded (its reply kept to RCPT_REPLY_KEPT
+ * bytes, scrubbed) and outboxd sizes the engine's max_result with
+ * ms_result_max. Should it still not be stored, the job is not retried:
+ * a retry that does not know who was delivered would send to them again. The message's bytes are
  * the same on every attempt (Message-ID, Date and boundaries are fixed in
  * the payload), so a duplicate is recognisable by its Message-ID.
  */
@@ -30,6 +34,19 @@
 #include "base/base.h"
 
 static ms_opts opt;
+
+/* A recipient's reply kept in the result, in bytes (scrubbed of control
+ * characters first): with the address (at most 254, escaped at most 2x)
+ * and the other members, an entry is under RCPT_ENTRY_MAX as JSON. */
+#define RCPT_REPLY_KEPT 400
+#define RCPT_ENTRY_MAX 1600
+
+size_t ms_result_max(int max_recipients)
+{
+    size_t n = (size_t)(max_recipients > 0 ? max_recipients : 1) * RCPT_ENTRY_MAX + 8192;
+    size_t lo = 64u << 10, hi = 16u << 20;
+    return n < lo ? lo : n > hi ? hi : n;
+}
 
 /* A stored message was checked against the limits when it was accepted:
  * reading it back must not refuse it because the limits changed since. */
@@ -104,9 +121,11 @@ static char *result_text(const ob_mail *m, const rcpt *r, size_t n)
                               "state", ob_rcpt_state_name(r[i].state), "attempts", r[i].attempts);
         if (r[i].state != OB_RCPT_PENDING) {
             json_object_set_new(e, "code", json_integer(r[i].reply.code));
+            char reply[RCPT_REPLY_KEPT + 1];
+            ob_scrub(r[i].reply.text, strlen(r[i].reply.text), reply, sizeof reply);
             if (r[i].reply.enhanced[0])
                 json_object_set_new(e, "enhanced", json_string(r[i].reply.enhanced));
-            json_object_set_new(e, "reply", json_string(r[i].reply.text));
+            json_object_set_new(e, "reply", json_string(reply));
             char at[32];
             json_object_set_new(e, "updated_at", json_string(ob_time_format(r[i].updated_at, at)));
         }
@@ -222,9 +241,13 @@ static void handler(ob_job_ctx *ctx, void *arg)
         deferred += r[i].state == OB_RCPT_DEFERRED;
     }
     char *result = result_text(m, r, n), err[1024];
-    if (result)
-        ob_ctx_set_result(ctx, result);
-    if (deferred) {
+    int rc = result ? ob_ctx_set_result(ctx, result) : OB_ENOMEM;
+    if (rc && deferred) {
+        snprintf(err, sizeof err, "the outcome of each recipient could not be stored (%s): not "
+                 "retried, so that %zu delivered recipient%s do not get the message twice; %zu "
+                 "left deferred", ob_strerror(rc), delivered, delivered == 1 ? "" : "s", deferred);
+        ob_ctx_discard(ctx, err);
+    } else if (deferred) {
         summary(r, n, OB_RCPT_DEFERRED, err, sizeof err);
         ob_ctx_retry(ctx, -1, err);
     } else if (delivered) {

@@ -18,6 +18,9 @@ typedef struct ms_opts {
     int64_t lifetime_ms;          /* deferred this long: bounced (Postfix: 5 days) */
 } ms_opts;
 
+/* The engine's max_result that holds the outcome of max_recipients
+ * recipients (at least 64 KiB, at most 16 MiB). */
+size_t ms_result_max(int max_recipients);
 /* Register mail.send. */
 int ms_register(ob_engine *e, const ms_opts *o);
 

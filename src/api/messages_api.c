@@ -81,7 +81,14 @@ static int decode(api *a, const json_t *body, msg_in *in, problem *e)
     }
     if (cb && (!json_is_string(cb) || !api_url_ok(json_string_value(cb)))) {
         json_decref(msg);
-        return refuse(e, 422, "invalid", "callback_url", "must be an http:// or https:// URL");
+        return refuse(e, 422, "invalid", "callback_url",
+                      "must be an http:// or https:// URL, without user name or password");
+    }
+    char field[40];
+    const char *why;
+    if (api_url_refused(a, json_string_value(cb), "callback_url", field, sizeof field, &why)) {
+        json_decref(msg);
+        return refuse(e, 422, "invalid", field, why);
     }
     ob_mail *m = NULL;
     ob_mail_problem p;

@@ -12,9 +12,15 @@
  *   outbox_http_responses_total{code}                 counter
  *
  * Counters by kind and queue are fed by engine events. Queue names come
- * from clients, so their number is capped (MAX_SERIES); past the cap, new
- * combinations count under queue="_other" rather than growing without
- * bound.
+ * from clients, so the label sets are capped: the first QUEUES_MAX (kind,
+ * queue) pairs get series of their own; every later one counts under
+ * queue="_other" of its kind (kinds are bounded: only registered ones can
+ * be enqueued), in the counters and in the outbox_jobs gauge alike.
+ *
+ * Locks: `mu` guards the counters; the commit thread takes it for each
+ * event, so it is never held across a store scan. The gauge's scan runs
+ * under `scan_mu` alone (one scan at a time), and its text is swapped in
+ * under `mu`.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,7 +30,9 @@
 #include "api/api.h"
 #include "base/base.h"
 
-#define MAX_SERIES 1000
+#define QUEUES_MAX 240 /* (kind, queue) pairs with series of their own */
+#define KINDS_MAX 16   /* kinds with an "_other" series */
+#define MAX_SERIES (QUEUES_MAX + KINDS_MAX)
 #define COUNTS_TTL_MS 10000
 
 typedef struct series {
@@ -36,9 +44,9 @@ typedef struct series {
 struct metrics {
     api *a;
     ob_http_server *srv;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu, scan_mu;
     series *s;
-    int n;
+    int n, nqueues; /* series, and those of a pair of their own */
     ob_subscription *sub;
     char *counts;      /* the outbox_jobs block, cached */
     size_t counts_len;
@@ -78,19 +86,36 @@ __attribute__((format(printf, 2, 3))) static void put(text *t, const char *fmt, 
     }
 }
 
-static series *find(metrics *m, const char *kind, const char *queue)
+static series *lookup(metrics *m, const char *kind, const char *queue)
 {
     for (int i = 0; i < m->n; i++)
         if (!strcmp(m->s[i].kind, kind) && !strcmp(m->s[i].queue, queue))
             return &m->s[i];
-    if (m->n == MAX_SERIES - 1 && strcmp(queue, "_other") != 0)
-        return find(m, kind, "_other");
+    return NULL;
+}
+
+static series *add(metrics *m, const char *kind, const char *queue)
+{
     if (m->n == MAX_SERIES)
         return NULL;
     series *s = &m->s[m->n++];
     snprintf(s->kind, sizeof s->kind, "%s", kind);
     snprintf(s->queue, sizeof s->queue, "%s", queue);
     return s;
+}
+
+/* The series of (kind, queue): its own while there is room, else its
+ * kind's "_other". Under mu. */
+static series *find(metrics *m, const char *kind, const char *queue)
+{
+    series *s = lookup(m, kind, queue);
+    if (s)
+        return s;
+    if (m->nqueues < QUEUES_MAX && strcmp(queue, "_other") != 0) {
+        m->nqueues++;
+        return add(m, kind, queue);
+    }
+    return (s = lookup(m, kind, "_other")) ? s : add(m, kind, "_other");
 }
 
 static void on_event(void *arg, const ob_event *ev)
@@ -108,11 +133,80 @@ static void on_event(void *arg, const ob_event *ev)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* The outbox_jobs gauge, built from a store scan: the same cap as the
+ * counters, pairs past it summed under their kind's "_other". */
+typedef struct scan {
+    text t;
+    char (*pairs)[2][OB_NAME_MAX + 1];
+    int npairs;
+    struct {
+        char kind[OB_NAME_MAX + 1];
+        int64_t n[OB_STATE_MAX + 1];
+    } other[KINDS_MAX];
+    int nother;
+} scan;
+
 static void count_row(void *arg, ob_state st, const char *kind, const char *queue, int64_t n)
 {
-    text *t = arg;
-    put(t, "outbox_jobs{state=\"%s\",kind=\"%s\",queue=\"%s\"} %lld\n", ob_state_name(st), kind,
-        queue, (long long)n);
+    scan *sc = arg;
+    int i = 0;
+    while (i < sc->npairs && (strcmp(sc->pairs[i][0], kind) || strcmp(sc->pairs[i][1], queue)))
+        i++;
+    if (i == sc->npairs && sc->npairs < QUEUES_MAX) {
+        snprintf(sc->pairs[i][0], OB_NAME_MAX + 1, "%s", kind);
+        snprintf(sc->pairs[i][1], OB_NAME_MAX + 1, "%s", queue);
+        sc->npairs++;
+    }
+    if (i < sc->npairs) {
+        put(&sc->t, "outbox_jobs{state=\"%s\",kind=\"%s\",queue=\"%s\"} %lld\n",
+            ob_state_name(st), kind, queue, (long long)n);
+        return;
+    }
+    int k = 0;
+    while (k < sc->nother && strcmp(sc->other[k].kind, kind))
+        k++;
+    if (k == sc->nother && sc->nother < KINDS_MAX)
+        snprintf(sc->other[sc->nother++].kind, OB_NAME_MAX + 1, "%s", kind);
+    if (k < sc->nother)
+        sc->other[k].n[st] += n;
+}
+
+/* The gauge's text, scanned again when older than COUNTS_TTL_MS; the scan
+ * holds scan_mu only. */
+static void refresh_counts(metrics *m)
+{
+    pthread_mutex_lock(&m->scan_mu);
+    pthread_mutex_lock(&m->mu);
+    bool fresh = m->counts && ob_mono_ms() - m->counts_at <= COUNTS_TTL_MS;
+    pthread_mutex_unlock(&m->mu);
+    scan *sc = fresh ? NULL : calloc(1, sizeof *sc);
+    if (sc && (sc->pairs = calloc(QUEUES_MAX, sizeof *sc->pairs))) {
+        put(&sc->t, "# HELP outbox_jobs Jobs in the store by state, kind and queue.\n"
+                    "# TYPE outbox_jobs gauge\n");
+        if (ob_job_counts(m->a->o.engine, count_row, sc) == 0) {
+            for (int k = 0; k < sc->nother; k++)
+                for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
+                    if (sc->other[k].n[st])
+                        put(&sc->t, "outbox_jobs{state=\"%s\",kind=\"%s\",queue=\"_other\"} "
+                                    "%lld\n", ob_state_name((ob_state)st), sc->other[k].kind,
+                            (long long)sc->other[k].n[st]);
+            if (!sc->t.oom) {
+                pthread_mutex_lock(&m->mu);
+                free(m->counts);
+                m->counts = sc->t.p;
+                m->counts_len = sc->t.n;
+                m->counts_at = ob_mono_ms();
+                sc->t.p = NULL;
+                pthread_mutex_unlock(&m->mu);
+            }
+        }
+    }
+    if (sc) {
+        free(sc->t.p);
+        free(sc->pairs);
+        free(sc);
+    }
+    pthread_mutex_unlock(&m->scan_mu);
 }
 
 static void histogram(text *t, const char *name, const char *help, const ob_histogram *h)
@@ -135,20 +229,8 @@ static void get_metrics(ob_http_req *r, void *arg)
     metrics *m = a->metrics;
     text t = {0};
 
+    refresh_counts(m);
     pthread_mutex_lock(&m->mu);
-    if (!m->counts || ob_mono_ms() - m->counts_at > COUNTS_TTL_MS) {
-        text c = {0};
-        put(&c, "# HELP outbox_jobs Jobs in the store by state, kind and queue.\n"
-                "# TYPE outbox_jobs gauge\n");
-        if (ob_job_counts(a->o.engine, count_row, &c) == 0 && !c.oom) {
-            free(m->counts);
-            m->counts = c.p;
-            m->counts_len = c.n;
-            m->counts_at = ob_mono_ms();
-        } else {
-            free(c.p);
-        }
-    }
     if (m->counts)
         put(&t, "%.*s", (int)m->counts_len, m->counts);
     put(&t, "# HELP outbox_jobs_enqueued_total Jobs enqueued.\n"
@@ -206,6 +288,7 @@ int metrics_new(api *a, ob_http_server *srv)
     m->a = a;
     m->srv = srv;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->scan_mu, NULL);
     a->metrics = m;
     int rc = ob_engine_subscribe(a->o.engine, on_event, m, &m->sub);
     if (!rc)
@@ -220,6 +303,7 @@ void metrics_free(api *a)
         return;
     ob_engine_unsubscribe(a->o.engine, m->sub);
     pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->scan_mu);
     free(m->counts);
     free(m->s);
     free(m);

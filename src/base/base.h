@@ -43,8 +43,13 @@ typedef struct ob_idgen {
 /* Make the next id: strictly greater than every id this generator made,
  * even if the wall clock steps back. */
 void ob_idgen_next(ob_idgen *g, ob_id *out);
-/* Fill buf with n random bytes (getrandom). */
+/* Fill buf with n random bytes from getrandom(2), retried on EINTR. Any
+ * other failure aborts the process (with a line on stderr): callers make
+ * keys with these bytes, and no weaker source is substituted. */
 void ob_random_bytes(void *buf, size_t n);
+/* Fault seam: what ob_random_bytes calls (getrandom); tests swap it. */
+#include <sys/types.h>
+extern ssize_t (*ob_getrandom_hook)(void *buf, size_t n, unsigned flags);
 /* Uniform double in [0, 1). */
 double ob_random_unit(void);
 
@@ -72,6 +77,15 @@ bool ob_utf8_valid(const char *s, size_t n);
 /* A malloc'd copy of the C string s, at most max bytes, cut at a character
  * boundary, with invalid UTF-8 bytes replaced by '?'. NULL on OOM. */
 char *ob_utf8_clean_dup(const char *s, size_t max);
+
+/* ---- text to show (scrub.c) ---- */
+/* n bytes of s made safe for a log line or an error a client reads, into
+ * dst[cap] (NUL-terminated, cut at a character when it does not fit):
+ * control characters, DEL and bytes that are not UTF-8 become \xNN; URLs
+ * lose userinfo, query and fragment. Returns the length written. */
+size_t ob_scrub(const char *s, size_t n, char *dst, size_t cap);
+/* One URL as ob_scrub shows it. Returns dst. */
+char *ob_url_shown(const char *url, char *dst, size_t cap);
 
 /* Names: 1..OB_NAME_MAX characters of [A-Za-z0-9._-]. */
 bool ob_name_valid(const char *s);

@@ -12,12 +12,20 @@
  *
  * Randomness: ids and jitter need unpredictability, not secrecy, so a
  * splitmix64 stream per thread, seeded from getrandom(2), is enough.
+ * ob_random_bytes (secrets, MIME boundaries) reads getrandom(2) itself,
+ * retries when a signal interrupts it, and aborts on any other failure:
+ * there is no fallback to weaker bytes.
  */
-#include <string.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "base/base.h"
+
+ssize_t (*ob_getrandom_hook)(void *buf, size_t n, unsigned flags) = getrandom;
 
 static _Thread_local uint64_t rng_state;
 static _Thread_local bool rng_seeded;
@@ -26,12 +34,20 @@ void ob_random_bytes(void *buf, size_t n)
 {
     unsigned char *p = buf;
     while (n > 0) {
-        ssize_t r = getrandom(p, n, 0);
-        if (r <= 0) { /* only before the pool is initialised at boot, or EINTR */
-            uint64_t t = (uint64_t)ob_mono_ms() ^ (uint64_t)(uintptr_t)p;
-            size_t k = n < sizeof t ? n : sizeof t;
-            memcpy(p, &t, k);
-            r = (ssize_t)k;
+        ssize_t r = ob_getrandom_hook(p, n, 0); /* blocks until the pool is ready, once at boot */
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            /* Keys and boundaries are made from these bytes: no weak
+             * substitute, ever. getrandom(2) fails only without kernel
+             * support (ENOSYS) or on a bad pointer. */
+            char msg[160];
+            int len = snprintf(msg, sizeof msg, "outbox: getrandom failed: %s; no random bytes, "
+                               "stopping\n", r < 0 ? strerror(errno) : "no bytes");
+            if (len > 0 && write(2, msg, (size_t)len) < 0) {
+                /* nowhere to report it */
+            }
+            abort();
         }
         p += r;
         n -= (size_t)r;

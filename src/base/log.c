@@ -2,6 +2,10 @@
  * log.c - the library's one log sink. Lines are formatted here (time,
  * level, message) and handed whole to the sink, so a sink never sees a
  * half line and stderr lines from several threads do not interleave.
+ *
+ * Every message is scrubbed (scrub.c) on its way: a control character
+ * from a client, a job's error or a response body is escaped, so it cannot
+ * end the line and forge another one; URLs lose their userinfo and query.
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,20 +32,24 @@ void ob_logf(ob_log_level level, const char *fmt, ...)
 {
     if (level < sink_min)
         return;
-    char line[2048], ts[32];
-    int n = snprintf(line, sizeof line, "%s %s ", ob_time_format(ob_now_ms(), ts),
-                     level_names[level]);
+    char msg[2048], line[4096], ts[32];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    int len = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (len < 0)
+        return;
+    int n = snprintf(line, sizeof line, "%s %s ", ob_time_format(ob_now_ms(), ts),
+                     level_names[level]);
+    ob_scrub(msg, (size_t)len < sizeof msg ? (size_t)len : sizeof msg - 1, line + n,
+             sizeof line - (size_t)n - 1);
     if (sink_fn) {
         sink_fn(sink_arg, level, line);
         return;
     }
-    size_t len = strlen(line);
-    line[len] = '\n'; /* vsnprintf left room: len < sizeof line */
-    if (write(2, line, len + 1) < 0) {
+    size_t end = strlen(line);
+    line[end] = '\n'; /* ob_scrub left room: end < sizeof line - 1 */
+    if (write(2, line, end + 1) < 0) {
         /* nowhere left to report it */
     }
 }

@@ -158,9 +158,13 @@ struct hreq {
     const route *rt;
     int early_status;      /* an error found before the handler (431, 413, ...) */
     const char *early_code, *early_msg, *early_field;
-    bool has_body, body_too_big, answered;
+    bool has_body, body_too_big, body_over_total, answered;
+    bool in_gate;          /* the gate is running: it may answer, not suspend */
+    bool view_filled;      /* the handler's view is built (fill_view) */
     char *body;            /* malloc'd, freed by a poison hook of mem */
     size_t body_len, body_cap, body_expected;
+    size_t max_body;       /* this request's limit (the gate may change it) */
+    size_t reserved;       /* bytes of s->body_bytes this request holds */
     resp r;                /* the answer of a handler that did not suspend */
     ob_http_later *later;  /* when suspended */
     ob_http_stream *stream; /* when streaming */
@@ -187,11 +191,14 @@ struct ob_http_req {
 struct ob_http_server {
     ob_http_opts o;
     router rt;
+    ob_http_handler gate; /* or NULL */
+    void *gate_arg;
     struct MHD_Daemon *d;
     int port;
     bool started, stopped;
     _Atomic bool stopping;
     _Atomic int nconns, nsuspended, nactive;
+    _Atomic size_t body_bytes; /* request bodies held, against max_body_total */
     _Atomic uint64_t status_counts[600]; /* responses by status, for metrics */
     pthread_mutex_t conns_mu; /* guards the conns list and every conn's fd use */
     hconn *conns;

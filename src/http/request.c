@@ -24,6 +24,16 @@ const char *ob_http_method(const ob_http_req *r) { return r->method; }
 const char *ob_http_path(const ob_http_req *r) { return r->path; }
 const char *ob_http_remote(const ob_http_req *r) { return r->remote; }
 
+const char *ob_http_route_pattern(const ob_http_req *r) { return r->m.r ? r->m.r->pattern : NULL; }
+
+int ob_http_set_max_body(ob_http_req *r, size_t max)
+{
+    if (!r->q->in_gate || max > ((size_t)1 << 30))
+        return r->q->in_gate ? OB_EINVAL : OB_ESTATE;
+    r->q->max_body = max;
+    return 0;
+}
+
 const char *ob_http_param(const ob_http_req *r, const char *name)
 {
     for (int i = 0; name && i < r->m.nparams; i++)
@@ -211,7 +221,7 @@ int ob_http_reply_error(ob_http_req *r, int status, const char *code, const char
 
 int ob_http_suspend(ob_http_req *r, ob_http_later **out)
 {
-    int rc = answer_check(r);
+    int rc = r->q->in_gate ? OB_ESTATE : answer_check(r);
     if (rc)
         return rc;
     return later_new(r->q, out);

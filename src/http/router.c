@@ -41,6 +41,9 @@ bool http_value_ok(const char *s)
     return true;
 }
 
+bool ob_http_header_name_ok(const char *s) { return http_token(s); }
+bool ob_http_header_value_ok(const char *s) { return http_value_ok(s); }
+
 static bool param_name_ok(const char *s, size_t n)
 {
     if (n == 0 || n > 32)

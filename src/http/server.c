@@ -4,12 +4,14 @@
  * on an epoll thread pool; this file decides everything else.
  *
  * One request, as MHD's access handler sees it:
- *   1st call   headers are in: check limits (header count and size, body
- *              size, media type, connection limit), route; copy what the
- *              handler may read into the arena. An error found now is
- *              answered at once only if a body follows (MHD then skips the
- *              body and closes); otherwise it waits for the last call, so
- *              keep-alive survives (answering on the 1st call loses it).
+ *   1st call   headers are in: check limits (header count and size,
+ *              connection limit), route, run the gate (it may refuse, or
+ *              set the request's body limit), then check the body's size
+ *              and media type and reserve its bytes against
+ *              max_body_total. An error found now is answered at once only
+ *              if a body follows (MHD then skips the body and closes);
+ *              otherwise it waits for the last call, so keep-alive survives
+ *              (answering on the 1st call loses it).
  *   body calls append to the arena (a body past max_body is skipped and
  *              answered 413).
  *   last call  run the handler; then answer, park (suspend) it, or — if it
@@ -94,6 +96,7 @@ void ob_http_opts_init(ob_http_opts *o)
     o->max_suspended = 10000;
     o->suspend_timeout_ms = 10 * 60 * 1000;
     o->max_stream_buffer = 1 << 20;
+    o->max_body_total = (size_t)256 << 20;
 }
 
 static const char *opts_bad(const ob_http_opts *o)
@@ -117,6 +120,10 @@ static const char *opts_bad(const ob_http_opts *o)
         return "max_suspended";
     if (o->max_stream_buffer < 1024)
         return "max_stream_buffer (at least 1 KiB)";
+    if (o->max_body_total < 1024)
+        return "max_body_total (at least 1 KiB)";
+    if (o->max_connections_per_ip < 0)
+        return "max_connections_per_ip";
     return NULL;
 }
 
@@ -231,8 +238,62 @@ static bool json_ctype(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* Limits and routing, on the first call. Sets q->early_status on a
- * refusal. */
+/* Build the handler's view: everything it may read, copied. false: OOM.
+ * Done once, for the gate (when there is one) or for the handler. */
+static bool fill_view(hreq *q, const char *url, const char *method)
+{
+    ob_http_req *v = q->view;
+    if (q->view_filled)
+        return true;
+    v->q = q;
+    v->method = arena_strndup(&q->mem, method, strlen(method));
+    v->path = arena_strndup(&q->mem, url, strlen(url));
+    v->remote = arena_strndup(&q->mem, q->c->remote, strlen(q->c->remote));
+    for (int i = 0; i < v->m.nparams; i++)
+        if (!(v->params[i] = arena_strndup(&q->mem, v->m.val[i], v->m.len[i])))
+            return false;
+    for (int i = 0; i < v->m.nparams; i++)
+        v->m.val[i] = v->params[i]; /* not into MHD's buffer */
+    q->view_filled = v->method && v->path && v->remote &&
+                     copy_values(q, MHD_HEADER_KIND, &v->nhdrs, &v->hdr_names, &v->hdr_values) &&
+                     copy_values(q, MHD_GET_ARGUMENT_KIND, &v->nargs, &v->arg_names, &v->arg_values);
+    return q->view_filled;
+}
+
+/* Hold n more body bytes against max_body_total. false: past it. */
+static bool reserve(hreq *q, size_t n)
+{
+    ob_http_server *s = q->s;
+    size_t before = atomic_fetch_add(&s->body_bytes, n);
+    if (before + n > s->o.max_body_total) {
+        atomic_fetch_sub(&s->body_bytes, n);
+        return false;
+    }
+    q->reserved += n;
+    return true;
+}
+
+static void release(hreq *q)
+{
+    atomic_fetch_sub(&q->s->body_bytes, q->reserved);
+    q->reserved = 0;
+}
+
+/* The gate, on a routed request's headers. */
+static void run_gate(hreq *q, const char *url, const char *method)
+{
+    ob_http_server *s = q->s;
+    if (!fill_view(q, url, method)) {
+        early(q, 500, "out_of_memory", "the request needs more memory than allowed", NULL);
+        return;
+    }
+    q->in_gate = true;
+    s->gate(q->view, s->gate_arg);
+    q->in_gate = false;
+}
+
+/* Limits, routing and the gate, on the first call. Sets q->early_status
+ * on a refusal, or the gate answers (q->answered). */
 static void check_request(hreq *q, const char *url, const char *method)
 {
     ob_http_server *s = q->s;
@@ -252,10 +313,6 @@ static void check_request(hreq *q, const char *url, const char *method)
     const char *te = MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, "Transfer-Encoding");
     unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
     q->has_body = len > 0 || (te && strcasecmp(te, "identity") != 0);
-    if (len > s->o.max_body)
-        early(q, 413, "body_too_large", "the request body is larger than allowed", NULL);
-    else
-        q->body_expected = (size_t)len;
 
     int rc = router_match(&s->rt, method, url, &v->m);
     if (rc == OB_ENOTFOUND)
@@ -264,28 +321,20 @@ static void check_request(hreq *q, const char *url, const char *method)
         early(q, 405, "method_not_allowed", "the resource does not allow this method", NULL);
     else
         q->rt = v->m.r;
+    if (q->rt && !q->early_status && s->gate)
+        run_gate(q, url, method);
+    if (q->answered || q->early_status)
+        return;
+    if (len > q->max_body)
+        early(q, 413, "body_too_large", "the request body is larger than allowed", NULL);
+    else if (len && !reserve(q, (size_t)len))
+        early(q, 503, "busy", "the server holds too many request bodies; retry shortly", NULL);
+    else
+        q->body_expected = (size_t)len;
     if (q->rt && (q->rt->flags & OB_HTTP_JSON) && q->has_body &&
         !json_ctype(MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, "Content-Type")))
         early(q, 415, "unsupported_media_type", "the request body must be application/json",
               "Content-Type");
-}
-
-/* Build the handler's view: everything it may read, copied. false: OOM. */
-static bool fill_view(hreq *q, const char *url, const char *method)
-{
-    ob_http_req *v = q->view;
-    v->q = q;
-    v->method = arena_strndup(&q->mem, method, strlen(method));
-    v->path = arena_strndup(&q->mem, url, strlen(url));
-    v->remote = arena_strndup(&q->mem, q->c->remote, strlen(q->c->remote));
-    for (int i = 0; i < v->m.nparams; i++)
-        if (!(v->params[i] = arena_strndup(&q->mem, v->m.val[i], v->m.len[i])))
-            return false;
-    for (int i = 0; i < v->m.nparams; i++)
-        v->m.val[i] = v->params[i]; /* not into MHD's buffer */
-    return v->method && v->path && v->remote &&
-           copy_values(q, MHD_HEADER_KIND, &v->nhdrs, &v->hdr_names, &v->hdr_values) &&
-           copy_values(q, MHD_GET_ARGUMENT_KIND, &v->nargs, &v->arg_names, &v->arg_values);
 }
 
 static hreq *hreq_new(ob_http_server *s, hconn *c, struct MHD_Connection *mc, const char *url,
@@ -308,13 +357,15 @@ static hreq *hreq_new(ob_http_server *s, hconn *c, struct MHD_Connection *mc, co
         return NULL;
     }
     q->view->q = q;
+    q->max_body = s->o.max_body;
     atomic_fetch_add(&s->nactive, 1);
     return q;
 }
 
 static void hreq_free(hreq *q)
 {
-    arena_free(&q->mem);
+    arena_free(&q->mem); /* runs free_body */
+    release(q);
     resp_clear(&q->r);
     free(q);
 }
@@ -452,6 +503,8 @@ static enum MHD_Result last_call(hreq *q)
         return MHD_NO; /* the watch thread answered 408 */
     if (q->body_too_big)
         early(q, 413, "body_too_large", "the request body is larger than allowed", NULL);
+    if (q->body_over_total)
+        early(q, 503, "busy", "the server holds too many request bodies; retry shortly", NULL);
     if (q->early_status)
         return send_early(q);
     if (!fill_view(q, q->path, q->method)) {
@@ -467,17 +520,29 @@ static void free_body(void *arg)
     hreq *q = arg;
     free(q->body);
     q->body = NULL;
+    release(q);
 }
 
 /* Append to the body. Its buffer is apart from the arena, grown with
  * realloc (sized once when Content-Length was given), so a body may use
- * all of max_body; like the arena it dies when the handler returns. */
+ * all of the request's max_body; like the arena it dies when the handler
+ * returns. Its bytes are held against max_body_total: reserved whole when
+ * the length was announced, else as they come. */
 static void take_body(hreq *q, const char *data, size_t n)
 {
-    size_t max = q->s->o.max_body;
-    if (q->body_too_big || q->body_len + n > max) {
-        q->body_too_big = true;
+    size_t max = q->max_body;
+    if (q->body_too_big || q->body_over_total || q->body_len + n > max) {
+        q->body_too_big = !q->body_over_total;
         return;
+    }
+    if (q->body_len + n > q->reserved) {
+        size_t more = q->body_len + n - q->reserved;
+        if (more < (64 << 10) && q->reserved + (64 << 10) <= max)
+            more = 64 << 10; /* in steps, not a reservation per read */
+        if (!reserve(q, more)) {
+            q->body_over_total = true;
+            return;
+        }
     }
     if (q->body_len + n + 1 > q->body_cap) {
         size_t cap = q->body_cap ? q->body_cap * 2 : q->body_expected ? q->body_expected + 1 : 4096;
@@ -522,6 +587,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (q->has_body) {
             if (q->early_status)
                 return send_early(q); /* MHD skips the body and closes */
+            if (q->answered)
+                return send_resp(q); /* the gate refused it: the body is not read */
             phase_set(c, PH_BODY, s->o.body_timeout_ms);
         }
         return MHD_YES; /* answer later: keep-alive survives, 100-continue is sent */
@@ -758,6 +825,15 @@ int ob_http_route(ob_http_server *s, const char *method, const char *pattern,
     return router_add(&s->rt, method, pattern, fn, arg, flags);
 }
 
+int ob_http_set_gate(ob_http_server *s, ob_http_handler gate, void *arg)
+{
+    if (!s || s->started)
+        return OB_ESTATE;
+    s->gate = gate;
+    s->gate_arg = arg;
+    return 0;
+}
+
 /* "HOST:PORT" or "[V6]:PORT" into a socket address. */
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -810,6 +886,7 @@ int ob_http_server_start(ob_http_server *s)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, /* 1: no pool, one thread */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections + 16,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->o.max_connections_per_ip,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, s, MHD_OPTION_END); /* SO_REUSEADDR only: a second server on a port fails */
     if (!s->d) {

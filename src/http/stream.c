@@ -24,7 +24,7 @@
 int ob_http_stream_start(ob_http_req *r, const char *content_type, ob_http_stream **out)
 {
     hreq *q = r->q;
-    if (q->answered || q->later)
+    if (q->answered || q->later || q->in_gate)
         return OB_ESTATE;
     ob_http_stream *st = calloc(1, sizeof *st);
     if (!st)

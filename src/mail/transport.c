@@ -158,6 +158,17 @@ int ob_transport_open(const char *url, const ob_transport_opts *o, ob_transport 
     } else if (strncmp(url, "smtp://", 7) == 0) {
         smtp_target u;
         rc = parse_smtp(url, &u, err, errlen);
+        if (!rc && t->o.password) { /* kept out of the URL, and so out of `ps` */
+            if (!u.user[0] || u.pass[0] || strlen(t->o.password) >= sizeof u.pass)
+                rc = URL_ERR(!u.user[0] ? "--smtp: a password needs a user in the URL "
+                                          "(smtp://USER@host)"
+                             : u.pass[0] ? "--smtp: give the password in the URL or apart, "
+                                           "not both"
+                                         : "the SMTP password is too long");
+            else
+                snprintf(u.pass, sizeof u.pass, "%s", t->o.password);
+        }
+        t->o.password = NULL; /* not kept: the target holds it now */
         if (!rc) {
             snprintf(t->name, sizeof t->name, "smtp://%s%s%s:%d%s", u.user, u.user[0] ? "@" : "",
                      u.host, u.port, u.starttls ? "" : "?starttls=no");
