@@ -381,7 +381,109 @@ TEST(reply_states)
     ASSERT_STREQ(ob_rcpt_state_name(OB_RCPT_BOUNCED), "bounced");
 }
 
+/* Build a message from JSON and parse the bytes back with GMime. */
+static GMimeMessage *built(const char *json, char **data)
+{
+    ob_mail_problem p;
+    ob_mail *m = parse_text(json, &p);
+    if (!m)
+        test_fail(__FILE__, __LINE__, "%s: %s: %s", p.field, p.message, json);
+    size_t len;
+    ASSERT_OK(ob_mail_build(m, data, &len));
+    ob_mail_free(m);
+    return t_mime_parse(*data, len);
+}
+
+TEST(text_that_looks_like_encoded_words_is_read_literally)
+{
+    ob_mail_init();
+    /* decoded as RFC 2047, this would be "a\r\nBcc: x@evil.example" */
+    const char *word = "=?UTF-8?Q?a=0D=0ABcc:_x@evil.example?=";
+    char json[1024], *data;
+    snprintf(json, sizeof json,
+             "{\"from\":{\"name\":\"%s\",\"address\":\"a@example.com\"},"
+             "\"to\":\"b@example.com\",\"subject\":\"hi %s there\",\"text\":\"t\","
+             "\"headers\":{\"X-Note\":\"%s\"}}", word, word, word);
+    GMimeMessage *msg = built(json, &data);
+    char want[256];
+    snprintf(want, sizeof want, "hi %s there", word);
+    ASSERT_STREQ(g_mime_message_get_subject(msg), want);
+    InternetAddressList *from = g_mime_message_get_from(msg);
+    ASSERT_STREQ(internet_address_get_name(internet_address_list_get_address(from, 0)), word);
+    /* GMime hands custom headers back decoded, as a reader shows them */
+    ASSERT_STREQ(g_mime_object_get_header(GMIME_OBJECT(msg), "X-Note"), word);
+    ASSERT(!strstr(data, "\r\nBcc") && !strstr(data, "evil.example?=")); /* encoded, not raw */
+    free(data);
+    g_object_unref(msg);
+}
+
+TEST(boundaries_are_random_and_kept_in_the_stored_form)
+{
+    ob_mail_init();
+    const char *json = "{" BASE ",\"html\":\"<p>h</p>\"}";
+    ob_mail_problem p;
+    ob_mail *a = parse_text(json, &p), *b = parse_text(json, &p);
+    json_t *sa = ob_mail_to_json(a), *sb = ob_mail_to_json(b);
+    const char *ba = json_string_value(json_object_get(sa, "boundary"));
+    const char *bb = json_string_value(json_object_get(sb, "boundary"));
+    ASSERT(ba && bb && strlen(ba) == 32 && strcmp(ba, bb) != 0);
+    const char *id = ob_mail_message_id(a);
+    char *data;
+    size_t len;
+    ASSERT_OK(ob_mail_build(a, &data, &len));
+    char want[64];
+    snprintf(want, sizeof want, "--=-%s-alternative", ba);
+    ASSERT(strstr(data, want) != NULL);
+    snprintf(want, sizeof want, "=-%.32s", id + 1); /* not the Message-ID's */
+    ASSERT(!strstr(data, want));
+    /* the stored form builds the same bytes; a client may not choose one */
+    ob_mail *again = NULL;
+    ASSERT_OK(ob_mail_parse(sa, OB_MAIL_STORED, NULL, &again, &p));
+    char *data2;
+    ASSERT_OK(ob_mail_build(again, &data2, &len));
+    ASSERT_STREQ(data, data2);
+    refused("{" BASE ",\"boundary\":\"0123456789abcdef0123456789abcdef\"}", "boundary");
+    free(data), free(data2);
+    json_decref(sa), json_decref(sb);
+    ob_mail_free(a), ob_mail_free(b), ob_mail_free(again);
+}
+
+TEST(addresses_smtp_cannot_carry_and_relay_headers_are_refused)
+{
+    ob_mail_init();
+    const char *to[] = {"\\\"a b\\\"@example.com", "\\\"a>b\\\"@example.com",
+                        "\\\"a<b\\\"@example.com", "\\\"x> NOTIFY=NEVER\\\"@example.com",
+                        "\\\"a:a@[](i", "a@b (comment", "a@b) x", "\\\"a@example.com"};
+    for (size_t i = 0; i < sizeof to / sizeof *to; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{\"from\":\"a@example.com\",\"to\":\"%s\",\"subject\":\"s\","
+                                    "\"text\":\"t\"}", to[i]);
+        refused(json, "to");
+    }
+    char json[256];
+    snprintf(json, sizeof json, "{\"from\":\"\\\"a:a@[](i\",\"to\":\"b@example.com\","
+                                "\"subject\":\"s\",\"text\":\"t\"}");
+    refused(json, "from");
+    const char *reserved[] = {"Authentication-Results", "ARC-Seal", "arc-message-signature",
+                              "DKIM-Signature", "Received", "Received-SPF", "Return-Path"};
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
+        char field[64];
+        snprintf(json, sizeof json, "{" BASE ",\"headers\":{\"%s\":\"x\"}}", reserved[i]);
+        snprintf(field, sizeof field, "headers.%s", reserved[i]);
+        refused(json, field);
+    }
+    /* a quoted local part without those is still fine */
+    ob_mail_problem p;
+    ob_mail *m = parse_text("{\"from\":\"a@example.com\",\"to\":\"\\\"a.b+c\\\"@example.com\","
+                            "\"subject\":\"s\",\"text\":\"t\"}", &p);
+    ASSERT(m != NULL);
+    ob_mail_free(m);
+}
+
 static const test_case tests[] = {
+    T(text_that_looks_like_encoded_words_is_read_literally),
+    T(boundaries_are_random_and_kept_in_the_stored_form),
+    T(addresses_smtp_cannot_carry_and_relay_headers_are_refused),
     T(valid_messages_parse), T(invalid_messages_name_the_field), T(limits_are_enforced),
     T(mime_round_trip),      T(simple_text_is_7bit),             T(file_transport_writes_eml),
     T(transport_urls),       T(reply_states),

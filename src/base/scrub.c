@@ -99,11 +99,9 @@ size_t ob_scrub(const char *s, size_t n, char *dst, size_t cap)
             size_t b = o.n, start = i; /* a scheme just copied: look back for its start */
             while (start > 0 && b > 0 && scheme_char(s[start - 1]))
                 start--, b--;
-            if (start < i) {
-                o.n = b;
-                i = start + put_url(&o, s + start, n - start, i - start);
-                continue;
-            }
+            o.n = b; /* with or without a scheme, what follows "://" is an authority */
+            i = start + put_url(&o, s + start, n - start, i - start);
+            continue;
         }
         size_t len = utf8_len(s + i, n - i);
         if (len == 1 && ((unsigned char)s[i] < 0x20 || s[i] == 0x7f))

@@ -58,6 +58,12 @@ static const char *local_problem(const char *s, size_t n)
             unsigned char c = (unsigned char)s[i];
             if (c < 0x20 || c == 0x7f || (c == '"' && s[i - 1] != '\\'))
                 return "the local part's quoted string has a character it cannot hold";
+            /* SMTP carries the address as RCPT TO:<...> SP parameters: a
+             * space, '<' or '>' there would end the path or start a
+             * parameter (NOTIFY=...) at the relay. */
+            if (c == ' ' || c == '\t' || c == '<' || c == '>')
+                return "the local part's quoted string holds a space, '<' or '>', which SMTP "
+                       "commands cannot carry safely";
         }
         return NULL;
     }
@@ -167,21 +173,31 @@ static int take_mailbox(InternetAddress *ia, mail_addr *out, const char **why)
     return 0;
 }
 
-/* Whether s has '[' or ']' outside a quoted string: an address literal,
- * which outbox refuses anyway, refused before GMime sees it (GMime 3.2.13
- * leaks memory on a literal followed by an unterminated comment). */
-static bool has_literal(const char *s)
+/* What GMime should not be given: '[' or ']' outside a quoted string (an
+ * address literal, refused anyway), a quoted string or a comment left
+ * open, or a comment closed that never opened. GMime 3.2.13 leaks memory
+ * on a literal followed by an unterminated comment, and on an unterminated
+ * quote before a domain literal ("a:a@[](i): such input is refused before
+ * it gets there. NULL, or why not. */
+static const char *syntax_problem(const char *s)
 {
     bool quoted = false;
+    int comment = 0;
     for (; *s; s++) {
-        if (*s == '\\' && quoted && s[1])
+        if (*s == '\\' && (quoted || comment) && s[1])
             s++;
-        else if (*s == '"')
+        else if (*s == '"' && !comment)
             quoted = !quoted;
-        else if (!quoted && (*s == '[' || *s == ']'))
-            return true;
+        else if (!quoted && *s == '(')
+            comment++;
+        else if (!quoted && *s == ')' && --comment < 0)
+            return "a ')' closes a comment that was never opened";
+        else if (!quoted && !comment && (*s == '[' || *s == ']'))
+            return "'[' and ']' belong in a quoted name; address literals are not accepted";
     }
-    return false;
+    if (quoted)
+        return "a quoted string is not closed (\")";
+    return comment ? "a comment is not closed ('(' without ')')" : NULL;
 }
 
 int mail_addr_parse(const char *s, mail_addr *out, const char **why)
@@ -196,10 +212,8 @@ int mail_addr_parse(const char *s, mail_addr *out, const char **why)
         *why = n > 998 ? "longer than 998 bytes" : "has a control character or invalid UTF-8";
         return OB_EINVAL;
     }
-    if (has_literal(s)) {
-        *why = "'[' and ']' belong in a quoted name; address literals are not accepted";
+    if ((*why = syntax_problem(s)))
         return OB_EINVAL;
-    }
     InternetAddressList *l = internet_address_list_parse(NULL, s);
     int count = l ? internet_address_list_length(l) : 0;
     int rc = OB_EINVAL;

@@ -67,6 +67,8 @@ struct ob_mail {
     json_t *metadata, *tags; /* or NULL */
     char *message_id;        /* "<...@...>" */
     int64_t date_ms;
+    char boundary[33];       /* random hex, the boundaries' unique part; "" in
+                                messages stored before outbox 0.2 */
 };
 
 /* ---- transport.c ---- */

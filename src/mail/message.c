@@ -10,8 +10,8 @@
  * header. Bodies may hold any text; GMime encodes them. Every size and count
  * has a limit (ob_mail_limits); errors name the member that broke it.
  *
- * The stored form fixes what a retry must not change: message_id and date
- * are made once, at the first parse of a request.
+ * The stored form fixes what a retry must not change: message_id, date and
+ * the MIME boundary are made once, at the first parse of a request.
  */
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -188,14 +188,17 @@ static int text(parser *ps, const json_t *in, const char *name, bool required, b
  * what the relay adds. */
 static bool header_reserved(const char *n)
 {
-    static const char *const names[] = {"from",      "sender",       "to",          "cc",
-                                        "bcc",       "reply-to",     "subject",     "date",
-                                        "message-id", "mime-version", "return-path", "received",
-                                        "delivered-to", NULL};
+    static const char *const names[] = {
+        "from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id",
+        "mime-version", "return-path", "received", "delivered-to", "received-spf",
+        "authentication-results", "dkim-signature", NULL};
     for (int i = 0; names[i]; i++)
         if (strcasecmp(n, names[i]) == 0)
             return true;
-    return strncasecmp(n, "content-", 8) == 0 || strncasecmp(n, "resent-", 7) == 0;
+    /* and what relays and verifiers write: a client's copy could pass for
+     * theirs (ARC-Seal, ARC-Authentication-Results, ...) */
+    return strncasecmp(n, "content-", 8) == 0 || strncasecmp(n, "resent-", 7) == 0 ||
+           strncasecmp(n, "arc-", 4) == 0;
 }
 
 static bool header_name_ok(const char *n)
@@ -419,6 +422,22 @@ static char *make_message_id(const char *from)
     return s;
 }
 
+/* 32 random hex digits: the MIME boundaries' unique part, made from fresh
+ * random bytes when the message is accepted and stored with it (so every
+ * retry builds the same bytes, and no client can know or choose it). */
+static void make_boundary(char out[33])
+{
+    unsigned char r[16];
+    ob_random_bytes(r, sizeof r);
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+static bool boundary_ok(const char *s)
+{
+    return s && strlen(s) == 32 && strspn(s, "0123456789abcdef") == 32;
+}
+
 /* What make_message_id makes: "<", 32 hex, "@", a domain (at most 253), ">"
  * is at most 288 bytes; 300 leaves room for ids made by earlier versions. */
 static bool message_id_ok(const char *s)
@@ -434,15 +453,23 @@ static bool message_id_ok(const char *s)
 
 static int identity(parser *ps, ob_mail *m, const json_t *in)
 {
-    json_t *id = json_object_get(in, "message_id"), *date = json_object_get(in, "date");
+    json_t *id = json_object_get(in, "message_id"), *date = json_object_get(in, "date"),
+           *boundary = json_object_get(in, "boundary");
     if (ps->source == OB_MAIL_REQUEST) {
-        if (id || date)
-            return fail(ps, OB_EINVAL, id ? "message_id" : "date",
+        if (id || date || boundary)
+            return fail(ps, OB_EINVAL, id ? "message_id" : date ? "date" : "boundary",
                         "unknown member (outbox sets it)");
         m->message_id = make_message_id(m->from.addr);
         m->date_ms = ob_now_ms();
+        make_boundary(m->boundary);
         return m->message_id ? 0 : fail(ps, OB_ENOMEM, "message_id", "out of memory");
     }
+    /* Messages stored by outbox before 0.2 have no boundary: mime.c then
+     * derives it from the Message-ID, as they were built. */
+    if (boundary && !boundary_ok(json_string_value(boundary)))
+        return fail(ps, OB_EINVAL, "boundary", "32 lower-case hex digits");
+    if (boundary)
+        memcpy(m->boundary, json_string_value(boundary), 33);
     const char *s = str(id);
     if (!s || !message_id_ok(s))
         return fail(ps, OB_EINVAL, "message_id", "\"<left@right>\" is required");
@@ -457,7 +484,7 @@ static int identity(parser *ps, ob_mail *m, const json_t *in)
 
 static const char *const members[] = {"from", "to", "cc", "bcc", "reply_to", "subject", "text",
                                       "html", "headers", "attachments", "metadata", "tags",
-                                      "message_id", "date", NULL};
+                                      "message_id", "date", "boundary", NULL};
 
 static int members_known(parser *ps, const json_t *in)
 {
@@ -619,9 +646,11 @@ json_t *ob_mail_to_json(const ob_mail *m)
         json_object_set(o, "tags", m->tags);
     json_object_set_new(o, "message_id", json_string(m->message_id));
     json_object_set_new(o, "date", json_integer(m->date_ms));
+    if (m->boundary[0])
+        json_object_set_new(o, "boundary", json_string(m->boundary));
     /* Any member that failed to be made (out of memory) is missing, and
      * the stored form would not parse: refuse it here instead. */
-    size_t want = 4 + (m->text != NULL) + (m->html != NULL) + (m->nheaders > 0) + (m->natt > 0) +
+    size_t want = 4 + (m->boundary[0] != '\0') + (m->text != NULL) + (m->html != NULL) + (m->nheaders > 0) + (m->natt > 0) +
                   (m->metadata != NULL) + (m->tags != NULL);
     for (int t = 0; t < MAIL_LISTS; t++)
         want += m->nlist[t] > 0;

@@ -98,16 +98,19 @@ static void add(GMimeMultipart *parent, GMimeObject *child)
     g_object_unref(child);
 }
 
-/* A multipart with a boundary made from the Message-ID's random part: the
- * same on every build of the message (GMime's own is random, which would
- * change the bytes on a retry), and unknown to the client, who could
- * otherwise plant it in a 7bit body. Starting with "=-" it cannot occur in
- * quoted-printable or base64 text either. */
+/* A multipart whose boundary is the message's random boundary (made from
+ * fresh random bytes when it was accepted, and stored with it): the same
+ * on every build of the message (GMime's own is random, which would change
+ * the bytes on a retry), and unknown to the client, who could otherwise
+ * plant it in a 7bit body. Starting with "=-" it cannot occur in
+ * quoted-printable or base64 text either. Messages stored before outbox
+ * 0.2 have none and keep the boundary they were built with, made from
+ * their Message-ID. */
 static GMimeMultipart *multipart(const ob_mail *m, const char *subtype)
 {
     GMimeMultipart *mp = g_mime_multipart_new_with_subtype(subtype);
     char b[96];
-    snprintf(b, sizeof b, "=-%.32s-%s", m->message_id + 1, subtype);
+    snprintf(b, sizeof b, "=-%.32s-%s", m->boundary[0] ? m->boundary : m->message_id + 1, subtype);
     for (char *p = b; *p; p++)
         if (*p == '@' || *p == '>')
             *p = '.';
@@ -135,11 +138,37 @@ static GMimeObject *body(const ob_mail *m)
     return GMIME_OBJECT(mixed);
 }
 
+/* Text that holds "=?" could be read as RFC 2047 encoded words, which a
+ * reader decodes: "=?UTF-8?Q?a=0D=0ABcc:...?=" in a subject would become a
+ * CR LF and a Bcc line in its eyes. GMime writes such ASCII text as it is,
+ * so it is encoded here, whole, as UTF-8 "B" words (45 bytes each, cut at
+ * character boundaries: 75 characters a word at most); the reader decodes
+ * them to the literal text. NULL when s needs nothing (g_free the rest). */
+static char *literal_words(const char *s)
+{
+    if (!s || !strstr(s, "=?"))
+        return NULL;
+    GString *out = g_string_new(NULL);
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t k = n - i > 45 ? 45 : n - i;
+        while (i + k < n && k > 0 && ((unsigned char)s[i + k] & 0xc0) == 0x80)
+            k--; /* do not cut a character */
+        gchar *b64 = g_base64_encode((const guchar *)s + i, k);
+        g_string_append_printf(out, "%s=?UTF-8?B?%s?=", i ? " " : "", b64);
+        g_free(b64);
+        i += k;
+    }
+    return g_string_free(out, FALSE);
+}
+
 /* A mailbox whose name is encoded as UTF-8 words (GMime would pick
  * another charset it thinks best). */
 static void add_mailbox(GMimeMessage *msg, GMimeAddressType type, const mail_addr *a)
 {
-    InternetAddress *ia = internet_address_mailbox_new(a->name, a->addr);
+    char *lit = literal_words(a->name);
+    InternetAddress *ia = internet_address_mailbox_new(lit ? lit : a->name, a->addr);
+    g_free(lit);
     internet_address_set_charset(ia, "utf-8");
     internet_address_list_add(g_mime_message_get_addresses(msg, type), ia);
     g_object_unref(ia);
@@ -159,7 +188,9 @@ static void headers(GMimeMessage *msg, const ob_mail *m)
         for (size_t i = 0; i < m->nlist[t]; i++)
             add_mailbox(msg, types[t], &m->list[t][i]);
     }
-    g_mime_message_set_subject(msg, m->subject, "utf-8");
+    char *lit = literal_words(m->subject);
+    g_mime_message_set_subject(msg, lit ? lit : m->subject, "utf-8");
+    g_free(lit);
     GDateTime *d = g_date_time_new_from_unix_utc(m->date_ms / 1000);
     g_mime_message_set_date(msg, d);
     g_date_time_unref(d);
@@ -167,9 +198,12 @@ static void headers(GMimeMessage *msg, const ob_mail *m)
     char *id = g_strndup(m->message_id + 1, n - 2);
     g_mime_message_set_message_id(msg, id);
     g_free(id);
-    for (size_t i = 0; i < m->nheaders; i++)
-        g_mime_object_append_header(GMIME_OBJECT(msg), m->headers[i].name, m->headers[i].value,
-                                    "utf-8");
+    for (size_t i = 0; i < m->nheaders; i++) {
+        lit = literal_words(m->headers[i].value);
+        g_mime_object_append_header(GMIME_OBJECT(msg), m->headers[i].name,
+                                    lit ? lit : m->headers[i].value, "utf-8");
+        g_free(lit);
+    }
 }
 
 int ob_mail_build(const ob_mail *m, char **out, size_t *len)

@@ -55,10 +55,15 @@ static void setup(void)
     eo.max_payload = 8192;
     eo.max_jobs = 20000; /* a long run reaches "queue full" too */
     ob_engine *e;
-    static const unsigned char secret[] = "fuzz-secret";
-    hr_opts ho = {.max_response = 4096, .max_redirects = 1, .secret = secret,
-                  .secret_len = sizeof secret - 1};
+    static webhook_keys keys;
     char mail[64], err[256];
+    if (webhook_keys_parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &keys, err, sizeof err))
+        abort();
+    hr_opts ho;
+    hr_opts_init(&ho);
+    ho.max_response = 4096;
+    ho.max_redirects = 1;
+    ho.keys = &keys;
     snprintf(mail, sizeof mail, "file:%s/mail", dir);
     static ob_mail_limits ml;
     ob_mail_limits_init(&ml);

@@ -14,7 +14,7 @@
  *   - its header block holds only the headers outbox writes and the custom
  *     names given: no injected header (a CR or LF smuggled through a name,
  *     a subject, a display name, a header value or a file name would
- *     start one);
+ *     start one); its boundaries are the stored random one;
  *   - GMime parses it back, with the same Message-ID;
  *   - the stored form parses back and builds the same bytes.
  * A violation aborts.
@@ -47,10 +47,10 @@ static bool allowed(const char *name, size_t n, const json_t *custom)
 
 /* Line ends, NUL, line length over the whole message; header names in
  * every header block (the message's and each part's). */
-static void check_lines(const char *d, size_t len, const json_t *custom, const char *msgid)
+static void check_lines(const char *d, size_t len, const json_t *custom, const char *unique)
 {
-    char boundary[48]; /* "--=-" and the Message-ID's random part: mime.c's scheme */
-    snprintf(boundary, sizeof boundary, "--=-%.32s", msgid + 1);
+    char boundary[48]; /* "--=-" and the stored random part: mime.c's scheme */
+    snprintf(boundary, sizeof boundary, "--=-%.32s", unique);
     bool in_headers = true;
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
@@ -85,7 +85,11 @@ static void check(const ob_mail *m, const json_t *custom)
     size_t len;
     if (ob_mail_build(m, &d, &len))
         return; /* out of memory */
-    check_lines(d, len, custom, ob_mail_message_id(m));
+    json_t *stored = ob_mail_to_json(m);
+    const char *unique = json_string_value(json_object_get(stored, "boundary"));
+    if (stored && (!unique || strlen(unique) != 32))
+        abort(); /* every accepted message gets a random boundary */
+    check_lines(d, len, custom, unique ? unique : "");
 
     GMimeStream *s = g_mime_stream_mem_new_with_buffer(d, len);
     GMimeParser *p = g_mime_parser_new_with_stream(s);
@@ -100,7 +104,6 @@ static void check(const ob_mail *m, const json_t *custom)
     g_object_unref(p);
     g_object_unref(s);
 
-    json_t *stored = ob_mail_to_json(m);
     ob_mail *again = NULL;
     char *d2;
     size_t len2;
