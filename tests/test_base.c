@@ -1,7 +1,14 @@
 /*
- * test_base.c - the pieces under the engine, tested alone: ids, UTF-8,
- * time formatting, backoff, and the life-cycle transition table.
+ * test_base.c - the pieces under the engine, tested alone: ids, random
+ * bytes, UTF-8, scrubbed text, time formatting, backoff, and the
+ * life-cycle transition table.
  */
+#include <errno.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "base/base.h"
 #include "jobs/jobs.h"
 #include "test.h"
@@ -242,7 +249,77 @@ TEST(retry_delay_from_handler_overrides_backoff)
     ASSERT_EQ(c.run_at, 500);
 }
 
+/* ---- random bytes: retried on EINTR, never replaced by weaker ones ---- */
+
+static int interrupted;
+
+static ssize_t interrupted_twice(void *buf, size_t n, unsigned flags)
+{
+    if (interrupted++ < 2) {
+        errno = EINTR;
+        return -1;
+    }
+    return getrandom(buf, n < 5 ? n : 5, flags); /* short reads too */
+}
+
+static ssize_t no_getrandom(void *buf, size_t n, unsigned flags)
+{
+    (void)buf, (void)n, (void)flags;
+    errno = ENOSYS;
+    return -1;
+}
+
+TEST(random_bytes_retry_interruptions_and_never_fall_back)
+{
+    unsigned char a[32] = {0}, zero[32] = {0};
+    ob_getrandom_hook = interrupted_twice;
+    ob_random_bytes(a, sizeof a);
+    ASSERT(interrupted >= 2 && memcmp(a, zero, sizeof a) != 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) { /* a failure other than EINTR: no clock bytes, the process stops */
+        ob_getrandom_hook = no_getrandom;
+        ob_random_bytes(a, sizeof a);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+    ob_getrandom_hook = getrandom;
+}
+
+/* ---- text shown in logs and errors ---- */
+
+TEST(scrubbed_text_has_no_control_characters_and_urls_no_secrets)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain text", "plain text"},
+        {"a\nb\r\nc\td\x7f", "a\\x0ab\\x0d\\x0ac\\x09d\\x7f"},
+        {"bad \xff\xfe utf-8, good \xc3\xa9", "bad \\xff\\xfe utf-8, good \xc3\xa9"},
+        {"GET https://user:pw@example.com:8443/p/a?token=s3cret#frag failed",
+         "GET https://example.com:8443/p/a failed"},
+        {"postgres://outbox:secret@db:5432/outbox?password=x&sslmode=require",
+         "postgres://db:5432/outbox"},
+        {"\"http://a@b/c?d\" and ftp://h/x", "\"http://b/c\" and ftp://h/x"},
+        {"no scheme ://u:p@h/x?y", "no scheme ://h/x"},
+        {"sqlite:./outbox.db", "sqlite:./outbox.db"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[256];
+        ob_scrub(cases[i].in, strlen(cases[i].in), out, sizeof out);
+        ASSERT_STREQ(out, cases[i].out);
+    }
+    char tiny[7]; /* cut at a whole character or escape, NUL-terminated */
+    ASSERT_EQ(ob_scrub("ab\ncd", 5, tiny, sizeof tiny), 6);
+    ASSERT_STREQ(tiny, "ab\\x0a");
+    ASSERT_EQ(ob_scrub("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 8, tiny, sizeof tiny), 6);
+}
+
 static const test_case tests[] = {
+    T(random_bytes_retry_interruptions_and_never_fall_back),
+    T(scrubbed_text_has_no_control_characters_and_urls_no_secrets),
     T(id_format_and_parse_round_trip),
     T(ids_increase_within_a_millisecond_and_across_clock_steps),
     T(utf8_validation),

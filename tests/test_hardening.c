@@ -729,7 +729,37 @@ TEST(metrics_series_are_capped_whatever_the_queue_names)
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }
 
+/* ---- finding 12: "loopback" is what a name resolves to ---- */
+
+TEST(a_tokenless_outboxd_listens_only_on_names_that_resolve_to_loopback)
+{
+    char *out;
+    ASSERT_EQ(t_run(&out, "timeout 10 %s --listen 127.corp.example.invalid:0 --log-file x.log "
+                          "--callback-secret-file ./s 2>&1", OUTBOXD), 2);
+    ASSERT(strstr(out, "without authentication") != NULL);
+    free(out);
+    ASSERT_EQ(t_run(&out, "timeout 10 %s --listen 0.0.0.0:0 --log-file x.log "
+                          "--callback-secret-file ./s 2>&1", OUTBOXD), 2);
+    free(out);
+}
+
+/* ---- finding 13: event stream slots ---- */
+
+TEST(event_stream_slots_are_configurable)
+{
+    od d = od_start("--max-event-clients 1");
+    char cmd[256], *out;
+    snprintf(cmd, sizeof cmd, "timeout 3 curl -s -N %s/v1/events > ev.txt &", d.url);
+    ASSERT_EQ(system(cmd), 0);
+    h_sleep_ms(500);
+    t_curl(&out, d.port, "-m 2 %s/v1/events", d.url);
+    EXPECT(out, "503", "error");
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
 static const test_case tests[] = {
+    T(a_tokenless_outboxd_listens_only_on_names_that_resolve_to_loopback),
+    T(event_stream_slots_are_configurable),
     T(literal_internal_addresses_are_refused_at_enqueue_in_every_spelling),
     T(names_redirects_and_our_own_address_are_judged_on_connect),
     T(http_allow_refuses_a_bad_list_at_start),

@@ -421,6 +421,135 @@ TEST(connections_past_the_limit_get_503)
     ob_http_server_free(s);
 }
 
+/* ---- the gate ---- */
+
+static atomic_int gate_calls, len_calls;
+
+/* Refuses without "X-Key: k"; /len may take 3 MB. */
+static void gate(ob_http_req *r, void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&gate_calls, 1);
+    ASSERT(ob_http_body(r, NULL) == NULL); /* no body yet */
+    ob_http_later *l;
+    ASSERT_RC(ob_http_suspend(r, &l), OB_ESTATE);
+    const char *k = ob_http_header(r, "X-Key");
+    if (!k || strcmp(k, "k") != 0) {
+        ob_http_set_header(r, "WWW-Authenticate", "Key");
+        ob_http_reply_error(r, 401, "unauthorized", "no key", "X-Key");
+        return;
+    }
+    if (strcmp(ob_http_route_pattern(r), "/len") == 0)
+        ASSERT_OK(ob_http_set_max_body(r, 3000000));
+}
+
+static void counted_length(ob_http_req *r, void *arg)
+{
+    atomic_fetch_add(&len_calls, 1);
+    length(r, arg);
+}
+
+TEST(a_gate_refuses_on_the_headers_without_reading_the_body)
+{
+    ob_http_opts o;
+    t_opts(&o);
+    o.max_body = 1000;
+    ob_http_server *s;
+    ASSERT_OK(ob_http_server_new(&o, &s));
+    ASSERT_OK(ob_http_route(s, "POST", "/len", counted_length, NULL, 0));
+    ASSERT_OK(ob_http_route(s, "POST", "/echo", echo, NULL, OB_HTTP_JSON));
+    ASSERT_OK(ob_http_set_gate(s, gate, NULL));
+    int port = t_start(s);
+    ASSERT_RC(ob_http_set_gate(s, gate, NULL), OB_ESTATE); /* before start only */
+    /* 50 MB announced, none sent: refused at once, connection closed */
+    int fd = t_connect(port);
+    t_sends(fd, "POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n");
+    char *raw = t_read(fd, 1, 2000);
+    ASSERT(strncmp(raw, "HTTP/1.1 401", 12) == 0 && strstr(raw, "WWW-Authenticate: Key"));
+    free(raw);
+    ASSERT(t_closed(fd, 2000));
+    close(fd);
+    /* without a body the refusal keeps the connection */
+    fd = t_connect(port);
+    t_sends(fd, "POST /len HTTP/1.1\r\nHost: x\r\n\r\nPOST /len HTTP/1.1\r\nHost: x\r\nX-Key: k\r\n\r\n");
+    raw = t_read(fd, 2, 2000);
+    int st[2];
+    ASSERT_EQ(t_statuses(raw, st, 2), 2);
+    ASSERT_EQ(st[0], 401);
+    ASSERT_EQ(st[1], 200);
+    free(raw);
+    close(fd);
+    /* the gate's limit for this route: 2 MB passes here, not on /echo */
+    ASSERT_EQ(t_run(NULL, "head -c 2000000 /dev/zero > two.bin"), 0);
+    char *out;
+    t_curl(&out, port, "-H 'X-Key: k' --data-binary @two.bin " URL "/len", port);
+    ASSERT_STREQ(out, "200\n{\"len\":2000000}");
+    free(out);
+    t_curl(&out, port, "-H 'X-Key: k' -H 'Content-Type: application/json' --data-binary @two.bin "
+                       URL "/echo", port);
+    ASSERT(strncmp(out, "413\n", 4) == 0);
+    free(out);
+    ASSERT_EQ(atomic_load(&len_calls), 2);
+    ASSERT(atomic_load(&gate_calls) >= 5);
+    ob_http_server_free(s);
+}
+
+TEST(bodies_held_by_all_requests_are_bounded)
+{
+    ob_http_opts o;
+    t_opts(&o);
+    o.max_body = 900000;
+    o.max_body_total = 1 << 20;
+    o.threads = 4;
+    ob_http_server *s = server(&o);
+    int port = t_start(s);
+    const char *head = "POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: 600000\r\n\r\nxx";
+    int a = t_connect(port);
+    t_sends(a, head); /* holds 600,000 of 1 MiB while it trickles */
+    h_sleep_ms(100);
+    int b = t_connect(port);
+    t_sends(b, head);
+    char *raw = t_read(b, 1, 2000);
+    ASSERT(strncmp(raw, "HTTP/1.1 503", 12) == 0 && strstr(raw, "\"busy\""));
+    free(raw);
+    close(b);
+    /* chunked bodies are counted as they come */
+    ASSERT_EQ(t_run(NULL, "head -c 800000 /dev/zero > c.bin"), 0);
+    char *out;
+    t_curl(&out, port, "-H 'Transfer-Encoding: chunked' --data-binary @c.bin " URL "/len", port);
+    ASSERT(strncmp(out, "503\n", 4) == 0);
+    free(out);
+    close(a); /* its bytes are released with it */
+    h_sleep_ms(200);
+    t_curl(&out, port, "-H 'Transfer-Encoding: chunked' --data-binary @c.bin " URL "/len", port);
+    ASSERT_STREQ(out, "200\n{\"len\":800000}");
+    free(out);
+    ob_http_server_free(s);
+}
+
+TEST(connections_per_client_address_are_limited)
+{
+    ob_http_opts o;
+    t_opts(&o);
+    o.max_connections_per_ip = 3;
+    ob_http_server *s = server(&o);
+    int port = t_start(s);
+    int fds[5];
+    for (int i = 0; i < 5; i++)
+        fds[i] = t_connect(port);
+    int closed = 0;
+    for (int i = 0; i < 5; i++)
+        closed += t_closed(fds[i], 300);
+    ASSERT_EQ(closed, 2);
+    char *out;
+    t_curl(&out, port, "--interface 127.0.0.2 " URL "/hello", port);
+    ASSERT_STREQ(out, "200\nok");
+    free(out);
+    for (int i = 0; i < 5; i++)
+        close(fds[i]);
+    ob_http_server_free(s);
+}
+
 TEST(suspended_responses_are_limited)
 {
     ob_http_opts o;
@@ -887,6 +1016,9 @@ TEST(bad_routes_and_options_are_refused)
 }
 
 static const test_case tests[] = {
+    T(a_gate_refuses_on_the_headers_without_reading_the_body),
+    T(bodies_held_by_all_requests_are_bounded),
+    T(connections_per_client_address_are_limited),
     T(routes_params_query_and_headers),
     T(unknown_path_is_404_and_wrong_method_405_with_allow),
     T(json_bodies_are_strict_and_typed),

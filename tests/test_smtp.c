@@ -317,6 +317,53 @@ TEST(replies_per_recipient_and_retries_only_the_deferred)
     server_stop(&s);
 }
 
+static bool all_delivered(const json_t *m)
+{
+    size_t i;
+    json_t *r;
+    int n = 0;
+    json_array_foreach(json_object_get(m, "recipients"), i, r)
+        n += !strcmp(str(r, "state"), "delivered");
+    return n == 300;
+}
+
+/* The outcome of 300 recipients must be stored (the limits fit each
+ * other), or the retry of the deferred half would send to the delivered
+ * half again. Addresses of a realistic length: 300 outcomes are then more
+ * than the engine's default 64 KiB of result. */
+#define PAD ".a-long-newsletter-subscriber-name@mail.subsidiary.example-company.com"
+TEST(three_hundred_recipients_keep_their_outcome_and_only_the_deferred_are_retried)
+{
+    server s = relay_start("relay", NULL);
+    od d = od_smtp(NULL, s.port, NULL, "--max-recipients 300");
+    size_t cap = 64 << 10, n = 0;
+    char *body = malloc(cap);
+    n += (size_t)snprintf(body + n, cap - n, "{\"from\":\"a@example.com\",\"to\":[");
+    for (int i = 0; i < 300; i++) /* even: accepted at once; odd: 451 once, then 250 */
+        n += (size_t)snprintf(body + n, cap - n, "%s\"%s-%03d" PAD "\"", i ? "," : "",
+                              i % 2 ? "flaky1" : "ok", i);
+    snprintf(body + n, cap - n, "],\"subject\":\"s\",\"text\":\"t\"}");
+    json_t *v = send_ok(&d, body);
+    free(body);
+    char id[64];
+    snprintf(id, sizeof id, "%s", str(v, "id"));
+    json_decref(v);
+    json_t *m = until(&d, id, all_delivered);
+    json_decref(m);
+    m = final(&d, id);
+    ASSERT_STREQ(str(m, "state"), "completed");
+    ASSERT_EQ(json_array_size(json_object_get(m, "recipients")), 300);
+    for (int i = 0; i < 300; i++) {
+        char a[128];
+        snprintf(a, sizeof a, "%s-%03d" PAD, i % 2 ? "flaky1" : "ok", i);
+        if (rcpt_count(&s, a) != (i % 2 ? 2 : 1))
+            test_fail(__FILE__, __LINE__, "%s was sent %d times", a, rcpt_count(&s, a));
+    }
+    json_decref(m);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    server_stop(&s);
+}
+
 /* ---- round trip ---- */
 
 TEST(round_trip_headers_bodies_attachments_equal_the_input)
@@ -914,6 +961,7 @@ TEST(cli_send_shows_each_recipient_and_exits_by_outcome)
 }
 
 static const test_case tests[] = {
+    T(three_hundred_recipients_keep_their_outcome_and_only_the_deferred_are_retried),
     T(replies_per_recipient_and_retries_only_the_deferred),
     T(round_trip_headers_bodies_attachments_equal_the_input),
     T(faults_after_data_defer_or_bounce_every_recipient),
