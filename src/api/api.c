@@ -64,13 +64,18 @@ void api_later_rc(ob_http_later *l, int rc, const char *field)
  * or localhost, with any port. */
 static bool loopback_host(const char *h)
 {
-    size_t n = strlen(h);
-    const char *colon = h[0] == '[' ? strchr(h, ']') : strchr(h, ':');
-    if (h[0] == '[' && colon)
-        colon = colon[1] == ':' ? colon + 1 : colon[1] ? NULL : colon + 1;
-    size_t hl = colon ? (size_t)(colon - h) : n;
-    if (colon && (strlen(colon + 1) > 5 || strspn(colon + 1, "0123456789") != strlen(colon + 1)))
+    const char *end = h[0] == '[' ? strchr(h, ']') : h + strcspn(h, ":");
+    if (!end)
         return false;
+    if (h[0] == '[')
+        end++;
+    if (*end) { /* ":PORT" */
+        const char *port = end + 1;
+        size_t n = strlen(port);
+        if (*end != ':' || n == 0 || n > 5 || strspn(port, "0123456789") != n)
+            return false;
+    }
+    size_t hl = (size_t)(end - h);
     return (hl == 9 && strncmp(h, "127.0.0.1", 9) == 0) || (hl == 5 && strncmp(h, "[::1]", 5) == 0) ||
            (hl == 9 && strncasecmp(h, "localhost", 9) == 0);
 }

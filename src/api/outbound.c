@@ -37,7 +37,12 @@
 
 #include "api/outbound.h"
 
-void outbound_init(outbound *p) { memset(p, 0, sizeof *p); }
+void outbound_init(outbound *p)
+{
+    memset(p->allow, 0, sizeof p->allow);
+    p->nallow = 0;
+    atomic_init(&p->nself, 0);
+}
 
 static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -121,7 +126,8 @@ static const char *v6_class(const uint8_t a[16])
 
 static const char *judge(const outbound *p, const uint8_t a[16], int port)
 {
-    for (int i = 0; i < p->nself; i++)
+    int nself = atomic_load_explicit(&p->nself, memory_order_acquire);
+    for (int i = 0; i < nself; i++)
         if (rule_matches(&p->self[i], a, port))
             return "outboxd's own address";
     for (int i = 0; i < p->nallow; i++)
@@ -249,14 +255,17 @@ int outbound_allow(outbound *p, const char *list, char *err, size_t n)
 
 /* ---- outboxd's own addresses ---- */
 
+/* One writer at a time (outboxd's main thread). */
 static int add_self_rule(outbound *p, const uint8_t a[16], int bits, int port)
 {
-    if (p->nself >= OUTBOUND_RULES_MAX)
+    int n = atomic_load_explicit(&p->nself, memory_order_relaxed);
+    if (n >= OUTBOUND_RULES_MAX)
         return -1;
-    net_rule *r = &p->self[p->nself++];
+    net_rule *r = &p->self[n];
     memcpy(r->addr, a, 16);
     r->bits = bits;
     r->port = port;
+    atomic_store_explicit(&p->nself, n + 1, memory_order_release);
     return 0;
 }
 

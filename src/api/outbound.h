@@ -4,6 +4,7 @@
 #ifndef OB_API_OUTBOUND_H
 #define OB_API_OUTBOUND_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,12 +20,16 @@ typedef struct net_rule {
     int port; /* 0: any */
 } net_rule;
 
-/* The policy: exceptions (--http-allow) and outboxd's own addresses. */
+/* The policy: exceptions (--http-allow) and outboxd's own addresses.
+ * Exceptions are set before any thread judges; own addresses may be added
+ * while others judge (the port is known once the server listens): a rule
+ * is written, then published by a release store of nself, which judges
+ * read with acquire. */
 typedef struct outbound {
     net_rule allow[OUTBOUND_RULES_MAX];
     int nallow;
     net_rule self[OUTBOUND_RULES_MAX];
-    int nself;
+    _Atomic int nself;
 } outbound;
 
 /* A policy that refuses every non-public address and allows nothing more. */

@@ -53,6 +53,10 @@ static size_t collect(char *d, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* Set an option of handle c unless an earlier one failed: cc keeps the
+ * first failure, which the caller reports instead of performing. */
+#define SET(o, v) (cc = cc == CURLE_OK ? curl_easy_setopt(c, o, v) : cc)
+
 /* One request. body: JSON to send (borrowed) or NULL. extra: a header. */
 reply call(const char *method, const char *path, const json_t *body, const char *extra,
                   long timeout_s)
@@ -72,19 +76,23 @@ reply call(const char *method, const char *path, const json_t *body, const char 
     if (body) {
         text = json_dumps(body, JSON_COMPACT);
         h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
     }
     buf b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r.err);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (curl_easy_perform(c) == CURLE_OK) {
+    CURLcode cc = !c ? CURLE_OUT_OF_MEMORY : CURLE_OK;
+    if (text)
+        SET(CURLOPT_POSTFIELDS, text);
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_CUSTOMREQUEST, method);
+    SET(CURLOPT_HTTPHEADER, h);
+    SET(CURLOPT_WRITEFUNCTION, collect);
+    SET(CURLOPT_WRITEDATA, &b);
+    SET(CURLOPT_TIMEOUT, timeout_s);
+    SET(CURLOPT_CONNECTTIMEOUT, 5L);
+    SET(CURLOPT_ERRORBUFFER, r.err);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    if (cc != CURLE_OK)
+        snprintf(r.err, sizeof r.err, "cannot set up the request: %s", curl_easy_strerror(cc));
+    else if (curl_easy_perform(c) == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
         r.body = b.p ? json_loads(b.p, JSON_DECODE_ANY, NULL) : NULL;
     }
@@ -496,13 +504,14 @@ static int events(args *a)
         h = curl_slist_append(h, auth);
     }
     sse s = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_events);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode cc = !c ? CURLE_OUT_OF_MEMORY : CURLE_OK;
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_HTTPHEADER, h);
+    SET(CURLOPT_WRITEFUNCTION, on_events);
+    SET(CURLOPT_WRITEDATA, &s);
+    SET(CURLOPT_ERRORBUFFER, err);
+    SET(CURLOPT_FAILONERROR, 1L);
+    CURLcode rc = cc == CURLE_OK ? curl_easy_perform(c) : cc;
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(h);
