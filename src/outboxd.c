@@ -336,21 +336,27 @@ static int read_tokens(const char *path, char ***out)
     return n;
 }
 
+/* The host of a HOST:PORT or [V6]:PORT listen address, into host[n]. */
+static char *listen_host(const char *listen, char *host, size_t n)
+{
+    snprintf(host, n, "%s", listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    size_t len = strlen(host);
+    if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+        memmove(host, host + 1, len - 2);
+        host[len - 2] = '\0';
+    }
+    return host;
+}
+
 /* Whether HOST:PORT names only loopback addresses (resolved, then each
  * checked: "127.corp.example" is a name like any other). */
 static bool loopback(const char *listen)
 {
     char host[256];
-    snprintf(host, sizeof host, "%s", listen);
-    char *colon = strrchr(host, ':');
-    if (colon)
-        *colon = '\0';
-    size_t n = strlen(host);
-    if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = '\0';
-    }
-    return outbound_is_loopback_host(host);
+    return outbound_is_loopback_host(listen_host(listen, host, sizeof host));
 }
 
 /* The webhook signing keys: the file's, created (0600, a fresh whsec_
@@ -473,15 +479,7 @@ static const char *shown(const char *url, char *buf, size_t n) { return ob_url_s
 static bool add_self(outbound *p, const char *listen, int port)
 {
     char host[256];
-    snprintf(host, sizeof host, "%s", listen);
-    char *colon = strrchr(host, ':');
-    if (colon)
-        *colon = '\0';
-    size_t n = strlen(host);
-    if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = '\0';
-    }
+    listen_host(listen, host, sizeof host);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE};
     struct addrinfo *ai, *i;

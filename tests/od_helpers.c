@@ -86,6 +86,19 @@ void od_check_migrate(const char *url, void (*bump)(const char *url))
     free(out);
 }
 
+char *od_post(const od *d, const char *path, const char *curl_args, const char *body)
+{
+    char *out;
+    FILE *f = fopen("body.json", "w");
+    ASSERT(f != NULL);
+    fputs(body, f);
+    fclose(f);
+    t_run(&out, "curl -s -m 30 -o resp -w '%%{http_code}\\n' -H 'Content-Type: application/json' "
+                "%s --data-binary @body.json %s%s; cat resp",
+          curl_args ? curl_args : "", d->url, path);
+    return out;
+}
+
 void od_json_str(const char *json, const char *key, char *out, size_t n)
 {
     char pat[64];

@@ -35,6 +35,20 @@ int od_stop(od *d, int sig);
  * schema newer than this outboxd knows, both `migrate` and a start refuse
  * it, exit 1 and say so. */
 void od_check_migrate(const char *url, void (*bump)(const char *url));
+/* POST body (JSON) to PATH of d with extra curl arguments (headers; may be
+ * NULL): "<status>\n<body>", malloc'd. */
+char *od_post(const od *d, const char *path, const char *curl_args, const char *body);
+
+/* A "<status>\n<body>" answer (taken and freed) must have this status and
+ * hold `needle`. */
+#define EXPECT(resp, code, needle)                                                         \
+    do {                                                                                   \
+        char *r_ = (resp);                                                                 \
+        if (strncmp(r_, code "\n", strlen(code) + 1) != 0 || !strstr(r_, needle))          \
+            test_fail(__FILE__, __LINE__, "want %s with %s, got: %.400s", code, needle, r_); \
+        free(r_);                                                                          \
+    } while (0)
+
 /* The value of "key":"..." in a JSON text, into out. */
 void od_json_str(const char *json, const char *key, char *out, size_t n);
 

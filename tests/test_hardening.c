@@ -35,13 +35,6 @@
  * uses (TEST-NET-1). */
 #define NO_EXCEPTIONS "--http-allow 192.0.2.1/32"
 
-#define EXPECT(resp, code, needle)                                                         \
-    do {                                                                                   \
-        char *r_ = (resp);                                                                 \
-        if (strncmp(r_, code "\n", strlen(code) + 1) != 0 || !strstr(r_, needle))          \
-            test_fail(__FILE__, __LINE__, "want %s with %s, got: %.400s", code, needle, r_); \
-        free(r_);                                                                          \
-    } while (0)
 
 /* ---- the target: what jobs and callbacks reach ---- */
 
@@ -133,19 +126,6 @@ static ob_http_server *target(int *port)
 
 /* ---- talking to outboxd ---- */
 
-/* POST body to path with extra curl arguments: "<status>\n<body>". */
-static char *post(const od *d, const char *path, const char *curl_args, const char *body)
-{
-    char *out;
-    FILE *f = fopen("body.json", "w");
-    fputs(body, f);
-    fclose(f);
-    t_run(&out, "curl -s -m 30 -o resp -w '%%{http_code}\\n' -H 'Content-Type: application/json' "
-                "%s --data-binary @body.json %s%s; cat resp",
-          curl_args ? curl_args : "", d->url, path);
-    return out;
-}
-
 static char *job_post(const od *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *job_post(const od *d, const char *fmt, ...)
 {
@@ -154,7 +134,7 @@ static char *job_post(const od *d, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
-    return post(d, "/v1/jobs", NULL, body);
+    return od_post(d, "/v1/jobs", NULL, body);
 }
 
 /* The job once final (Prefer: wait), as JSON text. */
@@ -206,11 +186,11 @@ TEST(literal_internal_addresses_are_refused_at_enqueue_in_every_spelling)
     /* userinfo is refused outright: credentials go in headers */
     EXPECT(job_post(&d, "{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://x@example.com/\"}}"),
            "422", "user name or password");
-    EXPECT(post(&d, "/v1/messages", NULL,
+    EXPECT(od_post(&d, "/v1/messages", NULL,
                 "{\"from\":\"a@example.com\",\"to\":\"b@example.com\",\"subject\":\"s\",\"text\":\"t\","
                 "\"callback_url\":\"http://169.254.169.254/\"}"),
            "422", "\"field\":\"callback_url\"");
-    char *out = post(&d, "/v1/jobs/batch", NULL,
+    char *out = od_post(&d, "/v1/jobs/batch", NULL,
                      "{\"jobs\":[{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://10.1.2.3/\"}}]}");
     ASSERT(strstr(out, "payload.url") && strstr(out, "private"));
     free(out);
@@ -251,7 +231,7 @@ TEST(names_redirects_and_our_own_address_are_judged_on_connect)
     od d2 = od_start("--http-allow 127.0.0.0/8,::1");
     snprintf(url, sizeof url, "{\"kind\":\"http.request\",\"payload\":{\"url\":"
                               "\"http://[::ffff:127.0.0.1]:%d/metrics\"}}", d2.port);
-    EXPECT(post(&d2, "/v1/jobs", NULL, url), "422", "outboxd's own address");
+    EXPECT(od_post(&d2, "/v1/jobs", NULL, url), "422", "outboxd's own address");
     snprintf(url, sizeof url, "http://localhost:%d/metrics", d2.port);
     out = run_request(&d2, url, id, sizeof id);
     ASSERT(strstr(out, "\"state\":\"discarded\"") && strstr(out, "own address"));
@@ -288,7 +268,7 @@ TEST(internal_kinds_are_not_the_clients_to_enqueue)
     EXPECT(job_post(&d, "{\"kind\":\"mail.send\",\"payload\":{\"from\":\"a@example.com\","
                         "\"to\":\"b@example.com\",\"subject\":\"s\",\"text\":\"t\"}}"),
            "422", "POST /v1/messages");
-    char *out = post(&d, "/v1/jobs/batch", NULL, "{\"jobs\":[{\"kind\":\"mail.send\"}]}");
+    char *out = od_post(&d, "/v1/jobs/batch", NULL, "{\"jobs\":[{\"kind\":\"mail.send\"}]}");
     ASSERT(strstr(out, "\"field\":\"kind\"") != NULL);
     free(out);
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
@@ -389,12 +369,12 @@ TEST(no_body_byte_is_read_before_authentication)
     int n = snprintf(big, 64, "{\"kind\":\"noop\",\"payload\":\"");
     big[n] = 'x';
     strcpy(big + (2u << 20), "\"}");
-    char *out = post(&d, "/v1/jobs", "-H 'Authorization: Bearer " TOKEN "'", big);
+    char *out = od_post(&d, "/v1/jobs", "-H 'Authorization: Bearer " TOKEN "'", big);
     EXPECT(out, "413", "body_too_large");
     snprintf(big, 64, "{\"jobs\":[{\"kind\":\"noop\",\"payload\":\"");
     big[strlen(big)] = 'x';
     strcpy(big + (2u << 20), "\"}]}");
-    out = post(&d, "/v1/jobs/batch", "-H 'Authorization: Bearer " TOKEN "'", big);
+    out = od_post(&d, "/v1/jobs/batch", "-H 'Authorization: Bearer " TOKEN "'", big);
     ASSERT(strncmp(out, "413", 3) != 0); /* read, then judged on what it holds */
     free(out);
     free(big);
@@ -419,7 +399,7 @@ TEST(bodies_held_at_once_are_bounded)
     close(a); /* its reservation goes with it */
     close(b);
     h_sleep_ms(300);
-    char *out = post(&d, "/v1/jobs/batch", "-H 'Authorization: Bearer " TOKEN "'",
+    char *out = od_post(&d, "/v1/jobs/batch", "-H 'Authorization: Bearer " TOKEN "'",
                      "{\"jobs\":[{\"kind\":\"http.request\",\"payload\":{\"url\":"
                      "\"http://127.0.0.1:9/\"}}]}");
     EXPECT(out, "200", "\"id\"");
@@ -560,7 +540,7 @@ static int mode_of(const char *path)
 TEST(secret_files_are_private_or_refused)
 {
     od d = od_start("--smtp file:./mail");
-    char *out = post(&d, "/v1/messages", NULL, "{\"from\":\"a@example.com\",\"to\":\"b@example.com\","
+    char *out = od_post(&d, "/v1/messages", NULL, "{\"from\":\"a@example.com\",\"to\":\"b@example.com\","
                                                "\"subject\":\"s\",\"text\":\"t\"}"), id[64];
     od_json_str(out, "id", id, sizeof id);
     free(out);
@@ -713,7 +693,7 @@ TEST(metrics_series_are_capped_whatever_the_queue_names)
                           "\"payload\":{\"url\":\"http://127.0.0.1:9/\"}}",
                           i ? "," : "", round, i);
         snprintf(body + n, sizeof body - (size_t)n, "]}");
-        free(post(&d, "/v1/jobs/batch", NULL, body));
+        free(od_post(&d, "/v1/jobs/batch", NULL, body));
     }
     char *out;
     t_curl(&out, d.port, "%s/metrics", d.url);

@@ -77,24 +77,10 @@ static ob_http_server *target(int *port)
     return s;
 }
 
-/* POST a body to a path, with extra curl arguments (headers, may be
- * NULL): "<status>\n<body>" (malloc'd). */
-static char *post_to(const od *d, const char *path, const char *headers, const char *body)
-{
-    char *out;
-    FILE *f = fopen("body.json", "w");
-    fputs(body, f);
-    fclose(f);
-    t_run(&out, "curl -s -m 30 -o resp -w '%%{http_code}\\n' -H 'Content-Type: application/json' "
-                "%s --data-binary @body.json %s%s; cat resp",
-          headers ? headers : "", d->url, path);
-    return out;
-}
-
 /* POST a job: returns "<status>\n<body>" (malloc'd). */
 static char *post(const od *d, const char *headers, const char *body)
 {
-    return post_to(d, "/v1/jobs", headers, body);
+    return od_post(d, "/v1/jobs", headers, body);
 }
 
 static char *get(const od *d, const char *path)
@@ -126,13 +112,6 @@ static int job_count(const od *d)
     return n;
 }
 
-#define EXPECT(resp, code, needle)                                                         \
-    do {                                                                                   \
-        char *r_ = (resp);                                                                 \
-        if (strncmp(r_, code "\n", strlen(code) + 1) != 0 || !strstr(r_, needle))          \
-            test_fail(__FILE__, __LINE__, "want %s with %s, got: %.400s", code, needle, r_); \
-        free(r_);                                                                          \
-    } while (0)
 
 /* ---- the API ---- */
 
@@ -202,8 +181,8 @@ TEST(a_batch_of_jobs_is_stored_item_by_item)
     free(out);
     ASSERT_EQ(job_count(&d), 2);
     /* Too many, or none: refused whole. */
-    EXPECT(post_to(&d, "/v1/jobs/batch", NULL, "[{},{},{},{},{}]"), "413", "\"field\":\"jobs\"");
-    EXPECT(post_to(&d, "/v1/jobs/batch", NULL, "{\"jobs\":[]}"), "422", "\"field\":\"jobs\"");
+    EXPECT(od_post(&d, "/v1/jobs/batch", NULL, "[{},{},{},{},{}]"), "413", "\"field\":\"jobs\"");
+    EXPECT(od_post(&d, "/v1/jobs/batch", NULL, "{\"jobs\":[]}"), "422", "\"field\":\"jobs\"");
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }
 

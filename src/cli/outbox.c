@@ -57,19 +57,29 @@ static size_t collect(char *d, size_t size, size_t nmemb, void *arg)
  * first failure, which the caller reports instead of performing. */
 #define SET(o, v) (cc = cc == CURLE_OK ? curl_easy_setopt(c, o, v) : cc)
 
+/* "Accept: ACCEPT", and the bearer token if there is one; the caller
+ * frees the list (curl_slist_free_all). */
+static struct curl_slist *base_headers(const char *accept)
+{
+    char line[1100];
+    snprintf(line, sizeof line, "Accept: %s", accept);
+    struct curl_slist *h = curl_slist_append(NULL, line);
+    if (token) {
+        snprintf(line, sizeof line, "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, line);
+    }
+    return h;
+}
+
 /* One request. body: JSON to send (borrowed) or NULL. extra: a header. */
 reply call(const char *method, const char *path, const json_t *body, const char *extra,
                   long timeout_s)
 {
     reply r = {0};
     CURL *c = curl_easy_init();
-    char url[2048], auth[1100];
+    char url[2048];
     snprintf(url, sizeof url, "%s%s", base_url, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
+    struct curl_slist *h = base_headers("application/json");
     if (extra)
         h = curl_slist_append(h, extra);
     char *text = NULL;
@@ -497,12 +507,8 @@ static int events(args *a)
     if (qrc)
         return qrc;
     CURL *c = curl_easy_init();
-    char auth[1100], err[CURL_ERROR_SIZE] = "";
-    struct curl_slist *h = curl_slist_append(NULL, "Accept: text/event-stream");
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
+    char err[CURL_ERROR_SIZE] = "";
+    struct curl_slist *h = base_headers("text/event-stream");
     sse s = {0};
     CURLcode cc = !c ? CURLE_OUT_OF_MEMORY : CURLE_OK;
     SET(CURLOPT_URL, url);
