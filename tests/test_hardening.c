@@ -607,6 +607,14 @@ TEST(logs_and_errors_hold_no_secret_and_no_forged_line)
     free(out);
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 
+    /* a store URL's password, in userinfo or query, is not shown either */
+    ASSERT_EQ(t_run(&out, "timeout 20 %s --store 'postgres://u:STORE-SECRET@127.0.0.1:1/db?"
+                          "password=QUERY-PW' --listen 127.0.0.1:0 --callback-secret-file ./secret "
+                          "2>&1", OUTBOXD), 1);
+    ASSERT(strstr(out, "cannot open the store postgres://127.0.0.1:1/db") != NULL);
+    ASSERT(!strstr(out, "STORE-SECRET") && !strstr(out, "QUERY-PW"));
+    free(out);
+
     /* --log-format json: one JSON object a line */
     d = od_start("--log-format json");
     free(job_post(&d, "{\"kind\":\"noop\"}"));
