@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "outbox/common.h"
@@ -48,7 +49,6 @@ void ob_idgen_next(ob_idgen *g, ob_id *out);
  * keys with these bytes, and no weaker source is substituted. */
 void ob_random_bytes(void *buf, size_t n);
 /* Fault seam: what ob_random_bytes calls (getrandom); tests swap it. */
-#include <sys/types.h>
 extern ssize_t (*ob_getrandom_hook)(void *buf, size_t n, unsigned flags);
 /* Uniform double in [0, 1). */
 double ob_random_unit(void);
