@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "http_helpers.h"
 #include "od_helpers.h"
 #include "outbox/http.h"
 
@@ -502,7 +503,60 @@ TEST(migrate_creates_then_refuses_a_newer_schema)
     od_check_migrate(test_url("m"), newer_pg);
 }
 
+/* ---- nodes started at the same moment on an empty database ---- */
+
+/* Start five outboxd (or `outboxd migrate`) on `url` at once, each in its
+ * own directory, the servers for 3 s; returns the lines of the output
+ * files holding `what`, and fails the test unless every one ends as
+ * `want_exit` (124: still serving when timeout stopped it). */
+static int five_at_once(const char *url, const char *verb, int want_exit, const char *what)
+{
+    char *out;
+    ASSERT_EQ(t_run(&out,
+                    "for i in 1 2 3 4 5; do mkdir -p five$i; (cd five$i && timeout 3 %s %s "
+                    "--store '%s' --listen 127.0.0.1:0 --callback-secret-file ./s --smtp file:./m "
+                    "> out 2>&1; echo \"exit $?\" >> out) & done; wait; cat five*/out",
+                    OUTBOXD, verb, url), 0);
+    char want[32];
+    snprintf(want, sizeof want, "exit %d\n", want_exit);
+    int exits = 0, found = 0;
+    for (const char *p = out; (p = strstr(p, want)); p++)
+        exits++;
+    for (const char *p = out; (p = strstr(p, what)); p++)
+        found++;
+    if (exits != 5)
+        test_fail(__FILE__, __LINE__, "%s: %d of 5 ended with %s%s", verb, exits, want, out);
+    free(out);
+    ASSERT_EQ(t_run(NULL, "rm -rf five*"), 0);
+    return found;
+}
+
+TEST(five_nodes_started_together_on_an_empty_database_all_come_up)
+{
+    const char *base = test_pg_base();
+    for (int round = 0; round < 3; round++) {
+        /* a fresh schema (search_path), and a fresh database */
+        char name[16];
+        snprintf(name, sizeof name, "five%d", round);
+        const char *schema_url = test_url(name);
+        ASSERT_EQ(five_at_once(schema_url, "", 124, "schema created at version"), 1);
+        char db[64], db_url[512];
+        snprintf(db, sizeof db, "five_%d_%d", (int)getpid(), round);
+        char sql[128];
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+        ASSERT_EQ(count_sql(base, sql), -1); /* a command: no tuples */
+        snprintf(db_url, sizeof db_url, "%.*s/%s", (int)(strrchr(base, '/') - base), base, db);
+        ASSERT_EQ(five_at_once(db_url, "", 124, "schema created at version"), 1);
+        /* and five `outboxd migrate` at once on another fresh database */
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s_m", db);
+        ASSERT_EQ(count_sql(base, sql), -1);
+        snprintf(db_url, sizeof db_url, "%.*s/%s_m", (int)(strrchr(base, '/') - base), base, db);
+        ASSERT_EQ(five_at_once(db_url, "migrate", 0, "schema created at version"), 1);
+    }
+}
+
 static const test_case tests[] = {
+    T_ONLY("postgres", five_nodes_started_together_on_an_empty_database_all_come_up),
     T_ONLY("postgres", three_nodes_run_100k_jobs_each_exactly_once),
     T_ONLY("postgres", a_killed_node_and_a_killed_leader_are_replaced),
     T_ONLY("postgres", a_database_restart_under_load_loses_no_accepted_job),

@@ -18,8 +18,8 @@
  * state selects the rows, as in the SQLite store (see sqlite.c).
  *
  * Migrations are numbered and applied in order, each once, in one
- * transaction under an advisory lock, so that nodes starting together
- * migrate once. Never edit a released migration: add one. A schema newer
+ * transaction under a session advisory lock taken before it begins, so
+ * that nodes starting together migrate once and the others see the result. Never edit a released migration: add one. A schema newer
  * than this outbox is refused (OB_ESCHEMA): an old node must not write to
  * tables whose meaning it does not know.
  */
@@ -104,6 +104,13 @@ static int read_version(PGconn *c, int *ver)
     return 0;
 }
 
+static int newer(int ver)
+{
+    OB_ERROR("postgres: the database has outbox schema version %d; this outbox knows %d:"
+             " upgrade outbox", ver, PG_SCHEMA_VERSION);
+    return OB_ESCHEMA;
+}
+
 int pg_schema_check(PGconn *c, int *from)
 {
     int ver, rc;
@@ -112,19 +119,22 @@ int pg_schema_check(PGconn *c, int *from)
     *from = ver;
     if (ver == PG_SCHEMA_VERSION)
         return 0;
-    if (ver > PG_SCHEMA_VERSION) {
-        OB_ERROR("postgres: the database has outbox schema version %d; this outbox knows %d:"
-                 " upgrade outbox", ver, PG_SCHEMA_VERSION);
-        return OB_ESCHEMA;
-    }
-    char lock[160];
-    snprintf(lock, sizeof lock,
-             "BEGIN; SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))",
+    if (ver > PG_SCHEMA_VERSION)
+        return newer(ver);
+    /* A session lock, taken before the transaction: the transaction that
+     * starts after the wait sees the tables another node committed
+     * meanwhile. (Waiting inside a transaction for a transaction-level lock
+     * does not: the backend keeps the catalog entries it looked up before
+     * the wait, "no outbox_schema" among them, and CREATE TABLE then meets
+     * the other node's table.) */
+    char lock[160], unlock[160];
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_lock(%d, hashtext(current_schema()))",
              PG_LOCK_MIGRATE);
+    snprintf(unlock, sizeof unlock,
+             "SELECT pg_advisory_unlock(%d, hashtext(current_schema()))", PG_LOCK_MIGRATE);
     if ((rc = exec_ok(c, lock, NULL)))
         return rc;
-    /* Another node may have migrated while we waited for the lock. */
-    if (!(rc = read_version(c, &ver)) && ver == 0)
+    if (!(rc = exec_ok(c, "BEGIN", NULL)) && !(rc = read_version(c, &ver)) && ver == 0)
         rc = exec_ok(c, "CREATE TABLE outbox_schema(version integer NOT NULL)", NULL);
     for (int v = ver + 1; !rc && v <= PG_SCHEMA_VERSION; v++) {
         char set[96];
@@ -132,14 +142,16 @@ int pg_schema_check(PGconn *c, int *from)
         if (!(rc = exec_ok(c, migrations[v], NULL)))
             rc = exec_ok(c, set, NULL);
     }
-    if (!rc && ver > PG_SCHEMA_VERSION)
-        rc = OB_ESCHEMA;
+    if (!rc && ver > PG_SCHEMA_VERSION) /* a newer node migrated while we waited */
+        rc = newer(ver);
     if (!rc)
         rc = exec_ok(c, "COMMIT", NULL);
-    if (rc) {
+    if (rc)
         PQclear(PQexec(c, "ROLLBACK"));
+    PQclear(PQexec(c, unlock)); /* or the session's end releases it */
+    if (rc)
         return rc;
-    }
+    *from = ver;
     if (ver < PG_SCHEMA_VERSION)
         OB_INFO("postgres: outbox schema %s version %d", ver ? "migrated to" : "created at",
                 PG_SCHEMA_VERSION);
