@@ -799,7 +799,9 @@ TEST(messages_api_validates_batches_and_waits)
     json_t *v = call(&d, "POST", "/v1/messages", "-H 'Prefer: wait=10'", "{" MSG "}", &st);
     ASSERT_EQ(st, 200);
     ASSERT_STREQ(str(v, "state"), "completed");
-    expect_rcpt(v, "b@example.com", "delivered", 250, "written to ./mail/");
+    char where[600];
+    snprintf(where, sizeof where, "written to %s/mail/", test_dir()); /* absolute */
+    expect_rcpt(v, "b@example.com", "delivered", 250, where);
     char eml[128];
     snprintf(eml, sizeof eml, "%s.eml", str(v, "id"));
     char *file = slurp("mail", eml, NULL);

@@ -11,6 +11,7 @@
  * Failure to write is "no reply" (deferred): the disk may come back.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@
 #include "mail/mail.h"
 
 typedef struct file_tr {
-    char dir[256];
+    char dir[PATH_MAX]; /* absolute: replies name the file wherever they are read */
     int dirfd;
 } file_tr;
 
@@ -126,9 +127,13 @@ int file_transport_open(ob_transport *t, const char *dir, char *err, size_t errl
         return snprintf(err, errlen, "--smtp file:DIR: the directory is empty or too long"),
                OB_EINVAL;
     }
-    snprintf(f->dir, sizeof f->dir, "%s", dir);
     if (mkdir(dir, 0750) && errno != EEXIST) {
         snprintf(err, errlen, "--smtp file:%s: cannot create it: %s", dir, strerror(errno));
+        free(f);
+        return OB_EINVAL;
+    }
+    if (!realpath(dir, f->dir)) {
+        snprintf(err, errlen, "--smtp file:%s: %s", dir, strerror(errno));
         free(f);
         return OB_EINVAL;
     }
