@@ -659,6 +659,7 @@ TEST(graceful_shutdown_finishes_in_flight_and_503s_suspended)
     char *raw = t_read(parkfd, 1, 3000);
     ASSERT(strncmp(raw, "HTTP/1.1 503", 12) == 0);
     ASSERT(strstr(raw, "shutting_down") != NULL);
+    ASSERT(strstr(raw, "Retry-After: 1\r\n") != NULL); /* every 503 says when */
     free(raw);
     raw = t_read(slowfd, 1, 3000);
     ASSERT(strncmp(raw, "HTTP/1.1 200", 12) == 0);

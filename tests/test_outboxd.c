@@ -394,6 +394,8 @@ TEST(bearer_tokens_guard_all_but_health)
     EXPECT(out, "401", "unauthorized");
     t_curl(&out, d.port, "-H 'Authorization: Bearer other-token-abcdefghijk' %s/v1/jobs", d.url);
     EXPECT(out, "200", "\"jobs\"");
+    t_curl(&out, d.port, "%s/v1/openapi.json", d.url); /* the contract, before a token */
+    EXPECT(out, "200", "\"openapi\"");
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
     /* no tokens, not loopback: refused before it listens */
     ASSERT_EQ(t_run(&out, "%s --listen 0.0.0.0:0 --log-file x.log 2>&1", OUTBOXD), 2);

@@ -799,6 +799,11 @@ TEST(messages_api_validates_batches_and_waits)
     json_t *v = call(&d, "POST", "/v1/messages", "-H 'Prefer: wait=10'", "{" MSG "}", &st);
     ASSERT_EQ(st, 200);
     ASSERT_STREQ(str(v, "state"), "completed");
+    /* one shape for a message, waited for or not: its own URL, its Message-ID on top */
+    char own[128];
+    snprintf(own, sizeof own, "/v1/messages/%s", str(v, "id"));
+    ASSERT_STREQ(str(v, "status_url"), own);
+    ASSERT(str(v, "message_id")[0] == '<');
     char where[600];
     snprintf(where, sizeof where, "written to %s/mail/", test_dir()); /* absolute */
     expect_rcpt(v, "b@example.com", "delivered", 250, where);
@@ -812,6 +817,9 @@ TEST(messages_api_validates_batches_and_waits)
     /* Idempotency-Key: the same message once. */
     json_t *a = call(&d, "POST", "/v1/messages", "-H 'Idempotency-Key: k1'", "{" MSG "}", &st);
     ASSERT_EQ(st, 202);
+    snprintf(own, sizeof own, "/v1/messages/%s", str(a, "id"));
+    ASSERT_STREQ(str(a, "status_url"), own);
+    ASSERT(str(a, "message_id")[0] == '<');
     json_t *b = call(&d, "POST", "/v1/messages", "-H 'Idempotency-Key: k1'", "{" MSG "}", &st);
     ASSERT_EQ(st, 200);
     ASSERT_STREQ(str(a, "id"), str(b, "id"));

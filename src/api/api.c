@@ -110,7 +110,8 @@ static bool authorized(api *a, ob_http_req *r)
  *     Origin that is not: 403. A web page the operator visits could
  *     otherwise reach outboxd through the browser, by DNS rebinding (its
  *     own name resolving to 127.0.0.1) or a cross-origin form POST;
- *   - with tokens, every route but /healthz and /readyz wants
+ *   - with tokens, every route but /healthz, /readyz and /v1/openapi.json
+ *     (the contract: a client reads it before it has a token) wants
  *     `Authorization: Bearer TOKEN` (401 with WWW-Authenticate). Tokens are
  *     compared as SHA-256 digests with CRYPTO_memcmp, so neither a token's
  *     bytes nor its length leak through timing;
@@ -132,7 +133,7 @@ static void gate(ob_http_req *r, void *arg)
             return;
         }
     } else if (strcmp(route, "/healthz") != 0 && strcmp(route, "/readyz") != 0 &&
-               !authorized(a, r)) {
+               strcmp(route, "/v1/openapi.json") != 0 && !authorized(a, r)) {
         ob_http_set_header(r, "WWW-Authenticate", "Bearer realm=\"outbox\"");
         ob_http_reply_error(r, 401, "unauthorized", "a valid bearer token is required", NULL);
         return;

@@ -4,9 +4,10 @@
  *   {"id", "kind", "queue", "priority", "state", "attempt", "max_attempts",
  *    "timeout" (s), "run_at", "created_at", "attempted_at", "finished_at"
  *    (RFC 3339 or null), "cancel_requested", "unique_key", "callback_url",
- *    "result" (JSON or null), "status_url",
+ *    "result" (JSON or null), "status_url" (a message's: /v1/messages/ID),
  *    and with detail: "payload" (JSON; "payload_base64" if the bytes are
- *    not JSON), "errors": [{"attempt", "at", "error"}]}
+ *    not JSON), "errors": [{"attempt", "at", "error"}]; a message also
+ *    "message_id" and "recipients"}
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +52,13 @@ static json_t *base64(const unsigned char *p, size_t n)
     return s;
 }
 
-/* A mail.send job shows each recipient's state, and its attachments by
- * size rather than content. */
+/* A mail.send job shows its Message-ID, each recipient's state, and its
+ * attachments by size rather than content. */
 static void mail_view(json_t *v, const ob_job *j)
 {
+    json_t *mid = json_object_get(json_object_get(v, "payload"), "message_id");
+    if (json_is_string(mid))
+        json_object_set(v, "message_id", mid);
     json_t *atts = json_object_get(json_object_get(v, "payload"), "attachments");
     size_t i;
     json_t *a;
@@ -74,7 +78,9 @@ json_t *api_job_json(const ob_job *j, bool with_detail)
 {
     char id[OB_ID_STRLEN + 1], url[64];
     ob_id_format(&j->id, id);
-    snprintf(url, sizeof url, "/v1/jobs/%s", id);
+    /* a message's own URL, wherever it is shown: one shape for a message */
+    snprintf(url, sizeof url, "%s%s", strcmp(j->kind, "mail.send") == 0 ? "/v1/messages/" : "/v1/jobs/",
+             id);
     json_t *meta = j->meta ? json_loads(j->meta, 0, NULL) : NULL;
     json_t *cb = json_object_get(meta, "callback_url");
     json_t *result = j->result ? json_loads(j->result, JSON_DECODE_ANY, NULL) : NULL;

@@ -402,8 +402,13 @@ static enum MHD_Result send_resp(hreq *q)
         r->body = NULL; /* MHD frees it */
     if (r->ctype)
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
-    for (resp_hdr *h = r->hdrs; h; h = h->next)
+    bool retry_after = false;
+    for (resp_hdr *h = r->hdrs; h; h = h->next) {
         MHD_add_response_header(m, h->name, h->value);
+        retry_after |= strcasecmp(h->name, "Retry-After") == 0;
+    }
+    if (r->status == 503 && !retry_after) /* every 503 says when to come back */
+        MHD_add_response_header(m, "Retry-After", "1");
     if (atomic_load(&q->s->stopping))
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
     q->status_sent = r->status;
