@@ -60,8 +60,8 @@ static void answer_existing(enq *q, const ob_id *id)
         ob_http_later_reply_error(q->later, 409, "idempotency_key_reused",
                                   "this Idempotency-Key was used with another request body",
                                   "Idempotency-Key");
-    } else {
-        json_t *v = api_job_json(j, false);
+    } else { /* a message answers as a message: its recipients and Message-ID */
+        json_t *v = api_job_json(j, strcmp(j->kind, "mail.send") == 0);
         ob_http_later_set_header(q->later, "Location", json_string_value(json_object_get(v, "status_url")));
         ob_http_later_reply_json(q->later, 200, v);
         json_decref(v);
