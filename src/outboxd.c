@@ -36,7 +36,7 @@
 #include "outbox/http.h"
 #include "outbox/jobs.h"
 
-#define VERSION "0.1.0"
+#define VERSION OB_VERSION /* the project version, from CMake */
 
 typedef struct config {
     char listen[256];

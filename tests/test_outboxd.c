@@ -419,7 +419,38 @@ TEST(metrics_pass_promtool_and_openapi_is_served)
                 "outbox_http_responses_total\\{code=\"202\"\\}' m.txt | wc -l");
     ASSERT_EQ(atoi(out), 2);
     free(out);
+    /* As operators alert on it: every state of a known kind and queue,
+     * 0 included; the oldest due job; buckets past 10 s; mail, callbacks,
+     * HTTP durations, the build and the process. */
+    static const char *const want[] = {
+        "outbox_jobs{state=\"cancelled\",kind=\"http.request\",queue=\"default\"} 0",
+        "outbox_jobs{state=\"completed\",kind=\"http.request\",queue=\"default\"} 0",
+        "outbox_jobs_oldest_due_seconds{kind=\"http.request\",queue=\"default\"} ",
+        "outbox_job_run_seconds_bucket{le=\"300\"}",
+        "outbox_http_request_duration_seconds_count ",
+        "outbox_mail_recipients_total{state=\"bounced\"} 0",
+        "outbox_callback_failures_total 0",
+        "outbox_build_info{version=\"0.1.0\"} 1",
+        "process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_open_fds ",
+        "process_max_fds ", "process_start_time_seconds ", NULL};
+    ASSERT_EQ(t_run(&out, "cat m.txt"), 0);
+    for (int i = 0; want[i]; i++)
+        if (!strstr(out, want[i]))
+            test_fail(__FILE__, __LINE__, "/metrics lacks %s", want[i]);
+    free(out);
     ASSERT_EQ(t_run(&out, "curl -s %s/v1/openapi.json | cmp - %s && echo same", d.url, OPENAPI_DOC), 0);
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+
+    /* a job due and not started: the oldest-due gauge grows ("mail is stuck") */
+    d = od_start("--workers 0");
+    free(post(&d, NULL, "{\"kind\":\"http.request\",\"queue\":\"q\",\"payload\":{\"url\":"
+                        "\"http://127.0.0.1:1/\"}}"));
+    h_sleep_ms(1500);
+    t_run(&out, "curl -s %s/metrics | sed -n 's/^outbox_jobs_oldest_due_seconds{kind=\"http.request\","
+                "queue=\"q\"} //p'", d.url);
+    printf("  oldest due: %s", out);
+    ASSERT(atof(out) >= 1.0);
     free(out);
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }

@@ -57,7 +57,7 @@ void ob_log_set(ob_log_fn fn, void *arg, ob_log_level min_level);
  * are cumulative in Prometheus' sense when rendered; here counts[i] is the
  * number of observations <= bounds[i] and > bounds[i-1]; the last bound is
  * +Inf. */
-#define OB_HIST_BUCKETS 14
+#define OB_HIST_BUCKETS 20
 typedef struct ob_histogram {
     double bounds[OB_HIST_BUCKETS];
     uint64_t counts[OB_HIST_BUCKETS];

@@ -133,6 +133,9 @@ int ob_http_server_stop(ob_http_server *s, int64_t drain_ms);
 
 /* Responses sent with this status so far (100..599; 0 otherwise). */
 uint64_t ob_http_status_count(const ob_http_server *s, int status);
+/* Seconds from each request's headers to its response done (or the
+ * client gone), as a histogram. */
+void ob_http_durations(const ob_http_server *s, ob_histogram *out);
 
 /* Stop (drain 5 s) if needed and free. NULL is a no-op. */
 void ob_http_server_free(ob_http_server *s);

@@ -162,15 +162,16 @@ typedef struct ob_engine_stats {
     uint64_t commit_us; /* total time in commit, fsync included */
     int64_t unfinished; /* jobs not in a final state */
     ob_histogram commit_seconds; /* each commit, fsync included */
-    ob_histogram batch_ops;      /* operations per commit */
+    ob_histogram batch_ops;      /* operations per commit that carried any */
     ob_histogram start_delay;    /* seconds from due (run_at) to handler start */
     ob_histogram run_seconds;    /* handler run time, per attempt */
 } ob_engine_stats;
 
 /* Jobs counted by state, kind and queue (a scan of the store: seconds on a
- * large one; cache it). fn is called once per group. */
+ * large one; cache it). fn is called once per group, with the earliest
+ * run_at of the group (for available jobs: since when the oldest is due). */
 typedef void (*ob_count_fn)(void *arg, ob_state state, const char *kind, const char *queue,
-                            int64_t n);
+                            int64_t n, int64_t oldest_run_at_ms);
 int ob_job_counts(ob_engine *e, ob_count_fn fn, void *arg);
 void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out);
 

@@ -40,6 +40,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,16 +325,21 @@ static void answer_done(ob_job_ctx *ctx, long status, const xfer *x)
     ob_ctx_done(ctx, "{\"status\":0,\"note\":\"the response is too large to keep\"}");
 }
 
-/* Perform rq and answer the job. */
-static void perform(ob_job_ctx *ctx, const request *rq)
+static _Atomic uint64_t callback_failures;
+
+uint64_t hr_callback_failures(void) { return atomic_load(&callback_failures); }
+
+/* Perform rq and answer the job. Returns whether it answered done. */
+static bool perform(ob_job_ctx *ctx, const request *rq)
 {
     CURL *c = curl_for_thread();
     char url[300], msg[1400], err[CURL_ERROR_SIZE] = "";
     ob_url_shown(rq->url, url, sizeof url);
     if (!c) {
         ob_ctx_retry(ctx, -1, "cannot create an HTTP client");
-        return;
+        return false;
     }
+    bool ok = false;
     xfer x = {.max = opt.max_response, .hdrs = json_object(), .ctx = ctx};
     CURLcode cc = x.hdrs ? setup(c, rq, &x, err) : CURLE_OUT_OF_MEMORY;
     if (cc != CURLE_OK) {
@@ -361,6 +367,7 @@ static void perform(ob_job_ctx *ctx, const request *rq)
                 ob_ctx_retry(ctx, -1, msg);
         } else if (expected(rq, status)) {
             answer_done(ctx, status, &x);
+            ok = true;
         } else {
             char excerpt[820] = "";
             if (x.n)
@@ -378,6 +385,7 @@ static void perform(ob_job_ctx *ctx, const request *rq)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL); /* rq->headers dies with the caller */
     free(x.body);
     json_decref(x.hdrs);
+    return ok;
 }
 
 /* ---- the request's headers ---- */
@@ -636,8 +644,8 @@ static void callback(ob_job_ctx *ctx, void *arg)
     if (!body || !add_header(&rq.headers, "Content-Type", "application/json") ||
         !add_signature(&rq.headers, ob_id_format(&job->id, cid), body, rq.body_len))
         ob_ctx_retry(ctx, -1, "out of memory");
-    else
-        perform(ctx, &rq);
+    else if (!perform(ctx, &rq))
+        atomic_fetch_add(&callback_failures, 1);
     curl_slist_free_all(rq.headers);
     free(body);
     ob_job_free(j);

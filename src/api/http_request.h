@@ -28,6 +28,9 @@ typedef struct hr_opts {
 void hr_opts_init(hr_opts *o);
 /* Register both kinds and the on_final hook that adds callbacks. */
 int hr_register(ob_engine *e, const hr_opts *o);
+/* Callback attempts that did not deliver (refused, failed or answered
+ * with an unexpected status), since start. */
+uint64_t hr_callback_failures(void);
 /* Check an http.request payload as its handler will (after hr_register):
  * 0, or OB_EINVAL with the member in field[cap] ("" for the payload
  * itself, "headers.Host", ...) and *why. */

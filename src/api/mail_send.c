@@ -25,6 +25,7 @@
  * the same on every attempt (Message-ID, Date and boundaries are fixed in
  * the payload), so a duplicate is recognisable by its Message-ID.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,13 @@
 #include "base/base.h"
 
 static ms_opts opt;
+static _Atomic uint64_t outcomes[OB_RCPT_BOUNCED + 1]; /* recipients' replies, by state */
+
+void ms_outcomes(uint64_t out[4])
+{
+    for (int i = 0; i <= OB_RCPT_BOUNCED; i++)
+        out[i] = atomic_load(&outcomes[i]);
+}
 
 /* A recipient's reply kept in the result, in bytes (scrubbed of control
  * characters first): with the address (at most 254, escaped at most 2x)
@@ -170,6 +178,7 @@ static void attempt(ob_job_ctx *ctx, const ob_mail *m, rcpt *r, size_t n)
             rcpt *x = &r[idx[i]];
             x->reply = replies[i];
             x->state = ob_mail_reply_state(&replies[i]);
+            atomic_fetch_add(&outcomes[x->state], 1);
             x->attempts++;
             x->updated_at = now;
         }
@@ -190,6 +199,7 @@ static void give_up(const ob_job *j, rcpt *r, size_t n)
         snprintf(text, sizeof text, "gave up after %lld s deferred; last reply: %.400s",
                  (long long)(age / 1000), r[i].reply.text);
         r[i].state = OB_RCPT_BOUNCED;
+        atomic_fetch_add(&outcomes[OB_RCPT_BOUNCED], 1);
         snprintf(r[i].reply.text, sizeof r[i].reply.text, "%s", text);
     }
 }

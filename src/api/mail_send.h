@@ -21,6 +21,10 @@ typedef struct ms_opts {
 /* The engine's max_result that holds the outcome of max_recipients
  * recipients (at least 64 KiB, at most 16 MiB). */
 size_t ms_result_max(int max_recipients);
+/* Recipient outcomes since start, indexed by ob_rcpt_state: each attempt's
+ * reply per recipient (delivered, deferred, bounced), and recipients that
+ * bounced for being deferred too long. */
+void ms_outcomes(uint64_t out[4]);
 /* Register mail.send. */
 int ms_register(ob_engine *e, const ms_opts *o);
 

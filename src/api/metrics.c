@@ -10,6 +10,14 @@
  *   outbox_store_commit_seconds                       histogram (fsync included)
  *   outbox_store_commit_ops                           histogram (operations per commit)
  *   outbox_http_responses_total{code}                 counter
+ *   outbox_jobs_oldest_due_seconds{kind,queue}        gauge (the scan: "mail is stuck")
+ *   outbox_http_request_duration_seconds              histogram
+ *   outbox_mail_recipients_total{state}               counter (each attempt's replies)
+ *   outbox_callback_failures_total                    counter
+ *   outbox_build_info{version}                        gauge, 1
+ *   process_cpu_seconds_total, process_resident_memory_bytes,
+ *   process_virtual_memory_bytes, process_open_fds, process_max_fds,
+ *   process_start_time_seconds                        the usual process metrics
  *
  * Counters by kind and queue are fed by engine events. Queue names come
  * from clients, so the label sets are capped: the first QUEUES_MAX (kind,
@@ -22,12 +30,17 @@
  * under `scan_mu` alone (one scan at a time), and its text is swapped in
  * under `mu`.
  */
+#include <dirent.h>
 #include <stdarg.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "api/http_request.h"
+#include "api/mail_send.h"
 #include "base/base.h"
 
 #define QUEUES_MAX 240 /* (kind, queue) pairs with series of their own */
@@ -48,8 +61,8 @@ struct metrics {
     series *s;
     int n, nqueues; /* series, and those of a pair of their own */
     ob_subscription *sub;
-    char *counts;      /* the outbox_jobs block, cached */
-    size_t counts_len;
+    struct row *rows;  /* the last store scan (refresh_counts), under mu */
+    int nrows;
     int64_t counts_at; /* monotonic ms */
 };
 
@@ -133,80 +146,103 @@ static void on_event(void *arg, const ob_event *ev)
     pthread_mutex_unlock(&m->mu);
 }
 
-/* The outbox_jobs gauge, built from a store scan: the same cap as the
- * counters, pairs past it summed under their kind's "_other". */
+/* The outbox_jobs gauges, from a store scan: one row per (kind, queue),
+ * with the same cap as the counters (pairs past it summed under their
+ * kind's "_other"), every state counted (0 included: a series that comes
+ * and goes breaks graphs and absent() alerts), and the earliest run_at of
+ * each state (the oldest due job). */
+typedef struct row {
+    char kind[OB_NAME_MAX + 1], queue[OB_NAME_MAX + 1];
+    int64_t n[OB_STATE_MAX + 1];
+    int64_t oldest[OB_STATE_MAX + 1]; /* earliest run_at; 0: none */
+} row;
+
 typedef struct scan {
-    text t;
-    char (*pairs)[2][OB_NAME_MAX + 1];
-    int npairs;
-    struct {
-        char kind[OB_NAME_MAX + 1];
-        int64_t n[OB_STATE_MAX + 1];
-    } other[KINDS_MAX];
-    int nother;
+    row *rows; /* MAX_SERIES */
+    int nrows, nown;
 } scan;
 
-static void count_row(void *arg, ob_state st, const char *kind, const char *queue, int64_t n)
+/* The row of (kind, queue), made if there is room: its own, or its kind's
+ * "_other". NULL when even that is full. */
+static row *row_of(scan *sc, const char *kind, const char *queue)
 {
-    scan *sc = arg;
-    int i = 0;
-    while (i < sc->npairs && (strcmp(sc->pairs[i][0], kind) || strcmp(sc->pairs[i][1], queue)))
-        i++;
-    if (i == sc->npairs && sc->npairs < QUEUES_MAX) {
-        snprintf(sc->pairs[i][0], OB_NAME_MAX + 1, "%s", kind);
-        snprintf(sc->pairs[i][1], OB_NAME_MAX + 1, "%s", queue);
-        sc->npairs++;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < sc->nrows; i++)
+            if (!strcmp(sc->rows[i].kind, kind) && !strcmp(sc->rows[i].queue, queue))
+                return &sc->rows[i];
+        bool own = pass == 0 && strcmp(queue, "_other") != 0;
+        if ((own && sc->nown < QUEUES_MAX) || (!own && sc->nrows < MAX_SERIES)) {
+            row *r = &sc->rows[sc->nrows++];
+            sc->nown += own;
+            snprintf(r->kind, sizeof r->kind, "%s", kind);
+            snprintf(r->queue, sizeof r->queue, "%s", queue);
+            return r;
+        }
+        queue = "_other";
     }
-    if (i < sc->npairs) {
-        put(&sc->t, "outbox_jobs{state=\"%s\",kind=\"%s\",queue=\"%s\"} %lld\n",
-            ob_state_name(st), kind, queue, (long long)n);
-        return;
-    }
-    int k = 0;
-    while (k < sc->nother && strcmp(sc->other[k].kind, kind))
-        k++;
-    if (k == sc->nother && sc->nother < KINDS_MAX)
-        snprintf(sc->other[sc->nother++].kind, OB_NAME_MAX + 1, "%s", kind);
-    if (k < sc->nother)
-        sc->other[k].n[st] += n;
+    return NULL;
 }
 
-/* The gauge's text, scanned again when older than COUNTS_TTL_MS; the scan
- * holds scan_mu only. */
+static void count_row(void *arg, ob_state st, const char *kind, const char *queue, int64_t n,
+                      int64_t oldest)
+{
+    row *r = row_of(arg, kind, queue);
+    if (!r || st < OB_STATE_MIN || st > OB_STATE_MAX)
+        return;
+    r->n[st] += n;
+    if (oldest > 0 && (!r->oldest[st] || oldest < r->oldest[st]))
+        r->oldest[st] = oldest;
+}
+
+/* Scan again when the last scan is older than COUNTS_TTL_MS; the scan
+ * holds scan_mu only. Pairs the counters know and the store no longer
+ * holds keep their rows, at 0. */
 static void refresh_counts(metrics *m)
 {
     pthread_mutex_lock(&m->scan_mu);
     pthread_mutex_lock(&m->mu);
-    bool fresh = m->counts && ob_mono_ms() - m->counts_at <= COUNTS_TTL_MS;
+    bool fresh = m->rows && ob_mono_ms() - m->counts_at <= COUNTS_TTL_MS;
     pthread_mutex_unlock(&m->mu);
-    scan *sc = fresh ? NULL : calloc(1, sizeof *sc);
-    if (sc && (sc->pairs = calloc(QUEUES_MAX, sizeof *sc->pairs))) {
-        put(&sc->t, "# HELP outbox_jobs Jobs in the store by state, kind and queue.\n"
-                    "# TYPE outbox_jobs gauge\n");
-        if (ob_job_counts(m->a->o.engine, count_row, sc) == 0) {
-            for (int k = 0; k < sc->nother; k++)
-                for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
-                    if (sc->other[k].n[st])
-                        put(&sc->t, "outbox_jobs{state=\"%s\",kind=\"%s\",queue=\"_other\"} "
-                                    "%lld\n", ob_state_name((ob_state)st), sc->other[k].kind,
-                            (long long)sc->other[k].n[st]);
-            if (!sc->t.oom) {
-                pthread_mutex_lock(&m->mu);
-                free(m->counts);
-                m->counts = sc->t.p;
-                m->counts_len = sc->t.n;
-                m->counts_at = ob_mono_ms();
-                sc->t.p = NULL;
-                pthread_mutex_unlock(&m->mu);
-            }
-        }
+    scan sc = {fresh ? NULL : calloc(MAX_SERIES, sizeof *sc.rows), 0, 0};
+    if (sc.rows && ob_job_counts(m->a->o.engine, count_row, &sc) == 0) {
+        pthread_mutex_lock(&m->mu);
+        for (int i = 0; i < m->n; i++)
+            row_of(&sc, m->s[i].kind, m->s[i].queue);
+        free(m->rows);
+        m->rows = sc.rows;
+        m->nrows = sc.nrows;
+        m->counts_at = ob_mono_ms();
+        sc.rows = NULL;
+        pthread_mutex_unlock(&m->mu);
     }
-    if (sc) {
-        free(sc->t.p);
-        free(sc->pairs);
-        free(sc);
-    }
+    free(sc.rows);
     pthread_mutex_unlock(&m->scan_mu);
+}
+
+/* The gauges of the last scan. Under mu. */
+static void put_counts(metrics *m, text *t)
+{
+    put(t, "# HELP outbox_jobs Jobs in the store by state, kind and queue.\n"
+           "# TYPE outbox_jobs gauge\n");
+    for (int i = 0; i < m->nrows; i++)
+        for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
+            put(t, "outbox_jobs{state=\"%s\",kind=\"%s\",queue=\"%s\"} %lld\n",
+                ob_state_name((ob_state)st), m->rows[i].kind, m->rows[i].queue,
+                (long long)m->rows[i].n[st]);
+    put(t, "# HELP outbox_jobs_oldest_due_seconds Seconds the oldest job that is due and not "
+           "started has waited (0: none), by kind and queue.\n"
+           "# TYPE outbox_jobs_oldest_due_seconds gauge\n");
+    int64_t now = ob_now_ms();
+    for (int i = 0; i < m->nrows; i++) {
+        const row *r = &m->rows[i];
+        int64_t due = 0;
+        for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
+            if ((st == OB_AVAILABLE || st == OB_SCHEDULED || st == OB_RETRYABLE) && r->n[st] &&
+                r->oldest[st] && r->oldest[st] <= now && (!due || r->oldest[st] < due))
+                due = r->oldest[st];
+        put(t, "outbox_jobs_oldest_due_seconds{kind=\"%s\",queue=\"%s\"} %.3f\n", r->kind,
+            r->queue, due ? (double)(now - due) / 1000.0 : 0.0);
+    }
 }
 
 static void histogram(text *t, const char *name, const char *help, const ob_histogram *h)
@@ -223,6 +259,61 @@ static void histogram(text *t, const char *name, const char *help, const ob_hist
     put(t, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
 }
 
+/* The standard process_* metrics of Prometheus client libraries, from
+ * /proc: CPU, memory, file descriptors, start time. */
+static void process_metrics(text *t)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        put(t, "# HELP process_cpu_seconds_total User and system CPU time spent.\n"
+               "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.6f\n",
+            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+    long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
+    unsigned long long vsize = 0, rss = 0, start = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    char buf[1024];
+    if (f && fgets(buf, sizeof buf, f)) {
+        const char *p = strrchr(buf, ')'); /* the command may hold spaces */
+        /* fields after ")": 3 state ... 22 starttime 23 vsize 24 rss */
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+                               "%*d %*d %*d %llu %llu %llu", &start, &vsize, &rss) == 3) {
+            put(t, "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                   "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n"
+                   "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                   "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
+                vsize, rss * (unsigned long long)page);
+        }
+    }
+    if (f)
+        fclose(f);
+    unsigned long long btime = 0;
+    if ((f = fopen("/proc/stat", "r"))) {
+        while (fgets(buf, sizeof buf, f))
+            if (sscanf(buf, "btime %llu", &btime) == 1)
+                break;
+        fclose(f);
+    }
+    if (btime && start && ticks > 0)
+        put(t, "# HELP process_start_time_seconds Start time of the process since the epoch.\n"
+               "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+            (double)btime + (double)start / (double)ticks);
+    int fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));)
+        fds += e->d_name[0] != '.';
+    if (d) {
+        closedir(d);
+        put(t, "# HELP process_open_fds Number of open file descriptors.\n"
+               "# TYPE process_open_fds gauge\nprocess_open_fds %d\n", fds - 1 /* ours */);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        put(t, "# HELP process_max_fds Maximum number of open file descriptors.\n"
+               "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+            (unsigned long long)rl.rlim_cur);
+}
+
 static void get_metrics(ob_http_req *r, void *arg)
 {
     api *a = arg;
@@ -231,8 +322,7 @@ static void get_metrics(ob_http_req *r, void *arg)
 
     refresh_counts(m);
     pthread_mutex_lock(&m->mu);
-    if (m->counts)
-        put(&t, "%.*s", (int)m->counts_len, m->counts);
+    put_counts(m, &t);
     put(&t, "# HELP outbox_jobs_enqueued_total Jobs enqueued.\n"
             "# TYPE outbox_jobs_enqueued_total counter\n");
     for (int i = 0; i < m->n; i++)
@@ -271,6 +361,23 @@ static void get_metrics(ob_http_req *r, void *arg)
         if (n)
             put(&t, "outbox_http_responses_total{code=\"%d\"} %llu\n", code, (unsigned long long)n);
     }
+    ob_histogram hd;
+    ob_http_durations(m->srv, &hd);
+    histogram(&t, "outbox_http_request_duration_seconds",
+              "Seconds from a request's headers to its response done.", &hd);
+    uint64_t rc[4];
+    ms_outcomes(rc);
+    put(&t, "# HELP outbox_mail_recipients_total Recipients' outcomes of delivery attempts.\n"
+            "# TYPE outbox_mail_recipients_total counter\n");
+    for (int st = OB_RCPT_DELIVERED; st <= OB_RCPT_BOUNCED; st++)
+        put(&t, "outbox_mail_recipients_total{state=\"%s\"} %llu\n",
+            ob_rcpt_state_name((ob_rcpt_state)st), (unsigned long long)rc[st]);
+    put(&t, "# HELP outbox_callback_failures_total Callback attempts that did not deliver.\n"
+            "# TYPE outbox_callback_failures_total counter\noutbox_callback_failures_total %llu\n",
+        (unsigned long long)hr_callback_failures());
+    put(&t, "# HELP outbox_build_info The running outboxd.\n# TYPE outbox_build_info gauge\n"
+            "outbox_build_info{version=\"%s\"} 1\n", OB_VERSION);
+    process_metrics(&t);
     if (t.oom)
         api_reply_rc(r, OB_ENOMEM, NULL);
     else
@@ -304,7 +411,7 @@ void metrics_free(api *a)
     ob_engine_unsubscribe(a->o.engine, m->sub);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->scan_mu);
-    free(m->counts);
+    free(m->rows);
     free(m->s);
     free(m);
     a->metrics = NULL;

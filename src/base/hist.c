@@ -6,11 +6,15 @@
 
 #include "base/base.h"
 
-const double ob_hist_seconds[OB_HIST_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                 0.01,   0.025,   0.05,   0.1,   0.5,    1,
-                                                 10,     INFINITY};
-const double ob_hist_sizes[OB_HIST_BUCKETS] = {1,  2,   4,   8,    16,   32,   64,
-                                               128, 256, 512, 1024, 2048, 4096, INFINITY};
+/* Seconds up to 300: an SMTP attempt may take 4 commands of 60 s and its
+ * data 120 s; an http.request up to --http-max-timeout (300 s). */
+const double ob_hist_seconds[OB_HIST_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                 0.005,  0.01,    0.025,  0.05,  0.1,
+                                                 0.25,   0.5,     1,      2.5,   5,
+                                                 10,     30,      120,    300,   INFINITY};
+const double ob_hist_sizes[OB_HIST_BUCKETS] = {1,     2,     4,     8,     16,    32,   64,
+                                               128,   256,   512,   1024,  2048,  4096, 8192,
+                                               16384, 32768, 65536, 131072, 262144, INFINITY};
 
 void ob_hist_observe(ob_hist *h, double v)
 {

@@ -621,6 +621,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (atomic_load(&c->phase) == PH_TIMEDOUT)
         q->status_sent = 408;
     access_log(s, q, c->remote);
+    ob_hist_observe(&s->durations, (double)(ob_mono_us() - q->t0_us) / 1e6);
     if (q->later || q->stream) { /* only these were seen by the watch thread */
         pthread_mutex_lock(&s->conns_mu);
         c->q = NULL;
@@ -817,6 +818,7 @@ int ob_http_server_new(const ob_http_opts *opts, ob_http_server **out)
     snprintf(s->listen_host, sizeof s->listen_host, "%s", opts->listen);
     s->o.listen = s->listen_host;
     s->watch_epfd = -1;
+    s->durations.bounds = ob_hist_seconds;
     pthread_mutex_init(&s->conns_mu, NULL);
     *out = s;
     return 0;
@@ -919,6 +921,11 @@ uint64_t ob_http_status_count(const ob_http_server *s, int status)
     if (!s || status < 100 || status > 599)
         return 0;
     return atomic_load_explicit(&((ob_http_server *)s)->status_counts[status], memory_order_relaxed);
+}
+
+void ob_http_durations(const ob_http_server *s, ob_histogram *out)
+{
+    ob_hist_read(&s->durations, out);
 }
 
 int ob_http_server_stop(ob_http_server *s, int64_t drain_ms)

@@ -616,7 +616,8 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
         c->stat_ops += (uint64_t)nops;
         c->stat_commit_us += (uint64_t)us;
         ob_hist_observe(&c->h_commit, (double)us / 1e6);
-        ob_hist_observe(&c->h_batch, nops);
+        if (nops) /* a commit of claims alone carries no operation */
+            ob_hist_observe(&c->h_batch, nops);
         after_commit(e, b, ops);
     } else {
         done = after_failure(e, b, ops, rc);

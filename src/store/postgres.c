@@ -131,7 +131,7 @@ static const char *const reader_sql[R_COUNT] = {
     [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
               " e.message) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
               " j.payload FROM outbox_jobs j WHERE j.id = $1::uuid",
-    [R_COUNTS] = "SELECT state, kind, queue, count(*) FROM outbox_jobs GROUP BY 1, 2, 3",
+    [R_COUNTS] = "SELECT state, kind, queue, count(*), min(run_at) FROM outbox_jobs GROUP BY 1, 2, 3",
 };
 static const pg_stmts reader_stmts = {R_COUNT, reader_sql};
 
@@ -984,7 +984,7 @@ static int pg_counts(store *base, ob_count_fn fn, void *arg)
     int rc = reader_call((pg_store *)base, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++)
         fn(arg, (ob_state)pgv_int(r, i, 0), pgv_str(r, i, 1, NULL), pgv_str(r, i, 2, NULL),
-           pgv_int(r, i, 3));
+           pgv_int(r, i, 3), pgv_int(r, i, 4));
     PQclear(r);
     return rc;
 }

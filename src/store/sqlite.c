@@ -993,12 +993,14 @@ static int sqlite_counts(store *base, ob_count_fn fn, void *arg)
     if (rc)
         return rc;
     sqlite3_stmt *st;
-    const char *sql = "SELECT state, kind, queue, count(*) FROM jobs GROUP BY state, kind, queue";
+    const char *sql = "SELECT state, kind, queue, count(*), min(run_at) FROM jobs "
+                      "GROUP BY state, kind, queue";
     rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK) {
         while ((rc = sqlite3_step(st)) == SQLITE_ROW)
             fn(arg, (ob_state)sqlite3_column_int(st, 0), (const char *)sqlite3_column_text(st, 1),
-               (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+               (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3),
+               sqlite3_column_int64(st, 4));
         sqlite3_finalize(st);
     }
     rc = rc == SQLITE_DONE ? 0 : sq_fail(r->db, rc, "count jobs");
