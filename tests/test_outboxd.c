@@ -559,6 +559,110 @@ TEST(cli_verbs_and_exit_codes)
     ob_http_server_free(t);
 }
 
+/* The client's options, to the habits of curl, git and gh. */
+TEST(cli_options_numbers_keys_auth_and_pages)
+{
+    int fd = open("tokens", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT(fd >= 0 && write(fd, "cli-token-0123456789ab\n", 23) == 23);
+    close(fd);
+    od d = od_start("--token-file ./tokens --workers 0");
+    char *out, args[512], id[64], id2[64];
+    /* the token from a private file; a 401 has its own exit code */
+    ASSERT_EQ(cli(&out, &d, "job list 2>&1"), 5);
+    ASSERT(strstr(out, "401") && strstr(out, "--token-file"));
+    free(out);
+    ASSERT_EQ(t_run(&out, "%s --url=%s --token-file=tokens job list", OUTBOX_CLI, d.url), 0);
+    free(out);
+    ASSERT_EQ(t_run(&out, "chmod 644 tokens; %s --url %s --token-file tokens job list 2>&1; "
+                          "rc=$?; chmod 600 tokens; exit $rc", OUTBOX_CLI, d.url), 2);
+    ASSERT(strstr(out, "group or others"));
+    free(out);
+#define CLI(...) (snprintf(args, sizeof args, "OUTBOX_TOKEN_FILE=tokens OUTBOX_URL=%s %s " __VA_ARGS__), \
+                  t_run(&out, "%s", args))
+    /* an Idempotency-Key and a wait together: both sent, so one job */
+    ASSERT_EQ(CLI("job add http.request --idempotency-key k7 --wait 1 --payload "
+                  "'{\"url\":\"http://127.0.0.1:9/\"}' --json", d.url, OUTBOX_CLI), 4);
+    ASSERT(strstr(out, "\"id\": \""));
+    snprintf(id, sizeof id, "%.36s", strstr(out, "\"id\": \"") + 7);
+    free(out);
+    ASSERT_EQ(CLI("job add --wait=1 --json --payload='{\"url\":\"http://127.0.0.1:9/\"}' "
+                  "--idempotency-key k7 http.request", d.url, OUTBOX_CLI), 4); /* the same */
+    ASSERT(strstr(out, "\"id\": \""));
+    snprintf(id2, sizeof id2, "%.36s", strstr(out, "\"id\": \"") + 7);
+    free(out);
+    ASSERT_STREQ(id, id2);
+    /* numbers are numbers */
+    ASSERT_EQ(CLI("job add http.request --priority abc 2>&1", d.url, OUTBOX_CLI), 2);
+    ASSERT(strstr(out, "--priority"));
+    free(out);
+    ASSERT_EQ(CLI("job add http.request --delay xyz 2>&1", d.url, OUTBOX_CLI), 2);
+    free(out);
+    ASSERT_EQ(CLI("job wait --timeout soon %s 2>&1", d.url, OUTBOX_CLI, id), 2);
+    free(out);
+    /* options after operands, and "--" */
+    ASSERT_EQ(CLI("job wait --timeout 0.3 %s 2>&1", d.url, OUTBOX_CLI, id), 4);
+    ASSERT(strstr(out, "not final"));
+    ASSERT(!strstr(out, "waiting for")); /* no progress line off a terminal */
+    free(out);
+    ASSERT_EQ(CLI("job get -- %s", d.url, OUTBOX_CLI, id), 0);
+    free(out);
+    /* the next page keeps the filters and the limit */
+    for (int i = 0; i < 3; i++)
+        free(od_post(&d, "/v1/jobs", "-H 'Authorization: Bearer cli-token-0123456789ab'",
+                     "{\"kind\":\"http.request\",\"queue\":\"p\",\"payload\":{\"url\":"
+                     "\"http://127.0.0.1:9/\"}}"));
+    ASSERT_EQ(CLI("job list --queue p --limit 2", d.url, OUTBOX_CLI), 0);
+    ASSERT(strstr(out, "more: outbox job list --queue 'p' --limit '2' --cursor "));
+    free(out);
+    /* help, version */
+    ASSERT_EQ(CLI("help", d.url, OUTBOX_CLI), 0);
+    ASSERT(strstr(out, "usage: outbox"));
+    free(out);
+    ASSERT_EQ(CLI("help job add", d.url, OUTBOX_CLI), 0);
+    ASSERT(strstr(out, "usage: outbox job add"));
+    free(out);
+    ASSERT_EQ(CLI("job --help", d.url, OUTBOX_CLI), 0);
+    free(out);
+    ASSERT_EQ(CLI("--version", d.url, OUTBOX_CLI), 0);
+    ASSERT(strstr(out, "outbox 0.1.0"));
+    free(out);
+#undef CLI
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
+/* events: the server's error shown; reconnects across a restart and
+ * resumes after the last event; --once stops at the first disconnect. */
+TEST(cli_events_show_errors_and_reconnect)
+{
+    od d = od_start(NULL);
+    char *out, listen[64], cmd[1024];
+    ASSERT_EQ(cli(&out, &d, "events --id nope 2>&1"), 1);
+    ASSERT(strstr(out, "400") && strstr(out, "field: id"));
+    free(out);
+    snprintf(listen, sizeof listen, "--listen 127.0.0.1:%d", d.port);
+    snprintf(cmd, sizeof cmd, "(OUTBOX_URL=%s timeout 12 %s events --json > ev.txt 2> ev.err &); "
+                              "(OUTBOX_URL=%s timeout 12 %s events --once > once.txt 2>&1; "
+                              "echo \"exit $?\" >> once.txt) &", d.url, OUTBOX_CLI, d.url, OUTBOX_CLI);
+    ASSERT_EQ(system(cmd), 0);
+    h_sleep_ms(500);
+    free(post(&d, NULL, "{\"kind\":\"http.request\",\"queue\":\"before\",\"delay\":60,"
+                        "\"payload\":{\"url\":\"http://127.0.0.1:9/\"}}"));
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    h_sleep_ms(700);
+    d = od_start(listen); /* the same address again */
+    h_sleep_ms(2500);     /* the client's backoff */
+    free(post(&d, NULL, "{\"kind\":\"http.request\",\"queue\":\"after\",\"delay\":60,"
+                        "\"payload\":{\"url\":\"http://127.0.0.1:9/\"}}"));
+    h_sleep_ms(700);
+    ASSERT_EQ(t_run(&out, "cat ev.txt ev.err once.txt"), 0);
+    ASSERT(strstr(out, "\"queue\":\"before\"") && strstr(out, "\"queue\":\"after\""));
+    ASSERT(strstr(out, "\n{\"id\"") || !strncmp(out, "{\"id\"", 6)); /* no leading space */
+    ASSERT(strstr(out, "reconnecting"));
+    ASSERT(strstr(out, "exit 0")); /* --once ended with the first connection */
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
 /* ---- kill -9 under load: no 2xx'd job is lost ---- */
 
 typedef struct loader {
@@ -656,6 +760,8 @@ static const test_case tests[] = {
     T(signals_hup_reopens_the_log_term_drains),
     T(migrate_creates_then_refuses_a_newer_schema),
     T(cli_verbs_and_exit_codes),
+    T(cli_options_numbers_keys_auth_and_pages),
+    T(cli_events_show_errors_and_reconnect),
     T(kill_9_under_load_loses_no_acknowledged_job),
 };
 

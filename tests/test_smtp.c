@@ -947,15 +947,34 @@ TEST(cli_send_shows_each_recipient_and_exits_by_outcome)
     /* --eml: a message file read by GMime, sent as is. */
     f = fopen("in.eml", "w");
     fputs("From: Bob <bob@example.com>\r\nTo: ok-3@example.com\r\nSubject: from a file\r\n"
-          "X-Origin: eml\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello there\r\n",
+          "X-Origin: eml\r\nList-Unsubscribe: <https://example.com/u/1>\r\n"
+          "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+          "Received: from somewhere\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+          "hello there\r\n",
           f);
     fclose(f);
-    ASSERT_EQ(cli(&out, &d, "send --eml in.eml --wait 20"), 0);
+    ASSERT_EQ(cli(&out, &d, "send --eml in.eml"), 0); /* prints the id */
+    char mid[64];
+    snprintf(mid, sizeof mid, "%.36s", out);
+    free(out);
+    char args[128];
+    snprintf(args, sizeof args, "job wait %s --timeout 20", mid);
+    ASSERT_EQ(cli(&out, &d, args), 0);
     free(out);
     eml = slurp(s.dir, "3.eml", NULL);
     ASSERT(eml && strstr(eml, "Subject: from a file") && strstr(eml, "X-Origin: eml") &&
            strstr(eml, "hello there"));
+    /* every header the API accepts is kept (RFC 8058's one-click pair among them) */
+    ASSERT(strstr(eml, "List-Unsubscribe: <https://example.com/u/1>") &&
+           strstr(eml, "List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    ASSERT(!strstr(eml, "from somewhere")); /* what relays write is not a client's */
     free(eml);
+    /* message get: the recipients as a table */
+    snprintf(args, sizeof args, "message get %s", mid);
+    ASSERT_EQ(cli(&out, &d, args), 0);
+    ASSERT(strstr(out, "ADDRESS") && strstr(out, "ok-3@example.com") && strstr(out, "delivered") &&
+           strstr(out, "250"));
+    free(out);
 
     /* Refused input: exit 1 and the field named; usage errors exit 2. */
     ASSERT_EQ(cli(&out, &d, "send --to nobody --subject s --text t"), 1);

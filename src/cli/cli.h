@@ -1,33 +1,47 @@
 /*
  * cli.h - what the files of the `outbox` command share: the HTTP call to
- * outboxd, argument walking, errors and exit codes. outbox.c holds the job
- * verbs and main; send.c holds `outbox send`.
+ * outboxd, option parsing, errors and exit codes. outbox.c holds main and
+ * the job, message, events and health verbs; send.c holds `outbox send`.
+ *
+ * Options are parsed with getopt_long, as curl, git and gh users expect:
+ * `--name value` or `--name=value`, options before or after operands,
+ * `--` ends the options.
  */
 #ifndef OB_CLI_H
 #define OB_CLI_H
 
 #include <curl/curl.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 
-enum { EX_OK = 0, EX_FAILED = 1, EX_USAGE = 2, EX_UNREACHABLE = 3, EX_TIMEOUT = 4 };
+enum {
+    EX_OK = 0,
+    EX_FAILED = 1,      /* the job failed, or the API refused the request */
+    EX_USAGE = 2,
+    EX_UNREACHABLE = 3, /* outboxd did not answer */
+    EX_TIMEOUT = 4,
+    EX_AUTH = 5,        /* outboxd refused the credentials (401) or the origin (403) */
+};
 
 extern const char *base_url; /* outboxd, e.g. "http://127.0.0.1:8025" */
 extern const char *token;    /* bearer token, or NULL */
 extern bool as_json;         /* --json: machine output */
 
 typedef struct reply {
-    long status; /* 0: unreachable */
+    long status;  /* 0: unreachable */
     json_t *body; /* owned by the caller: json_decref */
     char err[CURL_ERROR_SIZE];
 } reply;
 
-/* One request. body: JSON to send (borrowed) or NULL. extra: a header. */
-reply call(const char *method, const char *path, const json_t *body, const char *extra,
+/* One request. body: JSON to send (borrowed) or NULL. headers: extra
+ * "Name: value" lines, NULL-terminated (or NULL). */
+reply call(const char *method, const char *path, const json_t *body, const char *const *headers,
            long timeout_s);
 /* Print why outboxd could not be reached; EX_UNREACHABLE. */
 int unreachable(const reply *r);
-/* Print an API error (code, message, field); EX_FAILED. */
+/* Print an API error (status, code, message, field); EX_AUTH for 401 and
+ * 403, else EX_FAILED. */
 int api_failed(const reply *r);
 /* Print a usage error; EX_USAGE. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -36,23 +50,31 @@ void print_json(const json_t *v);
 /* o[k] as a string, "-" when absent. */
 const char *str(const json_t *o, const char *k);
 
-typedef struct args {
-    int argc;
-    char **argv;
-    int i;
-} args;
+/* ---- options ---- */
 
-/* The next argument, or NULL. */
-const char *next(args *a);
-/* Whether --help or -h is among the remaining arguments. */
-bool wants_help(args *a);
+/* Start parsing argv (argv[0] the verb) with getopt_long. */
+void opts_begin(void);
+/* The next option of argv, as getopt_long returns it, or -1 at the end;
+ * a bad option (unknown, or without its value) has been reported and is
+ * returned as '?' (the caller returns EX_USAGE). Every table has
+ * {"help", no_argument, NULL, 'h'}. */
+int opts_next(int argc, char **argv, const char *verb, const struct option *opts);
+/* A number option: EX_OK with *out, or a usage error naming it. */
+int opt_long(const char *verb, const char *name, const char *v, long lo, long hi, long *out);
+int opt_double(const char *verb, const char *name, const char *v, double lo, double hi,
+               double *out);
 
 /* Wait until the job at `path` (/v1/jobs/ID or /v1/messages/ID) is final
- * or limit seconds pass (< 0: for ever), with a progress line on a tty.
- * Returns EX_OK with *out the final job, EX_TIMEOUT, or the error's code. */
+ * or limit seconds pass (< 0: for ever); on a terminal (stderr), a
+ * progress line ticking every second. Returns EX_OK with *out the final
+ * job, EX_TIMEOUT, or the error's code. */
 int wait_final(const char *path, const char *id, double limit, json_t **out);
 
+/* Print a message's recipients as a table (address, type, state, code,
+ * reply), or the whole message with --json. */
+void print_message(const json_t *msg);
+
 /* send.c */
-int send_mail(args *a);
+int send_mail(int argc, char **argv);
 
 #endif

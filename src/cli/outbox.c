@@ -2,31 +2,36 @@
  * outbox.c - the command-line client. It speaks only outboxd's HTTP API
  * (libcurl, jansson), never the engine: like curl's src/ uses only lib/.
  *
- *   outbox [--url URL] [--token T] [--json] VERB ...
+ *   outbox [--url URL] [--token T | --token-file F] [--json] VERB ...
  *     job add KIND [options]     enqueue; prints the id
  *     job get ID                 one job, with its attempts and result
  *     job list [filters]         jobs, newest first
  *     job wait ID [--timeout S]  until the job is final
  *     job cancel ID | job retry ID
+ *     message get ID             a message and each recipient's outcome
  *     send [options]             a mail: POST /v1/messages (send.c)
- *     events [filters]           follow state changes as they happen
+ *     events [filters] [--once]  follow state changes, reconnecting
  *     health                     is outboxd alive and ready?
+ *     help [VERB]                usage
  *
  * Exit codes, for scripts: 0 ok, 1 the job failed (discarded, cancelled)
- * or the API refused, 2 usage, 3 outboxd unreachable, 4 timed out.
+ * or the API refused, 2 usage, 3 outboxd unreachable, 4 timed out, 5
+ * authentication refused.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
-
 
 const char *base_url = "http://127.0.0.1:8025";
 const char *token;
@@ -57,9 +62,9 @@ static size_t collect(char *d, size_t size, size_t nmemb, void *arg)
  * first failure, which the caller reports instead of performing. */
 #define SET(o, v) (cc = cc == CURLE_OK ? curl_easy_setopt(c, o, v) : cc)
 
-/* "Accept: ACCEPT", and the bearer token if there is one; the caller
- * frees the list (curl_slist_free_all). */
-static struct curl_slist *base_headers(const char *accept)
+/* "Accept: ACCEPT", the bearer token if there is one, and `extra`
+ * (NULL-terminated, or NULL); the caller frees the list. */
+static struct curl_slist *request_headers(const char *accept, const char *const *extra)
 {
     char line[1100];
     snprintf(line, sizeof line, "Accept: %s", accept);
@@ -68,20 +73,19 @@ static struct curl_slist *base_headers(const char *accept)
         snprintf(line, sizeof line, "Authorization: Bearer %s", token);
         h = curl_slist_append(h, line);
     }
+    for (int i = 0; extra && extra[i]; i++)
+        h = curl_slist_append(h, extra[i]);
     return h;
 }
 
-/* One request. body: JSON to send (borrowed) or NULL. extra: a header. */
-reply call(const char *method, const char *path, const json_t *body, const char *extra,
-                  long timeout_s)
+reply call(const char *method, const char *path, const json_t *body, const char *const *headers,
+           long timeout_s)
 {
     reply r = {0};
     CURL *c = curl_easy_init();
     char url[2048];
     snprintf(url, sizeof url, "%s%s", base_url, path);
-    struct curl_slist *h = base_headers("application/json");
-    if (extra)
-        h = curl_slist_append(h, extra);
+    struct curl_slist *h = request_headers("application/json", headers);
     char *text = NULL;
     if (body) {
         text = json_dumps(body, JSON_COMPACT);
@@ -121,17 +125,20 @@ int unreachable(const reply *r)
 
 static const char *either(const char *s, const char *otherwise) { return s ? s : otherwise; }
 
-/* Print an API error; returns the exit code. */
-int api_failed(const reply *r)
+static int api_error(long status, const json_t *body)
 {
-    json_t *e = json_object_get(r->body, "error");
+    json_t *e = json_object_get(body, "error");
     const char *field = json_string_value(json_object_get(e, "field"));
-    fprintf(stderr, "outbox: %ld %s: %s%s%s\n", r->status,
+    fprintf(stderr, "outbox: %ld %s: %s%s%s\n", status,
             either(json_string_value(json_object_get(e, "code")), "error"),
             either(json_string_value(json_object_get(e, "message")), "(no message)"),
             field ? " — field: " : "", field ? field : "");
-    return EX_FAILED;
+    if (status == 401)
+        fprintf(stderr, "outbox: give a token with --token-file FILE, --token or OUTBOX_TOKEN\n");
+    return status == 401 || status == 403 ? EX_AUTH : EX_FAILED;
 }
+
+int api_failed(const reply *r) { return api_error(r->status, r->body); }
 
 /* ---- output ---- */
 
@@ -173,9 +180,30 @@ static void print_job(const json_t *j)
     }
 }
 
-/* ---- verbs ---- */
+void print_message(const json_t *msg)
+{
+    if (as_json) {
+        print_json(msg);
+        return;
+    }
+    printf("message %s: %s%s%s\n", str(msg, "id"), str(msg, "state"),
+           json_object_get(msg, "message_id") ? "  " : "",
+           json_object_get(msg, "message_id") ? str(msg, "message_id") : "");
+    printf("  %-10s %-40s %-4s  %s\n", "STATE", "ADDRESS", "TYPE", "REPLY");
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(msg, "recipients"), i, r) {
+        json_t *code = json_object_get(r, "code");
+        printf("  %-10s %-40s %-4s  ", str(r, "state"), str(r, "address"), str(r, "type"));
+        if (code)
+            printf("%lld %s%s%s", json_integer_value(code),
+                   json_object_get(r, "enhanced") ? str(r, "enhanced") : "",
+                   json_object_get(r, "enhanced") ? " " : "", str(r, "reply"));
+        printf("\n");
+    }
+}
 
-const char *next(args *a) { return a->i < a->argc ? a->argv[a->i++] : NULL; }
+/* ---- options ---- */
 
 int usage_error(const char *fmt, ...)
 {
@@ -183,119 +211,240 @@ int usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     fprintf(stderr, "outbox: ");
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see outbox --help)\n");
+    fprintf(stderr, " (see outbox help)\n");
     va_end(ap);
     return EX_USAGE;
 }
 
-bool wants_help(args *a)
+void opts_begin(void)
 {
-    for (int i = a->i; i < a->argc; i++)
-        if (!strcmp(a->argv[i], "--help") || !strcmp(a->argv[i], "-h"))
-            return true;
-    return false;
+    optind = 0; /* glibc: start again, from argv[1] */
+    opterr = 0;
 }
 
-static int job_add(args *a)
+int opts_next(int argc, char **argv, const char *verb, const struct option *opts)
 {
-    if (wants_help(a)) {
-        printf("usage: outbox job add KIND [--queue Q] [--priority N] [--payload JSON |\n"
-               "         --payload-file FILE] [--delay S | --run-at TIME] [--max-attempts N]\n"
-               "         [--timeout S] [--unique-key K] [--idempotency-key K]\n"
-               "         [--callback-url URL] [--wait S]\n"
-               "  Enqueue a job; prints its id once outboxd stored it. --wait S holds the\n"
-               "  answer until the job is final (exit 0 completed, 1 failed) or S pass.\n");
-        return EX_OK;
+    int c = getopt_long(argc, argv, ":h", opts, NULL);
+    if (c == '?' || c == ':') {
+        const char *bad = argv[optind - 1];
+        if (c == ':')
+            usage_error("%s: %s needs a value", verb, bad);
+        else
+            usage_error("%s: unknown option %s", verb, optopt ? (char[]){'-', (char)optopt, 0} : bad);
+        return '?';
     }
-    const char *kind = next(a);
-    if (!kind || kind[0] == '-')
-        return usage_error("job add: KIND is required");
-    json_t *body = json_pack("{s:s}", "kind", kind);
-    const char *idem = NULL, *wait = NULL, *opt;
-    while ((opt = next(a))) {
-        const char *v = next(a);
-        if (!v) {
-            json_decref(body);
-            return usage_error("job add: %s needs a value", opt);
-        }
-        json_t *val = NULL;
-        if (!strcmp(opt, "--queue") || !strcmp(opt, "--unique-key") ||
-            !strcmp(opt, "--callback-url") || !strcmp(opt, "--run-at"))
-            val = json_string(v);
-        else if (!strcmp(opt, "--priority") || !strcmp(opt, "--max-attempts"))
-            val = json_integer(atoll(v));
-        else if (!strcmp(opt, "--delay") || !strcmp(opt, "--timeout"))
-            val = json_real(atof(v));
-        else if (!strcmp(opt, "--payload") || !strcmp(opt, "--payload-file")) {
-            json_error_t err;
-            val = !strcmp(opt, "--payload") ? json_loads(v, JSON_DECODE_ANY, &err)
-                                            : json_load_file(v, JSON_DECODE_ANY, &err);
-            if (!val) {
-                json_decref(body);
-                return usage_error("job add: %s is not JSON: %s", opt, err.text);
-            }
-            opt = "--payload";
-        } else if (!strcmp(opt, "--idempotency-key")) {
-            idem = v;
-            continue;
-        } else if (!strcmp(opt, "--wait")) {
-            wait = v;
-            continue;
-        } else {
-            json_decref(body);
-            return usage_error("job add: unknown option %s", opt);
-        }
-        char key[64];
-        snprintf(key, sizeof key, "%s", opt + 2);
-        for (char *k = key; *k; k++)
-            if (*k == '-')
-                *k = '_';
-        json_object_set_new(body, key, val);
+    return c;
+}
+
+int opt_long(const char *verb, const char *name, const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return usage_error("%s: --%s must be a whole number from %ld to %ld, not \"%s\"", verb,
+                           name, lo, hi, v);
+    *out = x;
+    return EX_OK;
+}
+
+int opt_double(const char *verb, const char *name, const char *v, double lo, double hi,
+               double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi)
+        return usage_error("%s: --%s must be a number from %g to %g, not \"%s\"", verb, name, lo,
+                           hi, v);
+    *out = x;
+    return EX_OK;
+}
+
+/* The one operand a verb takes (an id, a kind), or a usage error. */
+static int one_operand(int argc, char **argv, const char *verb, const char *what,
+                       const char **out)
+{
+    if (optind != argc - 1)
+        return usage_error("%s: %s %s", verb, optind >= argc ? "needs" : "takes one", what);
+    *out = argv[optind];
+    return EX_OK;
+}
+
+#define HELP_OPT {"help", no_argument, NULL, 'h'}
+#define END_OPT {NULL, 0, NULL, 0}
+
+/* ---- job add ---- */
+
+static const char job_add_help[] =
+    "usage: outbox job add KIND [--queue Q] [--priority N] [--payload JSON |\n"
+    "         --payload-file FILE] [--delay S | --run-at TIME] [--max-attempts N]\n"
+    "         [--timeout S] [--unique-key K] [--idempotency-key K]\n"
+    "         [--callback-url URL] [--wait S]\n"
+    "  Enqueue a job; prints its id once outboxd stored it. --wait S holds the\n"
+    "  answer until the job is final (exit 0 completed, 1 failed, 4 still running\n"
+    "  after S).\n";
+
+enum { A_QUEUE = 256, A_PRIORITY, A_PAYLOAD, A_PAYLOAD_FILE, A_DELAY, A_RUN_AT, A_MAX_ATTEMPTS,
+       A_TIMEOUT, A_UNIQUE_KEY, A_IDEM, A_CALLBACK, A_WAIT };
+
+static int job_add_option(json_t *body, int c, const char *v, const char **idem, double *wait)
+{
+    const char *verb = "job add";
+    json_error_t err;
+    json_t *val = NULL;
+    long n;
+    double d;
+    int rc = EX_OK;
+    switch (c) {
+    case A_QUEUE: val = json_string(v); json_object_set_new(body, "queue", val); break;
+    case A_RUN_AT: json_object_set_new(body, "run_at", json_string(v)); break;
+    case A_UNIQUE_KEY: json_object_set_new(body, "unique_key", json_string(v)); break;
+    case A_CALLBACK: json_object_set_new(body, "callback_url", json_string(v)); break;
+    case A_IDEM: *idem = v; break;
+    case A_PRIORITY:
+        if (!(rc = opt_long(verb, "priority", v, -1000, 1000, &n)))
+            json_object_set_new(body, "priority", json_integer(n));
+        break;
+    case A_MAX_ATTEMPTS:
+        if (!(rc = opt_long(verb, "max-attempts", v, 1, 1000000, &n)))
+            json_object_set_new(body, "max_attempts", json_integer(n));
+        break;
+    case A_DELAY:
+        if (!(rc = opt_double(verb, "delay", v, 0, 10.0 * 365 * 86400, &d)))
+            json_object_set_new(body, "delay", json_real(d));
+        break;
+    case A_TIMEOUT:
+        if (!(rc = opt_double(verb, "timeout", v, 0.001, 86400, &d)))
+            json_object_set_new(body, "timeout", json_real(d));
+        break;
+    case A_WAIT: rc = opt_double(verb, "wait", v, 1, 3600, wait); break;
+    case A_PAYLOAD:
+    case A_PAYLOAD_FILE:
+        val = c == A_PAYLOAD ? json_loads(v, JSON_DECODE_ANY, &err)
+                             : json_load_file(v, JSON_DECODE_ANY, &err);
+        if (!val)
+            return usage_error("%s: --%s is not JSON: %s", verb,
+                               c == A_PAYLOAD ? "payload" : "payload-file", err.text);
+        json_object_set_new(body, "payload", val);
+        break;
     }
-    char idh[300] = "", prefer[64];
-    if (idem)
+    return rc;
+}
+
+static int job_add(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"queue", required_argument, NULL, A_QUEUE},
+        {"priority", required_argument, NULL, A_PRIORITY},
+        {"payload", required_argument, NULL, A_PAYLOAD},
+        {"payload-file", required_argument, NULL, A_PAYLOAD_FILE},
+        {"delay", required_argument, NULL, A_DELAY},
+        {"run-at", required_argument, NULL, A_RUN_AT},
+        {"max-attempts", required_argument, NULL, A_MAX_ATTEMPTS},
+        {"timeout", required_argument, NULL, A_TIMEOUT},
+        {"unique-key", required_argument, NULL, A_UNIQUE_KEY},
+        {"idempotency-key", required_argument, NULL, A_IDEM},
+        {"callback-url", required_argument, NULL, A_CALLBACK},
+        {"wait", required_argument, NULL, A_WAIT},
+        HELP_OPT, END_OPT};
+    json_t *body = json_object();
+    const char *idem = NULL, *kind;
+    double wait = 0;
+    int c, rc = EX_OK;
+    opts_begin();
+    while (!rc && (c = opts_next(argc, argv, "job add", opts)) != -1) {
+        if (c == 'h') {
+            printf("%s", job_add_help);
+            json_decref(body);
+            return EX_OK;
+        }
+        rc = c == '?' ? EX_USAGE : job_add_option(body, c, optarg, &idem, &wait);
+    }
+    if (!rc)
+        rc = one_operand(argc, argv, "job add", "a KIND", &kind);
+    if (rc) {
+        json_decref(body);
+        return rc;
+    }
+    json_object_set_new(body, "kind", json_string(kind));
+    char idh[300], prefer[64];
+    const char *headers[3] = {NULL};
+    int nh = 0;
+    if (idem) {
         snprintf(idh, sizeof idh, "Idempotency-Key: %s", idem);
-    if (wait)
-        snprintf(prefer, sizeof prefer, "Prefer: wait=%s", wait);
-    reply r = call("POST", "/v1/jobs", body, wait ? prefer : idem ? idh : NULL,
-                   wait ? atol(wait) + 30 : 30);
+        headers[nh++] = idh;
+    }
+    if (wait > 0) {
+        snprintf(prefer, sizeof prefer, "Prefer: wait=%g", wait);
+        headers[nh++] = prefer;
+    }
+    reply r = call("POST", "/v1/jobs", body, headers, (long)wait + 30);
     json_decref(body);
     if (!r.status)
         return unreachable(&r);
-    int rc = EX_OK;
+    const char *st = json_string_value(json_object_get(r.body, "state"));
+    bool final = st && (!strcmp(st, "completed") || !strcmp(st, "discarded") ||
+                        !strcmp(st, "cancelled"));
+    if (r.status == 200 && wait > 0 && !final) { /* an existing job, not done: wait for it */
+        char id[64], path[128];
+        snprintf(id, sizeof id, "%s", str(r.body, "id"));
+        snprintf(path, sizeof path, "/v1/jobs/%s", id);
+        json_t *done = NULL;
+        rc = wait_final(path, id, wait, &done);
+        if (rc && rc != EX_TIMEOUT) {
+            json_decref(r.body);
+            return rc;
+        }
+        if (done) { /* else it timed out: shown as it was */
+            json_decref(r.body);
+            r.body = done;
+        }
+        st = json_string_value(json_object_get(r.body, "state"));
+    }
     if (r.status >= 300)
         rc = api_failed(&r);
     else if (as_json)
         print_json(r.body);
-    else if (wait && r.status == 200)
+    else if (wait > 0 && r.status == 200 && rc != EX_TIMEOUT)
         print_job(r.body);
     else
         printf("%s\n", str(r.body, "id"));
-    const char *st = json_string_value(json_object_get(r.body, "state"));
-    if (!rc && wait && st && (!strcmp(st, "discarded") || !strcmp(st, "cancelled")))
+    if (!rc && wait > 0 && st && (!strcmp(st, "discarded") || !strcmp(st, "cancelled")))
         rc = EX_FAILED;
-    else if (!rc && wait && r.status == 202)
+    else if (!rc && wait > 0 && (r.status == 202 || (st && strcmp(st, "completed"))))
         rc = EX_TIMEOUT;
     json_decref(r.body);
     return rc;
 }
 
-static int job_one(args *a, const char *method, const char *suffix, const char *help)
+/* ---- job get, cancel, retry; message get ---- */
+
+static int one_job(int argc, char **argv, const char *verb, const char *method,
+                   const char *prefix, const char *suffix, const char *help)
 {
-    if (wants_help(a)) {
+    static const struct option opts[] = {HELP_OPT, END_OPT};
+    int c;
+    const char *id;
+    opts_begin();
+    while ((c = opts_next(argc, argv, verb, opts)) != -1) {
+        if (c == '?')
+            return EX_USAGE;
         printf("%s", help);
         return EX_OK;
     }
-    const char *id = next(a);
-    if (!id || next(a))
-        return usage_error("one job ID is expected");
+    int rc = one_operand(argc, argv, verb, "an ID", &id);
+    if (rc)
+        return rc;
     char path[256];
-    snprintf(path, sizeof path, "/v1/jobs/%.64s%s", id, suffix);
+    snprintf(path, sizeof path, "%s%.64s%s", prefix, id, suffix);
     reply r = call(method, path, NULL, NULL, 30);
     if (!r.status)
         return unreachable(&r);
-    int rc = r.status >= 300 ? api_failed(&r) : EX_OK;
-    if (!rc && (as_json || !*suffix))
+    rc = r.status >= 300 ? api_failed(&r) : EX_OK;
+    if (!rc && !strcmp(prefix, "/v1/messages/"))
+        print_message(r.body);
+    else if (!rc && (as_json || !*suffix))
         print_job(r.body);
     else if (!rc)
         printf("%s %s\n", str(r.body, "id"), str(r.body, "state"));
@@ -303,43 +452,48 @@ static int job_one(args *a, const char *method, const char *suffix, const char *
     return rc;
 }
 
-/* The rest of the line as "--name value" pairs, each of `names` (NULL
- * ended), appended to out as a query string "name=value&". EX_OK or a
- * usage error naming the bad option. */
-static int query_options(args *a, const char *verb, const char *const *names, char *out,
-                         size_t cap)
+/* ---- job list ---- */
+
+/* Append "name=value&" (escaped) to a query string. false: too long. */
+static bool query_add(char *q, size_t cap, const char *name, const char *value)
 {
-    size_t len = strlen(out);
-    const char *opt;
-    while ((opt = next(a))) {
-        const char *v = next(a);
-        bool ok = false;
-        for (size_t i = 0; v && names[i] && !ok; i++)
-            ok = !strcmp(opt, names[i]);
-        if (!ok)
-            return usage_error("%s: bad option %s", verb, opt);
-        char *esc = curl_easy_escape(NULL, v, 0);
-        int n = esc ? snprintf(out + len, cap - len, "%s=%s&", opt + 2, esc) : -1;
-        curl_free(esc);
-        if (n < 0 || (size_t)n >= cap - len)
-            return usage_error("%s: the options are too long", verb);
-        len += (size_t)n;
-    }
-    return EX_OK;
+    char *esc = curl_easy_escape(NULL, value, 0);
+    size_t len = strlen(q);
+    int n = esc ? snprintf(q + len, cap - len, "%s=%s&", name, esc) : -1;
+    curl_free(esc);
+    return n >= 0 && (size_t)n < cap - len;
 }
 
-static int job_list(args *a)
+static int job_list(int argc, char **argv)
 {
-    if (wants_help(a)) {
-        printf("usage: outbox job list [--state S[,S...]] [--kind K] [--queue Q]\n"
-               "         [--limit N] [--cursor C]\n  Jobs, newest first.\n");
-        return EX_OK;
+    static const struct option opts[] = {
+        {"state", required_argument, NULL, 's'}, {"kind", required_argument, NULL, 'k'},
+        {"queue", required_argument, NULL, 'q'}, {"limit", required_argument, NULL, 'l'},
+        {"cursor", required_argument, NULL, 'c'}, HELP_OPT, END_OPT};
+    char path[1024] = "/v1/jobs?", again[1024] = "outbox job list";
+    int c;
+    long n;
+    opts_begin();
+    while ((c = opts_next(argc, argv, "job list", opts)) != -1) {
+        if (c == '?')
+            return EX_USAGE;
+        if (c == 'h') {
+            printf("usage: outbox job list [--state S[,S...]] [--kind K] [--queue Q]\n"
+                   "         [--limit N] [--cursor C]\n  Jobs, newest first.\n");
+            return EX_OK;
+        }
+        const char *name = c == 's' ? "state" : c == 'k' ? "kind" : c == 'q' ? "queue"
+                         : c == 'l' ? "limit" : "cursor";
+        if (c == 'l' && opt_long("job list", "limit", optarg, 1, 1000, &n))
+            return EX_USAGE;
+        if (!query_add(path, sizeof path, name, optarg))
+            return usage_error("job list: the options are too long");
+        if (c != 'c') /* the next page keeps the filters and the limit */
+            snprintf(again + strlen(again), sizeof again - strlen(again), " --%s '%s'", name,
+                     optarg);
     }
-    static const char *const names[] = {"--state", "--kind", "--queue", "--limit", "--cursor", NULL};
-    char path[1024] = "/v1/jobs?";
-    int qrc = query_options(a, "job list", names, path, sizeof path);
-    if (qrc)
-        return qrc;
+    if (optind < argc)
+        return usage_error("job list: takes no operand (\"%s\")", argv[optind]);
     reply r = call("GET", path, NULL, NULL, 30);
     if (!r.status)
         return unreachable(&r);
@@ -361,30 +515,40 @@ static int job_list(args *a)
                    json_integer_value(json_object_get(j, "attempt")), str(j, "created_at"));
         const char *cur = json_string_value(json_object_get(r.body, "next_cursor"));
         if (cur)
-            printf("more: outbox job list --cursor %s\n", cur);
+            printf("more: %s --cursor %s\n", again, cur);
     }
     json_decref(r.body);
     return EX_OK;
 }
 
+/* ---- job wait ---- */
+
+static double since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 int wait_final(const char *path, const char *id, double limit, json_t **out)
 {
-    bool tty = isatty(1);
-    struct timespec t0, now;
+    bool tty = isatty(2) && !as_json; /* progress is for a person, on stderr */
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double spent = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
-        double left = limit < 0 ? 30 : limit - spent;
+        double spent = since(&t0), left = limit < 0 ? 30 : limit - spent;
         if (limit >= 0 && left <= 0) {
             if (tty)
-                printf("\n");
-            fprintf(stderr, "outbox: %s is not final after %.0f s\n", id, limit);
+                fprintf(stderr, "\r\033[K");
+            fprintf(stderr, "outbox: %s is not final after %g s\n", id, limit);
             return EX_TIMEOUT;
         }
+        /* on a terminal, a long poll of a second at a time: the line ticks */
+        double w = tty ? 1 : left > 30 ? 30 : left;
         char prefer[64];
-        snprintf(prefer, sizeof prefer, "Prefer: wait=%.0f", left > 30 ? 30 : left < 1 ? 1 : left);
-        reply r = call("GET", path, NULL, prefer, 60);
+        snprintf(prefer, sizeof prefer, "Prefer: wait=%.3f", w < 0.001 ? 0.001 : w);
+        const char *headers[] = {prefer, NULL};
+        reply r = call("GET", path, NULL, headers, 60);
         if (!r.status)
             return unreachable(&r);
         if (r.status >= 300) {
@@ -395,40 +559,44 @@ int wait_final(const char *path, const char *id, double limit, json_t **out)
         const char *st = str(r.body, "state");
         if (!strcmp(st, "completed") || !strcmp(st, "discarded") || !strcmp(st, "cancelled")) {
             if (tty)
-                printf("\r\033[K");
+                fprintf(stderr, "\r\033[K");
             *out = r.body;
             return EX_OK;
         }
-        if (tty) { /* a progress line, rewritten in place */
-            printf("\r\033[Kwaiting for %s: %s, attempt %lld, %.0f s", id, st,
-                   json_integer_value(json_object_get(r.body, "attempt")), spent);
-            fflush(stdout);
-        }
+        if (tty)
+            fprintf(stderr, "\r\033[Kwaiting for %s: %s, attempt %lld, %.0f s", id, st,
+                    json_integer_value(json_object_get(r.body, "attempt")), since(&t0));
         json_decref(r.body);
     }
 }
 
-static int job_wait(args *a)
+static int job_wait(int argc, char **argv)
 {
-    if (wants_help(a)) {
-        printf("usage: outbox job wait ID [--timeout S]\n"
-               "  Wait until the job is final. Exit 0 completed, 1 discarded or cancelled,\n"
-               "  4 if S seconds pass first (default: wait for ever).\n");
-        return EX_OK;
-    }
-    const char *id = next(a), *opt = next(a);
+    static const struct option opts[] = {{"timeout", required_argument, NULL, 't'}, HELP_OPT,
+                                         END_OPT};
     double limit = -1;
-    if (opt && (!strcmp(opt, "--timeout")) && a->i < a->argc)
-        limit = atof(next(a));
-    else if (opt)
-        return usage_error("job wait: bad option %s", opt);
-    if (!id)
-        return usage_error("job wait: ID is required");
+    const char *id;
+    int c;
+    opts_begin();
+    while ((c = opts_next(argc, argv, "job wait", opts)) != -1) {
+        if (c == '?')
+            return EX_USAGE;
+        if (c == 'h') {
+            printf("usage: outbox job wait ID [--timeout S]\n"
+                   "  Wait until the job is final. Exit 0 completed, 1 discarded or cancelled,\n"
+                   "  4 if S seconds pass first (default: wait for ever).\n");
+            return EX_OK;
+        }
+        if (opt_double("job wait", "timeout", optarg, 0, 1e9, &limit))
+            return EX_USAGE;
+    }
+    int rc = one_operand(argc, argv, "job wait", "an ID", &id);
+    if (rc)
+        return rc;
     char path[256];
     snprintf(path, sizeof path, "/v1/jobs/%.64s", id);
     json_t *job;
-    int rc = wait_final(path, id, limit, &job);
-    if (rc)
+    if ((rc = wait_final(path, id, limit, &job)))
         return rc;
     rc = !strcmp(str(job, "state"), "completed") ? EX_OK : EX_FAILED;
     print_job(job);
@@ -436,9 +604,16 @@ static int job_wait(args *a)
     return rc;
 }
 
-static int health(args *a)
+/* ---- health ---- */
+
+static int health(int argc, char **argv)
 {
-    if (wants_help(a)) {
+    static const struct option opts[] = {HELP_OPT, END_OPT};
+    int c;
+    opts_begin();
+    while ((c = opts_next(argc, argv, "health", opts)) != -1) {
+        if (c == '?')
+            return EX_USAGE;
         printf("usage: outbox health\n  Exit 0 when outboxd is alive and ready, 1 when alive but\n"
                "  not ready, 3 when it cannot be reached.\n");
         return EX_OK;
@@ -458,96 +633,312 @@ static int health(args *a)
     return ready.status == 200 ? EX_OK : EX_FAILED;
 }
 
-/* events: server-sent events, printed as they come. */
+/* ---- events ---- */
+
+/* One connection's stream: lines parsed as they come, the last event id
+ * kept for the next connection; an error answer's body collected. */
 typedef struct sse {
-    buf line;
+    CURL *c;
+    buf line, error;
+    long status;
+    char last_id[32];
+    int events;
 } sse;
+
+static void sse_line(sse *s)
+{
+    const char *l = s->line.p ? s->line.p : "";
+    if (!strncmp(l, "id:", 3)) {
+        snprintf(s->last_id, sizeof s->last_id, "%s", l + 3 + (l[3] == ' '));
+    } else if (!strncmp(l, "data:", 5)) {
+        const char *data = l + 5 + (l[5] == ' ');
+        json_t *ev = json_loads(data, 0, NULL);
+        s->events++;
+        if (as_json)
+            printf("%s\n", data);
+        else if (ev)
+            printf("%s  %s  %-16s %-10s %-10s attempt %lld%s%s\n", str(ev, "at"), str(ev, "id"),
+                   str(ev, "kind"), str(ev, "queue"), str(ev, "state"),
+                   json_integer_value(json_object_get(ev, "attempt")),
+                   json_object_get(ev, "error") ? "  " : "",
+                   either(json_string_value(json_object_get(ev, "error")), ""));
+        fflush(stdout);
+        json_decref(ev);
+    } else if (!strncmp(l, "event: reset", 12)) {
+        fprintf(stderr, "outbox: events: outboxd no longer has the events since the last one "
+                        "seen: re-read what you follow\n");
+    }
+    s->line.n = 0;
+    if (s->line.p)
+        s->line.p[0] = '\0';
+}
 
 static size_t on_events(char *d, size_t size, size_t nmemb, void *arg)
 {
     sse *s = arg;
     size_t n = size * nmemb;
+    if (!s->status)
+        curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
+    if (s->status >= 300) /* an error answer: keep it to show */
+        return s->error.n < 65536 ? collect(d, size, nmemb, &s->error) : 0;
     for (size_t i = 0; i < n; i++) {
-        if (d[i] != '\n') {
-            char c = d[i];
-            collect(&c, 1, 1, &s->line);
-            continue;
+        if (d[i] == '\n') {
+            sse_line(s);
+        } else if (d[i] != '\r') {
+            char ch = d[i];
+            collect(&ch, 1, 1, &s->line);
         }
-        if (s->line.n > 5 && !strncmp(s->line.p, "data:", 5)) {
-            json_t *ev = json_loads(s->line.p + 5, 0, NULL);
-            if (as_json)
-                printf("%s\n", s->line.p + 5);
-            else if (ev)
-                printf("%s  %s  %-16s %-10s %-10s attempt %lld%s%s\n", str(ev, "at"), str(ev, "id"),
-                       str(ev, "kind"), str(ev, "queue"), str(ev, "state"),
-                       json_integer_value(json_object_get(ev, "attempt")),
-                       json_object_get(ev, "error") ? "  " : "",
-                       either(json_string_value(json_object_get(ev, "error")), ""));
-            fflush(stdout);
-            json_decref(ev);
-        }
-        s->line.n = 0;
-        if (s->line.p)
-            s->line.p[0] = '\0';
     }
     return n;
 }
 
-static int events(args *a)
+/* One connection: EX_OK when the stream ended (outboxd stopped or the
+ * connection broke), EX_UNREACHABLE, or an API error's code (*final). */
+static int events_once(const char *url, sse *s, bool *final)
 {
-    if (wants_help(a)) {
-        printf("usage: outbox events [--id ID] [--kind K] [--queue Q]\n"
-               "  Follow job state changes as outboxd commits them (until interrupted).\n");
-        return EX_OK;
-    }
-    static const char *const names[] = {"--id", "--kind", "--queue", NULL};
-    char url[2048];
-    snprintf(url, sizeof url, "%s/v1/events?", base_url);
-    int qrc = query_options(a, "events", names, url, sizeof url);
-    if (qrc)
-        return qrc;
-    CURL *c = curl_easy_init();
+    char last[64];
+    snprintf(last, sizeof last, "Last-Event-ID: %s", s->last_id);
+    const char *extra[] = {s->last_id[0] ? last : NULL, NULL};
+    struct curl_slist *h = request_headers("text/event-stream", extra);
     char err[CURL_ERROR_SIZE] = "";
-    struct curl_slist *h = base_headers("text/event-stream");
-    sse s = {0};
+    CURL *c = s->c = curl_easy_init();
+    s->status = 0;
+    s->error.n = 0;
     CURLcode cc = !c ? CURLE_OUT_OF_MEMORY : CURLE_OK;
     SET(CURLOPT_URL, url);
     SET(CURLOPT_HTTPHEADER, h);
     SET(CURLOPT_WRITEFUNCTION, on_events);
-    SET(CURLOPT_WRITEDATA, &s);
+    SET(CURLOPT_WRITEDATA, s);
     SET(CURLOPT_ERRORBUFFER, err);
-    SET(CURLOPT_FAILONERROR, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT, 5L);
     CURLcode rc = cc == CURLE_OK ? curl_easy_perform(c) : cc;
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
-    free(s.line.p);
-    if (rc == CURLE_OK)
+    if (s->status >= 300) {
+        json_t *body = s->error.p ? json_loads(s->error.p, 0, NULL) : NULL;
+        int code = api_error(s->status, body);
+        json_decref(body);
+        *final = s->status != 503; /* unavailable (draining, full): try again */
+        return code;
+    }
+    if (rc == CURLE_OK || s->status)
         return EX_OK;
     fprintf(stderr, "outbox: events: %s\n", err[0] ? err : curl_easy_strerror(rc));
-    return status ? EX_FAILED : EX_UNREACHABLE;
+    return EX_UNREACHABLE;
 }
 
-static void usage(FILE *f)
+static int events(int argc, char **argv)
 {
-    fprintf(f,
-            "usage: outbox [--url URL] [--token TOKEN] [--json] VERB [ARGS]\n"
-            "  The command-line client of outboxd.\n\n"
-            "  job add KIND [options]      enqueue a job (outbox job add --help)\n"
-            "  job get ID                  show a job: state, attempts, errors, result\n"
-            "  job list [filters]          jobs, newest first\n"
-            "  job wait ID [--timeout S]   wait until the job is final\n"
-            "  job cancel ID               cancel a job\n"
-            "  job retry ID                run a discarded, cancelled or scheduled job now\n"
-            "  send [options]              send a mail (outbox send --help)\n"
-            "  events [filters]            follow state changes\n"
-            "  health                      is outboxd alive and ready?\n\n"
-            "  --url URL      outboxd (env OUTBOX_URL; default http://127.0.0.1:8025)\n"
-            "  --token TOKEN  bearer token (env OUTBOX_TOKEN)\n"
-            "  --json         machine-readable output (anywhere on the line)\n"
-            "Exit codes: 0 ok, 1 job failed or request refused, 2 usage, 3 unreachable, "
-            "4 timeout.\n");
+    static const struct option opts[] = {
+        {"id", required_argument, NULL, 'i'}, {"kind", required_argument, NULL, 'k'},
+        {"queue", required_argument, NULL, 'q'}, {"once", no_argument, NULL, 'o'},
+        HELP_OPT, END_OPT};
+    char url[2048];
+    bool once = false;
+    int c;
+    snprintf(url, sizeof url, "%s/v1/events?", base_url);
+    opts_begin();
+    while ((c = opts_next(argc, argv, "events", opts)) != -1) {
+        if (c == '?')
+            return EX_USAGE;
+        if (c == 'h') {
+            printf("usage: outbox events [--id ID] [--kind K] [--queue Q] [--once]\n"
+                   "  Follow job state changes as outboxd commits them, until interrupted.\n"
+                   "  When the connection drops it reconnects (backoff up to 10 s) and resumes\n"
+                   "  after the last event seen (Last-Event-ID); --once stops instead.\n");
+            return EX_OK;
+        }
+        if (c == 'o')
+            once = true;
+        else if (!query_add(url, sizeof url, c == 'i' ? "id" : c == 'k' ? "kind" : "queue", optarg))
+            return usage_error("events: the options are too long");
+    }
+    if (optind < argc)
+        return usage_error("events: takes no operand (\"%s\")", argv[optind]);
+    sse s = {0};
+    double backoff = 0.5;
+    int rc;
+    for (;;) {
+        bool final = false;
+        int seen = s.events;
+        rc = events_once(url, &s, &final);
+        if (once || final)
+            break;
+        if (s.events > seen)
+            backoff = 0.5; /* it worked for a while: start the backoff again */
+        fprintf(stderr, "outbox: events: disconnected; reconnecting in %g s\n", backoff);
+        struct timespec ts = {(time_t)backoff, (long)((backoff - (double)(long)backoff) * 1e9)};
+        nanosleep(&ts, NULL);
+        backoff = backoff * 2 > 10 ? 10 : backoff * 2;
+    }
+    free(s.line.p);
+    free(s.error.p);
+    return rc;
+}
+
+/* ---- main ---- */
+
+static const char usage_text[] =
+    "usage: outbox [--url URL] [--token TOKEN | --token-file FILE] [--json] VERB [ARGS]\n"
+    "  The command-line client of outboxd.\n\n"
+    "  job add KIND [options]      enqueue a job (outbox job add --help)\n"
+    "  job get ID                  show a job: state, attempts, errors, result\n"
+    "  job list [filters]          jobs, newest first\n"
+    "  job wait ID [--timeout S]   wait until the job is final\n"
+    "  job cancel ID               cancel a job\n"
+    "  job retry ID                run a discarded, cancelled or scheduled job now\n"
+    "  message get ID              a message and each recipient's outcome\n"
+    "  send [options]              send a mail (outbox send --help)\n"
+    "  events [filters]            follow state changes\n"
+    "  health                      is outboxd alive and ready?\n"
+    "  help [VERB]                 this text, or a verb's\n\n"
+    "  --url URL          outboxd (env OUTBOX_URL; default http://127.0.0.1:8025)\n"
+    "  --token TOKEN      bearer token (env OUTBOX_TOKEN; visible in ps: prefer --token-file)\n"
+    "  --token-file FILE  the token, first line of a file (env OUTBOX_TOKEN_FILE)\n"
+    "  --json             machine-readable output (anywhere on the line)\n"
+    "  --version          print the version\n"
+    "Options take \"--name value\" or \"--name=value\", before or after operands; \"--\"\n"
+    "ends them. Exit codes: 0 ok, 1 job failed or request refused, 2 usage,\n"
+    "3 unreachable, 4 timeout, 5 authentication refused.\n";
+
+static const char job_help[] =
+    "usage: outbox job add|get|list|wait|cancel|retry ...\n"
+    "  outbox job VERB --help for each.\n";
+
+/* The token from a file: its first line that is not blank or a comment.
+ * Refused if others may read the file. */
+static int read_token_file(const char *path)
+{
+    struct stat st;
+    FILE *f = fopen(path, "r");
+    if (!f || fstat(fileno(f), &st) != 0) {
+        if (f)
+            fclose(f);
+        return usage_error("--token-file %s: %s", path, strerror(errno));
+    }
+    if (st.st_mode & 077) {
+        fclose(f);
+        return usage_error("--token-file %s: group or others may read it (chmod 600 it)", path);
+    }
+    static char line[1024];
+    char *t = NULL;
+    while (!t && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *s = line + strspn(line, " \t");
+        if (*s && *s != '#')
+            t = s;
+    }
+    fclose(f);
+    if (!t)
+        return usage_error("--token-file %s holds no token", path);
+    token = t;
+    return EX_OK;
+}
+
+/* Global options, up to the verb. EX_OK, or an exit code (help,
+ * version, usage) with *done. */
+static int global_options(int argc, char **argv, bool *done)
+{
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'}, {"token", required_argument, NULL, 't'},
+        {"token-file", required_argument, NULL, 'f'}, {"version", no_argument, NULL, 'v'},
+        HELP_OPT, END_OPT};
+    int c;
+    *done = true;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u': base_url = optarg; break;
+        case 't': token = optarg; break;
+        case 'f': {
+            int rc = read_token_file(optarg);
+            if (rc)
+                return rc;
+            break;
+        }
+        case 'v': printf("outbox %s\n", OB_VERSION); return EX_OK;
+        case 'h': printf("%s", usage_text); return EX_OK;
+        case ':': return usage_error("%s needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option %s", argv[optind - 1]);
+        }
+    }
+    *done = false;
+    return EX_OK;
+}
+
+static int help_verb(int argc, char **argv)
+{
+    if (argc < 2) {
+        printf("%s", usage_text);
+        return EX_OK;
+    }
+    const char *v = argv[1];
+    if (!strcmp(v, "job") && argc > 2) {
+        char *sub[] = {argv[2], "--help", NULL};
+        if (!strcmp(argv[2], "add"))
+            return job_add(2, sub);
+        if (!strcmp(argv[2], "list"))
+            return job_list(2, sub);
+        if (!strcmp(argv[2], "wait"))
+            return job_wait(2, sub);
+    }
+    if (!strcmp(v, "job")) {
+        printf("%s", job_help);
+        return EX_OK;
+    }
+    char *again[] = {argv[1], "--help", NULL};
+    if (!strcmp(v, "send"))
+        return send_mail(2, again);
+    if (!strcmp(v, "events"))
+        return events(2, again);
+    if (!strcmp(v, "health"))
+        return health(2, again);
+    printf("%s", usage_text);
+    return EX_OK;
+}
+
+static int job_verb(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("job: add, get, list, wait, cancel or retry");
+    const char *sub = argv[1];
+    argc--, argv++;
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
+        printf("%s", job_help);
+        return EX_OK;
+    }
+    if (!strcmp(sub, "add"))
+        return job_add(argc, argv);
+    if (!strcmp(sub, "get"))
+        return one_job(argc, argv, "job get", "GET", "/v1/jobs/", "",
+                       "usage: outbox job get ID\n  Show a job.\n");
+    if (!strcmp(sub, "list"))
+        return job_list(argc, argv);
+    if (!strcmp(sub, "wait"))
+        return job_wait(argc, argv);
+    if (!strcmp(sub, "cancel"))
+        return one_job(argc, argv, "job cancel", "POST", "/v1/jobs/", "/cancel",
+                       "usage: outbox job cancel ID\n  Cancel a job.\n");
+    if (!strcmp(sub, "retry"))
+        return one_job(argc, argv, "job retry", "POST", "/v1/jobs/", "/retry",
+                       "usage: outbox job retry ID\n  Run a job again now.\n");
+    return usage_error("job: unknown verb %s", sub);
+}
+
+static int message_verb(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "get") != 0) {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            printf("usage: outbox message get ID\n  A message: its state, Message-ID and each "
+                   "recipient's outcome.\n");
+            return EX_OK;
+        }
+        return usage_error("message: get ID");
+    }
+    return one_job(argc - 1, argv + 1, "message get", "GET", "/v1/messages/", "",
+                   "usage: outbox message get ID\n  A message: its state, Message-ID and each "
+                   "recipient's outcome.\n");
 }
 
 int main(int argc, char **argv)
@@ -556,55 +947,46 @@ int main(int argc, char **argv)
         base_url = getenv("OUTBOX_URL");
     token = getenv("OUTBOX_TOKEN");
     int kept = 1; /* --json may also follow the verb: "outbox job get ID --json" */
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) { /* the rest is operands */
+            while (i < argc)
+                argv[kept++] = argv[i++];
+            break;
+        }
         if (strcmp(argv[i], "--json") == 0)
             as_json = true;
         else
             argv[kept++] = argv[i];
+    }
     argc = kept;
-    args a = {argc, argv, 1};
-    for (; a.i < argc && argv[a.i][0] == '-'; a.i++) {
-        const char *o = argv[a.i];
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            usage(stdout);
-            return EX_OK;
-        } else if (!strcmp(o, "--url") && a.i + 1 < argc)
-            base_url = argv[++a.i];
-        else if (!strcmp(o, "--token") && a.i + 1 < argc)
-            token = argv[++a.i];
-        else
-            return usage_error("unknown option %s", o);
+    argv[argc] = NULL;
+    bool done;
+    const char *tf = getenv("OUTBOX_TOKEN_FILE");
+    int rc = tf && *tf && !getenv("OUTBOX_TOKEN") ? read_token_file(tf) : EX_OK;
+    if (rc || (rc = global_options(argc, argv, &done)) || done)
+        return rc;
+    argc -= optind;
+    argv += optind;
+    if (argc < 1) {
+        fprintf(stderr, "%s", usage_text);
+        return EX_USAGE;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    const char *verb = next(&a), *sub;
-    int rc;
-    if (!verb) {
-        usage(stderr);
-        rc = EX_USAGE;
-    } else if (!strcmp(verb, "health"))
-        rc = health(&a);
+    const char *verb = argv[0];
+    if (!strcmp(verb, "health"))
+        rc = health(argc, argv);
     else if (!strcmp(verb, "events"))
-        rc = events(&a);
+        rc = events(argc, argv);
     else if (!strcmp(verb, "send"))
-        rc = send_mail(&a);
-    else if (strcmp(verb, "job") != 0)
-        rc = usage_error("unknown verb %s", verb);
-    else if (!(sub = next(&a)))
-        rc = usage_error("job: add, get, list, wait, cancel or retry");
-    else if (!strcmp(sub, "add"))
-        rc = job_add(&a);
-    else if (!strcmp(sub, "get"))
-        rc = job_one(&a, "GET", "", "usage: outbox job get ID\n  Show a job.\n");
-    else if (!strcmp(sub, "list"))
-        rc = job_list(&a);
-    else if (!strcmp(sub, "wait"))
-        rc = job_wait(&a);
-    else if (!strcmp(sub, "cancel"))
-        rc = job_one(&a, "POST", "/cancel", "usage: outbox job cancel ID\n  Cancel a job.\n");
-    else if (!strcmp(sub, "retry"))
-        rc = job_one(&a, "POST", "/retry", "usage: outbox job retry ID\n  Run a job again now.\n");
+        rc = send_mail(argc, argv);
+    else if (!strcmp(verb, "job"))
+        rc = job_verb(argc, argv);
+    else if (!strcmp(verb, "message"))
+        rc = message_verb(argc, argv);
+    else if (!strcmp(verb, "help"))
+        rc = help_verb(argc, argv);
     else
-        rc = usage_error("job: unknown verb %s", sub);
+        rc = usage_error("unknown verb %s", verb);
     curl_global_cleanup();
     return rc;
 }

@@ -5,7 +5,7 @@
  * to attach, ...), from a JSON file in the API's own form (--json-file), or
  * from an RFC 5322 file (--eml), which GMime reads into the same form:
  * From, To, Cc, Reply-To, Subject, the text and html bodies, attachments,
- * and any X- headers. Options given with --json-file or --eml override
+ * and every other header the API accepts (List-Unsubscribe, X-...). Options given with --json-file or --eml override
  * what the file says (--to adds recipients).
  *
  * --wait [S] holds until the message is final and prints each recipient's
@@ -119,6 +119,23 @@ static void add_address(json_t *msg, const char *list, const char *addr)
 
 /* ---- --eml ---- */
 
+/* Headers outboxd writes itself, or that relays and verifiers write: the
+ * API refuses them from a client (the list of src/mail/message.c, which
+ * this client cannot include). Every other header of an .eml is kept
+ * (List-Unsubscribe, List-Unsubscribe-Post, X-..., ...). */
+static bool outbox_sets(const char *n)
+{
+    static const char *const names[] = {
+        "from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id",
+        "mime-version", "return-path", "received", "delivered-to", "received-spf",
+        "authentication-results", "dkim-signature", NULL};
+    for (int i = 0; names[i]; i++)
+        if (!strcasecmp(n, names[i]))
+            return true;
+    return !strncasecmp(n, "content-", 8) || !strncasecmp(n, "resent-", 7) ||
+           !strncasecmp(n, "arc-", 4);
+}
+
 static void eml_addresses(json_t *msg, GMimeMessage *m, GMimeAddressType type, const char *key)
 {
     InternetAddressList *l = g_mime_message_get_addresses(m, type);
@@ -206,7 +223,7 @@ static json_t *from_eml(const char *path)
     for (int i = 0; i < g_mime_header_list_get_count(hl); i++) {
         GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
         const char *name = g_mime_header_get_name(h);
-        if (!strncasecmp(name, "X-", 2))
+        if (!outbox_sets(name) && !json_object_get(headers, name))
             json_object_set_new(headers, name, json_string(g_mime_header_get_value(h)));
     }
     if (json_object_size(headers))
@@ -224,25 +241,6 @@ static json_t *from_eml(const char *path)
 
 /* ---- the verb ---- */
 
-static void print_outcome(const json_t *msg)
-{
-    if (as_json) {
-        print_json(msg);
-        return;
-    }
-    printf("message %s: %s\n", str(msg, "id"), str(msg, "state"));
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(msg, "recipients"), i, r) {
-        json_t *code = json_object_get(r, "code");
-        printf("  %-9s %-32s", str(r, "state"), str(r, "address"));
-        if (code)
-            printf(" %lld %s %s", json_integer_value(code),
-                   json_object_get(r, "enhanced") ? str(r, "enhanced") : "", str(r, "reply"));
-        printf("\n");
-    }
-}
-
 /* EX_OK when every recipient was delivered, else EX_FAILED. */
 static int outcome_rc(const json_t *msg)
 {
@@ -254,85 +252,116 @@ static int outcome_rc(const json_t *msg)
     return EX_OK;
 }
 
-/* Options into msg; the request's extra settings into the out-params. */
-static int parse_options(args *a, json_t **msg, const char **idem, double *wait)
+enum { S_TO = 256, S_CC, S_BCC, S_REPLY_TO, S_FROM, S_SUBJECT, S_TEXT, S_SEND_AT, S_CALLBACK,
+       S_TEXT_FILE, S_HTML_FILE, S_ATTACH, S_HEADER, S_IDEM, S_JSON_FILE, S_EML, S_WAIT };
+
+/* One option into m (or the request's settings). EX_OK or an exit code. */
+static int take_option(json_t *m, int c, const char *v, const char **idem)
 {
-    const char *opt;
+    static const char *const keys[] = {[S_TO - S_TO] = "to", [S_CC - S_TO] = "cc",
+                                       [S_BCC - S_TO] = "bcc", [S_REPLY_TO - S_TO] = "reply_to",
+                                       [S_FROM - S_TO] = "from", [S_SUBJECT - S_TO] = "subject",
+                                       [S_TEXT - S_TO] = "text", [S_SEND_AT - S_TO] = "send_at",
+                                       [S_CALLBACK - S_TO] = "callback_url"};
+    json_t *file = NULL;
+    switch (c) {
+    case S_TO: case S_CC: case S_BCC: case S_REPLY_TO:
+        add_address(m, keys[c - S_TO], v);
+        return EX_OK;
+    case S_FROM: case S_SUBJECT: case S_TEXT: case S_SEND_AT: case S_CALLBACK:
+        json_object_set_new(m, keys[c - S_TO], json_string(v));
+        return EX_OK;
+    case S_TEXT_FILE: case S_HTML_FILE: {
+        char *text = read_file(v, NULL);
+        if (!text)
+            return EX_USAGE;
+        json_object_set_new(m, c == S_TEXT_FILE ? "text" : "html", json_string(text));
+        free(text);
+        return EX_OK;
+    }
+    case S_ATTACH:
+        return attach(m, v) ? EX_OK : EX_USAGE;
+    case S_HEADER: {
+        const char *colon = strchr(v, ':');
+        if (!colon)
+            return usage_error("send: --header wants 'Name: value'");
+        json_t *h = json_object_get(m, "headers");
+        if (!h)
+            json_object_set_new(m, "headers", h = json_object());
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(colon - v), v);
+        const char *val = colon + 1;
+        while (*val == ' ')
+            val++;
+        json_object_set_new(h, name, json_string(val));
+        return EX_OK;
+    }
+    case S_IDEM:
+        *idem = v;
+        return EX_OK;
+    case S_JSON_FILE: {
+        json_error_t e;
+        if (!(file = json_load_file(v, 0, &e)) || !json_is_object(file)) {
+            json_decref(file);
+            return usage_error("send: %s: not a JSON object (%s)", v, e.text);
+        }
+        break;
+    }
+    case S_EML:
+        if (!(file = from_eml(v)))
+            return EX_USAGE;
+        break;
+    }
+    json_object_update_missing(m, file); /* the file; options given before it win */
+    json_decref(file);
+    return EX_OK;
+}
+
+/* Options into msg; the request's extra settings into the out-params. */
+static int parse_options(int argc, char **argv, json_t **msg, const char **idem, double *wait)
+{
+    static const struct option opts[] = {
+        {"to", required_argument, NULL, S_TO}, {"cc", required_argument, NULL, S_CC},
+        {"bcc", required_argument, NULL, S_BCC}, {"reply-to", required_argument, NULL, S_REPLY_TO},
+        {"from", required_argument, NULL, S_FROM}, {"subject", required_argument, NULL, S_SUBJECT},
+        {"text", required_argument, NULL, S_TEXT}, {"send-at", required_argument, NULL, S_SEND_AT},
+        {"callback-url", required_argument, NULL, S_CALLBACK},
+        {"text-file", required_argument, NULL, S_TEXT_FILE},
+        {"html-file", required_argument, NULL, S_HTML_FILE},
+        {"attach", required_argument, NULL, S_ATTACH}, {"header", required_argument, NULL, S_HEADER},
+        {"idempotency-key", required_argument, NULL, S_IDEM},
+        {"json-file", required_argument, NULL, S_JSON_FILE}, {"eml", required_argument, NULL, S_EML},
+        {"wait", optional_argument, NULL, S_WAIT}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     *msg = NULL;
     json_t *m = json_object();
-    while ((opt = next(a))) {
-        if (!strcmp(opt, "--wait")) {
+    int c, rc = EX_OK;
+    opts_begin();
+    while (!rc && (c = opts_next(argc, argv, "send", opts)) != -1) {
+        if (c == '?') {
+            rc = EX_USAGE;
+        } else if (c == 'h') {
+            help();
+            json_decref(m);
+            return -1;
+        } else if (c == S_WAIT) {
+            /* --wait, --wait=S, or --wait S when S is a number */
+            const char *v = optarg;
+            if (!v && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
+                v = argv[optind++];
             *wait = 120;
-            if (a->i < a->argc && a->argv[a->i][0] >= '0' && a->argv[a->i][0] <= '9')
-                *wait = atof(next(a));
-            continue;
+            if (v)
+                rc = opt_double("send", "wait", v, 0.001, 86400, wait);
+        } else {
+            rc = take_option(m, c, optarg, idem);
         }
-        const char *v = next(a);
-        if (!v) {
-            json_decref(m);
-            return usage_error("send: %s needs a value", opt);
-        }
-        json_t *file = NULL;
-        if (!strcmp(opt, "--json-file")) {
-            json_error_t e;
-            if (!(file = json_load_file(v, 0, &e)) || !json_is_object(file)) {
-                json_decref(m);
-                json_decref(file);
-                return usage_error("send: %s: not a JSON object (%s)", v, e.text);
-            }
-        } else if (!strcmp(opt, "--eml") && !(file = from_eml(v))) {
-            json_decref(m);
-            return EX_USAGE;
-        }
-        if (file) { /* the file first; options given before it win */
-            json_object_update_missing(m, file);
-            json_decref(file);
-            continue;
-        }
-        bool ok = true;
-        if (!strcmp(opt, "--to") || !strcmp(opt, "--cc") || !strcmp(opt, "--bcc") ||
-            !strcmp(opt, "--reply-to"))
-            add_address(m, !strcmp(opt, "--reply-to") ? "reply_to" : opt + 2, v);
-        else if (!strcmp(opt, "--from") || !strcmp(opt, "--subject") || !strcmp(opt, "--text") ||
-                 !strcmp(opt, "--send-at") || !strcmp(opt, "--callback-url")) {
-            char key[32];
-            snprintf(key, sizeof key, "%s", opt + 2);
-            for (char *k = key; *k; k++)
-                *k = *k == '-' ? '_' : *k;
-            json_object_set_new(m, key, json_string(v));
-        } else if (!strcmp(opt, "--text-file") || !strcmp(opt, "--html-file")) {
-            char *s = read_file(v, NULL);
-            ok = s != NULL;
-            if (s)
-                json_object_set_new(m, opt[2] == 't' ? "text" : "html", json_string(s));
-            free(s);
-        } else if (!strcmp(opt, "--attach"))
-            ok = attach(m, v);
-        else if (!strcmp(opt, "--header")) {
-            const char *colon = strchr(v, ':');
-            if (!colon) {
-                json_decref(m);
-                return usage_error("send: --header wants 'Name: value'");
-            }
-            json_t *h = json_object_get(m, "headers");
-            if (!h)
-                json_object_set_new(m, "headers", h = json_object());
-            char name[128];
-            snprintf(name, sizeof name, "%.*s", (int)(colon - v), v);
-            const char *val = colon + 1;
-            while (*val == ' ')
-                val++;
-            json_object_set_new(h, name, json_string(val));
-        } else if (!strcmp(opt, "--idempotency-key"))
-            *idem = v;
-        else {
-            json_decref(m);
-            return usage_error("send: unknown option %s", opt);
-        }
-        if (!ok) {
-            json_decref(m);
-            return EX_USAGE;
-        }
+    }
+    if (!rc && optind < argc)
+        rc = usage_error("send: takes no operand (\"%s\"); give the message with options",
+                         argv[optind]);
+    if (rc) {
+        json_decref(m);
+        return rc;
     }
     if (!json_object_get(m, "from")) {
         const char *from = getenv("OUTBOX_FROM");
@@ -342,22 +371,19 @@ static int parse_options(args *a, json_t **msg, const char **idem, double *wait)
     return EX_OK;
 }
 
-int send_mail(args *a)
+int send_mail(int argc, char **argv)
 {
-    if (wants_help(a)) {
-        help();
-        return EX_OK;
-    }
     json_t *msg;
     const char *idem = NULL;
     double wait = -1;
-    int rc = parse_options(a, &msg, &idem, &wait);
+    int rc = parse_options(argc, argv, &msg, &idem, &wait);
     if (rc)
-        return rc;
+        return rc < 0 ? EX_OK : rc; /* -1: --help was answered */
     char header[300] = "";
     if (idem)
         snprintf(header, sizeof header, "Idempotency-Key: %s", idem);
-    reply r = call("POST", "/v1/messages", msg, idem ? header : NULL, 60);
+    const char *headers[] = {idem ? header : NULL, NULL};
+    reply r = call("POST", "/v1/messages", msg, headers, 60);
     json_decref(msg);
     if (!r.status)
         return unreachable(&r);
@@ -381,7 +407,7 @@ int send_mail(args *a)
     json_t *final;
     if ((rc = wait_final(path, id, wait, &final)))
         return rc;
-    print_outcome(final);
+    print_message(final);
     rc = outcome_rc(final);
     json_decref(final);
     return rc;
