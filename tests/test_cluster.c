@@ -555,7 +555,58 @@ TEST(five_nodes_started_together_on_an_empty_database_all_come_up)
     }
 }
 
+/* ---- a database that stays away ---- */
+
+static long cpu_ticks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    long ut = 0, st = 0;
+    if (f && fgets(line, sizeof line, f)) {
+        const char *p = strrchr(line, ')');
+        if (p)
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st);
+    }
+    if (f)
+        fclose(f);
+    return ut + st;
+}
+
+/* While its database is down a node sleeps between tries (no spinning on
+ * due jobs), and SIGTERM still stops it promptly. */
+TEST(a_node_whose_database_stays_down_sleeps_and_stops)
+{
+    int port = 20000 + (int)(getpid() % 20000);
+    char *out, dir[600];
+    snprintf(dir, sizeof dir, "%s/pg", test_dir());
+    ASSERT_EQ(chmod(test_dir(), 0755), 0); /* the postgres user enters it */
+    ASSERT_EQ(t_run(&out, "%s start %s %d", OB_PG_SERVER, dir, port), 0);
+    out[strcspn(out, "\n")] = '\0';
+    char url[256];
+    snprintf(url, sizeof url, "%s", out);
+    free(out);
+    od d = node_start(0, url, "--workers 2");
+    for (int i = 0; i < 3; i++) /* due jobs: each wants a commit */
+        free(od_post(&d, "/v1/jobs", NULL, "{\"kind\":\"http.request\",\"delay\":0.5,"
+                                           "\"payload\":{\"url\":\"http://127.0.0.1:9/\"}}"));
+    ASSERT_EQ(t_run(NULL, "%s stop %s", OB_PG_SERVER, dir), 0);
+    h_sleep_ms(2000);
+    long t0 = cpu_ticks(d.pid);
+    h_sleep_ms(4000);
+    long used = cpu_ticks(d.pid) - t0;
+    long hz = sysconf(_SC_CLK_TCK);
+    printf("  database down: %ld ticks of CPU in 4 s (%ld a second)\n", used, hz);
+    ASSERT(used < hz / 2); /* under an eighth of a core */
+    int64_t t = ob_now_ms();
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    printf("  stopped in %lld ms\n", (long long)(ob_now_ms() - t));
+    ASSERT(ob_now_ms() - t < 15000);
+}
+
 static const test_case tests[] = {
+    T_ONLY("postgres", a_node_whose_database_stays_down_sleeps_and_stops),
     T_ONLY("postgres", five_nodes_started_together_on_an_empty_database_all_come_up),
     T_ONLY("postgres", three_nodes_run_100k_jobs_each_exactly_once),
     T_ONLY("postgres", a_killed_node_and_a_killed_leader_are_replaced),

@@ -49,6 +49,8 @@
 #define PROMOTE_MAX 1000 /* jobs promoted per batch */
 #define RESCUE_MAX 256   /* leases rescued per batch */
 #define DEFER_MS 1000    /* retry of answers whose commit failed */
+#define FAIL_MIN_MS 50   /* a failing store: chores retried after this, */
+#define FAIL_MAX_MS 1000 /* doubling up to this (new operations go at once) */
 #define REFRESH_MS 1000  /* look for work other processes made (shared) */
 #define RECOUNT_MS 10000 /* recount unfinished jobs (shared) */
 
@@ -564,7 +566,10 @@ static op *after_failure(ob_engine *e, batch *b, op *ops, int rc)
     for (op *o = ops, *next; o; o = next) {
         next = o->next;
         o->next = NULL;
-        if (!o->external) {
+        /* A barrier is answered with the failure, not kept: its waiter
+         * (a pool stopping) must not wait for as long as the store is
+         * down. What was before it stays deferred, and is retried. */
+        if (!o->external && o->type != OP_BARRIER) {
             o->next = c->deferred;
             c->deferred = o;
         } else {
@@ -639,6 +644,9 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
 
 /* ---- the thread ---- */
 
+/* When the thread must run without an operation: the first timer, but
+ * not before fail_until while the store fails (its chores would fail
+ * again at once, and the thread would spin). */
 static int64_t next_timer(const commit *c)
 {
     int64_t t = c->next_due;
@@ -650,7 +658,7 @@ static int64_t next_timer(const commit *c)
         t = c->next_refresh;
     if (c->deferred && c->deferred_at < t)
         t = c->deferred_at;
-    return t;
+    return t < c->fail_until ? c->fail_until : t;
 }
 
 /* Take up to max ops from the queue; with the deferred answers first when
@@ -708,6 +716,14 @@ static void *commit_main(void *arg)
         }
         int rc = run_batch(e, ops, remote);
         again = !rc && c->batch->chores_again;
+        if (rc) {
+            c->fail_backoff = c->fail_backoff ? c->fail_backoff * 2 : FAIL_MIN_MS;
+            if (c->fail_backoff > FAIL_MAX_MS)
+                c->fail_backoff = FAIL_MAX_MS;
+            c->fail_until = ob_now_ms() + c->fail_backoff;
+        } else {
+            c->fail_backoff = c->fail_until = 0;
+        }
         if (stopping && rc && c->deferred && !c->head) {
             break; /* the store fails and we are closing: give up on them */
         }

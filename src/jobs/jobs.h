@@ -186,6 +186,8 @@ typedef struct commit {
     bool rescue_all;     /* at open: every running job is an orphan */
     op *deferred;        /* worker answers whose commit failed, retried */
     int64_t deferred_at;
+    int64_t fail_until;  /* the store is failing: timers wait until then */
+    int64_t fail_backoff; /* ms, doubling while it fails; 0 when it works */
     batch *batch;
     /* statistics (commit thread writes, anyone reads) */
     _Atomic uint64_t stat_commits, stat_ops, stat_commit_us;

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# tests/readme.sh - the README's shell blocks, run as a new user runs them,
+# so that the README cannot rot: in a copy of the checkout (the files git
+# tracks), where scripts/run builds and starts outboxd as written:
+#
+#   Two commands           scripts/run (in the background), and its --help
+#                          and --listen banner
+#   Your first job         the curl, then every client command (the id put
+#                          in for "01a211c4-…"; `events` stopped after 2 s;
+#                          without a network example.com never answers, so
+#                          `job wait` may end by timeout: 124 is allowed)
+#   Your first mail        outbox send … --wait: delivered to ./mail
+#   Several outboxd …      the block for one machine: a private PostgreSQL
+#                          and three nodes, a job posted on one and read on
+#                          another ("<id>" put in)
+#
+# and what scripts/run leaves in a checkout is ignored by git. Needs the
+# packages scripts/test installs. Run by scripts/test; alone:
+# tests/readme.sh [CHECKOUT].
+set -euo pipefail
+root=$(cd "${1:-$(dirname "$0")/..}" && pwd)
+work=$(mktemp -d /tmp/outbox-readme-XXXXXX)
+chmod 755 "$work"
+pids=()
+say() { printf '\033[1mreadme: %s\033[0m\n' "$*" >&2; }
+fail() { say "FAILED: $*"; exit 1; }
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    pkill -f "$work/build-release/outboxd" 2>/dev/null || true
+    [ -d "$work/pg" ] && "$work/tests/pg_server.sh" stop "$work/pg" >/dev/null 2>&1 || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# block HEADING N: the Nth ```sh block of the section "## HEADING"
+block() {
+    awk -v h="## $1" -v n="$2" '
+        /^## / { in_s = ($0 == h); k = 0; next }
+        in_s && /^```sh/ { k++; if (k == n) { on = 1; next } }
+        on && /^```/ { exit }
+        on { print }' "$work/README.md"
+}
+# up URL: wait (20 s) until outboxd answers there
+up() { for _ in $(seq 200); do curl -sf "$1/healthz" >/dev/null && return 0; sleep 0.1; done; return 1; }
+
+say "a copy of $root in $work"
+(cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$work")
+cd "$work"
+
+say "Two commands: scripts/run --help, then scripts/run"
+scripts/run --help 2>/dev/null | head -1 | grep -q '^usage: outboxd' || fail "scripts/run --help"
+cmd=$(block "Two commands" 1 | grep '^scripts/run')
+[ "$cmd" ] || fail "no scripts/run in the Two commands block"
+eval "${cmd%%#*}" >run.log 2>&1 &
+pids+=($!)
+up http://127.0.0.1:8025 || { cat run.log; fail "scripts/run did not start outboxd"; }
+grep -q 'outboxd is starting on http://127.0.0.1:8025' run.log || fail "the banner"
+for f in mail/x.eml outbox.secret outbox.db outbox.db-wal outbox.db.lock outboxd.log; do
+    git -C "$root" check-ignore -q "$f" || fail ".gitignore does not cover $f (scripts/run leaves it)"
+done
+
+say "Your first job"
+out=$(eval "$(block "Your first job" 2)")
+id=$(printf '%s' "$out" | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
+[ "$id" ] || fail "the first job's curl: $out"
+while IFS= read -r line; do
+    line=${line%%#*}
+    [ -n "${line// /}" ] || continue
+    line=${line//01a211c4-…/$id}
+    say "  $line"
+    rc=0
+    case $line in
+    *" events"*) timeout 2 bash -c "$line" >/dev/null || rc=$? ;;
+    *"job wait"*) timeout 10 bash -c "$line" >/dev/null || rc=$? ;;
+    *) bash -c "$line" >/dev/null || rc=$? ;;
+    esac
+    case $rc in 0 | 124) ;; *) fail "$line: exit $rc" ;; esac
+done < <(block "Your first job" 3)
+
+say "Your first mail"
+out=$(eval "$(block "Your first mail" 1 | grep 'outbox send')")
+printf '%s\n' "$out" | grep -Eq "delivered +a@example.com +to +250" || fail "outbox send: $out"
+printf '%s\n' "$out" | grep -q "written to $work/mail/" || fail "the reply's path: $out"
+
+kill "${pids[@]}" && wait "${pids[@]}" 2>/dev/null || true
+pids=()
+say "Several outboxd on one PostgreSQL, on one machine"
+src=$(block "Several outboxd on one PostgreSQL" 2)
+post=$(printf '%s\n' "$src" | grep -n 'curl -s -X POST' | cut -d: -f1)
+eval "$(printf '%s\n' "$src" | head -n $((post - 1)))"
+for p in 8025 8026 8027; do up "http://127.0.0.1:$p" || fail "node $p"; done
+out=$(eval "$(printf '%s\n' "$src" | sed -n "${post}p")")
+id=$(printf '%s' "$out" | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
+[ "$id" ] || fail "the POST to a node: $out"
+get=$(printf '%s\n' "$src" | grep 'localhost:8027' | sed "s/<id>/$id/")
+eval "$get" | grep -q "\"id\":\"$id\"" || fail "another node reading the job"
+say "every block ran as written"
