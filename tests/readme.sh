@@ -21,14 +21,13 @@ set -euo pipefail
 root=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 work=$(mktemp -d /tmp/outbox-readme-XXXXXX)
 chmod 755 "$work"
-pids=()
 say() { printf '\033[1mreadme: %s\033[0m\n' "$*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    pkill -f "$work/build-release/outboxd" 2>/dev/null || true
+cleanup() { # every process a block started is a job of this shell
+    kill $(jobs -p) 2>/dev/null || true
     [ -d "$work/pg" ] && "$work/tests/pg_server.sh" stop "$work/pg" >/dev/null 2>&1 || true
-    wait 2>/dev/null || true
+    sleep 1
+    kill -9 $(jobs -p) 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,8 +51,8 @@ say "Two commands: scripts/run --help, then scripts/run"
 scripts/run --help 2>/dev/null | head -1 | grep -q '^usage: outboxd' || fail "scripts/run --help"
 cmd=$(block "Two commands" 1 | grep '^scripts/run')
 [ "$cmd" ] || fail "no scripts/run in the Two commands block"
-eval "${cmd%%#*}" >run.log 2>&1 &
-pids+=($!)
+eval "exec ${cmd%%#*}" >run.log 2>&1 & # exec: $! is outboxd itself
+run=$!
 up http://127.0.0.1:8025 || { cat run.log; fail "scripts/run did not start outboxd"; }
 grep -q 'outboxd is starting on http://127.0.0.1:8025' run.log || fail "the banner"
 for f in mail/x.eml outbox.secret outbox.db outbox.db-wal outbox.db.lock outboxd.log; do
@@ -83,8 +82,7 @@ out=$(eval "$(block "Your first mail" 1 | grep 'outbox send')")
 printf '%s\n' "$out" | grep -Eq "delivered +a@example.com +to +250" || fail "outbox send: $out"
 printf '%s\n' "$out" | grep -q "written to $work/mail/" || fail "the reply's path: $out"
 
-kill "${pids[@]}" && wait "${pids[@]}" 2>/dev/null || true
-pids=()
+kill "$run" && wait "$run" 2>/dev/null || true
 say "Several outboxd on one PostgreSQL, on one machine"
 src=$(block "Several outboxd on one PostgreSQL" 2)
 post=$(printf '%s\n' "$src" | grep -n 'curl -s -X POST' | cut -d: -f1)
