@@ -55,6 +55,10 @@ eval "exec ${cmd%%#*}" >run.log 2>&1 & # exec: $! is outboxd itself
 run=$!
 up http://127.0.0.1:8025 || { cat run.log; fail "scripts/run did not start outboxd"; }
 grep -q 'outboxd is starting on http://127.0.0.1:8025' run.log || fail "the banner"
+# another address: the banner and the commands it suggests follow it
+banner=$(timeout 5 scripts/run --listen 127.0.0.1:18925 --store sqlite:./other.db 2>/dev/null || true)
+printf '%s\n' "$banner" | grep -q 'starting on http://127.0.0.1:18925' || fail "--listen banner"
+printf '%s\n' "$banner" | grep -q 'outbox --url http://127.0.0.1:18925 send' || fail "--listen commands"
 for f in mail/x.eml outbox.secret outbox.db outbox.db-wal outbox.db.lock outboxd.log; do
     git -C "$root" check-ignore -q "$f" || fail ".gitignore does not cover $f (scripts/run leaves it)"
 done
