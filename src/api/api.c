@@ -189,9 +189,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
     if (!a)
         return OB_ENOMEM;
     a->o = *o;
-    static outbound public_only; /* zero: refuse every non-public address */
     if (!a->o.policy)
-        a->o.policy = &public_only;
+        a->o.policy = outbound_public();
     if (o->ntokens) {
         a->token_hash = calloc((size_t)o->ntokens, sizeof *a->token_hash);
         if (!a->token_hash) {

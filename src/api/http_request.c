@@ -53,7 +53,6 @@
 #include "base/base.h"
 
 static hr_opts opt;
-static outbound public_only; /* the policy when none is given */
 static ob_engine *engine;
 
 void hr_opts_init(hr_opts *o)
@@ -695,10 +694,8 @@ int hr_register(ob_engine *e, const hr_opts *o)
         inited = true;
     }
     opt = *o;
-    if (!opt.policy) {
-        outbound_init(&public_only);
-        opt.policy = &public_only;
-    }
+    if (!opt.policy)
+        opt.policy = outbound_public();
     engine = e;
     int rc = ob_engine_register(e, "http.request", http_request, NULL, NULL);
     if (!rc)

@@ -44,6 +44,12 @@ void outbound_init(outbound *p)
     atomic_init(&p->nself, 0);
 }
 
+const outbound *outbound_public(void)
+{
+    static const outbound none; /* zero: no exception, no own address */
+    return &none;
+}
+
 static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 /* A socket address in IPv6 form (16 bytes) and its port; false if it is

@@ -34,6 +34,8 @@ typedef struct outbound {
 
 /* A policy that refuses every non-public address and allows nothing more. */
 void outbound_init(outbound *p);
+/* Such a policy, shared (static storage), for callers that give none. */
+const outbound *outbound_public(void);
 
 /* Add the exceptions of `list`: items separated by commas or white space,
  * each a CIDR block ("10.0.0.0/8", "fd00::/8", a bare address meaning one

@@ -1,7 +1,8 @@
 /*
  * cli.h - what the files of the `outbox` command share: the HTTP call to
- * outboxd, option parsing, errors and exit codes. outbox.c holds main and
- * the job, message, events and health verbs; send.c holds `outbox send`.
+ * outboxd, option parsing, errors and exit codes (client.c). outbox.c holds
+ * main and the job, message and health verbs; events.c `outbox events`;
+ * send.c `outbox send`.
  *
  * Options are parsed with getopt_long, as curl, git and gh users expect:
  * `--name value` or `--name=value`, options before or after operands,
@@ -28,6 +29,22 @@ extern const char *base_url; /* outboxd, e.g. "http://127.0.0.1:8025" */
 extern const char *token;    /* bearer token, or NULL */
 extern bool as_json;         /* --json: machine output */
 
+/* A growing byte buffer (NUL-terminated). */
+typedef struct buf {
+    char *p;
+    size_t n;
+} buf;
+/* libcurl's write callback appending to a buf. */
+size_t cli_collect(char *d, size_t size, size_t nmemb, void *arg);
+
+/* Set an option of handle c unless an earlier one failed: cc keeps the
+ * first failure, which the caller reports instead of performing. */
+#define SET(o, v) (cc = cc == CURLE_OK ? curl_easy_setopt(c, o, v) : cc)
+
+/* "Accept: ACCEPT", the bearer token if there is one, and `extra`
+ * (NULL-terminated, or NULL); the caller frees the list. */
+struct curl_slist *request_headers(const char *accept, const char *const *extra);
+
 typedef struct reply {
     long status;  /* 0: unreachable */
     json_t *body; /* owned by the caller: json_decref */
@@ -41,16 +58,24 @@ reply call(const char *method, const char *path, const json_t *body, const char 
 /* Print why outboxd could not be reached; EX_UNREACHABLE. */
 int unreachable(const reply *r);
 /* Print an API error (status, code, message, field); EX_AUTH for 401 and
- * 403, else EX_FAILED. */
+ * 403, else EX_FAILED. api_error: the same from a status and body. */
 int api_failed(const reply *r);
+int api_error(long status, const json_t *body);
 /* Print a usage error; EX_USAGE. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void print_json(const json_t *v);
-/* o[k] as a string, "-" when absent. */
+/* o[k] as a string, "-" when absent; s, or otherwise when NULL. */
 const char *str(const json_t *o, const char *k);
+const char *either(const char *s, const char *otherwise);
+/* Append "name=value&" (value escaped) to the query string q[cap]. false:
+ * too long. */
+bool query_add(char *q, size_t cap, const char *name, const char *value);
 
 /* ---- options ---- */
+
+#define HELP_OPT {"help", no_argument, NULL, 'h'}
+#define END_OPT {NULL, 0, NULL, 0}
 
 /* Start parsing argv (argv[0] the verb) with getopt_long. */
 void opts_begin(void);
@@ -74,7 +99,8 @@ int wait_final(const char *path, const char *id, double limit, json_t **out);
  * reply), or the whole message with --json. */
 void print_message(const json_t *msg);
 
-/* send.c */
+/* send.c, events.c */
 int send_mail(int argc, char **argv);
+int events(int argc, char **argv);
 
 #endif
