@@ -934,9 +934,13 @@ int ob_http_server_stop(ob_http_server *s, int64_t drain_ms)
         return 0;
     s->stopped = true;
     atomic_store(&s->stopping, true);
-    MHD_socket lfd = MHD_quiesce_daemon(s->d); /* no new connections */
+    /* No new connections: shut the listening socket down now (new clients
+     * are refused at once), close it only after MHD_stop_daemon, as MHD
+     * asks: a worker thread may still use the descriptor (TSan saw one's
+     * epoll_ctl race with an early close). */
+    MHD_socket lfd = MHD_quiesce_daemon(s->d);
     if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+        shutdown(lfd, SHUT_RDWR);
     pthread_mutex_lock(&s->conns_mu); /* H3 */
     for (hconn *c = s->conns; c; c = c->next) {
         if (c->q && c->q->later)
@@ -957,6 +961,8 @@ int ob_http_server_stop(ob_http_server *s, int64_t drain_ms)
                 atomic_load(&s->nactive), (long long)drain_ms);
     MHD_stop_daemon(s->d); /* closes the rest; joins its threads */
     s->d = NULL;
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
     atomic_store(&s->watch_stop, true);
     pthread_join(s->watch, NULL);
     close(s->watch_epfd);
