@@ -29,7 +29,6 @@
 
 #include "api/api.h"
 #include "api/http_request.h"
-#include "api/mail_send.h"
 #include "api/outbound.h"
 #include "api/secrets.h"
 #include "base/base.h"
@@ -556,6 +555,7 @@ int main(int argc, char **argv)
     static outbound policy;
     char *smtp_password = NULL;
     ob_transport *transport = NULL;
+    ob_mailer *mailer = NULL;
     ob_engine *e = NULL;
     ob_subscription *logsub = NULL;
     ob_pool *pool = NULL;
@@ -616,14 +616,15 @@ int main(int argc, char **argv)
     ml.max_recipients = (int)c.max_recipients;
     ml.max_size = ml.max_attachment = (size_t)c.max_message;
 
-    /* Limits made to fit each other: a stored message is its decoded size,
-     * base64 for attachments (4/3), and the JSON around it; its result holds
-     * every recipient's outcome (ms_result_max). */
+    /* Limits made to fit each other: the engine's hold the stored form of
+     * the largest message and every recipient's outcome. */
     ob_engine_opts eo;
     ob_engine_opts_init(&eo);
-    size_t mail_payload = (size_t)c.max_message / 3 * 4 + (1u << 20);
-    eo.max_payload = (size_t)c.max_payload > mail_payload ? (size_t)c.max_payload : mail_payload;
-    eo.max_result = ms_result_max((int)c.max_recipients);
+    eo.max_payload = (size_t)c.max_payload;
+    ob_mail_job_engine_opts(&eo, &ml);
+    ob_engine_opts fit = {0}; /* what a message alone needs: its body limit */
+    ob_mail_job_engine_opts(&fit, &ml);
+    size_t mail_payload = fit.max_payload;
     eo.node_dead_ms = c.node_dead * 1000;
     if (eo.rescue_interval_ms > eo.node_dead_ms / 3) /* a dead node's jobs: rescued soon after */
         eo.rescue_interval_ms = eo.node_dead_ms / 3;
@@ -641,10 +642,11 @@ int main(int argc, char **argv)
     ho.policy = &policy;
     ho.keys = &keys;
     ho.callback_payload = c.callback_payload != 0;
-    ms_opts mo = {.transport = transport, .timeout_ms = 4 * to.data_timeout_ms + 60000,
-                  .retry_min_ms = c.mail_retry_min * 1000, .retry_max_ms = c.mail_retry_max * 1000,
-                  .lifetime_ms = c.mail_lifetime * 1000};
-    if ((rc = hr_register(e, &ho)) || (rc = ms_register(e, &mo)) ||
+    ob_mail_job_opts mo = {.timeout_ms = 4 * to.data_timeout_ms + 60000,
+                           .retry_min_ms = c.mail_retry_min * 1000,
+                           .retry_max_ms = c.mail_retry_max * 1000,
+                           .lifetime_ms = c.mail_lifetime * 1000};
+    if ((rc = hr_register(e, &ho)) || (rc = ob_mail_job_register(e, transport, &mo, &mailer)) ||
         (rc = ob_engine_subscribe(e, log_event, NULL, &logsub))) {
         fprintf(stderr, "outboxd: cannot start the engine: %s\n", ob_strerror(rc));
         rc = 1;
@@ -669,6 +671,7 @@ int main(int argc, char **argv)
     ao.max_wait_ms = c.max_wait * 1000;
     ao.max_job_payload = (size_t)c.max_payload;
     ao.mail_limits = &ml;
+    ao.mailer = mailer;
     ao.max_batch = (int)c.max_batch;
     ao.max_batch_body = (size_t)c.max_batch_body;
     ao.max_message_body = mail_payload > (size_t)c.max_body ? mail_payload : (size_t)c.max_body;
@@ -727,6 +730,7 @@ out:
         ob_engine_unsubscribe(e, logsub);
         ob_engine_close(e);
     }
+    ob_mailer_free(mailer);
     ob_transport_close(transport);
     if (!rc)
         OB_INFO("outboxd: stopped");

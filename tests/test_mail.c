@@ -14,7 +14,7 @@
 #include "test.h"
 
 /* Parse JSON text as a request; the message or NULL with *p filled. */
-static ob_mail *parse_text(const char *json, ob_mail_problem *p)
+static ob_mail *parse_text(const char *json, ob_problem *p)
 {
     json_error_t e;
     json_t *v = json_loads(json, JSON_ALLOW_NUL, &e);
@@ -32,7 +32,7 @@ static ob_mail *parse_text(const char *json, ob_mail_problem *p)
 /* The request must be refused, naming `field`. */
 static void refused(const char *json, const char *field)
 {
-    ob_mail_problem p;
+    ob_problem p;
     ob_mail *m = parse_text(json, &p);
     if (m) {
         ob_mail_free(m);
@@ -48,7 +48,7 @@ static void refused(const char *json, const char *field)
 
 TEST(valid_messages_parse)
 {
-    ob_mail_problem p;
+    ob_problem p;
     ob_mail *m = parse_text("{" BASE "}", &p);
     ASSERT(m);
     ASSERT_STREQ(ob_mail_sender(m), "a@example.com");
@@ -152,7 +152,7 @@ TEST(limits_are_enforced)
                            "\"cc\":\"d@example.com\",\"subject\":\"s\",\"text\":\"t\"}",
                            0, NULL);
     ob_mail *m = NULL;
-    ob_mail_problem p;
+    ob_problem p;
     ASSERT_RC(ob_mail_parse(v, OB_MAIL_REQUEST, &l, &m, &p), OB_ETOOBIG);
     ASSERT_STREQ(p.field, "cc");
     json_decref(v);
@@ -222,7 +222,7 @@ TEST(mime_round_trip)
                     "\"attachments\":[{\"filename\":\"r\\u00e9sum\\u00e9.bin\","
                     "\"content_type\":\"application/octet-stream\",\"content\":\"%s\"}]}",
                     long_line, b64) > 0);
-    ob_mail_problem p;
+    ob_problem p;
     ob_mail *m = parse_text(json, &p);
     if (!m)
         test_fail(__FILE__, __LINE__, "%s: %s", p.field, p.message);
@@ -294,7 +294,7 @@ TEST(mime_round_trip)
 
 TEST(simple_text_is_7bit)
 {
-    ob_mail_problem p;
+    ob_problem p;
     ob_mail *m = parse_text("{" BASE "}", &p);
     char *data;
     size_t len;
@@ -384,7 +384,7 @@ TEST(reply_states)
 /* Build a message from JSON and parse the bytes back with GMime. */
 static GMimeMessage *built(const char *json, char **data)
 {
-    ob_mail_problem p;
+    ob_problem p;
     ob_mail *m = parse_text(json, &p);
     if (!m)
         test_fail(__FILE__, __LINE__, "%s: %s: %s", p.field, p.message, json);
@@ -421,7 +421,7 @@ TEST(boundaries_are_random_and_kept_in_the_stored_form)
 {
     ob_mail_init();
     const char *json = "{" BASE ",\"html\":\"<p>h</p>\"}";
-    ob_mail_problem p;
+    ob_problem p;
     ob_mail *a = parse_text(json, &p), *b = parse_text(json, &p);
     json_t *sa = ob_mail_to_json(a), *sb = ob_mail_to_json(b);
     const char *ba = json_string_value(json_object_get(sa, "boundary"));
@@ -473,7 +473,7 @@ TEST(addresses_smtp_cannot_carry_and_relay_headers_are_refused)
         refused(json, field);
     }
     /* a quoted local part without those is still fine */
-    ob_mail_problem p;
+    ob_problem p;
     ob_mail *m = parse_text("{\"from\":\"a@example.com\",\"to\":\"\\\"a.b+c\\\"@example.com\","
                             "\"subject\":\"s\",\"text\":\"t\"}", &p);
     ASSERT(m != NULL);

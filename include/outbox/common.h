@@ -39,6 +39,16 @@ enum {
     OB_EUNAVAIL = -18,  /* store: the database cannot be reached now; retry later */
 };
 
+/* What is wrong with an input, for the one who sent it: the member it
+ * names ("kind", "to[2]", "headers.X-Foo"; "" when it is the whole input)
+ * and a sentence. Every call that judges an input takes an `ob_problem *`
+ * (NULL when the caller does not want it) and fills it in whenever it
+ * returns an error. Plain data: nothing to free. */
+typedef struct ob_problem {
+    char field[96];
+    char message[256];
+} ob_problem;
+
 /* Name of an OB_E* code, e.g. "queue full". Never NULL; static storage. */
 const char *ob_strerror(int rc);
 

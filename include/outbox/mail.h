@@ -55,13 +55,6 @@ typedef struct ob_mail_limits {
 
 void ob_mail_limits_init(ob_mail_limits *l);
 
-/* What is wrong with an input: the member (a JSON path such as "to[2]" or
- * "headers.X-Foo") and a sentence. */
-typedef struct ob_mail_problem {
-    char field[96];
-    char message[160];
-} ob_mail_problem;
-
 typedef struct ob_mail ob_mail;
 
 /* Where an ob_mail_parse input comes from. */
@@ -83,7 +76,7 @@ enum {
  * with ob_mail_free) and returns 0; else OB_EINVAL or OB_ETOOBIG with *p
  * filled in (p may be NULL). */
 int ob_mail_parse(const json_t *in, int source, const ob_mail_limits *l, ob_mail **out,
-                  ob_mail_problem *p);
+                  ob_problem *p);
 void ob_mail_free(ob_mail *m);
 
 /* The stored form (OB_MAIL_STORED): a new reference, or NULL on OOM. */

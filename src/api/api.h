@@ -8,7 +8,7 @@
  *   render.c   jobs as JSON
  *   jobs_api.c /v1/jobs and its members
  *   batch.c    /v1/jobs/batch, /v1/messages/batch: many items, one request
- *   messages_api.c, mail_send.c  /v1/messages and the mail.send job kind
+ *   messages_api.c  /v1/messages: the mail.send job kind (src/mailjob)
  *   wait.c     `Prefer: wait=N`: holding a response until a job is final,
  *              with no thread blocked per waiting client
  *   events.c   GET /v1/events: state changes as server-sent events
@@ -30,6 +30,7 @@
 #include "outbox/http.h"
 #include "outbox/jobs.h"
 #include "outbox/mail.h"
+#include "outbox/mailjob.h"
 
 typedef struct api api;
 
@@ -43,6 +44,7 @@ typedef struct api_opts {
     int max_event_clients;     /* /v1/events connections; default 64 */
     size_t max_job_payload;    /* POST /v1/jobs payload bytes; default 1 MiB */
     const ob_mail_limits *mail_limits; /* NULL: no /v1/messages */
+    const ob_mailer *mailer;   /* mail.send's registration (outcome counters); NULL: none */
     int max_batch;             /* items per /v1/jobs/batch, /v1/messages/batch; default 100 */
     size_t max_batch_body;     /* body bytes of a /batch request; 0: the server's max_body */
     size_t max_message_body;   /* body bytes of POST /v1/messages; 0: the server's max_body */
@@ -91,6 +93,9 @@ long api_states(const char *list);
 /* The job as the API shows it. New reference; NULL on OOM. `with_detail`:
  * payload and errors too. */
 json_t *api_job_json(const ob_job *j, bool with_detail);
+/* Recipients' outcomes as the API shows them (the shape of mail.send's
+ * stored result). New reference; NULL on OOM. */
+json_t *api_rcpts_json(const ob_mail_rcpt_status *r, size_t n);
 /* The public form of a stored unique key (without the API's prefix). */
 const char *api_unique_key(const char *stored);
 

@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/mail_send.h"
 #include "base/base.h"
 
 typedef struct problem {
@@ -54,11 +53,20 @@ static void msg_in_clear(msg_in *in)
     *in = (msg_in){0};
 }
 
-/* {message_id, recipients} for the 202 body. */
+/* {message_id, recipients (all pending)} for the 202 body. */
 static json_t *extra_members(const ob_mail *m)
 {
-    return json_pack("{s:s, s:o?}", "message_id", ob_mail_message_id(m), "recipients",
-                     ms_pending(m));
+    size_t n = ob_mail_rcpt_count(m);
+    ob_mail_rcpt_status *r = calloc(n, sizeof *r);
+    if (!r)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        r[i] = (ob_mail_rcpt_status){.address = ob_mail_rcpt(m, i),
+                                     .type = ob_mail_rcpt_type(m, i)};
+    json_t *v = json_pack("{s:s, s:o?}", "message_id", ob_mail_message_id(m), "recipients",
+                          api_rcpts_json(r, n));
+    free(r);
+    return v;
 }
 
 /* Decode one message (a JSON value) into *in. 0, or -1 with *e. */
@@ -91,7 +99,7 @@ static int decode(api *a, const json_t *body, msg_in *in, problem *e)
         return refuse(e, 422, "invalid", field, why);
     }
     ob_mail *m = NULL;
-    ob_mail_problem p;
+    ob_problem p;
     int rc = ob_mail_parse(msg, OB_MAIL_REQUEST, a->o.mail_limits, &m, &p);
     json_decref(msg);
     if (rc == OB_ENOMEM)
@@ -99,17 +107,14 @@ static int decode(api *a, const json_t *body, msg_in *in, problem *e)
     if (rc)
         return refuse(e, rc == OB_ETOOBIG ? 413 : 422, rc == OB_ETOOBIG ? "too_large" : "invalid",
                       p.field, p.message);
-    json_t *stored = ob_mail_to_json(m);
-    in->payload = stored ? json_dumps(stored, JSON_COMPACT) : NULL;
-    json_decref(stored);
+    in->p.j = (ob_new_job){.run_at_ms = run_at};
+    rc = ob_mail_job_new(m, &in->p.j, &in->payload);
     in->p.extra = extra_members(m);
     ob_mail_free(m);
-    if (!in->payload || !in->p.extra) {
+    if (rc || !in->p.extra) {
         msg_in_clear(in);
         return refuse(e, 503, "no_memory", "", "out of memory");
     }
-    in->p.j = (ob_new_job){.kind = "mail.send", .queue = "mail", .payload = in->payload,
-                           .payload_len = strlen(in->payload), .run_at_ms = run_at};
     in->p.callback_url = json_string_value(cb);
     in->p.view = "/v1/messages/";
     return 0;
@@ -156,7 +161,7 @@ static void post_batch(ob_http_req *r, void *arg)
 
 /* ---- GET /v1/messages/{id} ---- */
 
-static void get_message(ob_http_req *r, void *arg) { api_get_job(arg, r, "mail.send"); }
+static void get_message(ob_http_req *r, void *arg) { api_get_job(arg, r, OB_MAIL_KIND); }
 
 int api_messages_routes(api *a, ob_http_server *srv)
 {

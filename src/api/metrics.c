@@ -40,7 +40,6 @@
 
 #include "api/api.h"
 #include "api/http_request.h"
-#include "api/mail_send.h"
 #include "base/base.h"
 
 #define QUEUES_MAX 240 /* (kind, queue) pairs with series of their own */
@@ -365,8 +364,9 @@ static void get_metrics(ob_http_req *r, void *arg)
     ob_http_durations(m->srv, &hd);
     histogram(&t, "outbox_http_request_duration_seconds",
               "Seconds from a request's headers to its response done.", &hd);
-    uint64_t rc[4];
-    ms_outcomes(rc);
+    uint64_t rc[4] = {0};
+    if (m->a->o.mailer)
+        ob_mailer_outcomes(m->a->o.mailer, rc);
     put(&t, "# HELP outbox_mail_recipients_total Recipients' outcomes of delivery attempts.\n"
             "# TYPE outbox_mail_recipients_total counter\n");
     for (int st = OB_RCPT_DELIVERED; st <= OB_RCPT_BOUNCED; st++)

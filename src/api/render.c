@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/mail_send.h"
+#include "outbox/mailjob.h"
 
 static json_t *time_or_null(int64_t ms)
 {
@@ -69,9 +69,31 @@ static void mail_view(json_t *v, const ob_job *j)
         json_object_set_new(a, "size", json_integer((json_int_t)(n / 4 * 3 - pad)));
         json_object_del(a, "content");
     }
-    json_t *r = ms_recipients(j);
-    if (r)
-        json_object_set_new(v, "recipients", r);
+    ob_mail_status *s;
+    if (ob_mail_status_get(j, &s) == 0) {
+        json_object_set_new(v, "recipients", api_rcpts_json(s->rcpts, s->n));
+        ob_mail_status_free(s);
+    }
+}
+
+json_t *api_rcpts_json(const ob_mail_rcpt_status *r, size_t n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < n; i++) {
+        json_t *e = json_pack("{s:s, s:s, s:s, s:i}", "address", r[i].address, "type", r[i].type,
+                              "state", ob_rcpt_state_name(r[i].state), "attempts", r[i].attempts);
+        if (e && r[i].state != OB_RCPT_PENDING) {
+            char at[32];
+            json_object_set_new(e, "code", json_integer(r[i].reply.code));
+            if (r[i].reply.enhanced[0])
+                json_object_set_new(e, "enhanced", json_string(r[i].reply.enhanced));
+            json_object_set_new(e, "reply", json_string(r[i].reply.text));
+            json_object_set_new(e, "updated_at",
+                                json_string(ob_time_format(r[i].updated_at_ms, at)));
+        }
+        json_array_append_new(list, e);
+    }
+    return list;
 }
 
 json_t *api_job_json(const ob_job *j, bool with_detail)

@@ -16,6 +16,13 @@
 #include "outbox/common.h"
 #include "outbox/jobs.h"
 
+/* ---- errors (error.c) ---- */
+/* Fill *p (when p is not NULL) with `field` (NULL: "") and the message;
+ * returns rc, so that `return obi_problem(p, OB_EINVAL, "kind", "...")`
+ * reports and fails in one line. */
+int obi_problem(ob_problem *p, int rc, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ---- logging (log.c) ---- */
 void ob_logf(ob_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define OB_DEBUG(...) ob_logf(OB_LOG_DEBUG, __VA_ARGS__)

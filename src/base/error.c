@@ -1,7 +1,11 @@
 /*
- * error.c - names of the OB_E* error codes (outbox/common.h).
+ * error.c - names of the OB_E* error codes, and filling in an ob_problem
+ * (outbox/common.h).
  */
-#include "outbox/common.h"
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "base/base.h"
 
 const char *ob_strerror(int rc)
 {
@@ -27,4 +31,16 @@ const char *ob_strerror(int rc)
     case OB_EUNAVAIL: return "store unavailable: the database cannot be reached; retry later";
     }
     return "unknown error";
+}
+
+int obi_problem(ob_problem *p, int rc, const char *field, const char *fmt, ...)
+{
+    if (!p)
+        return rc;
+    snprintf(p->field, sizeof p->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof p->message, fmt, ap);
+    va_end(ap);
+    return rc;
 }

@@ -40,23 +40,12 @@ void ob_mail_limits_init(ob_mail_limits *l)
 typedef struct parser {
     const ob_mail_limits *l;
     int source;
-    ob_mail_problem *p;
+    ob_problem *p;
     size_t size; /* bodies and attachments so far */
     size_t nrcpt_given;
 } parser;
 
-__attribute__((format(printf, 4, 5))) static int fail(parser *ps, int rc, const char *field,
-                                                      const char *fmt, ...)
-{
-    if (ps->p) {
-        snprintf(ps->p->field, sizeof ps->p->field, "%s", field);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(ps->p->message, sizeof ps->p->message, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
+#define fail(ps, rc, field, ...) obi_problem((ps)->p, rc, field, __VA_ARGS__)
 
 /* A JSON string without NUL, or NULL (not a string, or it holds NUL). */
 static const char *str(const json_t *v)
@@ -535,7 +524,7 @@ static int parse(parser *ps, const json_t *in, ob_mail *m)
 }
 
 int ob_mail_parse(const json_t *in, int source, const ob_mail_limits *l, ob_mail **out,
-                  ob_mail_problem *p)
+                  ob_problem *p)
 {
     ob_mail_limits defaults;
     if (!l) {

@@ -34,7 +34,7 @@
 
 #include "api/api.h"
 #include "api/http_request.h"
-#include "api/mail_send.h"
+#include "outbox/mailjob.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -68,13 +68,13 @@ static void setup(void)
     static ob_mail_limits ml;
     ob_mail_limits_init(&ml);
     ob_transport *tr;
-    ms_opts mo = {.timeout_ms = 1000, .retry_min_ms = 1000, .retry_max_ms = 1000,
-                  .lifetime_ms = 1000};
+    ob_mail_job_opts mo = {.timeout_ms = 1000, .retry_min_ms = 1000, .retry_max_ms = 1000,
+                           .lifetime_ms = 1000};
+    ob_mailer *mailer;
     if (ob_engine_open(url, &eo, &e) || hr_register(e, &ho) ||
         ob_transport_open(mail, NULL, &tr, err, sizeof err))
         abort();
-    mo.transport = tr;
-    if (ms_register(e, &mo))
+    if (ob_mail_job_register(e, tr, &mo, &mailer))
         abort();
     ob_http_opts o;
     ob_http_opts_init(&o);

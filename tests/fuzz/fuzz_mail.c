@@ -165,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *in = size && data[0] == '{' ? json_loadb((const char *)data, size, 0, NULL)
                                         : from_fields(data, size);
     ob_mail *m = NULL;
-    ob_mail_problem p;
+    ob_problem p;
     if (in && ob_mail_parse(in, OB_MAIL_REQUEST, NULL, &m, &p) == 0) {
         check(m, json_object_get(in, "headers"));
         ob_mail_free(m);

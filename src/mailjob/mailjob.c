@@ -1,0 +1,296 @@
+/*
+ * mailjob.c - the mail.send job kind (outbox/mailjob.h): deliver a stored
+ * message (the payload, ob_mail_to_json's form) through a transport and
+ * keep each recipient's outcome in the job's result:
+ *
+ *   {"message_id": "<...>", "transport": "smtp://relay:587",
+ *    "recipients": [{"address", "type", "state", "code", "enhanced",
+ *                    "reply", "attempts", "updated_at"}, ...]}
+ *
+ * Each attempt sends only to recipients still pending or deferred (the
+ * result of the attempt before says who); what follows is the table in
+ * outbox/mailjob.h.
+ *
+ * The result is stored with every answer (ob_ctx_set_result), so a crash
+ * between attempts loses at most the attempt in flight, which then runs
+ * again. The result always fits: each recipient's entry is bounded (its
+ * reply kept to RCPT_REPLY_KEPT bytes, scrubbed) and
+ * ob_mail_job_engine_opts sizes the engine's max_result for the most
+ * recipients. Should it still not be stored, the job is not retried: a
+ * retry that does not know who was delivered would send to them again.
+ *
+ * Invariant M1 (checked in debug builds after each attempt): a recipient
+ * final before the attempt (delivered, bounced) is not sent to again and
+ * keeps its reply. By construction (answer()): the job is retried only
+ * while some recipient is deferred.
+ */
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "mailjob/mailjob_int.h"
+
+struct ob_mailer {
+    ob_mail_job_opts o;
+    ob_transport *t;                               /* borrowed */
+    _Atomic uint64_t outcomes[OB_RCPT_BOUNCED + 1]; /* recipients' replies, by state */
+};
+
+void ob_mail_job_opts_init(ob_mail_job_opts *o)
+{
+    *o = (ob_mail_job_opts){.timeout_ms = 10 * 60 * 1000, .retry_min_ms = 300 * 1000,
+                            .retry_max_ms = 4000 * 1000, .lifetime_ms = 5LL * 86400 * 1000};
+}
+
+void ob_mailer_outcomes(const ob_mailer *m, uint64_t out[4])
+{
+    for (int i = 0; i <= OB_RCPT_BOUNCED; i++)
+        out[i] = atomic_load(&m->outcomes[i]);
+}
+
+/* A recipient's reply kept in the result, in bytes (scrubbed of control
+ * characters first): with the address (at most 254, escaped at most 2x)
+ * and the other members, an entry is under RCPT_ENTRY_MAX as JSON. */
+#define RCPT_REPLY_KEPT 400
+#define RCPT_ENTRY_MAX 1600
+
+void ob_mail_job_engine_opts(ob_engine_opts *eo, const ob_mail_limits *l)
+{
+    /* the decoded size in base64 (4/3) and the JSON around it */
+    size_t payload = l->max_size / 3 * 4 + (1u << 20);
+    size_t result = (size_t)(l->max_recipients > 0 ? l->max_recipients : 1) * RCPT_ENTRY_MAX + 8192;
+    size_t lo = 64u << 10, hi = 16u << 20;
+    result = result < lo ? lo : result > hi ? hi : result;
+    if (eo->max_payload < payload)
+        eo->max_payload = payload;
+    if (eo->max_result < result)
+        eo->max_result = result;
+}
+
+static void reply_set(ob_mail_reply *r, int code, const char *enhanced, const char *text)
+{
+    r->code = code;
+    snprintf(r->enhanced, sizeof r->enhanced, "%s", enhanced ? enhanced : "");
+    snprintf(r->text, sizeof r->text, "%s", text);
+}
+
+static bool unfinished(const ob_mail_rcpt_status *r)
+{
+    return r->state == OB_RCPT_PENDING || r->state == OB_RCPT_DEFERRED;
+}
+
+/* The result JSON text (malloc'd), or NULL on OOM. */
+static char *result_text(const ob_mailer *mj, const ob_mail *m, const ob_mail_rcpt_status *r,
+                         size_t n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_pack("{s:s, s:s, s:s, s:i}", "address", r[i].address, "type", r[i].type,
+                              "state", ob_rcpt_state_name(r[i].state), "attempts", r[i].attempts);
+        if (r[i].state != OB_RCPT_PENDING) {
+            json_object_set_new(e, "code", json_integer(r[i].reply.code));
+            char reply[RCPT_REPLY_KEPT + 1];
+            ob_scrub(r[i].reply.text, strlen(r[i].reply.text), reply, sizeof reply);
+            if (r[i].reply.enhanced[0])
+                json_object_set_new(e, "enhanced", json_string(r[i].reply.enhanced));
+            json_object_set_new(e, "reply", json_string(reply));
+            char at[32];
+            json_object_set_new(e, "updated_at",
+                                json_string(ob_time_format(r[i].updated_at_ms, at)));
+        }
+        json_array_append_new(list, e);
+    }
+    json_t *v = json_pack("{s:s, s:s, s:o}", "message_id", ob_mail_message_id(m), "transport",
+                          ob_transport_name(mj->t), "recipients", list);
+    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    return s;
+}
+
+/* Send to the recipients not yet final; record their replies. */
+static void attempt(ob_mailer *mj, ob_job_ctx *ctx, const ob_mail *m, ob_mail_rcpt_status *r,
+                    size_t n)
+{
+    const ob_job *j = ob_ctx_job(ctx);
+    char *data;
+    size_t len;
+    const char **to = malloc(n * sizeof *to);
+    ob_mail_reply *replies = calloc(n, sizeof *replies);
+    size_t *idx = malloc(n * sizeof *idx), k = 0;
+    if (!to || !replies || !idx || ob_mail_build(m, &data, &len)) {
+        free(to), free(replies), free(idx);
+        for (size_t i = 0; i < n; i++)
+            if (unfinished(&r[i])) {
+                r[i].state = OB_RCPT_DEFERRED;
+                reply_set(&r[i].reply, 0, NULL, "out of memory building the message");
+            }
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (unfinished(&r[i])) {
+            to[k] = r[i].address;
+            idx[k++] = i;
+        }
+    char name[OB_ID_STRLEN + 1];
+    ob_envelope env = {.from = ob_mail_sender(m), .rcpts = to, .nrcpts = k, .data = data,
+                       .len = len, .name = ob_id_format(&j->id, name)};
+    int64_t now = ob_now_ms();
+    if (k && ob_transport_send(mj->t, &env, replies, ob_ctx_deadline(ctx)) == 0) {
+        for (size_t i = 0; i < k; i++) {
+            ob_mail_rcpt_status *x = &r[idx[i]];
+            x->reply = replies[i];
+            x->state = ob_mail_reply_state(&replies[i]);
+            atomic_fetch_add(&mj->outcomes[x->state], 1);
+            x->attempts++;
+            x->updated_at_ms = now;
+        }
+    }
+    free(data), free(to), free(replies), free(idx);
+}
+
+/* Deferred for longer than the lifetime: bounced, keeping the last reply. */
+static void give_up(ob_mailer *mj, const ob_job *j, ob_mail_rcpt_status *r, size_t n)
+{
+    int64_t age = ob_now_ms() - j->created_at_ms;
+    if (age < mj->o.lifetime_ms)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].state != OB_RCPT_DEFERRED)
+            continue;
+        char text[OB_MAIL_REPLY_MAX];
+        snprintf(text, sizeof text, "gave up after %lld s deferred; last reply: %.400s",
+                 (long long)(age / 1000), r[i].reply.text);
+        r[i].state = OB_RCPT_BOUNCED;
+        atomic_fetch_add(&mj->outcomes[OB_RCPT_BOUNCED], 1);
+        snprintf(r[i].reply.text, sizeof r[i].reply.text, "%s", text);
+    }
+}
+
+/* The error an attempt records: who is deferred or bounced, and why. */
+static void summary(const ob_mail_rcpt_status *r, size_t n, ob_rcpt_state which, char *out,
+                    size_t cap)
+{
+    size_t w = 0, count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += r[i].state == which;
+    w += (size_t)snprintf(out, cap, "%zu recipient%s %s", count, count == 1 ? "" : "s",
+                          ob_rcpt_state_name(which));
+    for (size_t i = 0; i < n && w < cap; i++)
+        if (r[i].state == which)
+            w += (size_t)snprintf(out + w, cap - w, "; %s: %d %s", r[i].address, r[i].reply.code,
+                                  r[i].reply.text);
+}
+
+#ifndef NDEBUG
+/* M1: an attempt leaves a recipient that was final before it as it was. */
+static void check_m1(const ob_mail_rcpt_status *before, const ob_mail_rcpt_status *after,
+                     size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!unfinished(&before[i]))
+            assert(after[i].state == before[i].state && after[i].attempts == before[i].attempts &&
+                   after[i].reply.code == before[i].reply.code); /* M1 */
+}
+#endif
+
+/* Answer the attempt from the recipients' states (the table in mailjob.h). */
+static void answer(ob_job_ctx *ctx, ob_mailer *mj, const ob_mail *m, const ob_mail_rcpt_status *r,
+                   size_t n)
+{
+    size_t delivered = 0, deferred = 0;
+    for (size_t i = 0; i < n; i++) {
+        delivered += r[i].state == OB_RCPT_DELIVERED;
+        deferred += r[i].state == OB_RCPT_DEFERRED;
+    }
+    char *result = result_text(mj, m, r, n), err[1024];
+    int rc = result ? ob_ctx_set_result(ctx, result) : OB_ENOMEM;
+    if (rc && deferred) {
+        snprintf(err, sizeof err, "the outcome of each recipient could not be stored (%s): not "
+                 "retried, so that %zu delivered recipient%s do not get the message twice; %zu "
+                 "left deferred", ob_strerror(rc), delivered, delivered == 1 ? "" : "s", deferred);
+        ob_ctx_discard(ctx, err);
+    } else if (deferred) {
+        summary(r, n, OB_RCPT_DEFERRED, err, sizeof err);
+        ob_ctx_retry(ctx, -1, err);
+    } else if (delivered) {
+        ob_ctx_done(ctx, NULL);
+    } else {
+        summary(r, n, OB_RCPT_BOUNCED, err, sizeof err);
+        ob_ctx_discard(ctx, err);
+    }
+    free(result);
+}
+
+static void handler(ob_job_ctx *ctx, void *arg)
+{
+    ob_mailer *mj = arg;
+    const ob_job *j = ob_ctx_job(ctx);
+    ob_mail *m = NULL;
+    ob_problem p;
+    int rc = obi_mail_stored(j, &m, &p);
+    if (rc) {
+        char err[400];
+        snprintf(err, sizeof err, "the stored message does not parse: %s: %s", p.field,
+                 p.message);
+        if (rc == OB_ENOMEM)
+            ob_ctx_retry(ctx, -1, "out of memory");
+        else
+            ob_ctx_discard(ctx, err);
+        return;
+    }
+    size_t n = ob_mail_rcpt_count(m);
+    ob_mail_rcpt_status *r = calloc(n, sizeof *r), *before = calloc(n, sizeof *before);
+    if (!r || !before) {
+        ob_ctx_retry(ctx, -1, "out of memory");
+        free(r), free(before);
+        ob_mail_free(m);
+        return;
+    }
+    obi_mail_rcpts_load(m, j->result, r);
+    memcpy(before, r, n * sizeof *r);
+    attempt(mj, ctx, m, r, n);
+    give_up(mj, j, r, n);
+#ifndef NDEBUG
+    check_m1(before, r, n);
+#endif
+    answer(ctx, mj, m, r, n);
+    free(before);
+    free(r);
+    ob_mail_free(m);
+}
+
+int ob_mail_job_register(ob_engine *e, ob_transport *t, const ob_mail_job_opts *o,
+                         ob_mailer **out)
+{
+    ob_mail_job_opts d;
+    if (!o) {
+        ob_mail_job_opts_init(&d);
+        o = &d;
+    }
+    if (!e || !t || !out || o->timeout_ms < 1 || o->retry_min_ms < 1 ||
+        o->retry_max_ms < o->retry_min_ms || o->lifetime_ms < 1)
+        return OB_EINVAL;
+    ob_mailer *mj = calloc(1, sizeof *mj);
+    if (!mj)
+        return OB_ENOMEM;
+    mj->o = *o;
+    mj->t = t;
+    ob_kind_opts k = {
+        .timeout_ms = o->timeout_ms,
+        .max_attempts = 1000, /* the lifetime decides when to give up */
+        .backoff = {.base_ms = o->retry_min_ms, .factor = 2.0, .max_ms = o->retry_max_ms,
+                    .jitter = 0.1},
+    };
+    int rc = ob_engine_register(e, OB_MAIL_KIND, handler, mj, &k);
+    if (rc) {
+        free(mj);
+        return rc;
+    }
+    *out = mj;
+    return 0;
+}
+
+void ob_mailer_free(ob_mailer *m) { free(m); }
