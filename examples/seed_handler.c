@@ -8,23 +8,28 @@
  * heard "success" whether or not anything happened. Here:
  *
  *   POST /mail {"to","subject","text"}
- *       copies what it needs out of the request into a job payload,
- *       enqueues it without blocking, suspends the response, and answers
+ *       makes a message of the request (from --from), has the library
+ *       validate it, copies its stored form into a mail.send job, enqueues
+ *       it without blocking, suspends the response, and answers
  *       202 {"id","status_url"} only once the job is on disk — or 503 if it
- *       could not be stored. A worker "sends" the mail (appends it to
- *       mail.log) and records the outcome.
+ *       could not be stored. A worker delivers it (--smtp: an SMTP relay,
+ *       or .eml files) and keeps each recipient's reply: deferred ones
+ *       (4xx) are retried, bounced ones (5xx) are not.
  *   GET /jobs/{id}
- *       did it happen? The job's state, attempts, errors and result.
+ *       did it happen? The job's state, attempts, errors, and each
+ *       recipient's outcome.
  *   POST /closure?foo=N
  *       the second handler: a value captured at enqueue (a copy), not a
  *       reference to the handler's variable, which changes afterwards.
  *
- *   seed_handler [--listen HOST:PORT] [--store URL] [--help]
+ *   seed_handler [--listen HOST:PORT] [--store URL] [--smtp URL] [--from ADDR]
+ *                [--retry-min S] [--help]
  *
- * It prints "listening on HOST:PORT" once it serves; SIGINT/SIGTERM stop it
+ * It prints "listening on HOST:PORT, mail to URL" once it serves; SIGINT/SIGTERM stop it
  * gracefully. The README's "The seed, done right" walks through each
  * gotcha and the line below that answers it.
  */
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,35 +38,12 @@
 
 #include "outbox/http.h"
 #include "outbox/jobs.h"
+#include "outbox/mail.h"
+#include "outbox/mailjob.h"
 
 static ob_engine *engine;
-
-/* ---- the job: send the mail ---- */
-
-static void send_mail(ob_job_ctx *ctx, void *arg)
-{
-    (void)arg;
-    const ob_job *job = ob_ctx_job(ctx);
-    json_error_t err;
-    json_t *m = json_loadb((const char *)job->payload, job->payload_len, 0, &err);
-    if (!m) {
-        ob_ctx_discard(ctx, "the payload is not JSON"); /* permanent: retrying cannot help */
-        return;
-    }
-    FILE *f = fopen("mail.log", "a");
-    if (!f) {
-        ob_ctx_retry(ctx, -1, "cannot open mail.log"); /* transient: try again later */
-        json_decref(m);
-        return;
-    }
-    char id[OB_ID_STRLEN + 1];
-    fprintf(f, "%s to=%s subject=%s\n", ob_id_format(&job->id, id),
-            json_string_value(json_object_get(m, "to")),
-            json_string_value(json_object_get(m, "subject")));
-    fclose(f);
-    ob_ctx_done(ctx, "{\"delivered\":true}");
-    json_decref(m);
-}
+static const char *from = "Seed handler <seed@example.com>";
+static ob_mail_limits limits;
 
 /* The closure variant's job: it sees the value copied at enqueue. */
 static void use_foo(ob_job_ctx *ctx, void *arg)
@@ -94,35 +76,60 @@ static void mail_stored(void *arg, int rc, const ob_id *id, bool existed)
     json_decref(j);
 }
 
+/* The message the request asks for: its to, subject and text, from us. A
+ * member the handler does not take is refused rather than ignored. NULL
+ * after answering why. */
+static json_t *message_of(ob_http_req *req, const json_t *body)
+{
+    json_t *msg = json_pack("{s:s}", "from", from);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)body, k, v) {
+        if (strcmp(k, "to") && strcmp(k, "subject") && strcmp(k, "text")) {
+            ob_http_reply_error(req, 422, "invalid", "takes only to, subject and text", k);
+            json_decref(msg);
+            return NULL;
+        }
+        json_object_set(msg, k, v);
+    }
+    return msg;
+}
+
 static void post_mail(ob_http_req *req, void *arg)
 {
     (void)arg;
     json_t *body = ob_http_body_json(req); /* lives as long as the request */
     if (!body)
         return; /* answered 400 already */
-    const char *field = NULL;
-    json_t *to = json_object_get(body, "to"), *subject = json_object_get(body, "subject"),
-           *text = json_object_get(body, "text");
-    if (!json_is_string(to) || !strchr(json_string_value(to), '@'))
-        field = "to";
-    else if (!json_is_string(subject))
-        field = "subject";
-    else if (!json_is_string(text))
-        field = "text";
-    if (field) {
-        ob_http_reply_error(req, 422, "invalid", "a string is required here", field);
+    json_t *msg = json_is_object(body) ? message_of(req, body) : NULL;
+    if (!msg) {
+        if (!json_is_object(body))
+            ob_http_reply_error(req, 422, "invalid", "a JSON object is required", NULL);
         return;
     }
-    /* The job gets a copy: the payload is serialised here and copied by the
+    /* The library validates it: addresses (IDN too), header safety, sizes. */
+    ob_mail *m;
+    ob_problem p;
+    int rc = ob_mail_parse(msg, OB_MAIL_REQUEST, &limits, &m, &p);
+    json_decref(msg);
+    if (rc) {
+        ob_http_reply_error(req, rc == OB_ETOOBIG ? 413 : 422, "invalid", p.message,
+                            p.field[0] ? p.field : NULL);
+        return;
+    }
+    /* The job gets a copy: the message's stored form (its Message-ID and
+     * Date fixed now, so a retry sends the same bytes), copied again by the
      * engine; nothing of the request survives the handler. */
-    char *payload = json_dumps(body, JSON_COMPACT);
-    ob_new_job job = {.kind = "mail.send", .queue = "mail", .payload = payload,
-                      .payload_len = payload ? strlen(payload) : 0};
+    ob_new_job job = {0};
+    char *payload;
+    rc = ob_mail_job_new(m, &job, &payload);
+    ob_mail_free(m);
     ob_http_later *later;
-    int rc = payload ? ob_http_suspend(req, &later) : OB_ENOMEM;
+    if (!rc)
+        rc = ob_http_suspend(req, &later);
     if (rc) {
         free(payload);
-        ob_http_reply_error(req, 503, "unavailable", "too many requests waiting", NULL);
+        ob_http_reply_error(req, 503, "unavailable", ob_strerror(rc), NULL);
         return;
     }
     rc = ob_enqueue_async(engine, &job, mail_stored, later);
@@ -132,6 +139,25 @@ static void post_mail(ob_http_req *req, void *arg)
 }
 
 /* ---- GET /jobs/{id} ---- */
+
+/* Each recipient of a message: the relay's reply to it, and where that
+ * left it (delivered, deferred and to be retried, bounced). */
+static json_t *recipients(const ob_job *j)
+{
+    ob_mail_status *st;
+    if (ob_mail_status_get(j, &st))
+        return NULL;
+    json_t *list = json_array();
+    for (size_t i = 0; i < st->n; i++) {
+        const ob_mail_rcpt_status *r = &st->rcpts[i];
+        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:s, s:s, s:i}", "address",
+                                              r->address, "state", ob_rcpt_state_name(r->state),
+                                              "code", r->reply.code, "enhanced", r->reply.enhanced,
+                                              "reply", r->reply.text, "attempts", r->attempts));
+    }
+    ob_mail_status_free(st);
+    return list;
+}
 
 static void get_job(ob_http_req *req, void *arg)
 {
@@ -153,9 +179,11 @@ static void get_job(ob_http_req *req, void *arg)
     for (size_t i = 0; i < j->nerrors; i++)
         json_array_append_new(errors, json_pack("{s:i, s:s}", "attempt", j->errors[i].attempt,
                                                 "error", j->errors[i].message));
-    json_t *v = json_pack("{s:s, s:s, s:i, s:o, s:o?}", "kind", j->kind, "state",
+    json_t *v = json_pack("{s:s, s:s, s:i, s:o, s:o*, s:o*}", "kind", j->kind, "state",
                           ob_state_name(j->state), "attempt", j->attempt, "errors", errors,
-                          "result", j->result ? json_loads(j->result, 0, NULL) : NULL);
+                          "recipients", recipients(j), "result",
+                          j->result && strcmp(j->kind, OB_MAIL_KIND) != 0
+                              ? json_loads(j->result, 0, NULL) : NULL);
     ob_http_reply_json(req, 200, v);
     json_decref(v);
     ob_job_free(j);
@@ -192,38 +220,80 @@ static void on_signal(int sig) { (void)sig, stop = 1; }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: seed_handler [--listen HOST:PORT] [--store URL]\n"
+    fprintf(f, "usage: seed_handler [OPTIONS]\n"
                "  The Q&A's mail handler done right (see README, \"The seed, done right\").\n"
                "  --listen HOST:PORT  default 127.0.0.1:8080 (port 0: any free port)\n"
-               "  --store URL         default sqlite:./seed.db\n");
+               "  --store URL         default sqlite:./seed.db\n"
+               "  --smtp URL          where mail goes: smtp://[user:pass@]host[:port]"
+               "[?starttls=no]\n"
+               "                      or file:DIR (default file:./mail)\n"
+               "  --from ADDRESS      the sender (default \"Seed handler "
+               "<seed@example.com>\")\n"
+               "  --retry-min S       seconds to the first retry of a deferred recipient "
+               "(default 300)\n");
+}
+
+static int fail(const char *what, const char *detail)
+{
+    fprintf(stderr, "seed_handler: %s: %s\n", what, detail);
+    return 1;
 }
 
 int main(int argc, char **argv)
 {
-    const char *listen = "127.0.0.1:8080", *store = "sqlite:./seed.db";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
-            listen = argv[++i];
-        } else if (!strcmp(argv[i], "--store") && i + 1 < argc) {
-            store = argv[++i];
-        } else {
-            usage(stderr);
-            return 2;
+    const char *listen = "127.0.0.1:8080", *store = "sqlite:./seed.db", *smtp = "file:./mail";
+    ob_mail_job_opts mo;
+    ob_mail_job_opts_init(&mo);
+    static const struct option longs[] = {
+        {"listen", required_argument, 0, 'l'}, {"store", required_argument, 0, 's'},
+        {"smtp", required_argument, 0, 'm'},   {"from", required_argument, 0, 'f'},
+        {"retry-min", required_argument, 0, 'r'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    for (int c; (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
+        switch (c) {
+        case 'l': listen = optarg; break;
+        case 's': store = optarg; break;
+        case 'm': smtp = optarg; break;
+        case 'f': from = optarg; break;
+        case 'r':
+            mo.retry_min_ms = atol(optarg) * 1000;
+            if (mo.retry_min_ms < 1000 || mo.retry_min_ms > mo.retry_max_ms)
+                return fail("--retry-min", "must be 1-4000 seconds");
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
-    ob_log_set(NULL, NULL, OB_LOG_INFO);
-    int rc = ob_engine_open(store, NULL, &engine);
-    if (rc) {
-        fprintf(stderr, "seed_handler: cannot open %s: %s\n", store, ob_strerror(rc));
-        return 1;
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
     }
-    ob_engine_register(engine, "mail.send", send_mail, NULL, NULL);
-    ob_engine_register(engine, "use.foo", use_foo, NULL, NULL);
+    ob_log_set(NULL, NULL, OB_LOG_INFO);
+    ob_mail_init();
+    ob_mail_limits_init(&limits);
+    ob_transport *transport;
+    ob_problem p;
+    if (ob_transport_open(smtp, NULL, &transport, &p))
+        return fail("--smtp", p.message);
+    json_t *probe = json_pack("{s:s, s:s, s:s, s:s}", "from", from, "to", "probe@example.com",
+                              "subject", "", "text", "");
+    ob_mail *m;
+    int rc = ob_mail_parse(probe, OB_MAIL_REQUEST, &limits, &m, &p);
+    json_decref(probe);
+    if (rc)
+        return fail("--from", p.message);
+    ob_mail_free(m);
+
+    ob_engine_opts eo;
+    ob_engine_opts_init(&eo);
+    ob_mail_job_engine_opts(&eo, &limits); /* room for the largest message and its outcome */
+    if ((rc = ob_engine_open(store, &eo, &engine)))
+        return fail(store, ob_strerror(rc));
+    ob_mailer *mailer;
     ob_pool *pool;
-    ob_pool_start(engine, NULL, &pool);
+    if ((rc = ob_mail_job_register(engine, transport, &mo, &mailer)) ||
+        (rc = ob_engine_register(engine, "use.foo", use_foo, NULL, NULL)) ||
+        (rc = ob_pool_start(engine, NULL, &pool)))
+        return fail("cannot start the engine", ob_strerror(rc));
 
     ob_http_opts o;
     ob_http_opts_init(&o);
@@ -233,10 +303,8 @@ int main(int argc, char **argv)
         (rc = ob_http_route(s, "POST", "/mail", post_mail, NULL, OB_HTTP_JSON)) ||
         (rc = ob_http_route(s, "GET", "/jobs/{id}", get_job, NULL, 0)) ||
         (rc = ob_http_route(s, "POST", "/closure", post_closure, NULL, 0)) ||
-        (rc = ob_http_server_start(s))) {
-        fprintf(stderr, "seed_handler: cannot serve on %s: %s\n", listen, ob_strerror(rc));
-        return 1;
-    }
+        (rc = ob_http_server_start(s)))
+        return fail(listen, ob_strerror(rc));
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     char host[128];
@@ -244,7 +312,8 @@ int main(int argc, char **argv)
     char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
-    printf("listening on %s:%d\n", host, ob_http_server_port(s));
+    printf("listening on %s:%d, mail to %s\n", host, ob_http_server_port(s),
+           ob_transport_name(transport));
     fflush(stdout);
     while (!stop)
         pause();
@@ -252,5 +321,7 @@ int main(int argc, char **argv)
     ob_http_server_free(s);
     ob_pool_stop(pool, 5000);
     ob_engine_close(engine);
+    ob_mailer_free(mailer);
+    ob_transport_close(transport);
     return 0;
 }

@@ -605,8 +605,12 @@ int main(int argc, char **argv)
     to.ca_file = c.smtp_ca[0] ? c.smtp_ca : NULL;
     to.helo = c.smtp_helo[0] ? c.smtp_helo : NULL;
     to.password = smtp_password;
-    if (ob_transport_open(c.smtp, &to, &transport, err, sizeof err)) {
-        fprintf(stderr, "outboxd: %s\n", err);
+    ob_problem why;
+    if (ob_transport_open(c.smtp, &to, &transport, &why)) {
+        const char *flag = !strcmp(why.field, "ca_file")    ? "--smtp-ca"
+                           : !strcmp(why.field, "password") ? "--smtp-password-file"
+                                                            : "--smtp";
+        fprintf(stderr, "outboxd: %s: %s\n", flag, why.message);
         transport = NULL;
         rc = 2;
         goto out;

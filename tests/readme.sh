@@ -10,6 +10,8 @@
 #                          without a network example.com never answers, so
 #                          `job wait` may end by timeout: 124 is allowed)
 #   Your first mail        outbox send … --wait: delivered to ./mail
+#   Send mail from your C  the C block, put in a main(), compiles against
+#   web service            include/ with -Wall -Wextra -Werror
 #   Several outboxd …      the block for one machine: a private PostgreSQL
 #                          and three nodes, a job posted on one and read on
 #                          another ("<id>" put in)
@@ -85,6 +87,19 @@ say "Your first mail"
 out=$(eval "$(block "Your first mail" 1 | grep 'outbox send')")
 printf '%s\n' "$out" | grep -Eq "delivered +a@example.com +to +250" || fail "outbox send: $out"
 printf '%s\n' "$out" | grep -q "written to $work/mail/" || fail "the reply's path: $out"
+
+say "Send mail from your C web service: the C block compiles"
+{
+    awk '/^### Send mail from your C web service/ { s = 1 } s && /^```c/ { on = 1; next }
+         on && /^```/ { exit } on && /^#include/ { print }' README.md
+    echo 'int main(void) {'
+    awk '/^### Send mail from your C web service/ { s = 1 } s && /^```c/ { on = 1; next }
+         on && /^```/ { exit } on && !/^#include/ { print }' README.md
+    echo 'json_decref(msg); ob_job_free(j); ob_mail_status_free(st); (void)mailer; (void)pool;'
+    echo 'return rc; }'
+} >mail_block.c
+cc -std=c11 -Wall -Wextra -Werror -fsyntax-only -Iinclude $(pkg-config --cflags jansson) \
+    mail_block.c || fail "the C block of \"Send mail from your C web service\""
 
 kill "$run" && wait "$run" 2>/dev/null || true
 say "Several outboxd on one PostgreSQL, on one machine"

@@ -309,10 +309,10 @@ TEST(simple_text_is_7bit)
 TEST(file_transport_writes_eml)
 {
     ob_transport *t;
-    char err[256];
+    ob_problem p;
     char url[512];
     snprintf(url, sizeof url, "file:%s/mail", test_dir());
-    ASSERT_OK(ob_transport_open(url, NULL, &t, err, sizeof err));
+    ASSERT_OK(ob_transport_open(url, NULL, &t, &p));
     ASSERT_STREQ(ob_transport_name(t), url);
     const char *rcpts[] = {"a@example.com", "b@example.com"};
     ob_envelope env = {.from = "f@example.com", .rcpts = rcpts, .nrcpts = 2,
@@ -335,35 +335,38 @@ TEST(file_transport_writes_eml)
     ob_transport_close(t);
 
     /* A directory that cannot be made: refused at open, with the reason. */
-    ASSERT_RC(ob_transport_open("file:/proc/nope/mail", NULL, &t, err, sizeof err), OB_EINVAL);
-    ASSERT(strstr(err, "/proc/nope/mail"));
+    ASSERT_RC(ob_transport_open("file:/proc/nope/mail", NULL, &t, &p), OB_EINVAL);
+    ASSERT(strstr(p.message, "/proc/nope/mail"));
+    ASSERT_STREQ(p.field, "url");
 }
 
 TEST(transport_urls)
 {
     ob_transport *t;
-    char err[256];
+    ob_problem p;
     ob_transport_opts o;
     ob_transport_opts_init(&o);
     ASSERT_OK(ob_transport_open("smtp://user:p%40ss@relay.example.com:2525?starttls=no", &o, &t,
-                                err, sizeof err));
+                                &p));
     ASSERT_STREQ(ob_transport_name(t), "smtp://user@relay.example.com:2525?starttls=no");
     ob_transport_close(t);
-    ASSERT_OK(ob_transport_open("smtp://relay.example.com", &o, &t, err, sizeof err));
+    ASSERT_OK(ob_transport_open("smtp://relay.example.com", &o, &t, &p));
     ASSERT_STREQ(ob_transport_name(t), "smtp://relay.example.com:587");
     ob_transport_close(t);
     const char *bad[] = {"smtp://", "smtp://h:0", "smtp://h:99999", "smtp://h:25?tls=1",
                          "smtp://u:%zz@h", "smtp://[::1]:25", "smtps://h", "http://h", "smtp://h h",
                          NULL};
     for (int i = 0; bad[i]; i++) {
-        err[0] = '\0';
-        if (ob_transport_open(bad[i], &o, &t, err, sizeof err) != OB_EINVAL)
+        p.message[0] = '\0';
+        if (ob_transport_open(bad[i], &o, &t, &p) != OB_EINVAL)
             test_fail(__FILE__, __LINE__, "accepted %s", bad[i]);
-        ASSERT(err[0]);
+        ASSERT(p.message[0]);
+        ASSERT_STREQ(p.field, "url");
     }
     o.ca_file = "/nonexistent.pem";
-    ASSERT_RC(ob_transport_open("smtp://h", &o, &t, err, sizeof err), OB_EINVAL);
-    ASSERT(strstr(err, "/nonexistent.pem"));
+    ASSERT_RC(ob_transport_open("smtp://h", &o, &t, &p), OB_EINVAL);
+    ASSERT(strstr(p.message, "/nonexistent.pem"));
+    ASSERT_STREQ(p.field, "ca_file");
 }
 
 TEST(reply_states)

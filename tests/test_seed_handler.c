@@ -1,10 +1,12 @@
 /*
  * test_seed_handler.c - examples/seed_handler, run as a program and driven
- * with curl: the mail is acknowledged (202) only once stored, can be
- * followed to its outcome, bad input is refused naming the field, the
- * closure variant shows value semantics, a store that cannot take the job
- * makes it answer 503 (never a 202 for a job that is not stored), and
- * SIGTERM stops it cleanly.
+ * with curl: the mail is acknowledged (202) only once stored, delivered
+ * over SMTP to a real relay (tests/smtp_relay.py) with each recipient's
+ * reply — a 550 bounces one, a 451 is retried — and can be followed to
+ * that outcome; bad input is refused naming the field, the closure variant
+ * shows value semantics, a store that cannot take the job makes it answer
+ * 503 (never a 202 for a job that is not stored), and SIGTERM stops it
+ * cleanly.
  */
 #include <signal.h>
 #include <sys/resource.h>
@@ -13,6 +15,7 @@
 
 #include "helpers.h"
 #include "http_helpers.h"
+#include "relay_helpers.h"
 
 #ifndef SEED_HANDLER
 #error "SEED_HANDLER: the path of the example binary"
@@ -24,9 +27,10 @@ typedef struct proc {
     FILE *out;
 } proc;
 
-/* Start the example in the test directory; fsize_limit > 0 caps the size
- * of any file it writes (a disk that fills up). */
-static proc start(long fsize_limit)
+/* Start the example in the test directory, its mail going to `smtp`
+ * (NULL: its default, file:./mail); fsize_limit > 0 caps the size of any
+ * file it writes (a disk that fills up). */
+static proc start_to(const char *smtp, long fsize_limit)
 {
     int p[2];
     ASSERT_EQ(pipe(p), 0);
@@ -42,7 +46,8 @@ static proc start(long fsize_limit)
             setrlimit(RLIMIT_FSIZE, &r);
         }
         execl(SEED_HANDLER, "seed_handler", "--listen", "127.0.0.1:0", "--store",
-              "sqlite:./seed.db", (char *)NULL);
+              "sqlite:./seed.db", "--retry-min", "1", smtp ? "--smtp" : (char *)NULL, smtp,
+              (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -52,6 +57,8 @@ static proc start(long fsize_limit)
     ASSERT_EQ(sscanf(line, "listening on 127.0.0.1:%d", &x.port), 1);
     return x;
 }
+
+static proc start(long fsize_limit) { return start_to(NULL, fsize_limit); }
 
 static void stop(proc *x)
 {
@@ -103,11 +110,46 @@ TEST(mail_is_acknowledged_once_stored_and_can_be_followed)
     ASSERT(strcasestr(out, "Location: /jobs/") != NULL);
     free(out);
     out = wait_done(x.port, id);
-    ASSERT(strstr(out, "\"state\":\"completed\"") && strstr(out, "\"delivered\":true"));
+    ASSERT(strstr(out, "\"state\":\"completed\"") != NULL);
+    ASSERT(strstr(out, "\"address\":\"ann@example.org\",\"state\":\"delivered\",\"code\":250"));
     free(out);
-    ASSERT_EQ(t_run(&out, "grep -c '%s to=ann@example.org subject=hi' mail.log", id), 0);
+    /* the file transport: the message, built, named after its job */
+    ASSERT_EQ(t_run(&out, "grep -c '^Subject: hi' mail/%s.eml", id), 0);
     free(out);
     stop(&x);
+}
+
+TEST(mail_goes_over_smtp_with_each_recipients_reply)
+{
+    server relay = relay_start("relay", NULL);
+    char smtp[64], *out, id[64];
+    snprintf(smtp, sizeof smtp, "smtp://127.0.0.1:%d?starttls=no", relay.port);
+    proc x = start_to(smtp, 0);
+    t_run(&out, "curl -s -H 'Content-Type: application/json' -d '{\"to\":[\"ann@example.org\","
+                "\"rcpt550-bob@example.org\",\"flaky1-cy@example.org\"],\"subject\":\"hi\","
+                "\"text\":\"hello\"}' " URL "/mail", x.port);
+    json_str(out, "id", id, sizeof id);
+    free(out);
+    out = wait_done(x.port, id); /* cy is deferred once, retried a second later */
+    printf("  %s\n", out);
+    ASSERT(strstr(out, "\"state\":\"completed\",\"attempt\":2") != NULL);
+    ASSERT(strstr(out, "\"address\":\"ann@example.org\",\"state\":\"delivered\",\"code\":250"));
+    ASSERT(strstr(out, "\"address\":\"rcpt550-bob@example.org\",\"state\":\"bounced\","
+                       "\"code\":550,\"enhanced\":\"5.1.1\""));
+    ASSERT(strstr(out, "\"address\":\"flaky1-cy@example.org\",\"state\":\"delivered\","
+                       "\"code\":250"));
+    free(out);
+    /* the bounced and the delivered were asked once; only the deferred again */
+    ASSERT_EQ(rcpt_count(&relay, "ann@example.org"), 1);
+    ASSERT_EQ(rcpt_count(&relay, "rcpt550-bob@example.org"), 1);
+    ASSERT_EQ(rcpt_count(&relay, "flaky1-cy@example.org"), 2);
+    /* the relay holds the message, from the default sender */
+    ASSERT_EQ(t_run(&out, "grep -l '^Subject: hi' relay/*.eml | wc -l"), 0);
+    ASSERT(atoi(out) == 2);
+    free(out);
+    ASSERT_EQ(t_run(NULL, "grep -q 'seed@example.com' relay/1.json"), 0);
+    stop(&x);
+    server_stop(&relay);
 }
 
 TEST(bad_mail_is_refused_naming_the_field)
@@ -180,6 +222,7 @@ TEST(store_that_cannot_take_the_job_means_503_never_202)
 
 static const test_case tests[] = {
     T(mail_is_acknowledged_once_stored_and_can_be_followed),
+    T(mail_goes_over_smtp_with_each_recipients_reply),
     T(bad_mail_is_refused_naming_the_field),
     T(closure_variant_copies_the_value),
     T(store_that_cannot_take_the_job_means_503_never_202),

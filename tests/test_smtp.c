@@ -30,104 +30,13 @@
 #include "http_helpers.h"
 #include "mime_helpers.h"
 #include "od_helpers.h"
+#include "relay_helpers.h"
 #include "outbox/mail.h"
 
-#ifndef SMTP_RELAY
-#error "SMTP_RELAY: the path of tests/smtp_relay.py"
-#endif
 #ifndef POSTFIX_RELAY
 #error "POSTFIX_RELAY: the path of tests/postfix_relay.sh"
 #endif
 
-/* ---- servers ---- */
-
-typedef struct server {
-    pid_t pid;
-    int port;
-    char dir[64];
-} server;
-
-static pid_t spawn(char *const argv[], const char *out)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    ASSERT(pid > 0);
-    return pid;
-}
-
-/* Start smtp_relay.py keeping its mail in ./NAME, with `args` (space
- * separated, may be NULL). Waits for its READY line. */
-static server relay_start(const char *name, const char *args)
-{
-    server s = {0};
-    snprintf(s.dir, sizeof s.dir, "%s", name);
-    mkdir(name, 0755);
-    char buf[1024], out[128];
-    snprintf(buf, sizeof buf, "--dir %s %s", name, args ? args : "");
-    snprintf(out, sizeof out, "%s.out", name);
-    char *argv[32] = {"/usr/bin/python3", SMTP_RELAY};
-    int argc = 2;
-    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    s.pid = spawn(argv, out);
-    for (int i = 0; i < 1000 && !s.port; i++) {
-        FILE *f = fopen(out, "r");
-        char line[256];
-        while (f && fgets(line, sizeof line, f))
-            if (!strncmp(line, "READY ", 6))
-                s.port = atoi(line + 6);
-        if (f)
-            fclose(f);
-        int st;
-        if (!s.port && waitpid(s.pid, &st, WNOHANG) == s.pid)
-            test_fail(__FILE__, __LINE__, "smtp_relay.py exited; see %s", out);
-        if (!s.port)
-            h_sleep_ms(10);
-    }
-    ASSERT(s.port > 0);
-    return s;
-}
-
-static void server_stop(server *s)
-{
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t n = sizeof a;
-    ASSERT(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    ASSERT(getsockname(fd, (struct sockaddr *)&a, &n) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* How many times the relay saw RCPT for `address`. */
-static int rcpt_count(const server *s, const char *address)
-{
-    char path[128], line[512];
-    snprintf(path, sizeof path, "%s/rcpt.log", s->dir);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    size_t len = strlen(address);
-    while (f && fgets(line, sizeof line, f))
-        n += !strncmp(line, address, len) && line[len] == ' ';
-    if (f)
-        fclose(f);
-    return n;
-}
 
 /* The text of file DIR/NAME (malloc'd), or NULL. */
 static char *slurp(const char *dir, const char *name, size_t *len)
@@ -673,7 +582,7 @@ TEST(postfix_relays_our_mail_into_smtp_sink)
     snprintf(sink_addr, sizeof sink_addr, "127.0.0.1:%d", sink_port);
     char *sargv[] = {"/usr/sbin/smtp-sink", "-u", "postfix", "-d", "sink/%M.", sink_addr, "100",
                      NULL};
-    pid_t sink = spawn(sargv, "sink.out");
+    pid_t sink = t_spawn(sargv, "sink.out");
     snprintf(cmd, sizeof cmd, "script -qec '%s start %s %d %d' /dev/null 2>&1", POSTFIX_RELAY,
              dir, pf_port, sink_port);
     if (t_run(&out, "%s", cmd) != 0)

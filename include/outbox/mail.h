@@ -145,10 +145,11 @@ void ob_transport_opts_init(ob_transport_opts *o);
  *                                       required unless starttls=no
  * User and password are percent-decoded; certificates are verified against
  * ca_file (or the system's store) and the host name. On success *out owns
- * the transport (ob_transport_close). Returns 0 or OB_EINVAL with a reason
- * in err[errlen]. */
+ * the transport (ob_transport_close). Returns 0, or OB_EINVAL / OB_ENOMEM
+ * with *p (may be NULL) naming "url", "password", "ca_file" or "opts" and
+ * why. */
 int ob_transport_open(const char *url, const ob_transport_opts *o, ob_transport **out,
-                      char *err, size_t errlen);
+                      ob_problem *p);
 
 /* The URL without its password, for logs and /readyz. Borrowed. */
 const char *ob_transport_name(const ob_transport *t);

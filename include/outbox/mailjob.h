@@ -57,7 +57,8 @@ typedef struct ob_mail_job_opts {
 /* Fill `o` with the defaults above (Postfix's). */
 void ob_mail_job_opts_init(ob_mail_job_opts *o);
 
-/* Make the engine's limits fit messages within `l`: max_payload holds the
+/* Make the engine's limits fit messages within `l` (NULL: the defaults of
+ * ob_mail_limits_init): max_payload holds the
  * stored form of the largest message (attachments in base64), max_result
  * the outcome of every recipient. Only raises them. Call before
  * ob_engine_open. */

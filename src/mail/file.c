@@ -117,29 +117,28 @@ static void file_close(ob_transport *t)
 
 static const transport_ops ops = {.send = file_send, .close = file_close};
 
-int file_transport_open(ob_transport *t, const char *dir, char *err, size_t errlen)
+int file_transport_open(ob_transport *t, const char *dir, ob_problem *p)
 {
     file_tr *f = calloc(1, sizeof *f);
     if (!f)
-        return snprintf(err, errlen, "out of memory"), OB_ENOMEM;
+        return obi_problem(p, OB_ENOMEM, "", "out of memory");
     if (!*dir || strlen(dir) >= sizeof f->dir) {
         free(f);
-        return snprintf(err, errlen, "--smtp file:DIR: the directory is empty or too long"),
-               OB_EINVAL;
+        return obi_problem(p, OB_EINVAL, "url", "file:DIR: the directory is empty or too long");
     }
     if (mkdir(dir, 0750) && errno != EEXIST) {
-        snprintf(err, errlen, "--smtp file:%s: cannot create it: %s", dir, strerror(errno));
+        obi_problem(p, OB_EINVAL, "url", "file:%s: cannot create it: %s", dir, strerror(errno));
         free(f);
         return OB_EINVAL;
     }
     if (!realpath(dir, f->dir)) {
-        snprintf(err, errlen, "--smtp file:%s: %s", dir, strerror(errno));
+        obi_problem(p, OB_EINVAL, "url", "file:%s: %s", dir, strerror(errno));
         free(f);
         return OB_EINVAL;
     }
     f->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (f->dirfd < 0) {
-        snprintf(err, errlen, "--smtp file:%s: %s", dir, strerror(errno));
+        obi_problem(p, OB_EINVAL, "url", "file:%s: %s", dir, strerror(errno));
         free(f);
         return OB_EINVAL;
     }

@@ -93,7 +93,7 @@ void mail_reply_set(ob_mail_reply *r, int code, const char *enhanced, const char
 /* ---- file.c ---- */
 
 /* The file: transport writing into dir (created if missing). */
-int file_transport_open(ob_transport *t, const char *dir, char *err, size_t errlen);
+int file_transport_open(ob_transport *t, const char *dir, ob_problem *p);
 
 /* ---- smtp.c ---- */
 
@@ -104,6 +104,6 @@ typedef struct smtp_target {
     bool starttls;             /* required (true) or not used (false) */
 } smtp_target;
 
-int smtp_transport_open(ob_transport *t, const smtp_target *u, char *err, size_t errlen);
+int smtp_transport_open(ob_transport *t, const smtp_target *u, ob_problem *p);
 
 #endif

@@ -401,11 +401,11 @@ static const transport_ops ops = {.send = smtp_send, .close = smtp_close};
 static pthread_once_t auth_once = PTHREAD_ONCE_INIT;
 static void auth_init(void) { auth_client_init(); }
 
-static SSL_CTX *tls_context(const ob_transport_opts *o, char *err, size_t errlen)
+static SSL_CTX *tls_context(const ob_transport_opts *o, ob_problem *p)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
-        snprintf(err, errlen, "--smtp: cannot make a TLS context");
+        obi_problem(p, OB_EINVAL, "", "cannot make a TLS context");
         return NULL;
     }
     /* TLS 1.2 only. libesmtp 1.1 stalls under TLS 1.3: after the handshake
@@ -420,23 +420,23 @@ static SSL_CTX *tls_context(const ob_transport_opts *o, char *err, size_t errlen
     int ok = o->ca_file ? SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL)
                         : SSL_CTX_set_default_verify_paths(ctx);
     if (!ok) {
-        snprintf(err, errlen, "--smtp-ca %s: cannot load it as PEM certificates",
-                 o->ca_file ? o->ca_file : "(system)");
+        obi_problem(p, OB_EINVAL, "ca_file", "%s: cannot load it as PEM certificates",
+                    o->ca_file ? o->ca_file : "(the system's)");
         SSL_CTX_free(ctx);
         return NULL;
     }
     return ctx;
 }
 
-int smtp_transport_open(ob_transport *t, const smtp_target *u, char *err, size_t errlen)
+int smtp_transport_open(ob_transport *t, const smtp_target *u, ob_problem *p)
 {
     pthread_once(&auth_once, auth_init);
     smtp_tr *tr = calloc(1, sizeof *tr);
     if (!tr)
-        return snprintf(err, errlen, "out of memory"), OB_ENOMEM;
+        return obi_problem(p, OB_ENOMEM, "", "out of memory");
     tr->u = *u;
     tr->o = t->o;
-    if (u->starttls && !(tr->ssl = tls_context(&t->o, err, errlen))) {
+    if (u->starttls && !(tr->ssl = tls_context(&t->o, p))) {
         free(tr);
         return OB_EINVAL;
     }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "mail/mail.h"
 
 void ob_transport_opts_init(ob_transport_opts *o)
@@ -87,10 +88,10 @@ static bool unescape(const char *s, size_t n, char *out, size_t cap)
     return true;
 }
 
-#define URL_ERR(...) (snprintf(err, errlen, __VA_ARGS__), OB_EINVAL)
+#define URL_ERR(...) obi_problem(why, OB_EINVAL, "url", __VA_ARGS__)
 
 /* smtp://[user[:pass]@]host[:port][?starttls=no] into *u. */
-static int parse_smtp(const char *url, smtp_target *u, char *err, size_t errlen)
+static int parse_smtp(const char *url, smtp_target *u, ob_problem *why)
 {
     *u = (smtp_target){.port = 587, .starttls = true};
     const char *p = url + strlen("smtp://");
@@ -102,44 +103,44 @@ static int parse_smtp(const char *url, smtp_target *u, char *err, size_t errlen)
         const char *ue = colon ? colon : at;
         if (!unescape(p, (size_t)(ue - p), u->user, sizeof u->user) ||
             (colon && !unescape(colon + 1, (size_t)(at - colon - 1), u->pass, sizeof u->pass)))
-            return URL_ERR("--smtp: the user or password is malformed (percent-encode :@/?%%)");
+            return URL_ERR("the user or password is malformed (percent-encode :@/?%%)");
         if (!u->user[0])
-            return URL_ERR("--smtp: the user is empty");
+            return URL_ERR("the user is empty");
         p = at + 1;
     }
     if (*p == '[')
-        return URL_ERR("--smtp: IPv6 literals are not supported: give a host name");
+        return URL_ERR("IPv6 literals are not supported: give a host name");
     const char *colon = memchr(p, ':', (size_t)(end - p));
     const char *he = colon ? colon : end;
     if (he == p || (size_t)(he - p) >= sizeof u->host)
-        return URL_ERR("--smtp: the host is missing or too long");
+        return URL_ERR("the host is missing or too long");
     for (const char *c = p; c < he; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
               *c == '.' || *c == '-'))
-            return URL_ERR("--smtp: the host has a character a host name cannot");
+            return URL_ERR("the host has a character a host name cannot");
     memcpy(u->host, p, (size_t)(he - p));
     if (colon) {
         char *e;
         long port = strtol(colon + 1, &e, 10);
         if (e != end || port < 1 || port > 65535)
-            return URL_ERR("--smtp: the port must be 1-65535");
+            return URL_ERR("the port must be 1-65535");
         u->port = (int)port;
     }
     if (q) {
         if (strcmp(q, "?starttls=no") && strcmp(q, "?starttls=yes"))
-            return URL_ERR("--smtp: the only option is ?starttls=no (or =yes, the default)");
+            return URL_ERR("the only option is ?starttls=no (or =yes, the default)");
         u->starttls = strcmp(q, "?starttls=no") != 0;
     }
     return 0;
 }
 
 int ob_transport_open(const char *url, const ob_transport_opts *o, ob_transport **out,
-                      char *err, size_t errlen)
+                      ob_problem *why)
 {
     ob_mail_init();
     ob_transport *t = calloc(1, sizeof *t);
     if (!t)
-        return URL_ERR("out of memory");
+        return obi_problem(why, OB_ENOMEM, "", "out of memory");
     if (o)
         t->o = *o;
     else
@@ -148,21 +149,21 @@ int ob_transport_open(const char *url, const ob_transport_opts *o, ob_transport 
         t->o.max_per_session > 10000 || t->o.connect_timeout_ms < 1 ||
         t->o.command_timeout_ms < 1 || t->o.data_timeout_ms < 1) {
         free(t);
-        return URL_ERR("transport options out of range (pool 1-256, per session 1-10000, "
+        return obi_problem(why, OB_EINVAL, "opts", "transport options out of range (pool 1-256, per session 1-10000, "
                        "timeouts > 0)");
     }
     int rc;
     if (strncmp(url, "file:", 5) == 0) {
         snprintf(t->name, sizeof t->name, "%s", url);
-        rc = file_transport_open(t, url + 5, err, errlen);
+        rc = file_transport_open(t, url + 5, why);
     } else if (strncmp(url, "smtp://", 7) == 0) {
         smtp_target u;
-        rc = parse_smtp(url, &u, err, errlen);
+        rc = parse_smtp(url, &u, why);
         if (!rc && t->o.password) { /* kept out of the URL, and so out of `ps` */
             if (!u.user[0] || u.pass[0] || strlen(t->o.password) >= sizeof u.pass)
-                rc = URL_ERR(!u.user[0] ? "--smtp: a password needs a user in the URL "
+                rc = obi_problem(why, OB_EINVAL, "password", !u.user[0] ? "a password needs a user in the URL "
                                           "(smtp://USER@host)"
-                             : u.pass[0] ? "--smtp: give the password in the URL or apart, "
+                             : u.pass[0] ? "give the password in the URL or apart, "
                                            "not both"
                                          : "the SMTP password is too long");
             else
@@ -172,14 +173,14 @@ int ob_transport_open(const char *url, const ob_transport_opts *o, ob_transport 
         if (!rc) {
             snprintf(t->name, sizeof t->name, "smtp://%s%s%s:%d%s", u.user, u.user[0] ? "@" : "",
                      u.host, u.port, u.starttls ? "" : "?starttls=no");
-            rc = smtp_transport_open(t, &u, err, errlen);
+            rc = smtp_transport_open(t, &u, why);
         }
         memset(&u, 0, sizeof u); /* the password */
     } else if (strncmp(url, "smtps://", 8) == 0) {
-        rc = URL_ERR("--smtp: smtps:// (implicit TLS, port 465) is not supported: libesmtp "
+        rc = URL_ERR("smtps:// (implicit TLS, port 465) is not supported: libesmtp "
                      "speaks STARTTLS only; use smtp://HOST:587");
     } else {
-        rc = URL_ERR("--smtp: give file:DIR or smtp://[user:pass@]host[:port][?starttls=no]");
+        rc = URL_ERR("give file:DIR or smtp://[user:pass@]host[:port][?starttls=no]");
     }
     if (rc) {
         free(t);

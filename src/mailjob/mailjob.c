@@ -59,6 +59,11 @@ void ob_mailer_outcomes(const ob_mailer *m, uint64_t out[4])
 
 void ob_mail_job_engine_opts(ob_engine_opts *eo, const ob_mail_limits *l)
 {
+    ob_mail_limits d;
+    if (!l) {
+        ob_mail_limits_init(&d);
+        l = &d;
+    }
     /* the decoded size in base64 (4/3) and the JSON around it */
     size_t payload = l->max_size / 3 * 4 + (1u << 20);
     size_t result = (size_t)(l->max_recipients > 0 ? l->max_recipients : 1) * RCPT_ENTRY_MAX + 8192;

@@ -72,7 +72,7 @@ static void setup(void)
                            .lifetime_ms = 1000};
     ob_mailer *mailer;
     if (ob_engine_open(url, &eo, &e) || hr_register(e, &ho) ||
-        ob_transport_open(mail, NULL, &tr, err, sizeof err))
+        ob_transport_open(mail, NULL, &tr, NULL))
         abort();
     if (ob_mail_job_register(e, tr, &mo, &mailer))
         abort();
