@@ -2,7 +2,7 @@
  * faulty_vfs.h - a SQLite VFS for tests that passes everything to the
  * default VFS but can be told to fail writes (as a full disk) or fsyncs
  * (as a dying disk). Register it and point the store at it:
- *     faulty_vfs_register(); store_sqlite_vfs = "faulty";
+ *     faulty_vfs_register(); obi_store_sqlite_vfs = "faulty";
  */
 #ifndef OB_FAULTY_VFS_H
 #define OB_FAULTY_VFS_H

@@ -683,7 +683,7 @@ TEST(payload_kept_past_handler_crashes_under_asan)
     waitpid(pid, &st, 0);
     ASSERT(!(WIFEXITED(st) && WEXITSTATUS(st) == 0));
     ASSERT(strstr(out, "heap-use-after-free") != NULL);
-    ASSERT(strstr(out, "keeper") != NULL || strstr(out, "job_free_poisoned") != NULL);
+    ASSERT(strstr(out, "keeper") != NULL || strstr(out, "obi_job_free_poisoned") != NULL);
 }
 #endif
 

@@ -18,7 +18,7 @@ TEST(id_format_and_parse_round_trip)
     ob_idgen g = {0};
     for (int i = 0; i < 1000; i++) {
         ob_id a, b;
-        ob_idgen_next(&g, &a);
+        obi_idgen_next(&g, &a);
         char s[OB_ID_STRLEN + 1];
         ob_id_format(&a, s);
         ASSERT_EQ(strlen(s), 36);
@@ -39,16 +39,16 @@ TEST(ids_increase_within_a_millisecond_and_across_clock_steps)
 {
     ob_idgen g = {0};
     ob_id prev;
-    ob_idgen_next(&g, &prev);
+    obi_idgen_next(&g, &prev);
     for (int i = 0; i < 100000; i++) { /* far more than 4096 per ms: borrows ms */
         ob_id id;
-        ob_idgen_next(&g, &id);
+        obi_idgen_next(&g, &id);
         ASSERT(memcmp(prev.b, id.b, 16) < 0);
         prev = id;
     }
     g.last_ms += 3600 * 1000; /* as if the clock stepped back an hour */
     ob_id later;
-    ob_idgen_next(&g, &later);
+    obi_idgen_next(&g, &later);
     ASSERT(memcmp(prev.b, later.b, 16) < 0);
 }
 
@@ -66,13 +66,13 @@ TEST(utf8_validation)
 
 TEST(utf8_clean_dup_cuts_at_characters_and_replaces_bad_bytes)
 {
-    char *s = ob_utf8_clean_dup("ab\xff" "c", 100);
+    char *s = obi_utf8_clean_dup("ab\xff" "c", 100);
     ASSERT_STREQ(s, "ab?c");
     free(s);
-    s = ob_utf8_clean_dup("\xe2\x82\xac\xe2\x82\xac", 4); /* cut inside the 2nd euro */
+    s = obi_utf8_clean_dup("\xe2\x82\xac\xe2\x82\xac", 4); /* cut inside the 2nd euro */
     ASSERT_STREQ(s, "\xe2\x82\xac");
     free(s);
-    s = ob_utf8_clean_dup("hello", 3);
+    s = obi_utf8_clean_dup("hello", 3);
     ASSERT_STREQ(s, "hel");
     free(s);
 }
@@ -147,15 +147,15 @@ TEST(state_names_round_trip)
 TEST(backoff_grows_exponentially_to_its_cap_with_bounded_jitter)
 {
     ob_backoff b = {.base_ms = 1000, .factor = 2.0, .max_ms = 60000, .jitter = 0};
-    ASSERT_EQ(backoff_delay(&b, 1), 1000);
-    ASSERT_EQ(backoff_delay(&b, 2), 2000);
-    ASSERT_EQ(backoff_delay(&b, 5), 16000);
-    ASSERT_EQ(backoff_delay(&b, 7), 60000);
-    ASSERT_EQ(backoff_delay(&b, 1000), 60000); /* no overflow */
+    ASSERT_EQ(obi_backoff_delay(&b, 1), 1000);
+    ASSERT_EQ(obi_backoff_delay(&b, 2), 2000);
+    ASSERT_EQ(obi_backoff_delay(&b, 5), 16000);
+    ASSERT_EQ(obi_backoff_delay(&b, 7), 60000);
+    ASSERT_EQ(obi_backoff_delay(&b, 1000), 60000); /* no overflow */
     b.jitter = 0.2;
     int64_t lo = INT64_MAX, hi = 0;
     for (int i = 0; i < 2000; i++) {
-        int64_t d = backoff_delay(&b, 3);
+        int64_t d = obi_backoff_delay(&b, 3);
         ASSERT(d >= 3200 && d <= 4800);
         lo = d < lo ? d : lo;
         hi = d > hi ? d : hi;
@@ -220,7 +220,7 @@ TEST(lifecycle_table)
                          .run_at = 5, .cancel_requested = t->cancel_requested};
         lc_input in = {.ev = t->ev, .attempt = t->ev_attempt, .delay_ms = -1, .error = "boom"};
         store_change c;
-        int got = lifecycle_decide(&row, &id, &in, &b, 10, 100000, &c);
+        int got = obi_lifecycle_decide(&row, &id, &in, &b, 10, 100000, &c);
         if (got != t->want)
             test_fail(__FILE__, __LINE__, "%s: decide %d, want %d", t->name, got, t->want);
         if (got != 1)
@@ -245,7 +245,7 @@ TEST(retry_delay_from_handler_overrides_backoff)
     store_row row = {.state = OB_RUNNING, .attempt = 1, .max_attempts = 3};
     lc_input in = {.ev = LC_RETRY, .attempt = 1, .delay_ms = 0, .error = "x"};
     store_change c;
-    ASSERT_EQ(lifecycle_decide(&row, &id, &in, &b, 10, 500, &c), 1);
+    ASSERT_EQ(obi_lifecycle_decide(&row, &id, &in, &b, 10, 500, &c), 1);
     ASSERT_EQ(c.run_at, 500);
 }
 
@@ -272,20 +272,20 @@ static ssize_t no_getrandom(void *buf, size_t n, unsigned flags)
 TEST(random_bytes_retry_interruptions_and_never_fall_back)
 {
     unsigned char a[32] = {0}, zero[32] = {0};
-    ob_getrandom_hook = interrupted_twice;
+    obi_getrandom_hook = interrupted_twice;
     ob_random_bytes(a, sizeof a);
     ASSERT(interrupted >= 2 && memcmp(a, zero, sizeof a) != 0);
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) { /* a failure other than EINTR: no clock bytes, the process stops */
-        ob_getrandom_hook = no_getrandom;
+        obi_getrandom_hook = no_getrandom;
         ob_random_bytes(a, sizeof a);
         _exit(0);
     }
     int st;
     waitpid(pid, &st, 0);
     ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-    ob_getrandom_hook = getrandom;
+    obi_getrandom_hook = getrandom;
 }
 
 /* ---- text shown in logs and errors ---- */

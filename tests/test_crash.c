@@ -175,7 +175,7 @@ static char power_db[4200];
 static void power_child(void)
 {
     faulty_vfs_register();
-    store_sqlite_vfs = "faulty";
+    obi_store_sqlite_vfs = "faulty";
     atomic_store(&faulty_snapshots, 1);
 }
 

@@ -136,7 +136,7 @@ TEST(full_disk_fails_enqueue_and_loses_nothing)
 TEST(failed_fsync_fails_the_batch_and_recovers)
 {
     faulty_vfs_register();
-    store_sqlite_vfs = "faulty";
+    obi_store_sqlite_vfs = "faulty";
     ob_engine *e = h_open("jobs.db", NULL);
     static ob_id ids[50];
     int err;
@@ -160,7 +160,7 @@ TEST(failed_fsync_fails_the_batch_and_recovers)
 TEST(answer_whose_commit_failed_is_kept_and_committed_later)
 {
     faulty_vfs_register();
-    store_sqlite_vfs = "faulty";
+    obi_store_sqlite_vfs = "faulty";
     ob_engine *e = h_open("jobs.db", NULL);
     ob_id id = h_add(e, "sleep:300");
     ob_pool *p = h_pool(e, 1, 0, NULL);

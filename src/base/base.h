@@ -35,7 +35,7 @@ bool ob_log_enabled(ob_log_level level);
 /* ---- clock (clock.c) ---- */
 /* Monotonic milliseconds and microseconds, for timeouts and measuring. */
 int64_t ob_mono_ms(void);
-int64_t ob_mono_us(void);
+int64_t obi_mono_us(void);
 /* The absolute CLOCK_MONOTONIC time `ms` from now, for pthread_cond_timedwait
  * on a condition variable created with ob_cond_init_mono(). */
 struct timespec ob_mono_deadline(int64_t ms);
@@ -50,15 +50,15 @@ typedef struct ob_idgen {
 } ob_idgen;
 /* Make the next id: strictly greater than every id this generator made,
  * even if the wall clock steps back. */
-void ob_idgen_next(ob_idgen *g, ob_id *out);
+void obi_idgen_next(ob_idgen *g, ob_id *out);
 /* Fill buf with n random bytes from getrandom(2), retried on EINTR. Any
  * other failure aborts the process (with a line on stderr): callers make
  * keys with these bytes, and no weaker source is substituted. */
 void ob_random_bytes(void *buf, size_t n);
 /* Fault seam: what ob_random_bytes calls (getrandom); tests swap it. */
-extern ssize_t (*ob_getrandom_hook)(void *buf, size_t n, unsigned flags);
+extern ssize_t (*obi_getrandom_hook)(void *buf, size_t n, unsigned flags);
 /* Uniform double in [0, 1). */
-double ob_random_unit(void);
+double obi_random_unit(void);
 
 /* ---- histograms (hist.c) ---- */
 /* Lock-free: any thread may observe. */
@@ -68,22 +68,22 @@ typedef struct ob_hist {
     _Atomic uint64_t count;
     _Atomic uint64_t sum_micro; /* sum, in millionths */
 } ob_hist;
-extern const double ob_hist_seconds[OB_HIST_BUCKETS]; /* 100 us .. 1 min */
-extern const double ob_hist_sizes[OB_HIST_BUCKETS];   /* 1 .. 4096 */
-void ob_hist_observe(ob_hist *h, double v);
-void ob_hist_read(const ob_hist *h, ob_histogram *out);
+extern const double obi_hist_seconds[OB_HIST_BUCKETS]; /* 100 us .. 1 min */
+extern const double obi_hist_sizes[OB_HIST_BUCKETS];   /* 1 .. 4096 */
+void obi_hist_observe(ob_hist *h, double v);
+void obi_hist_read(const ob_hist *h, ob_histogram *out);
 
 /* ---- memory ---- */
 /* Poison (debug builds) and free a buffer that handed-out pointers may still
  * reference: under ASan a later read crashes instead of reading reused
  * memory. */
-void ob_poison_free(void *p, size_t n);
+void obi_poison_free(void *p, size_t n);
 
 /* Whether s[0..n) is valid UTF-8 without NUL. */
 bool ob_utf8_valid(const char *s, size_t n);
 /* A malloc'd copy of the C string s, at most max bytes, cut at a character
  * boundary, with invalid UTF-8 bytes replaced by '?'. NULL on OOM. */
-char *ob_utf8_clean_dup(const char *s, size_t max);
+char *obi_utf8_clean_dup(const char *s, size_t max);
 
 /* ---- text to show (scrub.c) ---- */
 /* n bytes of s made safe for a log line or an error a client reads, into

@@ -25,7 +25,7 @@
 
 #include "base/base.h"
 
-ssize_t (*ob_getrandom_hook)(void *buf, size_t n, unsigned flags) = getrandom;
+ssize_t (*obi_getrandom_hook)(void *buf, size_t n, unsigned flags) = getrandom;
 
 static _Thread_local uint64_t rng_state;
 static _Thread_local bool rng_seeded;
@@ -34,7 +34,7 @@ void ob_random_bytes(void *buf, size_t n)
 {
     unsigned char *p = buf;
     while (n > 0) {
-        ssize_t r = ob_getrandom_hook(p, n, 0); /* blocks until the pool is ready, once at boot */
+        ssize_t r = obi_getrandom_hook(p, n, 0); /* blocks until the pool is ready, once at boot */
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -66,9 +66,9 @@ static uint64_t rng_next(void)
     return z ^ (z >> 31);
 }
 
-double ob_random_unit(void) { return (double)(rng_next() >> 11) * 0x1.0p-53; }
+double obi_random_unit(void) { return (double)(rng_next() >> 11) * 0x1.0p-53; }
 
-void ob_idgen_next(ob_idgen *g, ob_id *out)
+void obi_idgen_next(ob_idgen *g, ob_id *out)
 {
     int64_t now = ob_now_ms();
     if (now > g->last_ms) {
@@ -156,7 +156,7 @@ bool ob_name_valid(const char *s)
     return n > 0;
 }
 
-void ob_poison_free(void *p, size_t n)
+void obi_poison_free(void *p, size_t n)
 {
 #ifdef OB_POISON
     if (p)

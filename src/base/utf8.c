@@ -51,7 +51,7 @@ bool ob_utf8_valid(const char *s, size_t n)
     return true;
 }
 
-char *ob_utf8_clean_dup(const char *s, size_t max)
+char *obi_utf8_clean_dup(const char *s, size_t max)
 {
     size_t n = strlen(s);
     bool cut = n > max;

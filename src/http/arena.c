@@ -4,11 +4,11 @@
  * the response is done.
  *
  * The Q&A's "the request is valid only until the handler returns" is
- * enforced here: when the handler returns, arena_poison() runs the cleanup
+ * enforced here: when the handler returns, obi_arena_poison() runs the cleanup
  * hooks (parsed JSON is released), then marks every chunk unusable — ASan
  * poisoning when built with AddressSanitizer (a later access is reported as
  * use-after-poison, with the stack of the offender), a 0xdb fill in other
- * debug builds (OB_POISON). The memory itself is released by arena_free()
+ * debug builds (OB_POISON). The memory itself is released by obi_arena_free()
  * when the response is done.
  */
 #include <stdlib.h>
@@ -42,13 +42,13 @@ struct arena_hook {
     arena_hook *next;
 };
 
-void arena_init(arena *a, size_t limit)
+void obi_arena_init(arena *a, size_t limit)
 {
     memset(a, 0, sizeof *a);
     a->limit = limit;
 }
 
-void *arena_alloc(arena *a, size_t n)
+void *obi_arena_alloc(arena *a, size_t n)
 {
     if (a->poisoned)
         return NULL;
@@ -78,15 +78,15 @@ void *arena_alloc(arena *a, size_t n)
     return p;
 }
 
-char *arena_strndup(arena *a, const char *s, size_t n)
+char *obi_arena_strndup(arena *a, const char *s, size_t n)
 {
-    char *d = arena_alloc(a, n + 1);
+    char *d = obi_arena_alloc(a, n + 1);
     if (d && n)
         memcpy(d, s, n);
     return d;
 }
 
-int arena_on_poison(arena *a, void (*fn)(void *), void *arg)
+int obi_arena_on_poison(arena *a, void (*fn)(void *), void *arg)
 {
     arena_hook *h = malloc(sizeof *h);
     if (!h)
@@ -106,7 +106,7 @@ static void run_hooks(arena *a)
     }
 }
 
-void arena_poison(arena *a)
+void obi_arena_poison(arena *a)
 {
     if (a->poisoned)
         return;
@@ -122,7 +122,7 @@ void arena_poison(arena *a)
     }
 }
 
-void arena_free(arena *a)
+void obi_arena_free(arena *a)
 {
     run_hooks(a);
     while (a->head) {

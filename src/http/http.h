@@ -41,16 +41,16 @@ typedef struct arena {
     bool poisoned;
 } arena;
 
-void arena_init(arena *a, size_t limit);
+void obi_arena_init(arena *a, size_t limit);
 /* n zeroed bytes, 16-aligned; NULL past the limit or on OOM. */
-void *arena_alloc(arena *a, size_t n);
-char *arena_strndup(arena *a, const char *s, size_t n);
+void *obi_arena_alloc(arena *a, size_t n);
+char *obi_arena_strndup(arena *a, const char *s, size_t n);
 /* Run fn(arg) when the arena is poisoned (or freed). 0 or OB_ENOMEM. */
-int arena_on_poison(arena *a, void (*fn)(void *), void *arg);
+int obi_arena_on_poison(arena *a, void (*fn)(void *), void *arg);
 /* The handler returned: run hooks, then make the memory unusable (ASan
  * poison; a 0xdb fill in other debug builds). */
-void arena_poison(arena *a);
-void arena_free(arena *a);
+void obi_arena_poison(arena *a);
+void obi_arena_free(arena *a);
 
 /* ---- router.c ---- */
 
@@ -83,17 +83,17 @@ typedef struct route_match {
 } route_match;
 
 /* 0, OB_EINVAL (bad method or pattern; logged) or OB_ENOMEM. */
-int router_add(router *rt, const char *method, const char *pattern, ob_http_handler fn,
+int obi_router_add(router *rt, const char *method, const char *pattern, ob_http_handler fn,
                void *arg, unsigned flags);
 /* 0 with *m set; OB_ENOTFOUND (404); OB_ESTATE (405, m->allow set). HEAD
  * matches GET routes. */
-int router_match(const router *rt, const char *method, const char *path, route_match *m);
-void router_free(router *rt);
+int obi_router_match(const router *rt, const char *method, const char *path, route_match *m);
+void obi_router_free(router *rt);
 /* Whether s is an HTTP token (RFC 9110 tchar+), as header names must be. */
-bool http_token(const char *s);
+bool obi_http_token(const char *s);
 /* Whether s may be a header value: no CR, LF or NUL, no other control
  * characters but tab. */
-bool http_value_ok(const char *s);
+bool obi_http_value_ok(const char *s);
 
 /* ---- responses, shared by request.c and later.c ---- */
 
@@ -110,12 +110,12 @@ typedef struct resp {
     size_t len;
 } resp;
 
-int resp_add_header(resp *p, const char *name, const char *value);
+int obi_resp_add_header(resp *p, const char *name, const char *value);
 /* Set status and a copy of body; 0 or OB_ENOMEM. */
-int resp_set(resp *p, int status, const char *ctype, const void *body, size_t len);
-int resp_set_json(resp *p, int status, const json_t *v);
-int resp_set_error(resp *p, int status, const char *code, const char *message, const char *field);
-void resp_clear(resp *p);
+int obi_resp_set(resp *p, int status, const char *ctype, const void *body, size_t len);
+int obi_resp_set_json(resp *p, int status, const json_t *v);
+int obi_resp_set_error(resp *p, int status, const char *code, const char *message, const char *field);
+void obi_resp_clear(resp *p);
 
 /* ---- the request ---- */
 
@@ -210,30 +210,30 @@ struct ob_http_server {
 };
 
 /* later.c */
-int later_new(hreq *q, ob_http_later **out);
+int obi_later_new(hreq *q, ob_http_later **out);
 /* Drop one reference; frees at zero. */
-void later_unref(ob_http_later *l);
+void obi_later_unref(ob_http_later *l);
 /* The server side of a suspension ends (response done or connection
  * gone): clear the back pointer, drop the server's reference. */
-void later_detach(ob_http_later *l);
+void obi_later_detach(ob_http_later *l);
 /* Resume the suspended connection of l with `state` (GONE or SHUTDOWN),
  * storing resp `r` for SHUTDOWN. false if l was no longer suspended. */
-bool later_cut(ob_http_later *l, later_state state, int status, const char *code,
+bool obi_later_cut(ob_http_later *l, later_state state, int status, const char *code,
                const char *msg);
 
 /* server.c, for later.c and stream.c: stop watching a suspended
  * connection's socket, and resume it (MHD_resume_connection). Called with
  * the handle's mu held. */
-void server_resume(hreq *q);
+void obi_server_resume(hreq *q);
 
 /* stream.c */
-void stream_unref(ob_http_stream *st);
+void obi_stream_unref(ob_http_stream *st);
 /* End a stream from the server side: OB_EGONE (the client left) or
  * OB_ESHUTDOWN. */
-void stream_cut(ob_http_stream *st, int why);
+void obi_stream_cut(ob_http_stream *st, int why);
 /* The request is done (its completion): forget it. */
-void stream_detach(ob_http_stream *st);
+void obi_stream_detach(ob_http_stream *st);
 /* libmicrohttpd's content reader for a stream. */
-ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
+ssize_t obi_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 
 #endif

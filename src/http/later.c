@@ -10,7 +10,7 @@
  *       +------server stopping-------------> SHUTDOWN  (resumed with 503)
  *
  * Two references: the server's (dropped when the response is done, by
- * later_detach) and the holder's (dropped by the answer or ob_http_later_
+ * obi_later_detach) and the holder's (dropped by the answer or ob_http_later_
  * drop). Whoever drops the last frees it, so the holder may answer after
  * the request, the connection or the whole server are gone: it is told so
  * (OB_EGONE, OB_ESHUTDOWN) and nothing else happens.
@@ -24,7 +24,7 @@
 
 #include "http/http.h"
 
-int later_new(hreq *q, ob_http_later **out)
+int obi_later_new(hreq *q, ob_http_later **out)
 {
     ob_http_server *s = q->s;
     if (atomic_fetch_add(&s->nsuspended, 1) >= s->o.max_suspended) {
@@ -45,19 +45,19 @@ int later_new(hreq *q, ob_http_later **out)
     return 0;
 }
 
-void later_unref(ob_http_later *l)
+void obi_later_unref(ob_http_later *l)
 {
     pthread_mutex_lock(&l->mu);
     int left = --l->refs;
     pthread_mutex_unlock(&l->mu);
     if (left)
         return;
-    resp_clear(&l->r);
+    obi_resp_clear(&l->r);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
 
-void later_detach(ob_http_later *l)
+void obi_later_detach(ob_http_later *l)
 {
     pthread_mutex_lock(&l->mu);
     ob_http_server *s = l->q ? l->q->s : NULL;
@@ -67,7 +67,7 @@ void later_detach(ob_http_later *l)
     pthread_mutex_unlock(&l->mu);
     if (s)
         atomic_fetch_sub(&s->nsuspended, 1);
-    later_unref(l);
+    obi_later_unref(l);
 }
 
 /* Move a SUSPENDED handle to `to`, resuming its connection if it is
@@ -79,20 +79,20 @@ static bool settle(ob_http_later *l, later_state to)
     l->state = to;
     if (l->parked && l->q) {
         l->parked = false;
-        server_resume(l->q);
+        obi_server_resume(l->q);
     }
     return true;
 }
 
-bool later_cut(ob_http_later *l, later_state state, int status, const char *code,
+bool obi_later_cut(ob_http_later *l, later_state state, int status, const char *code,
                const char *msg)
 {
     pthread_mutex_lock(&l->mu);
     bool cut = l->state == LATER_SUSPENDED;
     if (cut) {
-        resp_clear(&l->r);
+        obi_resp_clear(&l->r);
         if (status)
-            resp_set_error(&l->r, status, code, msg, NULL);
+            obi_resp_set_error(&l->r, status, code, msg, NULL);
         settle(l, state);
     }
     pthread_mutex_unlock(&l->mu);
@@ -108,7 +108,7 @@ static int finish(ob_http_later *l, int (*fill)(resp *, const void *), const voi
     case LATER_SUSPENDED:
         rc = fill(&l->r, arg);
         if (rc) /* cannot build it (bad status, OOM): the client still gets an answer */
-            resp_set_error(&l->r, 500, "internal", "the response could not be built", NULL);
+            obi_resp_set_error(&l->r, 500, "internal", "the response could not be built", NULL);
         settle(l, LATER_ANSWERED);
         break;
     case LATER_SHUTDOWN:
@@ -122,14 +122,14 @@ static int finish(ob_http_later *l, int (*fill)(resp *, const void *), const voi
         break;
     }
     pthread_mutex_unlock(&l->mu);
-    later_unref(l);
+    obi_later_unref(l);
     return rc;
 }
 
 int ob_http_later_set_header(ob_http_later *l, const char *name, const char *value)
 {
     pthread_mutex_lock(&l->mu);
-    int rc = l->state == LATER_SUSPENDED ? resp_add_header(&l->r, name, value)
+    int rc = l->state == LATER_SUSPENDED ? obi_resp_add_header(&l->r, name, value)
              : l->state == LATER_SHUTDOWN ? OB_ESHUTDOWN
                                           : OB_EGONE;
     pthread_mutex_unlock(&l->mu);
@@ -146,7 +146,7 @@ typedef struct plain {
 static int fill_plain(resp *r, const void *arg)
 {
     const plain *p = arg;
-    return resp_set(r, p->status, p->ctype, p->body, p->len);
+    return obi_resp_set(r, p->status, p->ctype, p->body, p->len);
 }
 
 int ob_http_later_reply(ob_http_later *l, int status, const char *content_type,
@@ -164,7 +164,7 @@ typedef struct json_arg {
 static int fill_json(resp *r, const void *arg)
 {
     const json_arg *j = arg;
-    return resp_set_json(r, j->status, j->v);
+    return obi_resp_set_json(r, j->status, j->v);
 }
 
 int ob_http_later_reply_json(ob_http_later *l, int status, const json_t *v)
@@ -181,7 +181,7 @@ typedef struct err_arg {
 static int fill_error(resp *r, const void *arg)
 {
     const err_arg *e = arg;
-    return resp_set_error(r, e->status, e->code, e->message, e->field);
+    return obi_resp_set_error(r, e->status, e->code, e->message, e->field);
 }
 
 int ob_http_later_reply_error(ob_http_later *l, int status, const char *code,

@@ -68,7 +68,7 @@ const void *ob_http_body(const ob_http_req *r, size_t *len)
     return r->q->body_len ? r->q->body : NULL;
 }
 
-void *ob_http_alloc(ob_http_req *r, size_t n) { return arena_alloc(&r->q->mem, n); }
+void *ob_http_alloc(ob_http_req *r, size_t n) { return obi_arena_alloc(&r->q->mem, n); }
 
 static void decref(void *v) { json_decref(v); }
 
@@ -81,7 +81,7 @@ json_t *ob_http_body_json(ob_http_req *r)
         v = json_loadb(q->body, q->body_len, JSON_REJECT_DUPLICATES, &err);
     else
         snprintf(err.text, sizeof err.text, "the request has no body");
-    if (v && arena_on_poison(&q->mem, decref, v)) {
+    if (v && obi_arena_on_poison(&q->mem, decref, v)) {
         json_decref(v);
         ob_http_reply_error(r, 500, "out_of_memory", "out of memory", NULL);
         return NULL;
@@ -100,9 +100,9 @@ json_t *ob_http_body_json(ob_http_req *r)
 
 /* ---- responses ---- */
 
-int resp_add_header(resp *p, const char *name, const char *value)
+int obi_resp_add_header(resp *p, const char *name, const char *value)
 {
-    if (!http_token(name) || !http_value_ok(value))
+    if (!obi_http_token(name) || !obi_http_value_ok(value))
         return OB_EINVAL;
     resp_hdr *h = malloc(sizeof *h);
     if (!h)
@@ -120,9 +120,9 @@ int resp_add_header(resp *p, const char *name, const char *value)
     return 0;
 }
 
-int resp_set(resp *p, int status, const char *ctype, const void *body, size_t len)
+int obi_resp_set(resp *p, int status, const char *ctype, const void *body, size_t len)
 {
-    if (status < 100 || status > 599 || (ctype && !http_value_ok(ctype)) || (!body && len))
+    if (status < 100 || status > 599 || (ctype && !obi_http_value_ok(ctype)) || (!body && len))
         return OB_EINVAL;
     char *b = malloc(len + 1), *c = ctype ? strdup(ctype) : NULL;
     if (!b || (ctype && !c)) {
@@ -142,29 +142,29 @@ int resp_set(resp *p, int status, const char *ctype, const void *body, size_t le
     return 0;
 }
 
-int resp_set_json(resp *p, int status, const json_t *v)
+int obi_resp_set_json(resp *p, int status, const json_t *v)
 {
     char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!text)
         return v ? OB_ENOMEM : OB_EINVAL;
-    int rc = resp_set(p, status, "application/json", text, strlen(text));
+    int rc = obi_resp_set(p, status, "application/json", text, strlen(text));
     free(text);
     return rc;
 }
 
-int resp_set_error(resp *p, int status, const char *code, const char *message, const char *field)
+int obi_resp_set_error(resp *p, int status, const char *code, const char *message, const char *field)
 {
     json_t *e = json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code ? code : "error",
                           "message", message ? message : "", "field", field);
     if (!e) /* not UTF-8, say: still an honest error */
         e = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "error", "message",
                       "(message not valid UTF-8)", "field");
-    int rc = e ? resp_set_json(p, status, e) : OB_ENOMEM;
+    int rc = e ? obi_resp_set_json(p, status, e) : OB_ENOMEM;
     json_decref(e);
     return rc;
 }
 
-void resp_clear(resp *p)
+void obi_resp_clear(resp *p)
 {
     while (p->hdrs) {
         resp_hdr *h = p->hdrs;
@@ -189,7 +189,7 @@ static int answer_check(ob_http_req *r)
 int ob_http_set_header(ob_http_req *r, const char *name, const char *value)
 {
     int rc = answer_check(r);
-    return rc ? rc : resp_add_header(&r->q->r, name, value);
+    return rc ? rc : obi_resp_add_header(&r->q->r, name, value);
 }
 
 static int answered(ob_http_req *r, int rc)
@@ -203,20 +203,20 @@ int ob_http_reply(ob_http_req *r, int status, const char *content_type, const vo
                   size_t len)
 {
     int rc = answer_check(r);
-    return rc ? rc : answered(r, resp_set(&r->q->r, status, content_type, body, len));
+    return rc ? rc : answered(r, obi_resp_set(&r->q->r, status, content_type, body, len));
 }
 
 int ob_http_reply_json(ob_http_req *r, int status, const json_t *v)
 {
     int rc = answer_check(r);
-    return rc ? rc : answered(r, resp_set_json(&r->q->r, status, v));
+    return rc ? rc : answered(r, obi_resp_set_json(&r->q->r, status, v));
 }
 
 int ob_http_reply_error(ob_http_req *r, int status, const char *code, const char *message,
                         const char *field)
 {
     int rc = answer_check(r);
-    return rc ? rc : answered(r, resp_set_error(&r->q->r, status, code, message, field));
+    return rc ? rc : answered(r, obi_resp_set_error(&r->q->r, status, code, message, field));
 }
 
 int ob_http_suspend(ob_http_req *r, ob_http_later **out)
@@ -224,5 +224,5 @@ int ob_http_suspend(ob_http_req *r, ob_http_later **out)
     int rc = r->q->in_gate ? OB_ESTATE : answer_check(r);
     if (rc)
         return rc;
-    return later_new(r->q, out);
+    return obi_later_new(r->q, out);
 }

@@ -15,7 +15,7 @@
 
 #include "http/http.h"
 
-bool http_token(const char *s)
+bool obi_http_token(const char *s)
 {
     if (!s || !*s)
         return false;
@@ -29,7 +29,7 @@ bool http_token(const char *s)
     return true;
 }
 
-bool http_value_ok(const char *s)
+bool obi_http_value_ok(const char *s)
 {
     if (!s)
         return false;
@@ -41,8 +41,8 @@ bool http_value_ok(const char *s)
     return true;
 }
 
-bool ob_http_header_name_ok(const char *s) { return http_token(s); }
-bool ob_http_header_value_ok(const char *s) { return http_value_ok(s); }
+bool ob_http_header_name_ok(const char *s) { return obi_http_token(s); }
+bool ob_http_header_value_ok(const char *s) { return obi_http_value_ok(s); }
 
 static bool param_name_ok(const char *s, size_t n)
 {
@@ -103,10 +103,10 @@ static void route_clear(route *r)
     free(r->pattern);
 }
 
-int router_add(router *rt, const char *method, const char *pattern, ob_http_handler fn,
+int obi_router_add(router *rt, const char *method, const char *pattern, ob_http_handler fn,
                void *arg, unsigned flags)
 {
-    if (!method || !http_token(method) || strlen(method) >= sizeof rt->routes[0].method ||
+    if (!method || !obi_http_token(method) || strlen(method) >= sizeof rt->routes[0].method ||
         !pattern || !fn) {
         OB_ERROR("http: bad route %s %s", method ? method : "(null)", pattern ? pattern : "(null)");
         return OB_EINVAL;
@@ -137,7 +137,7 @@ int router_add(router *rt, const char *method, const char *pattern, ob_http_hand
     return 0;
 }
 
-void router_free(router *rt)
+void obi_router_free(router *rt)
 {
     for (int i = 0; i < rt->n; i++)
         route_clear(&rt->routes[i]);
@@ -185,7 +185,7 @@ static void allow_add(route_match *m, const char *method)
     snprintf(m->allow + n, sizeof m->allow - n, "%s%s", n ? ", " : "", method);
 }
 
-int router_match(const router *rt, const char *method, const char *path, route_match *m)
+int obi_router_match(const router *rt, const char *method, const char *path, route_match *m)
 {
     memset(m, 0, sizeof *m);
     bool other = false;

@@ -133,7 +133,7 @@ static void access_log(ob_http_server *s, hreq *q, const char *remote)
 {
     if (!s->o.access_log && !ob_log_enabled(OB_LOG_INFO))
         return; /* nobody would read it: do not build it */
-    double ms = (double)(ob_mono_us() - q->t0_us) / 1000.0;
+    double ms = (double)(obi_mono_us() - q->t0_us) / 1000.0;
     json_t *j = json_pack("{s:s, s:s, s:i, s:I, s:f, s:s}", "method", q->method, "path",
                           q->path, "status", q->status_sent, "bytes", (json_int_t)q->bytes_sent,
                           "ms", ms, "remote", remote);
@@ -186,8 +186,8 @@ static enum MHD_Result copy_kv(void *cls, enum MHD_ValueKind kind, const char *k
     kv_copy *kc = cls;
     if (kc->n >= kc->max)
         return MHD_NO;
-    const char *name = arena_strndup(kc->a, k, strlen(k));
-    const char *value = arena_strndup(kc->a, v ? v : "", v ? strlen(v) : 0);
+    const char *name = obi_arena_strndup(kc->a, k, strlen(k));
+    const char *value = obi_arena_strndup(kc->a, v ? v : "", v ? strlen(v) : 0);
     if (!name || !value) {
         kc->oom = true;
         return MHD_NO;
@@ -205,8 +205,8 @@ static bool copy_values(hreq *q, enum MHD_ValueKind kind, int *n, const char ***
     MHD_get_connection_values(q->mc, kind, count_kv, &count);
     kv_copy kc = {&q->mem, NULL, NULL, 0, count, false};
     if (count) {
-        kc.names = arena_alloc(&q->mem, sizeof *kc.names * (size_t)count);
-        kc.values = arena_alloc(&q->mem, sizeof *kc.values * (size_t)count);
+        kc.names = obi_arena_alloc(&q->mem, sizeof *kc.names * (size_t)count);
+        kc.values = obi_arena_alloc(&q->mem, sizeof *kc.values * (size_t)count);
         if (!kc.names || !kc.values)
             return false;
         MHD_get_connection_values(q->mc, kind, copy_kv, &kc);
@@ -246,11 +246,11 @@ static bool fill_view(hreq *q, const char *url, const char *method)
     if (q->view_filled)
         return true;
     v->q = q;
-    v->method = arena_strndup(&q->mem, method, strlen(method));
-    v->path = arena_strndup(&q->mem, url, strlen(url));
-    v->remote = arena_strndup(&q->mem, q->c->remote, strlen(q->c->remote));
+    v->method = obi_arena_strndup(&q->mem, method, strlen(method));
+    v->path = obi_arena_strndup(&q->mem, url, strlen(url));
+    v->remote = obi_arena_strndup(&q->mem, q->c->remote, strlen(q->c->remote));
     for (int i = 0; i < v->m.nparams; i++)
-        if (!(v->params[i] = arena_strndup(&q->mem, v->m.val[i], v->m.len[i])))
+        if (!(v->params[i] = obi_arena_strndup(&q->mem, v->m.val[i], v->m.len[i])))
             return false;
     for (int i = 0; i < v->m.nparams; i++)
         v->m.val[i] = v->params[i]; /* not into MHD's buffer */
@@ -314,7 +314,7 @@ static void check_request(hreq *q, const char *url, const char *method)
     unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
     q->has_body = len > 0 || (te && strcasecmp(te, "identity") != 0);
 
-    int rc = router_match(&s->rt, method, url, &v->m);
+    int rc = obi_router_match(&s->rt, method, url, &v->m);
     if (rc == OB_ENOTFOUND)
         early(q, 404, "not_found", "no such resource", NULL);
     else if (rc == OB_ESTATE)
@@ -346,13 +346,13 @@ static hreq *hreq_new(ob_http_server *s, hconn *c, struct MHD_Connection *mc, co
     q->s = s;
     q->c = c;
     q->mc = mc;
-    q->t0_us = ob_mono_us();
+    q->t0_us = obi_mono_us();
     snprintf(q->method, sizeof q->method, "%s", method);
     snprintf(q->path, sizeof q->path, "%s", url);
-    arena_init(&q->mem, s->o.max_header_bytes * 4 + (64 << 10)); /* the body is apart */
-    q->view = arena_alloc(&q->mem, sizeof *q->view);
+    obi_arena_init(&q->mem, s->o.max_header_bytes * 4 + (64 << 10)); /* the body is apart */
+    q->view = obi_arena_alloc(&q->mem, sizeof *q->view);
     if (!q->view) {
-        arena_free(&q->mem);
+        obi_arena_free(&q->mem);
         free(q);
         return NULL;
     }
@@ -364,20 +364,20 @@ static hreq *hreq_new(ob_http_server *s, hconn *c, struct MHD_Connection *mc, co
 
 static void hreq_free(hreq *q)
 {
-    arena_free(&q->mem); /* runs free_body */
+    obi_arena_free(&q->mem); /* runs free_body */
     release(q);
-    resp_clear(&q->r);
+    obi_resp_clear(&q->r);
     free(q);
 }
 
-static void stream_response_freed(void *cls) { stream_unref(cls); }
+static void stream_response_freed(void *cls) { obi_stream_unref(cls); }
 
 /* A streamed answer: MHD pulls the body from the stream; the stream is
  * registered for the watch thread and for stop. */
 static struct MHD_Response *stream_response(hreq *q)
 {
     struct MHD_Response *m = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, 16 << 10, stream_read, q->stream, stream_response_freed);
+        MHD_SIZE_UNKNOWN, 16 << 10, obi_stream_read, q->stream, stream_response_freed);
     if (!m)
         return NULL;
     pthread_mutex_lock(&q->s->conns_mu);
@@ -392,7 +392,7 @@ static enum MHD_Result send_resp(hreq *q)
 {
     resp *r = &q->r;
     if (!r->status)
-        resp_set_error(r, 500, "internal", "no response", NULL);
+        obi_resp_set_error(r, 500, "internal", "no response", NULL);
     struct MHD_Response *m =
         q->stream ? stream_response(q)
                   : MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
@@ -422,9 +422,9 @@ static enum MHD_Result send_resp(hreq *q)
 
 static enum MHD_Result send_early(hreq *q)
 {
-    resp_set_error(&q->r, q->early_status, q->early_code, q->early_msg, q->early_field);
+    obi_resp_set_error(&q->r, q->early_status, q->early_code, q->early_msg, q->early_field);
     if (q->early_status == 405 && q->view->m.allow[0])
-        resp_add_header(&q->r, "Allow", q->view->m.allow);
+        obi_resp_add_header(&q->r, "Allow", q->view->m.allow);
     return send_resp(q);
 }
 
@@ -435,7 +435,7 @@ static enum MHD_Result send_later(hreq *q)
     ob_http_later *l = q->later;
     pthread_mutex_lock(&l->mu);
     bool close_it = l->state == LATER_GONE && !l->r.status;
-    resp_clear(&q->r);
+    obi_resp_clear(&q->r);
     q->r = l->r;
     memset(&l->r, 0, sizeof l->r);
     pthread_mutex_unlock(&l->mu);
@@ -448,7 +448,7 @@ static void server_watch(hreq *q)
     q->c->watched = epoll_ctl(q->s->watch_epfd, EPOLL_CTL_ADD, q->c->fd, &ev) == 0;
 }
 
-void server_resume(hreq *q)
+void obi_server_resume(hreq *q)
 {
     hconn *c = q->c;
     if (c->watched) {
@@ -468,7 +468,7 @@ static enum MHD_Result park(hreq *q)
     pthread_mutex_lock(&s->conns_mu);
     pthread_mutex_lock(&l->mu);
     if (l->state == LATER_SUSPENDED && atomic_load(&s->stopping)) {
-        resp_set_error(&l->r, 503, "shutting_down", "the server is shutting down", NULL);
+        obi_resp_set_error(&l->r, 503, "shutting_down", "the server is shutting down", NULL);
         l->state = LATER_SHUTDOWN;
     } else if (l->state == LATER_SUSPENDED) {
         q->c->q = q; /* for the watch thread and stop (under conns_mu) */
@@ -485,14 +485,14 @@ static enum MHD_Result run_handler(hreq *q)
 {
     ob_http_req *v = q->view;
     q->rt->fn(v, q->rt->arg);
-    arena_poison(&q->mem); /* the request ends with its handler */
+    obi_arena_poison(&q->mem); /* the request ends with its handler */
     if (q->answered)
         return send_resp(q);
     if (q->later)
         return park(q);
     OB_ERROR("http: %s %s: the handler returned without answering or suspending: "
              "answered 500", q->method, q->path);
-    resp_set_error(&q->r, 500, "internal", "the handler did not answer", NULL);
+    obi_resp_set_error(&q->r, 500, "internal", "the handler did not answer", NULL);
     return send_resp(q);
 }
 
@@ -513,7 +513,7 @@ static enum MHD_Result last_call(hreq *q)
     if (q->early_status)
         return send_early(q);
     if (!fill_view(q, q->path, q->method)) {
-        resp_set_error(&q->r, 500, "out_of_memory", "the request needs more memory than allowed",
+        obi_resp_set_error(&q->r, 500, "out_of_memory", "the request needs more memory than allowed",
                        NULL);
         return send_resp(q);
     }
@@ -556,7 +556,7 @@ static void take_body(hreq *q, const char *data, size_t n)
         if (cap > max + 1)
             cap = max + 1;
         char *b = realloc(q->body, cap); /* on failure q->body is unchanged */
-        if (b && !q->body && arena_on_poison(&q->mem, free_body, q)) {
+        if (b && !q->body && obi_arena_on_poison(&q->mem, free_body, q)) {
             free(b);
             b = NULL;
         }
@@ -621,16 +621,16 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (atomic_load(&c->phase) == PH_TIMEDOUT)
         q->status_sent = 408;
     access_log(s, q, c->remote);
-    ob_hist_observe(&s->durations, (double)(ob_mono_us() - q->t0_us) / 1e6);
+    obi_hist_observe(&s->durations, (double)(obi_mono_us() - q->t0_us) / 1e6);
     if (q->later || q->stream) { /* only these were seen by the watch thread */
         pthread_mutex_lock(&s->conns_mu);
         c->q = NULL;
         pthread_mutex_unlock(&s->conns_mu);
     }
     if (q->later)
-        later_detach(q->later);
+        obi_later_detach(q->later);
     if (q->stream) /* the response's free callback drops the server's reference */
-        stream_detach(q->stream);
+        obi_stream_detach(q->stream);
     hreq_free(q);
     atomic_fetch_sub(&s->nactive, 1);
     /* The next request on this connection: idle time, then its headers. */
@@ -718,7 +718,7 @@ static void time_out(ob_http_server *s, hconn *c, int phase)
  * (an enqueue waiting for its commit) end within a millisecond or two, and
  * an epoll_ctl ADD and DEL per request cost more than they buy. A client
  * that leaves is noticed within a tick or two. The check and the ADD are
- * under the handle's mu, as is the DEL in server_resume, so a resumed
+ * under the handle's mu, as is the DEL in obi_server_resume, so a resumed
  * connection is never added. Under conns_mu. */
 static void watch_parked(hconn *c)
 {
@@ -750,7 +750,7 @@ static void sweep(ob_http_server *s)
         if (ph == PH_HEADERS || ph == PH_BODY)
             time_out(s, c, ph);
         else if (ph == PH_SUSPENDED && c->q && c->q->later &&
-                 later_cut(c->q->later, LATER_GONE, 504, "timeout",
+                 obi_later_cut(c->q->later, LATER_GONE, 504, "timeout",
                            "no answer came in time for this request"))
             atomic_store(&c->deadline, 0);
     }
@@ -771,9 +771,9 @@ static void *watch_main(void *arg)
                     if (x != c || !c->q)
                         continue;
                     if (c->q->later) /* client left */
-                        later_cut(c->q->later, LATER_GONE, 0, NULL, NULL);
+                        obi_later_cut(c->q->later, LATER_GONE, 0, NULL, NULL);
                     if (c->q->stream)
-                        stream_cut(c->q->stream, OB_EGONE);
+                        obi_stream_cut(c->q->stream, OB_EGONE);
                 }
             }
             pthread_mutex_unlock(&s->conns_mu);
@@ -818,7 +818,7 @@ int ob_http_server_new(const ob_http_opts *opts, ob_http_server **out)
     snprintf(s->listen_host, sizeof s->listen_host, "%s", opts->listen);
     s->o.listen = s->listen_host;
     s->watch_epfd = -1;
-    s->durations.bounds = ob_hist_seconds;
+    s->durations.bounds = obi_hist_seconds;
     pthread_mutex_init(&s->conns_mu, NULL);
     *out = s;
     return 0;
@@ -829,7 +829,7 @@ int ob_http_route(ob_http_server *s, const char *method, const char *pattern,
 {
     if (!s || s->started)
         return OB_ESTATE;
-    return router_add(&s->rt, method, pattern, fn, arg, flags);
+    return obi_router_add(&s->rt, method, pattern, fn, arg, flags);
 }
 
 int ob_http_set_gate(ob_http_server *s, ob_http_handler gate, void *arg)
@@ -925,7 +925,7 @@ uint64_t ob_http_status_count(const ob_http_server *s, int status)
 
 void ob_http_durations(const ob_http_server *s, ob_histogram *out)
 {
-    ob_hist_read(&s->durations, out);
+    obi_hist_read(&s->durations, out);
 }
 
 int ob_http_server_stop(ob_http_server *s, int64_t drain_ms)
@@ -944,10 +944,10 @@ int ob_http_server_stop(ob_http_server *s, int64_t drain_ms)
     pthread_mutex_lock(&s->conns_mu); /* H3 */
     for (hconn *c = s->conns; c; c = c->next) {
         if (c->q && c->q->later)
-            later_cut(c->q->later, LATER_SHUTDOWN, 503, "shutting_down",
+            obi_later_cut(c->q->later, LATER_SHUTDOWN, 503, "shutting_down",
                       "the server is shutting down");
         if (c->q && c->q->stream)
-            stream_cut(c->q->stream, OB_ESHUTDOWN);
+            obi_stream_cut(c->q->stream, OB_ESHUTDOWN);
     }
     pthread_mutex_unlock(&s->conns_mu);
     int64_t until = ob_mono_ms() + drain_ms;
@@ -975,7 +975,7 @@ void ob_http_server_free(ob_http_server *s)
     if (!s)
         return;
     ob_http_server_stop(s, 5000);
-    router_free(&s->rt);
+    obi_router_free(&s->rt);
     pthread_mutex_destroy(&s->conns_mu);
     free(s);
 }

@@ -2,7 +2,7 @@
  * stream.c - streamed answers: a body that any thread writes over time
  * (server-sent events are built on it).
  *
- * libmicrohttpd pulls the body through stream_read(). While the buffer has
+ * libmicrohttpd pulls the body through obi_stream_read(). While the buffer has
  * bytes it gets them; when it is empty the reader parks the connection
  * (MHD_suspend_connection, allowed in a content reader) and the next write
  * resumes it. A parked stream's socket is watched like a suspended
@@ -29,7 +29,7 @@ int ob_http_stream_start(ob_http_req *r, const char *content_type, ob_http_strea
     ob_http_stream *st = calloc(1, sizeof *st);
     if (!st)
         return OB_ENOMEM;
-    int rc = resp_set(&q->r, 200, content_type, NULL, 0);
+    int rc = obi_resp_set(&q->r, 200, content_type, NULL, 0);
     if (rc) {
         free(st);
         return rc;
@@ -43,7 +43,7 @@ int ob_http_stream_start(ob_http_req *r, const char *content_type, ob_http_strea
     return 0;
 }
 
-void stream_unref(ob_http_stream *st)
+void obi_stream_unref(ob_http_stream *st)
 {
     pthread_mutex_lock(&st->mu);
     int left = --st->refs;
@@ -60,7 +60,7 @@ static void wake(ob_http_stream *st)
 {
     if (st->parked && st->q) {
         st->parked = false;
-        server_resume(st->q);
+        obi_server_resume(st->q);
     }
 }
 
@@ -105,10 +105,10 @@ void ob_http_stream_close(ob_http_stream *st)
     st->closed = true;
     wake(st);
     pthread_mutex_unlock(&st->mu);
-    stream_unref(st);
+    obi_stream_unref(st);
 }
 
-void stream_cut(ob_http_stream *st, int why)
+void obi_stream_cut(ob_http_stream *st, int why)
 {
     pthread_mutex_lock(&st->mu);
     if (!st->gone)
@@ -117,7 +117,7 @@ void stream_cut(ob_http_stream *st, int why)
     pthread_mutex_unlock(&st->mu);
 }
 
-void stream_detach(ob_http_stream *st)
+void obi_stream_detach(ob_http_stream *st)
 {
     pthread_mutex_lock(&st->mu);
     st->q = NULL; /* the request is done; the response may still be freed later */
@@ -126,7 +126,7 @@ void stream_detach(ob_http_stream *st)
     pthread_mutex_unlock(&st->mu);
 }
 
-ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+ssize_t obi_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     ob_http_stream *st = cls;

@@ -35,7 +35,7 @@
  *   C3  `unfinished` is the number of unfinished jobs as committed; enqueue
  *       refuses with OB_EFULL once it reaches max_jobs.
  *   C4  Only this thread touches the store's writer side, the idgen, the
- *       timers and pool.maybe_work (before the thread starts, commit_start
+ *       timers and pool.maybe_work (before the thread starts, obi_commit_start
  *       does, on the opening thread).
  *   C5  No claim while store.health fails: a node that cannot heartbeat
  *       may be declared dead, and its jobs rescued, at any moment.
@@ -125,8 +125,8 @@ static int insert_job(ob_engine *e, batch *b, store_new *j, int64_t now)
 {
     store *s = e->st;
     commit *c = &e->c;
-    ob_idgen_next(&c->idgen, &j->id);
-    new_job_due(j, now);
+    obi_idgen_next(&c->idgen, &j->id);
+    obi_new_job_due(j, now);
     int rc = s->ops->insert(s, j);
     if (rc)
         return rc; /* an error, or STORE_EXISTS */
@@ -193,7 +193,7 @@ static int follow_up(ob_engine *e, batch *b, const ob_id *id, const store_row *r
             return rc;
     }
     store_new j;
-    new_job_from(e, &next, &j);
+    obi_new_job_from(e, &next, &j);
     rc = insert_job(e, b, &j, now);
     return rc == STORE_EXISTS ? 0 : rc;
 }
@@ -214,10 +214,10 @@ static int change_job(ob_engine *e, batch *b, const ob_id *id, const lc_input *i
     if (rc)
         return rc;
     *was = *state_out = row.state;
-    const job_kind *k = engine_kind(e, row.kind);
+    const job_kind *k = obi_engine_kind(e, row.kind);
     const ob_backoff *bo = k ? &k->opts.backoff : &e->o.kind_defaults.backoff;
     store_change ch;
-    int d = lifecycle_decide(&row, id, in, bo, e->o.errors_kept, now, &ch);
+    int d = obi_lifecycle_decide(&row, id, in, bo, e->o.errors_kept, now, &ch);
     *result = d < 0 ? d : 0;
     if (d <= 0)
         return 0;
@@ -391,7 +391,7 @@ static int claim_for_pools(ob_engine *e, batch *b, int64_t now)
     for (pool *p = e->pools; p; p = p->next) {
         if (b->new_work)
             p->maybe_work = true;
-        int want = p->maybe_work ? pool_demand(p) : 0;
+        int want = p->maybe_work ? obi_pool_demand(p) : 0;
         if (want <= 0)
             continue;
         ob_job **jobs = malloc((size_t)want * sizeof *jobs);
@@ -427,7 +427,7 @@ static void give_back_claims(ob_engine *e, batch *b)
 {
     for (int i = 0; i < b->nclaims; i++) {
         for (int k = 0; k < b->claims[i].n; k++)
-            pool_release(e, b->claims[i].jobs[k]);
+            obi_pool_release(e, b->claims[i].jobs[k]);
         free(b->claims[i].jobs);
     }
     b->nclaims = 0;
@@ -532,7 +532,7 @@ static void deliver_cancels(ob_engine *e, op *ops)
     for (op *o = ops; o; o = o->next) {
         if (o->type == OP_CHANGE && o->in.ev == LC_CANCEL && !o->rc && o->state_out == OB_RUNNING) {
             for (pool *p = e->pools; p; p = p->next)
-                pool_cancel_running(p, &o->id, -1);
+                obi_pool_cancel_running(p, &o->id, -1);
         }
     }
 }
@@ -541,14 +541,14 @@ static void deliver_cancels(ob_engine *e, op *ops)
 static void after_commit(ob_engine *e, batch *b, op *ops)
 {
     for (int i = 0; i < b->nclaims; i++) {
-        pool_deliver(b->claims[i].p, b->claims[i].jobs, b->claims[i].n);
+        obi_pool_deliver(b->claims[i].p, b->claims[i].jobs, b->claims[i].n);
         free(b->claims[i].jobs);
     }
     b->nclaims = 0;
     deliver_cancels(e, ops);
     pthread_mutex_unlock(&e->pools_mu);
     e->c.unfinished = b->recounted ? b->count : e->c.unfinished + b->delta;
-    notify_publish(&e->n, b->ev, b->nev);
+    obi_notify_publish(&e->n, b->ev, b->nev);
 }
 
 /* The batch failed: roll back, keep worker answers for later (C2), fail
@@ -607,7 +607,7 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
         rc = claim_for_pools(e, b, now);
     if (!rc)
         rc = announce(e, b);
-    int64_t t0 = ob_mono_us();
+    int64_t t0 = obi_mono_us();
     if (!rc)
         rc = e->st->ops->commit(e->st);
     op *done = ops;
@@ -616,13 +616,13 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
         int nops = 0;
         for (op *o = ops; o; o = o->next)
             nops++;
-        int64_t us = ob_mono_us() - t0;
+        int64_t us = obi_mono_us() - t0;
         c->stat_commits++;
         c->stat_ops += (uint64_t)nops;
         c->stat_commit_us += (uint64_t)us;
-        ob_hist_observe(&c->h_commit, (double)us / 1e6);
+        obi_hist_observe(&c->h_commit, (double)us / 1e6);
         if (nops) /* a commit of claims alone carries no operation */
-            ob_hist_observe(&c->h_batch, nops);
+            obi_hist_observe(&c->h_batch, nops);
         after_commit(e, b, ops);
     } else {
         done = after_failure(e, b, ops, rc);
@@ -744,7 +744,7 @@ static void *commit_main(void *arg)
 
 /* ---- interface ---- */
 
-int commit_submit(ob_engine *e, op *o, bool block)
+int obi_commit_submit(ob_engine *e, op *o, bool block)
 {
     commit *c = &e->c;
     pthread_mutex_lock(&c->mu);
@@ -783,14 +783,14 @@ static void sync_done(op *o)
     pthread_mutex_unlock(&s->mu);
 }
 
-int commit_submit_wait(ob_engine *e, op *o)
+int obi_commit_submit_wait(ob_engine *e, op *o)
 {
     syncer s = {.done = false};
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     o->arg = &s;
     o->done = sync_done;
-    int rc = commit_submit(e, o, true);
+    int rc = obi_commit_submit(e, o, true);
     if (!rc) {
         pthread_mutex_lock(&s.mu);
         while (!s.done)
@@ -803,19 +803,19 @@ int commit_submit_wait(ob_engine *e, op *o)
     return rc;
 }
 
-int commit_flush(ob_engine *e)
+int obi_commit_flush(ob_engine *e)
 {
     op o = {.type = OP_BARRIER};
-    return commit_submit_wait(e, &o);
+    return obi_commit_submit_wait(e, &o);
 }
 
-void commit_finished(void *arg, const ob_id *id, ob_state state)
+void obi_commit_finished(void *arg, const ob_id *id, ob_state state)
 {
     ob_engine *e = arg;
-    notify_remote_final(&e->n, id, state);
+    obi_notify_remote_final(&e->n, id, state);
 }
 
-void commit_wake(void *arg, int64_t due)
+void obi_commit_wake(void *arg, int64_t due)
 {
     ob_engine *e = arg;
     commit *c = &e->c;
@@ -829,7 +829,7 @@ void commit_wake(void *arg, int64_t due)
     pthread_mutex_unlock(&c->mu);
 }
 
-void commit_kick(ob_engine *e)
+void obi_commit_kick(ob_engine *e)
 {
     commit *c = &e->c;
     pthread_mutex_lock(&c->mu);
@@ -838,18 +838,18 @@ void commit_kick(ob_engine *e)
     pthread_mutex_unlock(&c->mu);
 }
 
-void commit_init(ob_engine *e)
+void obi_commit_init(ob_engine *e)
 {
     commit *c = &e->c;
     pthread_mutex_init(&c->mu, NULL);
-    c->h_commit.bounds = ob_hist_seconds;
-    c->h_batch.bounds = ob_hist_sizes;
+    c->h_commit.bounds = obi_hist_seconds;
+    c->h_batch.bounds = obi_hist_sizes;
     ob_cond_init_mono(&c->wake);
     pthread_cond_init(&c->room, NULL);
     c->remote_due = INT64_MAX;
 }
 
-int commit_start(ob_engine *e)
+int obi_commit_start(ob_engine *e)
 {
     commit *c = &e->c;
     int rc;
@@ -877,7 +877,7 @@ int commit_start(ob_engine *e)
     return 0;
 }
 
-void commit_stop(ob_engine *e)
+void obi_commit_stop(ob_engine *e)
 {
     commit *c = &e->c;
     if (c->running) {
@@ -899,7 +899,7 @@ void commit_stop(ob_engine *e)
     }
 }
 
-void commit_destroy(ob_engine *e)
+void obi_commit_destroy(ob_engine *e)
 {
     commit *c = &e->c;
     pthread_cond_destroy(&c->wake);

@@ -100,14 +100,14 @@ int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out)
     pthread_mutex_init(&e->kinds_mu, NULL);
     pthread_mutex_init(&e->pools_mu, NULL);
     pthread_mutex_init(&e->tx_mu, NULL);
-    e->h_start.bounds = e->h_run.bounds = ob_hist_seconds;
-    notify_init(&e->n, e->o.max_waiters);
-    commit_init(e);
-    store_opts so = {.node_dead_ms = e->o.node_dead_ms, .wake = commit_wake,
-                     .finished = commit_finished, .isolated = pool_isolated, .wake_arg = e};
-    int rc = store_open(url, &so, &e->st);
+    e->h_start.bounds = e->h_run.bounds = obi_hist_seconds;
+    obi_notify_init(&e->n, e->o.max_waiters);
+    obi_commit_init(e);
+    store_opts so = {.node_dead_ms = e->o.node_dead_ms, .wake = obi_commit_wake,
+                     .finished = obi_commit_finished, .isolated = obi_pool_isolated, .wake_arg = e};
+    int rc = obi_store_open(url, &so, &e->st);
     if (!rc)
-        rc = commit_start(e);
+        rc = obi_commit_start(e);
     if (rc) {
         ob_engine_close(e);
         return rc;
@@ -128,12 +128,12 @@ void ob_engine_close(ob_engine *e)
             break;
         ob_pool_stop(p, 30 * 1000);
     }
-    notify_shutdown(&e->n);
-    commit_stop(e);
+    obi_notify_shutdown(&e->n);
+    obi_commit_stop(e);
     if (e->st)
         e->st->ops->close(e->st);
-    commit_destroy(e);
-    notify_destroy(&e->n);
+    obi_commit_destroy(e);
+    obi_notify_destroy(&e->n);
     pthread_mutex_destroy(&e->kinds_mu);
     pthread_mutex_destroy(&e->pools_mu);
     pthread_mutex_destroy(&e->tx_mu);
@@ -146,10 +146,10 @@ void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out)
     out->ops = atomic_load(&e->c.stat_ops);
     out->commit_us = atomic_load(&e->c.stat_commit_us);
     out->unfinished = atomic_load(&e->c.unfinished);
-    ob_hist_read(&e->c.h_commit, &out->commit_seconds);
-    ob_hist_read(&e->c.h_batch, &out->batch_ops);
-    ob_hist_read(&e->h_start, &out->start_delay);
-    ob_hist_read(&e->h_run, &out->run_seconds);
+    obi_hist_read(&e->c.h_commit, &out->commit_seconds);
+    obi_hist_read(&e->c.h_batch, &out->batch_ops);
+    obi_hist_read(&e->h_start, &out->start_delay);
+    obi_hist_read(&e->h_run, &out->run_seconds);
 }
 
 int ob_job_counts(ob_engine *e, ob_count_fn fn, void *arg)
@@ -167,7 +167,7 @@ void ob_engine_on_final(ob_engine *e, ob_final_fn fn, void *arg)
 
 /* ---- kinds ---- */
 
-const job_kind *engine_kind(ob_engine *e, const char *name)
+const job_kind *obi_engine_kind(ob_engine *e, const char *name)
 {
     int n = atomic_load_explicit(&e->nkinds, memory_order_acquire);
     for (int i = 0; i < n; i++)
@@ -183,7 +183,7 @@ int ob_engine_register(ob_engine *e, const char *name, ob_handler_fn fn, void *a
         return OB_EINVAL;
     pthread_mutex_lock(&e->kinds_mu);
     int n = atomic_load(&e->nkinds), rc = 0;
-    if (engine_kind(e, name))
+    if (obi_engine_kind(e, name))
         rc = OB_EINVAL;
     else if (n == KINDS_MAX)
         rc = OB_EFULL;
@@ -216,7 +216,7 @@ int ob_new_job_check(ob_engine *e, const ob_new_job *j, const char **field)
         return bad(field, "job", OB_EINVAL);
     if (!ob_name_valid(j->kind))
         return bad(field, "kind", OB_EINVAL);
-    if (!engine_kind(e, j->kind))
+    if (!obi_engine_kind(e, j->kind))
         return bad(field, "kind", OB_ENOKIND);
     if (j->queue && !ob_name_valid(j->queue))
         return bad(field, "queue", OB_EINVAL);
@@ -267,9 +267,9 @@ static char *put_str(char **p, const char *s)
 
 static size_t str_size(const char *s) { return s ? strlen(s) + 1 : 0; }
 
-void new_job_from(ob_engine *e, const ob_new_job *j, store_new *out)
+void obi_new_job_from(ob_engine *e, const ob_new_job *j, store_new *out)
 {
-    const job_kind *k = engine_kind(e, j->kind);
+    const job_kind *k = obi_engine_kind(e, j->kind);
     *out = (store_new){
         .kind = j->kind, .queue = j->queue ? j->queue : "default", .priority = j->priority,
         .payload = j->payload, .payload_len = j->payload_len, .run_at = j->run_at_ms,
@@ -279,7 +279,7 @@ void new_job_from(ob_engine *e, const ob_new_job *j, store_new *out)
     };
 }
 
-void new_job_due(store_new *j, int64_t now)
+void obi_new_job_due(store_new *j, int64_t now)
 {
     j->created_at = now;
     j->state = j->run_at > now ? OB_SCHEDULED : OB_AVAILABLE;
@@ -291,7 +291,7 @@ void new_job_due(store_new *j, int64_t now)
 static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
 {
     store_new from;
-    new_job_from(e, j, &from);
+    obi_new_job_from(e, j, &from);
     op *o = malloc(sizeof *o + from.payload_len + str_size(from.kind) + str_size(from.queue) +
                    str_size(from.unique_key) + str_size(from.meta));
     if (!o)
@@ -312,7 +312,7 @@ static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
 
 static void op_free(op *o) { free(o); }
 
-op *op_change_new(const ob_id *id, const lc_input *in)
+op *obi_op_change_new(const ob_id *id, const lc_input *in)
 {
     op *o = malloc(sizeof *o + str_size(in->error) + str_size(in->result));
     if (!o)
@@ -345,7 +345,7 @@ int ob_enqueue(ob_engine *e, const ob_new_job *j, ob_id *id, bool *existed)
     int rc = enqueue_op(e, j, &o);
     if (rc)
         return rc;
-    rc = commit_submit_wait(e, o);
+    rc = obi_commit_submit_wait(e, o);
     if (!rc) {
         if (id)
             *id = o->id;
@@ -373,7 +373,7 @@ int ob_enqueue_async(ob_engine *e, const ob_new_job *j, ob_enqueued_fn done, voi
     o->user_fn = done;
     o->arg = arg;
     o->done = enqueue_async_done;
-    rc = commit_submit(e, o, false);
+    rc = obi_commit_submit(e, o, false);
     if (rc)
         free(o);
     return rc;
@@ -394,11 +394,11 @@ static int change(ob_engine *e, const ob_id *id, lc_event ev, ob_state *state)
     if (!e || !id)
         return OB_EINVAL;
     lc_input in = {.ev = ev};
-    op *o = op_change_new(id, &in);
+    op *o = obi_op_change_new(id, &in);
     if (!o)
         return OB_ENOMEM;
     o->external = true;
-    int rc = commit_submit_wait(e, o);
+    int rc = obi_commit_submit_wait(e, o);
     if (!rc && state)
         *state = o->state_out;
     free(o);
@@ -416,14 +416,14 @@ static int change_async(ob_engine *e, const ob_id *id, lc_event ev, ob_changed_f
     if (!e || !id || !done)
         return OB_EINVAL;
     lc_input in = {.ev = ev};
-    op *o = op_change_new(id, &in);
+    op *o = obi_op_change_new(id, &in);
     if (!o)
         return OB_ENOMEM;
     o->external = true;
     o->changed_fn = done;
     o->arg = arg;
     o->done = changed_done;
-    int rc = commit_submit(e, o, false);
+    int rc = obi_commit_submit(e, o, false);
     if (rc)
         free(o);
     return rc;
@@ -458,15 +458,15 @@ int ob_store_migrate(const char *url, int *had, int *now)
 {
     if (!url || !had || !now)
         return OB_EINVAL;
-    return store_migrate(url, had, now);
+    return obi_store_migrate(url, had, now);
 }
 
 void ob_engine_wake(ob_engine *e)
 {
     if (!e)
         return;
-    commit_wake(e, 0); /* jobs may be available */
-    commit_wake(e, 1); /* ... or scheduled: look at the store's timers again */
+    obi_commit_wake(e, 0); /* jobs may be available */
+    obi_commit_wake(e, 1); /* ... or scheduled: look at the store's timers again */
 }
 
 /* ---- transactional enqueue ---- */
@@ -485,10 +485,10 @@ static int enqueue_tx(ob_engine *e, const char *store_name, void *conn, const ob
     if (rc)
         return rc;
     store_new nj;
-    new_job_from(e, j, &nj);
-    new_job_due(&nj, ob_now_ms());
+    obi_new_job_from(e, j, &nj);
+    obi_new_job_due(&nj, ob_now_ms());
     pthread_mutex_lock(&e->tx_mu);
-    ob_idgen_next(&e->tx_idgen, &nj.id);
+    obi_idgen_next(&e->tx_idgen, &nj.id);
     pthread_mutex_unlock(&e->tx_mu);
     ob_id existing;
     rc = e->st->ops->insert_tx(e->st, conn, &nj, &existing);
@@ -544,7 +544,7 @@ int ob_job_wait(ob_engine *e, const ob_id *id, int64_t timeout_ms, ob_job **out)
     if (!e || !id || !out)
         return OB_EINVAL;
     wait_arg w = {e, id, NULL};
-    int rc = notify_wait(&e->n, id, timeout_ms, wait_check, &w);
+    int rc = obi_notify_wait(&e->n, id, timeout_ms, wait_check, &w);
     bool have = w.snap && (rc == OB_ETIMEDOUT || rc == OB_ESHUTDOWN || rc == 0);
     if (have && !(rc == 0 && ob_state_is_final(w.snap->state))) {
         int r = wait_check(&w); /* woken: read what the commit left */

@@ -55,20 +55,20 @@ typedef struct lc_input {
  * (apply it with store->update), 0 if nothing changes (e.g. cancelling a
  * cancelled job), or OB_ESTATE if `in` is not allowed from row->state (or
  * is stale: a running event for another attempt). */
-int lifecycle_decide(const store_row *row, const ob_id *id, const lc_input *in,
+int obi_lifecycle_decide(const store_row *row, const ob_id *id, const lc_input *in,
                      const ob_backoff *backoff, int errors_kept, int64_t now, store_change *c);
 
 /* Delay before retrying after failed attempt `attempt` (from 1). */
-int64_t backoff_delay(const ob_backoff *b, int attempt);
+int64_t obi_backoff_delay(const ob_backoff *b, int attempt);
 
 /* ---- new jobs (engine.c) ---- */
 
 /* The job `j` (checked) describes, as a store keeps it: its kind's defaults
  * applied, "default" for no queue; strings and payload borrowed from j. The
- * id, state and times are set by new_job_due and the caller. */
-void new_job_from(ob_engine *e, const ob_new_job *j, store_new *out);
+ * id, state and times are set by obi_new_job_due and the caller. */
+void obi_new_job_from(ob_engine *e, const ob_new_job *j, store_new *out);
 /* Created now: scheduled if run_at is later, else available at once. */
-void new_job_due(store_new *j, int64_t now);
+void obi_new_job_due(store_new *j, int64_t now);
 
 /* ---- kinds (engine.c) ---- */
 
@@ -82,7 +82,7 @@ typedef struct job_kind {
 #define KINDS_MAX 256
 
 /* The kind named `name`, or NULL. Lock-free: kinds are never removed. */
-const job_kind *engine_kind(ob_engine *e, const char *name);
+const job_kind *obi_engine_kind(ob_engine *e, const char *name);
 
 /* ---- notify.c ---- */
 
@@ -109,21 +109,21 @@ typedef struct notify {
     bool shutdown;
 } notify;
 
-void notify_init(notify *n, int max_waiters);
-void notify_destroy(notify *n);
+void obi_notify_init(notify *n, int max_waiters);
+void obi_notify_destroy(notify *n);
 /* Publish committed changes: subscribers first, then final states wake
  * their waiters. Commit thread only. */
-void notify_publish(notify *n, const event_rec *ev, size_t count);
+void obi_notify_publish(notify *n, const event_rec *ev, size_t count);
 /* Another process made `id` final: wake its waiters, tell the subscribers
  * of every final state (ob_engine_subscribe_finals). Any thread. */
-void notify_remote_final(notify *n, const ob_id *id, ob_state state);
+void obi_notify_remote_final(notify *n, const ob_id *id, ob_state state);
 /* Wake every waiter with OB_ESHUTDOWN; refuse new ones. */
-void notify_shutdown(notify *n);
+void obi_notify_shutdown(notify *n);
 /* Wait for a job to become final. Registers before `check` reads the job so
  * that no change is missed; `check` returns 1 if the job is final, 0 if not,
  * or an error, which ends the wait. Returns 0 (final), OB_ETIMEDOUT,
  * OB_ESHUTDOWN, OB_EBUSY or check's error. */
-int notify_wait(notify *n, const ob_id *id, int64_t timeout_ms,
+int obi_notify_wait(notify *n, const ob_id *id, int64_t timeout_ms,
                 int (*check)(void *arg), void *arg);
 
 /* ---- commit.c ---- */
@@ -195,30 +195,30 @@ typedef struct commit {
 } commit;
 
 /* Locks and conditions: before the store opens (its threads may wake us). */
-void commit_init(ob_engine *e);
-int commit_start(ob_engine *e);
+void obi_commit_init(ob_engine *e);
+int obi_commit_start(ob_engine *e);
 /* Apply everything still queued, then stop the thread. */
-void commit_stop(ob_engine *e);
-/* Free what commit_init made: once the store is closed (it may wake us). */
-void commit_destroy(ob_engine *e);
+void obi_commit_stop(ob_engine *e);
+/* Free what obi_commit_init made: once the store is closed (it may wake us). */
+void obi_commit_destroy(ob_engine *e);
 /* Queue an op. External ops: OB_EBUSY if max_inflight are queued and
  * !block, else wait for room. OB_ESHUTDOWN once stopping. On error the op
  * is not taken (the caller frees it). */
-int commit_submit(ob_engine *e, op *o, bool block);
+int obi_commit_submit(ob_engine *e, op *o, bool block);
 /* Submit and wait for the op's batch (blocking, with backpressure).
  * Returns o->rc or a submit error; the op remains the caller's. */
-int commit_submit_wait(ob_engine *e, op *o);
+int obi_commit_submit_wait(ob_engine *e, op *o);
 /* Wait until every op queued so far went through a batch (ops are applied
  * in queue order). */
-int commit_flush(ob_engine *e);
+int obi_commit_flush(ob_engine *e);
 /* Tell the commit thread a pool wants jobs. */
-void commit_kick(ob_engine *e);
+void obi_commit_kick(ob_engine *e);
 /* store.wake: another process made work (due 0) or scheduled a job. */
-void commit_wake(void *arg, int64_t due);
+void obi_commit_wake(void *arg, int64_t due);
 /* store.finished: another process made a job final. */
-void commit_finished(void *arg, const ob_id *id, ob_state state);
+void obi_commit_finished(void *arg, const ob_id *id, ob_state state);
 /* store.isolated: cancel running handlers, start nothing (pool.c). */
-void pool_isolated(void *arg, bool yes);
+void obi_pool_isolated(void *arg, bool yes);
 
 /* ---- pool.c ---- */
 
@@ -264,14 +264,14 @@ struct ob_pool {
 };
 
 /* Jobs the pool can take now (capacity - in_hand, 0 when stopping). */
-int pool_demand(pool *p);
+int obi_pool_demand(pool *p);
 /* Hand claimed jobs to the pool (commit thread, after their commit).
  * Jobs a stopping pool cannot take are released. Takes ownership. */
-void pool_deliver(pool *p, ob_job **jobs, int n);
+void obi_pool_deliver(pool *p, ob_job **jobs, int n);
 /* Deliver a cancellation to the running attempt of `id`, if it runs here. */
-void pool_cancel_running(pool *p, const ob_id *id, int attempt);
+void obi_pool_cancel_running(pool *p, const ob_id *id, int attempt);
 /* Submit a release for a claimed job that will not run. Takes ownership. */
-void pool_release(ob_engine *e, ob_job *job);
+void obi_pool_release(ob_engine *e, ob_job *job);
 
 /* ---- the engine ---- */
 
@@ -294,6 +294,6 @@ struct ob_engine {
 };
 
 /* Allocate an OP_CHANGE for the job `id` carrying `in`; strings copied. */
-op *op_change_new(const ob_id *id, const lc_input *in);
+op *obi_op_change_new(const ob_id *id, const lc_input *in);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * lifecycle.c - the job state machine. Every transition the engine makes
- * to a single job is decided here, in lifecycle_decide(); the two bulk
+ * to a single job is decided here, in obi_lifecycle_decide(); the two bulk
  * transitions (due -> available, available -> running) are fixed SQL in
  * the store and are listed here for completeness.
  *
@@ -61,12 +61,12 @@ int ob_state_parse(const char *name, ob_state *out)
     return OB_EINVAL;
 }
 
-int64_t backoff_delay(const ob_backoff *b, int attempt)
+int64_t obi_backoff_delay(const ob_backoff *b, int attempt)
 {
     double d = (double)b->base_ms * pow(b->factor, attempt > 1 ? attempt - 1 : 0);
     if (!(d < (double)b->max_ms)) /* also catches overflow to inf */
         d = (double)b->max_ms;
-    d *= 1.0 + b->jitter * (2.0 * ob_random_unit() - 1.0);
+    d *= 1.0 + b->jitter * (2.0 * obi_random_unit() - 1.0);
     return d < 0 ? 0 : (int64_t)d;
 }
 
@@ -103,7 +103,7 @@ static void failed(const store_row *row, const lc_input *in, const ob_backoff *b
         finish(c, OB_DISCARDED);
     else {
         c->to = OB_RETRYABLE;
-        c->run_at = c->now + (in->delay_ms >= 0 ? in->delay_ms : backoff_delay(b, row->attempt));
+        c->run_at = c->now + (in->delay_ms >= 0 ? in->delay_ms : obi_backoff_delay(b, row->attempt));
     }
 }
 
@@ -148,7 +148,7 @@ static int decide_running(const store_row *row, const lc_input *in, const ob_bac
     }
 }
 
-int lifecycle_decide(const store_row *row, const ob_id *id, const lc_input *in,
+int obi_lifecycle_decide(const store_row *row, const ob_id *id, const lc_input *in,
                      const ob_backoff *backoff, int errors_kept, int64_t now, store_change *c)
 {
     keep(row, id, now, c);

@@ -5,7 +5,7 @@
  *
  * Invariants
  *   N1  Only committed changes are published: the commit thread calls
- *       notify_publish after store commit() returned 0.
+ *       obi_notify_publish after store commit() returned 0.
  *   N2  A waiter registers before it reads the job, so a change committed
  *       between its read and its sleep still wakes it.
  *   N3  Subscriber callbacks run under mu, so once unsubscribe returns the
@@ -32,14 +32,14 @@ struct waiter {
     waiter *next;
 };
 
-void notify_init(notify *n, int max_waiters)
+void obi_notify_init(notify *n, int max_waiters)
 {
     memset(n, 0, sizeof *n);
     pthread_mutex_init(&n->mu, NULL);
     n->max_waiters = max_waiters;
 }
 
-void notify_destroy(notify *n)
+void obi_notify_destroy(notify *n)
 {
     while (n->subs) {
         ob_subscription *s = n->subs;
@@ -110,7 +110,7 @@ static void fire(notify *n, const ob_id *id)
     }
 }
 
-void notify_publish(notify *n, const event_rec *ev, size_t count)
+void obi_notify_publish(notify *n, const event_rec *ev, size_t count)
 {
     if (!count)
         return;
@@ -130,7 +130,7 @@ void notify_publish(notify *n, const event_rec *ev, size_t count)
     pthread_mutex_unlock(&n->mu);
 }
 
-void notify_remote_final(notify *n, const ob_id *id, ob_state state)
+void obi_notify_remote_final(notify *n, const ob_id *id, ob_state state)
 {
     pthread_mutex_lock(&n->mu);
     ob_event pub = {.id = *id, .kind = "", .queue = "", .state = state, .at_ms = ob_now_ms(),
@@ -142,7 +142,7 @@ void notify_remote_final(notify *n, const ob_id *id, ob_state state)
     pthread_mutex_unlock(&n->mu);
 }
 
-void notify_shutdown(notify *n)
+void obi_notify_shutdown(notify *n)
 {
     pthread_mutex_lock(&n->mu);
     n->shutdown = true;
@@ -163,7 +163,7 @@ static void unlink_waiter(notify *n, waiter *w)
     n->nwaiters--;
 }
 
-int notify_wait(notify *n, const ob_id *id, int64_t timeout_ms, int (*check)(void *arg),
+int obi_notify_wait(notify *n, const ob_id *id, int64_t timeout_ms, int (*check)(void *arg),
                 void *arg)
 {
     waiter w = {.id = *id};

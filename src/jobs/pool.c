@@ -68,7 +68,7 @@ static int answer(ob_job_ctx *ctx, lc_event ev, int64_t delay_ms, const char *er
     if (ctx->answered)
         return OB_ESTATE;
     if (error) {
-        ctx->error = ob_utf8_clean_dup(error, ctx->w->p->e->o.max_error);
+        ctx->error = obi_utf8_clean_dup(error, ctx->w->p->e->o.max_error);
         if (!ctx->error)
             return OB_ENOMEM;
     }
@@ -151,7 +151,7 @@ static op *answer_op(ob_job_ctx *ctx, const job_kind *k)
             snprintf(timed, n, "timed out after %lld ms: %s", (long long)job->timeout_ms, in.error);
         in.error = timed ? timed : in.error;
     }
-    op *o = op_change_new(&job->id, &in);
+    op *o = obi_op_change_new(&job->id, &in);
     free(timed);
     return o;
 }
@@ -166,12 +166,12 @@ static void renew_lease(ob_engine *e, const ob_job *job, int64_t now)
     if (now - job->attempted_at_ms <= e->o.lease_grace_ms / 2)
         return;
     lc_input in = {.attempt = job->attempt};
-    op *o = op_change_new(&job->id, &in);
+    op *o = obi_op_change_new(&job->id, &in);
     if (!o)
         return; /* the claim's lease stands: at worst a rescue */
     o->type = OP_LEASE;
     o->lease_until = now + job->timeout_ms + e->o.lease_grace_ms;
-    if (commit_submit(e, o, false))
+    if (obi_commit_submit(e, o, false))
         free(o);
 }
 
@@ -187,12 +187,12 @@ static void run_job(worker *w, ob_job *job)
     w->ctx = &ctx;
     pthread_mutex_unlock(&w->mu);
 
-    const job_kind *k = engine_kind(e, job->kind);
-    ob_hist_observe(&e->h_start, now > job->run_at_ms ? (double)(now - job->run_at_ms) / 1000 : 0);
-    int64_t t0 = ob_mono_us();
+    const job_kind *k = obi_engine_kind(e, job->kind);
+    obi_hist_observe(&e->h_start, now > job->run_at_ms ? (double)(now - job->run_at_ms) / 1000 : 0);
+    int64_t t0 = obi_mono_us();
     if (k)
         k->fn(&ctx, k->arg);
-    ob_hist_observe(&e->h_run, (double)(ob_mono_us() - t0) / 1e6);
+    obi_hist_observe(&e->h_run, (double)(obi_mono_us() - t0) / 1e6);
 
     pthread_mutex_lock(&w->mu);
     w->ctx = NULL;
@@ -206,14 +206,14 @@ static void run_job(worker *w, ob_job *job)
     if (!o)
         OB_ERROR("jobs: %s: out of memory: answer lost, the job will be rescued",
                  ob_id_format(&job->id, ids));
-    else if (commit_submit(e, o, false)) {
+    else if (obi_commit_submit(e, o, false)) {
         OB_ERROR("jobs: %s: answer not accepted (closing); the job will be rescued",
                  ob_id_format(&job->id, ids));
         free(o);
     }
     free(ctx.error);
     free(ctx.result);
-    job_free_poisoned(job); /* P3 */
+    obi_job_free_poisoned(job); /* P3 */
 }
 
 static void *worker_main(void *arg)
@@ -231,7 +231,7 @@ static void *worker_main(void *arg)
         p->ring_len--;
         pthread_mutex_unlock(&p->mu);
         if (atomic_load(&p->e->isolated)) { /* another node may have it soon */
-            pool_release(p->e, job);
+            obi_pool_release(p->e, job);
             pthread_mutex_lock(&p->mu);
             p->in_hand--;
             continue;
@@ -247,7 +247,7 @@ static void *worker_main(void *arg)
 
 /* ---- the commit thread's side ---- */
 
-int pool_demand(pool *p)
+int obi_pool_demand(pool *p)
 {
     pthread_mutex_lock(&p->mu);
     int d = p->stopping ? 0 : p->capacity - p->in_hand;
@@ -255,11 +255,11 @@ int pool_demand(pool *p)
     return d;
 }
 
-void pool_release(ob_engine *e, ob_job *job)
+void obi_pool_release(ob_engine *e, ob_job *job)
 {
     lc_input in = {.ev = LC_RELEASE, .attempt = job->attempt};
-    op *o = op_change_new(&job->id, &in);
-    if (o && commit_submit(e, o, false) == 0) {
+    op *o = obi_op_change_new(&job->id, &in);
+    if (o && obi_commit_submit(e, o, false) == 0) {
         ob_job_free(job);
         return;
     }
@@ -270,13 +270,13 @@ void pool_release(ob_engine *e, ob_job *job)
     ob_job_free(job);
 }
 
-void pool_deliver(pool *p, ob_job **jobs, int n)
+void obi_pool_deliver(pool *p, ob_job **jobs, int n)
 {
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {
         pthread_mutex_unlock(&p->mu);
         for (int i = 0; i < n; i++)
-            pool_release(p->e, jobs[i]);
+            obi_pool_release(p->e, jobs[i]);
         return;
     }
     for (int i = 0; i < n; i++) {
@@ -303,7 +303,7 @@ static void cancel_worker(worker *w, const ob_id *id, int attempt, int why)
     pthread_mutex_unlock(&w->mu);
 }
 
-void pool_isolated(void *arg, bool yes)
+void obi_pool_isolated(void *arg, bool yes)
 {
     ob_engine *e = arg;
     atomic_store(&e->isolated, yes);
@@ -319,7 +319,7 @@ void pool_isolated(void *arg, bool yes)
     pthread_mutex_unlock(&e->pools_mu);
 }
 
-void pool_cancel_running(pool *p, const ob_id *id, int attempt)
+void obi_pool_cancel_running(pool *p, const ob_id *id, int attempt)
 {
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->nworkers; i++)
@@ -426,7 +426,7 @@ int ob_pool_start(ob_engine *e, const ob_pool_opts *opts, ob_pool **out)
     p->next = e->pools;
     e->pools = p;
     pthread_mutex_unlock(&e->pools_mu);
-    commit_kick(e);
+    obi_commit_kick(e);
     *out = p;
     return 0;
 }
@@ -446,7 +446,7 @@ int ob_pool_stop(ob_pool *p, int64_t drain_ms)
         p->ring_head = (p->ring_head + 1) % p->capacity;
         p->ring_len--;
         p->in_hand--;
-        pool_release(e, job);
+        obi_pool_release(e, job);
     }
     struct timespec until = ob_mono_deadline(drain_ms);
     while (p->live > 0 && rc == 0)
@@ -472,6 +472,6 @@ int ob_pool_stop(ob_pool *p, int64_t drain_ms)
     }
     pthread_mutex_unlock(&e->pools_mu);
     pool_free(p);
-    commit_flush(e); /* the pool's answers and releases are through */
+    obi_commit_flush(e); /* the pool's answers and releases are through */
     return rc;
 }

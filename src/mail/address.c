@@ -23,7 +23,7 @@
 #include "base/base.h"
 #include "mail/mail.h"
 
-bool mail_text_ok(const char *s, size_t n)
+bool obi_mail_text_ok(const char *s, size_t n)
 {
     if (!ob_utf8_valid(s, n))
         return false;
@@ -140,7 +140,7 @@ static int take_mailbox(InternetAddress *ia, mail_addr *out, const char **why)
         *why = "no address found";
         return OB_EINVAL;
     }
-    if (name && !mail_text_ok(name, strlen(name))) {
+    if (name && !obi_mail_text_ok(name, strlen(name))) {
         *why = "the display name has a control character";
         return OB_EINVAL;
     }
@@ -164,7 +164,7 @@ static int take_mailbox(InternetAddress *ia, mail_addr *out, const char **why)
     out->name = name && *name ? strdup(name) : NULL;
     if (!out->addr || (name && *name && !out->name)) {
         free(domain);
-        mail_addr_clear(out);
+        obi_mail_addr_clear(out);
         *why = "out of memory";
         return OB_ENOMEM;
     }
@@ -200,7 +200,7 @@ static const char *syntax_problem(const char *s)
     return comment ? "a comment is not closed ('(' without ')')" : NULL;
 }
 
-int mail_addr_parse(const char *s, mail_addr *out, const char **why)
+int obi_mail_addr_parse(const char *s, mail_addr *out, const char **why)
 {
     *out = (mail_addr){0};
     size_t n = strlen(s);
@@ -208,7 +208,7 @@ int mail_addr_parse(const char *s, mail_addr *out, const char **why)
         *why = "empty";
         return OB_EINVAL;
     }
-    if (n > 998 || !mail_text_ok(s, n)) {
+    if (n > 998 || !obi_mail_text_ok(s, n)) {
         *why = n > 998 ? "longer than 998 bytes" : "has a control character or invalid UTF-8";
         return OB_EINVAL;
     }
@@ -231,17 +231,17 @@ int mail_addr_parse(const char *s, mail_addr *out, const char **why)
     return rc;
 }
 
-void mail_addr_clear(mail_addr *a)
+void obi_mail_addr_clear(mail_addr *a)
 {
     free(a->name);
     free(a->addr);
     *a = (mail_addr){0};
 }
 
-int mail_addr_set_name(mail_addr *a, const char *name, const char **why)
+int obi_mail_addr_set_name(mail_addr *a, const char *name, const char **why)
 {
     size_t n = strlen(name);
-    if (n > 998 || !mail_text_ok(name, n)) {
+    if (n > 998 || !obi_mail_text_ok(name, n)) {
         *why = "the name has a control character or invalid UTF-8, or is too long";
         return OB_EINVAL;
     }

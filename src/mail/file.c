@@ -100,10 +100,10 @@ static int file_send(ob_transport *t, const ob_envelope *env, ob_mail_reply *rep
     int err = put(f, env);
     for (size_t i = 0; i < env->nrcpts; i++) {
         if (err)
-            mail_reply_set(&replies[i], 0, NULL, "cannot write %s/%s.eml: %s", f->dir, env->name,
+            obi_mail_reply_set(&replies[i], 0, NULL, "cannot write %s/%s.eml: %s", f->dir, env->name,
                            strerror(err));
         else
-            mail_reply_set(&replies[i], 250, "2.0.0", "written to %s/%s.eml", f->dir, env->name);
+            obi_mail_reply_set(&replies[i], 250, "2.0.0", "written to %s/%s.eml", f->dir, env->name);
     }
     return 0;
 }
@@ -117,7 +117,7 @@ static void file_close(ob_transport *t)
 
 static const transport_ops ops = {.send = file_send, .close = file_close};
 
-int file_transport_open(ob_transport *t, const char *dir, ob_problem *p)
+int obi_file_transport_open(ob_transport *t, const char *dir, ob_problem *p)
 {
     file_tr *f = calloc(1, sizeof *f);
     if (!f)

@@ -28,15 +28,15 @@ typedef struct mail_addr {
 
 /* Parse one address, "Name <local@domain>" or "local@domain". Returns 0,
  * or OB_EINVAL / OB_ENOMEM with *why (static storage). */
-int mail_addr_parse(const char *s, mail_addr *out, const char **why);
-void mail_addr_clear(mail_addr *a);
+int obi_mail_addr_parse(const char *s, mail_addr *out, const char **why);
+void obi_mail_addr_clear(mail_addr *a);
 /* Replace a's display name by `name` ("" for none), taken literally (no
  * RFC 2047 decoding). Returns 0, or OB_EINVAL / OB_ENOMEM with *why. */
-int mail_addr_set_name(mail_addr *a, const char *name, const char **why);
+int obi_mail_addr_set_name(mail_addr *a, const char *name, const char **why);
 
 /* Whether n bytes of s may become a header's value: valid UTF-8 with no
  * control character but TAB (so no CR, LF or NUL). */
-bool mail_text_ok(const char *s, size_t n);
+bool obi_mail_text_ok(const char *s, size_t n);
 
 /* ---- message.c ---- */
 
@@ -87,13 +87,13 @@ struct ob_transport {
 };
 
 /* Fill a reply: code, enhanced status (or NULL) and printf text. */
-void mail_reply_set(ob_mail_reply *r, int code, const char *enhanced, const char *fmt, ...)
+void obi_mail_reply_set(ob_mail_reply *r, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* ---- file.c ---- */
 
 /* The file: transport writing into dir (created if missing). */
-int file_transport_open(ob_transport *t, const char *dir, ob_problem *p);
+int obi_file_transport_open(ob_transport *t, const char *dir, ob_problem *p);
 
 /* ---- smtp.c ---- */
 
@@ -104,6 +104,6 @@ typedef struct smtp_target {
     bool starttls;             /* required (true) or not used (false) */
 } smtp_target;
 
-int smtp_transport_open(ob_transport *t, const smtp_target *u, ob_problem *p);
+int obi_smtp_transport_open(ob_transport *t, const smtp_target *u, ob_problem *p);
 
 #endif

@@ -6,7 +6,7 @@
  * Everything that will become a header is checked here, before GMime sees
  * it: addresses (address.c), the subject, custom header names and values,
  * attachment file names and content types. None may hold a control
- * character but TAB (mail_text_ok), so CR, LF and NUL cannot reach a
+ * character but TAB (obi_mail_text_ok), so CR, LF and NUL cannot reach a
  * header. Bodies may hold any text; GMime encodes them. Every size and count
  * has a limit (ob_mail_limits); errors name the member that broke it.
  *
@@ -62,7 +62,7 @@ static int one_addr(parser *ps, const json_t *v, const char *field, mail_addr *o
     const char *why, *s = str(v);
     int rc;
     if (s) {
-        if ((rc = mail_addr_parse(s, out, &why)))
+        if ((rc = obi_mail_addr_parse(s, out, &why)))
             return fail(ps, rc, field, "%s", why);
         return 0;
     }
@@ -80,14 +80,14 @@ static int one_addr(parser *ps, const json_t *v, const char *field, mail_addr *o
         return fail(ps, OB_EINVAL, field, "\"address\" must be a string");
     if (nv && !name)
         return fail(ps, OB_EINVAL, field, "\"name\" must be a string");
-    if ((rc = mail_addr_parse(addr, out, &why)))
+    if ((rc = obi_mail_addr_parse(addr, out, &why)))
         return fail(ps, rc, field, "%s", why);
     if (out->name) {
-        mail_addr_clear(out);
+        obi_mail_addr_clear(out);
         return fail(ps, OB_EINVAL, field, "\"address\" must be a bare address: put the name in \"name\"");
     }
-    if (name && (rc = mail_addr_set_name(out, name, &why))) {
-        mail_addr_clear(out);
+    if (name && (rc = obi_mail_addr_set_name(out, name, &why))) {
+        obi_mail_addr_clear(out);
         return fail(ps, rc, field, "%s", why);
     }
     return 0;
@@ -166,7 +166,7 @@ static int text(parser *ps, const json_t *in, const char *name, bool required, b
     size_t n = strlen(s);
     if (n > max)
         return fail(ps, OB_ETOOBIG, name, "longer than %zu bytes", max);
-    if (header && !mail_text_ok(s, n))
+    if (header && !obi_mail_text_ok(s, n))
         return fail(ps, OB_EINVAL, name, "must not hold control characters (CR, LF, ...)");
     if (!(*out = strdup(s)))
         return fail(ps, OB_ENOMEM, name, "out of memory");
@@ -234,7 +234,7 @@ static int headers(parser *ps, ob_mail *m, const json_t *v)
         size_t len = strlen(s);
         if (len > 998)
             return fail(ps, OB_ETOOBIG, field, "longer than 998 bytes");
-        if (!mail_text_ok(s, len))
+        if (!obi_mail_text_ok(s, len))
             return fail(ps, OB_EINVAL, field, "must not hold control characters (CR, LF, ...)");
         mail_header *h = &m->headers[m->nheaders];
         h->name = strdup(key);
@@ -308,7 +308,7 @@ static int attachment(parser *ps, const json_t *v, const char *field, mail_attac
         }
     const char *name = str(json_object_get(v, "filename"));
     snprintf(f, sizeof f, "%s.filename", field);
-    if (!name || !*name || strlen(name) > 255 || !mail_text_ok(name, strlen(name)) ||
+    if (!name || !*name || strlen(name) > 255 || !obi_mail_text_ok(name, strlen(name)) ||
         strpbrk(name, "/\\"))
         return fail(ps, OB_EINVAL, f, "a file name of 1-255 bytes, without control characters "
                                       "or slashes, is required");
@@ -549,10 +549,10 @@ void ob_mail_free(ob_mail *m)
 {
     if (!m)
         return;
-    mail_addr_clear(&m->from);
+    obi_mail_addr_clear(&m->from);
     for (int t = 0; t < MAIL_LISTS; t++) {
         for (size_t i = 0; i < m->nlist[t]; i++)
-            mail_addr_clear(&m->list[t][i]);
+            obi_mail_addr_clear(&m->list[t][i]);
         free(m->list[t]);
     }
     free(m->rcpt);

@@ -206,7 +206,7 @@ static void copy_status(ob_mail_reply *r, const smtp_status_t *st)
     size_t n = strlen(t);
     while (n && (t[n - 1] == '\n' || t[n - 1] == '\r'))
         n--;
-    mail_reply_set(r, st->code, enh, "%.*s", (int)n, t);
+    obi_mail_reply_set(r, st->code, enh, "%.*s", (int)n, t);
     for (char *p = r->text; *p; p++) /* a multi-line reply: one line */
         if (*p == '\r' || *p == '\n')
             *p = ' ';
@@ -221,7 +221,7 @@ static void collect(item *it, const session_ctx *c, const char *trouble)
         ob_mail_reply *r = &it->replies[i];
         const smtp_status_t *rc = it->rcpt[i] ? smtp_recipient_status(it->rcpt[i]) : NULL;
         if (c->auth_fail[0])
-            mail_reply_set(r, 0, NULL, "%s", c->auth_fail);
+            obi_mail_reply_set(r, 0, NULL, "%s", c->auth_fail);
         else if (mail && mail->code && (mail->code < 200 || mail->code >= 300))
             copy_status(r, mail);
         else if (rc && rc->code && (rc->code < 200 || rc->code >= 300))
@@ -229,7 +229,7 @@ static void collect(item *it, const session_ctx *c, const char *trouble)
         else if (rc && rc->code && data && data->code >= 200 && data->code != 354)
             copy_status(r, data);
         else
-            mail_reply_set(r, 0, NULL, "%s", trouble);
+            obi_mail_reply_set(r, 0, NULL, "%s", trouble);
     }
 }
 
@@ -293,7 +293,7 @@ static void run_session(smtp_tr *tr, item **batch, int n)
             collect(batch[i], &c, trouble);
         else
             for (size_t k = 0; k < batch[i]->env->nrcpts; k++)
-                mail_reply_set(&batch[i]->replies[k], 0, NULL, "%s", trouble);
+                obi_mail_reply_set(&batch[i]->replies[k], 0, NULL, "%s", trouble);
         free(batch[i]->rcpt);
     }
     if (s)
@@ -369,7 +369,7 @@ static int smtp_send(ob_transport *t, const ob_envelope *env, ob_mail_reply *rep
         if (!it.taken && now >= deadline_ms) {
             unqueue(tr, &it);
             for (size_t i = 0; i < env->nrcpts; i++)
-                mail_reply_set(&replies[i], 0, NULL,
+                obi_mail_reply_set(&replies[i], 0, NULL,
                                "timed out waiting for a connection to the relay "
                                "(all %d in use)", tr->o.pool_size);
             break;
@@ -428,7 +428,7 @@ static SSL_CTX *tls_context(const ob_transport_opts *o, ob_problem *p)
     return ctx;
 }
 
-int smtp_transport_open(ob_transport *t, const smtp_target *u, ob_problem *p)
+int obi_smtp_transport_open(ob_transport *t, const smtp_target *u, ob_problem *p)
 {
     pthread_once(&auth_once, auth_init);
     smtp_tr *tr = calloc(1, sizeof *tr);

@@ -44,7 +44,7 @@ const char *ob_rcpt_state_name(ob_rcpt_state s)
     return s >= OB_RCPT_PENDING && s <= OB_RCPT_BOUNCED ? names[s] : "unknown";
 }
 
-void mail_reply_set(ob_mail_reply *r, int code, const char *enhanced, const char *fmt, ...)
+void obi_mail_reply_set(ob_mail_reply *r, int code, const char *enhanced, const char *fmt, ...)
 {
     r->code = code;
     snprintf(r->enhanced, sizeof r->enhanced, "%s", enhanced ? enhanced : "");
@@ -155,7 +155,7 @@ int ob_transport_open(const char *url, const ob_transport_opts *o, ob_transport 
     int rc;
     if (strncmp(url, "file:", 5) == 0) {
         snprintf(t->name, sizeof t->name, "%s", url);
-        rc = file_transport_open(t, url + 5, why);
+        rc = obi_file_transport_open(t, url + 5, why);
     } else if (strncmp(url, "smtp://", 7) == 0) {
         smtp_target u;
         rc = parse_smtp(url, &u, why);
@@ -173,7 +173,7 @@ int ob_transport_open(const char *url, const ob_transport_opts *o, ob_transport 
         if (!rc) {
             snprintf(t->name, sizeof t->name, "smtp://%s%s%s:%d%s", u.user, u.user[0] ? "@" : "",
                      u.host, u.port, u.starttls ? "" : "?starttls=no");
-            rc = smtp_transport_open(t, &u, why);
+            rc = obi_smtp_transport_open(t, &u, why);
         }
         memset(&u, 0, sizeof u); /* the password */
     } else if (strncmp(url, "smtps://", 8) == 0) {
@@ -198,7 +198,7 @@ int ob_transport_send(ob_transport *t, const ob_envelope *env, ob_mail_reply *re
     if (!env->from || !env->data || !env->nrcpts || !env->rcpts)
         return OB_EINVAL;
     for (size_t i = 0; i < env->nrcpts; i++)
-        mail_reply_set(&replies[i], 0, NULL, "not attempted");
+        obi_mail_reply_set(&replies[i], 0, NULL, "not attempted");
     return t->ops->send(t, env, replies, deadline_ms);
 }
 

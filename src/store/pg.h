@@ -63,42 +63,42 @@ typedef struct pgconn {
 
 /* Make sure the connection is up: 0, or OB_EUNAVAIL (reconnecting with
  * backoff; the first failure of an outage is logged, and the recovery). */
-int pgc_ready(pgconn *p);
-void pgc_close(pgconn *p);
+int obi_pgc_ready(pgconn *p);
+void obi_pgc_close(pgconn *p);
 /* Map a failed result (or a NULL one) to an OB_E* code and log it; a lost
- * connection is closed so that the next pgc_ready reconnects. */
-int pgc_fail(pgconn *p, const PGresult *r, const char *what);
+ * connection is closed so that the next obi_pgc_ready reconnects. */
+int obi_pgc_fail(pgconn *p, const PGresult *r, const char *what);
 
 /* Pipeline: send prepared statement `stmt` with text parameters (binary
  * where fmts[i] == 1; fmts may be NULL), results in binary. Deferred: its
- * result is checked against `expect` at the next pgc_sync. */
-int pgc_defer(pgconn *p, int stmt, int n, const char *const *vals, const int *lens,
+ * result is checked against `expect` at the next obi_pgc_sync. */
+int obi_pgc_defer(pgconn *p, int stmt, int n, const char *const *vals, const int *lens,
               const int *fmts, int expect);
 /* Send `stmt` (or, if sql != NULL, that SQL unprepared) and wait: every
  * deferred result is read and checked first, then this one goes to *out
  * (owned by the caller: PQclear). Returns 0 or the first error. */
-int pgc_call(pgconn *p, int stmt, const char *sql, int n, const char *const *vals,
+int obi_pgc_call(pgconn *p, int stmt, const char *sql, int n, const char *const *vals,
              const int *lens, const int *fmts, PGresult **out);
 /* Read every deferred result: 0 or the first error. */
-int pgc_sync(pgconn *p);
+int obi_pgc_sync(pgconn *p);
 
 /* Binary result fields. */
-int64_t pgv_int(const PGresult *r, int row, int col); /* int2/4/8, bool; NULL: 0 */
-bool pgv_null(const PGresult *r, int row, int col);
-const char *pgv_str(const PGresult *r, int row, int col, size_t *len);
-void pgv_id(const PGresult *r, int row, int col, ob_id *out);
+int64_t obi_pgv_int(const PGresult *r, int row, int col); /* int2/4/8, bool; NULL: 0 */
+bool obi_pgv_null(const PGresult *r, int row, int col);
+const char *obi_pgv_str(const PGresult *r, int row, int col, size_t *len);
+void obi_pgv_id(const PGresult *r, int row, int col, ob_id *out);
 
 /* Text parameters: a formatted integer in a small buffer. */
 typedef struct pgnum {
     char s[24];
 } pgnum;
-const char *pg_i64(pgnum *b, int64_t v);
+const char *obi_pg_i64(pgnum *b, int64_t v);
 
 /* ---- pg_schema.c ---- */
 
 /* Create or migrate the schema on `c` (up to PG_SCHEMA_VERSION), or refuse
  * a newer one (OB_ESCHEMA). *from gets the version found (0: none). */
-int pg_schema_check(PGconn *c, int *from);
+int obi_pg_schema_check(PGconn *c, int *from);
 
 /* ---- pg_node.c ---- */
 
@@ -122,11 +122,11 @@ typedef struct pg_node {
  * available; else one is due then) or "NODE f ID:STATE,..." (jobs another
  * node made final). Anyone who may NOTIFY can send anything: what does not
  * parse is ignored. */
-void pg_node_hear(pg_node *n, const char *msg);
+void obi_pg_node_hear(pg_node *n, const char *msg);
 /* Register this node (its row) and start its thread. */
-int pg_node_start(pg_node *n, store *st);
+int obi_pg_node_start(pg_node *n, store *st);
 /* Stop the thread, and remove this node's row. */
-void pg_node_stop(pg_node *n);
+void obi_pg_node_stop(pg_node *n);
 
 /* The store itself (postgres.c). */
 typedef struct pg_store pg_store;

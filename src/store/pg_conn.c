@@ -2,7 +2,7 @@
  * pg_conn.c - one PostgreSQL connection of the store: it reconnects by
  * itself, and every statement goes through libpq's pipeline.
  *
- * Reconnecting. A connection that fails is closed; the next pgc_ready()
+ * Reconnecting. A connection that fails is closed; the next obi_pgc_ready()
  * tries again, no sooner than its backoff (100 ms doubling to 5 s) allows,
  * and meanwhile answers OB_EUNAVAIL at once, so callers fail fast (the API
  * answers 503) instead of queueing behind a dead server. TCP keepalives
@@ -11,11 +11,11 @@
  *
  * The pipeline. Most writes of a batch need no answer before the next
  * statement can be sent: an insert, an update of a row the batch already
- * holds locked. They are sent deferred (pgc_defer) and their results are
- * read, in order, with the next statement that is waited for (pgc_call) or
- * at pgc_sync — so a batch of a thousand enqueues costs one round trip,
+ * holds locked. They are sent deferred (obi_pgc_defer) and their results are
+ * read, in order, with the next statement that is waited for (obi_pgc_call) or
+ * at obi_pgc_sync — so a batch of a thousand enqueues costs one round trip,
  * not a thousand. Invariant P1: a deferred statement's failure is never
- * lost: it is the result of the pgc_call/pgc_sync that reads it (and the
+ * lost: it is the result of the obi_pgc_call/obi_pgc_sync that reads it (and the
  * engine then rolls the whole batch back).
  */
 #include <arpa/inet.h>
@@ -37,13 +37,13 @@ static void quiet_notice(void *arg, const char *msg)
     OB_DEBUG("postgres: %s", msg);
 }
 
-const char *pg_i64(pgnum *b, int64_t v)
+const char *obi_pg_i64(pgnum *b, int64_t v)
 {
     snprintf(b->s, sizeof b->s, "%" PRId64, v);
     return b->s;
 }
 
-void pgc_close(pgconn *p)
+void obi_pgc_close(pgconn *p)
 {
     if (p->c)
         PQfinish(p->c);
@@ -103,12 +103,12 @@ static void drop_if_closed(pgconn *p)
         return;
     if (!PQconsumeInput(p->c) || PQstatus(p->c) != CONNECTION_OK) {
         OB_INFO("postgres: %s connection was closed by the server; reconnecting", p->role);
-        pgc_close(p);
+        obi_pgc_close(p);
         p->retry_at = 0;
     }
 }
 
-int pgc_ready(pgconn *p)
+int obi_pgc_ready(pgconn *p)
 {
     if (p->c && PQstatus(p->c) == CONNECTION_OK && !p->npend)
         drop_if_closed(p);
@@ -117,7 +117,7 @@ int pgc_ready(pgconn *p)
     int64_t now = ob_now_ms();
     if (now < p->retry_at)
         return OB_EUNAVAIL;
-    pgc_close(p);
+    obi_pgc_close(p);
     int rc = connect_now(p);
     if (rc) {
         if (!p->down_since) {
@@ -125,7 +125,7 @@ int pgc_ready(pgconn *p)
             OB_ERROR("postgres: %s connection failed: %s", p->role,
                      p->c ? PQerrorMessage(p->c) : "out of memory");
         }
-        pgc_close(p);
+        obi_pgc_close(p);
         p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (p->backoff_ms > BACKOFF_MAX_MS)
             p->backoff_ms = BACKOFF_MAX_MS;
@@ -140,7 +140,7 @@ int pgc_ready(pgconn *p)
     return 0;
 }
 
-int pgc_fail(pgconn *p, const PGresult *r, const char *what)
+int obi_pgc_fail(pgconn *p, const PGresult *r, const char *what)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     char msg[512]; /* libpq's message, on one line */
@@ -162,7 +162,7 @@ int pgc_fail(pgconn *p, const PGresult *r, const char *what)
             p->down_since = ob_now_ms();
             OB_ERROR("postgres: %s connection lost (%s): %s", p->role, what, msg);
         }
-        pgc_close(p);
+        obi_pgc_close(p);
         p->retry_at = 0; /* try once at once; back off after that */
     } else {
         OB_ERROR("postgres: %s: %s [%s]", what, msg, state ? state : "-");
@@ -181,7 +181,7 @@ static int send_stmt(pgconn *p, int stmt, const char *sql, int n, const char *co
         snprintf(name, sizeof name, "s%d", stmt);
         ok = PQsendQueryPrepared(p->c, name, n, vals, lens, fmts, 1);
     }
-    return ok ? 0 : pgc_fail(p, NULL, sql ? sql : p->stmts->sql[stmt]);
+    return ok ? 0 : obi_pgc_fail(p, NULL, sql ? sql : p->stmts->sql[stmt]);
 }
 
 /* Read one statement's results: the result (to *keep, or checked against
@@ -190,13 +190,13 @@ static int read_one(pgconn *p, int expect, PGresult **keep)
 {
     PGresult *r = PQgetResult(p->c);
     if (!r)
-        return pgc_fail(p, NULL, "reading a result");
+        return obi_pgc_fail(p, NULL, "reading a result");
     ExecStatusType st = PQresultStatus(r);
     int rc = 0;
     if (st == PGRES_PIPELINE_ABORTED) {
         rc = OB_ESTORE; /* an earlier statement failed: already reported */
     } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        rc = pgc_fail(p, r, "statement");
+        rc = obi_pgc_fail(p, r, "statement");
     } else if (!keep && expect == PQ_ONE_ROW_CHANGED && strcmp(PQcmdTuples(r), "1") != 0) {
         OB_ERROR("postgres: a row the batch holds changed under it (%s rows)", PQcmdTuples(r));
         rc = OB_ESTORE;
@@ -208,7 +208,7 @@ static int read_one(pgconn *p, int expect, PGresult **keep)
     if (p->c && (r = PQgetResult(p->c)) != NULL) { /* the end of this statement */
         PQclear(r);
         if (!rc)
-            rc = pgc_fail(p, NULL, "unexpected extra result");
+            rc = obi_pgc_fail(p, NULL, "unexpected extra result");
     }
     return rc;
 }
@@ -218,7 +218,7 @@ static int read_one(pgconn *p, int expect, PGresult **keep)
 static int sync_read(pgconn *p, PGresult **keep)
 {
     if (!PQpipelineSync(p->c))
-        return pgc_fail(p, NULL, "pipeline sync");
+        return obi_pgc_fail(p, NULL, "pipeline sync");
     int rc = p->pend_rc;
     for (int i = 0; i < p->npend && p->c; i++) {
         int r = read_one(p, p->pend[i], NULL);
@@ -236,7 +236,7 @@ static int sync_read(pgconn *p, PGresult **keep)
         return rc ? rc : OB_EUNAVAIL;
     PGresult *s = PQgetResult(p->c);
     if (!s || PQresultStatus(s) != PGRES_PIPELINE_SYNC) {
-        int r = pgc_fail(p, s, "pipeline sync result");
+        int r = obi_pgc_fail(p, s, "pipeline sync result");
         if (!rc)
             rc = r;
     }
@@ -248,7 +248,7 @@ static int sync_read(pgconn *p, PGresult **keep)
     return rc;
 }
 
-int pgc_sync(pgconn *p)
+int obi_pgc_sync(pgconn *p)
 {
     if (!p->c)
         return OB_EUNAVAIL;
@@ -257,7 +257,7 @@ int pgc_sync(pgconn *p)
     return sync_read(p, NULL);
 }
 
-int pgc_defer(pgconn *p, int stmt, int n, const char *const *vals, const int *lens,
+int obi_pgc_defer(pgconn *p, int stmt, int n, const char *const *vals, const int *lens,
               const int *fmts, int expect)
 {
     if (!p->c)
@@ -273,7 +273,7 @@ int pgc_defer(pgconn *p, int stmt, int n, const char *const *vals, const int *le
     return rc;
 }
 
-int pgc_call(pgconn *p, int stmt, const char *sql, int n, const char *const *vals,
+int obi_pgc_call(pgconn *p, int stmt, const char *sql, int n, const char *const *vals,
              const int *lens, const int *fmts, PGresult **out)
 {
     *out = NULL;
@@ -287,9 +287,9 @@ int pgc_call(pgconn *p, int stmt, const char *sql, int n, const char *const *val
 
 /* ---- binary fields ---- */
 
-bool pgv_null(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col); }
+bool obi_pgv_null(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col); }
 
-int64_t pgv_int(const PGresult *r, int row, int col)
+int64_t obi_pgv_int(const PGresult *r, int row, int col)
 {
     if (PQgetisnull(r, row, col))
         return 0;
@@ -311,14 +311,14 @@ int64_t pgv_int(const PGresult *r, int row, int col)
     return 0;
 }
 
-const char *pgv_str(const PGresult *r, int row, int col, size_t *len)
+const char *obi_pgv_str(const PGresult *r, int row, int col, size_t *len)
 {
     if (len)
         *len = (size_t)PQgetlength(r, row, col);
     return PQgetvalue(r, row, col);
 }
 
-void pgv_id(const PGresult *r, int row, int col, ob_id *out)
+void obi_pgv_id(const PGresult *r, int row, int col, ob_id *out)
 {
     memset(out->b, 0, 16);
     if (PQgetlength(r, row, col) == 16)

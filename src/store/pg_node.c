@@ -42,13 +42,13 @@ static const char *const node_sql[N_COUNT] = {
 };
 static const pg_stmts node_stmts = {N_COUNT, node_sql};
 
-static int64_t mono_ms(void) { return ob_mono_us() / 1000; }
+static int64_t mono_ms(void) { return obi_mono_us() / 1000; }
 
 static int simple(pg_node *n, int stmt, const char *sql, int np, const char *const *v,
                   const int *len, const int *fmt, PGresult **keep)
 {
     PGresult *r;
-    int rc = pgc_call(&n->conn, stmt, sql, np, v, len, fmt, &r);
+    int rc = obi_pgc_call(&n->conn, stmt, sql, np, v, len, fmt, &r);
     if (keep && !rc)
         *keep = r;
     else
@@ -61,7 +61,7 @@ static int beat(pg_node *n)
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
     pgnum b;
-    const char *v[3] = {(const char *)n->id.b, host, pg_i64(&b, getpid())};
+    const char *v[3] = {(const char *)n->id.b, host, obi_pg_i64(&b, getpid())};
     int len[3] = {16}, fmt[3] = {1};
     int rc = simple(n, N_BEAT, NULL, 3, v, len, fmt, NULL);
     if (rc)
@@ -70,11 +70,11 @@ static int beat(pg_node *n)
     if (atomic_load(&n->leader))
         return 0;
     pgnum k[2];
-    const char *lv[2] = {pg_i64(&k[0], PG_LOCK_LEADER), pg_i64(&k[1], n->lock_key)};
+    const char *lv[2] = {obi_pg_i64(&k[0], PG_LOCK_LEADER), obi_pg_i64(&k[1], n->lock_key)};
     PGresult *r;
     if ((rc = simple(n, N_LEAD, NULL, 2, lv, NULL, NULL, &r)))
         return rc;
-    if (pgv_int(r, 0, 0)) {
+    if (obi_pgv_int(r, 0, 0)) {
         atomic_store(&n->leader, true);
         OB_INFO("postgres: node %s leads the cluster now (rescue, prune)", n->idhex);
     }
@@ -115,7 +115,7 @@ static void take_finals(pg_node *n, const char *p)
     }
 }
 
-void pg_node_hear(pg_node *n, const char *msg)
+void obi_pg_node_hear(pg_node *n, const char *msg)
 {
     char who[40], what[24];
     if (sscanf(msg, "%39s %23s", who, what) != 2 || strcmp(who, n->idhex) == 0)
@@ -134,7 +134,7 @@ static void take_notifications(pg_node *n)
 {
     PGnotify *m;
     while (n->conn.c && (m = PQnotifies(n->conn.c)) != NULL) {
-        pg_node_hear(n, m->extra);
+        obi_pg_node_hear(n, m->extra);
         PQfreemem(m);
     }
 }
@@ -166,7 +166,7 @@ static void *node_main(void *arg)
     bool listening = false, isolated = false;
     int64_t next_beat = mono_ms() + n->beat_ms;
     for (;;) {
-        if (pgc_ready(&n->conn)) {
+        if (obi_pgc_ready(&n->conn)) {
             listening = false;
             lost(n);
         } else if (!listening) {
@@ -199,7 +199,7 @@ static void *node_main(void *arg)
             break;
         if (pf[1].revents && n->conn.c) {
             if (!PQconsumeInput(n->conn.c)) {
-                pgc_fail(&n->conn, NULL, "listening");
+                obi_pgc_fail(&n->conn, NULL, "listening");
                 listening = false;
                 lost(n);
             }
@@ -208,11 +208,11 @@ static void *node_main(void *arg)
     return NULL;
 }
 
-int pg_node_start(pg_node *n, store *st)
+int obi_pg_node_start(pg_node *n, store *st)
 {
     n->st = st;
     ob_idgen g = {0};
-    ob_idgen_next(&g, &n->id);
+    obi_idgen_next(&g, &n->id);
     ob_random_bytes(n->id.b + 8, 8); /* two nodes started in one ms differ */
     for (int i = 0; i < 16; i++)
         snprintf(n->idhex + 2 * i, 3, "%02x", n->id.b[i]);
@@ -223,7 +223,7 @@ int pg_node_start(pg_node *n, store *st)
         n->beat_ms = 5000;
     n->conn = (pgconn){.url = n->conn.url, .role = "node", .stmts = &node_stmts,
                        .pipeline = true};
-    int rc = pgc_ready(&n->conn);
+    int rc = obi_pgc_ready(&n->conn);
     atomic_store(&n->up_since, mono_ms());
     if (!rc)
         rc = beat(n); /* G1: the row exists before anything is claimed */
@@ -239,7 +239,7 @@ int pg_node_start(pg_node *n, store *st)
     return 0;
 }
 
-void pg_node_stop(pg_node *n)
+void obi_pg_node_stop(pg_node *n)
 {
     if (n->running) {
         uint64_t one = 1;
@@ -255,5 +255,5 @@ void pg_node_stop(pg_node *n)
         int len[1] = {16}, fmt[1] = {1};
         simple(n, N_LEAVE, NULL, 1, v, len, fmt, NULL);
     }
-    pgc_close(&n->conn);
+    obi_pgc_close(&n->conn);
 }

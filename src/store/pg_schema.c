@@ -111,7 +111,7 @@ static int newer(int ver)
     return OB_ESCHEMA;
 }
 
-int pg_schema_check(PGconn *c, int *from)
+int obi_pg_schema_check(PGconn *c, int *from)
 {
     int ver, rc;
     if ((rc = read_version(c, &ver)))

@@ -21,7 +21,7 @@
  *
  * Invariants of the shared store:
  *   G1  Every running job names the node that claimed it; a node's row
- *       exists before it claims (pg_node_start) and is removed only once
+ *       exists before it claims (obi_pg_node_start) and is removed only once
  *       none of its jobs runs.
  *   G2  Rescue and prune run in a transaction holding the chore advisory
  *       lock, so no two nodes run them at once even while leadership moves.
@@ -174,16 +174,16 @@ static const int id_fmt_1[1] = {1}, id_len_1[1] = {16};
 
 static void row_from(const PGresult *r, int i, store_row *row, ob_id *id)
 {
-    pgv_id(r, i, 0, id);
-    row->state = (ob_state)pgv_int(r, i, 1);
-    row->attempt = (int)pgv_int(r, i, 2);
-    row->max_attempts = (int)pgv_int(r, i, 3);
-    row->cancel_requested = pgv_int(r, i, 4) != 0;
-    snprintf(row->kind, sizeof row->kind, "%s", pgv_str(r, i, 5, NULL));
-    snprintf(row->queue, sizeof row->queue, "%s", pgv_str(r, i, 6, NULL));
-    row->run_at = pgv_int(r, i, 7);
-    row->has_meta = !pgv_null(r, i, 8);
-    snprintf(row->meta, sizeof row->meta, "%s", row->has_meta ? pgv_str(r, i, 8, NULL) : "");
+    obi_pgv_id(r, i, 0, id);
+    row->state = (ob_state)obi_pgv_int(r, i, 1);
+    row->attempt = (int)obi_pgv_int(r, i, 2);
+    row->max_attempts = (int)obi_pgv_int(r, i, 3);
+    row->cancel_requested = obi_pgv_int(r, i, 4) != 0;
+    snprintf(row->kind, sizeof row->kind, "%s", obi_pgv_str(r, i, 5, NULL));
+    snprintf(row->queue, sizeof row->queue, "%s", obi_pgv_str(r, i, 6, NULL));
+    row->run_at = obi_pgv_int(r, i, 7);
+    row->has_meta = !obi_pgv_null(r, i, 8);
+    snprintf(row->meta, sizeof row->meta, "%s", row->has_meta ? obi_pgv_str(r, i, 8, NULL) : "");
 }
 
 /* ---- snapshots ---- */
@@ -192,24 +192,24 @@ static void row_from(const PGresult *r, int i, store_row *row, ob_id *id)
 static ob_job *row_to_job(const PGresult *r, int i, bool payload, const char *errors_json)
 {
     size_t lk, lq, lu = 0, lr = 0, lm = 0, lp = 0;
-    const char *kind = pgv_str(r, i, C_KIND, &lk), *queue = pgv_str(r, i, C_QUEUE, &lq);
-    const char *uk = pgv_str(r, i, C_UNIQUE, &lu), *res = pgv_str(r, i, C_RESULT, &lr);
-    const char *meta = pgv_str(r, i, C_META, &lm);
-    const char *pl = payload ? pgv_str(r, i, C_EXTRA + (errors_json ? 1 : 0), &lp) : NULL;
+    const char *kind = obi_pgv_str(r, i, C_KIND, &lk), *queue = obi_pgv_str(r, i, C_QUEUE, &lq);
+    const char *uk = obi_pgv_str(r, i, C_UNIQUE, &lu), *res = obi_pgv_str(r, i, C_RESULT, &lr);
+    const char *meta = obi_pgv_str(r, i, C_META, &lm);
+    const char *pl = payload ? obi_pgv_str(r, i, C_EXTRA + (errors_json ? 1 : 0), &lp) : NULL;
     json_t *errs = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
     job_sizes z = {
         .kind = lk, .queue = lq, .unique_key = lu, .result = lr, .meta = lm, .payload = lp,
-        .has_unique_key = !pgv_null(r, i, C_UNIQUE), .has_result = !pgv_null(r, i, C_RESULT),
-        .has_meta = !pgv_null(r, i, C_META), .has_payload = payload,
+        .has_unique_key = !obi_pgv_null(r, i, C_UNIQUE), .has_result = !obi_pgv_null(r, i, C_RESULT),
+        .has_meta = !obi_pgv_null(r, i, C_META), .has_payload = payload,
         .nerrors = json_is_array(errs) ? json_array_size(errs) : 0,
     };
     if (z.nerrors > OB_ERRORS_KEPT_MAX)
         z.nerrors = OB_ERRORS_KEPT_MAX;
     for (size_t k = 0; k < z.nerrors; k++)
         z.errors_text += json_string_length(json_array_get(json_array_get(errs, k), 2));
-    ob_job *j = job_alloc(&z);
+    ob_job *j = obi_job_alloc(&z);
     if (j) {
-        pgv_id(r, i, C_ID, &j->id);
+        obi_pgv_id(r, i, C_ID, &j->id);
         memcpy(j->kind, kind, lk);
         memcpy(j->queue, queue, lq);
         if (j->unique_key)
@@ -220,20 +220,20 @@ static ob_job *row_to_job(const PGresult *r, int i, bool payload, const char *er
             memcpy(j->meta, meta, lm);
         if (j->payload && lp)
             memcpy(j->payload, pl, lp);
-        j->priority = (int)pgv_int(r, i, C_PRIORITY);
-        j->state = (ob_state)pgv_int(r, i, C_STATE);
-        j->attempt = (int)pgv_int(r, i, C_ATTEMPT);
-        j->max_attempts = (int)pgv_int(r, i, C_MAX_ATTEMPTS);
-        j->timeout_ms = pgv_int(r, i, C_TIMEOUT);
-        j->run_at_ms = pgv_int(r, i, C_RUN_AT);
-        j->created_at_ms = pgv_int(r, i, C_CREATED);
-        j->attempted_at_ms = pgv_int(r, i, C_ATTEMPTED);
-        j->finished_at_ms = pgv_int(r, i, C_FINISHED);
-        j->cancel_requested = pgv_int(r, i, C_CANCEL) != 0;
+        j->priority = (int)obi_pgv_int(r, i, C_PRIORITY);
+        j->state = (ob_state)obi_pgv_int(r, i, C_STATE);
+        j->attempt = (int)obi_pgv_int(r, i, C_ATTEMPT);
+        j->max_attempts = (int)obi_pgv_int(r, i, C_MAX_ATTEMPTS);
+        j->timeout_ms = obi_pgv_int(r, i, C_TIMEOUT);
+        j->run_at_ms = obi_pgv_int(r, i, C_RUN_AT);
+        j->created_at_ms = obi_pgv_int(r, i, C_CREATED);
+        j->attempted_at_ms = obi_pgv_int(r, i, C_ATTEMPTED);
+        j->finished_at_ms = obi_pgv_int(r, i, C_FINISHED);
+        j->cancel_requested = obi_pgv_int(r, i, C_CANCEL) != 0;
         for (size_t k = 0; k < z.nerrors; k++) {
             json_t *e = json_array_get(errs, k);
             json_t *m = json_array_get(e, 2);
-            job_place_error(j, k, (int)json_integer_value(json_array_get(e, 0)),
+            obi_job_place_error(j, k, (int)json_integer_value(json_array_get(e, 0)),
                             json_integer_value(json_array_get(e, 1)), json_string_value(m),
                             json_string_length(m));
         }
@@ -249,14 +249,14 @@ static void pg_close(store *base)
     pg_store *s = (pg_store *)base;
     if (!s)
         return;
-    pg_node_stop(&s->node);
+    obi_pg_node_stop(&s->node);
     while (s->idle) {
         reader *r = s->idle;
         s->idle = r->next;
-        pgc_close(&r->conn);
+        obi_pgc_close(&r->conn);
         free(r);
     }
-    pgc_close(&s->w);
+    obi_pgc_close(&s->w);
     pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->rfree);
     free(s->held);
@@ -290,7 +290,7 @@ static int prepare_schema(pg_store *s, int *from)
         PQfinish(c);
         return OB_EUNAVAIL;
     }
-    if ((rc = pg_schema_check(c, from)))
+    if ((rc = obi_pg_schema_check(c, from)))
         goto out;
     PGresult *r = PQexec(c, "SELECT current_schema(), hashtext(current_schema())");
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQgetisnull(r, 0, 0)) {
@@ -321,7 +321,7 @@ out:
     return rc;
 }
 
-int store_pg_open(const char *url, const store_opts *o, store **out)
+int obi_store_pg_open(const char *url, const store_opts *o, store **out)
 {
     pg_store *s = calloc(1, sizeof *s);
     if (!s)
@@ -340,11 +340,11 @@ int store_pg_open(const char *url, const store_opts *o, store **out)
         goto err;
     s->w = (pgconn){.url = s->url, .role = "writer", .stmts = &writer_stmts, .pipeline = true,
                     .setup = writer_setup};
-    if ((rc = prepare_schema(s, &from)) || (rc = pgc_ready(&s->w)))
+    if ((rc = prepare_schema(s, &from)) || (rc = obi_pgc_ready(&s->w)))
         goto err;
     s->node.dead_ms = s->o.node_dead_ms;
     s->node.conn.url = s->url;
-    if ((rc = pg_node_start(&s->node, &s->base)))
+    if ((rc = obi_pg_node_start(&s->node, &s->base)))
         goto err;
     *out = &s->base;
     return 0;
@@ -353,7 +353,7 @@ err:
     return rc;
 }
 
-int store_pg_migrate(const char *url, int *had, int *now)
+int obi_store_pg_migrate(const char *url, int *had, int *now)
 {
     PGconn *c = PQconnectdb(url);
     if (!c || PQstatus(c) != CONNECTION_OK) {
@@ -361,7 +361,7 @@ int store_pg_migrate(const char *url, int *had, int *now)
         PQfinish(c);
         return OB_EUNAVAIL;
     }
-    int rc = pg_schema_check(c, had);
+    int rc = obi_pg_schema_check(c, had);
     *now = rc ? *had : PG_SCHEMA_VERSION;
     PQfinish(c);
     return rc;
@@ -374,15 +374,15 @@ static int pg_begin(store *base)
     pg_store *s = (pg_store *)base;
     s->nheld = 0;
     s->chore_lock = -1;
-    int rc = pgc_ready(&s->w);
-    return rc ? rc : pgc_defer(&s->w, W_BEGIN, 0, NULL, NULL, NULL, PQ_ANY);
+    int rc = obi_pgc_ready(&s->w);
+    return rc ? rc : obi_pgc_defer(&s->w, W_BEGIN, 0, NULL, NULL, NULL, PQ_ANY);
 }
 
 static int pg_commit(store *base)
 {
     pg_store *s = (pg_store *)base;
     PGresult *r;
-    int rc = pgc_call(&s->w, W_COMMIT, NULL, 0, NULL, NULL, NULL, &r);
+    int rc = obi_pgc_call(&s->w, W_COMMIT, NULL, 0, NULL, NULL, NULL, &r);
     PQclear(r);
     s->nheld = 0;
     return rc;
@@ -395,8 +395,8 @@ static void pg_rollback(store *base)
     if (!s->w.c)
         return; /* the connection is gone, and the transaction with it */
     PGresult *r;
-    pgc_sync(&s->w); /* drain what is in flight; its errors are known */
-    if (s->w.c && pgc_call(&s->w, W_ROLLBACK, NULL, 0, NULL, NULL, NULL, &r) == 0)
+    obi_pgc_sync(&s->w); /* drain what is in flight; its errors are known */
+    if (s->w.c && obi_pgc_call(&s->w, W_ROLLBACK, NULL, 0, NULL, NULL, NULL, &r) == 0)
         PQclear(r);
 }
 
@@ -409,12 +409,12 @@ static void insert_params(const store_new *j, pgnum b[6], const char *v[12], int
     v[0] = ID_PARAM(&j->id), len[0] = 16, fmt[0] = 1;
     v[1] = j->kind;
     v[2] = j->queue;
-    v[3] = pg_i64(&b[0], j->priority);
-    v[4] = pg_i64(&b[1], j->state);
-    v[5] = pg_i64(&b[2], j->max_attempts);
-    v[6] = pg_i64(&b[3], j->timeout_ms);
-    v[7] = pg_i64(&b[4], j->run_at);
-    v[8] = pg_i64(&b[5], j->created_at);
+    v[3] = obi_pg_i64(&b[0], j->priority);
+    v[4] = obi_pg_i64(&b[1], j->state);
+    v[5] = obi_pg_i64(&b[2], j->max_attempts);
+    v[6] = obi_pg_i64(&b[3], j->timeout_ms);
+    v[7] = obi_pg_i64(&b[4], j->run_at);
+    v[8] = obi_pg_i64(&b[5], j->created_at);
     v[9] = j->unique_key;
     v[10] = j->meta;
     v[11] = j->payload ? (const char *)j->payload : "", len[11] = (int)j->payload_len, fmt[11] = 1;
@@ -428,9 +428,9 @@ static int pg_insert(store *base, const store_new *j)
     int len[12], fmt[12];
     insert_params(j, b, v, len, fmt);
     if (!j->unique_key)
-        return pgc_defer(&s->w, W_INSERT, 12, v, len, fmt, PQ_ONE_ROW_CHANGED);
+        return obi_pgc_defer(&s->w, W_INSERT, 12, v, len, fmt, PQ_ONE_ROW_CHANGED);
     PGresult *r;
-    int rc = pgc_call(&s->w, W_INSERT, NULL, 12, v, len, fmt, &r);
+    int rc = obi_pgc_call(&s->w, W_INSERT, NULL, 12, v, len, fmt, &r);
     if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
         rc = STORE_EXISTS; /* G3: another node committed the key first */
     PQclear(r);
@@ -441,11 +441,11 @@ static int pg_find_unique(store *base, const char *key, ob_id *id)
 {
     pg_store *s = (pg_store *)base;
     PGresult *r;
-    int rc = pgc_call(&s->w, W_FIND_UNIQUE, NULL, 1, &key, NULL, NULL, &r);
+    int rc = obi_pgc_call(&s->w, W_FIND_UNIQUE, NULL, 1, &key, NULL, NULL, &r);
     if (!rc && PQntuples(r) == 0)
         rc = OB_ENOTFOUND;
     if (!rc)
-        pgv_id(r, 0, 0, id);
+        obi_pgv_id(r, 0, 0, id);
     PQclear(r);
     return rc;
 }
@@ -480,7 +480,7 @@ static int pg_prefetch(store *base, const ob_id *ids, int n)
     *p = '\0';
     const char *v = arr;
     PGresult *r;
-    int rc = pgc_call(&s->w, W_PREFETCH, NULL, 1, &v, NULL, NULL, &r);
+    int rc = obi_pgc_call(&s->w, W_PREFETCH, NULL, 1, &v, NULL, NULL, &r);
     free(arr);
     if (rc)
         return rc;
@@ -511,7 +511,7 @@ static int pg_load(store *base, const ob_id *id, store_row *row)
         return 0;
     }
     PGresult *r;
-    int rc = pgc_call(&s->w, W_LOAD, NULL, 1, (const char *[]){ID_PARAM(id)}, id_len_1,
+    int rc = obi_pgc_call(&s->w, W_LOAD, NULL, 1, (const char *[]){ID_PARAM(id)}, id_len_1,
                       id_fmt_1, &r);
     if (!rc && PQntuples(r) == 0)
         rc = OB_ENOTFOUND;
@@ -528,16 +528,16 @@ static int pg_update(store *base, const store_change *c)
     pg_store *s = (pg_store *)base;
     pgnum b[8];
     const char *v[10] = {
-        ID_PARAM(&c->id), pg_i64(&b[0], c->from), pg_i64(&b[1], c->to),
-        pg_i64(&b[2], c->attempt), pg_i64(&b[3], c->max_attempts), pg_i64(&b[4], c->run_at),
-        c->finished_at ? pg_i64(&b[5], c->finished_at) : NULL, c->cancel_requested ? "t" : "f",
-        c->result, pg_i64(&b[6], c->from_attempt),
+        ID_PARAM(&c->id), obi_pg_i64(&b[0], c->from), obi_pg_i64(&b[1], c->to),
+        obi_pg_i64(&b[2], c->attempt), obi_pg_i64(&b[3], c->max_attempts), obi_pg_i64(&b[4], c->run_at),
+        c->finished_at ? obi_pg_i64(&b[5], c->finished_at) : NULL, c->cancel_requested ? "t" : "f",
+        c->result, obi_pg_i64(&b[6], c->from_attempt),
     };
     int len[10] = {16}, fmt[10] = {1};
     held *h = held_find(s, &c->id);
     int rc;
     if (h) { /* locked by this batch: cannot miss, need not be waited for */
-        rc = pgc_defer(&s->w, W_UPDATE, 10, v, len, fmt, PQ_ONE_ROW_CHANGED);
+        rc = obi_pgc_defer(&s->w, W_UPDATE, 10, v, len, fmt, PQ_ONE_ROW_CHANGED);
         h->row.state = c->to;
         h->row.attempt = c->attempt;
         h->row.max_attempts = c->max_attempts;
@@ -545,20 +545,20 @@ static int pg_update(store *base, const store_change *c)
         h->row.cancel_requested = c->cancel_requested;
     } else {
         PGresult *r;
-        rc = pgc_call(&s->w, W_UPDATE, NULL, 10, v, len, fmt, &r);
+        rc = obi_pgc_call(&s->w, W_UPDATE, NULL, 10, v, len, fmt, &r);
         if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
             rc = OB_ESTATE;
         PQclear(r);
     }
     if (rc || !c->error)
         return rc;
-    const char *ve[4] = {ID_PARAM(&c->id), pg_i64(&b[0], c->error_attempt),
-                         pg_i64(&b[1], c->now), c->error};
+    const char *ve[4] = {ID_PARAM(&c->id), obi_pg_i64(&b[0], c->error_attempt),
+                         obi_pg_i64(&b[1], c->now), c->error};
     int le[4] = {16}, fe[4] = {1};
-    if ((rc = pgc_defer(&s->w, W_ADD_ERROR, 4, ve, le, fe, PQ_ANY)))
+    if ((rc = obi_pgc_defer(&s->w, W_ADD_ERROR, 4, ve, le, fe, PQ_ANY)))
         return rc;
-    ve[1] = pg_i64(&b[2], c->error_attempt - c->errors_kept);
-    return pgc_defer(&s->w, W_TRIM_ERRORS, 2, ve, le, fe, PQ_ANY);
+    ve[1] = obi_pg_i64(&b[2], c->error_attempt - c->errors_kept);
+    return obi_pgc_defer(&s->w, W_TRIM_ERRORS, 2, ve, le, fe, PQ_ANY);
 }
 
 /* A lease that no longer exists needs no moving: the answer is not needed
@@ -567,9 +567,9 @@ static int pg_extend(store *base, const ob_id *id, int attempt, int64_t lease_un
 {
     pg_store *s = (pg_store *)base;
     pgnum b[2];
-    const char *v[3] = {ID_PARAM(id), pg_i64(&b[0], attempt), pg_i64(&b[1], lease_until)};
+    const char *v[3] = {ID_PARAM(id), obi_pg_i64(&b[0], attempt), obi_pg_i64(&b[1], lease_until)};
     int len[3] = {16}, fmt[3] = {1};
-    return pgc_defer(&s->w, W_EXTEND, 3, v, len, fmt, PQ_ANY);
+    return obi_pgc_defer(&s->w, W_EXTEND, 3, v, len, fmt, PQ_ANY);
 }
 
 static int claim_order(const void *a, const void *b)
@@ -605,8 +605,8 @@ static int pg_claim(store *base, const store_claim *c, ob_job **jobs, int *n)
     *n = 0;
     pgnum b[3];
     char *qa = NULL;
-    const char *v[5] = {pg_i64(&b[0], c->now), pg_i64(&b[1], c->lease_grace_ms),
-                        ID_PARAM(&s->node.id), pg_i64(&b[2], c->limit), NULL};
+    const char *v[5] = {obi_pg_i64(&b[0], c->now), obi_pg_i64(&b[1], c->lease_grace_ms),
+                        ID_PARAM(&s->node.id), obi_pg_i64(&b[2], c->limit), NULL};
     int len[5] = {0, 0, 16}, fmt[5] = {0, 0, 1};
     int stmt = W_CLAIM, np = 4;
     if (c->nqueues == 1) {
@@ -617,7 +617,7 @@ static int pg_claim(store *base, const store_claim *c, ob_job **jobs, int *n)
         stmt = W_CLAIM_QUEUES, v[4] = qa, np = 5;
     }
     PGresult *r;
-    int rc = pgc_call(&s->w, stmt, NULL, np, v, len, fmt, &r);
+    int rc = obi_pgc_call(&s->w, stmt, NULL, np, v, len, fmt, &r);
     free(qa);
     if (rc)
         return rc;
@@ -643,19 +643,19 @@ static int pg_promote(store *base, int64_t now, store_moved *out, int max, int *
 {
     pg_store *s = (pg_store *)base;
     pgnum b[2];
-    const char *v[2] = {pg_i64(&b[0], now), pg_i64(&b[1], max)};
+    const char *v[2] = {obi_pg_i64(&b[0], now), obi_pg_i64(&b[1], max)};
     PGresult *r;
     *n = 0;
-    int rc = pgc_call(&s->w, W_PROMOTE, NULL, 2, v, NULL, NULL, &r);
+    int rc = obi_pgc_call(&s->w, W_PROMOTE, NULL, 2, v, NULL, NULL, &r);
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r) && *n < max; i++) {
         store_moved *m = &out[(*n)++];
-        pgv_id(r, i, 0, &m->id);
-        m->from = (ob_state)pgv_int(r, i, 1);
-        m->attempt = (int)pgv_int(r, i, 2);
-        snprintf(m->kind, sizeof m->kind, "%s", pgv_str(r, i, 3, NULL));
-        snprintf(m->queue, sizeof m->queue, "%s", pgv_str(r, i, 4, NULL));
+        obi_pgv_id(r, i, 0, &m->id);
+        m->from = (ob_state)obi_pgv_int(r, i, 1);
+        m->attempt = (int)obi_pgv_int(r, i, 2);
+        snprintf(m->kind, sizeof m->kind, "%s", obi_pgv_str(r, i, 3, NULL));
+        snprintf(m->queue, sizeof m->queue, "%s", obi_pgv_str(r, i, 4, NULL));
     }
     PQclear(r);
     return 0;
@@ -665,9 +665,9 @@ static int pg_next_due(store *base, int64_t *due)
 {
     pg_store *s = (pg_store *)base;
     PGresult *r;
-    int rc = pgc_call(&s->w, W_NEXT_DUE, NULL, 0, NULL, NULL, NULL, &r);
+    int rc = obi_pgc_call(&s->w, W_NEXT_DUE, NULL, 0, NULL, NULL, NULL, &r);
     if (!rc)
-        *due = pgv_null(r, 0, 0) ? INT64_MAX : pgv_int(r, 0, 0);
+        *due = obi_pgv_null(r, 0, 0) ? INT64_MAX : obi_pgv_int(r, 0, 0);
     PQclear(r);
     return rc;
 }
@@ -678,12 +678,12 @@ static int chore_lock(pg_store *s)
     if (s->chore_lock >= 0)
         return s->chore_lock;
     pgnum b[2];
-    const char *v[2] = {pg_i64(&b[0], PG_LOCK_CHORE), pg_i64(&b[1], s->node.lock_key)};
+    const char *v[2] = {obi_pg_i64(&b[0], PG_LOCK_CHORE), obi_pg_i64(&b[1], s->node.lock_key)};
     PGresult *r;
-    int rc = pgc_call(&s->w, W_CHORE_LOCK, NULL, 2, v, NULL, NULL, &r);
+    int rc = obi_pgc_call(&s->w, W_CHORE_LOCK, NULL, 2, v, NULL, NULL, &r);
     if (rc)
         return rc;
-    s->chore_lock = pgv_int(r, 0, 0) != 0;
+    s->chore_lock = obi_pgv_int(r, 0, 0) != 0;
     PQclear(r);
     return s->chore_lock;
 }
@@ -692,15 +692,15 @@ static int chore_lock(pg_store *s)
 static int bury_nodes(pg_store *s)
 {
     pgnum b;
-    const char *v = pg_i64(&b, s->o.node_dead_ms);
+    const char *v = obi_pg_i64(&b, s->o.node_dead_ms);
     PGresult *r;
-    int rc = pgc_call(&s->w, W_BURY_NODES, NULL, 1, &v, NULL, NULL, &r);
+    int rc = obi_pgc_call(&s->w, W_BURY_NODES, NULL, 1, &v, NULL, NULL, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         ob_id id;
         char ids[OB_ID_STRLEN + 1];
-        pgv_id(r, i, 0, &id);
+        obi_pgv_id(r, i, 0, &id);
         OB_WARN("postgres: node %s (%s, pid %d) stopped heartbeating: declared dead",
-                ob_id_format(&id, ids), pgv_str(r, i, 1, NULL), (int)pgv_int(r, i, 2));
+                ob_id_format(&id, ids), obi_pgv_str(r, i, 1, NULL), (int)obi_pgv_int(r, i, 2));
     }
     PQclear(r);
     return rc;
@@ -719,16 +719,16 @@ static int pg_expired(store *base, int64_t now, bool all, store_lease *out, int 
      * need that long to heartbeat again, and must not be declared dead for
      * the database's silence. A takeover by a node that was connected all
      * along judges at once. */
-    bool judge = ob_mono_us() / 1000 - atomic_load(&s->node.up_since) >= s->o.node_dead_ms;
+    bool judge = obi_mono_us() / 1000 - atomic_load(&s->node.up_since) >= s->o.node_dead_ms;
     pgnum b[3];
-    const char *v[4] = {pg_i64(&b[0], now), pg_i64(&b[1], s->o.node_dead_ms),
-                        pg_i64(&b[2], max), judge ? "t" : "f"};
+    const char *v[4] = {obi_pg_i64(&b[0], now), obi_pg_i64(&b[1], s->o.node_dead_ms),
+                        obi_pg_i64(&b[2], max), judge ? "t" : "f"};
     PGresult *r;
-    if ((rc = pgc_call(&s->w, W_EXPIRED, NULL, 4, v, NULL, NULL, &r)))
+    if ((rc = obi_pgc_call(&s->w, W_EXPIRED, NULL, 4, v, NULL, NULL, &r)))
         return rc;
     for (int i = 0; i < PQntuples(r) && *n < max; i++) {
-        pgv_id(r, i, 0, &out[*n].id);
-        out[*n].attempt = (int)pgv_int(r, i, 1);
+        obi_pgv_id(r, i, 0, &out[*n].id);
+        out[*n].attempt = (int)obi_pgv_int(r, i, 1);
         (*n)++;
     }
     PQclear(r);
@@ -743,9 +743,9 @@ static int pg_prune(store *base, int64_t before, int limit, int *n)
     if (rc <= 0)
         return rc;
     pgnum b[2];
-    const char *v[2] = {pg_i64(&b[0], before), pg_i64(&b[1], limit)};
+    const char *v[2] = {obi_pg_i64(&b[0], before), obi_pg_i64(&b[1], limit)};
     PGresult *r;
-    if ((rc = pgc_call(&s->w, W_PRUNE, NULL, 2, v, NULL, NULL, &r)))
+    if ((rc = obi_pgc_call(&s->w, W_PRUNE, NULL, 2, v, NULL, NULL, &r)))
         return rc;
     *n = atoi(PQcmdTuples(r));
     PQclear(r);
@@ -755,13 +755,13 @@ static int pg_prune(store *base, int64_t before, int limit, int *n)
 static int pg_count_unfinished(store *base, int64_t *n)
 {
     pg_store *s = (pg_store *)base;
-    int rc = pgc_ready(&s->w);
+    int rc = obi_pgc_ready(&s->w);
     PGresult *r;
     if (!rc)
-        rc = pgc_call(&s->w, W_COUNT_UNFINISHED, NULL, 0, NULL, NULL, NULL, &r);
+        rc = obi_pgc_call(&s->w, W_COUNT_UNFINISHED, NULL, 0, NULL, NULL, NULL, &r);
     if (rc)
         return rc;
-    *n = pgv_int(r, 0, 0);
+    *n = obi_pgv_int(r, 0, 0);
     PQclear(r);
     return 0;
 }
@@ -772,7 +772,7 @@ static int pg_announce(store *base, int64_t due)
     char msg[64];
     snprintf(msg, sizeof msg, "%s %lld", s->node.idhex, (long long)due);
     const char *v[2] = {s->node.channel, msg};
-    return pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_ANY);
+    return obi_pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_ANY);
 }
 
 /* "NODE f ID:STATE,ID:STATE,..." in notifications of at most ~7,900 bytes
@@ -791,7 +791,7 @@ static int pg_announce_finals(store *base, const store_final *f, int n)
         }
         msg[len - 1] = '\0'; /* the last comma */
         const char *v[2] = {s->node.channel, msg};
-        rc = pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_ANY);
+        rc = obi_pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_ANY);
     }
     return rc;
 }
@@ -809,7 +809,7 @@ static int pg_health(store *base)
     pg_store *s = (pg_store *)base;
     int64_t ok = atomic_load(&s->node.beat_ok_at);
     /* Two heartbeats missed: the database is not answering this node. */
-    return ob_mono_us() / 1000 - ok > 2 * s->node.beat_ms + 1000 ? OB_EUNAVAIL : 0;
+    return obi_mono_us() / 1000 - ok > 2 * s->node.beat_ms + 1000 ? OB_EUNAVAIL : 0;
 }
 
 /* ---- transactional enqueue ---- */
@@ -837,7 +837,7 @@ static int pg_insert_tx(store *base, void *conn, const store_new *j, ob_id *exis
             OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
             rc = OB_ESTORE;
         } else {
-            pgv_id(r, 0, 0, existing);
+            obi_pgv_id(r, 0, 0, existing);
         }
         PQclear(r);
         return rc;
@@ -880,7 +880,7 @@ static int reader_get(pg_store *s, reader **out)
     if (!r->conn.url)
         r->conn = (pgconn){.url = s->url, .role = "reader", .stmts = &reader_stmts,
                            .pipeline = true, .setup = reader_setup};
-    int rc = pgc_ready(&r->conn);
+    int rc = obi_pgc_ready(&r->conn);
     if (rc) {
         pthread_mutex_lock(&s->rmu);
         r->next = s->idle; /* kept: it carries the reconnect backoff */
@@ -899,9 +899,9 @@ static int reader_get(pg_store *s, reader **out)
 static int rcall(pgconn *c, int stmt, const char *sql, int n, const char *const *v,
                  const int *len, const int *fmt, PGresult **out)
 {
-    int rc = pgc_call(c, stmt, sql, n, v, len, fmt, out);
-    if (rc == OB_EUNAVAIL && !c->c && pgc_ready(c) == 0)
-        rc = pgc_call(c, stmt, sql, n, v, len, fmt, out);
+    int rc = obi_pgc_call(c, stmt, sql, n, v, len, fmt, out);
+    if (rc == OB_EUNAVAIL && !c->c && obi_pgc_ready(c) == 0)
+        rc = obi_pgc_call(c, stmt, sql, n, v, len, fmt, out);
     return rc;
 }
 
@@ -914,7 +914,7 @@ static void reader_put(pg_store *s, reader *r)
     pthread_mutex_unlock(&s->rmu);
 }
 
-/* One read on a reader of the pool. *out as pgc_call. */
+/* One read on a reader of the pool. *out as obi_pgc_call. */
 static int reader_call(pg_store *s, int stmt, const char *sql, int n, const char *const *v,
                        const int *len, const int *fmt, PGresult **out)
 {
@@ -937,7 +937,7 @@ static int pg_get(store *base, const ob_id *id, ob_job **out)
     if (PQntuples(r) == 0)
         rc = OB_ENOTFOUND;
     else if (!(*out = row_to_job(r, 0, true,
-                                 pgv_null(r, 0, C_EXTRA) ? "[]" : pgv_str(r, 0, C_EXTRA, NULL))))
+                                 obi_pgv_null(r, 0, C_EXTRA) ? "[]" : obi_pgv_str(r, 0, C_EXTRA, NULL))))
         rc = OB_ENOMEM;
     PQclear(r);
     return rc;
@@ -957,8 +957,8 @@ static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *
              f->kind ? " AND j.kind = $3" : " AND $3::text IS NULL",
              f->queue ? " AND j.queue = $4" : " AND $4::text IS NULL");
     pgnum b[2];
-    const char *v[5] = {pg_i64(&b[0], state), after ? ID_PARAM(after) : NULL, f->kind, f->queue,
-                        pg_i64(&b[1], limit + 1)};
+    const char *v[5] = {obi_pg_i64(&b[0], state), after ? ID_PARAM(after) : NULL, f->kind, f->queue,
+                        obi_pg_i64(&b[1], limit + 1)};
     int len[5] = {0, 16}, fmt[5] = {0, 1};
     PGresult *r;
     int rc = reader_call(ctx, 0, sql, 5, v, len, fmt, &r);
@@ -975,7 +975,7 @@ static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *
 
 static int pg_list(store *base, const ob_list_filter *f, ob_job_page **out)
 {
-    return store_list_run(f, list_one, base, out);
+    return obi_store_list_run(f, list_one, base, out);
 }
 
 static int pg_counts(store *base, ob_count_fn fn, void *arg)
@@ -983,8 +983,8 @@ static int pg_counts(store *base, ob_count_fn fn, void *arg)
     PGresult *r;
     int rc = reader_call((pg_store *)base, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++)
-        fn(arg, (ob_state)pgv_int(r, i, 0), pgv_str(r, i, 1, NULL), pgv_str(r, i, 2, NULL),
-           pgv_int(r, i, 3), pgv_int(r, i, 4));
+        fn(arg, (ob_state)obi_pgv_int(r, i, 0), obi_pgv_str(r, i, 1, NULL), obi_pgv_str(r, i, 2, NULL),
+           obi_pgv_int(r, i, 3), obi_pgv_int(r, i, 4));
     PQclear(r);
     return rc;
 }

@@ -52,7 +52,7 @@
 #define APPLICATION_ID 0x4f424f58 /* 'OBOX' */
 #define MAX_READERS 8
 
-const char *store_sqlite_vfs = NULL;
+const char *obi_store_sqlite_vfs = NULL;
 
 /* Migration 1. Never edit a migration once released: add one. */
 static const char schema_v1[] =
@@ -217,7 +217,7 @@ static int open_conn(sqlite_store *s, bool writer, sqlite3 **out)
 {
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(s->path, &db, flags, store_sqlite_vfs);
+    int rc = sqlite3_open_v2(s->path, &db, flags, obi_store_sqlite_vfs);
     if (rc != SQLITE_OK) {
         int r = sq_fail(db, rc, s->path);
         sqlite3_close(db);
@@ -351,7 +351,7 @@ static void sqlite_close(store *base)
     free(s);
 }
 
-int store_sqlite_open(const char *path, store **out)
+int obi_store_sqlite_open(const char *path, store **out)
 {
     sqlite_store *s = calloc(1, sizeof *s);
     if (!s)
@@ -374,7 +374,7 @@ err:
     return rc;
 }
 
-int store_sqlite_migrate(const char *path, int *had, int *now)
+int obi_store_sqlite_migrate(const char *path, int *had, int *now)
 {
     sqlite3 *db = NULL;
     int64_t v = 0;
@@ -383,7 +383,7 @@ int store_sqlite_migrate(const char *path, int *had, int *now)
     sqlite3_close(db);
     *had = *now = (int)v;
     store *s;
-    int rc = store_sqlite_open(path, &s); /* migrates, or refuses a newer file */
+    int rc = obi_store_sqlite_open(path, &s); /* migrates, or refuses a newer file */
     if (rc)
         return rc;
     s->ops->close(s);
@@ -478,7 +478,7 @@ static ob_job *row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
         nerr++;
     }
     z.nerrors = nerr;
-    ob_job *j = job_alloc(&z);
+    ob_job *j = obi_job_alloc(&z);
     if (j) {
         memcpy(j->id.b, sqlite3_column_blob(st, C_ID), 16);
         copy_col(st, C_KIND, j->kind);
@@ -502,7 +502,7 @@ static ob_job *row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
         j->finished_at_ms = sqlite3_column_int64(st, C_FINISHED);
         j->cancel_requested = sqlite3_column_int(st, C_CANCEL) != 0;
         for (size_t i = 0; i < nerr; i++)
-            job_place_error(j, i, errs[i].attempt, errs[i].at, errs[i].msg, errs[i].len);
+            obi_job_place_error(j, i, errs[i].attempt, errs[i].at, errs[i].msg, errs[i].len);
     }
     for (size_t i = 0; i < nerr; i++)
         free(errs[i].msg);
@@ -978,7 +978,7 @@ static int sqlite_list(store *base, const ob_list_filter *f, ob_job_page **out)
     if (rc)
         return rc;
     if (!(rc = step_done(r->db, r->st[R_BEGIN], "begin read"))) {
-        rc = store_list_run(f, list_one, r->db, out);
+        rc = obi_store_list_run(f, list_one, r->db, out);
         step_done(r->db, r->st[R_END], "end read");
     }
     reader_put(s, r);

@@ -35,24 +35,24 @@ static int scheme(const char *url)
     return 0;
 }
 
-int store_open(const char *url, const store_opts *o, store **out)
+int obi_store_open(const char *url, const store_opts *o, store **out)
 {
     if (!url || !out)
         return OB_EINVAL;
     switch (scheme(url)) {
-    case 's': return store_sqlite_open(url + 7, out);
-    case 'p': return store_pg_open(url, o, out);
+    case 's': return obi_store_sqlite_open(url + 7, out);
+    case 'p': return obi_store_pg_open(url, o, out);
     }
     return OB_EINVAL;
 }
 
-int store_migrate(const char *url, int *had, int *now)
+int obi_store_migrate(const char *url, int *had, int *now)
 {
     if (!url)
         return OB_EINVAL;
     switch (scheme(url)) {
-    case 's': return store_sqlite_migrate(url + 7, had, now);
-    case 'p': return store_pg_migrate(url, had, now);
+    case 's': return obi_store_sqlite_migrate(url + 7, had, now);
+    case 'p': return obi_store_pg_migrate(url, had, now);
     }
     return OB_EINVAL;
 }
@@ -63,7 +63,7 @@ static int id_desc(const void *a, const void *b)
     return -memcmp(x->id.b, y->id.b, 16);
 }
 
-int store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_job_page **out)
+int obi_store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_job_page **out)
 {
     int limit = f->limit;
     ob_id after;
@@ -106,7 +106,7 @@ static char *take(char **p, size_t n)
     return r;
 }
 
-ob_job *job_alloc(const job_sizes *z)
+ob_job *obi_job_alloc(const job_sizes *z)
 {
     size_t total = sizeof(job_block) + z->nerrors * sizeof(ob_attempt_error) + z->kind + 1 +
                    z->queue + 1 + z->unique_key + 1 + z->payload + 1 + z->result + 1 +
@@ -137,7 +137,7 @@ ob_job *job_alloc(const job_sizes *z)
     return j;
 }
 
-void job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const char *msg, size_t len)
+void obi_job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const char *msg, size_t len)
 {
     job_block *b = (job_block *)j;
     ob_attempt_error *e = &j->errors[i];
@@ -151,10 +151,10 @@ void job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const char *m
 
 void ob_job_free(ob_job *job) { free(job); }
 
-void job_free_poisoned(ob_job *j)
+void obi_job_free_poisoned(ob_job *j)
 {
     if (j)
-        ob_poison_free(j, ((job_block *)j)->size);
+        obi_poison_free(j, ((job_block *)j)->size);
 }
 
 void ob_job_page_free(ob_job_page *l)

@@ -214,19 +214,19 @@ struct store {
 /* Open the store a URL names. *out owns it: s->ops->close(s). `o` may be
  * NULL (defaults). Returns 0, OB_EINVAL (unknown scheme), OB_ELOCKED,
  * OB_ESCHEMA, OB_EUNAVAIL or a store error. */
-int store_open(const char *url, const store_opts *o, store **out);
+int obi_store_open(const char *url, const store_opts *o, store **out);
 /* Bring a store's schema up to this build's version (outboxd migrate):
  * *had gets the version found (0: none), *now the version it has now. */
-int store_migrate(const char *url, int *had, int *now);
+int obi_store_migrate(const char *url, int *had, int *now);
 
 /* Backends. */
-int store_sqlite_open(const char *path, store **out);
-int store_pg_open(const char *url, const store_opts *o, store **out);
-int store_sqlite_migrate(const char *path, int *had, int *now);
-int store_pg_migrate(const char *url, int *had, int *now);
+int obi_store_sqlite_open(const char *path, store **out);
+int obi_store_pg_open(const char *url, const store_opts *o, store **out);
+int obi_store_sqlite_migrate(const char *path, int *had, int *now);
+int obi_store_pg_migrate(const char *url, int *had, int *now);
 /* Fault seam: the SQLite VFS the store opens files with (NULL: default).
  * Tests set it to a VFS that fails writes or fsyncs. */
-extern const char *store_sqlite_vfs;
+extern const char *obi_store_sqlite_vfs;
 
 /* ---- listing (store.c) ---- */
 
@@ -238,7 +238,7 @@ typedef int (*list_one_fn)(void *ctx, int state, const ob_list_filter *f, const 
 /* A listing, the same for every store: the cursor checked (OB_EINVAL), one
  * query per wanted state (so each runs down its own index), the results
  * merged newest first, cut at the limit, the next cursor set. */
-int store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_job_page **out);
+int obi_store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_job_page **out);
 
 /* ---- building ob_job snapshots (store.c) ---- */
 
@@ -252,12 +252,12 @@ typedef struct job_sizes {
 /* Allocate a zeroed ob_job with room for the parts in `z`; string fields
  * point at zeroed space of the right size (+ NUL), errors at an array of
  * z->nerrors entries whose messages the caller places with
- * job_place_error(). Returns NULL on out of memory. */
-ob_job *job_alloc(const job_sizes *z);
+ * obi_job_place_error(). Returns NULL on out of memory. */
+ob_job *obi_job_alloc(const job_sizes *z);
 /* Copy `msg` (len bytes) into the job's error area as error i. */
-void job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const char *msg, size_t len);
+void obi_job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const char *msg, size_t len);
 /* Free a snapshot, first overwriting it in debug builds (OB_POISON) so that
  * a pointer kept into it reads garbage, or crashes under ASan. NULL ok. */
-void job_free_poisoned(ob_job *j);
+void obi_job_free_poisoned(ob_job *j);
 
 #endif

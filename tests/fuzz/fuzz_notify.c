@@ -1,6 +1,6 @@
 /*
  * fuzz_notify.c - libFuzzer target: what a node hears on its NOTIFY channel
- * (pg_node_hear). Anyone allowed to NOTIFY on the database can send
+ * (obi_pg_node_hear). Anyone allowed to NOTIFY on the database can send
  * anything there; the node must never crash on it, and may pass on only
  * what parses: a due time >= 0, or ids with a final state.
  */
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     store st = {.wake = on_wake, .finished = on_finished};
     pg_node n = {.st = &st};
     memset(n.idhex, 'a', 32); /* "aaaa...": messages from this node are ignored */
-    pg_node_hear(&n, msg);
+    obi_pg_node_hear(&n, msg);
     free(msg);
     return 0;
 }

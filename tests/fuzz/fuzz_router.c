@@ -5,7 +5,7 @@
  *   - a match's parameters are non-empty pieces of the path, without '/';
  *   - a 405's Allow list is never empty;
  *   - an error body is always valid JSON, whatever bytes the message has;
- *   - a value passing http_value_ok has no CR, LF or NUL.
+ *   - a value passing obi_http_value_ok has no CR, LF or NUL.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,7 @@ static void setup(void)
         {"POST", "/v1/jobs/{id}/cancel"}, {"GET", "/a/{x}/b/{y}"}, {"DELETE", "/a/{x}"},
     };
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
-        if (router_add(&rt, routes[i][0], routes[i][1], nop, NULL, 0))
+        if (obi_router_add(&rt, routes[i][0], routes[i][1], nop, NULL, 0))
             abort();
 }
 
@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rest = "";
 
     route_match m;
-    int rc = router_match(&rt, method, path, &m);
+    int rc = obi_router_match(&rt, method, path, &m);
     if (rc == 0) {
         for (int i = 0; i < m.nparams; i++) {
             if (m.len[i] == 0 || memchr(m.val[i], '/', m.len[i]) || m.val[i] < path ||
@@ -57,19 +57,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    if (http_value_ok(rest) && strpbrk(rest, "\r\n"))
+    if (obi_http_value_ok(rest) && strpbrk(rest, "\r\n"))
         abort();
-    (void)http_token(rest);
+    (void)obi_http_token(rest);
 
     resp r = {0};
-    if (resp_set_error(&r, 400, method, rest, path) == 0) {
+    if (obi_resp_set_error(&r, 400, method, rest, path) == 0) {
         json_error_t err;
         json_t *v = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &err);
         if (!v)
             abort();
         json_decref(v);
     }
-    resp_clear(&r);
+    obi_resp_clear(&r);
     free(buf);
     return 0;
 }

@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     size_t max = size ? data[0] % 64 : 0;
-    char *clean = ob_utf8_clean_dup(s, max);
+    char *clean = obi_utf8_clean_dup(s, max);
     if (clean) {
         size_t n = strlen(clean);
         if (n > max || !ob_utf8_valid(clean, n))
@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (strncmp(s, "sqlite:", 7) != 0 && strncmp(s, "postgres://", 11) != 0 &&
         strncmp(s, "postgresql://", 13) != 0) {
         store *out = NULL;
-        if (store_open(s, NULL, &out) != OB_EINVAL || out)
+        if (obi_store_open(s, NULL, &out) != OB_EINVAL || out)
             abort();
     }
     free(s);
