@@ -15,7 +15,7 @@
 
 TEST(id_format_and_parse_round_trip)
 {
-    ob_idgen g = {0};
+    obi_idgen g = {0};
     for (int i = 0; i < 1000; i++) {
         ob_id a, b;
         obi_idgen_next(&g, &a);
@@ -37,7 +37,7 @@ TEST(id_format_and_parse_round_trip)
 
 TEST(ids_increase_within_a_millisecond_and_across_clock_steps)
 {
-    ob_idgen g = {0};
+    obi_idgen g = {0};
     ob_id prev;
     obi_idgen_next(&g, &prev);
     for (int i = 0; i < 100000; i++) { /* far more than 4096 per ms: borrows ms */

@@ -11,6 +11,7 @@
 #define OUTBOX_COMMON_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -62,6 +63,12 @@ typedef void (*ob_log_fn)(void *arg, ob_log_level level, const char *line);
  * may be called from any thread; `line` is valid only during the call.
  * Not thread-safe against concurrent logging: call at start-up. */
 void ob_log_set(ob_log_fn fn, void *arg, ob_log_level min_level);
+/* Write a line through the sink, as the library does: scrubbed (control
+ * characters escaped, URLs without credentials), at most 4 KiB, with a
+ * timestamp and the level when the sink is stderr. Any thread. */
+void ob_logf(ob_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether a line at `level` would be written (to skip costly formatting). */
+bool ob_log_enabled(ob_log_level level);
 
 /* A fixed-bucket histogram of seconds (or counts), for metrics. Buckets
  * are cumulative in Prometheus' sense when rendered; here counts[i] is the
@@ -74,6 +81,9 @@ typedef struct ob_histogram {
     uint64_t count;
     double sum;
 } ob_histogram;
+
+/* Monotonic milliseconds (CLOCK_MONOTONIC): for timeouts and measuring. */
+int64_t ob_mono_ms(void);
 
 /* Wall-clock time in milliseconds since the Unix epoch. Job times (run_at,
  * created_at, ...) are in this unit. */

@@ -38,47 +38,19 @@
 #include <stdint.h>
 
 #include "outbox/common.h"
+#include "outbox/id.h"
+#include "outbox/job.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- ids ------------------------------------------------------------ */
-
-/* A job id: a UUIDv7 (RFC 9562), time-ordered. Ids made by one engine
- * increase strictly in the order the jobs were stored. */
-typedef struct ob_id {
-    unsigned char b[16];
-} ob_id;
-
-#define OB_ID_STRLEN 36 /* "0192f7d2-8c1e-7b3a-9f00-5e2d1c3b4a59" */
-
-/* Write the canonical lower-case form and a NUL into out[37]. Returns out. */
-char *ob_id_format(const ob_id *id, char out[OB_ID_STRLEN + 1]);
-/* Parse the canonical form (either case, exactly 36 characters).
- * Returns 0, or OB_EINVAL if `s` is not a UUID. */
-int ob_id_parse(const char *s, ob_id *out);
-
 /* ---- states --------------------------------------------------------- */
-
-typedef enum ob_state {
-    OB_SCHEDULED = 1, /* run_at is in the future */
-    OB_AVAILABLE = 2, /* ready to be claimed */
-    OB_RUNNING = 3,   /* claimed by a worker, under a lease */
-    OB_RETRYABLE = 4, /* failed, waiting for its backoff */
-    OB_COMPLETED = 5, /* final: the handler answered done */
-    OB_DISCARDED = 6, /* final: permanent error or attempts exhausted */
-    OB_CANCELLED = 7, /* final: cancelled before it completed */
-} ob_state;
-
-#define OB_STATE_MIN OB_SCHEDULED
-#define OB_STATE_MAX OB_CANCELLED
 
 /* "scheduled", "available", ...; "unknown" for anything else. */
 const char *ob_state_name(int state);
 /* Parse a state name. Returns 0 or OB_EINVAL. */
 int ob_state_parse(const char *name, ob_state *out);
-static inline bool ob_state_is_final(int s) { return s >= OB_COMPLETED && s <= OB_CANCELLED; }
 
 /* ---- engine --------------------------------------------------------- */
 
@@ -101,8 +73,6 @@ typedef struct ob_kind_opts {
     int max_attempts;   /* default 25 */
     ob_backoff backoff;
 } ob_kind_opts;
-
-#define OB_ERRORS_KEPT_MAX 64
 
 typedef struct ob_engine_opts {
     size_t max_payload;         /* bytes; default 1 MiB, at most 64 MiB */
@@ -168,10 +138,8 @@ typedef struct ob_engine_stats {
 } ob_engine_stats;
 
 /* Jobs counted by state, kind and queue (a scan of the store: seconds on a
- * large one; cache it). fn is called once per group, with the earliest
+ * large one; cache it). ob_count_fn is called once per group, with the earliest
  * run_at of the group (for available jobs: since when the oldest is due). */
-typedef void (*ob_count_fn)(void *arg, ob_state state, const char *kind, const char *queue,
-                            int64_t n, int64_t oldest_run_at_ms);
 int ob_job_counts(ob_engine *e, ob_count_fn fn, void *arg);
 void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out);
 
@@ -201,12 +169,6 @@ int ob_engine_register(ob_engine *e, const char *kind, ob_handler_fn fn, void *a
                        const ob_kind_opts *opts);
 
 /* ---- enqueue -------------------------------------------------------- */
-
-#define OB_PRIORITY_MIN (-1000)
-#define OB_PRIORITY_MAX 1000
-#define OB_NAME_MAX 64        /* kind and queue names */
-#define OB_UNIQUE_KEY_MAX 255 /* bytes */
-#define OB_META_MAX 4096      /* bytes */
 
 /* What to enqueue. Zero-initialise it and set what you need; all pointers
  * are borrowed for the duration of the call only. */
@@ -285,37 +247,7 @@ void ob_engine_wake(ob_engine *e);
 
 /* ---- looking at jobs ------------------------------------------------ */
 
-typedef struct ob_attempt_error {
-    int attempt;
-    int64_t at_ms;
-    char *message;
-} ob_attempt_error;
-
-/* A snapshot of a job. One allocation: free it with ob_job_free(). */
-typedef struct ob_job {
-    ob_id id;
-    char *kind;
-    char *queue;
-    int priority;
-    ob_state state;
-    int attempt; /* attempts started so far */
-    int max_attempts;
-    int64_t timeout_ms;
-    int64_t run_at_ms;       /* when it is (or was) due */
-    int64_t created_at_ms;
-    int64_t attempted_at_ms; /* 0: never */
-    int64_t finished_at_ms;  /* 0: not final */
-    bool cancel_requested;   /* running, and a cancel was asked for */
-    char *unique_key;        /* NULL: none */
-    unsigned char *payload;  /* payload_len bytes, followed by a NUL */
-    size_t payload_len;
-    char *result;            /* JSON text, or NULL */
-    char *meta;              /* as enqueued, or NULL */
-    size_t nerrors;          /* oldest first; at most errors_kept */
-    ob_attempt_error *errors;
-} ob_job;
-
-/* NULL is a no-op. */
+/* Free a snapshot (ob_job_get, ob_job_wait). NULL is a no-op. */
 void ob_job_free(ob_job *job);
 
 /* Read a job. On success *out is a snapshot owned by the caller.
@@ -351,28 +283,12 @@ typedef void (*ob_changed_fn)(void *arg, int rc, ob_state state);
 int ob_job_cancel_async(ob_engine *e, const ob_id *id, ob_changed_fn done, void *arg);
 int ob_job_retry_async(ob_engine *e, const ob_id *id, ob_changed_fn done, void *arg);
 
-#define OB_LIST_MAX 1000
-#define OB_CURSOR_MAX 64
-
-typedef struct ob_list_filter {
-    unsigned states;    /* bit (1u << state) per wanted state; 0: all */
-    const char *kind;   /* NULL: any */
-    const char *queue;  /* NULL: any */
-    int limit;          /* 1..OB_LIST_MAX; 0: 100 */
-    const char *cursor; /* NULL: from the newest; else a next_cursor */
-} ob_list_filter;
-
-typedef struct ob_job_page {
-    size_t n;
-    ob_job **jobs;                     /* newest first; payloads omitted */
-    char next_cursor[OB_CURSOR_MAX];   /* "" when there are no more */
-} ob_job_page;
-
 /* List jobs, newest first, with keyset pagination: pass next_cursor back
  * to get the following page. Payload and errors are not filled in (use
  * ob_job_get). On success *out is owned by the caller: ob_job_page_free.
  * Returns 0, OB_EINVAL (bad filter or cursor) or a store error. */
 int ob_job_list(ob_engine *e, const ob_list_filter *f, ob_job_page **out);
+/* Free a page and every snapshot in it. NULL is a no-op. */
 void ob_job_page_free(ob_job_page *l);
 
 /* ---- events --------------------------------------------------------- */

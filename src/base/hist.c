@@ -16,7 +16,7 @@ const double obi_hist_sizes[OB_HIST_BUCKETS] = {1,     2,     4,     8,     16, 
                                                128,   256,   512,   1024,  2048,  4096, 8192,
                                                16384, 32768, 65536, 131072, 262144, INFINITY};
 
-void obi_hist_observe(ob_hist *h, double v)
+void obi_hist_observe(obi_hist *h, double v)
 {
     int i = 0;
     while (i < OB_HIST_BUCKETS - 1 && v > h->bounds[i])
@@ -26,7 +26,7 @@ void obi_hist_observe(ob_hist *h, double v)
     atomic_fetch_add_explicit(&h->sum_micro, (uint64_t)(v > 0 ? v * 1e6 : 0), memory_order_relaxed);
 }
 
-void obi_hist_read(const ob_hist *h, ob_histogram *out)
+void obi_hist_read(const obi_hist *h, ob_histogram *out)
 {
     for (int i = 0; i < OB_HIST_BUCKETS; i++) {
         out->bounds[i] = h->bounds[i];

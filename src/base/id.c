@@ -68,7 +68,7 @@ static uint64_t rng_next(void)
 
 double obi_random_unit(void) { return (double)(rng_next() >> 11) * 0x1.0p-53; }
 
-void obi_idgen_next(ob_idgen *g, ob_id *out)
+void obi_idgen_next(obi_idgen *g, ob_id *out)
 {
     int64_t now = ob_now_ms();
     if (now > g->last_ms) {

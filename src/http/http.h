@@ -200,7 +200,7 @@ struct ob_http_server {
     _Atomic int nconns, nsuspended, nactive;
     _Atomic size_t body_bytes; /* request bodies held, against max_body_total */
     _Atomic uint64_t status_counts[600]; /* responses by status, for metrics */
-    ob_hist durations;                   /* seconds, headers in to response done */
+    obi_hist durations;                   /* seconds, headers in to response done */
     pthread_mutex_t conns_mu; /* guards the conns list and every conn's fd use */
     hconn *conns;
     int watch_epfd;

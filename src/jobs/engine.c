@@ -577,3 +577,7 @@ int ob_job_list(ob_engine *e, const ob_list_filter *f, ob_job_page **out)
         return OB_EINVAL;
     return e->st->ops->list(e->st, &g, out);
 }
+
+/* Snapshots are the store's allocations (one block each). */
+void ob_job_free(ob_job *job) { obi_job_release(job); }
+void ob_job_page_free(ob_job_page *l) { obi_job_page_release(l); }

@@ -175,7 +175,7 @@ typedef struct commit {
     bool running;
     pthread_t thread;
     /* commit-thread-only state */
-    ob_idgen idgen;
+    obi_idgen idgen;
     _Atomic int64_t unfinished; /* jobs not in a final state, as committed */
     _Atomic int last_rc;      /* result of the last commit (ob_engine_ready) */
     int64_t next_due;    /* earliest run_at of a scheduled/retryable job */
@@ -191,7 +191,7 @@ typedef struct commit {
     batch *batch;
     /* statistics (commit thread writes, anyone reads) */
     _Atomic uint64_t stat_commits, stat_ops, stat_commit_us;
-    ob_hist h_commit, h_batch;
+    obi_hist h_commit, h_batch;
 } commit;
 
 /* Locks and conditions: before the store opens (its threads may wake us). */
@@ -285,12 +285,12 @@ struct ob_engine {
     job_kind kinds[KINDS_MAX];
     pthread_mutex_t pools_mu;
     pool *pools;
-    ob_hist h_start, h_run;    /* observed by workers */
+    obi_hist h_start, h_run;    /* observed by workers */
     ob_final_fn on_final;      /* set before work starts */
     void *on_final_arg;
     atomic_bool isolated;      /* store.isolated: run nothing, give jobs back */
     pthread_mutex_t tx_mu;     /* transactional enqueues' ids */
-    ob_idgen tx_idgen;
+    obi_idgen tx_idgen;
 };
 
 /* Allocate an OP_CHANGE for the job `id` carrying `in`; strings copied. */

@@ -211,7 +211,7 @@ static void *node_main(void *arg)
 int obi_pg_node_start(pg_node *n, store *st)
 {
     n->st = st;
-    ob_idgen g = {0};
+    obi_idgen g = {0};
     obi_idgen_next(&g, &n->id);
     ob_random_bytes(n->id.b + 8, 8); /* two nodes started in one ms differ */
     for (int i = 0; i < 16; i++)

@@ -632,7 +632,7 @@ static int pg_claim(store *base, const store_claim *c, ob_job **jobs, int *n)
     PQclear(r);
     if (rc) {
         while (*n > 0)
-            ob_job_free(jobs[--*n]);
+            obi_job_release(jobs[--*n]);
         return rc;
     }
     qsort(jobs, (size_t)*n, sizeof *jobs, claim_order); /* S4 */

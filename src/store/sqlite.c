@@ -780,7 +780,7 @@ static int sqlite_claim(store *base, const store_claim *c, ob_job **jobs, int *n
     free(cs);
     if (rc) {
         while (*n > 0)
-            ob_job_free(jobs[--*n]);
+            obi_job_release(jobs[--*n]);
     }
     return rc;
 }

@@ -77,7 +77,7 @@ int obi_store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_j
     if (l)
         l->jobs = calloc((size_t)(limit + 1) * (size_t)(nstates ? nstates : 1), sizeof *l->jobs);
     if (!l || !l->jobs) {
-        ob_job_page_free(l);
+        obi_job_page_release(l);
         return OB_ENOMEM;
     }
     const ob_id *a = has_after ? &after : NULL;
@@ -86,13 +86,13 @@ int obi_store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_j
         if ((f->states >> st) & 1)
             rc = one(ctx, st, f, a, limit, l);
     if (rc) {
-        ob_job_page_free(l);
+        obi_job_page_release(l);
         return rc;
     }
     qsort(l->jobs, l->n, sizeof *l->jobs, id_desc);
     if (l->n > (size_t)limit) {
         while (l->n > (size_t)limit)
-            ob_job_free(l->jobs[--l->n]);
+            obi_job_release(l->jobs[--l->n]);
         ob_id_format(&l->jobs[l->n - 1]->id, l->next_cursor);
     }
     *out = l;
@@ -149,7 +149,7 @@ void obi_job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const cha
     b->err_cursor += len + 1;
 }
 
-void ob_job_free(ob_job *job) { free(job); }
+void obi_job_release(ob_job *job) { free(job); }
 
 void obi_job_free_poisoned(ob_job *j)
 {
@@ -157,12 +157,12 @@ void obi_job_free_poisoned(ob_job *j)
         obi_poison_free(j, ((job_block *)j)->size);
 }
 
-void ob_job_page_free(ob_job_page *l)
+void obi_job_page_release(ob_job_page *l)
 {
     if (!l)
         return;
     for (size_t i = 0; i < l->n; i++)
-        ob_job_free(l->jobs[i]);
+        obi_job_release(l->jobs[i]);
     free(l->jobs);
     free(l);
 }

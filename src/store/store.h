@@ -33,7 +33,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "outbox/jobs.h"
+#include "outbox/job.h"
 
 typedef struct store store;
 
@@ -256,6 +256,10 @@ typedef struct job_sizes {
 ob_job *obi_job_alloc(const job_sizes *z);
 /* Copy `msg` (len bytes) into the job's error area as error i. */
 void obi_job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const char *msg, size_t len);
+/* Free a snapshot (ob_job_free), and a page of them (ob_job_page_free).
+ * NULL is a no-op. */
+void obi_job_release(ob_job *j);
+void obi_job_page_release(ob_job_page *l);
 /* Free a snapshot, first overwriting it in debug builds (OB_POISON) so that
  * a pointer kept into it reads garbage, or crashes under ASan. NULL ok. */
 void obi_job_free_poisoned(ob_job *j);
