@@ -31,7 +31,7 @@
 #include "api/http_request.h"
 #include "api/outbound.h"
 #include "api/secrets.h"
-#include "base/base.h"
+#include "outbox/util.h"
 #include "outbox/http.h"
 #include "outbox/jobs.h"
 
@@ -371,7 +371,7 @@ static bool read_secret(const char *path, webhook_keys *keys)
             fprintf(stderr, "outboxd: callback secret: %s\n", err);
             return false;
         }
-        OB_INFO("outboxd: created the callback signing secret %s", path);
+        ob_logf(OB_LOG_INFO, "outboxd: created the callback signing secret %s", path);
     }
     if (secret_file_read(path, &text, err, sizeof err)) {
         fprintf(stderr, "outboxd: callback secret: %s\n", err);
@@ -453,7 +453,7 @@ static void log_event(void *arg, const ob_event *ev)
 {
     (void)arg;
     char id[OB_ID_STRLEN + 1];
-    OB_INFO("job %s %s queue=%s %s attempt=%d%s%s", ob_id_format(&ev->id, id), ev->kind, ev->queue,
+    ob_logf(OB_LOG_INFO, "job %s %s queue=%s %s attempt=%d%s%s", ob_id_format(&ev->id, id), ev->kind, ev->queue,
             ob_state_name(ev->state), ev->attempt, ev->error ? " error=" : "",
             ev->error ? ev->error : "");
 }
@@ -706,7 +706,7 @@ int main(int argc, char **argv)
     char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
-    OB_INFO("outboxd %s listening on http://%s:%d (store %s, %ld workers, mail to %s, %s)",
+    ob_logf(OB_LOG_INFO, "outboxd %s listening on http://%s:%d (store %s, %ld workers, mail to %s, %s)",
             VERSION, host, ob_http_server_port(srv), store, c.workers,
             ob_transport_name(transport),
             ntokens ? "bearer tokens required" : "no authentication: loopback only");
@@ -717,10 +717,10 @@ int main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             reopen_log();
-            OB_INFO("outboxd: log reopened");
+            ob_logf(OB_LOG_INFO, "outboxd: log reopened");
             continue;
         }
-        OB_INFO("outboxd: %s: stopping (draining requests and workers)", strsignal(sig));
+        ob_logf(OB_LOG_INFO, "outboxd: %s: stopping (draining requests and workers)", strsignal(sig));
         break;
     }
     api_draining(a);
@@ -737,7 +737,7 @@ out:
     ob_mailer_free(mailer);
     ob_transport_close(transport);
     if (!rc)
-        OB_INFO("outboxd: stopped");
+        ob_logf(OB_LOG_INFO, "outboxd: stopped");
     for (int i = 0; i < ntokens; i++)
         free(tokens[i]);
     free(tokens);

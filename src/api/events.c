@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "base/base.h"
+#include "outbox/util.h"
 
 #define KEEPALIVE_MS 15000
 

@@ -50,7 +50,7 @@
 
 #include "api/api.h"
 #include "api/http_request.h"
-#include "base/base.h"
+#include "outbox/util.h"
 
 static hr_opts opt;
 static ob_engine *engine;

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "base/base.h"
+#include "outbox/util.h"
 
 typedef struct problem {
     int status;

@@ -40,7 +40,7 @@
 
 #include "api/api.h"
 #include "api/http_request.h"
-#include "base/base.h"
+#include "outbox/util.h"
 
 #define QUEUES_MAX 240 /* (kind, queue) pairs with series of their own */
 #define KINDS_MAX 16   /* kinds with an "_other" series */

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "api/secrets.h"
-#include "base/base.h"
+#include "outbox/util.h"
 
 #define SECRET_FILE_MAX (64 << 10)
 

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "base/base.h"
+#include "outbox/util.h"
 
 #define BUCKETS 256
 
