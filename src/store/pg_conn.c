@@ -14,7 +14,7 @@
  * holds locked. They are sent deferred (obi_pgc_defer) and their results are
  * read, in order, with the next statement that is waited for (obi_pgc_call) or
  * at obi_pgc_sync — so a batch of a thousand enqueues costs one round trip,
- * not a thousand. Invariant P1: a deferred statement's failure is never
+ * not a thousand. Invariant D1: a deferred statement's failure is never
  * lost: it is the result of the obi_pgc_call/obi_pgc_sync that reads it (and the
  * engine then rolls the whole batch back).
  */

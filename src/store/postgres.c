@@ -9,7 +9,7 @@
  *
  * How a batch of the commit thread becomes few round trips:
  *   - inserts without a unique key, and every statement on a row the batch
- *     locked first (prefetch), are deferred: sent, not waited for (P1 in
+ *     locked first (prefetch), are deferred: sent, not waited for (D1 in
  *     pg_conn.c keeps their failures);
  *   - a claim is one statement: UPDATE ... FROM (SELECT ... ORDER BY claim
  *     order LIMIT n FOR UPDATE SKIP LOCKED), so nodes claiming together
