@@ -6,8 +6,10 @@
  *   router.c   METHOD + /path/{param} patterns, matching (pure: fuzzed)
  *   request.c  the request a handler sees, and the answers it gives
  *   later.c    suspended responses: the handle any thread may answer once
- *   server.c   libmicrohttpd: callbacks, limits, the watch thread
- *              (timeouts, clients gone while suspended), shutdown, access log
+ *   server.c   libmicrohttpd: callbacks, limits, a request's phases, shutdown,
+ *              the access log
+ *   watch.c    connections, and the watch thread (read timeouts, clients gone
+ *              while suspended, suspensions nobody answers)
  *
  * A request has two parts with two lifetimes:
  *   hreq        control block (malloc): what the server needs until the
@@ -20,6 +22,7 @@
 #ifndef OB_HTTP_INTERNAL_H
 #define OB_HTTP_INTERNAL_H
 
+#include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -220,6 +223,50 @@ void obi_later_detach(ob_http_later *l);
  * storing resp `r` for SHUTDOWN. false if l was no longer suspended. */
 bool obi_later_cut(ob_http_later *l, later_state state, int status, const char *code,
                const char *msg);
+
+/* ---- connections (watch.c) ---- */
+
+enum {
+    PH_HEADERS,   /* reading a request's headers (or idle between requests) */
+    PH_BODY,      /* reading its body */
+    PH_BUSY,      /* handler running, or answering */
+    PH_SUSPENDED, /* parked, waiting for an answer */
+    PH_TIMEDOUT,  /* the watch thread answered 408 */
+};
+
+struct hconn {
+    hconn *next, *prev;      /* s->conns, under conns_mu */
+    int fd;
+    char remote[64];
+    _Atomic int phase;
+    _Atomic int64_t deadline; /* monotonic ms; 0: none */
+    bool over_limit;
+    bool watched;            /* fd in the watch epoll set (under the handle's mu, W1) */
+    hreq *q;                 /* the request while it is parked (under conns_mu) */
+};
+
+static inline void obi_phase_set(hconn *c, int ph, int64_t timeout_ms)
+{
+    atomic_store(&c->deadline, timeout_ms ? ob_mono_ms() + timeout_ms : 0);
+    atomic_store(&c->phase, ph);
+}
+
+/* Move c from `from` to `to` unless the watch thread timed it out (H2). */
+static inline bool obi_phase_move(hconn *c, int from, int to, int64_t timeout_ms)
+{
+    int ph = from;
+    if (!atomic_compare_exchange_strong(&c->phase, &ph, to))
+        return false;
+    atomic_store(&c->deadline, timeout_ms ? ob_mono_ms() + timeout_ms : 0);
+    return true;
+}
+
+/* MHD's connection notification: an hconn made and listed, or unlisted
+ * and freed (H1). */
+void obi_on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                       enum MHD_ConnectionNotificationCode code);
+/* The watch thread (arg: the server), until s->watch_stop. */
+void *obi_watch_main(void *arg);
 
 /* server.c, for later.c and stream.c: stop watching a suspended
  * connection's socket, and resume it (MHD_resume_connection). Called with

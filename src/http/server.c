@@ -19,24 +19,12 @@
  *   resumed    a suspended request's answer (or 503/504, or a close).
  *   completed  access log; free the request.
  *
- * The watch thread does what MHD cannot:
- *   - read timeouts: MHD's own timeout is idle time, which a client
- *     sending a byte now and then (slowloris) never reaches; a connection
- *     whose headers or body are not all in by their deadline gets a 408
- *     written on its socket and is shut down;
- *   - clients that leave while their response is suspended (MHD does not
- *     watch suspended sockets): their sockets go in an epoll set for
- *     EPOLLRDHUP once a sweep finds them still parked (W1); the handle is
- *     then settled GONE and the connection resumed to be closed;
- *   - suspended responses nobody answered within suspend_timeout get 504.
+ * Connections and the watch thread, which does what MHD cannot (read
+ * timeouts, clients that leave while suspended, suspensions nobody
+ * answers), are in watch.c.
  *
  * Invariants
- *   H1  A connection's fd is used outside MHD only under conns_mu, and MHD
- *       announces a close (NOTIFY_CONNECTION CLOSED, which takes conns_mu)
- *       before it closes the fd.
- *   H2  The watch thread and the access handler race for a reading
- *       connection with a compare-and-swap on its phase: only the winner
- *       answers (408, or the normal response).
+ *   H1, H2, W1: see watch.c.
  *   H3  Nothing is parked (suspended in MHD) once stopping is set: parking
  *       checks it under conns_mu, and stop cuts every parked request under
  *       conns_mu after setting it. So MHD_stop_daemon never meets a
@@ -56,27 +44,6 @@
 #include <unistd.h>
 
 #include "http/http.h"
-
-enum {
-    PH_HEADERS,   /* reading a request's headers (or idle between requests) */
-    PH_BODY,      /* reading its body */
-    PH_BUSY,      /* handler running, or answering */
-    PH_SUSPENDED, /* parked, waiting for an answer */
-    PH_TIMEDOUT,  /* the watch thread answered 408 */
-};
-
-struct hconn {
-    hconn *next, *prev;      /* s->conns, under conns_mu */
-    int fd;
-    char remote[64];
-    _Atomic int phase;
-    _Atomic int64_t deadline; /* monotonic ms; 0: none */
-    bool over_limit;
-    bool watched;            /* fd in the watch epoll set (under the handle's mu, W1) */
-    hreq *q;                 /* the request while it is parked (under conns_mu) */
-};
-
-#define WATCH_TICK_MS 50
 
 /* ---- options ---- */
 
@@ -149,22 +116,6 @@ static void access_log(ob_http_server *s, hreq *q, const char *remote)
 }
 
 /* ---- the request ---- */
-
-static void phase_set(hconn *c, int ph, int64_t timeout_ms)
-{
-    atomic_store(&c->deadline, timeout_ms ? ob_mono_ms() + timeout_ms : 0);
-    atomic_store(&c->phase, ph);
-}
-
-/* Move c from `from` to `to` unless the watch thread timed it out (H2). */
-static bool phase_move(hconn *c, int from, int to, int64_t timeout_ms)
-{
-    int ph = from;
-    if (!atomic_compare_exchange_strong(&c->phase, &ph, to))
-        return false;
-    atomic_store(&c->deadline, timeout_ms ? ob_mono_ms() + timeout_ms : 0);
-    return true;
-}
 
 typedef struct kv_copy {
     arena *a;
@@ -416,7 +367,7 @@ static enum MHD_Result send_resp(hreq *q)
     atomic_fetch_add_explicit(&q->s->status_counts[r->status], 1, memory_order_relaxed);
     enum MHD_Result ok = MHD_queue_response(q->mc, (unsigned)r->status, m);
     MHD_destroy_response(m);
-    phase_set(q->c, PH_BUSY, 0);
+    obi_phase_set(q->c, PH_BUSY, 0);
     return ok;
 }
 
@@ -442,22 +393,6 @@ static enum MHD_Result send_later(hreq *q)
     return close_it ? MHD_NO : send_resp(q);
 }
 
-static void server_watch(hreq *q)
-{
-    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = q->c};
-    q->c->watched = epoll_ctl(q->s->watch_epfd, EPOLL_CTL_ADD, q->c->fd, &ev) == 0;
-}
-
-void obi_server_resume(hreq *q)
-{
-    hconn *c = q->c;
-    if (c->watched) {
-        epoll_ctl(q->s->watch_epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        c->watched = false;
-    }
-    MHD_resume_connection(q->mc);
-}
-
 /* The handler suspended: park the connection unless an answer already came
  * or the server is stopping (H3). */
 static enum MHD_Result park(hreq *q)
@@ -472,7 +407,7 @@ static enum MHD_Result park(hreq *q)
         l->state = LATER_SHUTDOWN;
     } else if (l->state == LATER_SUSPENDED) {
         q->c->q = q; /* for the watch thread and stop (under conns_mu) */
-        phase_set(q->c, PH_SUSPENDED, s->o.suspend_timeout_ms);
+        obi_phase_set(q->c, PH_SUSPENDED, s->o.suspend_timeout_ms);
         MHD_suspend_connection(q->mc); /* the sweep watches it if it stays (W1) */
         l->parked = parked = true;
     }
@@ -504,7 +439,7 @@ static enum MHD_Result last_call(hreq *q)
     if (q->answered)
         return send_resp(q);
     int from = q->has_body ? PH_BODY : PH_BUSY;
-    if (from == PH_BODY && !phase_move(q->c, PH_BODY, PH_BUSY, 0))
+    if (from == PH_BODY && !obi_phase_move(q->c, PH_BODY, PH_BUSY, 0))
         return MHD_NO; /* the watch thread answered 408 */
     if (q->body_too_big)
         early(q, 413, "body_too_large", "the request body is larger than allowed", NULL);
@@ -583,7 +518,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         hconn *c = ci ? ci->socket_context : NULL;
-        if (!c || !phase_move(c, PH_HEADERS, PH_BUSY, 0))
+        if (!c || !obi_phase_move(c, PH_HEADERS, PH_BUSY, 0))
             return MHD_NO; /* the watch thread answered 408 */
         if (!(q = hreq_new(s, c, mc, url, method)))
             return MHD_NO;
@@ -594,7 +529,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 return send_early(q); /* MHD skips the body and closes */
             if (q->answered)
                 return send_resp(q); /* the gate refused it: the body is not read */
-            phase_set(c, PH_BODY, s->o.body_timeout_ms);
+            obi_phase_set(c, PH_BODY, s->o.body_timeout_ms);
         }
         return MHD_YES; /* answer later: keep-alive survives, 100-continue is sent */
     }
@@ -635,152 +570,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     atomic_fetch_sub(&s->nactive, 1);
     /* The next request on this connection: idle time, then its headers. */
     if (atomic_load(&c->phase) != PH_TIMEDOUT)
-        phase_set(c, PH_HEADERS, s->o.idle_timeout_ms + s->o.header_timeout_ms);
-}
-
-/* ---- connections ---- */
-
-static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    ob_http_server *s = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        hconn *c = calloc(1, sizeof *c);
-        if (!c)
-            return; /* the first call finds no context and closes */
-        const union MHD_ConnectionInfo *fi =
-            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-        const union MHD_ConnectionInfo *ai =
-            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        c->fd = fi ? fi->connect_fd : -1;
-        if (ai && ai->client_addr) {
-            char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
-            socklen_t len = ai->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                                   : sizeof(struct sockaddr_in);
-            getnameinfo(ai->client_addr, len, host, sizeof host, port, sizeof port,
-                        NI_NUMERICHOST | NI_NUMERICSERV);
-            snprintf(c->remote, sizeof c->remote, "%s:%s", host, port);
-        }
-        c->over_limit = atomic_fetch_add(&s->nconns, 1) >= s->o.max_connections;
-        phase_set(c, PH_HEADERS, s->o.header_timeout_ms);
-        pthread_mutex_lock(&s->conns_mu);
-        c->next = s->conns;
-        if (s->conns)
-            s->conns->prev = c;
-        s->conns = c;
-        pthread_mutex_unlock(&s->conns_mu);
-        *socket_context = c;
-    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        hconn *c = *socket_context;
-        if (!c)
-            return;
-        pthread_mutex_lock(&s->conns_mu); /* H1: before MHD closes the fd */
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            s->conns = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        if (c->watched)
-            epoll_ctl(s->watch_epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        pthread_mutex_unlock(&s->conns_mu);
-        atomic_fetch_sub(&s->nconns, 1);
-        free(c);
-        *socket_context = NULL;
-    }
-}
-
-/* ---- the watch thread ---- */
-
-static const char timeout_408[] =
-    "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
-    "Content-Length: 96\r\n\r\n"
-    "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request was not received in time\",\"field\":null}}";
-
-/* A reading connection ran out of time: answer 408 on its socket and shut it
- * down, unless the access handler got there first (H2). Under conns_mu. */
-static void time_out(ob_http_server *s, hconn *c, int phase)
-{
-    if (!phase_move(c, phase, PH_TIMEDOUT, 0))
-        return;
-    atomic_fetch_add_explicit(&s->status_counts[408], 1, memory_order_relaxed);
-    if (write(c->fd, timeout_408, sizeof timeout_408 - 1) < 0) {
-        /* the client is gone already */
-    }
-    shutdown(c->fd, SHUT_RDWR); /* MHD sees the end and closes (H1) */
-    if (phase == PH_HEADERS) /* no request record exists yet: log it here */
-        OB_INFO("http: %s: 408, the request headers were not received in time", c->remote);
-    (void)s;
-}
-
-/* W1: a parked connection's socket is put in the watch set lazily, by the
- * sweep that finds it still parked, not when it parks: most suspensions
- * (an enqueue waiting for its commit) end within a millisecond or two, and
- * an epoll_ctl ADD and DEL per request cost more than they buy. A client
- * that leaves is noticed within a tick or two. The check and the ADD are
- * under the handle's mu, as is the DEL in obi_server_resume, so a resumed
- * connection is never added. Under conns_mu. */
-static void watch_parked(hconn *c)
-{
-    hreq *q = c->q;
-    if (q->later) {
-        pthread_mutex_lock(&q->later->mu);
-        if (q->later->parked && !c->watched)
-            server_watch(q);
-        pthread_mutex_unlock(&q->later->mu);
-    } else if (q->stream) {
-        pthread_mutex_lock(&q->stream->mu);
-        if (q->stream->parked && !c->watched)
-            server_watch(q);
-        pthread_mutex_unlock(&q->stream->mu);
-    }
-}
-
-static void sweep(ob_http_server *s)
-{
-    int64_t now = ob_mono_ms();
-    pthread_mutex_lock(&s->conns_mu);
-    for (hconn *c = s->conns; c; c = c->next) {
-        if (c->q)
-            watch_parked(c);
-        int64_t dl = atomic_load(&c->deadline);
-        if (!dl || now < dl)
-            continue;
-        int ph = atomic_load(&c->phase);
-        if (ph == PH_HEADERS || ph == PH_BODY)
-            time_out(s, c, ph);
-        else if (ph == PH_SUSPENDED && c->q && c->q->later &&
-                 obi_later_cut(c->q->later, LATER_GONE, 504, "timeout",
-                           "no answer came in time for this request"))
-            atomic_store(&c->deadline, 0);
-    }
-    pthread_mutex_unlock(&s->conns_mu);
-}
-
-static void *watch_main(void *arg)
-{
-    ob_http_server *s = arg;
-    struct epoll_event ev[64];
-    while (!atomic_load(&s->watch_stop)) {
-        int n = epoll_wait(s->watch_epfd, ev, 64, WATCH_TICK_MS);
-        if (n > 0) {
-            pthread_mutex_lock(&s->conns_mu);
-            for (int i = 0; i < n; i++) {
-                hconn *c = ev[i].data.ptr; /* registered: not closed (H1) */
-                for (hconn *x = s->conns; x; x = x->next) {
-                    if (x != c || !c->q)
-                        continue;
-                    if (c->q->later) /* client left */
-                        obi_later_cut(c->q->later, LATER_GONE, 0, NULL, NULL);
-                    if (c->q->stream)
-                        obi_stream_cut(c->q->stream, OB_EGONE);
-                }
-            }
-            pthread_mutex_unlock(&s->conns_mu);
-        }
-        sweep(s);
-    }
-    return NULL;
+        obi_phase_set(c, PH_HEADERS, s->o.idle_timeout_ms + s->o.header_timeout_ms);
 }
 
 /* ---- life ---- */
@@ -895,7 +685,7 @@ int ob_http_server_start(ob_http_server *s)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->o.max_connections_per_ip,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, s, MHD_OPTION_END); /* SO_REUSEADDR only: a second server on a port fails */
+        obi_on_connection, s, MHD_OPTION_END); /* SO_REUSEADDR only: a second server on a port fails */
     if (!s->d) {
         int err = errno;
         OB_ERROR("http: cannot listen on %s: %s", s->o.listen, strerror(err));
@@ -905,7 +695,7 @@ int ob_http_server_start(ob_http_server *s)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : 0;
-    if (pthread_create(&s->watch, NULL, watch_main, s)) {
+    if (pthread_create(&s->watch, NULL, obi_watch_main, s)) {
         MHD_stop_daemon(s->d);
         s->d = NULL;
         return OB_ENOMEM;

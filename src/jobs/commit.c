@@ -2,7 +2,8 @@
  * commit.c - the commit thread: the one writer to the store.
  *
  * Every change to the store goes through here as an `op` (enqueue, a
- * worker's answer, cancel, retry, release, a lease renewed at start). Threads queue ops and go on (or
+ * worker's answer, cancel, retry, release, a lease renewed at start;
+ * applied by apply.c). Threads queue ops and go on (or
  * wait for their op's done callback); the commit thread takes everything
  * queued — up to max_batch — and applies it in ONE transaction, then one
  * commit, so one fsync acknowledges every op that arrived while the
@@ -12,7 +13,7 @@
  * A batch, in order:
  *   1. begin
  *   2. apply each op (a refused op — queue full, stale answer — fails alone)
- *   3. chores that are due: promote due jobs, rescue expired leases, prune
+ *   3. chores that are due (chores.c): promote due jobs, rescue expired leases, prune
  *      (the last two only on the leader of a shared store), and refresh
  *      what other processes may have changed (timers, counts)
  *   4. claim jobs for every pool with free capacity and possibly work
@@ -44,331 +45,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs/jobs.h"
+#include "jobs/commit.h"
 
-#define PROMOTE_MAX 1000 /* jobs promoted per batch */
-#define RESCUE_MAX 256   /* leases rescued per batch */
 #define DEFER_MS 1000    /* retry of answers whose commit failed */
 #define FAIL_MIN_MS 50   /* a failing store: chores retried after this, */
 #define FAIL_MAX_MS 1000 /* doubling up to this (new operations go at once) */
-#define REFRESH_MS 1000  /* look for work other processes made (shared) */
-#define RECOUNT_MS 10000 /* recount unfinished jobs (shared) */
-
-typedef struct claim_rec {
-    pool *p;
-    ob_job **jobs;
-    int n;
-} claim_rec;
-
-/* What one batch carries besides its ops. Reused from batch to batch. */
-struct batch {
-    event_rec *ev;
-    size_t nev, evcap;
-    int64_t delta;      /* change to `unfinished` if this batch commits */
-    bool new_work;      /* a job became available: pools may claim */
-    bool made_work;     /* ... because of this batch (others are told) */
-    int64_t new_due;    /* earliest run_at this batch scheduled */
-    bool recounted;     /* `unfinished` was counted: set, not added to */
-    int64_t count;
-    bool chores_again;  /* a chore hit its per-batch cap: run another batch */
-    claim_rec *claims;
-    int nclaims, claimcap;
-    ob_id *ids;         /* prefetch */
-    int idcap;
-    store_final *finals; /* announce */
-    int fincap;
-    store_moved moved[PROMOTE_MAX];
-    store_lease leases[RESCUE_MAX];
-};
-
-/* ---- events ---- */
-
-static void event_add(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,
-                      int64_t at, const char *kind, const char *queue, const char *error)
-{
-    if (b->nev == b->evcap) {
-        size_t cap = b->evcap ? b->evcap * 2 : 256;
-        event_rec *ev = realloc(b->ev, cap * sizeof *ev);
-        if (!ev) {
-            OB_ERROR("jobs: out of memory: a state-change event is lost");
-            return;
-        }
-        b->ev = ev;
-        b->evcap = cap;
-    }
-    event_rec *r = &b->ev[b->nev++];
-    r->id = *id;
-    r->state = state;
-    r->from = from;
-    r->attempt = attempt;
-    r->at = at;
-    snprintf(r->kind, sizeof r->kind, "%s", kind);
-    snprintf(r->queue, sizeof r->queue, "%s", queue);
-    r->error = error;
-}
-
-/* ---- applying ops ---- */
-
-static void due_at(commit *c, batch *b, int64_t t)
-{
-    if (t < c->next_due)
-        c->next_due = t;
-    if (t < b->new_due)
-        b->new_due = t;
-}
-
-/* Each apply function returns a store error (the batch must abort) or 0;
- * the op's own outcome goes to o->rc. */
-
-/* Insert a new job: id, state, counters, event. */
-static int insert_job(ob_engine *e, batch *b, store_new *j, int64_t now)
-{
-    store *s = e->st;
-    commit *c = &e->c;
-    obi_idgen_next(&c->idgen, &j->id);
-    obi_new_job_due(j, now);
-    int rc = s->ops->insert(s, j);
-    if (rc)
-        return rc; /* an error, or STORE_EXISTS */
-    if (j->state == OB_SCHEDULED)
-        due_at(c, b, j->run_at);
-    else
-        b->new_work = b->made_work = true;
-    b->delta++;
-    event_add(b, &j->id, 0, j->state, 0, now, j->kind, j->queue, NULL);
-    return 0;
-}
-
-static int apply_enqueue(ob_engine *e, batch *b, op *o, int64_t now)
-{
-    store *s = e->st;
-    bool full = e->c.unfinished + b->delta >= e->o.max_jobs;
-    /* A shared store's insert finds a taken key itself (S6): one round trip
-     * instead of two. */
-    if (o->nj.unique_key && (s->exclusive || full)) {
-        int rc = s->ops->find_unique(s, o->nj.unique_key, &o->id);
-        if (rc == 0) {
-            o->existed = true;
-            return 0;
-        }
-        if (rc != OB_ENOTFOUND)
-            return rc;
-    }
-    if (full) {
-        o->rc = OB_EFULL;
-        return 0;
-    }
-    int rc = insert_job(e, b, &o->nj, now);
-    if (rc == STORE_EXISTS) { /* S6: another process committed the key */
-        o->existed = true;
-        return s->ops->find_unique(s, o->nj.unique_key, &o->id);
-    }
-    o->id = o->nj.id;
-    return rc;
-}
-
-/* A job just became final in this batch: let the hook add its follow-up
- * to the same transaction (ob_engine_on_final). */
-static int follow_up(ob_engine *e, batch *b, const ob_id *id, const store_row *row,
-                     ob_state to, int attempt, int64_t now)
-{
-    ob_final f = {*id, row->kind, row->queue, row->has_meta ? row->meta : NULL, to, attempt};
-    ob_new_job next = {0};
-    if (!e->on_final(e->on_final_arg, &f, &next))
-        return 0;
-    char ids[OB_ID_STRLEN + 1];
-    const char *field = NULL;
-    int rc = ob_new_job_check(e, &next, &field);
-    if (rc) {
-        OB_ERROR("jobs: %s: follow-up job refused (%s, %s); skipped", ob_id_format(id, ids),
-                 ob_strerror(rc), field ? field : "-");
-        return 0;
-    }
-    if (next.unique_key) {
-        ob_id existing;
-        rc = e->st->ops->find_unique(e->st, next.unique_key, &existing);
-        if (rc == 0)
-            return 0; /* already there */
-        if (rc != OB_ENOTFOUND)
-            return rc;
-    }
-    store_new j;
-    obi_new_job_from(e, &next, &j);
-    rc = insert_job(e, b, &j, now);
-    return rc == STORE_EXISTS ? 0 : rc;
-}
-
-/* Decide and apply one life-cycle event to one job. *result gets the
- * outcome for the caller (0, OB_ENOTFOUND, OB_ESTATE), *state_out the
- * job's state afterwards, *was the state before. */
-static int change_job(ob_engine *e, batch *b, const ob_id *id, const lc_input *in,
-                      int64_t now, int *result, ob_state *state_out, ob_state *was)
-{
-    store *s = e->st;
-    store_row row;
-    int rc = s->ops->load(s, id, &row);
-    if (rc == OB_ENOTFOUND) {
-        *result = OB_ENOTFOUND;
-        return 0;
-    }
-    if (rc)
-        return rc;
-    *was = *state_out = row.state;
-    const job_kind *k = obi_engine_kind(e, row.kind);
-    const ob_backoff *bo = k ? &k->opts.backoff : &e->o.kind_defaults.backoff;
-    store_change ch;
-    int d = obi_lifecycle_decide(&row, id, in, bo, e->o.errors_kept, now, &ch);
-    *result = d < 0 ? d : 0;
-    if (d <= 0)
-        return 0;
-    rc = s->ops->update(s, &ch);
-    if (rc == OB_ESTATE) { /* S3: moved on since load (another node) */
-        *result = OB_ESTATE;
-        return 0;
-    }
-    if (rc)
-        return rc;
-    *state_out = ch.to;
-    bool fin_before = ob_state_is_final(row.state), fin_after = ob_state_is_final(ch.to);
-    b->delta += (fin_before && !fin_after) - (!fin_before && fin_after);
-    if (ch.to == OB_AVAILABLE)
-        b->new_work = b->made_work = true;
-    if (ch.to == OB_SCHEDULED || ch.to == OB_RETRYABLE)
-        due_at(&e->c, b, ch.run_at);
-    if (ch.to != row.state)
-        event_add(b, id, row.state, ch.to, ch.attempt, now, row.kind, row.queue, ch.error);
-    if (!fin_before && fin_after && e->on_final)
-        return follow_up(e, b, id, &row, ch.to, ch.attempt, now);
-    return 0;
-}
-
-static int apply_change(ob_engine *e, batch *b, op *o, int64_t now)
-{
-    ob_state was;
-    int rc = change_job(e, b, &o->id, &o->in, now, &o->rc, &o->state_out, &was);
-    (void)was;
-    if (!rc && o->rc == OB_ESTATE && o->in.ev != LC_CANCEL && o->in.ev != LC_REQUEUE &&
-        o->in.ev != LC_RELEASE) {
-        char ids[OB_ID_STRLEN + 1];
-        OB_WARN("jobs: %s attempt %d: answer dropped, the attempt was rescued meanwhile",
-                ob_id_format(&o->id, ids), o->in.attempt);
-    }
-    return rc;
-}
-
-static int apply_lease(ob_engine *e, op *o)
-{
-    int rc = e->st->ops->extend(e->st, &o->id, o->in.attempt, o->lease_until);
-    o->rc = rc == OB_ESTATE ? rc : 0; /* no longer running: nothing to extend */
-    return rc == OB_ESTATE ? 0 : rc;
-}
-
-/* ---- chores ---- */
-
-static int promote_due(ob_engine *e, batch *b, int64_t now)
-{
-    commit *c = &e->c;
-    if (now < c->next_due)
-        return 0;
-    int n, rc = e->st->ops->promote(e->st, now, b->moved, PROMOTE_MAX, &n);
-    if (rc)
-        return rc;
-    for (int i = 0; i < n; i++) {
-        store_moved *m = &b->moved[i];
-        event_add(b, &m->id, m->from, OB_AVAILABLE, m->attempt, now, m->kind, m->queue, NULL);
-    }
-    if (n > 0)
-        b->new_work = b->made_work = true;
-    if (n == PROMOTE_MAX)
-        b->chores_again = true;
-    return e->st->ops->next_due(e->st, &c->next_due);
-}
-
-static const char rescue_error[] =
-    "lease expired: the worker died, hung past its timeout, or its node stopped "
-    "heartbeating; attempt rescued";
-
-/* Whether this process runs the cluster's chores (always, unless shared). */
-static bool leads(ob_engine *e)
-{
-    return !e->st->ops->leader || e->st->ops->leader(e->st);
-}
-
-static int rescue_expired(ob_engine *e, batch *b, int64_t now)
-{
-    commit *c = &e->c;
-    if (now < c->next_rescue)
-        return 0;
-    if (!leads(e)) {
-        c->next_rescue = now + e->o.rescue_interval_ms;
-        return 0;
-    }
-    int n, rc = e->st->ops->expired(e->st, now, c->rescue_all, b->leases, RESCUE_MAX, &n);
-    if (rc)
-        return rc;
-    for (int i = 0; i < n && !rc; i++) {
-        lc_input in = {.ev = LC_RESCUE, .attempt = b->leases[i].attempt, .delay_ms = -1,
-                       .error = rescue_error};
-        int result;
-        ob_state to, was;
-        rc = change_job(e, b, &b->leases[i].id, &in, now, &result, &to, &was);
-        if (!rc && !result) {
-            char ids[OB_ID_STRLEN + 1];
-            OB_WARN("jobs: %s attempt %d rescued: lease expired -> %s",
-                    ob_id_format(&b->leases[i].id, ids), in.attempt, ob_state_name(to));
-        }
-    }
-    if (n == RESCUE_MAX)
-        b->chores_again = true;
-    else {
-        c->rescue_all = false;
-        c->next_rescue = now + e->o.rescue_interval_ms;
-    }
-    return rc;
-}
-
-static int prune_old(ob_engine *e, batch *b, int64_t now)
-{
-    commit *c = &e->c;
-    if (now < c->next_prune)
-        return 0;
-    if (!leads(e)) {
-        c->next_prune = now + e->o.prune_interval_ms;
-        return 0;
-    }
-    int n, rc = e->st->ops->prune(e->st, now - e->o.retention_ms, e->o.prune_batch, &n);
-    if (rc)
-        return rc;
-    if (n == e->o.prune_batch)
-        b->chores_again = true;
-    else
-        c->next_prune = now + e->o.prune_interval_ms;
-    if (n)
-        OB_DEBUG("jobs: pruned %d finished jobs", n);
-    return 0;
-}
-
-/* Other processes share the store (or wrote to it: transactional enqueue):
- * look again for available work and the earliest due job, now and then,
- * whatever notifications were missed; recount the unfinished jobs. */
-static int refresh_shared(ob_engine *e, batch *b, int64_t now)
-{
-    commit *c = &e->c;
-    store *s = e->st;
-    if (now < c->next_refresh || !s->ops->external)
-        return 0;
-    c->next_refresh = now + REFRESH_MS; /* first: the timer must move on */
-    if (!s->ops->external(s))
-        return 0;
-    b->new_work = true;
-    int rc = s->ops->next_due(s, &c->next_due);
-    if (rc || now < c->next_recount)
-        return rc;
-    c->next_recount = now + RECOUNT_MS;
-    if (!(rc = s->ops->count_unfinished(s, &b->count)))
-        b->recounted = true;
-    return rc;
-}
 
 /* ---- claims ---- */
 
@@ -411,7 +92,7 @@ static int claim_for_pools(ob_engine *e, batch *b, int64_t now)
             continue;
         }
         for (int i = 0; i < n; i++)
-            event_add(b, &jobs[i]->id, OB_AVAILABLE, OB_RUNNING, jobs[i]->attempt, now,
+            obi_batch_event(b, &jobs[i]->id, OB_AVAILABLE, OB_RUNNING, jobs[i]->attempt, now,
                       jobs[i]->kind, jobs[i]->queue, NULL);
         b->claims[b->nclaims++] = (claim_rec){p, jobs, n};
     }
@@ -512,18 +193,9 @@ static int apply_all(ob_engine *e, batch *b, op *ops, int64_t now)
     if (!rc)
         rc = prefetch(e, b, ops);
     for (op *o = ops; o && !rc; o = o->next)
-        rc = o->type == OP_ENQUEUE  ? apply_enqueue(e, b, o, now)
-             : o->type == OP_CHANGE ? apply_change(e, b, o, now)
-             : o->type == OP_LEASE  ? apply_lease(e, o)
-                                    : 0; /* OP_BARRIER: nothing to apply */
+        rc = obi_batch_apply(e, b, o, now);
     if (!rc)
-        rc = promote_due(e, b, now);
-    if (!rc)
-        rc = rescue_expired(e, b, now);
-    if (!rc)
-        rc = prune_old(e, b, now);
-    if (!rc)
-        rc = refresh_shared(e, b, now);
+        rc = obi_chores_run(e, b, now);
     return rc;
 }
 

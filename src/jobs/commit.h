@@ -1,0 +1,66 @@
+/*
+ * commit.h - what the files of the commit thread share: the batch being
+ * built, and the calls that apply ops and chores to it. Only the commit
+ * thread touches any of it (C4).
+ *
+ *   commit.c  the thread: takes ops, runs a batch, commits, answers
+ *   apply.c   an op's change to the store (enqueue, answers, cancel, ...)
+ *   chores.c  what is due by time: promote, rescue, prune, refresh
+ */
+#ifndef OB_JOBS_COMMIT_H
+#define OB_JOBS_COMMIT_H
+
+#include "jobs/jobs.h"
+
+#define PROMOTE_MAX 1000 /* jobs promoted per batch */
+#define RESCUE_MAX 256   /* leases rescued per batch */
+
+typedef struct claim_rec {
+    pool *p;
+    ob_job **jobs;
+    int n;
+} claim_rec;
+
+/* What one batch carries besides its ops. Reused from batch to batch. */
+struct batch {
+    event_rec *ev;
+    size_t nev, evcap;
+    int64_t delta;      /* change to `unfinished` if this batch commits */
+    bool new_work;      /* a job became available: pools may claim */
+    bool made_work;     /* ... because of this batch (others are told) */
+    int64_t new_due;    /* earliest run_at this batch scheduled */
+    bool recounted;     /* `unfinished` was counted: set, not added to */
+    int64_t count;
+    bool chores_again;  /* a chore hit its per-batch cap: run another batch */
+    claim_rec *claims;
+    int nclaims, claimcap;
+    ob_id *ids;         /* prefetch */
+    int idcap;
+    store_final *finals; /* announce */
+    int fincap;
+    store_moved moved[PROMOTE_MAX];
+    store_lease leases[RESCUE_MAX];
+};
+
+/* ---- apply.c ---- */
+
+/* Record a state change, published once the batch commits. */
+void obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,
+                     int64_t at, const char *kind, const char *queue, const char *error);
+/* Decide and apply one life-cycle event to one job. *result gets the
+ * outcome for the caller (0, OB_ENOTFOUND, OB_ESTATE), *state_out the
+ * job's state afterwards, *was the state before. Returns a store error
+ * (the batch must abort) or 0. */
+int obi_batch_change(ob_engine *e, batch *b, const ob_id *id, const lc_input *in, int64_t now,
+                     int *result, ob_state *state_out, ob_state *was);
+/* Apply op o (its outcome to o->rc). Returns a store error or 0. */
+int obi_batch_apply(ob_engine *e, batch *b, op *o, int64_t now);
+
+/* ---- chores.c ---- */
+
+/* Run every chore that is due at `now` into the batch; sets
+ * b->chores_again when one hit its per-batch cap. Returns a store error or
+ * 0. */
+int obi_chores_run(ob_engine *e, batch *b, int64_t now);
+
+#endif
