@@ -192,11 +192,19 @@ int ob_http_reply_error(ob_http_req *r, int status, const char *code, const char
  * answered or suspended). */
 int ob_http_suspend(ob_http_req *r, ob_http_later **out);
 
-/* Answer a suspended request. Each consumes the handle, whatever it
- * returns: 0 (the response will be sent), OB_EGONE (the client left or
- * the request timed out: nothing is sent), OB_ESHUTDOWN (the server
- * answered 503 at shutdown). Header rules as ob_http_set_header. */
+/* Answer a suspended request: the same answers as above, from any thread.
+ * A request in its handler and a suspended one are two handles because
+ * their lifetimes differ (the first dies with the handler; the second
+ * lives until answered); both share one implementation.
+ *
+ * Add a header first: ob_http_later_set_header does not consume the
+ * handle; 0, or OB_EGONE / OB_ESHUTDOWN as below (then answer anyway, or
+ * drop: the handle must still be consumed). Header rules as
+ * ob_http_set_header. */
 int ob_http_later_set_header(ob_http_later *l, const char *name, const char *value);
+/* Each reply consumes the handle, whatever it returns: 0 (the response
+ * will be sent), OB_EGONE (the client left or the request timed out:
+ * nothing is sent), OB_ESHUTDOWN (the server answered 503 at shutdown). */
 int ob_http_later_reply(ob_http_later *l, int status, const char *content_type,
                         const void *body, size_t len);
 int ob_http_later_reply_json(ob_http_later *l, int status, const json_t *v);

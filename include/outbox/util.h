@@ -35,6 +35,22 @@ size_t ob_scrub(const char *s, size_t n, char *dst, size_t cap);
 /* One URL as ob_scrub shows it, into dst[cap]. Returns dst. */
 char *ob_url_shown(const char *url, char *dst, size_t cap);
 
+/* Lower-case hex of n bytes into out[2n + 1] (NUL-terminated). Returns
+ * out. */
+char *ob_hex(const void *d, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int ob_hex_digit(char c);
+
+/* Base64 (RFC 4648 section 4: padded, no line breaks). Encode n bytes
+ * into out, which holds OB_BASE64_LEN(n) + 1 bytes; returns the length
+ * written (NUL-terminated). */
+#define OB_BASE64_LEN(n) (((n) + 2) / 3 * 4)
+size_t ob_base64_encode(const void *d, size_t n, char *out);
+/* Decode n characters of strict base64 (a multiple of 4, the alphabet
+ * only, '=' only as padding) into out, which holds n / 4 * 3 bytes; *len
+ * gets the byte count. Returns 0 or OB_EINVAL. */
+int ob_base64_decode(const char *s, size_t n, unsigned char *out, size_t *len);
+
 /* Initialise *c to time out on CLOCK_MONOTONIC (immune to wall-clock
  * steps); pthread_cond_init's return. */
 int ob_cond_init_mono(pthread_cond_t *c);

@@ -40,22 +40,19 @@ int api_status(int rc, const char **code)
     }
 }
 
+/* (A 503 gets Retry-After from the server, whoever answers it.) */
 void api_reply_rc(ob_http_req *r, int rc, const char *field)
 {
     const char *code;
-    int st = api_status(rc, &code);
-    if (st == 503)
-        ob_http_set_header(r, "Retry-After", "1");
-    ob_http_reply_error(r, st, code, ob_strerror(rc), field);
+    int status = api_status(rc, &code);
+    ob_http_reply_error(r, status, code, ob_strerror(rc), field);
 }
 
 void api_later_rc(ob_http_later *l, int rc, const char *field)
 {
     const char *code;
-    int st = api_status(rc, &code);
-    if (st == 503)
-        ob_http_later_set_header(l, "Retry-After", "1");
-    ob_http_later_reply_error(l, st, code, ob_strerror(rc), field);
+    int status = api_status(rc, &code);
+    ob_http_later_reply_error(l, status, code, ob_strerror(rc), field);
 }
 
 /* ---- the gate: every request, on its headers ---- */

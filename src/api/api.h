@@ -136,6 +136,31 @@ typedef struct api_post {
                                  202 body, or NULL */
 } api_post;
 
+/* Why an item a client posted is refused: the HTTP status, the error
+ * code, and the member and sentence. */
+typedef struct api_error {
+    int status;
+    const char *code;
+    ob_problem p;
+} api_error;
+/* Fill *e (field NULL: the whole item); returns -1. */
+int api_refuse(api_error *e, int status, const char *code, const char *field, const char *fmt,
+               ...) __attribute__((format(printf, 5, 6)));
+
+/* One item of a POST, decoded by its endpoint: the job and what holds its
+ * memory. Clear it whatever the decoding answered. */
+typedef struct api_item {
+    api_post p;
+    char *payload; /* owned: the bytes p.j.payload points at */
+} api_item;
+void api_item_clear(api_item *it);
+/* An endpoint's decoder: 0 with *it filled, or -1 with *e (and *it
+ * cleared). */
+typedef int (*api_decode_fn)(api *a, const json_t *body, api_item *it, api_error *e);
+/* POST of one item: decoded by `decode`, then refused or enqueued
+ * (api_enqueue). */
+void api_post_one(api *a, ob_http_req *r, api_decode_fn decode);
+
 /* Enqueue p for request r and answer it once the job is durable (202),
  * with Idempotency-Key and Prefer: wait honoured; or answer the error. */
 void api_enqueue(api *a, ob_http_req *r, api_post *p);
@@ -152,19 +177,10 @@ bool api_url_refused(api *a, const char *url, const char *name, char *field, siz
 void api_get_job(api *a, ob_http_req *r, const char *kind);
 
 /* ---- batch.c: many items in one request ---- */
-typedef struct api_batch api_batch;
-/* The items of a batch body ({"NAME": [...]} or the array), or NULL after
- * answering why not (no Idempotency-Key, 1..max_batch items). */
-const json_t *api_batch_list(api *a, ob_http_req *r, const json_t *body, const char *name);
-/* Suspend r for a batch of n items; NULL after answering an error. */
-api_batch *api_batch_begin(ob_http_req *r, size_t n);
-/* Item i: enqueue p (its unique_key, callback_url and view as for one
- * POST; takes p->extra), or refuse it with an error as its result. */
-void api_batch_enqueue(api *a, api_batch *b, size_t i, api_post *p);
-void api_batch_refuse(api_batch *b, size_t i, int status, const char *code, const char *msg,
-                      const char *field);
-/* Every item issued: the answer goes once the last is durable. */
-void api_batch_end(api_batch *b);
+/* POST .../batch, {"NAME": [...]} (or the array): each item decoded by
+ * `decode` and stored on its own, as api_post_one would; one result per
+ * item, in order, answered once every accepted item is durable. */
+void api_post_batch(api *a, ob_http_req *r, const char *name, api_decode_fn decode);
 
 /* ---- messages_api.c ---- */
 int api_messages_routes(api *a, ob_http_server *srv);

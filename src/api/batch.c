@@ -22,12 +22,12 @@
 
 #include "api/api.h"
 
-struct api_batch {
+typedef struct api_batch {
     ob_http_later *later;
     pthread_mutex_t mu;
     json_t *results;  /* one per item, in order */
     atomic_int left;  /* B1 */
-};
+} api_batch;
 
 typedef struct slot {
     api_batch *b;
@@ -44,7 +44,7 @@ static void set_result(api_batch *b, size_t i, json_t *v)
     pthread_mutex_unlock(&b->mu);
 }
 
-void api_batch_end(api_batch *b)
+static void batch_end(api_batch *b)
 {
     if (atomic_fetch_sub(&b->left, 1) != 1)
         return;
@@ -55,18 +55,20 @@ void api_batch_end(api_batch *b)
     free(b);
 }
 
-void api_batch_refuse(api_batch *b, size_t i, int status, const char *code, const char *msg,
-                      const char *field)
+static void refuse(api_batch *b, size_t i, const api_error *e)
 {
-    set_result(b, i, json_pack("{s:{s:i, s:s, s:s, s:s?}}", "error", "status", status, "code",
-                               code, "message", msg, "field", field && *field ? field : NULL));
+    set_result(b, i, json_pack("{s:{s:i, s:s, s:s, s:s?}}", "error", "status", e->status, "code",
+                               e->code, "message", e->p.message, "field",
+                               e->p.field[0] ? e->p.field : NULL));
 }
 
 static void refuse_rc(api_batch *b, size_t i, int rc, const char *field)
 {
+    api_error e;
     const char *code;
     int status = api_status(rc, &code);
-    api_batch_refuse(b, i, status, code, ob_strerror(rc), field);
+    api_refuse(&e, status, code, field, "%s", ob_strerror(rc));
+    refuse(b, i, &e);
 }
 
 /* The engine's answer for one item (commit thread). */
@@ -85,17 +87,18 @@ static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
             json_object_update(v, s->extra);
         set_result(s->b, s->i, v);
     }
-    api_batch_end(s->b);
+    batch_end(s->b);
     json_decref(s->extra);
     free(s);
 }
 
-void api_batch_enqueue(api *a, api_batch *b, size_t i, api_post *p)
+static void batch_enqueue(api *a, api_batch *b, size_t i, api_post *p)
 {
     char key[OB_UNIQUE_KEY_MAX + 16];
     if (p->unique_key) {
         if (snprintf(key, sizeof key, "key:%s", p->unique_key) >= (int)sizeof key) {
-            api_batch_refuse(b, i, 413, "too_large", "unique_key is too long", "unique_key");
+            api_error e;
+            refuse(b, i, (api_refuse(&e, 413, "too_large", "unique_key", "unique_key is too long"), &e));
             return;
         }
         p->j.unique_key = key;
@@ -123,7 +126,7 @@ void api_batch_enqueue(api *a, api_batch *b, size_t i, api_post *p)
     free(meta);
 }
 
-const json_t *api_batch_list(api *a, ob_http_req *r, const json_t *body, const char *name)
+static const json_t *batch_list(api *a, ob_http_req *r, const json_t *body, const char *name)
 {
     char msg[128];
     if (ob_http_header(r, "Idempotency-Key")) {
@@ -146,7 +149,7 @@ const json_t *api_batch_list(api *a, ob_http_req *r, const json_t *body, const c
     return list;
 }
 
-api_batch *api_batch_begin(ob_http_req *r, size_t n)
+static api_batch *batch_begin(ob_http_req *r, size_t n)
 {
     api_batch *b = calloc(1, sizeof *b);
     json_t *results = json_array();
@@ -163,4 +166,23 @@ api_batch *api_batch_begin(ob_http_req *r, size_t n)
     pthread_mutex_init(&b->mu, NULL);
     atomic_init(&b->left, 1); /* the handler's hold (B1) */
     return b;
+}
+
+void api_post_batch(api *a, ob_http_req *r, const char *name, api_decode_fn decode)
+{
+    json_t *body = ob_http_body_json(r);
+    const json_t *list = body ? batch_list(a, r, body, name) : NULL;
+    api_batch *b = list ? batch_begin(r, json_array_size(list)) : NULL;
+    if (!b)
+        return;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        api_item it;
+        api_error e;
+        if (decode(a, json_array_get(list, i), &it, &e))
+            refuse(b, i, &e);
+        else
+            batch_enqueue(a, b, i, &it.p);
+        api_item_clear(&it);
+    }
+    batch_end(b);
 }

@@ -14,12 +14,14 @@
  * existing job without comparing bodies, as the engine promises.
  */
 #include <openssl/sha.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "api/http_request.h"
+#include "outbox/util.h"
 
 /* ---- enqueueing: POST /v1/jobs, and /v1/messages through api_enqueue ---- */
 
@@ -34,15 +36,6 @@ typedef struct enq {
     json_t *extra;         /* owned: members added to the 202 body, or NULL */
 } enq;
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char h[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = h[d[i] >> 4];
-        out[2 * i + 1] = h[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 /* The existing job a repeated key named: 200 with it, or 409 when an
  * Idempotency-Key came back with another body. */
@@ -147,13 +140,46 @@ static bool unique_key(ob_http_req *r, const api_post *p, char *key, size_t cap,
         const void *raw = ob_http_body(r, &len);
         unsigned char d[32];
         SHA256(raw, len, d);
-        hex(d, 32, sha);
+        ob_hex(d, 32, sha);
         snprintf(key, cap, "idem:%s", idem);
     } else if (p->unique_key && snprintf(key, cap, "key:%s", p->unique_key) >= (int)cap) {
         ob_http_reply_error(r, 413, "too_large", "unique_key is too long", "unique_key");
         return false;
     }
     return true;
+}
+
+int api_refuse(api_error *e, int status, const char *code, const char *field, const char *fmt, ...)
+{
+    e->status = status;
+    e->code = code;
+    snprintf(e->p.field, sizeof e->p.field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->p.message, sizeof e->p.message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void api_item_clear(api_item *it)
+{
+    free(it->payload);
+    json_decref(it->p.extra);
+    *it = (api_item){0};
+}
+
+void api_post_one(api *a, ob_http_req *r, api_decode_fn decode)
+{
+    json_t *body = ob_http_body_json(r);
+    if (!body)
+        return;
+    api_item it;
+    api_error e;
+    if (decode(a, body, &it, &e))
+        ob_http_reply_error(r, e.status, e.code, e.p.message, e.p.field[0] ? e.p.field : NULL);
+    else
+        api_enqueue(a, r, &it.p); /* takes it.p.extra */
+    api_item_clear(&it);
 }
 
 void api_enqueue(api *a, ob_http_req *r, api_post *p)
@@ -225,91 +251,49 @@ static const char *kind_refused(const char *kind)
     return NULL;
 }
 
-/* Decode one job of a POST. 0 with *in filled (clear it), or -1 with the
- * refusal in *status, *code, *why, field[cap]. */
-static int decode_post(api *a, const json_t *body, api_job_in *in, int *status, const char **code,
-                       const char **why, char *field, size_t cap)
+/* Decode one job of a POST (api_decode_fn). */
+static int decode_post(api *a, const json_t *body, api_item *it, api_error *e)
 {
-    const char *f = NULL;
-    *status = 422;
-    *code = "invalid";
-    if (api_decode_job(body, ob_now_ms(), in, &f, why)) {
-        *code = f && strcmp(*why, "unknown member") == 0 ? "unknown_field" : "invalid";
-        snprintf(field, cap, "%s", f ? f : "");
-        return -1;
+    *it = (api_item){0};
+    api_job_in in;
+    const char *f = NULL, *why;
+    if (api_decode_job(body, ob_now_ms(), &in, &f, &why)) {
+        api_job_in_clear(&in);
+        return api_refuse(e, 422, f && strcmp(why, "unknown member") == 0 ? "unknown_field"
+                                                                           : "invalid",
+                          f, "%s", why);
     }
-    if ((*why = kind_refused(in->j.kind))) {
-        snprintf(field, cap, "kind");
-        return -1;
-    }
-    if (in->j.payload_len > a->o.max_job_payload) {
-        *status = 413;
-        *code = "too_large";
-        *why = "the payload is larger than --max-payload";
-        snprintf(field, cap, "payload");
-        return -1;
-    }
-    if (api_url_refused(a, in->callback_url, "callback_url", field, cap, why))
-        return -1;
-    if (strcmp(in->j.kind, "http.request") != 0)
+    it->payload = in.payload_text; /* taken */
+    it->p = (api_post){.j = in.j, .callback_url = in.callback_url, .unique_key = in.unique_key,
+                       .view = "/v1/jobs/"};
+    char field[200];
+    if ((why = kind_refused(in.j.kind)))
+        return api_refuse(e, 422, "invalid", "kind", "%s", why);
+    if (in.j.payload_len > a->o.max_job_payload)
+        return api_refuse(e, 413, "too_large", "payload",
+                          "the payload is larger than --max-payload");
+    if (api_url_refused(a, in.callback_url, "callback_url", field, sizeof field, &why))
+        return api_refuse(e, 422, "invalid", field, "%s", why);
+    if (strcmp(in.j.kind, "http.request") != 0)
         return 0;
     const json_t *payload = json_object_get(body, "payload");
     char sub[160];
-    if (hr_check_payload(payload, sub, sizeof sub, why)) {
-        snprintf(field, cap, "payload%s%s", sub[0] ? "." : "", sub);
-        return -1;
+    if (hr_check_payload(payload, sub, sizeof sub, &why)) {
+        snprintf(field, sizeof field, "payload%s%s", sub[0] ? "." : "", sub);
+        return api_refuse(e, 422, "invalid", field, "%s", why);
     }
-    if (api_url_refused(a, json_string_value(json_object_get(payload, "url")), "payload.url", field,
-                    cap, why))
-        return -1;
+    if (api_url_refused(a, json_string_value(json_object_get(payload, "url")), "payload.url",
+                        field, sizeof field, &why))
+        return api_refuse(e, 422, "invalid", field, "%s", why);
     return 0;
 }
 
-static void post_job(ob_http_req *r, void *arg)
-{
-    api *a = arg;
-    json_t *body = ob_http_body_json(r);
-    if (!body)
-        return;
-    api_job_in in;
-    int status;
-    const char *code, *why;
-    char field[200];
-    if (decode_post(a, body, &in, &status, &code, &why, field, sizeof field)) {
-        ob_http_reply_error(r, status, code, why, field[0] ? field : NULL);
-    } else {
-        api_post p = {.j = in.j, .callback_url = in.callback_url, .unique_key = in.unique_key,
-                      .view = "/v1/jobs/"};
-        api_enqueue(a, r, &p);
-    }
-    api_job_in_clear(&in);
-}
+static void post_job(ob_http_req *r, void *arg) { api_post_one(arg, r, decode_post); }
 
 /* POST /v1/jobs/batch: {"jobs": [...]}, each as for POST /v1/jobs. */
 static void post_jobs_batch(ob_http_req *r, void *arg)
 {
-    api *a = arg;
-    json_t *body = ob_http_body_json(r);
-    const json_t *list = body ? api_batch_list(a, r, body, "jobs") : NULL;
-    api_batch *b = list ? api_batch_begin(r, json_array_size(list)) : NULL;
-    if (!b)
-        return;
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        api_job_in in;
-        int status;
-        const char *code, *why;
-        char field[200];
-        if (decode_post(a, json_array_get(list, i), &in, &status, &code, &why, field,
-                        sizeof field)) {
-            api_batch_refuse(b, i, status, code, why, field);
-        } else {
-            api_post p = {.j = in.j, .callback_url = in.callback_url,
-                          .unique_key = in.unique_key, .view = "/v1/jobs/"};
-            api_batch_enqueue(a, b, i, &p);
-        }
-        api_job_in_clear(&in);
-    }
-    api_batch_end(b);
+    api_post_batch(arg, r, "jobs", decode_post);
 }
 
 /* ---- GET /v1/jobs/{id} ---- */

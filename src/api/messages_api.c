@@ -24,35 +24,6 @@
 #include "api/api.h"
 #include "outbox/util.h"
 
-typedef struct problem {
-    int status;
-    const char *code;
-    char message[200];
-    char field[100];
-} problem;
-
-static int refuse(problem *e, int status, const char *code, const char *field, const char *msg)
-{
-    e->status = status;
-    e->code = code;
-    snprintf(e->field, sizeof e->field, "%s", field);
-    snprintf(e->message, sizeof e->message, "%s", msg);
-    return -1;
-}
-
-/* A decoded message: what api_enqueue takes, and what it owns. */
-typedef struct msg_in {
-    api_post p;
-    char *payload;
-} msg_in;
-
-static void msg_in_clear(msg_in *in)
-{
-    free(in->payload);
-    json_decref(in->p.extra);
-    *in = (msg_in){0};
-}
-
 /* {message_id, recipients (all pending)} for the 202 body. */
 static json_t *extra_members(const ob_mail *m)
 {
@@ -69,95 +40,53 @@ static json_t *extra_members(const ob_mail *m)
     return v;
 }
 
-/* Decode one message (a JSON value) into *in. 0, or -1 with *e. */
-static int decode(api *a, const json_t *body, msg_in *in, problem *e)
+/* Decode one message (api_decode_fn). */
+static int decode(api *a, const json_t *body, api_item *it, api_error *e)
 {
-    *in = (msg_in){0};
+    *it = (api_item){0};
     if (!json_is_object(body))
-        return refuse(e, 422, "invalid", "", "a message is a JSON object");
-    json_t *msg = json_copy((json_t *)body); /* shallow: drop the job's members */
-    if (!msg)
-        return refuse(e, 503, "no_memory", "", "out of memory");
+        return api_refuse(e, 422, "invalid", NULL, "a message is a JSON object");
     json_t *send_at = json_object_get(body, "send_at"), *cb = json_object_get(body, "callback_url");
-    json_object_del(msg, "send_at");
-    json_object_del(msg, "callback_url");
     int64_t run_at = 0;
-    if (send_at && (!json_is_string(send_at) || ob_time_parse(json_string_value(send_at), &run_at))) {
-        json_decref(msg);
-        return refuse(e, 422, "invalid", "send_at",
-                      "must be an RFC 3339 date-time, e.g. 2026-11-25T04:00:00Z");
-    }
-    if (cb && (!json_is_string(cb) || !api_url_ok(json_string_value(cb)))) {
-        json_decref(msg);
-        return refuse(e, 422, "invalid", "callback_url",
-                      "must be an http:// or https:// URL, without user name or password");
-    }
+    if (send_at && (!json_is_string(send_at) || ob_time_parse(json_string_value(send_at), &run_at)))
+        return api_refuse(e, 422, "invalid", "send_at",
+                          "must be an RFC 3339 date-time, e.g. 2026-11-25T04:00:00Z");
+    if (cb && (!json_is_string(cb) || !api_url_ok(json_string_value(cb))))
+        return api_refuse(e, 422, "invalid", "callback_url",
+                          "must be an http:// or https:// URL, without user name or password");
     char field[40];
     const char *why;
-    if (api_url_refused(a, json_string_value(cb), "callback_url", field, sizeof field, &why)) {
-        json_decref(msg);
-        return refuse(e, 422, "invalid", field, why);
-    }
+    if (api_url_refused(a, json_string_value(cb), "callback_url", field, sizeof field, &why))
+        return api_refuse(e, 422, "invalid", field, "%s", why);
+    json_t *msg = json_copy((json_t *)body); /* shallow: drop the job's members */
+    if (!msg)
+        return api_refuse(e, 503, "no_memory", NULL, "out of memory");
+    json_object_del(msg, "send_at");
+    json_object_del(msg, "callback_url");
     ob_mail *m = NULL;
-    ob_problem p;
-    int rc = ob_mail_parse(msg, OB_MAIL_REQUEST, a->o.mail_limits, &m, &p);
+    int rc = ob_mail_parse(msg, OB_MAIL_REQUEST, a->o.mail_limits, &m, &e->p);
     json_decref(msg);
     if (rc == OB_ENOMEM)
-        return refuse(e, 503, "no_memory", "", "out of memory");
-    if (rc)
-        return refuse(e, rc == OB_ETOOBIG ? 413 : 422, rc == OB_ETOOBIG ? "too_large" : "invalid",
-                      p.field, p.message);
-    in->p.j = (ob_new_job){.run_at_ms = run_at};
-    rc = ob_mail_job_new(m, &in->p.j, &in->payload);
-    in->p.extra = extra_members(m);
-    ob_mail_free(m);
-    if (rc || !in->p.extra) {
-        msg_in_clear(in);
-        return refuse(e, 503, "no_memory", "", "out of memory");
+        return api_refuse(e, 503, "no_memory", NULL, "out of memory");
+    if (rc) {
+        e->status = rc == OB_ETOOBIG ? 413 : 422;
+        e->code = rc == OB_ETOOBIG ? "too_large" : "invalid";
+        return -1;
     }
-    in->p.callback_url = json_string_value(cb);
-    in->p.view = "/v1/messages/";
+    it->p = (api_post){.j = {.run_at_ms = run_at}, .callback_url = json_string_value(cb),
+                       .view = "/v1/messages/"};
+    rc = ob_mail_job_new(m, &it->p.j, &it->payload);
+    it->p.extra = extra_members(m);
+    ob_mail_free(m);
+    if (rc || !it->p.extra)
+        return api_refuse(e, 503, "no_memory", NULL, "out of memory");
     return 0;
 }
 
-static void post_message(ob_http_req *r, void *arg)
-{
-    api *a = arg;
-    json_t *body = ob_http_body_json(r);
-    if (!body)
-        return;
-    msg_in in;
-    problem e;
-    if (decode(a, body, &in, &e)) {
-        ob_http_reply_error(r, e.status, e.code, e.message, e.field[0] ? e.field : NULL);
-        return;
-    }
-    api_enqueue(a, r, &in.p); /* takes in.p.extra */
-    msg_in_clear(&in);
-}
+static void post_message(ob_http_req *r, void *arg) { api_post_one(arg, r, decode); }
 
-/* ---- POST /v1/messages/batch (batch.c) ---- */
-
-static void post_batch(ob_http_req *r, void *arg)
-{
-    api *a = arg;
-    json_t *body = ob_http_body_json(r);
-    const json_t *list = body ? api_batch_list(a, r, body, "messages") : NULL;
-    api_batch *b = list ? api_batch_begin(r, json_array_size(list)) : NULL;
-    if (!b)
-        return;
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        msg_in in;
-        problem e;
-        if (decode(a, json_array_get(list, i), &in, &e)) {
-            api_batch_refuse(b, i, e.status, e.code, e.message, e.field);
-            continue;
-        }
-        api_batch_enqueue(a, b, i, &in.p);
-        msg_in_clear(&in);
-    }
-    api_batch_end(b);
-}
+/* POST /v1/messages/batch: {"messages": [...]}, each as for POST /v1/messages. */
+static void post_batch(ob_http_req *r, void *arg) { api_post_batch(arg, r, "messages", decode); }
 
 /* ---- GET /v1/messages/{id} ---- */
 

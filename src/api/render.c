@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "outbox/mailjob.h"
+#include "outbox/util.h"
 
 static json_t *time_or_null(int64_t ms)
 {
@@ -34,20 +35,11 @@ const char *api_unique_key(const char *stored)
 
 static json_t *base64(const unsigned char *p, size_t n)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    char *out = malloc(OB_BASE64_LEN(n) + 1);
     if (!out)
         return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        *o++ = tab[v >> 18 & 63];
-        *o++ = tab[v >> 12 & 63];
-        *o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? tab[v & 63] : '=';
-    }
-    *o = '\0';
-    json_t *s = json_string(out);
+    size_t len = ob_base64_encode(p, n, out);
+    json_t *s = json_stringn(out, len);
     free(out);
     return s;
 }

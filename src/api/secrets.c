@@ -83,26 +83,14 @@ int secret_file_create(const char *path, const char *text, char *err, size_t n)
 
 /* ---- Standard Webhooks keys ---- */
 
-static bool b64_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
-}
-
 /* Strict padded base64 of 24..64 bytes into out; the byte count, or 0. */
 static size_t b64_key(const char *s, size_t len, unsigned char out[WEBHOOK_KEY_MAX])
 {
-    if (len % 4 || len < 32 || len > 88)
+    if (len < 32 || len > 88)
         return 0;
-    size_t pad = s[len - 1] == '=' ? (s[len - 2] == '=' ? 2 : 1) : 0;
-    for (size_t i = 0; i < len - pad; i++)
-        if (!b64_char(s[i]))
-            return 0;
     unsigned char buf[96];
-    if (EVP_DecodeBlock(buf, (const unsigned char *)s, (int)len) < 0)
-        return 0;
-    size_t bytes = len / 4 * 3 - pad;
-    if (bytes < 24 || bytes > WEBHOOK_KEY_MAX)
+    size_t bytes;
+    if (ob_base64_decode(s, len, buf, &bytes) || bytes < 24 || bytes > WEBHOOK_KEY_MAX)
         return 0;
     memcpy(out, buf, bytes);
     return bytes;
@@ -148,9 +136,9 @@ int webhook_keys_parse(const char *text, webhook_keys *k, char *err, size_t n)
 void webhook_secret_new(char *out, size_t n)
 {
     unsigned char r[32];
-    char b64[48];
+    char b64[OB_BASE64_LEN(sizeof r) + 1];
     ob_random_bytes(r, sizeof r);
-    EVP_EncodeBlock((unsigned char *)b64, r, sizeof r);
+    ob_base64_encode(r, sizeof r, b64);
     snprintf(out, n, "whsec_%s\n", b64);
 }
 
@@ -176,7 +164,7 @@ char *webhook_sign(const webhook_keys *k, const char *id, int64_t timestamp, con
         HMAC(EVP_sha256(), k->key[i], (int)k->len[i], (const unsigned char *)content,
              (size_t)hl + len, mac, &ml);
         w += sprintf(w, "%sv1,", i ? " " : "");
-        w += EVP_EncodeBlock((unsigned char *)w, mac, (int)ml);
+        w += ob_base64_encode(mac, ml, w);
     }
     *w = '\0';
     free(content);

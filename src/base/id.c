@@ -89,30 +89,16 @@ void obi_idgen_next(obi_idgen *g, ob_id *out)
         out->b[i] = (unsigned char)(r >> (8 * (i - 8)));
 }
 
-static const char hexdigits[] = "0123456789abcdef";
-
 char *ob_id_format(const ob_id *id, char out[OB_ID_STRLEN + 1])
 {
     char *p = out;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             *p++ = '-';
-        *p++ = hexdigits[id->b[i] >> 4];
-        *p++ = hexdigits[id->b[i] & 15];
+        ob_hex(&id->b[i], 1, p);
+        p += 2;
     }
-    *p = '\0';
     return out;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int ob_id_parse(const char *s, ob_id *out)
@@ -127,10 +113,10 @@ int ob_id_parse(const char *s, ob_id *out)
                 return OB_EINVAL;
             continue;
         }
-        int hi = hexval(s[i]);
+        int hi = ob_hex_digit(s[i]);
         if (hi < 0)
             return OB_EINVAL;
-        int lo = hexval(s[++i]);
+        int lo = ob_hex_digit(s[++i]);
         if (lo < 0)
             return OB_EINVAL;
         id.b[k++] = (unsigned char)(hi << 4 | lo);

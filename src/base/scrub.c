@@ -57,8 +57,8 @@ static void put(out *o, const char *s, size_t n)
 
 static void put_escaped(out *o, unsigned char c)
 {
-    static const char hex[] = "0123456789abcdef";
-    char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+    char e[5] = "\\x";
+    ob_hex(&c, 1, e + 2);
     put(o, e, 4);
 }
 

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "outbox/mail.h"
 
@@ -89,6 +90,31 @@ struct ob_transport {
 /* Fill a reply: code, enhanced status (or NULL) and printf text. */
 void obi_mail_reply_set(ob_mail_reply *r, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* ---- message.c, attachment.c: parsing a message ---- */
+
+/* The state of one ob_mail_parse. */
+typedef struct parser {
+    const ob_mail_limits *l;
+    int source;
+    ob_problem *p;
+    size_t size; /* bodies and attachments so far */
+    size_t nrcpt_given;
+} parser;
+
+/* Report what is wrong with the input and fail (obi_problem). */
+#define fail(ps, rc, field, ...) obi_problem((ps)->p, rc, field, __VA_ARGS__)
+
+/* A JSON string without NUL, or NULL (not a string, or it holds NUL). */
+static inline const char *str(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s && strlen(s) == json_string_length(v) ? s : NULL;
+}
+
+/* The "attachments" member v (NULL: none) into m. 0 or an error, with
+ * ps->p filled in. */
+int obi_mail_attachments(parser *ps, ob_mail *m, const json_t *v);
 
 /* ---- file.c ---- */
 

@@ -13,7 +13,6 @@
  * The stored form fixes what a retry must not change: message_id, date and
  * the MIME boundary are made once, at the first parse of a request.
  */
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,23 +34,6 @@ void ob_mail_limits_init(ob_mail_limits *l)
         .max_tags = 10,
         .max_metadata = 2048,
     };
-}
-
-typedef struct parser {
-    const ob_mail_limits *l;
-    int source;
-    ob_problem *p;
-    size_t size; /* bodies and attachments so far */
-    size_t nrcpt_given;
-} parser;
-
-#define fail(ps, rc, field, ...) obi_problem((ps)->p, rc, field, __VA_ARGS__)
-
-/* A JSON string without NUL, or NULL (not a string, or it holds NUL). */
-static const char *str(const json_t *v)
-{
-    const char *s = json_string_value(v);
-    return s && strlen(s) == json_string_length(v) ? s : NULL;
 }
 
 /* ---- addresses ---- */
@@ -246,120 +228,6 @@ static int headers(parser *ps, ob_mail *m, const json_t *v)
     return 0;
 }
 
-/* ---- attachments ---- */
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* Strict base64 (RFC 4648 section 4, padded, no line breaks) into a new
- * buffer. Returns 0, OB_EINVAL or OB_ENOMEM. */
-static int b64_decode(const char *s, size_t n, unsigned char **out, size_t *len)
-{
-    if (n % 4)
-        return OB_EINVAL;
-    size_t pad = n && s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
-    for (size_t i = 0; i < n - pad; i++)
-        if (b64_value((unsigned char)s[i]) < 0)
-            return OB_EINVAL;
-    unsigned char *d = malloc(n / 4 * 3 + 1);
-    if (!d)
-        return OB_ENOMEM;
-    if (n && EVP_DecodeBlock(d, (const unsigned char *)s, (int)n) < 0) {
-        free(d);
-        return OB_EINVAL;
-    }
-    *out = d;
-    *len = n / 4 * 3 - pad;
-    return 0;
-}
-
-/* "type/subtype", tokens of RFC 2045 (no parameters). */
-static bool content_type_ok(const char *s)
-{
-    const char *slash = strchr(s, '/');
-    if (!slash || slash == s || !slash[1] || strlen(s) > 127)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (p != slash && !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                            (*p >= '0' && *p <= '9') || strchr("!#$&^_.+-", *p)))
-            return false;
-    return true;
-}
-
-static int attachment(parser *ps, const json_t *v, const char *field, mail_attachment *a)
-{
-    char f[96];
-    if (!json_is_object(v))
-        return fail(ps, OB_EINVAL, field, "must be {filename, content_type, content}");
-    const char *key;
-    json_t *m;
-    json_object_foreach((json_t *)v, key, m)
-        if (strcmp(key, "filename") && strcmp(key, "content_type") && strcmp(key, "content")) {
-            snprintf(f, sizeof f, "%s.%.24s", field, key);
-            return fail(ps, OB_EINVAL, f, "unknown member (filename, content_type, content)");
-        }
-    const char *name = str(json_object_get(v, "filename"));
-    snprintf(f, sizeof f, "%s.filename", field);
-    if (!name || !*name || strlen(name) > 255 || !obi_mail_text_ok(name, strlen(name)) ||
-        strpbrk(name, "/\\"))
-        return fail(ps, OB_EINVAL, f, "a file name of 1-255 bytes, without control characters "
-                                      "or slashes, is required");
-    json_t *ctv = json_object_get(v, "content_type");
-    const char *ct = ctv ? str(ctv) : "application/octet-stream";
-    snprintf(f, sizeof f, "%s.content_type", field);
-    if (!ct || !content_type_ok(ct))
-        return fail(ps, OB_EINVAL, f, "a MIME type such as \"application/pdf\"");
-    const char *b64 = str(json_object_get(v, "content"));
-    snprintf(f, sizeof f, "%s.content", field);
-    if (!b64)
-        return fail(ps, OB_EINVAL, f, "base64 text is required");
-    size_t n = strlen(b64);
-    if (n / 4 * 3 > ps->l->max_attachment + 2)
-        return fail(ps, OB_ETOOBIG, f, "larger than %zu bytes", ps->l->max_attachment);
-    int rc = b64_decode(b64, n, &a->data, &a->len);
-    if (rc)
-        return fail(ps, rc, f, "not base64 (RFC 4648, padded, no line breaks)");
-    if (a->len > ps->l->max_attachment)
-        return fail(ps, OB_ETOOBIG, f, "larger than %zu bytes", ps->l->max_attachment);
-    ps->size += a->len;
-    a->filename = strdup(name);
-    a->content_type = strdup(ct);
-    if (!a->filename || !a->content_type)
-        return fail(ps, OB_ENOMEM, field, "out of memory");
-    return 0;
-}
-
-static int attachments(parser *ps, ob_mail *m, const json_t *v)
-{
-    if (!v)
-        return 0;
-    if (!json_is_array(v))
-        return fail(ps, OB_EINVAL, "attachments", "must be an array");
-    size_t n = json_array_size(v);
-    if (n > (size_t)ps->l->max_attachments)
-        return fail(ps, OB_ETOOBIG, "attachments", "more than %d attachments",
-                    ps->l->max_attachments);
-    if (n && !(m->att = calloc(n, sizeof *m->att)))
-        return fail(ps, OB_ENOMEM, "attachments", "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        char field[48];
-        snprintf(field, sizeof field, "attachments[%zu]", i);
-        m->natt = i + 1;
-        int rc = attachment(ps, json_array_get(v, i), field, &m->att[i]);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 /* ---- metadata, tags, message id ---- */
 
 static int extras(parser *ps, ob_mail *m, const json_t *in)
@@ -404,10 +272,8 @@ static char *make_message_id(const char *from)
     char *s = malloc(n);
     if (!s)
         return NULL;
-    char *w = s + sprintf(s, "<");
-    for (int i = 0; i < 16; i++)
-        w += sprintf(w, "%02x", r[i]);
-    snprintf(w, n - (size_t)(w - s), "@%s>", domain);
+    char hex[33];
+    snprintf(s, n, "<%s@%s>", ob_hex(r, sizeof r, hex), domain);
     return s;
 }
 
@@ -418,8 +284,7 @@ static void make_boundary(char out[33])
 {
     unsigned char r[16];
     ob_random_bytes(r, sizeof r);
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", r[i]);
+    ob_hex(r, sizeof r, out);
 }
 
 static bool boundary_ok(const char *s)
@@ -514,7 +379,7 @@ static int parse(parser *ps, const json_t *in, ob_mail *m)
         return fail(ps, OB_EINVAL, "text", "give text, html, or both");
     ps->size += (m->text ? strlen(m->text) : 0) + (m->html ? strlen(m->html) : 0);
     if ((rc = headers(ps, m, json_object_get(in, "headers"))) ||
-        (rc = attachments(ps, m, json_object_get(in, "attachments"))) ||
+        (rc = obi_mail_attachments(ps, m, json_object_get(in, "attachments"))) ||
         (rc = extras(ps, m, in)) || (rc = identity(ps, m, in)))
         return rc;
     if (ps->size > ps->l->max_size)
@@ -586,9 +451,9 @@ static json_t *addr_json(const mail_addr *a)
 
 static char *b64_encode(const unsigned char *d, size_t n)
 {
-    char *s = malloc((n + 2) / 3 * 4 + 1);
+    char *s = malloc(OB_BASE64_LEN(n) + 1);
     if (s)
-        EVP_EncodeBlock((unsigned char *)s, d, (int)n);
+        ob_base64_encode(d, n, s);
     return s;
 }
 

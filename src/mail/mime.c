@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "mail/mail.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -154,9 +155,9 @@ static char *literal_words(const char *s)
         size_t k = n - i > 45 ? 45 : n - i;
         while (i + k < n && k > 0 && ((unsigned char)s[i + k] & 0xc0) == 0x80)
             k--; /* do not cut a character */
-        gchar *b64 = g_base64_encode((const guchar *)s + i, k);
+        char b64[OB_BASE64_LEN(45) + 1];
+        ob_base64_encode(s + i, k, b64);
         g_string_append_printf(out, "%s=?UTF-8?B?%s?=", i ? " " : "", b64);
-        g_free(b64);
         i += k;
     }
     return g_string_free(out, FALSE);

@@ -56,14 +56,6 @@ void obi_mail_reply_set(ob_mail_reply *r, int code, const char *enhanced, const 
 
 /* ---- URLs ---- */
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* Percent-decode n bytes of s into out[cap]; false if malformed, too long
  * or it decodes to a control character. */
 static bool unescape(const char *s, size_t n, char *out, size_t cap)
@@ -74,7 +66,7 @@ static bool unescape(const char *s, size_t n, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= n)
                 return false;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = ob_hex_digit(s[i + 1]), lo = ob_hex_digit(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return false;
             c = hi * 16 + lo;

@@ -128,7 +128,58 @@ int obi_pg_node_start(pg_node *n, store *st);
 /* Stop the thread, and remove this node's row. */
 void obi_pg_node_stop(pg_node *n);
 
-/* The store itself (postgres.c). */
+/* ---- the store (postgres.c) ---- */
+
+#define MAX_READERS 8
+
+/* A snapshot's columns, in this order (JOB_COLS), for claims and reads. */
+#define JOB_COLS                                                                          \
+    "j.id, j.kind, j.queue, j.priority, j.state, j.attempt, j.max_attempts, j.timeout_ms, " \
+    "j.run_at, j.created_at, j.attempted_at, j.finished_at, j.cancel_requested, "           \
+    "j.unique_key, j.result, j.meta"
+enum {
+    C_ID, C_KIND, C_QUEUE, C_PRIORITY, C_STATE, C_ATTEMPT, C_MAX_ATTEMPTS, C_TIMEOUT,
+    C_RUN_AT, C_CREATED, C_ATTEMPTED, C_FINISHED, C_CANCEL, C_UNIQUE, C_RESULT, C_META,
+    C_EXTRA /* payload (claims), or errors as JSON (get) */
+};
+#define ID_PARAM(id) ((const char *)(id)->b)
+
+/* A row the batch locked (prefetch), kept current as the batch changes it. */
+typedef struct held {
+    ob_id id;
+    store_row row;
+} held;
+
 typedef struct pg_store pg_store;
+struct pg_store {
+    store base;
+    char *url;
+    store_opts o;
+    pgconn w;            /* the commit thread's */
+    pg_node node;
+    char *tx_insert;     /* insert_tx's statements, naming the schema and channel */
+    char *tx_find;
+    char *tx_notify;
+    obi_readers readers;
+    /* per transaction, commit thread only */
+    held *held;
+    int nheld, heldcap;
+    int chore_lock;      /* -1: not asked yet, 0: another node has it, 1: ours */
+};
+
+/* ---- pg_read.c ---- */
+
+/* A snapshot from row i of r (JOB_COLS first). With `payload`, the
+ * payload is the column after C_EXTRA's errors (get) or C_EXTRA itself
+ * (claims); errors come as JSON [[attempt, at, message], ...], or NULL.
+ * NULL on out of memory. */
+ob_job *obi_pg_row_to_job(const PGresult *r, int i, bool payload, const char *errors_json);
+/* The reader pool's calls (obi_readers_init). */
+int obi_pg_reader_make(void *ctx, obi_reader **out);
+int obi_pg_reader_ready(void *ctx, obi_reader *r);
+void obi_pg_reader_destroy(obi_reader *r);
+int obi_pg_get(store *base, const ob_id *id, ob_job **out);
+int obi_pg_list(store *base, const ob_list_filter *f, ob_job_page **out);
+int obi_pg_counts(store *base, ob_count_fn fn, void *arg);
 
 #endif

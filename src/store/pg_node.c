@@ -214,8 +214,7 @@ int obi_pg_node_start(pg_node *n, store *st)
     obi_idgen g = {0};
     obi_idgen_next(&g, &n->id);
     ob_random_bytes(n->id.b + 8, 8); /* two nodes started in one ms differ */
-    for (int i = 0; i < 16; i++)
-        snprintf(n->idhex + 2 * i, 3, "%02x", n->id.b[i]);
+    ob_hex(n->id.b, sizeof n->id.b, n->idhex);
     n->beat_ms = n->dead_ms / 6;
     if (n->beat_ms < 100)
         n->beat_ms = 100;

@@ -1,7 +1,8 @@
 /*
  * postgres.c - the shared store: jobs in a PostgreSQL database that several
- * outbox processes (nodes) use at once. Tables: pg_schema.c; connections
- * and the pipeline: pg_conn.c; membership and leadership: pg_node.c.
+ * outbox processes (nodes) use at once: open, close, and the writer's calls.
+ * Tables: pg_schema.c; connections and the pipeline: pg_conn.c; membership
+ * and leadership: pg_node.c; readers: pg_read.c.
  *
  * Durability: a commit returns once PostgreSQL reports it committed, which
  * with its defaults (fsync, synchronous_commit on) means flushed to its WAL
@@ -37,17 +38,6 @@
 
 #include "store/pg.h"
 
-#define MAX_READERS 8
-
-#define JOB_COLS                                                                          \
-    "j.id, j.kind, j.queue, j.priority, j.state, j.attempt, j.max_attempts, j.timeout_ms, " \
-    "j.run_at, j.created_at, j.attempted_at, j.finished_at, j.cancel_requested, "           \
-    "j.unique_key, j.result, j.meta"
-enum {
-    C_ID, C_KIND, C_QUEUE, C_PRIORITY, C_STATE, C_ATTEMPT, C_MAX_ATTEMPTS, C_TIMEOUT,
-    C_RUN_AT, C_CREATED, C_ATTEMPTED, C_FINISHED, C_CANCEL, C_UNIQUE, C_RESULT, C_META,
-    C_EXTRA /* payload (claims), or errors as JSON (get) */
-};
 #define ROW_COLS "id, state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta"
 #define CLAIM(where)                                                                      \
     "UPDATE outbox_jobs j SET state = 3, attempt = j.attempt + 1, attempted_at = $1::bigint," \
@@ -122,54 +112,14 @@ static const pg_stmts writer_stmts = {W_COUNT, writer_sql};
  * sequential scan) would stay while it grows to millions of rows. The
  * writer's statements all have an index to use: forbid the scan, keep the
  * generic plans (planning each execution costs more than the execution).
- * Readers (lists, counts) are planned each time, with their parameters. */
+ * Readers are planned each time (pg_read.c). */
 static const char writer_setup[] = "SET enable_seqscan = off";
-static const char reader_setup[] = "SET plan_cache_mode = force_custom_plan";
 
-enum { R_GET, R_COUNTS, R_COUNT };
-static const char *const reader_sql[R_COUNT] = {
-    [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
-              " e.message) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
-              " j.payload FROM outbox_jobs j WHERE j.id = $1::uuid",
-    [R_COUNTS] = "SELECT state, kind, queue, count(*), min(run_at) FROM outbox_jobs GROUP BY 1, 2, 3",
-};
-static const pg_stmts reader_stmts = {R_COUNT, reader_sql};
-
-typedef struct reader {
-    pgconn conn;
-    struct reader *next;
-} reader;
-
-/* A row the batch locked (prefetch), kept current as the batch changes it. */
-typedef struct held {
-    ob_id id;
-    store_row row;
-} held;
-
-struct pg_store {
-    store base;
-    char *url;
-    store_opts o;
-    pgconn w;            /* the commit thread's */
-    pg_node node;
-    char *tx_insert;     /* insert_tx's statements, naming the schema and channel */
-    char *tx_find;
-    char *tx_notify;
-    pthread_mutex_t rmu;
-    pthread_cond_t rfree;
-    reader *idle;
-    int nreaders;
-    /* per transaction, commit thread only */
-    held *held;
-    int nheld, heldcap;
-    int chore_lock;      /* -1: not asked yet, 0: another node has it, 1: ours */
-};
 
 static const store_ops pg_ops;
 
 /* ---- parameters ---- */
 
-#define ID_PARAM(id) ((const char *)(id)->b)
 static const int id_fmt_1[1] = {1}, id_len_1[1] = {16};
 
 static void row_from(const PGresult *r, int i, store_row *row, ob_id *id)
@@ -186,62 +136,6 @@ static void row_from(const PGresult *r, int i, store_row *row, ob_id *id)
     snprintf(row->meta, sizeof row->meta, "%s", row->has_meta ? obi_pgv_str(r, i, 8, NULL) : "");
 }
 
-/* ---- snapshots ---- */
-
-/* Errors come as JSON [[attempt, at, message], ...] (get), or not at all. */
-static ob_job *row_to_job(const PGresult *r, int i, bool payload, const char *errors_json)
-{
-    size_t lk, lq, lu = 0, lr = 0, lm = 0, lp = 0;
-    const char *kind = obi_pgv_str(r, i, C_KIND, &lk), *queue = obi_pgv_str(r, i, C_QUEUE, &lq);
-    const char *uk = obi_pgv_str(r, i, C_UNIQUE, &lu), *res = obi_pgv_str(r, i, C_RESULT, &lr);
-    const char *meta = obi_pgv_str(r, i, C_META, &lm);
-    const char *pl = payload ? obi_pgv_str(r, i, C_EXTRA + (errors_json ? 1 : 0), &lp) : NULL;
-    json_t *errs = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
-    job_sizes z = {
-        .kind = lk, .queue = lq, .unique_key = lu, .result = lr, .meta = lm, .payload = lp,
-        .has_unique_key = !obi_pgv_null(r, i, C_UNIQUE), .has_result = !obi_pgv_null(r, i, C_RESULT),
-        .has_meta = !obi_pgv_null(r, i, C_META), .has_payload = payload,
-        .nerrors = json_is_array(errs) ? json_array_size(errs) : 0,
-    };
-    if (z.nerrors > OB_ERRORS_KEPT_MAX)
-        z.nerrors = OB_ERRORS_KEPT_MAX;
-    for (size_t k = 0; k < z.nerrors; k++)
-        z.errors_text += json_string_length(json_array_get(json_array_get(errs, k), 2));
-    ob_job *j = obi_job_alloc(&z);
-    if (j) {
-        obi_pgv_id(r, i, C_ID, &j->id);
-        memcpy(j->kind, kind, lk);
-        memcpy(j->queue, queue, lq);
-        if (j->unique_key)
-            memcpy(j->unique_key, uk, lu);
-        if (j->result)
-            memcpy(j->result, res, lr);
-        if (j->meta)
-            memcpy(j->meta, meta, lm);
-        if (j->payload && lp)
-            memcpy(j->payload, pl, lp);
-        j->priority = (int)obi_pgv_int(r, i, C_PRIORITY);
-        j->state = (ob_state)obi_pgv_int(r, i, C_STATE);
-        j->attempt = (int)obi_pgv_int(r, i, C_ATTEMPT);
-        j->max_attempts = (int)obi_pgv_int(r, i, C_MAX_ATTEMPTS);
-        j->timeout_ms = obi_pgv_int(r, i, C_TIMEOUT);
-        j->run_at_ms = obi_pgv_int(r, i, C_RUN_AT);
-        j->created_at_ms = obi_pgv_int(r, i, C_CREATED);
-        j->attempted_at_ms = obi_pgv_int(r, i, C_ATTEMPTED);
-        j->finished_at_ms = obi_pgv_int(r, i, C_FINISHED);
-        j->cancel_requested = obi_pgv_int(r, i, C_CANCEL) != 0;
-        for (size_t k = 0; k < z.nerrors; k++) {
-            json_t *e = json_array_get(errs, k);
-            json_t *m = json_array_get(e, 2);
-            obi_job_place_error(j, k, (int)json_integer_value(json_array_get(e, 0)),
-                            json_integer_value(json_array_get(e, 1)), json_string_value(m),
-                            json_string_length(m));
-        }
-    }
-    json_decref(errs);
-    return j;
-}
-
 /* ---- open and close ---- */
 
 static void pg_close(store *base)
@@ -250,15 +144,8 @@ static void pg_close(store *base)
     if (!s)
         return;
     obi_pg_node_stop(&s->node);
-    while (s->idle) {
-        reader *r = s->idle;
-        s->idle = r->next;
-        obi_pgc_close(&r->conn);
-        free(r);
-    }
+    obi_readers_destroy(&s->readers);
     obi_pgc_close(&s->w);
-    pthread_mutex_destroy(&s->rmu);
-    pthread_cond_destroy(&s->rfree);
     free(s->held);
     free(s->tx_insert);
     free(s->tx_find);
@@ -333,8 +220,8 @@ int obi_store_pg_open(const char *url, const store_opts *o, store **out)
     s->base.finished = o ? o->finished : NULL;
     s->base.isolated = o ? o->isolated : NULL;
     s->base.wake_arg = o ? o->wake_arg : NULL;
-    pthread_mutex_init(&s->rmu, NULL);
-    pthread_cond_init(&s->rfree, NULL);
+    obi_readers_init(&s->readers, MAX_READERS, s, obi_pg_reader_make, obi_pg_reader_ready,
+                     obi_pg_reader_destroy);
     int rc = OB_ENOMEM, from;
     if (!(s->url = strdup(url)))
         goto err;
@@ -623,7 +510,7 @@ static int pg_claim(store *base, const store_claim *c, ob_job **jobs, int *n)
         return rc;
     int nr = PQntuples(r);
     for (int i = 0; i < nr && i < c->limit; i++) {
-        if (!(jobs[i] = row_to_job(r, i, true, NULL))) {
+        if (!(jobs[i] = obi_pg_row_to_job(r, i, true, NULL))) {
             rc = OB_ENOMEM;
             break;
         }
@@ -785,8 +672,8 @@ static int pg_announce_finals(store *base, const store_final *f, int n)
     for (int i = 0; i < n && !rc;) {
         int len = snprintf(msg, sizeof msg, "%s f ", s->node.idhex);
         for (; i < n && len < (int)sizeof msg - 64; i++) {
-            for (int k = 0; k < 16; k++)
-                len += snprintf(msg + len, 3, "%02x", f[i].id.b[k]);
+            ob_hex(f[i].id.b, sizeof f[i].id.b, msg + len);
+            len += 32;
             len += snprintf(msg + len, sizeof msg - (size_t)len, ":%d,", f[i].state);
         }
         msg[len - 1] = '\0'; /* the last comma */
@@ -857,138 +744,6 @@ static int pg_insert_tx(store *base, void *conn, const store_new *j, ob_id *exis
     return rc;
 }
 
-/* ---- reader calls ---- */
-
-static int reader_get(pg_store *s, reader **out)
-{
-    pthread_mutex_lock(&s->rmu);
-    while (!s->idle && s->nreaders >= MAX_READERS)
-        pthread_cond_wait(&s->rfree, &s->rmu);
-    reader *r = s->idle;
-    if (r)
-        s->idle = r->next;
-    else
-        s->nreaders++;
-    pthread_mutex_unlock(&s->rmu);
-    if (!r && !(r = calloc(1, sizeof *r))) {
-        pthread_mutex_lock(&s->rmu);
-        s->nreaders--;
-        pthread_cond_signal(&s->rfree);
-        pthread_mutex_unlock(&s->rmu);
-        return OB_ENOMEM;
-    }
-    if (!r->conn.url)
-        r->conn = (pgconn){.url = s->url, .role = "reader", .stmts = &reader_stmts,
-                           .pipeline = true, .setup = reader_setup};
-    int rc = obi_pgc_ready(&r->conn);
-    if (rc) {
-        pthread_mutex_lock(&s->rmu);
-        r->next = s->idle; /* kept: it carries the reconnect backoff */
-        s->idle = r;
-        pthread_cond_signal(&s->rfree);
-        pthread_mutex_unlock(&s->rmu);
-        return rc;
-    }
-    *out = r;
-    return 0;
-}
-
-/* A read on a reader: when its connection turns out to have been lost (a
- * restart, a terminated backend), once more on a new one — a read can be
- * repeated, unlike a batch of writes. */
-static int rcall(pgconn *c, int stmt, const char *sql, int n, const char *const *v,
-                 const int *len, const int *fmt, PGresult **out)
-{
-    int rc = obi_pgc_call(c, stmt, sql, n, v, len, fmt, out);
-    if (rc == OB_EUNAVAIL && !c->c && obi_pgc_ready(c) == 0)
-        rc = obi_pgc_call(c, stmt, sql, n, v, len, fmt, out);
-    return rc;
-}
-
-static void reader_put(pg_store *s, reader *r)
-{
-    pthread_mutex_lock(&s->rmu);
-    r->next = s->idle;
-    s->idle = r;
-    pthread_cond_signal(&s->rfree);
-    pthread_mutex_unlock(&s->rmu);
-}
-
-/* One read on a reader of the pool. *out as obi_pgc_call. */
-static int reader_call(pg_store *s, int stmt, const char *sql, int n, const char *const *v,
-                       const int *len, const int *fmt, PGresult **out)
-{
-    reader *rd;
-    int rc = reader_get(s, &rd);
-    if (rc)
-        return rc;
-    rc = rcall(&rd->conn, stmt, sql, n, v, len, fmt, out);
-    reader_put(s, rd);
-    return rc;
-}
-
-static int pg_get(store *base, const ob_id *id, ob_job **out)
-{
-    PGresult *r;
-    int rc = reader_call((pg_store *)base, R_GET, NULL, 1, (const char *[]){ID_PARAM(id)},
-                         id_len_1, id_fmt_1, &r);
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = OB_ENOTFOUND;
-    else if (!(*out = row_to_job(r, 0, true,
-                                 obi_pgv_null(r, 0, C_EXTRA) ? "[]" : obi_pgv_str(r, 0, C_EXTRA, NULL))))
-        rc = OB_ENOMEM;
-    PQclear(r);
-    return rc;
-}
-
-/* list_one_fn: one list query (each on a reader of its own: a listing is
- * not one snapshot here, as it is not over HTTP pages either). */
-static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *after,
-                    int limit, ob_job_page *l)
-{
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT " JOB_COLS " FROM outbox_jobs j WHERE %s%s%s%s"
-             " ORDER BY j.id DESC LIMIT $5::int",
-             state >= 0 ? "j.state = $1::smallint" : "$1::smallint IS NOT NULL",
-             after ? " AND j.id < $2::uuid" : " AND $2::uuid IS NULL",
-             f->kind ? " AND j.kind = $3" : " AND $3::text IS NULL",
-             f->queue ? " AND j.queue = $4" : " AND $4::text IS NULL");
-    pgnum b[2];
-    const char *v[5] = {obi_pg_i64(&b[0], state), after ? ID_PARAM(after) : NULL, f->kind, f->queue,
-                        obi_pg_i64(&b[1], limit + 1)};
-    int len[5] = {0, 16}, fmt[5] = {0, 1};
-    PGresult *r;
-    int rc = reader_call(ctx, 0, sql, 5, v, len, fmt, &r);
-    for (int i = 0; !rc && i < PQntuples(r); i++) {
-        ob_job *j = row_to_job(r, i, false, NULL);
-        if (!j)
-            rc = OB_ENOMEM;
-        else
-            l->jobs[l->n++] = j;
-    }
-    PQclear(r);
-    return rc;
-}
-
-static int pg_list(store *base, const ob_list_filter *f, ob_job_page **out)
-{
-    return obi_store_list_run(f, list_one, base, out);
-}
-
-static int pg_counts(store *base, ob_count_fn fn, void *arg)
-{
-    PGresult *r;
-    int rc = reader_call((pg_store *)base, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
-    for (int i = 0; !rc && i < PQntuples(r); i++)
-        fn(arg, (ob_state)obi_pgv_int(r, i, 0), obi_pgv_str(r, i, 1, NULL), obi_pgv_str(r, i, 2, NULL),
-           obi_pgv_int(r, i, 3), obi_pgv_int(r, i, 4));
-    PQclear(r);
-    return rc;
-}
-
 static const store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
@@ -1013,7 +768,7 @@ static const store_ops pg_ops = {
     .health = pg_health,
     .external = pg_external,
     .insert_tx = pg_insert_tx,
-    .get = pg_get,
-    .list = pg_list,
-    .counts = pg_counts,
+    .get = obi_pg_get,
+    .list = obi_pg_list,
+    .counts = obi_pg_counts,
 };

@@ -1,6 +1,7 @@
 /*
- * store.c - what all stores share: choosing a backend by URL, and building
- * ob_job snapshots as single allocations (so ob_job_free is one free()).
+ * store.c - what all stores share: choosing a backend by URL, the pool of
+ * reader connections, listing, and building ob_job snapshots as single
+ * allocations (so ob_job_free is one free()).
  *
  * Layout of a snapshot block:
  *   job_block | ob_attempt_error[nerrors] | kind\0 | queue\0 | unique_key\0 |
@@ -8,6 +9,7 @@
  * The hidden cursor in job_block lets the store place error messages one at
  * a time as it reads them.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +58,66 @@ int obi_store_migrate(const char *url, int *had, int *now)
     }
     return OB_EINVAL;
 }
+
+/* ---- reader connections ---- */
+
+void obi_readers_init(obi_readers *p, int max, void *ctx,
+                      int (*make)(void *ctx, obi_reader **out),
+                      int (*ready)(void *ctx, obi_reader *r), void (*destroy)(obi_reader *r))
+{
+    *p = (obi_readers){.max = max, .ctx = ctx, .make = make, .ready = ready, .destroy = destroy};
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->freed, NULL);
+}
+
+int obi_readers_get(obi_readers *p, obi_reader **out)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->idle && p->made >= p->max)
+        pthread_cond_wait(&p->freed, &p->mu);
+    obi_reader *r = p->idle;
+    if (r)
+        p->idle = r->next;
+    else
+        p->made++; /* reserved: made below, outside the lock */
+    pthread_mutex_unlock(&p->mu);
+    int rc = r ? 0 : p->make(p->ctx, &r);
+    if (rc) {
+        pthread_mutex_lock(&p->mu);
+        p->made--;
+        pthread_cond_signal(&p->freed);
+        pthread_mutex_unlock(&p->mu);
+        return rc;
+    }
+    if (p->ready && (rc = p->ready(p->ctx, r))) {
+        obi_readers_put(p, r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void obi_readers_put(obi_readers *p, obi_reader *r)
+{
+    pthread_mutex_lock(&p->mu);
+    r->next = p->idle;
+    p->idle = r;
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void obi_readers_destroy(obi_readers *p)
+{
+    while (p->idle) {
+        obi_reader *r = p->idle;
+        p->idle = r->next;
+        p->destroy(r);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->freed);
+}
+
+/* ---- listing ---- */
 
 static int id_desc(const void *a, const void *b)
 {

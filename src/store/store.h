@@ -33,6 +33,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "outbox/job.h"
 
 typedef struct store store;
@@ -227,6 +229,39 @@ int obi_store_pg_migrate(const char *url, int *had, int *now);
 /* Fault seam: the SQLite VFS the store opens files with (NULL: default).
  * Tests set it to a VFS that fails writes or fsyncs. */
 extern const char *obi_store_sqlite_vfs;
+
+/* ---- reader connections (store.c) ---- */
+
+/* The first member of a store's reader: the pool's link. */
+typedef struct obi_reader {
+    struct obi_reader *next;
+} obi_reader;
+
+/* A pool of reader connections, the same for every store: at most `max`
+ * are made (on demand, by make); a reader not in use waits in `idle`; a
+ * caller finding none idle and `max` made waits for one. */
+typedef struct obi_readers {
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+    obi_reader *idle;
+    int made, max;
+    void *ctx;
+    /* A new reader (*out owned by the pool), or an error. */
+    int (*make)(void *ctx, obi_reader **out);
+    /* Make r usable (reconnect); on error r goes back to the pool, which
+     * keeps it (it may carry a reconnect backoff). NULL: always usable. */
+    int (*ready)(void *ctx, obi_reader *r);
+    void (*destroy)(obi_reader *r);
+} obi_readers;
+
+void obi_readers_init(obi_readers *p, int max, void *ctx,
+                      int (*make)(void *ctx, obi_reader **out),
+                      int (*ready)(void *ctx, obi_reader *r), void (*destroy)(obi_reader *r));
+/* A reader for one read, *out to be given back with obi_readers_put. */
+int obi_readers_get(obi_readers *p, obi_reader **out);
+void obi_readers_put(obi_readers *p, obi_reader *r);
+/* Destroy every reader (none may be in use). */
+void obi_readers_destroy(obi_readers *p);
 
 /* ---- listing (store.c) ---- */
 

@@ -1,10 +1,6 @@
 /*
- * outboxd.c - the daemon: configuration, the job engine, the HTTP server
- * and its JSON API, signals.
- *
- * Configuration, later sources winning: built-in defaults, the --config
- * FILE (lines "name = value", names as the long flags), OUTBOX_* environment
- * variables (OUTBOX_LISTEN, ...), command-line flags.
+ * outboxd.c - the daemon: the job engine, the HTTP server and its JSON
+ * API, tokens and secrets, logs, signals. Its settings: config.c.
  *
  * Without bearer tokens outboxd serves loopback only and says so; it
  * refuses to listen elsewhere without them.
@@ -35,257 +31,7 @@
 #include "outbox/http.h"
 #include "outbox/jobs.h"
 
-#define VERSION OB_VERSION /* the project version, from CMake */
-
-typedef struct config {
-    char listen[256];
-    char store[1024];
-    char token_file[1024];
-    char secret_file[1024];
-    char log_file[1024];
-    char log_level[16];
-    long workers;
-    long max_body;
-    long max_payload;
-    long max_wait;
-    long max_connections;
-    long threads;
-    char smtp[1024];
-    char smtp_ca[1024];
-    char smtp_helo[256];
-    long smtp_pool;
-    long smtp_timeout;
-    long mail_retry_min;
-    long mail_retry_max;
-    long mail_lifetime;
-    long max_recipients;
-    long max_message;
-    long max_batch;
-    long node_dead;
-    char http_allow[4096];
-    long http_max_timeout;
-    long max_batch_body;
-    long max_body_total;
-    long max_connections_per_ip;
-    long header_timeout;
-    long max_event_clients;
-    long callback_payload;
-    char smtp_password_file[1024];
-    char log_format[16];
-} config;
-
-typedef struct opt {
-    const char *name; /* flag without "--", config name; env: OUTBOX_ + upper */
-    bool is_num;
-    size_t off, size;
-    long min, max;
-    const char *help;
-} opt;
-
-#define S(f) false, offsetof(config, f), sizeof(((config *)0)->f), 0, 0
-#define N(f, lo, hi) true, offsetof(config, f), 0, lo, hi
-static const opt opts[] = {
-    {"listen", S(listen), "HOST:PORT to serve on (default 127.0.0.1:8025)"},
-    {"store", S(store), "where jobs live: sqlite:PATH (default sqlite:./outbox.db), or "
-                        "postgres://USER@HOST:PORT/DB, shared by any number of outboxd"},
-    {"node-dead", N(node_dead, 1, 3600), "postgres: seconds without a heartbeat after which "
-                                         "a node is dead and its jobs rescued (default 15)"},
-    {"token-file", S(token_file), "bearer tokens, one per line (mode 0600); required off "
-                                  "loopback"},
-    {"callback-secret-file", S(secret_file),
-     "Standard Webhooks signing secrets, whsec_..., one per line, each signs (default "
-     "./outbox.secret, created 0600 if missing)"},
-    {"callback-payload", N(callback_payload, 0, 1), "1: callbacks carry the job's payload too "
-                                                    "(default 0)"},
-    {"http-allow", S(http_allow), "addresses outbound jobs may reach besides public ones: CIDR "
-                                  "blocks and ADDRESS:PORT pairs, comma-separated"},
-    {"http-max-timeout", N(http_max_timeout, 1, 86400), "longest http.request or callback, "
-                                                        "seconds (default 300)"},
-    {"log-file", S(log_file), "log here instead of stderr (SIGHUP reopens it)"},
-    {"log-level", S(log_level), "debug, info, warn or error (default info)"},
-    {"log-format", S(log_format), "text (default) or json: one JSON object a line"},
-    {"workers", N(workers, 0, 1024), "worker threads running jobs (default 4; 0: store jobs, run none)"},
-    {"threads", N(threads, 1, 256), "HTTP event-loop threads (default: CPUs)"},
-    {"max-body", N(max_body, 1024, 64L << 20), "request body bytes (default 1 MiB; "
-                                               "/v1/messages: what --max-message needs)"},
-    {"max-batch-body", N(max_batch_body, 1024, 1L << 30), "body bytes of a /batch request "
-                                                          "(default 16 MiB)"},
-    {"max-body-total", N(max_body_total, 1L << 20, 1L << 30), "body bytes held by all "
-                                                            "requests at once (default 256 "
-                                                            "MiB; 503 past it)"},
-    {"max-payload", N(max_payload, 1, 64L << 20), "POST /v1/jobs payload bytes (default 1 MiB)"},
-    {"max-wait", N(max_wait, 0, 3600), "longest Prefer: wait, seconds (default 60)"},
-    {"max-connections", N(max_connections, 1, 1000000), "HTTP connections (default 1024)"},
-    {"max-connections-per-ip", N(max_connections_per_ip, 1, 1000000),
-     "HTTP connections from one client address (default 256)"},
-    {"header-timeout", N(header_timeout, 1, 600), "seconds a connection has to send a "
-                                                  "request's headers (default 5)"},
-    {"max-event-clients", N(max_event_clients, 0, 100000), "/v1/events connections at once "
-                                                           "(default 64)"},
-    {"smtp", S(smtp), "where mail goes: file:DIR (default file:./mail) or "
-                      "smtp://[user:pass@]host[:port][?starttls=no]"},
-    {"smtp-password-file", S(smtp_password_file), "the SMTP password (mode 0600), for a "
-                                                  "--smtp URL with a user and no password"},
-    {"smtp-ca", S(smtp_ca), "PEM CA bundle to verify the relay (default: the system's)"},
-    {"smtp-helo", S(smtp_helo), "EHLO name (default: this host's name)"},
-    {"smtp-pool", N(smtp_pool, 1, 256), "SMTP connections at once (default 4)"},
-    {"smtp-timeout", N(smtp_timeout, 1, 3600), "seconds per SMTP command (default 60; the "
-                                               "message itself gets twice)"},
-    {"mail-retry-min", N(mail_retry_min, 1, 86400), "seconds to the first retry of a deferred "
-                                                    "recipient (default 300)"},
-    {"mail-retry-max", N(mail_retry_max, 1, 86400), "longest wait between retries (default 4000 s)"},
-    {"mail-lifetime", N(mail_lifetime, 1, 100L * 86400), "seconds deferred before a recipient "
-                                                         "bounces (default 5 days)"},
-    {"max-recipients", N(max_recipients, 1, 10000), "recipients of one message (default 50)"},
-    {"max-message", N(max_message, 1024, 48L << 20), "message bytes, bodies and attachments "
-                                                     "decoded (default 10 MiB)"},
-    {"max-batch", N(max_batch, 1, 10000), "items per /v1/jobs/batch or /v1/messages/batch "
-                                          "(default 100)"},
-};
-#undef S
-#undef N
-#define NOPTS (sizeof opts / sizeof *opts)
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: outboxd [--config FILE] [--NAME VALUE ...]\n"
-               "       outboxd migrate [--store URL]\n"
-               "  The outbox daemon: durable background jobs over a JSON HTTP API.\n"
-               "  `migrate` creates the store's tables, or brings them up to this version,\n"
-               "  and exits (outboxd also does this itself when it starts).\n\n");
-    for (size_t i = 0; i < NOPTS; i++)
-        fprintf(f, "  --%-22s %s\n", opts[i].name, opts[i].help);
-    fprintf(f, "  --%-22s %s\n  --%-22s %s\n  --%-22s %s\n\n", "config FILE",
-            "read \"name = value\" lines (names as above)", "help", "this text", "version",
-            "print the version");
-    fprintf(f, "Every option is also an environment variable: --max-body is OUTBOX_MAX_BODY.\n"
-               "Precedence: flags, then environment, then the config file, then defaults.\n");
-}
-
-/* Set option `name` to `value`; `where` names the source for errors. */
-static bool set_opt(config *c, const char *name, const char *value, const char *where)
-{
-    for (size_t i = 0; i < NOPTS; i++) {
-        const opt *o = &opts[i];
-        if (strcmp(o->name, name) != 0)
-            continue;
-        if (!o->is_num) {
-            if (strlen(value) >= o->size) {
-                fprintf(stderr, "outboxd: %s: %s is too long\n", where, name);
-                return false;
-            }
-            snprintf((char *)c + o->off, o->size, "%s", value);
-            return true;
-        }
-        char *end;
-        errno = 0;
-        long v = strtol(value, &end, 10);
-        if (errno || end == value || *end || v < o->min || v > o->max) {
-            fprintf(stderr, "outboxd: %s: %s must be a number from %ld to %ld, not \"%s\"\n",
-                    where, name, o->min, o->max, value);
-            return false;
-        }
-        *(long *)((char *)c + o->off) = v;
-        return true;
-    }
-    fprintf(stderr, "outboxd: %s: unknown option \"%s\" (see outboxd --help)\n", where, name);
-    return false;
-}
-
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    return s;
-}
-
-static bool read_config(config *c, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "outboxd: cannot read config %s: %s\n", path, strerror(errno));
-        return false;
-    }
-    char line[2048], where[1100];
-    bool ok = true;
-    for (int n = 1; ok && fgets(line, sizeof line, f); n++) {
-        char *l = trim(line);
-        if (!*l || *l == '#')
-            continue;
-        char *eq = strchr(l, '=');
-        snprintf(where, sizeof where, "%s:%d", path, n);
-        if (!eq) {
-            fprintf(stderr, "outboxd: %s: expected \"name = value\"\n", where);
-            ok = false;
-            break;
-        }
-        *eq = '\0';
-        ok = set_opt(c, trim(l), trim(eq + 1), where);
-    }
-    fclose(f);
-    return ok;
-}
-
-static bool read_env(config *c)
-{
-    for (size_t i = 0; i < NOPTS; i++) {
-        char env[64] = "OUTBOX_";
-        size_t k = 7;
-        for (const char *p = opts[i].name; *p && k < sizeof env - 1; p++)
-            env[k++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-        env[k] = '\0';
-        const char *v = getenv(env);
-        if (v && !set_opt(c, opts[i].name, v, env))
-            return false;
-    }
-    return true;
-}
-
-/* 0: ok; 1: exit 0 (help); 2: usage error. */
-static int configure(config *c, int argc, char **argv)
-{
-    *c = (config){.workers = 4, .max_body = 1 << 20, .max_payload = 1 << 20, .max_wait = 60,
-                  .max_connections = 1024, .threads = 0, .smtp_pool = 4, .smtp_timeout = 60,
-                  .mail_retry_min = 300, .mail_retry_max = 4000, .mail_lifetime = 5 * 86400,
-                  .max_recipients = 50, .max_message = 10 << 20, .max_batch = 100,
-                  .node_dead = 15, .http_max_timeout = 300, .max_batch_body = 16 << 20,
-                  .max_body_total = 256 << 20, .max_connections_per_ip = 256,
-                  .header_timeout = 5, .max_event_clients = 64};
-    snprintf(c->smtp, sizeof c->smtp, "file:./mail");
-    snprintf(c->listen, sizeof c->listen, "127.0.0.1:8025");
-    snprintf(c->store, sizeof c->store, "sqlite:./outbox.db");
-    snprintf(c->secret_file, sizeof c->secret_file, "./outbox.secret");
-    snprintf(c->log_level, sizeof c->log_level, "info");
-    snprintf(c->log_format, sizeof c->log_format, "text");
-    const char *cfg = getenv("OUTBOX_CONFIG");
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 1;
-        }
-        if (!strcmp(argv[i], "--version")) {
-            printf("outboxd %s\n", VERSION);
-            return 1;
-        }
-        if (!strcmp(argv[i], "--config") && i + 1 < argc)
-            cfg = argv[i + 1];
-    }
-    if ((cfg && !read_config(c, cfg)) || !read_env(c))
-        return 2;
-    for (int i = 1; i < argc; i += 2) { /* --NAME VALUE pairs */
-        if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "outboxd: expected --NAME VALUE, got \"%s\" (see outboxd --help)\n",
-                    argv[i]);
-            return 2;
-        }
-        if (strcmp(argv[i], "--config") != 0 && !set_opt(c, argv[i] + 2, argv[i + 1], "flag"))
-            return 2;
-    }
-    return 0;
-}
+#include "config.h"
 
 /* ---- tokens, secrets, loopback ---- */
 
@@ -302,7 +48,7 @@ static int read_tokens(const char *path, char ***out)
     int n = 0, ln = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         ln++;
-        char *s = trim(line);
+        char *s = outboxd_trim(line);
         if (!*s || *s == '#')
             continue;
         size_t len = strlen(s);
@@ -526,7 +272,7 @@ int main(int argc, char **argv)
         argc--;
     }
     umask(077); /* the store, its WAL and lock, mail files, logs: the owner's only */
-    int rc = configure(&c, argc, argv);
+    int rc = outboxd_configure(&c, argc, argv);
     if (rc)
         return rc == 1 ? 0 : 2;
     if (migrating) {

@@ -1,0 +1,200 @@
+/*
+ * pg_read.c - the shared store's readers: connections of their own, from
+ * the pool every store shares (store.c), planned for each query with its
+ * parameters; and what they read: a job with its errors and payload, a
+ * page of a listing, the counts. Also the snapshot every read and claim
+ * builds from a row.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/pg.h"
+
+/* Readers (lists, counts) are planned each time, with their parameters:
+ * a generic plan made while a table was small would stay (postgres.c). */
+static const char reader_setup[] = "SET plan_cache_mode = force_custom_plan";
+
+enum { R_GET, R_COUNTS, R_COUNT };
+static const char *const reader_sql[R_COUNT] = {
+    [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
+              " e.message) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
+              " j.payload FROM outbox_jobs j WHERE j.id = $1::uuid",
+    [R_COUNTS] = "SELECT state, kind, queue, count(*), min(run_at) FROM outbox_jobs GROUP BY 1, 2, 3",
+};
+static const pg_stmts reader_stmts = {R_COUNT, reader_sql};
+
+typedef struct reader {
+    obi_reader link; /* first: the pool's */
+    pgconn conn;
+} reader;
+
+static const int id_fmt_1[1] = {1}, id_len_1[1] = {16};
+
+ob_job *obi_pg_row_to_job(const PGresult *r, int i, bool payload, const char *errors_json)
+{
+    size_t lk, lq, lu = 0, lr = 0, lm = 0, lp = 0;
+    const char *kind = obi_pgv_str(r, i, C_KIND, &lk), *queue = obi_pgv_str(r, i, C_QUEUE, &lq);
+    const char *uk = obi_pgv_str(r, i, C_UNIQUE, &lu), *res = obi_pgv_str(r, i, C_RESULT, &lr);
+    const char *meta = obi_pgv_str(r, i, C_META, &lm);
+    const char *pl = payload ? obi_pgv_str(r, i, C_EXTRA + (errors_json ? 1 : 0), &lp) : NULL;
+    json_t *errs = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
+    job_sizes z = {
+        .kind = lk, .queue = lq, .unique_key = lu, .result = lr, .meta = lm, .payload = lp,
+        .has_unique_key = !obi_pgv_null(r, i, C_UNIQUE), .has_result = !obi_pgv_null(r, i, C_RESULT),
+        .has_meta = !obi_pgv_null(r, i, C_META), .has_payload = payload,
+        .nerrors = json_is_array(errs) ? json_array_size(errs) : 0,
+    };
+    if (z.nerrors > OB_ERRORS_KEPT_MAX)
+        z.nerrors = OB_ERRORS_KEPT_MAX;
+    for (size_t k = 0; k < z.nerrors; k++)
+        z.errors_text += json_string_length(json_array_get(json_array_get(errs, k), 2));
+    ob_job *j = obi_job_alloc(&z);
+    if (j) {
+        obi_pgv_id(r, i, C_ID, &j->id);
+        memcpy(j->kind, kind, lk);
+        memcpy(j->queue, queue, lq);
+        if (j->unique_key)
+            memcpy(j->unique_key, uk, lu);
+        if (j->result)
+            memcpy(j->result, res, lr);
+        if (j->meta)
+            memcpy(j->meta, meta, lm);
+        if (j->payload && lp)
+            memcpy(j->payload, pl, lp);
+        j->priority = (int)obi_pgv_int(r, i, C_PRIORITY);
+        j->state = (ob_state)obi_pgv_int(r, i, C_STATE);
+        j->attempt = (int)obi_pgv_int(r, i, C_ATTEMPT);
+        j->max_attempts = (int)obi_pgv_int(r, i, C_MAX_ATTEMPTS);
+        j->timeout_ms = obi_pgv_int(r, i, C_TIMEOUT);
+        j->run_at_ms = obi_pgv_int(r, i, C_RUN_AT);
+        j->created_at_ms = obi_pgv_int(r, i, C_CREATED);
+        j->attempted_at_ms = obi_pgv_int(r, i, C_ATTEMPTED);
+        j->finished_at_ms = obi_pgv_int(r, i, C_FINISHED);
+        j->cancel_requested = obi_pgv_int(r, i, C_CANCEL) != 0;
+        for (size_t k = 0; k < z.nerrors; k++) {
+            json_t *e = json_array_get(errs, k);
+            json_t *m = json_array_get(e, 2);
+            obi_job_place_error(j, k, (int)json_integer_value(json_array_get(e, 0)),
+                            json_integer_value(json_array_get(e, 1)), json_string_value(m),
+                            json_string_length(m));
+        }
+    }
+    json_decref(errs);
+    return j;
+}
+
+/* The reader pool's calls (store.c): a reader is made unconnected, and
+ * connected (again) when taken; one that cannot connect stays in the pool,
+ * keeping its reconnect backoff. */
+int obi_pg_reader_make(void *ctx, obi_reader **out)
+{
+    pg_store *s = ctx;
+    reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return OB_ENOMEM;
+    r->conn = (pgconn){.url = s->url, .role = "reader", .stmts = &reader_stmts,
+                       .pipeline = true, .setup = reader_setup};
+    *out = &r->link;
+    return 0;
+}
+
+int obi_pg_reader_ready(void *ctx, obi_reader *r)
+{
+    (void)ctx;
+    return obi_pgc_ready(&((reader *)r)->conn);
+}
+
+void obi_pg_reader_destroy(obi_reader *r)
+{
+    obi_pgc_close(&((reader *)r)->conn);
+    free(r);
+}
+
+/* A read on a reader: when its connection turns out to have been lost (a
+ * restart, a terminated backend), once more on a new one — a read can be
+ * repeated, unlike a batch of writes. */
+static int rcall(pgconn *c, int stmt, const char *sql, int n, const char *const *v,
+                 const int *len, const int *fmt, PGresult **out)
+{
+    int rc = obi_pgc_call(c, stmt, sql, n, v, len, fmt, out);
+    if (rc == OB_EUNAVAIL && !c->c && obi_pgc_ready(c) == 0)
+        rc = obi_pgc_call(c, stmt, sql, n, v, len, fmt, out);
+    return rc;
+}
+
+/* One read on a reader of the pool. *out as obi_pgc_call. */
+static int reader_call(pg_store *s, int stmt, const char *sql, int n, const char *const *v,
+                       const int *len, const int *fmt, PGresult **out)
+{
+    obi_reader *r;
+    int rc = obi_readers_get(&s->readers, &r);
+    if (rc)
+        return rc;
+    rc = rcall(&((reader *)r)->conn, stmt, sql, n, v, len, fmt, out);
+    obi_readers_put(&s->readers, r);
+    return rc;
+}
+
+int obi_pg_get(store *base, const ob_id *id, ob_job **out)
+{
+    PGresult *r;
+    int rc = reader_call((pg_store *)base, R_GET, NULL, 1, (const char *[]){ID_PARAM(id)},
+                         id_len_1, id_fmt_1, &r);
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = OB_ENOTFOUND;
+    else if (!(*out = obi_pg_row_to_job(r, 0, true,
+                                 obi_pgv_null(r, 0, C_EXTRA) ? "[]" : obi_pgv_str(r, 0, C_EXTRA, NULL))))
+        rc = OB_ENOMEM;
+    PQclear(r);
+    return rc;
+}
+
+/* list_one_fn: one list query (each on a reader of its own: a listing is
+ * not one snapshot here, as it is not over HTTP pages either). */
+static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *after,
+                    int limit, ob_job_page *l)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT " JOB_COLS " FROM outbox_jobs j WHERE %s%s%s%s"
+             " ORDER BY j.id DESC LIMIT $5::int",
+             state >= 0 ? "j.state = $1::smallint" : "$1::smallint IS NOT NULL",
+             after ? " AND j.id < $2::uuid" : " AND $2::uuid IS NULL",
+             f->kind ? " AND j.kind = $3" : " AND $3::text IS NULL",
+             f->queue ? " AND j.queue = $4" : " AND $4::text IS NULL");
+    pgnum b[2];
+    const char *v[5] = {obi_pg_i64(&b[0], state), after ? ID_PARAM(after) : NULL, f->kind, f->queue,
+                        obi_pg_i64(&b[1], limit + 1)};
+    int len[5] = {0, 16}, fmt[5] = {0, 1};
+    PGresult *r;
+    int rc = reader_call(ctx, 0, sql, 5, v, len, fmt, &r);
+    for (int i = 0; !rc && i < PQntuples(r); i++) {
+        ob_job *j = obi_pg_row_to_job(r, i, false, NULL);
+        if (!j)
+            rc = OB_ENOMEM;
+        else
+            l->jobs[l->n++] = j;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int obi_pg_list(store *base, const ob_list_filter *f, ob_job_page **out)
+{
+    return obi_store_list_run(f, list_one, base, out);
+}
+
+int obi_pg_counts(store *base, ob_count_fn fn, void *arg)
+{
+    PGresult *r;
+    int rc = reader_call((pg_store *)base, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
+    for (int i = 0; !rc && i < PQntuples(r); i++)
+        fn(arg, (ob_state)obi_pgv_int(r, i, 0), obi_pgv_str(r, i, 1, NULL), obi_pgv_str(r, i, 2, NULL),
+           obi_pgv_int(r, i, 3), obi_pgv_int(r, i, 4));
+    PQclear(r);
+    return rc;
+}

@@ -1,0 +1,83 @@
+/*
+ * sq.h - what the files of the SQLite store share (see sqlite.c): the
+ * store's structure, the columns of a snapshot, and the helpers every file
+ * uses. Internal to src/store.
+ */
+#ifndef OB_STORE_SQ_H
+#define OB_STORE_SQ_H
+
+#include <sqlite3.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+#define SCHEMA_VERSION 2
+#define APPLICATION_ID 0x4f424f58 /* 'OBOX' */
+#define MAX_READERS 8
+
+/* Columns of a job snapshot, in this order, for get and list. */
+#define JOB_COLS                                                                        \
+    "seq, id, kind, queue, priority, state, attempt, max_attempts, timeout_ms, run_at, " \
+    "created_at, attempted_at, finished_at, cancel_requested, unique_key, result, meta"
+enum {
+    C_SEQ, C_ID, C_KIND, C_QUEUE, C_PRIORITY, C_STATE, C_ATTEMPT, C_MAX_ATTEMPTS,
+    C_TIMEOUT, C_RUN_AT, C_CREATED, C_ATTEMPTED, C_FINISHED, C_CANCEL, C_UNIQUE, C_RESULT,
+    C_META
+};
+
+/* Writer statements, prepared once at open. */
+enum {
+    W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_INSERT_PAYLOAD, W_FIND_UNIQUE, W_LOAD,
+    W_UPDATE, W_EXTEND, W_ADD_ERROR, W_TRIM_ERRORS, W_CAND_ALL, W_CAND_QUEUE, W_CLAIM_ONE,
+    W_PAYLOAD, W_PROMOTE, W_NEXT_DUE, W_EXPIRED, W_EXPIRED_ALL, W_PRUNE_SELECT,
+    W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS, W_COUNT_UNFINISHED, W_DATA_VERSION, W_COUNT
+};
+
+typedef struct sqlite_store {
+    store base;
+    char *path;
+    int lock_fd;
+    sqlite3 *w;
+    sqlite3_stmt *ws[W_COUNT];
+    obi_readers readers;  /* sqlite_read.c */
+    int64_t data_version; /* as last seen by the writer */
+} sqlite_store;
+
+/* ---- sqlite.c ---- */
+
+/* Map an SQLite result code to an OB_E* code, logging what failed. */
+int obi_sq_fail(sqlite3 *db, int rc, const char *what);
+/* Step st once and reset it: 0, or the error (logged as `what`). */
+int obi_sq_step(sqlite3 *db, sqlite3_stmt *st, const char *what);
+int obi_sq_exec(sqlite3 *db, const char *sql);
+/* Open a connection to s's file: the writer (creates it; WAL, FULL sync)
+ * or a reader (query only). */
+int obi_sq_open(sqlite_store *s, bool writer, sqlite3 **out);
+int obi_sq_prepare_all(sqlite3 *db, const char *const *sql, sqlite3_stmt **st, int n);
+void obi_sq_finalize_all(sqlite3_stmt **st, int n);
+void obi_sq_bind_id(sqlite3_stmt *st, int i, const ob_id *id);
+void obi_sq_bind_text(sqlite3_stmt *st, int i, const char *t);
+
+/* ---- sqlite_schema.c ---- */
+
+/* The first column of sql's first row, as an integer (0 if none). */
+int obi_sq_query_int(sqlite3 *db, const char *sql, int64_t *out);
+/* Create the schema in a new file, bring an older one up to date, or
+ * refuse a file that is not ours (OB_ESTORE) or is newer (OB_ESCHEMA). */
+int obi_sq_check_schema(sqlite_store *s);
+
+/* ---- sqlite_read.c ---- */
+
+/* Build a snapshot from a row of JOB_COLS at `st`, with the payload from
+ * `pst` (a row of one blob, or NULL) and the errors from `est` (rows of
+ * attempt, at, message, already stepped to its first row, or NULL). NULL
+ * on out of memory. */
+ob_job *obi_sq_row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est, int est_rc);
+/* The reader pool of s (obi_readers_init's make and destroy). */
+int obi_sq_reader_make(void *ctx, obi_reader **out);
+void obi_sq_reader_destroy(obi_reader *r);
+int obi_sq_get(store *base, const ob_id *id, ob_job **out);
+int obi_sq_list(store *base, const ob_list_filter *f, ob_job_page **out);
+int obi_sq_counts(store *base, ob_count_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * sqlite_read.c - the embedded store's readers: connections of their own
+ * (WAL lets them read committed snapshots beside the writer), from the
+ * pool every store shares (store.c), and what they read: a job with its
+ * payload and errors, a page of a listing, the counts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sq.h"
+
+/* Reader statements, prepared once per reader connection. */
+enum { R_BEGIN, R_END, R_GET, R_PAYLOAD, R_ERRORS, R_COUNT };
+static const char *const reader_sql[R_COUNT] = {
+    [R_BEGIN] = "BEGIN",
+    [R_END] = "COMMIT",
+    [R_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
+    [R_PAYLOAD] = "SELECT data FROM payloads WHERE seq = ?",
+    [R_ERRORS] = "SELECT attempt, at, message FROM errors WHERE seq = ? ORDER BY attempt",
+};
+
+typedef struct reader {
+    obi_reader link; /* first: the pool's */
+    sqlite3 *db;
+    sqlite3_stmt *st[R_COUNT];
+} reader;
+
+int obi_sq_reader_make(void *ctx, obi_reader **out)
+{
+    sqlite_store *s = ctx;
+    reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return OB_ENOMEM;
+    int rc = obi_sq_open(s, false, &r->db);
+    if (!rc)
+        rc = obi_sq_prepare_all(r->db, reader_sql, r->st, R_COUNT);
+    if (rc) {
+        obi_sq_reader_destroy(&r->link);
+        return rc;
+    }
+    *out = &r->link;
+    return 0;
+}
+
+void obi_sq_reader_destroy(obi_reader *link)
+{
+    reader *r = (reader *)link;
+    obi_sq_finalize_all(r->st, R_COUNT);
+    sqlite3_close(r->db);
+    free(r);
+}
+
+/* ---- snapshots ---- */
+
+static size_t col_len(sqlite3_stmt *st, int c) { return (size_t)sqlite3_column_bytes(st, c); }
+
+static void copy_col(sqlite3_stmt *st, int c, void *dst)
+{
+    size_t n = col_len(st, c);
+    if (n)
+        memcpy(dst, sqlite3_column_blob(st, c), n);
+}
+
+/* Build a snapshot from a row of JOB_COLS at `st`, with the payload from
+ * `pst` (a row of one blob, or NULL) and the errors from `est` (rows of
+ * attempt, at, message, already stepped to its first row, or NULL). */
+ob_job *obi_sq_row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est, int est_rc)
+{
+    job_sizes z = {
+        .kind = col_len(st, C_KIND),
+        .queue = col_len(st, C_QUEUE),
+        .unique_key = col_len(st, C_UNIQUE),
+        .result = col_len(st, C_RESULT),
+        .meta = col_len(st, C_META),
+        .has_meta = sqlite3_column_type(st, C_META) != SQLITE_NULL,
+        .payload = pst ? col_len(pst, 0) : 0,
+        .has_unique_key = sqlite3_column_type(st, C_UNIQUE) != SQLITE_NULL,
+        .has_result = sqlite3_column_type(st, C_RESULT) != SQLITE_NULL,
+        .has_payload = pst != NULL,
+    };
+    /* Errors are read before the block is sized; there are at most
+     * errors_kept <= OB_ERRORS_KEPT_MAX of them. */
+    struct err { int attempt; int64_t at; char *msg; size_t len; } errs[OB_ERRORS_KEPT_MAX];
+    size_t nerr = 0;
+    for (int rc = est_rc; est && rc == SQLITE_ROW && nerr < OB_ERRORS_KEPT_MAX; rc = sqlite3_step(est)) {
+        size_t len = col_len(est, 2);
+        char *m = malloc(len + 1);
+        if (!m)
+            break;
+        copy_col(est, 2, m);
+        errs[nerr] = (struct err){sqlite3_column_int(est, 0), sqlite3_column_int64(est, 1), m, len};
+        z.errors_text += len;
+        nerr++;
+    }
+    z.nerrors = nerr;
+    ob_job *j = obi_job_alloc(&z);
+    if (j) {
+        memcpy(j->id.b, sqlite3_column_blob(st, C_ID), 16);
+        copy_col(st, C_KIND, j->kind);
+        copy_col(st, C_QUEUE, j->queue);
+        if (j->unique_key)
+            copy_col(st, C_UNIQUE, j->unique_key);
+        if (j->result)
+            copy_col(st, C_RESULT, j->result);
+        if (j->meta)
+            copy_col(st, C_META, j->meta);
+        if (j->payload)
+            copy_col(pst, 0, j->payload);
+        j->priority = sqlite3_column_int(st, C_PRIORITY);
+        j->state = (ob_state)sqlite3_column_int(st, C_STATE);
+        j->attempt = sqlite3_column_int(st, C_ATTEMPT);
+        j->max_attempts = sqlite3_column_int(st, C_MAX_ATTEMPTS);
+        j->timeout_ms = sqlite3_column_int64(st, C_TIMEOUT);
+        j->run_at_ms = sqlite3_column_int64(st, C_RUN_AT);
+        j->created_at_ms = sqlite3_column_int64(st, C_CREATED);
+        j->attempted_at_ms = sqlite3_column_int64(st, C_ATTEMPTED);
+        j->finished_at_ms = sqlite3_column_int64(st, C_FINISHED);
+        j->cancel_requested = sqlite3_column_int(st, C_CANCEL) != 0;
+        for (size_t i = 0; i < nerr; i++)
+            obi_job_place_error(j, i, errs[i].attempt, errs[i].at, errs[i].msg, errs[i].len);
+    }
+    for (size_t i = 0; i < nerr; i++)
+        free(errs[i].msg);
+    return j;
+}
+
+/* ---- reader calls ---- */
+
+int obi_sq_get(store *base, const ob_id *id, ob_job **out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    obi_reader *link;
+    int rc = obi_readers_get(&s->readers, &link);
+    if (rc)
+        return rc;
+    reader *r = (reader *)link;
+    sqlite3_stmt *g = r->st[R_GET], *p = r->st[R_PAYLOAD], *e = r->st[R_ERRORS];
+    if ((rc = obi_sq_step(r->db, r->st[R_BEGIN], "begin read")))
+        goto out;
+    obi_sq_bind_id(g, 1, id);
+    int r1 = sqlite3_step(g);
+    if (r1 == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(g, C_SEQ);
+        sqlite3_bind_int64(p, 1, seq);
+        sqlite3_bind_int64(e, 1, seq);
+        int r2 = sqlite3_step(p), r3 = sqlite3_step(e);
+        if (r2 != SQLITE_ROW && r2 != SQLITE_DONE)
+            rc = obi_sq_fail(r->db, r2, "read payload");
+        else if (r3 != SQLITE_ROW && r3 != SQLITE_DONE)
+            rc = obi_sq_fail(r->db, r3, "read errors");
+        else if (!(*out = obi_sq_row_to_job(g, r2 == SQLITE_ROW ? p : NULL, e, r3)))
+            rc = OB_ENOMEM;
+        sqlite3_reset(p);
+        sqlite3_reset(e);
+    } else {
+        rc = r1 == SQLITE_DONE ? OB_ENOTFOUND : obi_sq_fail(r->db, r1, "read job");
+    }
+    sqlite3_reset(g);
+    obi_sq_step(r->db, r->st[R_END], "end read");
+out:
+    obi_readers_put(&s->readers, link);
+    return rc;
+}
+
+/* list_one_fn: one list query on a reader inside its read transaction. */
+static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *after,
+                    int limit, ob_job_page *l)
+{
+    sqlite3 *db = ctx;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT " JOB_COLS " FROM jobs INDEXED BY %s WHERE %s%s%s%s"
+             " ORDER BY id DESC LIMIT ?5",
+             state >= 0 ? "jobs_state" : "jobs_id", state >= 0 ? "state = ?1" : "?1 = ?1",
+             after ? " AND id < ?2" : "", f->kind ? " AND kind = ?3" : "",
+             f->queue ? " AND queue = ?4" : "");
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return obi_sq_fail(db, rc, "prepare list");
+    sqlite3_bind_int(st, 1, state);
+    if (after)
+        obi_sq_bind_id(st, 2, after);
+    obi_sq_bind_text(st, 3, f->kind);
+    obi_sq_bind_text(st, 4, f->queue);
+    sqlite3_bind_int(st, 5, limit + 1);
+    int r = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ob_job *j = obi_sq_row_to_job(st, NULL, NULL, 0);
+        if (!j) {
+            r = OB_ENOMEM;
+            break;
+        }
+        l->jobs[l->n++] = j;
+    }
+    if (!r && rc != SQLITE_DONE)
+        r = obi_sq_fail(db, rc, "list");
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* Every state's query in one read transaction: one snapshot. */
+int obi_sq_list(store *base, const ob_list_filter *f, ob_job_page **out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    obi_reader *link;
+    int rc = obi_readers_get(&s->readers, &link);
+    if (rc)
+        return rc;
+    reader *r = (reader *)link;
+    if (!(rc = obi_sq_step(r->db, r->st[R_BEGIN], "begin read"))) {
+        rc = obi_store_list_run(f, list_one, r->db, out);
+        obi_sq_step(r->db, r->st[R_END], "end read");
+    }
+    obi_readers_put(&s->readers, link);
+    return rc;
+}
+
+int obi_sq_counts(store *base, ob_count_fn fn, void *arg)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    obi_reader *link;
+    int rc = obi_readers_get(&s->readers, &link);
+    if (rc)
+        return rc;
+    reader *r = (reader *)link;
+    sqlite3_stmt *st;
+    const char *sql = "SELECT state, kind, queue, count(*), min(run_at) FROM jobs "
+                      "GROUP BY state, kind, queue";
+    rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            fn(arg, (ob_state)sqlite3_column_int(st, 0), (const char *)sqlite3_column_text(st, 1),
+               (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3),
+               sqlite3_column_int64(st, 4));
+        sqlite3_finalize(st);
+    }
+    rc = rc == SQLITE_DONE ? 0 : obi_sq_fail(r->db, rc, "count jobs");
+    obi_readers_put(&s->readers, link);
+    return rc;
+}
