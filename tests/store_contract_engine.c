@@ -95,99 +95,60 @@ TEST(async_enqueue_copies_payload_and_calls_back_after_commit)
     ob_engine_close(e);
 }
 
-TEST(done_completes_with_result)
+/* What each answer of a handler makes of a job, as the life cycle says
+ * (src/jobs/lifecycle.c): the "script" kind of tests/helpers.c answers
+ * as its payload says. */
+TEST(each_answer_ends_the_job_as_the_life_cycle_says)
 {
+    static const struct {
+        const char *script;
+        int max_attempts;
+        ob_state state;
+        int attempt, nerrors, starts;
+        const char *result, *first_error, *last_error; /* NULL: not checked */
+        int64_t min_ms;                                /* at least this long */
+    } cases[] = {
+        {"done:{\"sent\":3}", 0, OB_COMPLETED, 1, 0, 1, "{\"sent\":3}", NULL, NULL, 0},
+        {"fail-until:3", 0, OB_COMPLETED, 3, 2, 3, NULL, "failure 1", "failure 2", 0},
+        {"retry:0", 3, OB_DISCARDED, 3, 3, 3, NULL, NULL, NULL, 0}, /* out of attempts */
+        {"discard", 0, OB_DISCARDED, 1, 1, 1, NULL, "bad input", "bad input", 0},
+        {"snooze-once:200", 0, OB_COMPLETED, 1, 0, 2, NULL, NULL, NULL, 200}, /* uncounted */
+        {"noanswer", 2, OB_DISCARDED, 2, 2, 2, NULL, "handler returned without an answer",
+         "handler returned without an answer", 0}, /* a failure, never a success */
+    };
     ob_engine *e = h_open("jobs.db", NULL);
-    ob_pool *p = h_pool(e, 2, -1, NULL);
-    ob_id id = h_add(e, "done:{\"sent\":3}");
-    ob_job *j = h_wait(e, &id);
-    ASSERT_EQ(j->state, OB_COMPLETED);
-    ASSERT_EQ(j->attempt, 1);
-    ASSERT_STREQ(j->result, "{\"sent\":3}");
-    ASSERT(j->finished_at_ms >= j->attempted_at_ms && j->attempted_at_ms > 0);
-    ob_job_free(j);
-    ob_pool_stop(p, 1000);
-    ob_engine_close(e);
-}
-
-TEST(retry_keeps_each_error_then_completes)
-{
-    ob_engine *e = h_open("jobs.db", NULL);
-    ob_pool *p = h_pool(e, 1, 0, NULL);
-    ob_id id = h_add(e, "fail-until:3");
-    ob_job *j = h_wait(e, &id);
-    ASSERT_EQ(j->state, OB_COMPLETED);
-    ASSERT_EQ(j->attempt, 3);
-    ASSERT_EQ(j->nerrors, 2);
-    ASSERT_EQ(j->errors[0].attempt, 1);
-    ASSERT_STREQ(j->errors[0].message, "failure 1");
-    ASSERT_EQ(j->errors[1].attempt, 2);
-    ASSERT_STREQ(j->errors[1].message, "failure 2");
-    ASSERT(j->errors[1].at_ms >= j->errors[0].at_ms);
-    ob_job_free(j);
-    ob_pool_stop(p, 1000);
-    ob_engine_close(e);
-}
-
-TEST(exhausted_attempts_discard)
-{
-    ob_engine *e = h_open("jobs.db", NULL);
-    ob_pool *p = h_pool(e, 1, 0, NULL);
-    ob_new_job n = {.payload = "retry:0", .payload_len = 8, .max_attempts = 3};
-    ob_id id = h_add_job(e, &n);
-    ob_job *j = h_wait(e, &id);
-    ASSERT_EQ(j->state, OB_DISCARDED);
-    ASSERT_EQ(j->attempt, 3);
-    ASSERT_EQ(j->nerrors, 3);
-    ASSERT_EQ(h_starts(&id), 3);
-    ob_job_free(j);
-    ob_pool_stop(p, 1000);
-    ob_engine_close(e);
-}
-
-TEST(discard_is_permanent)
-{
-    ob_engine *e = h_open("jobs.db", NULL);
-    ob_pool *p = h_pool(e, 1, 0, NULL);
-    ob_id id = h_add(e, "discard");
-    ob_job *j = h_wait(e, &id);
-    ASSERT_EQ(j->state, OB_DISCARDED);
-    ASSERT_EQ(j->attempt, 1);
-    ASSERT_EQ(j->nerrors, 1);
-    ASSERT_STREQ(j->errors[0].message, "bad input");
-    ob_job_free(j);
-    ob_pool_stop(p, 1000);
-    ob_engine_close(e);
-}
-
-TEST(snooze_does_not_count_an_attempt)
-{
-    ob_engine *e = h_open("jobs.db", NULL);
-    ob_pool *p = h_pool(e, 1, 0, NULL);
-    int64_t t0 = ob_now_ms();
-    ob_id id = h_add(e, "snooze-once:200");
-    ob_job *j = h_wait(e, &id);
-    ASSERT_EQ(j->state, OB_COMPLETED);
-    ASSERT_EQ(j->attempt, 1);
-    ASSERT_EQ(h_starts(&id), 2);
-    ASSERT(j->finished_at_ms - t0 >= 200);
-    ASSERT_EQ(j->nerrors, 0);
-    ob_job_free(j);
-    ob_pool_stop(p, 1000);
-    ob_engine_close(e);
-}
-
-TEST(returning_without_answer_is_a_failure_not_success)
-{
-    ob_engine *e = h_open("jobs.db", NULL);
-    ob_pool *p = h_pool(e, 1, 0, NULL);
-    ob_new_job n = {.payload = "noanswer", .payload_len = 9, .max_attempts = 2};
-    ob_id id = h_add_job(e, &n);
-    ob_job *j = h_wait(e, &id);
-    ASSERT_EQ(j->state, OB_DISCARDED);
-    ASSERT_EQ(j->nerrors, 2);
-    ASSERT_STREQ(j->errors[0].message, "handler returned without an answer");
-    ob_job_free(j);
+    ob_pool *p = h_pool(e, 2, 0, NULL);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int64_t t0 = ob_now_ms();
+        ob_new_job n = {.payload = cases[k].script, .payload_len = strlen(cases[k].script) + 1,
+                        .max_attempts = cases[k].max_attempts};
+        ob_id id = h_add_job(e, &n);
+        ob_job *j = h_wait(e, &id);
+        const char *why = j->state != cases[k].state               ? "state"
+                          : j->attempt != cases[k].attempt         ? "attempt"
+                          : (int)j->nerrors != cases[k].nerrors    ? "errors"
+                          : h_starts(&id) != cases[k].starts       ? "starts"
+                          : j->finished_at_ms - t0 < cases[k].min_ms ? "too soon"
+                          : NULL;
+        if (!why && cases[k].result && (!j->result || strcmp(j->result, cases[k].result)))
+            why = "result";
+        if (!why && cases[k].first_error && strcmp(j->errors[0].message, cases[k].first_error))
+            why = "first error";
+        if (!why && cases[k].last_error &&
+            strcmp(j->errors[j->nerrors - 1].message, cases[k].last_error))
+            why = "last error";
+        for (size_t i = 1; !why && i < j->nerrors; i++)
+            if (j->errors[i].attempt <= j->errors[i - 1].attempt ||
+                j->errors[i].at_ms < j->errors[i - 1].at_ms)
+                why = "errors out of order";
+        if (!why && ob_state_is_final(j->state) &&
+            !(j->finished_at_ms >= j->attempted_at_ms && j->attempted_at_ms > 0))
+            why = "times";
+        if (why)
+            test_fail(__FILE__, __LINE__, "%s: %s (state %s, attempt %d, %zu errors)",
+                      cases[k].script, why, ob_state_name(j->state), j->attempt, j->nerrors);
+        ob_job_free(j);
+    }
     ob_pool_stop(p, 1000);
     ob_engine_close(e);
 }
@@ -334,7 +295,7 @@ TEST(pools_work_only_their_queues)
     ob_engine_close(e);
 }
 
-TEST(cancel_before_running)
+TEST(a_job_not_yet_running_is_cancelled_at_once_and_again_is_a_no_op)
 {
     ob_engine *e = h_open("jobs.db", NULL);
     ob_id id = h_add(e, "done");
@@ -752,6 +713,7 @@ TEST(an_idle_engine_sleeps)
 }
 
 static const test_case tests[] = {
+    T(each_answer_ends_the_job_as_the_life_cycle_says),
     T(an_idle_engine_sleeps),
 #ifdef OB_ASAN
     T(payload_kept_past_handler_crashes_under_asan),
@@ -759,18 +721,12 @@ static const test_case tests[] = {
     T(enqueue_is_durable_and_reads_back),
     T(ids_are_uuidv7_in_enqueue_order),
     T(async_enqueue_copies_payload_and_calls_back_after_commit),
-    T(done_completes_with_result),
-    T(retry_keeps_each_error_then_completes),
-    T(exhausted_attempts_discard),
-    T(discard_is_permanent),
-    T(snooze_does_not_count_an_attempt),
-    T(returning_without_answer_is_a_failure_not_success),
     T(second_answer_is_refused),
     T(result_must_be_json_within_limit), T(a_result_kept_with_a_retry_reaches_the_next_attempt),
     T(scheduled_job_wakes_when_due),
     T(claims_take_highest_priority_then_earliest),
     T(pools_work_only_their_queues),
-    T(cancel_before_running),
+    T(a_job_not_yet_running_is_cancelled_at_once_and_again_is_a_no_op),
     T(cancel_of_finished_job_is_refused),
     T(cancel_reaches_running_handler),
     T(timeout_is_delivered_and_recorded),

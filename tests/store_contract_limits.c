@@ -48,11 +48,11 @@ TEST(bad_input_is_refused_naming_the_field)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const check_case *c = &cases[i];
-        const char *field = NULL;
-        int rc = ob_new_job_check(e, &c->job, &field);
-        if (rc != c->rc || !field || strcmp(field, c->field) != 0)
-            test_fail(__FILE__, __LINE__, "%s: %s field %s", c->name, ob_strerror(rc),
-                      field ? field : "-");
+        ob_problem p = {"", ""};
+        int rc = ob_new_job_check(e, &c->job, &p);
+        if (rc != c->rc || strcmp(p.field, c->field) != 0 || !p.message[0])
+            test_fail(__FILE__, __LINE__, "%s: %s field %s: %s", c->name, ob_strerror(rc),
+                      p.field, p.message);
         ob_id id;
         ASSERT_RC(ob_enqueue(e, &c->job, &id, NULL), c->rc); /* enqueue checks the same */
     }
@@ -400,12 +400,12 @@ TEST(meta_is_bounded_and_utf8)
     ob_engine *e = h_open("jobs.db", NULL);
     static char big[OB_META_MAX + 2];
     memset(big, 'm', OB_META_MAX + 1);
-    const char *field;
+    ob_problem p;
     ob_new_job n = {.kind = "script", .meta = big};
-    ASSERT_RC(ob_new_job_check(e, &n, &field), OB_ETOOBIG);
-    ASSERT_STREQ(field, "meta");
+    ASSERT_RC(ob_new_job_check(e, &n, &p), OB_ETOOBIG);
+    ASSERT_STREQ(p.field, "meta");
     n.meta = "\xff";
-    ASSERT_RC(ob_new_job_check(e, &n, &field), OB_EINVAL);
+    ASSERT_RC(ob_new_job_check(e, &n, &p), OB_EINVAL);
     big[OB_META_MAX] = '\0';
     n.meta = big;
     ASSERT_OK(ob_new_job_check(e, &n, NULL));

@@ -52,7 +52,7 @@ TEST(ids_increase_within_a_millisecond_and_across_clock_steps)
     ASSERT(memcmp(prev.b, later.b, 16) < 0);
 }
 
-TEST(utf8_validation)
+TEST(utf8_check_refuses_truncated_overlong_surrogate_out_of_range_and_nul)
 {
     ASSERT(ob_utf8_valid("plain", 5));
     ASSERT(ob_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
@@ -210,7 +210,7 @@ static const lc_case lc_cases[] = {
     {"requeue completed", OB_COMPLETED, 1, 3, false, LC_REQUEUE, 0, OB_ESTATE, 0, 0, false},
 };
 
-TEST(lifecycle_table)
+TEST(every_life_cycle_transition_decides_as_the_table_says)
 {
     ob_backoff b = {.base_ms = 1000, .factor = 2, .max_ms = 10000, .jitter = 0};
     ob_id id = {{1}};
@@ -322,14 +322,14 @@ static const test_case tests[] = {
     T(scrubbed_text_has_no_control_characters_and_urls_no_secrets),
     T(id_format_and_parse_round_trip),
     T(ids_increase_within_a_millisecond_and_across_clock_steps),
-    T(utf8_validation),
+    T(utf8_check_refuses_truncated_overlong_surrogate_out_of_range_and_nul),
     T(utf8_clean_dup_cuts_at_characters_and_replaces_bad_bytes),
     T(time_format_is_rfc3339_utc),
     T(time_parse_is_rfc3339),
     T(names_are_bounded_and_plain),
     T(state_names_round_trip),
     T(backoff_grows_exponentially_to_its_cap_with_bounded_jitter),
-    T(lifecycle_table),
+    T(every_life_cycle_transition_decides_as_the_table_says),
     T(retry_delay_from_handler_overrides_backoff),
 };
 

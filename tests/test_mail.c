@@ -46,7 +46,7 @@ static void refused(const char *json, const char *field)
 
 #define BASE "\"from\":\"a@example.com\",\"to\":\"b@example.com\",\"subject\":\"s\",\"text\":\"t\""
 
-TEST(valid_messages_parse)
+TEST(a_valid_message_parses_with_its_envelope_and_a_message_id)
 {
     ob_problem p;
     ob_mail *m = parse_text("{" BASE "}", &p);
@@ -142,7 +142,7 @@ TEST(invalid_messages_name_the_field)
     refused("{" BASE ",\"message_id\":\"<a@b>\"}", "message_id");
 }
 
-TEST(limits_are_enforced)
+TEST(a_message_past_a_limit_is_refused_naming_it)
 {
     ob_mail_limits l;
     ob_mail_limits_init(&l);
@@ -198,7 +198,7 @@ static const char *const std_headers[] = {"From", "To", "Cc", "Reply-To", "Subje
                                           "Content-Transfer-Encoding", "X-Campaign",
                                           "List-Unsubscribe", NULL};
 
-TEST(mime_round_trip)
+TEST(a_built_message_parses_back_to_the_same_headers_bodies_and_attachments)
 {
     ob_mail_init();
     unsigned char bin[3000];
@@ -340,7 +340,7 @@ TEST(file_transport_writes_eml)
     ASSERT_STREQ(p.field, "url");
 }
 
-TEST(transport_urls)
+TEST(transport_urls_are_parsed_and_shown_without_passwords_or_refused)
 {
     ob_transport *t;
     ob_problem p;
@@ -369,7 +369,7 @@ TEST(transport_urls)
     ASSERT_STREQ(p.field, "ca_file");
 }
 
-TEST(reply_states)
+TEST(smtp_reply_codes_map_to_delivered_deferred_or_bounced)
 {
     ob_mail_reply r = {.code = 250};
     ASSERT_EQ(ob_mail_reply_state(&r), OB_RCPT_DELIVERED);
@@ -487,9 +487,9 @@ static const test_case tests[] = {
     T(text_that_looks_like_encoded_words_is_read_literally),
     T(boundaries_are_random_and_kept_in_the_stored_form),
     T(addresses_smtp_cannot_carry_and_relay_headers_are_refused),
-    T(valid_messages_parse), T(invalid_messages_name_the_field), T(limits_are_enforced),
-    T(mime_round_trip),      T(simple_text_is_7bit),             T(file_transport_writes_eml),
-    T(transport_urls),       T(reply_states),
+    T(a_valid_message_parses_with_its_envelope_and_a_message_id), T(invalid_messages_name_the_field), T(a_message_past_a_limit_is_refused_naming_it),
+    T(a_built_message_parses_back_to_the_same_headers_bodies_and_attachments),      T(simple_text_is_7bit),             T(file_transport_writes_eml),
+    T(transport_urls_are_parsed_and_shown_without_passwords_or_refused),       T(smtp_reply_codes_map_to_delivered_deferred_or_bounced),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }

@@ -305,7 +305,7 @@ TEST(prefer_wait_holds_until_final_or_times_out)
     ob_http_server_free(t);
 }
 
-TEST(http_request_outcomes)
+TEST(http_requests_complete_retry_or_discard_by_the_status_they_get)
 {
     int tport;
     ob_http_server *t = target(&tport);
@@ -753,7 +753,7 @@ static const test_case tests[] = {
     T(bad_input_is_a_clear_4xx_and_stores_nothing),
     T(idempotency_key_same_body_same_job_other_body_409),
     T(prefer_wait_holds_until_final_or_times_out),
-    T(http_request_outcomes),
+    T(http_requests_complete_retry_or_discard_by_the_status_they_get),
     T(events_stream_and_resume),
     T(bearer_tokens_guard_all_but_health),
     T(metrics_pass_promtool_and_openapi_is_served),

@@ -142,6 +142,9 @@ void ob_http_server_free(ob_http_server *s);
 
 /* ---- the request (handler thread only, until the handler returns) ---- */
 
+/* Every string and pointer returned below is the request's: borrowed,
+ * valid until the handler returns. */
+
 const char *ob_http_method(const ob_http_req *r);
 const char *ob_http_path(const ob_http_req *r);   /* decoded, without the query */
 const char *ob_http_remote(const ob_http_req *r); /* "ip:port" */

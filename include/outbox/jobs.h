@@ -188,10 +188,9 @@ typedef struct ob_new_job {
 } ob_new_job;
 
 /* Check `j` as enqueue would, without storing anything. Returns 0 or
- * OB_EINVAL / OB_ETOOBIG / OB_ENOKIND, and then *field (if field is not
- * NULL) names the offending member ("kind", "queue", "payload", ...; static
- * storage). */
-int ob_new_job_check(ob_engine *e, const ob_new_job *j, const char **field);
+ * OB_EINVAL / OB_ETOOBIG / OB_ENOKIND, and then *p (p may be NULL) names
+ * the offending member ("kind", "queue", "payload", ...) and why. */
+int ob_new_job_check(ob_engine *e, const ob_new_job *j, ob_problem *p);
 
 /* Enqueue and wait until the job is durable. On success *id is the new
  * job's id, or — when unique_key already names a job — that job's id with

@@ -77,6 +77,7 @@ enum {
  * filled in (p may be NULL). */
 int ob_mail_parse(const json_t *in, int source, const ob_mail_limits *l, ob_mail **out,
                   ob_problem *p);
+/* NULL is a no-op. */
 void ob_mail_free(ob_mail *m);
 
 /* The stored form (OB_MAIL_STORED): a new reference, or NULL on OOM. */

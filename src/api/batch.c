@@ -14,6 +14,7 @@
  * item, so an early engine answer cannot reply before the last item went
  * in.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,7 +47,9 @@ static void set_result(api_batch *b, size_t i, json_t *v)
 
 static void batch_end(api_batch *b)
 {
-    if (atomic_fetch_sub(&b->left, 1) != 1)
+    int left = atomic_fetch_sub(&b->left, 1);
+    assert(left >= 1); /* B1: never answered twice */
+    if (left != 1)
         return;
     json_t *v = json_pack("{s:o}", "results", b->results);
     ob_http_later_reply_json(b->later, 200, v);
@@ -62,12 +65,13 @@ static void refuse(api_batch *b, size_t i, const api_error *e)
                                e->p.field[0] ? e->p.field : NULL));
 }
 
-static void refuse_rc(api_batch *b, size_t i, int rc, const char *field)
+/* Refused by the engine: its error, and why when the check said. */
+static void refuse_rc(api_batch *b, size_t i, int rc, const ob_problem *why)
 {
     api_error e;
     const char *code;
     int status = api_status(rc, &code);
-    api_refuse(&e, status, code, field, "%s", ob_strerror(rc));
+    api_refuse(&e, status, code, why->field, "%s", why->message[0] ? why->message : ob_strerror(rc));
     refuse(b, i, &e);
 }
 
@@ -98,16 +102,17 @@ static void batch_enqueue(api *a, api_batch *b, size_t i, api_post *p)
     if (p->unique_key) {
         if (snprintf(key, sizeof key, "key:%s", p->unique_key) >= (int)sizeof key) {
             api_error e;
-            refuse(b, i, (api_refuse(&e, 413, "too_large", "unique_key", "unique_key is too long"), &e));
+            api_refuse(&e, 413, "too_large", "unique_key", "unique_key is too long");
+            refuse(b, i, &e);
             return;
         }
         p->j.unique_key = key;
     }
     char *meta = api_make_meta(p->callback_url, NULL);
     p->j.meta = meta;
-    const char *field = NULL;
+    ob_problem why = {"", ""};
     slot *s = NULL;
-    int rc = ob_new_job_check(a->o.engine, &p->j, &field);
+    int rc = ob_new_job_check(a->o.engine, &p->j, &why);
     if (!rc && !(s = calloc(1, sizeof *s)))
         rc = OB_ENOMEM;
     if (!rc) {
@@ -122,7 +127,7 @@ static void batch_enqueue(api *a, api_batch *b, size_t i, api_post *p)
         }
     }
     if (rc)
-        refuse_rc(b, i, rc, field);
+        refuse_rc(b, i, rc, &why);
     free(meta);
 }
 

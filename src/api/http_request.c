@@ -70,8 +70,6 @@ typedef struct xfer {
     size_t n, cap, max;
     bool truncated;
     json_t *hdrs;
-    char retry_after[64];
-    int nhdrs;
     char refused[160]; /* why a connection was refused, or "" */
     ob_job_ctx *ctx;
 } xfer;
@@ -103,46 +101,28 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+/* The last response's headers (libcurl keeps them: curl_easy_nextheader)
+ * into x->hdrs, names lower-cased, at most 64 of them, values of valid
+ * UTF-8 cut at 1023 bytes. Repeated names keep the last value. */
+static void collect_headers(CURL *c, xfer *x)
 {
-    xfer *x = arg;
-    size_t n = size * nmemb;
-    if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new response (redirect): start over */
-        json_object_clear(x->hdrs);
-        x->retry_after[0] = '\0';
-        x->nhdrs = 0;
-        return n;
+    struct curl_header *h = NULL;
+    int n = 0;
+    while (n < 64 && (h = curl_easy_nextheader(c, CURLH_HEADER, -1, h))) {
+        char name[128];
+        size_t nl = strlen(h->name), vl = strlen(h->value);
+        if (nl >= sizeof name)
+            continue;
+        for (size_t i = 0; i <= nl; i++)
+            name[i] = (char)(h->name[i] >= 'A' && h->name[i] <= 'Z' ? h->name[i] + 32 : h->name[i]);
+        if (vl > 1023)
+            vl = 1023;
+        while (vl && !ob_utf8_valid(h->value, vl)) /* a cut character: shorter */
+            vl--;
+        json_t *v = ob_utf8_valid(h->value, vl) ? json_stringn(h->value, vl) : NULL;
+        if (v && json_object_set_new(x->hdrs, name, v) == 0)
+            n++;
     }
-    const char *colon = memchr(data, ':', n);
-    if (!colon || x->nhdrs >= 64)
-        return n;
-    char name[128], value[1024];
-    size_t nl = (size_t)(colon - data), vl = n - nl - 1;
-    if (nl >= sizeof name)
-        return n;
-    memcpy(name, data, nl);
-    name[nl] = '\0';
-    const char *v = colon + 1;
-    while (vl && (*v == ' ' || *v == '\t'))
-        v++, vl--;
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-        vl--;
-    if (vl >= sizeof value)
-        vl = sizeof value - 1;
-    memcpy(value, v, vl);
-    value[vl] = '\0';
-    for (char *c = name; *c; c++)
-        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-    if (strcmp(name, "retry-after") == 0)
-        snprintf(x->retry_after, sizeof x->retry_after, "%.63s", value);
-    json_t *s = json_stringn_nocheck(value, vl);
-    if (s && ob_utf8_valid(value, vl)) {
-        json_object_set_new(x->hdrs, name, s);
-        x->nhdrs++;
-    } else {
-        json_decref(s);
-    }
-    return n;
 }
 
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
@@ -195,22 +175,23 @@ static CURL *curl_for_thread(void)
     return c;
 }
 
-/* Milliseconds to wait from a Retry-After value (seconds or an HTTP date);
- * -1: none or unreadable. */
-static int64_t retry_after_ms(const char *v)
+/* Milliseconds to wait from the last response's Retry-After (seconds, or
+ * an HTTP date read by curl_getdate), at most a day; -1: none or
+ * unreadable. */
+static int64_t retry_after_ms(CURL *c)
 {
-    if (!v[0])
+    struct curl_header *h;
+    if (curl_easy_header(c, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
         return -1;
     char *end;
-    long s = strtol(v, &end, 10);
-    if (*end == '\0' && s >= 0)
+    long s = strtol(h->value, &end, 10);
+    if (end != h->value && *end == '\0' && s >= 0)
         return s > 86400 ? 86400000 : (int64_t)s * 1000;
-    struct tm tm = {0};
-    if (strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
-        int64_t at = (int64_t)timegm(&tm) * 1000, d = at - ob_now_ms();
-        return d < 0 ? 0 : d > 86400000 ? 86400000 : d;
-    }
-    return -1;
+    time_t at = curl_getdate(h->value, NULL);
+    if (at < 0)
+        return -1;
+    int64_t d = (int64_t)at * 1000 - ob_now_ms();
+    return d < 0 ? 0 : d > 86400000 ? 86400000 : d;
 }
 
 typedef struct request {
@@ -270,8 +251,6 @@ static CURLcode setup(CURL *c, const request *rq, xfer *x, char *err)
     SET(CURLOPT_USERAGENT, "outbox/0.1");
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, x);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
-    SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_NOPROGRESS, 0L);
     SET(CURLOPT_XFERINFOFUNCTION, on_progress);
     SET(CURLOPT_XFERINFODATA, x->ctx);
@@ -347,6 +326,7 @@ static bool perform(ob_job_ctx *ctx, const request *rq)
         ob_ctx_retry(ctx, -1, msg);
     } else {
         cc = curl_easy_perform(c);
+        collect_headers(c, &x);
         long status = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         if (cc == CURLE_WRITE_ERROR && x.truncated)
@@ -374,7 +354,7 @@ static bool perform(ob_job_ctx *ctx, const request *rq)
             snprintf(msg, sizeof msg, "HTTP %ld from %s %s%s%s", status, rq->method, url,
                      excerpt[0] ? ": " : "", excerpt);
             if (status == 429)
-                ob_ctx_retry(ctx, retry_after_ms(x.retry_after), msg);
+                ob_ctx_retry(ctx, retry_after_ms(c), msg);
             else if (status == 408 || status >= 500)
                 ob_ctx_retry(ctx, -1, msg);
             else

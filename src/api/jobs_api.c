@@ -191,10 +191,12 @@ void api_enqueue(api *a, ob_http_req *r, api_post *p)
         p->j.unique_key = key;
     char *meta = api_make_meta(p->callback_url, sha[0] ? sha : NULL);
     p->j.meta = meta;
-    const char *field;
-    int rc = ob_new_job_check(a->o.engine, &p->j, &field);
+    ob_problem why;
+    int rc = ob_new_job_check(a->o.engine, &p->j, &why);
     if (rc) {
-        api_reply_rc(r, rc, field);
+        const char *code;
+        int status = api_status(rc, &code);
+        ob_http_reply_error(r, status, code, why.message, why.field);
         free(meta);
         return;
     }

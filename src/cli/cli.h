@@ -55,6 +55,11 @@ typedef struct reply {
  * "Name: value" lines, NULL-terminated (or NULL). */
 reply call(const char *method, const char *path, const json_t *body, const char *const *headers,
            long timeout_s);
+/* call(), with the two failures every verb handles alike reported here:
+ * EX_OK with *r the answer (2xx; r->body owned by the caller), or, after
+ * printing why, EX_UNREACHABLE or api_failed's code (nothing to free). */
+int call_ok(const char *method, const char *path, const json_t *body,
+            const char *const *headers, long timeout_s, reply *r);
 /* Print why outboxd could not be reached; EX_UNREACHABLE. */
 int unreachable(const reply *r);
 /* Print an API error (status, code, message, field); EX_AUTH for 401 and

@@ -94,6 +94,20 @@ reply call(const char *method, const char *path, const json_t *body, const char 
     return r;
 }
 
+int call_ok(const char *method, const char *path, const json_t *body,
+            const char *const *headers, long timeout_s, reply *r)
+{
+    *r = call(method, path, body, headers, timeout_s);
+    if (!r->status)
+        return unreachable(r);
+    if (r->status < 300)
+        return EX_OK;
+    int rc = api_failed(r);
+    json_decref(r->body);
+    r->body = NULL;
+    return rc;
+}
+
 int unreachable(const reply *r)
 {
     fprintf(stderr, "outbox: cannot reach %s: %s\n", base_url, r->err[0] ? r->err : "no answer");
@@ -250,14 +264,10 @@ int wait_final(const char *path, const char *id, double limit, json_t **out)
         char prefer[64];
         snprintf(prefer, sizeof prefer, "Prefer: wait=%.3f", w < 0.001 ? 0.001 : w);
         const char *headers[] = {prefer, NULL};
-        reply r = call("GET", path, NULL, headers, 60);
-        if (!r.status)
-            return unreachable(&r);
-        if (r.status >= 300) {
-            int rc = api_failed(&r);
-            json_decref(r.body);
+        reply r;
+        int rc = call_ok("GET", path, NULL, headers, 60, &r);
+        if (rc)
             return rc;
-        }
         const char *st = str(r.body, "state");
         if (!strcmp(st, "completed") || !strcmp(st, "discarded") || !strcmp(st, "cancelled")) {
             if (tty)

@@ -172,10 +172,11 @@ static int job_add(int argc, char **argv)
         snprintf(prefer, sizeof prefer, "Prefer: wait=%g", wait);
         headers[nh++] = prefer;
     }
-    reply r = call("POST", "/v1/jobs", body, headers, (long)wait + 30);
+    reply r;
+    rc = call_ok("POST", "/v1/jobs", body, headers, (long)wait + 30, &r);
     json_decref(body);
-    if (!r.status)
-        return unreachable(&r);
+    if (rc)
+        return rc;
     const char *st = json_string_value(json_object_get(r.body, "state"));
     bool final = st && (!strcmp(st, "completed") || !strcmp(st, "discarded") ||
                         !strcmp(st, "cancelled"));
@@ -195,9 +196,7 @@ static int job_add(int argc, char **argv)
         }
         st = json_string_value(json_object_get(r.body, "state"));
     }
-    if (r.status >= 300)
-        rc = api_failed(&r);
-    else if (as_json)
+    if (as_json)
         print_json(r.body);
     else if (wait > 0 && r.status == 200 && rc != EX_TIMEOUT)
         print_job(r.body);
@@ -231,15 +230,14 @@ static int one_job(int argc, char **argv, const char *verb, const char *method,
         return rc;
     char path[256];
     snprintf(path, sizeof path, "%s%.64s%s", prefix, id, suffix);
-    reply r = call(method, path, NULL, NULL, 30);
-    if (!r.status)
-        return unreachable(&r);
-    rc = r.status >= 300 ? api_failed(&r) : EX_OK;
-    if (!rc && !strcmp(prefix, "/v1/messages/"))
+    reply r;
+    if ((rc = call_ok(method, path, NULL, NULL, 30, &r)))
+        return rc;
+    if (!strcmp(prefix, "/v1/messages/"))
         print_message(r.body);
-    else if (!rc && (as_json || !*suffix))
+    else if (as_json || !*suffix)
         print_job(r.body);
-    else if (!rc)
+    else
         printf("%s %s\n", str(r.body, "id"), str(r.body, "state"));
     json_decref(r.body);
     return rc;
@@ -278,14 +276,10 @@ static int job_list(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("job list: takes no operand (\"%s\")", argv[optind]);
-    reply r = call("GET", path, NULL, NULL, 30);
-    if (!r.status)
-        return unreachable(&r);
-    if (r.status >= 300) {
-        int rc = api_failed(&r);
-        json_decref(r.body);
+    reply r;
+    int rc = call_ok("GET", path, NULL, NULL, 30, &r);
+    if (rc)
         return rc;
-    }
     if (as_json) {
         print_json(r.body);
     } else {

@@ -383,15 +383,11 @@ int send_mail(int argc, char **argv)
     if (idem)
         snprintf(header, sizeof header, "Idempotency-Key: %s", idem);
     const char *headers[] = {idem ? header : NULL, NULL};
-    reply r = call("POST", "/v1/messages", msg, headers, 60);
+    reply r;
+    rc = call_ok("POST", "/v1/messages", msg, headers, 60, &r);
     json_decref(msg);
-    if (!r.status)
-        return unreachable(&r);
-    if (r.status >= 300) {
-        rc = api_failed(&r);
-        json_decref(r.body);
+    if (rc)
         return rc;
-    }
     char id[64], path[128];
     snprintf(id, sizeof id, "%s", str(r.body, "id"));
     if (wait < 0) {

@@ -104,11 +104,11 @@ static int follow_up(ob_engine *e, batch *b, const ob_id *id, const store_row *r
     if (!e->on_final(e->on_final_arg, &f, &next))
         return 0;
     char ids[OB_ID_STRLEN + 1];
-    const char *field = NULL;
-    int rc = ob_new_job_check(e, &next, &field);
+    ob_problem p;
+    int rc = ob_new_job_check(e, &next, &p);
     if (rc) {
-        OB_ERROR("jobs: %s: follow-up job refused (%s, %s); skipped", ob_id_format(id, ids),
-                 ob_strerror(rc), field ? field : "-");
+        OB_ERROR("jobs: %s: follow-up job refused (%s: %s); skipped", ob_id_format(id, ids),
+                 p.field, p.message);
         return 0;
     }
     if (next.unique_key) {

@@ -33,14 +33,18 @@
  *       holds its change returned 0.
  *   C2  No worker answer is dropped while the engine runs: it is committed,
  *       refused as stale (its lease was rescued), or retried.
- *   C3  `unfinished` is the number of unfinished jobs as committed; enqueue
- *       refuses with OB_EFULL once it reaches max_jobs.
+ *   C3  `unfinished` is the number of unfinished jobs this engine committed,
+ *       made exact again by a recount where others write too (a shared
+ *       store, a transactional enqueue: between recounts their jobs may
+ *       finish here before they were counted, so it is not checked >= 0);
+ *       enqueue refuses with OB_EFULL once it reaches max_jobs.
  *   C4  Only this thread touches the store's writer side, the idgen, the
  *       timers and pool.maybe_work (before the thread starts, obi_commit_start
  *       does, on the opening thread).
  *   C5  No claim while store.health fails: a node that cannot heartbeat
  *       may be declared dead, and its jobs rescued, at any moment.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +56,16 @@
 #define FAIL_MAX_MS 1000 /* doubling up to this (new operations go at once) */
 
 /* ---- claims ---- */
+
+/* S4, on every claim in debug builds: jobs come in claim order. */
+static void check_claim_order(ob_job *const *jobs, int n)
+{
+    for (int i = 1; i < n; i++)
+        assert(jobs[i - 1]->priority > jobs[i]->priority ||
+               (jobs[i - 1]->priority == jobs[i]->priority &&
+                jobs[i - 1]->run_at_ms <= jobs[i]->run_at_ms)); /* S4 */
+    (void)jobs, (void)n;
+}
 
 /* Claim for every pool that has room and may find work. Called with
  * engine.pools_mu held (until the claims are delivered). */
@@ -85,6 +99,7 @@ static int claim_for_pools(ob_engine *e, batch *b, int64_t now)
             free(jobs);
             return rc;
         }
+        check_claim_order(jobs, n);
         if (n < want)
             p->maybe_work = false;
         if (n == 0) {
@@ -272,6 +287,7 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
     b->new_due = INT64_MAX;
     b->recounted = false;
     b->chores_again = false;
+    assert(pthread_equal(pthread_self(), c->writer)); /* C4 */
     int64_t now = ob_now_ms();
     int rc = apply_all(e, b, ops, now);
     pthread_mutex_lock(&e->pools_mu);
@@ -302,6 +318,7 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
     int external = 0;
     for (op *o = done, *next; o; o = next) {
         next = o->next;
+        assert(!rc || o->rc); /* C1: no success without the commit */
         external += o->external;
         o->done(o); /* gives the op away */
     }
@@ -360,6 +377,7 @@ static void *commit_main(void *arg)
 {
     ob_engine *e = arg;
     commit *c = &e->c;
+    c->writer = pthread_self(); /* C4: the batches are this thread's now */
     bool again = false;
     for (;;) {
         pthread_mutex_lock(&c->mu);
@@ -538,6 +556,7 @@ int obi_commit_start(ob_engine *e)
     c->rescue_all = e->st->exclusive;
     c->next_rescue = 0;
     c->next_prune = ob_now_ms() + e->o.prune_interval_ms;
+    c->writer = pthread_self(); /* C4: until the thread starts, the opener's */
     do {
         rc = run_batch(e, NULL, false);
     } while (!rc && c->batch->chores_again);

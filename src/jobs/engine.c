@@ -203,48 +203,46 @@ int ob_engine_register(ob_engine *e, const char *name, ob_handler_fn fn, void *a
 
 #define RUN_AT_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
-static int bad(const char **field, const char *name, int rc)
-{
-    if (field)
-        *field = name;
-    return rc;
-}
-
-int ob_new_job_check(ob_engine *e, const ob_new_job *j, const char **field)
+int ob_new_job_check(ob_engine *e, const ob_new_job *j, ob_problem *p)
 {
     if (!e || !j)
-        return bad(field, "job", OB_EINVAL);
+        return obi_problem(p, OB_EINVAL, "", "no engine or no job");
     if (!ob_name_valid(j->kind))
-        return bad(field, "kind", OB_EINVAL);
+        return obi_problem(p, OB_EINVAL, "kind", "a kind is 1-%d characters of [A-Za-z0-9._-]",
+                           OB_NAME_MAX);
     if (!obi_engine_kind(e, j->kind))
-        return bad(field, "kind", OB_ENOKIND);
+        return obi_problem(p, OB_ENOKIND, "kind", "no handler is registered for this kind");
     if (j->queue && !ob_name_valid(j->queue))
-        return bad(field, "queue", OB_EINVAL);
+        return obi_problem(p, OB_EINVAL, "queue", "a queue is 1-%d characters of [A-Za-z0-9._-]",
+                           OB_NAME_MAX);
     if (j->priority < OB_PRIORITY_MIN || j->priority > OB_PRIORITY_MAX)
-        return bad(field, "priority", OB_EINVAL);
+        return obi_problem(p, OB_EINVAL, "priority", "from %d to %d", OB_PRIORITY_MIN,
+                           OB_PRIORITY_MAX);
     if (!j->payload && j->payload_len)
-        return bad(field, "payload", OB_EINVAL);
+        return obi_problem(p, OB_EINVAL, "payload", "no bytes for a length of %zu",
+                           j->payload_len);
     if (j->payload_len > e->o.max_payload)
-        return bad(field, "payload", OB_ETOOBIG);
+        return obi_problem(p, OB_ETOOBIG, "payload", "larger than %zu bytes", e->o.max_payload);
     if (j->run_at_ms < 0 || j->run_at_ms > RUN_AT_MAX)
-        return bad(field, "run_at", OB_EINVAL);
+        return obi_problem(p, OB_EINVAL, "run_at", "out of range (0 to year 9999)");
     if (j->max_attempts < 0 || j->max_attempts > 1000)
-        return bad(field, "max_attempts", OB_EINVAL);
+        return obi_problem(p, OB_EINVAL, "max_attempts", "from 1 to 1000 (0: the kind's)");
     if (j->timeout_ms < 0 || j->timeout_ms > DAY_MS)
-        return bad(field, "timeout", OB_EINVAL);
+        return obi_problem(p, OB_EINVAL, "timeout", "from 1 ms to 24 h (0: the kind's)");
     if (j->unique_key) {
         size_t n = strlen(j->unique_key);
         if (n > OB_UNIQUE_KEY_MAX)
-            return bad(field, "unique_key", OB_ETOOBIG);
+            return obi_problem(p, OB_ETOOBIG, "unique_key", "longer than %d bytes",
+                               OB_UNIQUE_KEY_MAX);
         if (n == 0 || !ob_utf8_valid(j->unique_key, n))
-            return bad(field, "unique_key", OB_EINVAL);
+            return obi_problem(p, OB_EINVAL, "unique_key", "not empty, and UTF-8");
     }
     if (j->meta) {
         size_t n = strlen(j->meta);
         if (n > OB_META_MAX)
-            return bad(field, "meta", OB_ETOOBIG);
+            return obi_problem(p, OB_ETOOBIG, "meta", "longer than %d bytes", OB_META_MAX);
         if (!ob_utf8_valid(j->meta, n))
-            return bad(field, "meta", OB_EINVAL);
+            return obi_problem(p, OB_EINVAL, "meta", "not UTF-8");
     }
     return 0;
 }
@@ -389,15 +387,21 @@ int ob_job_get(ob_engine *e, const ob_id *id, ob_job **out)
 }
 
 /* Queue a cancel or requeue and wait for it. */
-static int change(ob_engine *e, const ob_id *id, lc_event ev, ob_state *state)
+/* The op of a cancel or retry asked for from outside the engine. */
+static op *change_op(const ob_id *id, lc_event ev)
 {
-    if (!e || !id)
-        return OB_EINVAL;
     lc_input in = {.ev = ev};
     op *o = obi_op_change_new(id, &in);
+    if (o)
+        o->external = true;
+    return o;
+}
+
+static int change(ob_engine *e, const ob_id *id, lc_event ev, ob_state *state)
+{
+    op *o = e && id ? change_op(id, ev) : NULL;
     if (!o)
-        return OB_ENOMEM;
-    o->external = true;
+        return e && id ? OB_ENOMEM : OB_EINVAL;
     int rc = obi_commit_submit_wait(e, o);
     if (!rc && state)
         *state = o->state_out;
@@ -413,13 +417,9 @@ static void changed_done(op *o)
 
 static int change_async(ob_engine *e, const ob_id *id, lc_event ev, ob_changed_fn done, void *arg)
 {
-    if (!e || !id || !done)
-        return OB_EINVAL;
-    lc_input in = {.ev = ev};
-    op *o = obi_op_change_new(id, &in);
+    op *o = e && id && done ? change_op(id, ev) : NULL;
     if (!o)
-        return OB_ENOMEM;
-    o->external = true;
+        return e && id && done ? OB_ENOMEM : OB_EINVAL;
     o->changed_fn = done;
     o->arg = arg;
     o->done = changed_done;

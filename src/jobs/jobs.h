@@ -174,6 +174,7 @@ typedef struct commit {
     bool stopping;
     bool running;
     pthread_t thread;
+    pthread_t writer;    /* the one thread that may run a batch now (C4) */
     /* commit-thread-only state */
     obi_idgen idgen;
     _Atomic int64_t unfinished; /* jobs not in a final state, as committed */

@@ -27,6 +27,13 @@
 
 #include "jobs/jobs.h"
 
+/* P1, checked in debug builds wherever in_hand changes (under p->mu). */
+static void check_p1(const pool *p)
+{
+    assert(p->ring_len >= 0 && p->in_hand >= p->ring_len && p->in_hand <= p->capacity); /* P1 */
+    (void)p;
+}
+
 void ob_pool_opts_init(ob_pool_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -201,6 +208,7 @@ static void run_job(worker *w, ob_job *job)
     op *o = answer_op(&ctx, k);
     pthread_mutex_lock(&p->mu);
     p->in_hand--; /* before the op wakes the commit thread: it sees the room */
+    check_p1(p);
     pthread_mutex_unlock(&p->mu);
     char ids[OB_ID_STRLEN + 1];
     if (!o)
@@ -234,6 +242,7 @@ static void *worker_main(void *arg)
             obi_pool_release(p->e, job);
             pthread_mutex_lock(&p->mu);
             p->in_hand--;
+            check_p1(p);
             continue;
         }
         run_job(w, job);
@@ -280,10 +289,11 @@ void obi_pool_deliver(pool *p, ob_job **jobs, int n)
         return;
     }
     for (int i = 0; i < n; i++) {
-        assert(p->in_hand < p->capacity); /* P1 */
+        assert(p->in_hand < p->capacity); /* P1: the commit thread claimed only the room */
         p->ring[(p->ring_head + p->ring_len++) % p->capacity] = jobs[i];
         p->in_hand++;
     }
+    check_p1(p);
     if (n == 1)
         pthread_cond_signal(&p->work);
     else
@@ -446,6 +456,7 @@ int ob_pool_stop(ob_pool *p, int64_t drain_ms)
         p->ring_head = (p->ring_head + 1) % p->capacity;
         p->ring_len--;
         p->in_hand--;
+        check_p1(p);
         obi_pool_release(e, job);
     }
     struct timespec until = ob_mono_deadline(drain_ms);

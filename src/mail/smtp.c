@@ -30,6 +30,7 @@
  * SMTP_EV_INVALID_PEER_CERTIFICATE and _WRONG_PEER_CERTIFICATE), and every
  * recipient is deferred with the reason.
  */
+#include <assert.h>
 #include <stddef.h> /* before libesmtp.h, which uses size_t */
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -304,6 +305,24 @@ static void run_session(smtp_tr *tr, item **batch, int n)
 
 /* ---- the queue ---- */
 
+/* Q1 and Q2, checked at each queue operation in debug builds (under
+ * tr->mu): every queued item is untaken and not done, the tail is the
+ * last, and sessions stay within 0..pool_size. */
+static void check_queue(const smtp_tr *tr)
+{
+#ifndef NDEBUG
+    const item *last = NULL;
+    for (const item *it = tr->head; it; it = it->next) {
+        assert(!it->taken && !it->done); /* Q1 */
+        last = it;
+    }
+    assert(tr->tail == last);                                      /* Q1 */
+    assert(tr->sessions >= 0 && tr->sessions <= tr->o.pool_size); /* Q2 */
+#else
+    (void)tr;
+#endif
+}
+
 /* Take up to max_per_session items off the queue (Q1, Q2), send them, and
  * mark them done. Called and returns with tr->mu held. */
 static void run(smtp_tr *tr)
@@ -323,12 +342,14 @@ static void run(smtp_tr *tr)
     if (!tr->head)
         tr->tail = NULL;
     tr->sessions++;
+    check_queue(tr);
     pthread_mutex_unlock(&tr->mu);
     run_session(tr, batch, n);
     pthread_mutex_lock(&tr->mu);
     for (int i = 0; i < n; i++)
         batch[i]->done = true;
     tr->sessions--;
+    check_queue(tr);
     pthread_cond_broadcast(&tr->cv);
     if (batch != &one)
         free(batch);
@@ -347,6 +368,7 @@ static void unqueue(smtp_tr *tr, item *it)
         if (tr->tail == it)
             tr->tail = prev;
     }
+    check_queue(tr);
 }
 
 static int smtp_send(ob_transport *t, const ob_envelope *env, ob_mail_reply *replies,
@@ -360,6 +382,7 @@ static int smtp_send(ob_transport *t, const ob_envelope *env, ob_mail_reply *rep
     else
         tr->head = &it;
     tr->tail = &it;
+    check_queue(tr);
     while (!it.done) {
         if (!it.taken && tr->sessions < tr->o.pool_size) {
             run(tr);

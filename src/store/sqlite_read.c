@@ -127,17 +127,37 @@ ob_job *obi_sq_row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
 
 /* ---- reader calls ---- */
 
-int obi_sq_get(store *base, const ob_id *id, ob_job **out)
+/* A reader of the pool, inside a read transaction: one snapshot for all
+ * that is read until read_end. 0 with *out, or an error. */
+static int read_begin(sqlite_store *s, reader **out)
 {
-    sqlite_store *s = (sqlite_store *)base;
     obi_reader *link;
     int rc = obi_readers_get(&s->readers, &link);
     if (rc)
         return rc;
     reader *r = (reader *)link;
+    if ((rc = obi_sq_step(r->db, r->st[R_BEGIN], "begin read"))) {
+        obi_readers_put(&s->readers, link);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static void read_end(sqlite_store *s, reader *r)
+{
+    obi_sq_step(r->db, r->st[R_END], "end read");
+    obi_readers_put(&s->readers, &r->link);
+}
+
+int obi_sq_get(store *base, const ob_id *id, ob_job **out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    reader *r;
+    int rc = read_begin(s, &r);
+    if (rc)
+        return rc;
     sqlite3_stmt *g = r->st[R_GET], *p = r->st[R_PAYLOAD], *e = r->st[R_ERRORS];
-    if ((rc = obi_sq_step(r->db, r->st[R_BEGIN], "begin read")))
-        goto out;
     obi_sq_bind_id(g, 1, id);
     int r1 = sqlite3_step(g);
     if (r1 == SQLITE_ROW) {
@@ -157,9 +177,7 @@ int obi_sq_get(store *base, const ob_id *id, ob_job **out)
         rc = r1 == SQLITE_DONE ? OB_ENOTFOUND : obi_sq_fail(r->db, r1, "read job");
     }
     sqlite3_reset(g);
-    obi_sq_step(r->db, r->st[R_END], "end read");
-out:
-    obi_readers_put(&s->readers, link);
+    read_end(s, r);
     return rc;
 }
 
@@ -204,27 +222,22 @@ static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *
 int obi_sq_list(store *base, const ob_list_filter *f, ob_job_page **out)
 {
     sqlite_store *s = (sqlite_store *)base;
-    obi_reader *link;
-    int rc = obi_readers_get(&s->readers, &link);
+    reader *r;
+    int rc = read_begin(s, &r);
     if (rc)
         return rc;
-    reader *r = (reader *)link;
-    if (!(rc = obi_sq_step(r->db, r->st[R_BEGIN], "begin read"))) {
-        rc = obi_store_list_run(f, list_one, r->db, out);
-        obi_sq_step(r->db, r->st[R_END], "end read");
-    }
-    obi_readers_put(&s->readers, link);
+    rc = obi_store_list_run(f, list_one, r->db, out);
+    read_end(s, r);
     return rc;
 }
 
 int obi_sq_counts(store *base, ob_count_fn fn, void *arg)
 {
     sqlite_store *s = (sqlite_store *)base;
-    obi_reader *link;
-    int rc = obi_readers_get(&s->readers, &link);
+    reader *r;
+    int rc = read_begin(s, &r);
     if (rc)
         return rc;
-    reader *r = (reader *)link;
     sqlite3_stmt *st;
     const char *sql = "SELECT state, kind, queue, count(*), min(run_at) FROM jobs "
                       "GROUP BY state, kind, queue";
@@ -237,6 +250,6 @@ int obi_sq_counts(store *base, ob_count_fn fn, void *arg)
         sqlite3_finalize(st);
     }
     rc = rc == SQLITE_DONE ? 0 : obi_sq_fail(r->db, rc, "count jobs");
-    obi_readers_put(&s->readers, link);
+    read_end(s, r);
     return rc;
 }

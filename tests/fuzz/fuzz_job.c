@@ -76,11 +76,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .timeout_ms = nums[2],
         .run_at_ms = nums[3] < 0 ? nums[3] : 0,
     };
-    const char *fname = NULL;
-    int rc = ob_new_job_check(engine, &j, &fname);
+    ob_problem why = {"", ""};
+    int rc = ob_new_job_check(engine, &j, &why);
     if (rc) {
-        if (!fname)
-            abort(); /* every refusal names its field */
+        if (!why.field[0] || !why.message[0])
+            abort(); /* every refusal names its field and says why */
     } else {
         ob_id id;
         bool existed;
