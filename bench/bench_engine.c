@@ -42,43 +42,40 @@
 #include <libpq-fe.h>
 
 #include "beanstalk.h"
+#include "bench.h"
 #include "outbox/jobs.h"
 
-#define PRODUCERS 16
-#define WORKERS 16
-#define DRAIN 30000
-#define LAT_SAMPLES 1000
 
-static double seconds = 2.0;
-static int rounds = 3;
-static long million = 1000000;
-static char dir[4096];
+double seconds = 2.0;
+int rounds = 3;
+long million = 1000000;
+char dir[4096];
 static const char *only;
 static const char *store_url; /* --store: PostgreSQL instead of SQLite files */
 static int nodes = 1;
 #define NODES_MAX 8
-static char payload[101];
+char payload[101];
 
-static atomic_int stop;
+atomic_int stop;
 static atomic_long done_count;
 
 /* ---- time ---- */
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int64_t now_us(void)
+int64_t now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void sleep_s(double s)
+void sleep_s(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) && errno == EINTR) {
@@ -109,17 +106,10 @@ static int cmp_i64(const void *a, const void *b)
 
 /* ---- running N threads for a measured window ---- */
 
-typedef struct worker_arg {
-    void *ctx;
-    int idx;
-    atomic_long count;
-} worker_arg;
-
-typedef void *(*thread_fn)(void *);
 
 /* Run n threads of fn, wait a warm-up, count `counter` (or the threads'
  * own counters when NULL) over the window, stop them; returns per second. */
-static double measure(int n, thread_fn fn, void *ctx, atomic_long *counter)
+double measure(int n, thread_fn fn, void *ctx, atomic_long *counter)
 {
     pthread_t th[64];
     worker_arg a[64];
@@ -337,18 +327,23 @@ static pthread_mutex_t lat_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t lat_cv = PTHREAD_COND_INITIALIZER;
 static int64_t lat_started;
 
-static void mark_start(ob_job_ctx *ctx, void *arg)
+void mark_started(void)
 {
-    (void)arg;
     int64_t t = now_us();
     pthread_mutex_lock(&lat_mu);
     lat_started = t;
     pthread_cond_signal(&lat_cv);
     pthread_mutex_unlock(&lat_mu);
+}
+
+static void mark_start(ob_job_ctx *ctx, void *arg)
+{
+    (void)arg;
+    mark_started();
     ob_ctx_done(ctx, NULL);
 }
 
-static int64_t wait_started(void)
+int64_t wait_started(void)
 {
     pthread_mutex_lock(&lat_mu);
     while (!lat_started)
@@ -359,7 +354,7 @@ static int64_t wait_started(void)
     return t;
 }
 
-static void percentiles(int64_t *v, int n, double *p50, double *p99)
+void percentiles(int64_t *v, int n, double *p50, double *p99)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_i64);
     *p50 = (double)v[n / 2] / 1000.0;
@@ -448,10 +443,6 @@ static double drain_rate(ob_engine *e)
     return DRAIN / t;
 }
 
-typedef struct million_result {
-    double enq_empty, enq_full, claim_empty, claim_full;
-    long rss_kib, hwm_kib;
-} million_result;
 
 static long self_hwm_kib(void)
 {
@@ -500,206 +491,6 @@ static void ours_million(million_result *r)
     r->hwm_kib = self_hwm_kib();
     ob_engine_unsubscribe(big, big_sub);
     ob_engine_close(big);
-}
-
-/* ---- beanstalkd ---- */
-
-typedef struct peer {
-    pid_t pid;
-    int port;
-    atomic_long deleted;
-} peer;
-
-static void peer_start(peer *p, bool binlog)
-{
-    char bdir[4300];
-    snprintf(bdir, sizeof bdir, "%s/binlog", dir);
-    if (binlog) {
-        char cmd[9000];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", bdir, bdir);
-        if (system(cmd) != 0)
-            exit(1);
-    }
-    p->pid = bk_start(binlog ? bdir : NULL, &p->port);
-    atomic_store(&p->deleted, 0);
-    if (p->pid < 0) {
-        fprintf(stderr, "cannot start beanstalkd (is it installed? bench/engine installs it)\n");
-        exit(1);
-    }
-}
-
-static void *bk_producer(void *arg)
-{
-    worker_arg *a = arg;
-    peer *p = a->ctx;
-    bk_conn *c = malloc(sizeof *c);
-    if (bk_connect(c, p->port))
-        exit(1);
-    while (!atomic_load(&stop)) {
-        if (bk_put(c, payload, sizeof payload - 1, NULL))
-            break;
-        atomic_fetch_add(&a->count, 1);
-    }
-    bk_close(c);
-    free(c);
-    return NULL;
-}
-
-static void *bk_consumer(void *arg)
-{
-    worker_arg *a = arg;
-    peer *p = a->ctx;
-    bk_conn *c = malloc(sizeof *c);
-    if (bk_connect(c, p->port))
-        exit(1);
-    uint64_t id;
-    while (!atomic_load(&stop)) {
-        int r = bk_reserve(c, 1, &id);
-        if (r < 0)
-            break;
-        if (r == 0 && bk_delete(c, id) == 0)
-            atomic_fetch_add(&p->deleted, 1);
-    }
-    bk_close(c);
-    free(c);
-    return NULL;
-}
-
-static double bk_enqueue(bool binlog, int producers)
-{
-    peer p;
-    peer_start(&p, binlog);
-    double r = measure(producers, bk_producer, &p, NULL);
-    bk_stop(p.pid);
-    return r;
-}
-
-/* Producers and consumers together: measure() runs both kinds, the first
- * PRODUCERS threads put, the rest reserve+delete. */
-static void *bk_mixed(void *arg)
-{
-    worker_arg *a = arg;
-    return a->idx < PRODUCERS ? bk_producer(arg) : bk_consumer(arg);
-}
-
-static double bk_lifecycle(bool binlog)
-{
-    peer p;
-    peer_start(&p, binlog);
-    double r = measure(PRODUCERS + WORKERS, bk_mixed, &p, &p.deleted);
-    bk_stop(p.pid);
-    return r;
-}
-
-typedef struct bk_lat {
-    peer *p;
-    atomic_int ready;
-} bk_lat;
-
-static void *bk_lat_consumer(void *arg)
-{
-    bk_lat *l = arg;
-    bk_conn *c = malloc(sizeof *c);
-    if (bk_connect(c, l->p->port))
-        exit(1);
-    atomic_store(&l->ready, 1);
-    uint64_t id;
-    while (!atomic_load(&stop)) {
-        int r = bk_reserve(c, 1, &id);
-        if (r < 0)
-            break;
-        if (r)
-            continue;
-        int64_t t = now_us();
-        pthread_mutex_lock(&lat_mu);
-        lat_started = t;
-        pthread_cond_signal(&lat_cv);
-        pthread_mutex_unlock(&lat_mu);
-        bk_delete(c, id);
-    }
-    bk_close(c);
-    free(c);
-    return NULL;
-}
-
-static void bk_latency(bool binlog, double *p50, double *p99)
-{
-    peer p;
-    peer_start(&p, binlog);
-    bk_lat l = {.p = &p};
-    atomic_store(&stop, 0);
-    pthread_t th;
-    pthread_create(&th, NULL, bk_lat_consumer, &l);
-    while (!atomic_load(&l.ready))
-        sleep_s(0.001);
-    sleep_s(0.05); /* let it block in reserve */
-    bk_conn *c = malloc(sizeof *c);
-    if (bk_connect(c, p.port))
-        exit(1);
-    static int64_t lat[LAT_SAMPLES];
-    for (int i = 0; i < LAT_SAMPLES; i++) {
-        int64_t t0 = now_us();
-        bk_put(c, payload, sizeof payload - 1, NULL);
-        lat[i] = wait_started() - t0;
-        sleep_s(0.001);
-    }
-    atomic_store(&stop, 1);
-    pthread_join(th, NULL);
-    bk_close(c);
-    free(c);
-    percentiles(lat, LAT_SAMPLES, p50, p99);
-    bk_stop(p.pid);
-}
-
-static void bk_fill(peer *p, long n)
-{
-    bk_conn *c = malloc(sizeof *c);
-    if (bk_connect(c, p->port) || bk_put_pipelined(c, payload, sizeof payload - 1, (int)n)) {
-        fprintf(stderr, "beanstalkd fill failed\n");
-        exit(1);
-    }
-    bk_close(c);
-    free(c);
-}
-
-static double bk_drain_rate(peer *p)
-{
-    long start = atomic_load(&p->deleted);
-    atomic_store(&stop, 0);
-    pthread_t th[WORKERS];
-    worker_arg a[WORKERS];
-    double t0 = now_s();
-    for (int i = 0; i < WORKERS; i++) {
-        a[i] = (worker_arg){.ctx = p, .idx = i};
-        pthread_create(&th[i], NULL, bk_consumer, &a[i]);
-    }
-    while (atomic_load(&p->deleted) - start < DRAIN)
-        sleep_s(0.001);
-    double t = now_s() - t0;
-    atomic_store(&stop, 1);
-    for (int i = 0; i < WORKERS; i++)
-        pthread_join(th[i], NULL);
-    return DRAIN / t;
-}
-
-static void bk_million(million_result *r)
-{
-    peer p;
-    peer_start(&p, false);
-    bk_fill(&p, DRAIN);
-    r->claim_empty = bk_drain_rate(&p);
-    bk_stop(p.pid);
-
-    peer_start(&p, false);
-    r->enq_empty = measure(PRODUCERS, bk_producer, &p, NULL);
-    double t0 = now_s();
-    bk_fill(&p, million);
-    fprintf(stderr, "    beanstalkd: %ld queued in %.1f s\n", million, now_s() - t0);
-    r->enq_full = measure(PRODUCERS, bk_producer, &p, NULL);
-    r->claim_full = bk_drain_rate(&p);
-    r->rss_kib = bk_rss_kib(p.pid);
-    r->hwm_kib = r->rss_kib;
-    bk_stop(p.pid);
 }
 
 /* ---- the table ---- */

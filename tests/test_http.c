@@ -14,123 +14,7 @@
 #include "base/base.h"
 #include "helpers.h"
 #include "http_helpers.h"
-
-/* ---- handlers ---- */
-
-static void hello(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    ob_http_reply(r, 200, "text/plain", "ok", 2);
-}
-
-static void item(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    json_t *j = json_pack("{s:s, s:s?, s:s?}", "id", ob_http_param(r, "id"), "q",
-                          ob_http_query(r, "x"), "h", ob_http_header(r, "x-test"));
-    ob_http_reply_json(r, 200, j);
-    json_decref(j);
-}
-
-static void echo(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    json_t *body = ob_http_body_json(r);
-    if (body)
-        ob_http_reply_json(r, 200, body);
-}
-
-static void length(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    size_t n;
-    ob_http_body(r, &n);
-    json_t *j = json_pack("{s:I}", "len", (json_int_t)n);
-    ob_http_reply_json(r, 200, j);
-    json_decref(j);
-}
-
-static void noanswer(ob_http_req *r, void *arg) { (void)r, (void)arg; }
-
-static void slow(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    h_sleep_ms(400);
-    ob_http_reply(r, 200, "text/plain", "slow", 4);
-}
-
-/* /park: suspend and leave the handle to the test. */
-static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
-static ob_http_later *parked[64];
-static int nparked;
-
-static void park(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    ob_http_later *l;
-    int rc = ob_http_suspend(r, &l);
-    if (rc == OB_EBUSY) {
-        ob_http_reply_error(r, 503, "busy", "too many suspended requests", NULL);
-        return;
-    }
-    ASSERT_OK(rc);
-    pthread_mutex_lock(&park_mu);
-    parked[nparked++] = l;
-    pthread_mutex_unlock(&park_mu);
-}
-
-static ob_http_later *wait_parked(int i)
-{
-    for (int t = 0; t < 500; t++) {
-        pthread_mutex_lock(&park_mu);
-        ob_http_later *l = nparked > i ? parked[i] : NULL;
-        pthread_mutex_unlock(&park_mu);
-        if (l)
-            return l;
-        h_sleep_ms(10);
-    }
-    test_fail(__FILE__, __LINE__, "no request was parked");
-}
-
-/* /later: suspend; another thread answers 100 ms later. */
-static void *answer_later(void *arg)
-{
-    h_sleep_ms(100);
-    ob_http_later *l = arg;
-    ASSERT_OK(ob_http_later_set_header(l, "X-From", "another-thread"));
-    ASSERT_OK(ob_http_later_reply(l, 200, "text/plain", "later", 5));
-    return NULL;
-}
-
-static void later(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    ob_http_later *l;
-    ASSERT_OK(ob_http_suspend(r, &l));
-    pthread_t t;
-    pthread_create(&t, NULL, answer_later, l);
-    pthread_detach(t);
-}
-
-static ob_http_server *server(ob_http_opts *o)
-{
-    ob_http_opts def;
-    if (!o) {
-        t_opts(&def);
-        o = &def;
-    }
-    ob_http_server *s;
-    ASSERT_OK(ob_http_server_new(o, &s));
-    ASSERT_OK(ob_http_route(s, "GET", "/hello", hello, NULL, 0));
-    ASSERT_OK(ob_http_route(s, "GET", "/items/{id}", item, NULL, 0));
-    ASSERT_OK(ob_http_route(s, "POST", "/echo", echo, NULL, OB_HTTP_JSON));
-    ASSERT_OK(ob_http_route(s, "POST", "/len", length, NULL, 0));
-    ASSERT_OK(ob_http_route(s, "GET", "/noanswer", noanswer, NULL, 0));
-    ASSERT_OK(ob_http_route(s, "GET", "/slow", slow, NULL, 0));
-    ASSERT_OK(ob_http_route(s, "GET", "/park", park, NULL, 0));
-    ASSERT_OK(ob_http_route(s, "GET", "/later", later, NULL, 0));
-    return s;
-}
+#include "http_routes.h"
 
 #define URL "http://127.0.0.1:%d"
 
@@ -138,7 +22,7 @@ static ob_http_server *server(ob_http_opts *o)
 
 TEST(routes_params_query_and_headers)
 {
-    ob_http_server *s = server(NULL);
+    ob_http_server *s = t_server(NULL);
     int port = t_start(s);
     char *out;
     ASSERT_EQ(t_curl(&out, port, "-H 'X-Test: t' '" URL "/items/42?x=y%%20z'", port), 0);
@@ -155,7 +39,7 @@ TEST(routes_params_query_and_headers)
 
 TEST(unknown_path_is_404_and_wrong_method_405_with_allow)
 {
-    ob_http_server *s = server(NULL);
+    ob_http_server *s = t_server(NULL);
     int port = t_start(s);
     char *out;
     t_curl(&out, port, URL "/nope", port);
@@ -176,7 +60,7 @@ TEST(unknown_path_is_404_and_wrong_method_405_with_allow)
 
 TEST(json_bodies_are_strict_and_typed)
 {
-    ob_http_server *s = server(NULL);
+    ob_http_server *s = t_server(NULL);
     int port = t_start(s);
     char *out;
     t_curl(&out, port, "-H 'Content-Type: application/json' -d '{\"a\":[1,2]}' " URL "/echo", port);
@@ -200,7 +84,7 @@ TEST(json_bodies_are_strict_and_typed)
 
 TEST(keep_alive_reuses_the_connection)
 {
-    ob_http_server *s = server(NULL);
+    ob_http_server *s = t_server(NULL);
     int port = t_start(s);
     char *out;
     ASSERT_EQ(t_run(&out, "curl -s -o /dev/null -o /dev/null -o /dev/null -w '%%{num_connects} ' "
@@ -214,7 +98,7 @@ TEST(keep_alive_reuses_the_connection)
 
 TEST(pipelined_requests_are_answered_in_order)
 {
-    ob_http_server *s = server(NULL);
+    ob_http_server *s = t_server(NULL);
     int port = t_start(s);
     int fd = t_connect(port);
     t_sends(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -235,7 +119,7 @@ TEST(pipelined_requests_are_answered_in_order)
 
 TEST(chunked_upload_and_100_continue)
 {
-    ob_http_server *s = server(NULL);
+    ob_http_server *s = t_server(NULL);
     int port = t_start(s);
     ASSERT_EQ(t_run(NULL, "head -c 300000 /dev/urandom > big.bin"), 0);
     char *out;
@@ -250,7 +134,7 @@ TEST(chunked_upload_and_100_continue)
 
 TEST(four_hundred_parallel_requests_all_get_200)
 {
-    ob_http_server *s = server(NULL);
+    ob_http_server *s = t_server(NULL);
     int port = t_start(s);
     char *out;
     ASSERT_EQ(t_run(&out, "curl -s --no-progress-meter -Z --parallel-max 100 -o /dev/null -w '%%{http_code}\\n' "
@@ -270,7 +154,7 @@ TEST(too_many_or_too_large_headers_get_431)
     t_opts(&o);
     o.max_headers = 20;
     o.max_header_bytes = 4096;
-    ob_http_server *s = server(&o);
+    ob_http_server *s = t_server(&o);
     int port = t_start(s);
     char many[4096] = "";
     for (int i = 0; i < 25; i++)
@@ -300,7 +184,7 @@ TEST(too_large_body_gets_413_without_reading_it)
     ob_http_opts o;
     t_opts(&o);
     o.max_body = 100000;
-    ob_http_server *s = server(&o);
+    ob_http_server *s = t_server(&o);
     int port = t_start(s);
     ASSERT_EQ(t_run(NULL, "head -c 5000000 /dev/zero > big.bin"), 0);
     char *out;
@@ -325,7 +209,7 @@ TEST(body_just_under_the_limit_is_taken_chunked_or_not)
     ob_http_opts o;
     t_opts(&o);
     o.max_body = 1 << 20;
-    ob_http_server *s = server(&o);
+    ob_http_server *s = t_server(&o);
     int port = t_start(s);
     ASSERT_EQ(t_run(NULL, "head -c %d /dev/zero > edge.bin", (1 << 20) - 1), 0);
     char *out;
@@ -356,7 +240,7 @@ TEST(trickled_headers_or_body_get_408_by_their_deadline)
             o.header_timeout_ms = 800;
         else
             o.body_timeout_ms = 800;
-        ob_http_server *s = server(&o);
+        ob_http_server *s = t_server(&o);
         int port = t_start(s);
         int fd = t_connect(port);
         int64_t t0 = ob_mono_ms();
@@ -382,7 +266,7 @@ TEST(idle_keep_alive_connection_is_closed)
     ob_http_opts o;
     t_opts(&o);
     o.idle_timeout_ms = 1000;
-    ob_http_server *s = server(&o);
+    ob_http_server *s = t_server(&o);
     int port = t_start(s);
     int fd = t_connect(port);
     t_sends(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -400,7 +284,7 @@ TEST(connections_past_the_limit_get_503)
     ob_http_opts o;
     t_opts(&o);
     o.max_connections = 2;
-    ob_http_server *s = server(&o);
+    ob_http_server *s = t_server(&o);
     int port = t_start(s);
     int a = t_connect(port), b = t_connect(port);
     h_sleep_ms(100);
@@ -446,7 +330,7 @@ static void gate(ob_http_req *r, void *arg)
 static void counted_length(ob_http_req *r, void *arg)
 {
     atomic_fetch_add(&len_calls, 1);
-    length(r, arg);
+    t_length(r, arg);
 }
 
 TEST(a_gate_refuses_on_the_headers_without_reading_the_body)
@@ -457,7 +341,7 @@ TEST(a_gate_refuses_on_the_headers_without_reading_the_body)
     ob_http_server *s;
     ASSERT_OK(ob_http_server_new(&o, &s));
     ASSERT_OK(ob_http_route(s, "POST", "/len", counted_length, NULL, 0));
-    ASSERT_OK(ob_http_route(s, "POST", "/echo", echo, NULL, OB_HTTP_JSON));
+    ASSERT_OK(ob_http_route(s, "POST", "/echo", t_echo, NULL, OB_HTTP_JSON));
     ASSERT_OK(ob_http_set_gate(s, gate, NULL));
     int port = t_start(s);
     ASSERT_RC(ob_http_set_gate(s, gate, NULL), OB_ESTATE); /* before start only */
@@ -501,7 +385,7 @@ TEST(bodies_held_by_all_requests_are_bounded)
     o.max_body = 900000;
     o.max_body_total = 1 << 20;
     o.threads = 4;
-    ob_http_server *s = server(&o);
+    ob_http_server *s = t_server(&o);
     int port = t_start(s);
     const char *head = "POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: 600000\r\n\r\nxx";
     int a = t_connect(port);
@@ -532,7 +416,7 @@ TEST(connections_per_client_address_are_limited)
     ob_http_opts o;
     t_opts(&o);
     o.max_connections_per_ip = 3;
-    ob_http_server *s = server(&o);
+    ob_http_server *s = t_server(&o);
     int port = t_start(s);
     int fds[5];
     for (int i = 0; i < 5; i++)
@@ -550,357 +434,15 @@ TEST(connections_per_client_address_are_limited)
     ob_http_server_free(s);
 }
 
-TEST(suspended_responses_are_limited)
-{
-    ob_http_opts o;
-    t_opts(&o);
-    o.max_suspended = 1;
-    ob_http_server *s = server(&o);
-    int port = t_start(s);
-    int fd = t_connect(port);
-    t_sends(fd, "GET /park HTTP/1.1\r\nHost: x\r\n\r\n");
-    ob_http_later *l = wait_parked(0);
-    char *out;
-    t_curl(&out, port, URL "/park", port);
-    ASSERT(strncmp(out, "503\n{\"error\":{\"code\":\"busy\"", 27) == 0);
-    free(out);
-    ASSERT_OK(ob_http_later_reply(l, 200, "text/plain", "done", 4));
-    char *raw = t_read(fd, 1, 2000);
-    ASSERT(strstr(raw, "\r\n\r\ndone") != NULL);
-    free(raw);
-    close(fd);
-    ob_http_server_free(s);
-}
-
-/* ---- honest answers and suspension ---- */
-
-TEST(handler_that_never_answers_gets_500)
-{
-    ob_http_server *s = server(NULL);
-    int port = t_start(s);
-    char *out;
-    t_curl(&out, port, URL "/noanswer", port);
-    ASSERT(strncmp(out, "500\n{\"error\":{\"code\":\"internal\"", 30) == 0);
-    free(out);
-    ob_http_server_free(s);
-}
-
-TEST(suspended_response_answered_from_another_thread)
-{
-    ob_http_server *s = server(NULL);
-    int port = t_start(s);
-    char *out;
-    int64_t t0 = ob_mono_ms();
-    t_run(&out, "curl -s -D - " URL "/later", port);
-    ASSERT(ob_mono_ms() - t0 >= 100);
-    ASSERT(strncmp(out, "HTTP/1.1 200", 12) == 0);
-    ASSERT(strcasestr(out, "X-From: another-thread") != NULL);
-    ASSERT(strstr(out, "\r\n\r\nlater") != NULL);
-    free(out);
-    ob_http_server_free(s);
-}
-
-TEST(answer_after_the_client_left_is_reported)
-{
-    ob_http_server *s = server(NULL);
-    int port = t_start(s);
-    int fd = t_connect(port);
-    t_sends(fd, "GET /park HTTP/1.1\r\nHost: x\r\n\r\n");
-    ob_http_later *l = wait_parked(0);
-    close(fd);
-    h_sleep_ms(300); /* the watch thread sees the close */
-    ASSERT_RC(ob_http_later_reply(l, 200, "text/plain", "late", 4), OB_EGONE);
-    char *out;
-    t_curl(&out, port, URL "/hello", port); /* and the server is fine */
-    ASSERT_STREQ(out, "200\nok");
-    free(out);
-    ob_http_server_free(s);
-}
-
-TEST(unanswered_suspension_times_out_with_504)
-{
-    ob_http_opts o;
-    t_opts(&o);
-    o.suspend_timeout_ms = 300;
-    ob_http_server *s = server(&o);
-    int port = t_start(s);
-    char *out;
-    t_curl(&out, port, URL "/park", port);
-    ASSERT(strncmp(out, "504\n{\"error\":{\"code\":\"timeout\"", 29) == 0);
-    free(out);
-    ASSERT_RC(ob_http_later_reply(wait_parked(0), 200, NULL, NULL, 0), OB_EGONE);
-    ob_http_server_free(s);
-}
-
-typedef struct stopper {
-    ob_http_server *s;
-    int rc;
-} stopper;
-
-static void *stop_it(void *arg)
-{
-    stopper *st = arg;
-    st->rc = ob_http_server_stop(st->s, 3000);
-    return NULL;
-}
-
-TEST(graceful_shutdown_finishes_in_flight_and_503s_suspended)
-{
-    ob_http_server *s = server(NULL);
-    int port = t_start(s);
-    int slowfd = t_connect(port), parkfd = t_connect(port);
-    t_sends(parkfd, "GET /park HTTP/1.1\r\nHost: x\r\n\r\n");
-    ob_http_later *l = wait_parked(0);
-    t_sends(slowfd, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
-    h_sleep_ms(100); /* /slow is in its handler */
-    stopper st = {s, -1};
-    pthread_t t;
-    pthread_create(&t, NULL, stop_it, &st);
-    char *raw = t_read(parkfd, 1, 3000);
-    ASSERT(strncmp(raw, "HTTP/1.1 503", 12) == 0);
-    ASSERT(strstr(raw, "shutting_down") != NULL);
-    ASSERT(strstr(raw, "Retry-After: 1\r\n") != NULL); /* every 503 says when */
-    free(raw);
-    raw = t_read(slowfd, 1, 3000);
-    ASSERT(strncmp(raw, "HTTP/1.1 200", 12) == 0);
-    ASSERT(strstr(raw, "\r\n\r\nslow") != NULL);
-    free(raw);
-    pthread_join(t, NULL);
-    ASSERT_OK(st.rc);
-    ASSERT_RC(ob_http_later_reply(l, 200, NULL, NULL, 0), OB_ESHUTDOWN);
-    char *out;
-    ASSERT(t_run(&out, "curl -s -m 2 " URL "/hello", port) != 0); /* not accepting */
-    free(out);
-    close(slowfd);
-    close(parkfd);
-    ob_http_server_free(s);
-}
-
-/* /many?n=N: suspended, answered "N" by one of several threads. The value
- * is copied out of the request: the request dies when the handler returns. */
-typedef struct pending {
-    ob_http_later *l;
-    char n[16];
-    struct pending *next;
-} pending;
-
-static pthread_mutex_t pend_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pend_cv = PTHREAD_COND_INITIALIZER;
-static pending *pend_head;
-static bool pend_stop;
-
-static void many(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    pending *p = calloc(1, sizeof *p);
-    snprintf(p->n, sizeof p->n, "%s", ob_http_query(r, "n") ? ob_http_query(r, "n") : "?");
-    ASSERT_OK(ob_http_suspend(r, &p->l));
-    pthread_mutex_lock(&pend_mu);
-    p->next = pend_head; /* LIFO: answers come back out of order */
-    pend_head = p;
-    pthread_cond_signal(&pend_cv);
-    pthread_mutex_unlock(&pend_mu);
-}
-
-static void *answerer(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        pthread_mutex_lock(&pend_mu);
-        while (!pend_head && !pend_stop)
-            pthread_cond_wait(&pend_cv, &pend_mu);
-        pending *p = pend_head;
-        if (p)
-            pend_head = p->next;
-        pthread_mutex_unlock(&pend_mu);
-        if (!p)
-            return NULL;
-        ASSERT_OK(ob_http_later_reply(p->l, 200, "text/plain", p->n, strlen(p->n)));
-        free(p);
-    }
-}
-
-TEST(suspend_and_resume_from_many_threads)
-{
-    ob_http_server *s = server(NULL);
-    ASSERT_RC(ob_http_route(s, "GET", "/many", many, NULL, 0), 0);
-    int port = t_start(s);
-    pthread_t t[8];
-    for (int i = 0; i < 8; i++)
-        pthread_create(&t[i], NULL, answerer, NULL);
-    char *out;
-    ASSERT_EQ(t_run(&out, "curl -s --no-progress-meter -Z --parallel-max 64 "
-                          "-o 'many_#1' '" URL "/many?n=[1-300]' && cat many_* | wc -c",
-                    port),
-              0);
-    free(out);
-    for (int n = 1; n <= 300; n++) {
-        char name[32], want[16], got[16] = "";
-        snprintf(name, sizeof name, "many_%d", n);
-        snprintf(want, sizeof want, "%d", n);
-        FILE *f = fopen(name, "r");
-        ASSERT(f != NULL);
-        ASSERT(fgets(got, sizeof got, f) != NULL);
-        fclose(f);
-        ASSERT_STREQ(got, want);
-    }
-    pthread_mutex_lock(&pend_mu);
-    pend_stop = true;
-    pthread_cond_broadcast(&pend_cv);
-    pthread_mutex_unlock(&pend_mu);
-    for (int i = 0; i < 8; i++)
-        pthread_join(t[i], NULL);
-    ob_http_server_free(s);
-}
-
-/* ---- streams ---- */
-
-static pthread_mutex_t st_mu = PTHREAD_MUTEX_INITIALIZER;
-static ob_http_stream *the_stream;
-
-static void *write_ticks(void *arg)
-{
-    ob_http_stream *st = arg;
-    for (int i = 0; i < 5; i++) {
-        char line[32];
-        int n = snprintf(line, sizeof line, "tick %d\n", i);
-        ASSERT_OK(ob_http_stream_write(st, line, (size_t)n));
-        h_sleep_ms(50);
-    }
-    ob_http_stream_close(st);
-    return NULL;
-}
-
-static void ticks(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    ob_http_stream *st;
-    ASSERT_OK(ob_http_set_header(r, "X-Stream", "yes"));
-    ASSERT_OK(ob_http_stream_start(r, "text/plain", &st));
-    pthread_t t;
-    pthread_create(&t, NULL, write_ticks, st);
-    pthread_detach(t);
-}
-
-static void hold_stream(ob_http_req *r, void *arg)
-{
-    (void)arg;
-    ob_http_stream *st;
-    ASSERT_OK(ob_http_stream_start(r, "text/event-stream", &st));
-    pthread_mutex_lock(&st_mu);
-    the_stream = st;
-    pthread_mutex_unlock(&st_mu);
-}
-
-static ob_http_stream *wait_stream(void)
-{
-    for (int i = 0; i < 500; i++) {
-        pthread_mutex_lock(&st_mu);
-        ob_http_stream *st = the_stream;
-        pthread_mutex_unlock(&st_mu);
-        if (st)
-            return st;
-        h_sleep_ms(10);
-    }
-    test_fail(__FILE__, __LINE__, "no stream started");
-}
-
-static ob_http_server *stream_server(ob_http_opts *o)
-{
-    ob_http_server *s = server(o);
-    ASSERT_OK(ob_http_route(s, "GET", "/ticks", ticks, NULL, 0));
-    ASSERT_OK(ob_http_route(s, "GET", "/hold", hold_stream, NULL, 0));
-    return s;
-}
-
-TEST(stream_written_from_another_thread)
-{
-    ob_http_server *s = stream_server(NULL);
-    int port = t_start(s);
-    char *out;
-    t_run(&out, "curl -s -N -D - " URL "/ticks", port);
-    ASSERT(strcasestr(out, "Transfer-Encoding: chunked") && strcasestr(out, "X-Stream: yes"));
-    ASSERT(strstr(out, "\r\n\r\ntick 0\ntick 1\ntick 2\ntick 3\ntick 4\n") != NULL);
-    free(out);
-    ob_http_server_free(s);
-}
-
-TEST(stream_notices_the_client_leaving)
-{
-    ob_http_server *s = stream_server(NULL);
-    int port = t_start(s);
-    int fd = t_connect(port);
-    t_sends(fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
-    ob_http_stream *st = wait_stream();
-    ASSERT_OK(ob_http_stream_write(st, "data: 1\n\n", 9));
-    char *raw = t_read(fd, 0, 300);
-    ASSERT(strstr(raw, "data: 1") != NULL);
-    free(raw);
-    close(fd); /* gone while the stream is idle (parked) */
-    int rc = 0;
-    for (int i = 0; i < 100 && rc == 0; i++) {
-        h_sleep_ms(20);
-        rc = ob_http_stream_write(st, "data: 2\n\n", 9);
-    }
-    ASSERT_RC(rc, OB_EGONE);
-    ob_http_stream_close(st);
-    ob_http_server_free(s);
-}
-
-TEST(stream_backlog_is_bounded)
-{
-    ob_http_opts o;
-    t_opts(&o);
-    o.max_stream_buffer = 4096;
-    ob_http_server *s = stream_server(&o);
-    int port = t_start(s);
-    int fd = t_connect(port);
-    int small = 1024;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    t_sends(fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
-    ob_http_stream *st = wait_stream();
-    static char chunk[1000];
-    memset(chunk, 'x', sizeof chunk);
-    int rc = 0, n = 0;
-    while (rc == 0 && n < 100000) { /* the client reads nothing */
-        rc = ob_http_stream_write(st, chunk, sizeof chunk);
-        n++;
-    }
-    ASSERT_RC(rc, OB_EBUSY);
-    printf("  %d KB sent before the backlog filled\n", n);
-    ob_http_stream_close(st);
-    close(fd);
-    ob_http_server_free(s);
-}
-
-TEST(stream_ends_at_shutdown)
-{
-    ob_http_server *s = stream_server(NULL);
-    int port = t_start(s);
-    int fd = t_connect(port);
-    t_sends(fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
-    ob_http_stream *st = wait_stream();
-    ASSERT_OK(ob_http_stream_write(st, "data: 1\n\n", 9));
-    ASSERT_OK(ob_http_server_stop(s, 3000)); /* ends the stream, does not wait for it */
-    ASSERT_RC(ob_http_stream_write(st, "x", 1), OB_ESHUTDOWN);
-    char *raw = t_read(fd, 0, 1000);
-    if (!strstr(raw, "data: 1") || !strstr(raw, "\r\n0\r\n\r\n")) /* the last chunk */
-        test_fail(__FILE__, __LINE__, "got [%s]", raw);
-    free(raw);
-    ob_http_stream_close(st);
-    close(fd);
-    ob_http_server_free(s);
-}
-
 /* ---- the request ends with its handler ---- */
 
+#if defined(__SANITIZE_ADDRESS__)
+#define T_ASAN 1
+#endif
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define T_ASAN 1
 #endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define T_ASAN 1
 #endif
 
 #ifdef T_ASAN
@@ -970,7 +512,7 @@ TEST(one_access_log_line_per_request)
     ob_http_opts o;
     t_opts(&o);
     o.access_log = collect;
-    ob_http_server *s = server(&o);
+    ob_http_server *s = t_server(&o);
     int port = t_start(s);
     char *out;
     t_run(&out, "curl -s -o /dev/null -o /dev/null " URL "/hello " URL "/nope", port, port);
@@ -991,11 +533,11 @@ TEST(bad_routes_and_options_are_refused)
     ASSERT_RC(ob_http_server_new(&o, &s), OB_EINVAL);
     t_opts(&o);
     ASSERT_OK(ob_http_server_new(&o, &s));
-    ASSERT_RC(ob_http_route(s, "GET", "no-slash", hello, NULL, 0), OB_EINVAL);
-    ASSERT_RC(ob_http_route(s, "GET", "/a/", hello, NULL, 0), OB_EINVAL);
-    ASSERT_RC(ob_http_route(s, "GET", "/a/{}", hello, NULL, 0), OB_EINVAL);
-    ASSERT_RC(ob_http_route(s, "G T", "/a", hello, NULL, 0), OB_EINVAL);
-    ASSERT_OK(ob_http_route(s, "GET", "/", hello, NULL, 0));
+    ASSERT_RC(ob_http_route(s, "GET", "no-slash", t_hello, NULL, 0), OB_EINVAL);
+    ASSERT_RC(ob_http_route(s, "GET", "/a/", t_hello, NULL, 0), OB_EINVAL);
+    ASSERT_RC(ob_http_route(s, "GET", "/a/{}", t_hello, NULL, 0), OB_EINVAL);
+    ASSERT_RC(ob_http_route(s, "G T", "/a", t_hello, NULL, 0), OB_EINVAL);
+    ASSERT_OK(ob_http_route(s, "GET", "/", t_hello, NULL, 0));
     ob_http_server_free(s);
     t_opts(&o);
     o.listen = "nowhere";
@@ -1033,17 +575,6 @@ static const test_case tests[] = {
     T(trickled_headers_or_body_get_408_by_their_deadline),
     T(idle_keep_alive_connection_is_closed),
     T(connections_past_the_limit_get_503),
-    T(suspended_responses_are_limited),
-    T(handler_that_never_answers_gets_500),
-    T(suspended_response_answered_from_another_thread),
-    T(answer_after_the_client_left_is_reported),
-    T(unanswered_suspension_times_out_with_504),
-    T(graceful_shutdown_finishes_in_flight_and_503s_suspended),
-    T(suspend_and_resume_from_many_threads),
-    T(stream_written_from_another_thread),
-    T(stream_notices_the_client_leaving),
-    T(stream_backlog_is_bounded),
-    T(stream_ends_at_shutdown),
 #ifdef T_ASAN
     T(request_kept_past_handler_crashes_under_asan),
 #endif
