@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "outbox/jobs.h"
 #include "store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
