@@ -317,7 +317,37 @@ TEST(scrubbed_text_has_no_control_characters_and_urls_no_secrets)
     ASSERT_EQ(ob_scrub("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 8, tiny, sizeof tiny), 6);
 }
 
+TEST(base64_is_strict_and_hex_reads_back)
+{
+    static const struct {
+        const char *in;
+        const char *out; /* NULL: refused */
+    } cases[] = {
+        {"", ""},           {"Zg==", "f"},   {"Zm8=", "fo"},   {"Zm9v", "foo"},
+        {"Zm9vYg==", "foob"}, {"Zh==", NULL}, {"Zm9=", NULL},   /* pad bits not zero */
+        {"Zg=", NULL},      {"Zg", NULL},    {"Z===", NULL},   {"Zm 9v", NULL},
+        {"Zm9v\n", NULL},   {"Z=g=", NULL},  {"Zm9v====", NULL}, {"Zm-v", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        unsigned char bin[16];
+        size_t n;
+        int rc = ob_base64_decode(cases[i].in, strlen(cases[i].in), bin, &n);
+        if (cases[i].out ? rc || n != strlen(cases[i].out) || memcmp(bin, cases[i].out, n)
+                         : rc != OB_EINVAL)
+            test_fail(__FILE__, __LINE__, "\"%s\": rc %d", cases[i].in, rc);
+        char back[32];
+        if (cases[i].out && (ob_base64_encode(bin, n, back) != strlen(cases[i].in) ||
+                             strcmp(back, cases[i].in)))
+            test_fail(__FILE__, __LINE__, "\"%s\" encodes back as \"%s\"", cases[i].in, back);
+    }
+    char hex[9];
+    ASSERT_STREQ(ob_hex("\x00\x9f\xff\x10", 4, hex), "009fff10");
+    ASSERT_EQ(ob_hex_digit('F'), 15);
+    ASSERT_EQ(ob_hex_digit('g'), -1);
+}
+
 static const test_case tests[] = {
+    T(base64_is_strict_and_hex_reads_back),
     T(random_bytes_retry_interruptions_and_never_fall_back),
     T(scrubbed_text_has_no_control_characters_and_urls_no_secrets),
     T(id_format_and_parse_round_trip),

@@ -47,7 +47,7 @@ int ob_hex_digit(char c);
 #define OB_BASE64_LEN(n) (((n) + 2) / 3 * 4)
 size_t ob_base64_encode(const void *d, size_t n, char *out);
 /* Decode n characters of strict base64 (a multiple of 4, the alphabet
- * only, '=' only as padding) into out, which holds n / 4 * 3 bytes; *len
+ * only, '=' only as padding, the bits padding leaves over zero) into out, which holds n / 4 * 3 bytes; *len
  * gets the byte count. Returns 0 or OB_EINVAL. */
 int ob_base64_decode(const char *s, size_t n, unsigned char *out, size_t *len);
 

@@ -4,7 +4,9 @@
  * cleaning, and store URLs. Properties checked, not just "no crash":
  *   - an id that parses formats back to the same text, lower-cased;
  *   - a cleaned string is valid UTF-8 and no longer than its limit;
- *   - a valid name is 1..64 bytes of [A-Za-z0-9._-].
+ *   - a valid name is 1..64 bytes of [A-Za-z0-9._-];
+ *   - strict base64 that decodes encodes back to the same text, and hex of
+ *     any bytes reads back to them (codec.c).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -42,6 +44,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n < 1 || n > OB_NAME_MAX || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
             abort();
     }
+
+    unsigned char *bin = malloc(size / 4 * 3 + 1);
+    char *b64 = malloc(OB_BASE64_LEN(size) + 1), *hex = malloc(2 * size + 1);
+    size_t blen;
+    if (bin && b64 && ob_base64_decode(s, size, bin, &blen) == 0 &&
+        (ob_base64_encode(bin, blen, b64) != size || memcmp(b64, s, size) != 0))
+        abort(); /* strict base64 has exactly one spelling per byte string */
+    if (hex) {
+        ob_hex(data, size, hex);
+        for (size_t i = 0; i < size; i++)
+            if (ob_hex_digit(hex[2 * i]) * 16 + ob_hex_digit(hex[2 * i + 1]) != data[i])
+                abort();
+    }
+    free(bin), free(b64), free(hex);
 
     size_t max = size ? data[0] % 64 : 0;
     char *clean = obi_utf8_clean_dup(s, max);
