@@ -93,7 +93,10 @@ TEST(a_wait_on_one_node_ends_when_another_node_finishes_the_job)
     }
     printf("  the wait on the other node ended at most %lld ms after the job\n",
            (long long)worst);
-    ASSERT(worst < 200);
+    /* Told by NOTIFY it is a few ms; under a loaded CI machine (ASan, the
+     * crash test beside it) one wait was seen at 276 ms. Below 800 ms it is
+     * still the notification, not the 1 s refresh nor the 10 s timeout. */
+    ASSERT(worst < 800);
     ob_pool_stop(p, 1000);
     ob_engine_close(b);
     ob_engine_close(a);
