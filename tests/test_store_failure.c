@@ -67,10 +67,10 @@ TEST(full_disk_fails_enqueue_and_loses_nothing)
     snprintf(mnt, sizeof mnt, "%s/small", test_dir());
     mkdir(mnt, 0700);
     /* OB_TEST_NO_MOUNT=1 takes the fallback path even as root. */
-    bool tmpfs = !getenv("OB_TEST_NO_MOUNT") && mount("tmpfs", mnt, "tmpfs", 0, "size=1m") == 0;
+    bool tmpfs = !getenv("OB_TEST_NO_MOUNT") && mount("tmpfs", mnt, "tmpfs", 0, "size=1536k") == 0;
     struct rlimit lim = {0};
     if (tmpfs) {
-        printf("  using a 1 MiB tmpfs at %s\n", mnt);
+        printf("  using a 1.5 MiB tmpfs at %s, half of it held by a filler\n", mnt);
     } else {
         /* No CAP_SYS_ADMIN here: fail writes past 1 MiB with a file-size
          * limit instead (write(2) returns EFBIG, as it returns ENOSPC on a
@@ -83,9 +83,11 @@ TEST(full_disk_fails_enqueue_and_loses_nothing)
         ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
     }
     snprintf(filler, sizeof filler, "%s/filler", mnt);
-    if (tmpfs) { /* room to give back later */
+    if (tmpfs) { /* room to give back later: enough for the WAL to grow by the
+                    work that follows and to be checkpointed at close (256 KiB
+                    was seen too little on a loaded machine) */
         FILE *f = fopen(filler, "w");
-        static char block[256 << 10];
+        static char block[768 << 10];
         ASSERT(f && fwrite(block, 1, sizeof block, f) == sizeof block);
         fclose(f);
     }
