@@ -712,7 +712,74 @@ TEST(an_idle_engine_sleeps)
     ob_engine_close(e);
 }
 
+static int count_in(ob_engine *e, ob_state state, const char *queue)
+{
+    ob_list_filter f = {.states = 1u << state, .queue = queue, .limit = OB_LIST_MAX};
+    ob_job_page *page;
+    ASSERT_OK(ob_job_list(e, &f, &page));
+    int n = (int)page->n;
+    ob_job_page_free(page);
+    return n;
+}
+
+TEST(bulk_retry_and_cancel_go_page_by_page_and_skip_what_their_state_forbids)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ob_pool *p = h_pool(e, 2, 0, "a");
+    ob_id ids[25], done_id;
+    for (int i = 0; i < 25; i++) {
+        ob_new_job n = {.queue = "a", .payload = "discard", .payload_len = 8};
+        ids[i] = h_add_job(e, &n);
+    }
+    ob_new_job ok = {.queue = "a", .payload = "done", .payload_len = 5};
+    done_id = h_add_job(e, &ok);
+    for (int i = 0; i < 25; i++)
+        ob_job_free(h_wait(e, &ids[i]));
+    ob_job_free(h_wait(e, &done_id));
+    ob_pool_stop(p, 1000); /* what is retried stays available */
+    for (int i = 0; i < 5; i++) {
+        ob_new_job later = {.queue = "b", .payload = "done", .payload_len = 5,
+                            .run_at_ms = ob_now_ms() + 3600000};
+        h_add_job(e, &later);
+    }
+    /* retry the discarded ones, ten a call, following the cursor */
+    ob_list_filter f = {.states = 1u << OB_DISCARDED, .limit = 10};
+    ob_bulk_result r;
+    char cursor[OB_CURSOR_MAX] = "";
+    int calls = 0, changed = 0;
+    do {
+        f.cursor = cursor;
+        ASSERT_OK(ob_jobs_bulk(e, OB_BULK_RETRY, &f, NULL, 0, &r));
+        ASSERT_EQ(r.matched, r.changed);
+        changed += r.changed;
+        memcpy(cursor, r.next_cursor, sizeof cursor);
+        calls++;
+    } while (cursor[0] && calls < 10);
+    ASSERT_EQ(changed, 25);
+    ASSERT_EQ(calls, 3);
+    ASSERT_EQ(count_in(e, OB_AVAILABLE, "a"), 25);
+    ASSERT_EQ(count_in(e, OB_DISCARDED, NULL), 0);
+    /* cancel a queue's scheduled jobs */
+    ob_list_filter fb = {.queue = "b"};
+    ASSERT_OK(ob_jobs_bulk(e, OB_BULK_CANCEL, &fb, NULL, 0, &r));
+    ASSERT_EQ(r.changed, 5);
+    ASSERT_EQ(r.next_cursor[0], '\0');
+    ASSERT_EQ(count_in(e, OB_CANCELLED, "b"), 5);
+    /* by ids: a completed job is not retried, and a missing one is skipped */
+    ob_id two[2] = {done_id, {{0}}};
+    ASSERT_OK(ob_jobs_bulk(e, OB_BULK_RETRY, NULL, two, 2, &r));
+    ASSERT_EQ(r.matched, 2);
+    ASSERT_EQ(r.changed, 0);
+    /* bad calls are refused */
+    ob_list_filter bad = {.states = 1u << 30};
+    ASSERT_RC(ob_jobs_bulk(e, OB_BULK_RETRY, &bad, NULL, 0, &r), OB_EINVAL);
+    ASSERT_RC(ob_jobs_bulk(e, (ob_bulk_action)9, &f, NULL, 0, &r), OB_EINVAL);
+    ASSERT_RC(ob_jobs_bulk(e, OB_BULK_CANCEL, NULL, two, OB_LIST_MAX + 1, &r), OB_EINVAL);
+    ob_engine_close(e);
+}
+
 static const test_case tests[] = {
+    T(bulk_retry_and_cancel_go_page_by_page_and_skip_what_their_state_forbids),
     T(each_answer_ends_the_job_as_the_life_cycle_says),
     T(an_idle_engine_sleeps),
 #ifdef OB_ASAN

@@ -290,6 +290,37 @@ int ob_job_list(ob_engine *e, const ob_list_filter *f, ob_job_page **out);
 /* Free a page and every snapshot in it. NULL is a no-op. */
 void ob_job_page_free(ob_job_page *l);
 
+/* ---- many jobs at once ------------------------------------------------ */
+
+typedef enum ob_bulk_action { OB_BULK_RETRY = 1, OB_BULK_CANCEL = 2 } ob_bulk_action;
+
+/* What a bulk call did. */
+typedef struct ob_bulk_result {
+    int rc;      /* 0, or the error that stopped it (the changes before it hold) */
+    int matched; /* jobs chosen (a page of the filter, or the ids) and tried */
+    int changed; /* of those, changed; the others' state did not allow it (a
+                    completed job is not retried) or they were gone */
+    char next_cursor[OB_CURSOR_MAX]; /* a filter's next page; "" when done or for ids */
+} ob_bulk_result;
+
+typedef void (*ob_bulk_fn)(void *arg, const ob_bulk_result *r);
+
+/* Retry (as ob_job_retry) or cancel (as ob_job_cancel) many jobs: the ids
+ * given (nids of them, at most OB_LIST_MAX; f ignored), or else one page
+ * of the listing filter f (newest first; f->limit 0 means OB_LIST_MAX).
+ * Each change is an ordinary operation of the commit thread, so no commit
+ * carries more than max_batch of them and enqueues go on meanwhile;
+ * continue with r.next_cursor as f->cursor until it is "". Durable when
+ * `done` is called: once, on the commit thread (or on this one when there
+ * was nothing to do). Returns 0 (done will be called), or OB_EINVAL (bad
+ * filter, ids or action) / a listing error without calling done. */
+int ob_jobs_bulk_async(ob_engine *e, ob_bulk_action a, const ob_list_filter *f,
+                       const ob_id *ids, size_t nids, ob_bulk_fn done, void *arg);
+/* The same, waiting: *out as done would get it; returns out->rc (or the
+ * error of the call). Must not be called from a callback. */
+int ob_jobs_bulk(ob_engine *e, ob_bulk_action a, const ob_list_filter *f, const ob_id *ids,
+                 size_t nids, ob_bulk_result *out);
+
 /* ---- events --------------------------------------------------------- */
 
 /* A committed state change. Strings are valid only during the callback. */
