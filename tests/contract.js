@@ -140,6 +140,15 @@ async function main() {
     await check("POST", `/v1/jobs/${done.data.id}/cancel`);                             // 409: final
     await check("POST", "/v1/jobs/nope/cancel");                                        // 400
 
+    // many at once
+    await check("POST", "/v1/jobs/retry", { body: { state: "discarded", limit: 1 } });   // 200
+    await check("POST", "/v1/jobs/cancel", { body: { ids: [done.data.id, id] } });      // 200
+    await check("POST", "/v1/jobs/cancel", { body: { state: ["scheduled"], queue: "default" } }); // 200
+    await check("POST", "/v1/jobs/retry", { body: { state: "nonsense" } });             // 422
+    await check("POST", "/v1/jobs/retry", { body: { ids: [id], state: "discarded" } }); // 422
+    await check("POST", "/v1/jobs/retry", { body: "{", raw: true });                    // 400
+    await check("POST", "/v1/jobs/retry", { body: {}, auth: false });                   // 401
+
     // events
     await check("GET", "/v1/events?id=nope");                                           // 400
     await check("GET", "/v1/events");                                                   // 503 (no slots)

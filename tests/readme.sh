@@ -88,6 +88,14 @@ out=$(eval "$(block "Your first mail" 1 | grep 'outbox send')")
 printf '%s\n' "$out" | grep -Eq "delivered +a@example.com +to +250" || fail "outbox send: $out"
 printf '%s\n' "$out" | grep -q "written to $work/mail/" || fail "the reply's path: $out"
 
+say "Many jobs at once"
+while IFS= read -r line; do
+    case $line in "#"* | "") continue ;; esac
+    say "  ${line%%#*}"
+    out=$(eval "$line" 2>&1) || fail "$line: $out"
+done < <(block "The command-line client" 1 | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+printf '%s\n' "$out" | grep -q '"matched":' || fail "POST /v1/jobs/retry: $out"
+
 say "Send mail from your C web service: the C block compiles"
 {
     awk '/^### Send mail from your C web service/ { s = 1 } s && /^```c/ { on = 1; next }

@@ -747,7 +747,59 @@ TEST(kill_9_under_load_loses_no_acknowledged_job)
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }
 
+/* The dead-letter queue, as an operator empties it: the discarded jobs of
+ * a queue retried page by page through the API, then with the client. */
+TEST(final_jobs_are_retried_and_cancelled_in_bulk_page_by_page)
+{
+    int tport;
+    ob_http_server *t = target(&tport);
+    od d = od_start("--workers 0"); /* nothing runs: states stay as set */
+    char body[256], *out;
+    for (int i = 0; i < 5; i++) { /* discarded by hand: cancelled, as a DLQ of them */
+        snprintf(body, sizeof body, "{\"kind\":\"http.request\",\"queue\":\"hooks\","
+                                    "\"payload\":{\"url\":\"http://127.0.0.1:%d/ok\"}}", tport);
+        EXPECT(od_post(&d, "/v1/jobs", NULL, body), "202", "\"state\"");
+    }
+    t_run(&out, "curl -s -H 'Content-Type: application/json' -d '{\"queue\":\"hooks\"}' "
+                "%s/v1/jobs/cancel", d.url);
+    ASSERT(strstr(out, "\"matched\":5,\"count\":5,\"next_cursor\":null") != NULL);
+    free(out);
+    char cursor[64] = "", req[256];
+    int pages = 0, total = 0;
+    do { /* two a page */
+        snprintf(req, sizeof req, "{\"state\":\"cancelled\",\"limit\":2%s%s%s}",
+                 cursor[0] ? ",\"cursor\":\"" : "", cursor, cursor[0] ? "\"" : "");
+        t_run(&out, "curl -s -H 'Content-Type: application/json' -d '%s' %s/v1/jobs/retry", req,
+              d.url);
+        int count = 0;
+        ASSERT(sscanf(strstr(out, "\"count\":"), "\"count\":%d", &count) == 1);
+        total += count;
+        const char *nc = strstr(out, "\"next_cursor\":\"");
+        if (nc)
+            snprintf(cursor, sizeof cursor, "%.36s", nc + 15);
+        else
+            cursor[0] = '\0';
+        free(out);
+        pages++;
+    } while (cursor[0] && pages < 10);
+    ASSERT_EQ(total, 5);
+    ASSERT_EQ(pages, 3);
+    /* the client does the same, following the cursor itself */
+    ASSERT_EQ(cli(&out, &d, "job cancel --queue hooks --limit 2"), 0);
+    ASSERT(strstr(out, "job cancel: 5 jobs changed (5 matched") != NULL);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "--json job retry --state cancelled"), 0);
+    ASSERT(strstr(out, "{\"matched\":5,\"count\":5}") != NULL);
+    free(out);
+    /* no filter, no terminal: refused rather than retrying everything */
+    ASSERT_EQ(cli(&out, &d, "job retry < /dev/null"), 2);
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    ob_http_server_free(t);
+}
+
 static const test_case tests[] = {
+    T(final_jobs_are_retried_and_cancelled_in_bulk_page_by_page),
     T(job_endpoints_answer_and_refuse_naming_the_field),
     T(a_batch_of_jobs_is_stored_item_by_item),
     T(bad_input_is_a_clear_4xx_and_stores_nothing),

@@ -8,6 +8,7 @@
  *   render.c   jobs as JSON
  *   jobs_api.c /v1/jobs and its members
  *   batch.c    /v1/jobs/batch, /v1/messages/batch: many items, one request
+ *   bulk_api.c /v1/jobs/retry, /v1/jobs/cancel: many jobs changed at once
  *   messages_api.c  /v1/messages: the mail.send job kind (src/mailjob)
  *   wait.c     `Prefer: wait=N`: holding a response until a job is final,
  *              with no thread blocked per waiting client
@@ -181,6 +182,9 @@ void api_get_job(api *a, ob_http_req *r, const char *kind);
  * `decode` and stored on its own, as api_post_one would; one result per
  * item, in order, answered once every accepted item is durable. */
 void api_post_batch(api *a, ob_http_req *r, const char *name, api_decode_fn decode);
+
+/* ---- bulk_api.c: POST /v1/jobs/retry, /v1/jobs/cancel ---- */
+int api_bulk_routes(api *a, ob_http_server *srv);
 
 /* ---- messages_api.c ---- */
 int api_messages_routes(api *a, ob_http_server *srv);

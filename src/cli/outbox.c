@@ -243,6 +243,94 @@ static int one_job(int argc, char **argv, const char *verb, const char *method,
     return rc;
 }
 
+/* ---- job retry, cancel: many at once ---- */
+
+/* Whether a person at the terminal agrees to change every job. */
+static bool confirmed(const char *verb)
+{
+    if (!isatty(0) || !isatty(2))
+        return false;
+    fprintf(stderr, "outbox: %s every job, of every state, kind and queue? [y/N] ", verb);
+    char line[16];
+    return fgets(line, sizeof line, stdin) && (line[0] == 'y' || line[0] == 'Y');
+}
+
+/* outbox job retry|cancel --state S --kind K --queue Q [--limit N] [--all]:
+ * page after page of POST /v1/jobs/retry|cancel until the cursor ends. */
+static int job_many(int argc, char **argv, const char *verb, const char *path)
+{
+    static const struct option opts[] = {
+        {"state", required_argument, NULL, 's'}, {"kind", required_argument, NULL, 'k'},
+        {"queue", required_argument, NULL, 'q'}, {"limit", required_argument, NULL, 'l'},
+        {"all", no_argument, NULL, 'a'},         HELP_OPT, END_OPT};
+    char what[32];
+    snprintf(what, sizeof what, "job %s", verb);
+    json_t *filter = json_object();
+    bool all = false;
+    long limit = 1000;
+    int c;
+    opts_begin();
+    while ((c = opts_next(argc, argv, what, opts)) != -1) {
+        if (c == '?' || (c == 'l' && opt_long(what, "limit", optarg, 1, 1000, &limit))) {
+            json_decref(filter);
+            return EX_USAGE;
+        }
+        if (c == 'h') {
+            printf("usage: outbox job %s ID\n"
+                   "       outbox job %s [--state S[,S...]] [--kind K] [--queue Q] [--limit N] "
+                   "[--all]\n  %s one job, or every job the filter names (newest first, N a "
+                   "call; --all: no filter).\n",
+                   verb, verb, !strcmp(verb, "retry") ? "Run again" : "Cancel");
+            json_decref(filter);
+            return EX_OK;
+        }
+        if (c == 'a')
+            all = true;
+        else if (c != 'l')
+            json_object_set_new(filter, c == 's' ? "state" : c == 'k' ? "kind" : "queue",
+                                json_string(optarg));
+    }
+    if (optind < argc) {
+        json_decref(filter);
+        return usage_error("%s: give one ID, or options (\"%s\")", what, argv[optind]);
+    }
+    if (json_object_size(filter) == 0 && !all && !confirmed(verb)) {
+        json_decref(filter);
+        return usage_error("%s: give an ID or a filter (--state, --kind, --queue), or --all",
+                           what);
+    }
+    json_object_set_new(filter, "limit", json_integer(limit));
+    bool tty = isatty(2) && !as_json;
+    long long matched = 0, changed = 0;
+    int rc = EX_OK;
+    for (;;) {
+        reply r;
+        if ((rc = call_ok("POST", path, filter, NULL, 120, &r)))
+            break;
+        matched += json_integer_value(json_object_get(r.body, "matched"));
+        changed += json_integer_value(json_object_get(r.body, "count"));
+        json_t *next = json_object_get(r.body, "next_cursor");
+        bool more = json_is_string(next);
+        json_object_set(filter, "cursor", more ? next : json_null());
+        json_decref(r.body);
+        if (tty && more)
+            fprintf(stderr, "\r\033[K%s: %lld of %lld jobs so far", what, changed, matched);
+        if (!more)
+            break;
+    }
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+    json_decref(filter);
+    if (rc)
+        return rc;
+    if (as_json)
+        printf("{\"matched\":%lld,\"count\":%lld}\n", matched, changed);
+    else
+        printf("%s: %lld job%s changed (%lld matched; the others' state did not allow it)\n",
+               what, changed, changed == 1 ? "" : "s", matched);
+    return EX_OK;
+}
+
 /* ---- job list ---- */
 
 /* Append "name=value&" (escaped) to a query string. false: too long. */
@@ -503,12 +591,15 @@ static int job_verb(int argc, char **argv)
         return job_list(argc, argv);
     if (!strcmp(sub, "wait"))
         return job_wait(argc, argv);
+    bool one = argc >= 2 && argv[1][0] != '-'; /* an ID, else a filter */
     if (!strcmp(sub, "cancel"))
-        return one_job(argc, argv, "job cancel", "POST", "/v1/jobs/", "/cancel",
-                       "usage: outbox job cancel ID\n  Cancel a job.\n");
+        return one ? one_job(argc, argv, "job cancel", "POST", "/v1/jobs/", "/cancel",
+                             "usage: outbox job cancel ID\n  Cancel a job.\n")
+                   : job_many(argc, argv, "cancel", "/v1/jobs/cancel");
     if (!strcmp(sub, "retry"))
-        return one_job(argc, argv, "job retry", "POST", "/v1/jobs/", "/retry",
-                       "usage: outbox job retry ID\n  Run a job again now.\n");
+        return one ? one_job(argc, argv, "job retry", "POST", "/v1/jobs/", "/retry",
+                             "usage: outbox job retry ID\n  Run a job again now.\n")
+                   : job_many(argc, argv, "retry", "/v1/jobs/retry");
     return usage_error("job: unknown verb %s", sub);
 }
 
