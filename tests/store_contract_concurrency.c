@@ -7,9 +7,16 @@
  * list, wait and cancel; at the end every enqueued job has run exactly
  * once unless it was cancelled before it ran, the counts add up, and the
  * engine says nothing is unfinished.
+ *
+ * a_bulk_retry_of_a_large_dead_letter_queue_keeps_commits_short: the
+ * discarded jobs of a queue retried in pages of 1,000 while a producer goes
+ * on enqueueing: every one is retried, and no commit, and no enqueue,
+ * waits long behind the bulk work.
  */
 #include <pthread.h>
+#include <string.h>
 
+#include "base/base.h"
 #include "helpers.h"
 
 enum { PRODUCERS = 8, PER_PRODUCER = 1500, TOTAL = PRODUCERS * PER_PRODUCER };
@@ -213,7 +220,130 @@ TEST(cancel_races_with_workers_without_loss)
     ob_engine_close(e);
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define T_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_TSAN 1
+#endif
+#endif
+#ifdef T_TSAN
+enum { DLQ = 5000 }; /* ThreadSanitizer runs ten times slower */
+#else
+enum { DLQ = 50000 };
+#endif
+
+static atomic_int dlq_acked;
+static atomic_bool dlq_stop;
+static _Atomic int64_t enqueue_worst_us;
+
+static void dlq_acked_fn(void *arg, int rc, const ob_id *id, bool existed)
+{
+    (void)arg, (void)id, (void)existed;
+    ASSERT_OK(rc);
+    atomic_fetch_add(&dlq_acked, 1);
+}
+
+static void discard(ob_job_ctx *ctx, void *arg)
+{
+    (void)arg;
+    ob_ctx_discard(ctx, "dead letter");
+}
+
+static void count_state(void *arg, ob_state st, const char *kind, const char *queue, int64_t n,
+                        int64_t oldest)
+{
+    (void)kind, (void)oldest;
+    if (st == OB_DISCARDED && strcmp(queue, "dlq") == 0)
+        *(int64_t *)arg += n;
+}
+
+static int64_t discarded(ob_engine *e)
+{
+    int64_t n = 0;
+    ASSERT_OK(ob_job_counts(e, count_state, &n));
+    return n;
+}
+
+/* Enqueues one job at a time for as long as the bulk work goes on. */
+static void *steady_producer(void *arg)
+{
+    ob_engine *e = arg;
+    while (!atomic_load(&dlq_stop)) {
+        ob_new_job j = {.kind = "script", .queue = "other", .payload = "done", .payload_len = 5};
+        ob_id id;
+        int64_t t0 = obi_mono_us();
+        ASSERT_OK(ob_enqueue(e, &j, &id, NULL));
+        int64_t us = obi_mono_us() - t0;
+        if (us > atomic_load(&enqueue_worst_us))
+            atomic_store(&enqueue_worst_us, us);
+        h_sleep_ms(2);
+    }
+    return NULL;
+}
+
+/* The slowest commit observed since `before` (the histogram's upper bound). */
+static double worst_commit(const ob_histogram *before, const ob_histogram *after)
+{
+    double worst = 0;
+    for (int i = 0; i < OB_HIST_BUCKETS; i++)
+        if (after->counts[i] > before->counts[i])
+            worst = after->bounds[i];
+    return worst;
+}
+
+TEST(a_bulk_retry_of_a_large_dead_letter_queue_keeps_commits_short)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    ASSERT_OK(ob_engine_register(e, "dead", discard, NULL, NULL));
+    for (int i = 0; i < DLQ; i++) {
+        ob_new_job j = {.kind = "dead", .queue = "dlq"};
+        int rc;
+        while ((rc = ob_enqueue_async(e, &j, dlq_acked_fn, NULL)) == OB_EBUSY)
+            h_sleep_ms(1);
+        ASSERT_OK(rc);
+    }
+    while (atomic_load(&dlq_acked) < DLQ)
+        h_sleep_ms(10);
+    ob_pool *p = h_pool(e, 4, -1, "dlq");
+    for (int i = 0; i < 600 && discarded(e) < DLQ; i++)
+        h_sleep_ms(100);
+    ASSERT_EQ(discarded(e), DLQ);
+    ob_pool_stop(p, 1000); /* what is retried stays available */
+
+    ob_engine_stats before, after;
+    ob_engine_stats_get(e, &before);
+    pthread_t steady;
+    pthread_create(&steady, NULL, steady_producer, e);
+    ob_list_filter f = {.states = 1u << OB_DISCARDED, .queue = "dlq"};
+    char cursor[OB_CURSOR_MAX] = "";
+    int calls = 0, changed = 0;
+    int64_t t0 = ob_mono_ms();
+    do {
+        ob_bulk_result r;
+        f.cursor = cursor;
+        ASSERT_OK(ob_jobs_bulk(e, OB_BULK_RETRY, &f, NULL, 0, &r));
+        changed += r.changed;
+        memcpy(cursor, r.next_cursor, sizeof cursor);
+        calls++;
+    } while (cursor[0] && calls < DLQ / 1000 + 5);
+    int64_t ms = ob_mono_ms() - t0;
+    atomic_store(&dlq_stop, true);
+    pthread_join(steady, NULL);
+    ob_engine_stats_get(e, &after);
+    double worst = worst_commit(&before.commit_seconds, &after.commit_seconds);
+    printf("  %d retried in %d calls, %lld ms; the slowest commit <= %.3f s, the slowest "
+           "enqueue beside it %.1f ms\n", changed, calls, (long long)ms, worst,
+           (double)atomic_load(&enqueue_worst_us) / 1000);
+    ASSERT_EQ(changed, DLQ);
+    ASSERT_EQ(discarded(e), 0);
+    ASSERT(worst <= 1.0);                               /* no commit stalls behind it */
+    ASSERT(atomic_load(&enqueue_worst_us) < 2000000);   /* nor does an enqueue */
+    ob_engine_close(e);
+}
+
 static const test_case tests[] = {
+    T(a_bulk_retry_of_a_large_dead_letter_queue_keeps_commits_short),
     T(every_job_completes_exactly_once),
     T(cancel_races_with_workers_without_loss),
 };
