@@ -6,7 +6,9 @@
  * store's refusal of files it should not touch.
  */
 #include <pthread.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
+#include <string.h>
 
 #include "helpers.h"
 
@@ -372,19 +374,48 @@ TEST(foreign_and_newer_files_are_refused)
     ASSERT(e == NULL);
 }
 
+/* What version 1 of each store was: no meta (SQLite), no queue settings,
+ * no parked jobs, the claim indexes over every available job. */
+static const char sqlite_v1[] =
+    "DROP TABLE queues; DROP INDEX jobs_claim; DROP INDEX jobs_claim_queue;"
+    "DROP INDEX jobs_parked; DROP INDEX jobs_lease; ALTER TABLE jobs DROP COLUMN parked;"
+    "ALTER TABLE jobs DROP COLUMN meta;"
+    "CREATE INDEX jobs_claim ON jobs(priority DESC, run_at) WHERE state = 2;"
+    "CREATE INDEX jobs_claim_queue ON jobs(queue, priority DESC, run_at) WHERE state = 2;"
+    "CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 3; PRAGMA user_version = 1";
+static const char pg_v1[] =
+    "DROP TABLE outbox_queues; ALTER TABLE outbox_jobs DROP COLUMN parked;"
+    "CREATE INDEX outbox_jobs_claim ON outbox_jobs(priority DESC, run_at, id) WHERE state = 2;"
+    "CREATE INDEX outbox_jobs_claim_queue ON outbox_jobs(queue, priority DESC, run_at, id)"
+    " WHERE state = 2; DELETE FROM outbox_schema WHERE version > 1";
+
+static void downgrade(const char *url)
+{
+    if (strcmp(test_store(), "sqlite") == 0) {
+        sql(url + strlen("sqlite:"), sqlite_v1);
+        return;
+    }
+    PGconn *c = test_pg_connect(url);
+    PGresult *r = PQexec(c, pg_v1);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        test_fail(__FILE__, __LINE__, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
 TEST(store_from_an_older_version_is_migrated)
 {
     ob_engine *e = h_open("jobs.db", NULL);
     ob_id old = h_add(e, "done");
     ob_engine_close(e);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/jobs.db", test_dir());
-    /* What version 1 was: no meta column. */
-    sql(path, "ALTER TABLE jobs DROP COLUMN meta; PRAGMA user_version = 1");
+    char url[4200];
+    snprintf(url, sizeof url, "%s", test_url("jobs.db"));
+    downgrade(url);
     e = h_open("jobs.db", NULL); /* migrates */
     ob_job *j = h_get(e, &old);
     ASSERT(j->meta == NULL);
     ASSERT_STREQ((char *)j->payload, "done");
+    ASSERT_EQ(j->state, OB_AVAILABLE);
     ob_job_free(j);
     ob_new_job n = {.kind = "script", .payload = "done", .payload_len = 5,
                     .meta = "{\"callback_url\":\"http://x\"}"};
@@ -392,6 +423,12 @@ TEST(store_from_an_older_version_is_migrated)
     j = h_get(e, &id);
     ASSERT_STREQ(j->meta, "{\"callback_url\":\"http://x\"}");
     ob_job_free(j);
+    /* The new tables work, and the job from before runs. */
+    ob_queue_settings st = {.concurrency = 2};
+    ASSERT_OK(ob_queue_set(e, "default", &st, OB_QUEUE_CONCURRENCY, NULL, NULL));
+    h_pool(e, 2, 0, NULL);
+    ob_job_free(h_wait(e, &old));
+    ob_job_free(h_wait(e, &id));
     ob_engine_close(e);
 }
 
@@ -424,7 +461,7 @@ static const test_case tests[] = {
     T(list_pages_newest_first_with_filters),
     T_ONLY("sqlite", second_open_of_a_store_is_refused),
     T_ONLY("sqlite", foreign_and_newer_files_are_refused),
-    T_ONLY("sqlite", store_from_an_older_version_is_migrated),
+    T(store_from_an_older_version_is_migrated),
     T(meta_is_bounded_and_utf8),
 };
 

@@ -321,6 +321,61 @@ int ob_jobs_bulk_async(ob_engine *e, ob_bulk_action a, const ob_list_filter *f,
 int ob_jobs_bulk(ob_engine *e, ob_bulk_action a, const ob_list_filter *f, const ob_id *ids,
                  size_t nids, ob_bulk_result *out);
 
+/* ---- queues: pause, concurrency, rate -------------------------------- */
+
+/* A queue's settings, kept in the store, so that every process sharing it
+ * (every node of a PostgreSQL store) follows them. A job waiting for its
+ * queue stays available and spends no attempt. */
+typedef struct ob_queue_settings {
+    bool paused;            /* start nothing (running jobs finish; enqueues
+                               are taken) */
+    int concurrency;        /* at most this many of the queue's jobs running
+                               at once, on every node together; 0: no cap */
+    int rate_limit;         /* at most this many starts in each period of
+                               rate_period_ms (periods aligned to the epoch),
+                               evenly paced within it: the i-th start of a
+                               period comes no earlier than i/rate_limit of
+                               the way into it; 0: no limit */
+    int64_t rate_period_ms;
+} ob_queue_settings;
+
+#define OB_QUEUES_SET_MAX 1000          /* queues with settings */
+#define OB_CONCURRENCY_MAX 100000
+#define OB_RATE_LIMIT_MAX 1000000
+#define OB_RATE_PERIOD_MAX_MS 86400000 /* a day */
+
+/* Which members of ob_queue_settings ob_queue_set changes. */
+#define OB_QUEUE_PAUSED 1u
+#define OB_QUEUE_CONCURRENCY 2u
+#define OB_QUEUE_RATE 4u /* rate_limit and rate_period_ms */
+
+/* A queue: its settings and its jobs. */
+typedef struct ob_queue_info {
+    char name[OB_NAME_MAX + 1];
+    ob_queue_settings settings;
+    int64_t updated_at_ms;            /* settings last changed; 0: never set */
+    int64_t counts[OB_STATE_MAX + 1]; /* jobs by state (index: ob_state) */
+    int64_t oldest_due_ms;            /* run_at of the oldest available job; 0: none */
+} ob_queue_info;
+
+/* Change the members of queue `name`'s settings that `mask` names to
+ * those of *s (the others stay); durable when it returns. A queue whose
+ * settings are all cleared (not paused, no limit) has none again.
+ * *after (may be NULL) gets the settings now. Returns 0, OB_EINVAL (bad
+ * name or value; *p names it, p may be NULL), OB_EFULL (already
+ * OB_QUEUES_SET_MAX queues have settings), OB_ESHUTDOWN or a store error.
+ * Jobs of a queue just paused or limited are moved aside ("parked") in
+ * bounded steps after the change; until then a claim skips them. */
+int ob_queue_set(ob_engine *e, const char *name, const ob_queue_settings *s, unsigned mask,
+                 ob_queue_settings *after, ob_problem *p);
+/* Every queue that has settings or jobs, in name order: *out (malloc'd,
+ * the caller frees it; NULL when none) gets *n of them. The counts are a
+ * scan of the store (see ob_job_counts). Returns 0 or a store error. */
+int ob_queue_list(ob_engine *e, ob_queue_info **out, size_t *n);
+/* One queue (a name without settings or jobs gives zeros). Returns 0,
+ * OB_EINVAL (bad name) or a store error. */
+int ob_queue_get(ob_engine *e, const char *name, ob_queue_info *out);
+
 /* ---- events --------------------------------------------------------- */
 
 /* A committed state change. Strings are valid only during the callback. */

@@ -157,6 +157,8 @@ int obi_batch_change(ob_engine *e, batch *b, const ob_id *id, const lc_input *in
     b->delta += (fin_before && !fin_after) - (!fin_before && fin_after);
     if (ch.to == OB_AVAILABLE)
         b->new_work = b->made_work = true;
+    if (row.state == OB_RUNNING && ch.to != OB_RUNNING)
+        obi_flow_finished(e, b, row.queue);
     if (ch.to == OB_SCHEDULED || ch.to == OB_RETRYABLE)
         due_at(&e->c, b, ch.run_at);
     if (ch.to != row.state)
@@ -193,6 +195,7 @@ int obi_batch_apply(ob_engine *e, batch *b, op *o, int64_t now)
     case OP_ENQUEUE: return apply_enqueue(e, b, o, now);
     case OP_CHANGE: return apply_change(e, b, o, now);
     case OP_LEASE: return apply_lease(e, o);
+    case OP_QUEUE: return obi_flow_apply(e, b, o, now);
     default: return 0; /* OP_BARRIER: nothing to apply */
     }
 }

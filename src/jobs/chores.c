@@ -6,12 +6,15 @@
  *   rescue    running jobs whose lease expired are rescued (leader only)
  *   prune     finished jobs older than the retention are deleted (leader only)
  *   refresh   on a shared store: look again for work and due times other
- *             processes made, and recount the unfinished jobs
+ *             processes made, whether queues have settings, and recount
+ *             the unfinished jobs
+ *   flow      a rate's next start; the park sweep (queues.c)
  *
  * A chore that hits its per-batch cap asks for another batch at once
  * (b->chores_again) instead of waiting for its interval.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "jobs/commit.h"
 
@@ -117,7 +120,11 @@ static int refresh_shared(ob_engine *e, batch *b, int64_t now)
     if (!s->ops->external(s))
         return 0;
     b->new_work = true;
-    int rc = s->ops->next_due(s, &c->next_due);
+    store_queue *rows;
+    int rc = s->ops->queues(s, &rows, &c->fl.known);
+    free(rows);
+    if (!rc)
+        rc = s->ops->next_due(s, &c->next_due);
     if (rc || !due(e, &c->next_recount, now, RECOUNT_MS, false))
         return rc;
     c->next_recount = now + RECOUNT_MS;
@@ -135,5 +142,7 @@ int obi_chores_run(ob_engine *e, batch *b, int64_t now)
         rc = prune_old(e, b, now);
     if (!rc)
         rc = refresh_shared(e, b, now);
+    if (!rc)
+        rc = obi_flow_chores(e, b, now);
     return rc;
 }

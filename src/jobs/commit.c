@@ -67,6 +67,39 @@ static void check_claim_order(ob_job *const *jobs, int n)
     (void)jobs, (void)n;
 }
 
+/* Claim for one pool wanting `want` jobs, within its queues' limits. */
+static int claim_for(ob_engine *e, batch *b, pool *p, int want, int64_t now)
+{
+    flow *f = &e->c.fl;
+    ob_job **jobs = malloc((size_t)want * sizeof *jobs);
+    store_part *parts = malloc((size_t)(f->nrows + 1) * sizeof *parts);
+    const char **mainq = malloc((size_t)(p->nqueues + 1) * sizeof *mainq);
+    int n = 0, rc = jobs && parts && mainq ? 0 : OB_ENOMEM;
+    store_claim req = {.limit = want, .now = now, .lease_grace_ms = e->o.lease_grace_ms};
+    if (!rc) {
+        obi_flow_request(e, p, want, &req, parts, mainq);
+        if (!req.main_off || req.nparts > 0)
+            rc = e->st->ops->claim(e->st, &req, jobs, &n);
+    }
+    free(parts);
+    free(mainq);
+    if (rc || n == 0) {
+        free(jobs);
+        if (!rc && want > 0)
+            p->maybe_work = false;
+        return rc;
+    }
+    check_claim_order(jobs, n);
+    obi_flow_claimed(e, jobs, n);
+    if (n < want)
+        p->maybe_work = false;
+    for (int i = 0; i < n; i++)
+        obi_batch_event(b, &jobs[i]->id, OB_AVAILABLE, OB_RUNNING, jobs[i]->attempt, now,
+                        jobs[i]->kind, jobs[i]->queue, NULL);
+    b->claims[b->nclaims++] = (claim_rec){p, jobs, n};
+    return 0;
+}
+
 /* Claim for every pool that has room and may find work. Called with
  * engine.pools_mu held (until the claims are delivered). */
 static int claim_for_pools(ob_engine *e, batch *b, int64_t now)
@@ -83,35 +116,20 @@ static int claim_for_pools(ob_engine *e, batch *b, int64_t now)
         b->claims = cr;
         b->claimcap = npools;
     }
-    for (pool *p = e->pools; p; p = p->next) {
+    bool read = false;
+    int rc = 0;
+    for (pool *p = e->pools; p && !rc; p = p->next) {
         if (b->new_work)
             p->maybe_work = true;
         int want = p->maybe_work ? obi_pool_demand(p) : 0;
         if (want <= 0)
             continue;
-        ob_job **jobs = malloc((size_t)want * sizeof *jobs);
-        if (!jobs)
-            return OB_ENOMEM;
-        store_claim req = {(const char *const *)p->queues, p->nqueues, want, now,
-                           e->o.lease_grace_ms};
-        int n, rc = e->st->ops->claim(e->st, &req, jobs, &n);
-        if (rc) {
-            free(jobs);
-            return rc;
-        }
-        check_claim_order(jobs, n);
-        if (n < want)
-            p->maybe_work = false;
-        if (n == 0) {
-            free(jobs);
-            continue;
-        }
-        for (int i = 0; i < n; i++)
-            obi_batch_event(b, &jobs[i]->id, OB_AVAILABLE, OB_RUNNING, jobs[i]->attempt, now,
-                      jobs[i]->kind, jobs[i]->queue, NULL);
-        b->claims[b->nclaims++] = (claim_rec){p, jobs, n};
+        if (!read && (rc = obi_flow_begin(e, now)))
+            break;
+        read = true;
+        rc = claim_for(e, b, p, want, now);
     }
-    return 0;
+    return rc || !read ? rc : obi_flow_end(e, b);
 }
 
 /* The commit's outcome is unknown (the connection to the database broke
@@ -148,8 +166,9 @@ static int announce(ob_engine *e, batch *b)
     store *s = e->st;
     if (!s->ops->announce)
         return 0;
+    /* (A claim a queue's limit held back drained nothing.) */
     bool drained = false;
-    for (pool *p = e->pools; p && !drained; p = p->next)
+    for (pool *p = e->pools; p && !drained && !b->flow_bound; p = p->next)
         drained = p->nqueues == 0 && !p->maybe_work; /* maybe_work: this thread's (C4) */
     int rc = 0;
     if (b->made_work && !drained)
@@ -287,6 +306,7 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
     b->new_due = INT64_MAX;
     b->recounted = false;
     b->chores_again = false;
+    b->flow_bound = false;
     assert(pthread_equal(pthread_self(), c->writer)); /* C4 */
     int64_t now = ob_now_ms();
     int rc = apply_all(e, b, ops, now);
@@ -347,6 +367,8 @@ static int64_t next_timer(const commit *c)
         t = c->next_refresh;
     if (c->deferred && c->deferred_at < t)
         t = c->deferred_at;
+    if (c->fl.next_at < t)
+        t = c->fl.next_at;
     return t < c->fail_until ? c->fail_until : t;
 }
 
@@ -537,6 +559,7 @@ void obi_commit_init(ob_engine *e)
     ob_cond_init_mono(&c->wake);
     pthread_cond_init(&c->room, NULL);
     c->remote_due = INT64_MAX;
+    c->fl.next_at = INT64_MAX;
 }
 
 int obi_commit_start(ob_engine *e)
@@ -551,6 +574,13 @@ int obi_commit_start(ob_engine *e)
         (rc = e->st->ops->next_due(e->st, &c->next_due)))
         return rc;
     c->unfinished = unfinished;
+    /* Flow control: whether any queue has settings; and a sweep, which
+     * finishes one a stop interrupted. */
+    store_queue *rows;
+    if ((rc = e->st->ops->queues(e->st, &rows, &c->fl.known)))
+        return rc;
+    free(rows);
+    c->fl.sweep = true;
     /* Rescue what a dead process left running, now, so that the caller of
      * ob_engine_open sees a consistent store. */
     c->rescue_all = e->st->exclusive;
@@ -588,6 +618,9 @@ void obi_commit_stop(ob_engine *e)
         free(c->batch);
         c->batch = NULL;
     }
+    free(c->fl.rows);
+    free(c->fl.room);
+    c->fl = (flow){.next_at = INT64_MAX};
 }
 
 void obi_commit_destroy(ob_engine *e)

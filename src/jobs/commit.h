@@ -32,6 +32,7 @@ struct batch {
     bool recounted;     /* `unfinished` was counted: set, not added to */
     int64_t count;
     bool chores_again;  /* a chore hit its per-batch cap: run another batch */
+    bool flow_bound;    /* a queue's limit held a claim back (queues.c) */
     claim_rec *claims;
     int nclaims, claimcap;
     ob_id *ids;         /* prefetch */
@@ -62,5 +63,25 @@ int obi_batch_apply(ob_engine *e, batch *b, op *o, int64_t now);
  * b->chores_again when one hit its per-batch cap. Returns a store error or
  * 0. */
 int obi_chores_run(ob_engine *e, batch *b, int64_t now);
+
+/* ---- queues.c: flow control ---- */
+
+/* Read every queue's settings for this batch's claim (locked on a shared
+ * store) and the room of each. Returns a store error or 0. */
+int obi_flow_begin(ob_engine *e, int64_t now);
+/* Fill req's queues and parts for pool p wanting `want` jobs: parts[]
+ * and mainq[] have room for every row and every queue of p. */
+void obi_flow_request(ob_engine *e, pool *p, int want, store_claim *req, store_part *parts,
+                      const char **mainq);
+/* Jobs were claimed: their queues' room shrinks. */
+void obi_flow_claimed(ob_engine *e, ob_job *const *jobs, int n);
+/* Save the rates' counts; set the timer of a rate that held a claim back. */
+int obi_flow_end(ob_engine *e, batch *b);
+/* A running job of `queue` finished in this batch. */
+void obi_flow_finished(ob_engine *e, batch *b, const char *queue);
+/* The rate's timer and the park sweep, as chores. */
+int obi_flow_chores(ob_engine *e, batch *b, int64_t now);
+/* Apply an OP_QUEUE. */
+int obi_flow_apply(ob_engine *e, batch *b, op *o, int64_t now);
 
 #endif

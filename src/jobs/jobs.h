@@ -136,6 +136,7 @@ typedef enum op_type {
     OP_CHANGE,  /* a life-cycle event on one job */
     OP_LEASE,   /* a running attempt's lease moves to lease_until */
     OP_BARRIER, /* nothing: done() once every op queued before it is through */
+    OP_QUEUE,   /* change a queue's settings (queues.c) */
 } op_type;
 
 /* One unit of work for the commit thread. Created by any thread, applied in
@@ -156,6 +157,10 @@ struct op {
     lc_input in;     /* strings point into buf */
     ob_state state_out;
     int64_t lease_until;
+    /* OP_QUEUE: the change (q->name, the members qmask names), and the
+     * settings after it, in the caller's memory */
+    store_queue *q;
+    unsigned qmask;
     /* both */
     ob_id id;
     char buf[];      /* payload, strings */
@@ -163,6 +168,18 @@ struct op {
 
 typedef struct ob_pool pool;
 typedef struct batch batch;
+
+/* Flow control's state (queues.c), the commit thread's alone (C4). */
+typedef struct flow {
+    store_queue *rows;  /* every queue's settings, as the last claim read them */
+    int nrows;
+    int known;          /* rows seen at the last read: 0, and claims skip reading */
+    int *room;          /* per row: starts the claim being made may still make */
+    bool bound;         /* a limit held a claim back in this batch */
+    int64_t next_at;    /* a rate-limited queue's next start (timer) */
+    bool sweep;         /* the park sweep has work (P1) */
+    int64_t next_sweep; /* shared stores: the leader sweeps now and then */
+} flow;
 
 typedef struct commit {
     pthread_mutex_t mu;
@@ -190,6 +207,7 @@ typedef struct commit {
     int64_t fail_until;  /* the store is failing: timers wait until then */
     int64_t fail_backoff; /* ms, doubling while it fails; 0 when it works */
     batch *batch;
+    flow fl;
     /* statistics (commit thread writes, anyone reads) */
     _Atomic uint64_t stat_commits, stat_ops, stat_commit_us;
     obi_hist h_commit, h_batch;

@@ -26,11 +26,12 @@
 #include "base/base.h"
 #include "store/store.h"
 
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 /* Advisory lock keys: (PG_LOCK_CLASS + n, hashtext(schema)). */
 #define PG_LOCK_LEADER 0x4f424f58  /* 'OBOX': held by the leader's session */
 #define PG_LOCK_CHORE 0x4f424f59   /* per transaction: one chore at a time */
 #define PG_LOCK_MIGRATE 0x4f424f5a /* per transaction: one migrator at a time */
+#define PG_LOCK_QUEUE 0x4f424f5b   /* per transaction and queue: one change at a time */
 
 /* ---- pg_conn.c ---- */
 
@@ -181,5 +182,13 @@ void obi_pg_reader_destroy(obi_reader *r);
 int obi_pg_get(store *base, const ob_id *id, ob_job **out);
 int obi_pg_list(store *base, const ob_list_filter *f, ob_job_page **out);
 int obi_pg_counts(store *base, ob_count_fn fn, void *arg);
+int obi_pg_queues(store *base, store_queue **rows, int *n);
+
+/* Columns of a queue's row (store_queue), in this order. */
+#define PG_QUEUE_COLS                                                                      \
+    "name, paused, concurrency, rate_limit, rate_period_ms, rate_window, rate_used, updated_at"
+/* Rows of r (PG_QUEUE_COLS, then the running count if `counted`) into
+ * *rows (malloc'd; NULL when none). */
+int obi_pg_queue_rows(const PGresult *r, bool counted, store_queue **rows, int *n);
 
 #endif

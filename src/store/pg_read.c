@@ -16,12 +16,15 @@
  * a generic plan made while a table was small would stay (postgres.c). */
 static const char reader_setup[] = "SET plan_cache_mode = force_custom_plan";
 
-enum { R_GET, R_COUNTS, R_COUNT };
+enum { R_GET, R_COUNTS, R_QUEUES, R_COUNT };
 static const char *const reader_sql[R_COUNT] = {
     [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
               " e.message) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
               " j.payload FROM outbox_jobs j WHERE j.id = $1::uuid",
     [R_COUNTS] = "SELECT state, kind, queue, count(*), min(run_at) FROM outbox_jobs GROUP BY 1, 2, 3",
+    [R_QUEUES] = "SELECT " PG_QUEUE_COLS ", CASE WHEN concurrency > 0 THEN (SELECT count(*)"
+                 " FROM outbox_jobs j WHERE j.state = 3 AND j.queue = q.name) ELSE 0 END"
+                 " FROM outbox_queues q ORDER BY name",
 };
 static const pg_stmts reader_stmts = {R_COUNT, reader_sql};
 
@@ -195,6 +198,43 @@ int obi_pg_counts(store *base, ob_count_fn fn, void *arg)
     for (int i = 0; !rc && i < PQntuples(r); i++)
         fn(arg, (ob_state)obi_pgv_int(r, i, 0), obi_pgv_str(r, i, 1, NULL), obi_pgv_str(r, i, 2, NULL),
            obi_pgv_int(r, i, 3), obi_pgv_int(r, i, 4));
+    PQclear(r);
+    return rc;
+}
+
+int obi_pg_queue_rows(const PGresult *r, bool counted, store_queue **rows, int *n)
+{
+    int nr = PQntuples(r);
+    *rows = NULL;
+    *n = 0;
+    if (nr == 0)
+        return 0;
+    store_queue *v = calloc((size_t)nr, sizeof *v);
+    if (!v)
+        return OB_ENOMEM;
+    for (int i = 0; i < nr; i++) {
+        store_queue *q = &v[i];
+        snprintf(q->name, sizeof q->name, "%s", obi_pgv_str(r, i, 0, NULL));
+        q->paused = obi_pgv_int(r, i, 1) != 0;
+        q->concurrency = (int)obi_pgv_int(r, i, 2);
+        q->rate_limit = (int)obi_pgv_int(r, i, 3);
+        q->rate_period_ms = obi_pgv_int(r, i, 4);
+        q->rate_window = obi_pgv_int(r, i, 5);
+        q->rate_used = (int)obi_pgv_int(r, i, 6);
+        q->updated_at = obi_pgv_int(r, i, 7);
+        q->running = counted ? (int)obi_pgv_int(r, i, 8) : 0;
+    }
+    *rows = v;
+    *n = nr;
+    return 0;
+}
+
+int obi_pg_queues(store *base, store_queue **rows, int *n)
+{
+    PGresult *r;
+    int rc = reader_call((pg_store *)base, R_QUEUES, NULL, 0, NULL, NULL, NULL, &r);
+    if (!rc)
+        rc = obi_pg_queue_rows(r, true, rows, n);
     PQclear(r);
     return rc;
 }

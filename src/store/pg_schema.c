@@ -12,6 +12,9 @@
  *                  does not touch it does not copy it)
  *   outbox_errors  one row per failed attempt, the newest errors_kept kept
  *   outbox_nodes   one row per live outbox process and its heartbeat
+ *   outbox_queues  one row per queue that is paused or limited (version 2;
+ *                  with outbox_jobs.parked, P1 in store.h, and the claim
+ *                  indexes partial on it)
  *
  * Times are milliseconds since the epoch (bigint), as the engine keeps them;
  * only heartbeats use the database's clock. Indexes are partial where a
@@ -65,8 +68,22 @@ static const char migration_1[] =
     "CREATE INDEX outbox_jobs_finished ON outbox_jobs(finished_at) WHERE state >= 5;"
     "CREATE INDEX outbox_jobs_state ON outbox_jobs(state, id);";
 
+static const char migration_2[] =
+    "CREATE TABLE outbox_queues(name text PRIMARY KEY, paused boolean NOT NULL,"
+    " concurrency integer NOT NULL, rate_limit integer NOT NULL, rate_period_ms bigint NOT NULL,"
+    " rate_window bigint NOT NULL, rate_used integer NOT NULL, updated_at bigint NOT NULL);"
+    "ALTER TABLE outbox_jobs ADD COLUMN parked boolean NOT NULL DEFAULT false;"
+    "DROP INDEX outbox_jobs_claim; DROP INDEX outbox_jobs_claim_queue;"
+    "CREATE INDEX outbox_jobs_claim ON outbox_jobs(priority DESC, run_at, id)"
+    " WHERE state = 2 AND NOT parked;"
+    "CREATE INDEX outbox_jobs_claim_queue ON outbox_jobs(queue, priority DESC, run_at, id)"
+    " WHERE state = 2 AND NOT parked;"
+    "CREATE INDEX outbox_jobs_parked ON outbox_jobs(queue, priority DESC, run_at, id)"
+    " WHERE state = 2 AND parked;";
+
 static const char *const migrations[PG_SCHEMA_VERSION + 1] = {
     [1] = migration_1,
+    [2] = migration_2,
 };
 
 static int exec_ok(PGconn *c, const char *sql, PGresult **keep)

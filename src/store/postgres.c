@@ -39,17 +39,32 @@
 #include "store/pg.h"
 
 #define ROW_COLS "id, state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta"
-#define CLAIM(where)                                                                      \
+/* Unparked available jobs of `where`'s queues in claim order, skipping
+ * queues with a row (the net: P1 may lag another node's change), locked. */
+#define CAND(cols, where, lim)                                                              \
+    "SELECT " cols " FROM outbox_jobs WHERE state = 2 AND NOT parked" where                 \
+    " AND NOT EXISTS (SELECT 1 FROM outbox_queues q WHERE q.name = outbox_jobs.queue)"     \
+    " ORDER BY priority DESC, run_at, id LIMIT " lim " FOR UPDATE SKIP LOCKED"
+#define FLIP                                                                                \
     "UPDATE outbox_jobs j SET state = 3, attempt = j.attempt + 1, attempted_at = $1::bigint," \
-    " lease_until = $1::bigint + j.timeout_ms + $2::bigint, node = $3::uuid"                 \
-    " FROM (SELECT id FROM outbox_jobs WHERE state = 2" where                                \
-    " ORDER BY priority DESC, run_at, id LIMIT $4::int FOR UPDATE SKIP LOCKED) c"            \
+    " lease_until = $1::bigint + j.timeout_ms + $2::bigint, node = $3::uuid"
+#define CLAIM(where)                                                                       \
+    FLIP " FROM (" CAND("id", where, "$4::int") ") c"                                        \
     " WHERE j.id = c.id RETURNING " JOB_COLS ", j.payload"
+/* The insert, its tables prefixed by p (insert_tx names the schema). */
+#define INSERT_SQL(p)                                                                        \
+    "INSERT INTO " p "outbox_jobs(id, kind, queue, priority, state, max_attempts,"          \
+    " timeout_ms, run_at, created_at, unique_key, meta, payload, parked)"                   \
+    " VALUES($1::uuid, $2, $3, $4::int, $5::smallint, $6::int, $7::bigint,"                 \
+    " $8::bigint, $9::bigint, $10, $11, $12::bytea,"                                        \
+    " EXISTS(SELECT 1 FROM " p "outbox_queues WHERE name = $3))" /* P1 */                   \
+    " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
 #define INTERVAL_MS(p) " now() - " p "::bigint * interval '1 millisecond'"
 
 enum {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_UNIQUE, W_LOAD, W_PREFETCH, W_UPDATE,
-    W_ADD_ERROR, W_TRIM_ERRORS, W_EXTEND, W_CLAIM, W_CLAIM_QUEUE, W_CLAIM_QUEUES, W_PROMOTE,
+    W_ADD_ERROR, W_TRIM_ERRORS, W_EXTEND, W_CLAIM, W_CLAIM_QUEUE, W_CLAIM_QUEUES, W_CAND,
+    W_CAND_QUEUES, W_CAND_PARTS, W_CLAIM_IDS, W_QUEUES_LOCK, W_RUNNING, W_PROMOTE,
     W_NEXT_DUE, W_CHORE_LOCK, W_EXPIRED, W_BURY_NODES, W_PRUNE, W_COUNT_UNFINISHED, W_NOTIFY,
     W_COUNT
 };
@@ -58,11 +73,7 @@ static const char *const writer_sql[W_COUNT] = {
     [W_BEGIN] = "BEGIN",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
-    [W_INSERT] = "INSERT INTO outbox_jobs(id, kind, queue, priority, state, max_attempts,"
-                 " timeout_ms, run_at, created_at, unique_key, meta, payload)"
-                 " VALUES($1::uuid, $2, $3, $4::int, $5::smallint, $6::int, $7::bigint,"
-                 " $8::bigint, $9::bigint, $10, $11, $12::bytea)"
-                 " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING",
+    [W_INSERT] = INSERT_SQL(""),
     [W_FIND_UNIQUE] = "SELECT id FROM outbox_jobs WHERE unique_key = $1",
     [W_LOAD] = "SELECT " ROW_COLS " FROM outbox_jobs WHERE id = $1::uuid",
     [W_PREFETCH] = "SELECT " ROW_COLS " FROM outbox_jobs WHERE id = ANY($1::uuid[])"
@@ -71,7 +82,9 @@ static const char *const writer_sql[W_COUNT] = {
                  " max_attempts = $5::int, run_at = $6::bigint, finished_at = $7::bigint,"
                  " cancel_requested = $8::boolean, result = coalesce($9::text, result),"
                  " lease_until = CASE WHEN $3::smallint = 3 THEN lease_until END,"
-                 " node = CASE WHEN $3::smallint = 3 THEN node END"
+                 " node = CASE WHEN $3::smallint = 3 THEN node END,"
+                 " parked = CASE WHEN $3::smallint = 2 THEN EXISTS (SELECT 1 FROM outbox_queues q"
+                 " WHERE q.name = outbox_jobs.queue) ELSE parked END" /* P1 */
                  " WHERE id = $1::uuid AND state = $2::smallint AND attempt = $10::int",
     [W_ADD_ERROR] = "INSERT INTO outbox_errors(id, attempt, at, message)"
                     " VALUES($1::uuid, $2::int, $3::bigint, $4) ON CONFLICT (id, attempt)"
@@ -82,10 +95,26 @@ static const char *const writer_sql[W_COUNT] = {
     [W_CLAIM] = CLAIM(""),
     [W_CLAIM_QUEUE] = CLAIM(" AND queue = $5"),
     [W_CLAIM_QUEUES] = CLAIM(" AND queue = ANY($5::text[])"),
+    /* A claim with parts (store_claim): candidates locked, merged here,
+     * the best flipped by id. */
+    [W_CAND] = CAND("id, priority, run_at", "", "$1::int"),
+    [W_CAND_QUEUES] = CAND("id, priority, run_at", " AND queue = ANY($2::text[])", "$1::int"),
+    [W_CAND_PARTS] = "SELECT c.id, c.priority, c.run_at FROM unnest($1::text[], $2::int[])"
+                     " p(q, n) CROSS JOIN LATERAL (SELECT id, priority, run_at FROM outbox_jobs"
+                     " WHERE state = 2 AND parked AND queue = p.q ORDER BY priority DESC,"
+                     " run_at, id LIMIT p.n FOR UPDATE SKIP LOCKED) c",
+    [W_CLAIM_IDS] = FLIP " WHERE j.id = ANY($4::uuid[]) AND j.state = 2"
+                    " RETURNING " JOB_COLS ", j.payload",
+    /* Locked first; counted after, by a statement whose snapshot is
+     * taken once the locks are ours (a claim that held them committed). */
+    [W_QUEUES_LOCK] = "SELECT " PG_QUEUE_COLS " FROM outbox_queues ORDER BY name FOR UPDATE",
+    [W_RUNNING] = "SELECT queue, count(*) FROM outbox_jobs WHERE state = 3"
+                  " AND queue = ANY($1::text[]) GROUP BY queue",
     [W_PROMOTE] = "WITH c AS (SELECT id, state FROM outbox_jobs WHERE state IN (1, 4)"
                   " AND run_at <= $1::bigint ORDER BY run_at LIMIT $2::int"
                   " FOR UPDATE SKIP LOCKED)"
-                  " UPDATE outbox_jobs j SET state = 2 FROM c WHERE j.id = c.id"
+                  " UPDATE outbox_jobs j SET state = 2, parked = EXISTS (SELECT 1 FROM"
+                  " outbox_queues q WHERE q.name = j.queue) FROM c WHERE j.id = c.id"
                   " RETURNING j.id, c.state, j.attempt, j.kind, j.queue",
     [W_NEXT_DUE] = "SELECT min(run_at) FROM outbox_jobs WHERE state IN (1, 4)",
     [W_CHORE_LOCK] = "SELECT pg_try_advisory_xact_lock($1::int, $2::int)",
@@ -194,8 +223,7 @@ static int prepare_schema(pg_store *s, int *from)
     PQclear(r);
     /* insert_tx runs on the caller's connection, whatever its search_path */
     if (qs && qc) {
-        s->tx_insert = str_printf("INSERT INTO %s.%s", qs,
-                                  writer_sql[W_INSERT] + strlen("INSERT INTO "));
+        s->tx_insert = str_printf(INSERT_SQL("%1$s."), qs);
         s->tx_find = str_printf("SELECT id FROM %s.outbox_jobs WHERE unique_key = $1", qs);
         s->tx_notify = str_printf("SELECT pg_notify(%s, $1)", qc);
     }
@@ -469,27 +497,180 @@ static int claim_order(const void *a, const void *b)
     return memcmp(x->id.b, y->id.b, 16);
 }
 
-/* A text[] literal of queue names: {"a","b"} (names are [A-Za-z0-9._-]). */
-static char *queue_array(const char *const *q, int n)
+/* An array literal of n elements, each printed by put(i, dst) (at most
+ * `each` bytes): {a,b,...}. NULL on out of memory. */
+static char *array_lit(int n, size_t each, void (*put)(const void *ctx, int i, char *dst),
+                       const void *ctx)
 {
-    size_t len = 3;
-    for (int i = 0; i < n; i++)
-        len += strlen(q[i]) + 3;
-    char *a = malloc(len), *p = a;
+    char *a = malloc((size_t)n * (each + 1) + 3), *p = a;
     if (!a)
         return NULL;
     *p++ = '{';
-    for (int i = 0; i < n; i++)
-        p += sprintf(p, "%s\"%s\"", i ? "," : "", q[i]);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        put(ctx, i, p);
+        p += strlen(p);
+    }
     *p++ = '}';
     *p = '\0';
     return a;
+}
+
+/* Names are [A-Za-z0-9._-]: quoted, nothing to escape. */
+static void put_name(const void *ctx, int i, char *dst)
+{
+    sprintf(dst, "\"%s\"", ((const char *const *)ctx)[i]);
+}
+static void put_part_name(const void *ctx, int i, char *dst)
+{
+    sprintf(dst, "\"%s\"", ((const store_part *)ctx)[i].queue);
+}
+static void put_part_limit(const void *ctx, int i, char *dst)
+{
+    sprintf(dst, "%d", ((const store_part *)ctx)[i].limit);
+}
+static void put_row_name(const void *ctx, int i, char *dst)
+{
+    sprintf(dst, "\"%s\"", ((const store_queue *)ctx)[i].name);
+}
+static void put_id(const void *ctx, int i, char *dst)
+{
+    ob_id_format(&((const ob_id *)ctx)[i], dst);
+}
+
+static char *queue_array(const char *const *q, int n)
+{
+    return array_lit(n, OB_NAME_MAX + 2, put_name, q);
+}
+
+/* The claimed rows of r into jobs[*n..], in claim order (S4). */
+static int take_claimed(PGresult *r, int limit, ob_job **jobs, int *n)
+{
+    int rc = 0, nr = PQntuples(r);
+    for (int i = 0; i < nr && *n < limit; i++) {
+        if (!(jobs[*n] = obi_pg_row_to_job(r, i, true, NULL))) {
+            rc = OB_ENOMEM;
+            break;
+        }
+        (*n)++;
+    }
+    PQclear(r);
+    if (rc) {
+        while (*n > 0)
+            obi_job_release(jobs[--*n]);
+        return rc;
+    }
+    qsort(jobs, (size_t)*n, sizeof *jobs, claim_order); /* S4 */
+    return 0;
+}
+
+typedef struct cand {
+    ob_id id;
+    int64_t run_at;
+    int priority;
+} cand;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    if (x->run_at != y->run_at)
+        return x->run_at < y->run_at ? -1 : 1;
+    return memcmp(x->id.b, y->id.b, 16);
+}
+
+static void add_cands(PGresult *r, cand *c, int *n)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        obi_pgv_id(r, i, 0, &c[*n].id);
+        c[*n].priority = (int)obi_pgv_int(r, i, 1);
+        c[*n].run_at = obi_pgv_int(r, i, 2);
+        (*n)++;
+    }
+    PQclear(r);
+}
+
+/* The main part's candidates (store_claim), locked, into c[*n..]. */
+static int main_cands(pg_store *s, const store_claim *c, cand *cs, int *nc)
+{
+    if (c->main_off)
+        return 0;
+    pgnum b;
+    char *qa = NULL;
+    const char *v[2] = {obi_pg_i64(&b, c->limit), NULL};
+    if (c->nqueues > 0 && !(v[1] = qa = queue_array(c->queues, c->nqueues)))
+        return OB_ENOMEM;
+    PGresult *r;
+    int rc = obi_pgc_call(&s->w, c->nqueues > 0 ? W_CAND_QUEUES : W_CAND, NULL,
+                          c->nqueues > 0 ? 2 : 1, v, NULL, NULL, &r);
+    free(qa);
+    if (!rc)
+        add_cands(r, cs, nc);
+    return rc;
+}
+
+static int part_cands(pg_store *s, const store_claim *c, cand *cs, int *nc)
+{
+    char *qa = array_lit(c->nparts, OB_NAME_MAX + 2, put_part_name, c->parts);
+    char *la = array_lit(c->nparts, 12, put_part_limit, c->parts);
+    int rc = OB_ENOMEM;
+    PGresult *r;
+    if (qa && la && !(rc = obi_pgc_call(&s->w, W_CAND_PARTS, NULL, 2, (const char *[]){qa, la},
+                                        NULL, NULL, &r)))
+        add_cands(r, cs, nc);
+    free(qa);
+    free(la);
+    return rc;
+}
+
+/* A claim with parts: the candidates of every part, locked (others skip
+ * them), merged in claim order; the best `limit` flipped by id. A part
+ * gives at most its limit, so no part gets more. Three round trips. */
+static int claim_parts(pg_store *s, const store_claim *c, ob_job **jobs, int *n)
+{
+    size_t cap = c->main_off ? 0 : (size_t)c->limit;
+    for (int i = 0; i < c->nparts; i++)
+        cap += (size_t)c->parts[i].limit;
+    cand *cs = malloc((cap ? cap : 1) * sizeof *cs);
+    if (!cs)
+        return OB_ENOMEM;
+    int nc = 0;
+    int rc = main_cands(s, c, cs, &nc);
+    if (!rc)
+        rc = part_cands(s, c, cs, &nc);
+    qsort(cs, (size_t)nc, sizeof *cs, cand_cmp);
+    if (nc > c->limit)
+        nc = c->limit;
+    ob_id *ids = malloc((size_t)(nc ? nc : 1) * sizeof *ids);
+    for (int i = 0; ids && i < nc; i++)
+        ids[i] = cs[i].id;
+    free(cs);
+    char *ia = ids ? array_lit(nc, OB_ID_STRLEN, put_id, ids) : NULL;
+    free(ids);
+    if (!rc && !ia)
+        rc = OB_ENOMEM;
+    if (rc || nc == 0) {
+        free(ia);
+        return rc;
+    }
+    pgnum b[3];
+    const char *v[4] = {obi_pg_i64(&b[0], c->now), obi_pg_i64(&b[1], c->lease_grace_ms),
+                        ID_PARAM(&s->node.id), ia};
+    int len[4] = {0, 0, 16}, fmt[4] = {0, 0, 1};
+    PGresult *r;
+    rc = obi_pgc_call(&s->w, W_CLAIM_IDS, NULL, 4, v, len, fmt, &r);
+    free(ia);
+    return rc ? rc : take_claimed(r, c->limit, jobs, n);
 }
 
 static int pg_claim(store *base, const store_claim *c, ob_job **jobs, int *n)
 {
     pg_store *s = (pg_store *)base;
     *n = 0;
+    if (c->nparts > 0 || c->main_off)
+        return claim_parts(s, c, jobs, n);
     pgnum b[3];
     char *qa = NULL;
     const char *v[5] = {obi_pg_i64(&b[0], c->now), obi_pg_i64(&b[1], c->lease_grace_ms),
@@ -506,23 +687,143 @@ static int pg_claim(store *base, const store_claim *c, ob_job **jobs, int *n)
     PGresult *r;
     int rc = obi_pgc_call(&s->w, stmt, NULL, np, v, len, fmt, &r);
     free(qa);
+    return rc ? rc : take_claimed(r, c->limit, jobs, n);
+}
+
+/* ---- queue settings (store_queue) and the park sweep (P1) ---- */
+
+/* Every row, locked in name order (so that nodes lock alike), then the
+ * running jobs of the queues that have a concurrency. */
+static int pg_queues_lock(store *base, store_queue **rows, int *n)
+{
+    pg_store *s = (pg_store *)base;
+    PGresult *r;
+    int rc = obi_pgc_call(&s->w, W_QUEUES_LOCK, NULL, 0, NULL, NULL, NULL, &r);
+    if (!rc)
+        rc = obi_pg_queue_rows(r, false, rows, n);
+    PQclear(r);
+    if (rc || *n == 0)
+        return rc;
+    char *qa = array_lit(*n, OB_NAME_MAX + 2, put_row_name, *rows);
+    if (!qa)
+        rc = OB_ENOMEM;
+    else
+        rc = obi_pgc_call(&s->w, W_RUNNING, NULL, 1, (const char *[]){qa}, NULL, NULL, &r);
+    free(qa);
+    for (int i = 0; !rc && i < PQntuples(r); i++) {
+        const char *q = obi_pgv_str(r, i, 0, NULL);
+        for (int k = 0; k < *n; k++)
+            if (strcmp((*rows)[k].name, q) == 0)
+                (*rows)[k].running = (int)obi_pgv_int(r, i, 1);
+    }
+    if (!rc)
+        PQclear(r);
+    if (rc) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* A change of one queue: serialised with the others of that queue by a
+ * transaction lock (a row may not exist yet to lock). */
+static int pg_queue_load(store *base, const char *name, store_queue *q)
+{
+    pg_store *s = (pg_store *)base;
+    char lock[96];
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%d, hashtext($1))", PG_LOCK_QUEUE);
+    PGresult *r;
+    int rc = obi_pgc_call(&s->w, 0, lock, 1, (const char *[]){name}, NULL, NULL, &r);
     if (rc)
         return rc;
-    int nr = PQntuples(r);
-    for (int i = 0; i < nr && i < c->limit; i++) {
-        if (!(jobs[i] = obi_pg_row_to_job(r, i, true, NULL))) {
-            rc = OB_ENOMEM;
-            break;
-        }
-        (*n)++;
-    }
     PQclear(r);
-    if (rc) {
-        while (*n > 0)
-            obi_job_release(jobs[--*n]);
+    rc = obi_pgc_call(&s->w, 0,
+                      "SELECT " PG_QUEUE_COLS " FROM outbox_queues WHERE name = $1 FOR UPDATE", 1,
+                      (const char *[]){name}, NULL, NULL, &r);
+    if (rc)
         return rc;
+    store_queue *rows;
+    int nr;
+    rc = obi_pg_queue_rows(r, false, &rows, &nr);
+    PQclear(r);
+    if (!rc && nr == 0)
+        rc = OB_ENOTFOUND;
+    if (!rc)
+        *q = rows[0];
+    free(rows);
+    return rc;
+}
+
+static int pg_queue_save(store *base, const store_queue *q)
+{
+    pg_store *s = (pg_store *)base;
+    PGresult *r;
+    int rc;
+    if (!q->paused && !q->concurrency && !q->rate_limit) { /* Q1 */
+        rc = obi_pgc_call(&s->w, 0, "DELETE FROM outbox_queues WHERE name = $1", 1,
+                          (const char *[]){q->name}, NULL, NULL, &r);
+    } else {
+        pgnum b[6];
+        const char *v[8] = {q->name, q->paused ? "t" : "f", obi_pg_i64(&b[0], q->concurrency),
+                            obi_pg_i64(&b[1], q->rate_limit), obi_pg_i64(&b[2], q->rate_period_ms),
+                            obi_pg_i64(&b[3], q->rate_window), obi_pg_i64(&b[4], q->rate_used),
+                            obi_pg_i64(&b[5], q->updated_at)};
+        rc = obi_pgc_call(&s->w, 0,
+                          "INSERT INTO outbox_queues(" PG_QUEUE_COLS ") VALUES($1, $2::boolean,"
+                          " $3::int, $4::int, $5::bigint, $6::bigint, $7::int, $8::bigint)"
+                          " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
+                          " concurrency = excluded.concurrency, rate_limit = excluded.rate_limit,"
+                          " rate_period_ms = excluded.rate_period_ms,"
+                          " rate_window = excluded.rate_window, rate_used = excluded.rate_used,"
+                          " updated_at = excluded.updated_at",
+                          8, v, NULL, NULL, &r);
     }
-    qsort(jobs, (size_t)*n, sizeof *jobs, claim_order); /* S4 */
+    if (!rc)
+        PQclear(r);
+    return rc;
+}
+
+/* Rows another batch holds are skipped: that batch sets their flag if it
+ * makes them available, and the next sweep finds the others. */
+static int pg_park(store *base, const char *queue, bool park, int max, int *n)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b;
+    PGresult *r;
+    const char *sql =
+        park ? "UPDATE outbox_jobs SET parked = true WHERE id IN (SELECT id FROM outbox_jobs"
+               " WHERE state = 2 AND NOT parked AND queue = $1 LIMIT $2::int"
+               " FOR UPDATE SKIP LOCKED)"
+             : "UPDATE outbox_jobs SET parked = false WHERE id IN (SELECT id FROM outbox_jobs"
+               " WHERE state = 2 AND parked AND queue = $1 LIMIT $2::int FOR UPDATE SKIP LOCKED)";
+    int rc = obi_pgc_call(&s->w, 0, sql, 2, (const char *[]){queue, obi_pg_i64(&b, max)}, NULL,
+                          NULL, &r);
+    *n = rc ? 0 : atoi(PQcmdTuples(r));
+    if (!rc)
+        PQclear(r);
+    return rc;
+}
+
+static int pg_parked_orphans(store *base, char (*names)[OB_NAME_MAX + 1], int max, int *n)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b;
+    PGresult *r;
+    *n = 0;
+    int rc = obi_pgc_call(
+        &s->w, 0,
+        "WITH RECURSIVE p(name) AS (SELECT (SELECT min(queue) FROM outbox_jobs WHERE state = 2"
+        " AND parked) UNION ALL SELECT (SELECT min(queue) FROM outbox_jobs WHERE state = 2"
+        " AND parked AND queue > p.name) FROM p WHERE p.name IS NOT NULL)"
+        " SELECT name FROM p WHERE name IS NOT NULL"
+        " AND name NOT IN (SELECT name FROM outbox_queues) LIMIT $1::int",
+        1, (const char *[]){obi_pg_i64(&b, max)}, NULL, NULL, &r);
+    if (rc)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++)
+        snprintf(names[(*n)++], OB_NAME_MAX + 1, "%s", obi_pgv_str(r, i, 0, NULL));
+    PQclear(r);
     return 0;
 }
 
@@ -756,6 +1057,11 @@ static const store_ops pg_ops = {
     .update = pg_update,
     .extend = pg_extend,
     .claim = pg_claim,
+    .queues_lock = pg_queues_lock,
+    .queue_load = pg_queue_load,
+    .queue_save = pg_queue_save,
+    .park = pg_park,
+    .parked_orphans = pg_parked_orphans,
     .promote = pg_promote,
     .next_due = pg_next_due,
     .expired = pg_expired,
@@ -771,4 +1077,5 @@ static const store_ops pg_ops = {
     .get = obi_pg_get,
     .list = obi_pg_list,
     .counts = obi_pg_counts,
+    .queues = obi_pg_queues,
 };

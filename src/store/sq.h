@@ -11,7 +11,7 @@
 #include "base/base.h"
 #include "store/store.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define APPLICATION_ID 0x4f424f58 /* 'OBOX' */
 #define MAX_READERS 8
 
@@ -28,10 +28,19 @@ enum {
 /* Writer statements, prepared once at open. */
 enum {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_INSERT_PAYLOAD, W_FIND_UNIQUE, W_LOAD,
-    W_UPDATE, W_EXTEND, W_ADD_ERROR, W_TRIM_ERRORS, W_CAND_ALL, W_CAND_QUEUE, W_CLAIM_ONE,
+    W_UPDATE, W_EXTEND, W_ADD_ERROR, W_TRIM_ERRORS, W_CAND_ALL, W_CAND_ALL_NET, W_CAND_QUEUE,
+    W_CAND_PARKED, W_CLAIM_ONE,
     W_PAYLOAD, W_PROMOTE, W_NEXT_DUE, W_EXPIRED, W_EXPIRED_ALL, W_PRUNE_SELECT,
-    W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS, W_COUNT_UNFINISHED, W_DATA_VERSION, W_COUNT
+    W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS, W_COUNT_UNFINISHED, W_DATA_VERSION, W_Q_ALL,
+    W_Q_LOAD, W_Q_SAVE, W_Q_DELETE, W_PARK, W_UNPARK, W_ORPHANS, W_COUNT
 };
+
+/* Columns of a queue's row (store_queue), in this order; a job counts
+ * as running from the covering index jobs_lease. */
+#define QUEUE_COLS                                                                          \
+    "name, paused, concurrency, rate_limit, rate_period_ms, rate_window, rate_used,"       \
+    " updated_at, CASE WHEN concurrency > 0 THEN (SELECT count(*) FROM jobs INDEXED BY"      \
+    " jobs_lease WHERE state = 3 AND queue = q.name) ELSE 0 END"
 
 typedef struct sqlite_store {
     store base;
@@ -42,6 +51,8 @@ typedef struct sqlite_store {
     obi_readers readers;  /* sqlite_read.c */
     int64_t data_version; /* as last seen by the writer */
 } sqlite_store;
+
+#define WS(s, k) ((s)->ws[k])
 
 /* ---- sqlite.c ---- */
 
@@ -79,5 +90,16 @@ void obi_sq_reader_destroy(obi_reader *r);
 int obi_sq_get(store *base, const ob_id *id, ob_job **out);
 int obi_sq_list(store *base, const ob_list_filter *f, ob_job_page **out);
 int obi_sq_counts(store *base, ob_count_fn fn, void *arg);
+
+/* ---- sqlite_queues.c: queue settings and the park sweep ---- */
+
+int obi_sq_queues_lock(store *base, store_queue **rows, int *n);
+int obi_sq_queue_load(store *base, const char *name, store_queue *q);
+int obi_sq_queue_save(store *base, const store_queue *q);
+int obi_sq_park(store *base, const char *queue, bool park, int max, int *n);
+int obi_sq_parked_orphans(store *base, char (*names)[OB_NAME_MAX + 1], int max, int *n);
+int obi_sq_queues(store *base, store_queue **rows, int *n); /* reader */
+/* Step st (QUEUE_COLS) to its end, the rows into *rows (malloc'd). */
+int obi_sq_queue_rows(sqlite3 *db, sqlite3_stmt *st, store_queue **rows, int *n);
 
 #endif

@@ -33,27 +33,38 @@ static const char *const writer_sql[W_COUNT] = {
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
     [W_INSERT] = "INSERT INTO jobs(id, kind, queue, priority, state, max_attempts, timeout_ms,"
-                 " run_at, created_at, unique_key, meta) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                 " run_at, created_at, unique_key, meta, parked) VALUES(?,?,?,?,?,?,?,?,?,?,?,"
+                 " EXISTS(SELECT 1 FROM queues WHERE name = ?3))", /* P1 */
     [W_INSERT_PAYLOAD] = "INSERT INTO payloads(seq, data) VALUES(?, ?)",
     [W_FIND_UNIQUE] = "SELECT id FROM jobs WHERE unique_key = ?",
     [W_LOAD] = "SELECT state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta"
                " FROM jobs WHERE id = ?",
     [W_UPDATE] = "UPDATE jobs SET state = ?3, attempt = ?4, max_attempts = ?5, run_at = ?6,"
                  " finished_at = ?7, cancel_requested = ?8, result = coalesce(?9, result),"
-                 " lease_until = CASE WHEN ?3 = 3 THEN lease_until END"
+                 " lease_until = CASE WHEN ?3 = 3 THEN lease_until END,"
+                 " parked = CASE WHEN ?3 = 2 THEN EXISTS(SELECT 1 FROM queues q"
+                 " WHERE q.name = jobs.queue) ELSE parked END" /* P1 */
                  " WHERE id = ?1 AND state = ?2 AND attempt = ?10 RETURNING seq",
     [W_EXTEND] = "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 3 AND attempt = ?2",
     [W_ADD_ERROR] = "INSERT OR REPLACE INTO errors(seq, attempt, at, message) VALUES(?,?,?,?)",
     [W_TRIM_ERRORS] = "DELETE FROM errors WHERE seq = ? AND attempt <= ?",
     [W_CAND_ALL] = "SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_claim"
-                   " WHERE state = 2 ORDER BY priority DESC, run_at, seq LIMIT ?",
+                   " WHERE state = 2 AND parked = 0 ORDER BY priority DESC, run_at, seq LIMIT ?",
+    [W_CAND_ALL_NET] = "SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_claim"
+                       " WHERE state = 2 AND parked = 0 AND NOT EXISTS(SELECT 1 FROM queues q"
+                       " WHERE q.name = jobs.queue) ORDER BY priority DESC, run_at, seq LIMIT ?",
     [W_CAND_QUEUE] = "SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_claim_queue"
-                     " WHERE state = 2 AND queue = ? ORDER BY priority DESC, run_at, seq LIMIT ?",
+                     " WHERE state = 2 AND parked = 0 AND queue = ?"
+                     " ORDER BY priority DESC, run_at, seq LIMIT ?",
+    [W_CAND_PARKED] = "SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_parked"
+                      " WHERE state = 2 AND parked = 1 AND queue = ?"
+                      " ORDER BY priority DESC, run_at, seq LIMIT ?",
     [W_CLAIM_ONE] = "UPDATE jobs SET state = 3, attempt = attempt + 1, attempted_at = ?2,"
                     " lease_until = ?2 + timeout_ms + ?3 WHERE seq = ?1 AND state = 2"
                     " RETURNING " JOB_COLS,
     [W_PAYLOAD] = "SELECT data FROM payloads WHERE seq = ?",
-    [W_PROMOTE] = "UPDATE jobs SET state = 2 WHERE seq IN (SELECT seq FROM jobs INDEXED BY"
+    [W_PROMOTE] = "UPDATE jobs SET state = 2, parked = EXISTS(SELECT 1 FROM queues q"
+                  " WHERE q.name = jobs.queue) WHERE seq IN (SELECT seq FROM jobs INDEXED BY"
                   " jobs_due WHERE state IN (1, 4) AND state = ?3 AND run_at <= ?1"
                   " ORDER BY run_at LIMIT ?2) RETURNING id, attempt, kind, queue",
     [W_NEXT_DUE] = "SELECT run_at FROM jobs INDEXED BY jobs_due WHERE state IN (1, 4)"
@@ -69,6 +80,23 @@ static const char *const writer_sql[W_COUNT] = {
     [W_DEL_ERRORS] = "DELETE FROM errors WHERE seq = ?",
     [W_COUNT_UNFINISHED] = "SELECT count(*) FROM jobs INDEXED BY jobs_state WHERE state < 5",
     [W_DATA_VERSION] = "PRAGMA data_version",
+    [W_Q_ALL] = "SELECT " QUEUE_COLS " FROM queues q ORDER BY name",
+    [W_Q_LOAD] = "SELECT " QUEUE_COLS " FROM queues q WHERE name = ?",
+    [W_Q_SAVE] = "INSERT OR REPLACE INTO queues(name, paused, concurrency, rate_limit,"
+                 " rate_period_ms, rate_window, rate_used, updated_at) VALUES(?,?,?,?,?,?,?,?)",
+    [W_Q_DELETE] = "DELETE FROM queues WHERE name = ?",
+    [W_PARK] = "UPDATE jobs SET parked = 1 WHERE seq IN (SELECT seq FROM jobs INDEXED BY"
+               " jobs_claim_queue WHERE state = 2 AND parked = 0 AND queue = ?1 LIMIT ?2)",
+    [W_UNPARK] = "UPDATE jobs SET parked = 0 WHERE seq IN (SELECT seq FROM jobs INDEXED BY"
+                 " jobs_parked WHERE state = 2 AND parked = 1 AND queue = ?1 LIMIT ?2)",
+    /* The queues of parked jobs, one index seek each (a loose index scan),
+     * without a row. */
+    [W_ORPHANS] = "WITH RECURSIVE p(name) AS (SELECT (SELECT min(queue) FROM jobs INDEXED BY"
+                  " jobs_parked WHERE state = 2 AND parked = 1) UNION ALL SELECT (SELECT"
+                  " min(queue) FROM jobs INDEXED BY jobs_parked WHERE state = 2 AND parked = 1"
+                  " AND queue > p.name) FROM p WHERE p.name IS NOT NULL)"
+                  " SELECT name FROM p WHERE name IS NOT NULL"
+                  " AND name NOT IN (SELECT name FROM queues) LIMIT ?",
 };
 
 static const store_ops sqlite_ops;
@@ -202,8 +230,6 @@ err:
 }
 
 /* ---- writer calls ---- */
-
-#define WS(s, k) ((s)->ws[k])
 
 static int sqlite_begin(store *base)
 {
@@ -412,10 +438,11 @@ static int cand_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Append up to `limit` claim candidates of one queue (NULL: any) to c[*n]. */
-static int candidates(sqlite_store *s, const char *queue, int limit, cand *c, int *n)
+/* Append up to `limit` claim candidates from statement k (of one queue,
+ * or NULL: any) to c[*n]. */
+static int candidates(sqlite_store *s, int k, const char *queue, int limit, cand *c, int *n)
 {
-    sqlite3_stmt *st = WS(s, queue ? W_CAND_QUEUE : W_CAND_ALL);
+    sqlite3_stmt *st = WS(s, k);
     int i = 1;
     if (queue)
         obi_sq_bind_text(st, i++, queue);
@@ -430,20 +457,28 @@ static int candidates(sqlite_store *s, const char *queue, int limit, cand *c, in
     return rc == SQLITE_DONE ? 0 : obi_sq_fail(s->w, rc, "claim candidates");
 }
 
-/* Claim in two steps: gather the best `limit` candidates of each queue from
- * its index, merge them in claim order, and flip the first `limit` to
- * running one by one (each an index seek). */
+/* Claim in two steps: gather the best candidates of each part of the
+ * claim (store_claim) from its index, merge them in claim order, and flip
+ * the first `limit` to running one by one (each an index seek). A part's
+ * candidates are at most its limit, so no part gets more. */
 static int sqlite_claim(store *base, const store_claim *c, ob_job **jobs, int *n)
 {
     sqlite_store *s = (sqlite_store *)base;
-    int nq = c->nqueues > 0 ? c->nqueues : 1;
-    cand *cs = malloc(sizeof *cs * (size_t)c->limit * (size_t)nq);
+    int nmain = c->main_off ? 0 : c->nqueues > 0 ? c->nqueues : 1;
+    size_t cap = (size_t)c->limit * (size_t)nmain;
+    for (int i = 0; i < c->nparts; i++)
+        cap += (size_t)c->parts[i].limit;
+    cand *cs = malloc(sizeof *cs * (cap ? cap : 1));
     if (!cs)
         return OB_ENOMEM;
     int nc = 0, rc = 0;
-    for (int q = 0; q < nq && !rc; q++)
-        rc = candidates(s, c->nqueues > 0 ? c->queues[q] : NULL, c->limit, cs, &nc);
-    if (c->nqueues > 1)
+    int all = c->net ? W_CAND_ALL_NET : W_CAND_ALL;
+    for (int q = 0; q < nmain && !rc; q++)
+        rc = c->nqueues > 0 ? candidates(s, W_CAND_QUEUE, c->queues[q], c->limit, cs, &nc)
+                            : candidates(s, all, NULL, c->limit, cs, &nc);
+    for (int i = 0; i < c->nparts && !rc; i++)
+        rc = candidates(s, W_CAND_PARKED, c->parts[i].queue, c->parts[i].limit, cs, &nc);
+    if (nmain + c->nparts > 1)
         qsort(cs, (size_t)nc, sizeof *cs, cand_cmp);
     if (nc > c->limit)
         nc = c->limit;
@@ -599,6 +634,11 @@ static const store_ops sqlite_ops = {
     .update = sqlite_update,
     .extend = sqlite_extend,
     .claim = sqlite_claim,
+    .queues_lock = obi_sq_queues_lock,
+    .queue_load = obi_sq_queue_load,
+    .queue_save = obi_sq_queue_save,
+    .park = obi_sq_park,
+    .parked_orphans = obi_sq_parked_orphans,
     .promote = sqlite_promote,
     .next_due = sqlite_next_due,
     .expired = sqlite_expired,
@@ -609,4 +649,5 @@ static const store_ops sqlite_ops = {
     .get = obi_sq_get,
     .list = obi_sq_list,
     .counts = obi_sq_counts,
+    .queues = obi_sq_queues,
 };

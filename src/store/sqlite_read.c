@@ -253,3 +253,23 @@ int obi_sq_counts(store *base, ob_count_fn fn, void *arg)
     read_end(s, r);
     return rc;
 }
+
+int obi_sq_queues(store *base, store_queue **rows, int *n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    reader *r;
+    int rc = read_begin(s, &r);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    const char *sql = "SELECT " QUEUE_COLS " FROM queues q ORDER BY name";
+    rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = obi_sq_queue_rows(r->db, st, rows, n);
+        sqlite3_finalize(st);
+    } else {
+        rc = obi_sq_fail(r->db, rc, "read queues");
+    }
+    read_end(s, r);
+    return rc;
+}

@@ -88,12 +88,50 @@ typedef struct store_change {
     int64_t now;
 } store_change;
 
-/* A claim: up to `limit` available jobs from the given queues (none: every
- * queue) become running with attempt + 1 and a lease until
- * now + timeout + lease_grace_ms. */
+/* A queue's settings, as the store keeps them: one row per queue that has
+ * any (a queue without a row has none). Invariant Q1: a row exists only
+ * while its queue is paused or limited; queue_save deletes one that is
+ * neither. */
+typedef struct store_queue {
+    char name[OB_NAME_MAX + 1];
+    bool paused;
+    int concurrency;       /* 0: none */
+    int rate_limit;        /* 0: none; else starts per rate_period_ms */
+    int64_t rate_period_ms;
+    int64_t rate_window;   /* start of the period rate_used counts in */
+    int rate_used;         /* starts in that period */
+    int64_t updated_at;
+    int running;           /* queues_lock, concurrency > 0: running now */
+} store_queue;
+
+/* Part of a claim: at most `limit` jobs of one limited queue, taken from
+ * its parked jobs (see `parked` below). */
+typedef struct store_part {
+    const char *queue;
+    int limit;
+} store_part;
+
+/* A claim: up to `limit` available jobs become running with attempt + 1
+ * and a lease until now + timeout + lease_grace_ms, the best `limit` in
+ * claim order (S4) of:
+ *   the main part  unparked jobs of the given queues (none: every queue),
+ *                  skipping queues that have a row when `net` is set (a
+ *                  shared store always skips them); none if main_off
+ *   each part      up to parts[i].limit parked jobs of its queue
+ *
+ * Parking (invariant P1): an available job is `parked` while its queue has
+ * a settings row. insert, update and promote set the flag from the table
+ * in the same statement, and the sweep (park, parked_orphans) repairs what
+ * a race with another process's change of the table left wrong. The claim
+ * indexes of the main part hold unparked jobs only, so a paused or limited
+ * queue's backlog costs an unlimited claim nothing. */
 typedef struct store_claim {
     const char *const *queues;
     int nqueues;
+    bool main_off;
+    bool net;
+    const store_part *parts;
+    int nparts;
     int limit;
     int64_t now;
     int64_t lease_grace_ms;
@@ -164,6 +202,22 @@ typedef struct store_ops {
     /* Jobs not in a final state. */
     int (*count_unfinished)(store *s, int64_t *n);
 
+    /* Queue settings (writer calls). Every queue's row, in name order,
+     * into *rows (malloc'd, the caller frees; NULL when none), each with
+     * `running` counted when it has a concurrency; a shared store locks the
+     * rows until the batch ends, so that claims of a limited queue, and
+     * changes to it, are serialised across processes. */
+    int (*queues_lock)(store *s, store_queue **rows, int *n);
+    /* One queue's row, locked; OB_ENOTFOUND if it has none. */
+    int (*queue_load)(store *s, const char *name, store_queue *q);
+    /* Write q's row, or delete it when q is neither paused nor limited (Q1). */
+    int (*queue_save)(store *s, const store_queue *q);
+    /* The sweep (P1): park up to `max` unparked available jobs of `queue`
+     * (park), or unpark as many parked ones; *n moved. */
+    int (*park)(store *s, const char *queue, bool park, int max, int *n);
+    /* Up to `max` queues that have parked jobs and no row (to unpark). */
+    int (*parked_orphans)(store *s, char (*names)[OB_NAME_MAX + 1], int max, int *n);
+
     /* Optional writer calls (NULL: not needed by this store). */
     /* The batch is about to load and change these jobs: lock them and keep
      * their rows, so that load() costs nothing and update() of such a row
@@ -192,6 +246,8 @@ typedef struct store_ops {
     int (*get)(store *s, const ob_id *id, ob_job **out);
     int (*list)(store *s, const ob_list_filter *f, ob_job_page **out);
     int (*counts)(store *s, ob_count_fn fn, void *arg);
+    /* Every queue's settings row, in name order (*rows as queues_lock). */
+    int (*queues)(store *s, store_queue **rows, int *n);
 } store_ops;
 
 struct store {
