@@ -149,6 +149,17 @@ async function main() {
     await check("POST", "/v1/jobs/retry", { body: "{", raw: true });                    // 400
     await check("POST", "/v1/jobs/retry", { body: {}, auth: false });                   // 401
 
+    // queues
+    await check("PATCH", "/v1/queues/contract", { body: { paused: true, concurrency: 2, rate: { limit: 10, period: 1 } } }); // 200
+    await check("GET", "/v1/queues/contract");                                          // 200
+    await check("GET", "/v1/queues");                                                   // 200
+    await check("PATCH", "/v1/queues/contract", { body: { paused: false, concurrency: null, rate: null } }); // 200
+    await check("PATCH", "/v1/queues/contract", { body: { concurrency: 0 } });          // 422
+    await check("PATCH", "/v1/queues/contract", { body: { speed: 1 } });                // 422
+    await check("PATCH", "/v1/queues/contract", { body: "{", raw: true });              // 400
+    await check("GET", "/v1/queues/bad%20name");                                        // 422
+    await check("GET", "/v1/queues", { auth: false });                                  // 401
+
     // events
     await check("GET", "/v1/events?id=nope");                                           // 400
     await check("GET", "/v1/events");                                                   // 503 (no slots)

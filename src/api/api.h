@@ -186,6 +186,9 @@ void api_post_batch(api *a, ob_http_req *r, const char *name, api_decode_fn deco
 /* ---- bulk_api.c: POST /v1/jobs/retry, /v1/jobs/cancel ---- */
 int api_bulk_routes(api *a, ob_http_server *srv);
 
+/* ---- queues_api.c: GET /v1/queues[/{name}], PATCH /v1/queues/{name} ---- */
+int api_queues_routes(api *a, ob_http_server *srv);
+
 /* ---- messages_api.c ---- */
 int api_messages_routes(api *a, ob_http_server *srv);
 

@@ -2,7 +2,7 @@
  * cli.h - what the files of the `outbox` command share: the HTTP call to
  * outboxd, option parsing, errors and exit codes (client.c). outbox.c holds
  * main and the job, message and health verbs; events.c `outbox events`;
- * send.c `outbox send`.
+ * send.c `outbox send`; queues.c `outbox queue`.
  *
  * Options are parsed with getopt_long, as curl, git and gh users expect:
  * `--name value` or `--name=value`, options before or after operands,
@@ -79,6 +79,9 @@ bool query_add(char *q, size_t cap, const char *name, const char *value);
 
 /* ---- options ---- */
 
+/* After the options: exactly one operand (`what`, for the error) into *out. */
+int one_operand(int argc, char **argv, const char *verb, const char *what, const char **out);
+
 #define HELP_OPT {"help", no_argument, NULL, 'h'}
 #define END_OPT {NULL, 0, NULL, 0}
 
@@ -104,8 +107,9 @@ int wait_final(const char *path, const char *id, double limit, json_t **out);
  * reply), or the whole message with --json. */
 void print_message(const json_t *msg);
 
-/* send.c, events.c */
+/* send.c, events.c, queues.c */
 int send_mail(int argc, char **argv);
 int events(int argc, char **argv);
+int queue_verb(int argc, char **argv);
 
 #endif

@@ -281,3 +281,11 @@ int wait_final(const char *path, const char *id, double limit, json_t **out)
         json_decref(r.body);
     }
 }
+
+int one_operand(int argc, char **argv, const char *verb, const char *what, const char **out)
+{
+    if (optind != argc - 1)
+        return usage_error("%s: %s %s", verb, optind >= argc ? "needs" : "takes one", what);
+    *out = argv[optind];
+    return EX_OK;
+}

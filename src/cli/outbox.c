@@ -9,6 +9,7 @@
  *     job wait ID [--timeout S]  until the job is final
  *     job cancel ID | job retry ID
  *     message get ID             a message and each recipient's outcome
+ *     queue list|get|pause|resume|set   queues and their settings (queues.c)
  *     send [options]             a mail: POST /v1/messages (send.c)
  *     events [filters] [--once]  follow state changes, reconnecting
  *     health                     is outboxd alive and ready?
@@ -56,15 +57,6 @@ static void print_job(const json_t *j)
         printf("result      %s\n", s);
         free(s);
     }
-}
-
-static int one_operand(int argc, char **argv, const char *verb, const char *what,
-                       const char **out)
-{
-    if (optind != argc - 1)
-        return usage_error("%s: %s %s", verb, optind >= argc ? "needs" : "takes one", what);
-    *out = argv[optind];
-    return EX_OK;
 }
 
 /* ---- job add ---- */
@@ -462,6 +454,7 @@ static const char usage_text[] =
     "  job cancel ID               cancel a job\n"
     "  job retry ID                run a discarded, cancelled or scheduled job now\n"
     "  message get ID              a message and each recipient's outcome\n"
+    "  queue list|get|pause|resume|set  queues: jobs, pause, limits (outbox queue --help)\n"
     "  send [options]              send a mail (outbox send --help)\n"
     "  events [filters]            follow state changes\n"
     "  health                      is outboxd alive and ready?\n"
@@ -564,6 +557,8 @@ static int help_verb(int argc, char **argv)
     char *again[] = {argv[1], "--help", NULL};
     if (!strcmp(v, "send"))
         return send_mail(2, again);
+    if (!strcmp(v, "queue"))
+        return queue_verb(2, again);
     if (!strcmp(v, "events"))
         return events(2, again);
     if (!strcmp(v, "health"))
@@ -660,6 +655,8 @@ int main(int argc, char **argv)
         rc = job_verb(argc, argv);
     else if (!strcmp(verb, "message"))
         rc = message_verb(argc, argv);
+    else if (!strcmp(verb, "queue"))
+        rc = queue_verb(argc, argv);
     else if (!strcmp(verb, "help"))
         rc = help_verb(argc, argv);
     else
