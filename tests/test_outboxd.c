@@ -798,7 +798,53 @@ TEST(final_jobs_are_retried_and_cancelled_in_bulk_page_by_page)
     ob_http_server_free(t);
 }
 
+TEST(queues_are_paused_limited_and_listed_over_http_and_the_cli)
+{
+    int tport;
+    ob_http_server *t = target(&tport);
+    od d = od_start(NULL);
+    char *out, body[256], id[64];
+    ASSERT_EQ(cli(&out, &d, "queue pause hooks"), 0);
+    ASSERT(strstr(out, "paused      yes") != NULL);
+    free(out);
+    snprintf(body, sizeof body, "{\"kind\":\"http.request\",\"queue\":\"hooks\","
+                                "\"payload\":{\"url\":\"http://127.0.0.1:%d/ok\"}}", tport);
+    out = od_post(&d, "/v1/jobs", NULL, body);
+    ASSERT(strstr(out, "\"id\":\"") != NULL);
+    snprintf(id, sizeof id, "%.36s", strstr(out, "\"id\":\"") + 6);
+    free(out);
+    usleep(500000); /* a paused queue starts nothing */
+    ASSERT_EQ(cli(&out, &d, "queue list"), 0);
+    ASSERT(strstr(out, "QUEUE") != NULL);
+    const char *row = strstr(out, "hooks");
+    ASSERT(row && strncmp(row, "hooks                yes", 24) == 0);
+    ASSERT(strstr(row, "        1 ") != NULL); /* available */
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "queue set hooks --concurrency 1 --rate 100/1s"), 0);
+    ASSERT(strstr(out, "concurrency 1\nrate        100/1s") != NULL);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "queue set hooks --rate 1/week"), 2); /* refused before asking */
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "queue resume hooks"), 0);
+    ASSERT(strstr(out, "paused      no") != NULL);
+    free(out);
+    char args[128];
+    snprintf(args, sizeof args, "job wait %s --timeout 10", id);
+    ASSERT_EQ(cli(&out, &d, args), 0);
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    d = od_start(NULL); /* the settings are in the store */
+    ASSERT_EQ(cli(&out, &d, "--json queue get hooks"), 0);
+    ASSERT(strstr(out, "\"concurrency\": 1,") != NULL);
+    ASSERT(strstr(out, "\"completed\": 1,") != NULL);
+    free(out);
+    EXPECT(od_post(&d, "/v1/queues/hooks", "-X PATCH", "{\"concurrency\":0}"), "422", "concurrency");
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    ob_http_server_free(t);
+}
+
 static const test_case tests[] = {
+    T(queues_are_paused_limited_and_listed_over_http_and_the_cli),
     T(final_jobs_are_retried_and_cancelled_in_bulk_page_by_page),
     T(job_endpoints_answer_and_refuse_naming_the_field),
     T(a_batch_of_jobs_is_stored_item_by_item),
