@@ -96,6 +96,14 @@ while IFS= read -r line; do
 done < <(block "The command-line client" 1 | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
 printf '%s\n' "$out" | grep -q '"matched":' || fail "POST /v1/jobs/retry: $out"
 
+say "Queues: pause, caps and rates"
+while IFS= read -r line; do
+    case $line in "#"* | "") continue ;; esac
+    say "  ${line%%#*}"
+    out=$(eval "$line" 2>&1) || fail "$line: $out"
+done < <(block "Queues: pause, caps and rates" 1 | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+printf '%s\n' "$out" | grep -q '"concurrency":8,"rate":null' || fail "PATCH /v1/queues: $out"
+
 say "Send mail from your C web service: the C block compiles"
 {
     awk '/^### Send mail from your C web service/ { s = 1 } s && /^```c/ { on = 1; next }
