@@ -40,6 +40,7 @@ static inline bool ob_state_is_final(int s) { return s >= OB_COMPLETED && s <= O
 #define OB_PRIORITY_MAX 1000
 #define OB_UNIQUE_KEY_MAX 255 /* bytes */
 #define OB_META_MAX 4096      /* bytes */
+#define OB_RATE_KEY_MAX 255   /* bytes */
 #define OB_ERRORS_KEPT_MAX 64 /* errors kept per job, at most */
 
 /* ---- a snapshot ----------------------------------------------------- */
@@ -71,6 +72,7 @@ typedef struct ob_job {
     size_t payload_len;
     char *result;            /* JSON text, or NULL */
     char *meta;              /* as enqueued, or NULL */
+    char *rate_key;          /* NULL: none (the key_rate and holds of its queue) */
     size_t nerrors;          /* oldest first; at most errors_kept */
     ob_attempt_error *errors;
 } ob_job;

@@ -185,12 +185,18 @@ typedef struct ob_new_job {
                                job with this key exists until it is pruned */
     const char *meta;       /* NULL, or up to OB_META_MAX bytes of UTF-8 that the
                                engine stores with the job and never interprets */
+    const char *rate_key;   /* NULL, or 1-255 of printable ASCII but '"' and '\\':
+                               the destination, for its queue's key_rate and
+                               holds (ob_ctx_retry_hold) */
 } ob_new_job;
 
 /* Check `j` as enqueue would, without storing anything. Returns 0 or
  * OB_EINVAL / OB_ETOOBIG / OB_ENOKIND, and then *p (p may be NULL) names
  * the offending member ("kind", "queue", "payload", ...) and why. */
 int ob_new_job_check(ob_engine *e, const ob_new_job *j, ob_problem *p);
+/* Whether k is a rate key: 1-OB_RATE_KEY_MAX of printable ASCII (0x21 to
+ * 0x7e) without '"' or '\\' (an origin, a host, a relay's name). */
+bool ob_rate_key_valid(const char *k);
 
 /* Enqueue and wait until the job is durable. On success *id is the new
  * job's id, or — when unique_key already names a job — that job's id with
@@ -337,6 +343,10 @@ typedef struct ob_queue_settings {
                                period comes no earlier than i/rate_limit of
                                the way into it; 0: no limit */
     int64_t rate_period_ms;
+    int key_rate_limit;     /* the same, for each rate key of the queue apart
+                               (ob_new_job.rate_key; http.request: the
+                               target's origin); 0: no limit */
+    int64_t key_rate_period_ms;
 } ob_queue_settings;
 
 #define OB_QUEUES_SET_MAX 1000          /* queues with settings */
@@ -348,6 +358,7 @@ typedef struct ob_queue_settings {
 #define OB_QUEUE_PAUSED 1u
 #define OB_QUEUE_CONCURRENCY 2u
 #define OB_QUEUE_RATE 4u /* rate_limit and rate_period_ms */
+#define OB_QUEUE_KEY_RATE 8u /* key_rate_limit and key_rate_period_ms */
 
 /* A queue: its settings and its jobs. */
 typedef struct ob_queue_info {
@@ -356,7 +367,14 @@ typedef struct ob_queue_info {
     int64_t updated_at_ms;            /* settings last changed; 0: never set */
     int64_t counts[OB_STATE_MAX + 1]; /* jobs by state (index: ob_state) */
     int64_t oldest_due_ms;            /* run_at of the oldest available job; 0: none */
+    int64_t hold_until_ms;            /* the whole queue is held until then; 0: not */
 } ob_queue_info;
+
+/* A rate key held (ob_ctx_retry_hold) until a time. */
+typedef struct ob_key_hold {
+    char key[OB_RATE_KEY_MAX + 1];
+    int64_t until_ms;
+} ob_key_hold;
 
 /* Change the members of queue `name`'s settings that `mask` names to
  * those of *s (the others stay); durable when it returns. A queue whose
@@ -375,6 +393,9 @@ int ob_queue_list(ob_engine *e, ob_queue_info **out, size_t *n);
 /* One queue (a name without settings or jobs gives zeros). Returns 0,
  * OB_EINVAL (bad name) or a store error. */
 int ob_queue_get(ob_engine *e, const char *name, ob_queue_info *out);
+/* The rate keys of queue `name` held now, in key order (at most 1000):
+ * *out (malloc'd; NULL when none) gets *n of them. 0 or a store error. */
+int ob_queue_holds(ob_engine *e, const char *name, ob_key_hold **out, size_t *n);
 
 /* ---- events --------------------------------------------------------- */
 
@@ -510,6 +531,13 @@ int ob_ctx_set_result(ob_job_ctx *ctx, const char *result_json);
 int ob_ctx_retry(ob_job_ctx *ctx, int64_t delay_ms, const char *error);
 int ob_ctx_discard(ob_job_ctx *ctx, const char *error);
 int ob_ctx_snooze(ob_job_ctx *ctx, int64_t delay_ms);
+/* Retry as ob_ctx_retry (this attempt counts: it reached the destination),
+ * and hold back every other job of this job's rate key — or, with
+ * `whole_queue`, of its queue — for delay_ms: they stay available and
+ * spend no attempt until then, on every node. What a 429 or 503 with
+ * Retry-After, or a relay's 421, asks of a sender. A job without a rate
+ * key holds its whole queue. */
+int ob_ctx_retry_hold(ob_job_ctx *ctx, int64_t delay_ms, bool whole_queue, const char *error);
 
 #ifdef __cplusplus
 }

@@ -159,6 +159,10 @@ int obi_batch_change(ob_engine *e, batch *b, const ob_id *id, const lc_input *in
         b->new_work = b->made_work = true;
     if (row.state == OB_RUNNING && ch.to != OB_RUNNING)
         obi_flow_finished(e, b, row.queue);
+    if (in->hold_until &&
+        (rc = obi_flow_hold(e, b, row.queue, in->hold_queue || !row.rate_key[0] ? NULL : row.rate_key,
+                            in->hold_until, now)))
+        return rc;
     if (ch.to == OB_SCHEDULED || ch.to == OB_RETRYABLE)
         due_at(&e->c, b, ch.run_at);
     if (ch.to != row.state)

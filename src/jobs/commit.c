@@ -618,8 +618,7 @@ void obi_commit_stop(ob_engine *e)
         free(c->batch);
         c->batch = NULL;
     }
-    free(c->fl.rows);
-    free(c->fl.room);
+    obi_flow_free(&c->fl);
     c->fl = (flow){.next_at = INT64_MAX};
 }
 

@@ -81,6 +81,12 @@ int obi_flow_end(ob_engine *e, batch *b);
 void obi_flow_finished(ob_engine *e, batch *b, const char *queue);
 /* The rate's timer and the park sweep, as chores. */
 int obi_flow_chores(ob_engine *e, batch *b, int64_t now);
+/* Hold every job of `queue`'s rate `key` (NULL: the whole queue) until
+ * `until` (ms): they stay available, spend nothing, start after it. */
+int obi_flow_hold(ob_engine *e, batch *b, const char *queue, const char *key, int64_t until,
+                  int64_t now);
+/* Free the flow's state. */
+void obi_flow_free(flow *f);
 /* Apply an OP_QUEUE. */
 int obi_flow_apply(ob_engine *e, batch *b, op *o, int64_t now);
 

@@ -244,7 +244,20 @@ int ob_new_job_check(ob_engine *e, const ob_new_job *j, ob_problem *p)
         if (!ob_utf8_valid(j->meta, n))
             return obi_problem(p, OB_EINVAL, "meta", "not UTF-8");
     }
+    if (j->rate_key && !ob_rate_key_valid(j->rate_key))
+        return obi_problem(p, OB_EINVAL, "rate_key",
+                           "1-%d characters of printable ASCII, without '\"' or '\\'",
+                           OB_RATE_KEY_MAX);
     return 0;
+}
+
+bool ob_rate_key_valid(const char *k)
+{
+    size_t n = 0;
+    for (; k[n]; n++)
+        if (k[n] < 0x21 || k[n] > 0x7e || k[n] == '"' || k[n] == '\\')
+            return false;
+    return n >= 1 && n <= OB_RATE_KEY_MAX;
 }
 
 /* ---- ops ---- */
@@ -273,7 +286,7 @@ void obi_new_job_from(ob_engine *e, const ob_new_job *j, store_new *out)
         .payload = j->payload, .payload_len = j->payload_len, .run_at = j->run_at_ms,
         .max_attempts = j->max_attempts ? j->max_attempts : k->opts.max_attempts,
         .timeout_ms = j->timeout_ms ? j->timeout_ms : k->opts.timeout_ms,
-        .unique_key = j->unique_key, .meta = j->meta,
+        .unique_key = j->unique_key, .meta = j->meta, .rate_key = j->rate_key,
     };
 }
 
@@ -291,7 +304,7 @@ static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
     store_new from;
     obi_new_job_from(e, j, &from);
     op *o = malloc(sizeof *o + from.payload_len + str_size(from.kind) + str_size(from.queue) +
-                   str_size(from.unique_key) + str_size(from.meta));
+                   str_size(from.unique_key) + str_size(from.meta) + str_size(from.rate_key));
     if (!o)
         return NULL;
     memset(o, 0, sizeof *o);
@@ -303,6 +316,7 @@ static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
     nj->queue = put_str(&p, from.queue);
     nj->unique_key = put_str(&p, from.unique_key);
     nj->meta = put_str(&p, from.meta);
+    nj->rate_key = put_str(&p, from.rate_key);
     o->type = OP_ENQUEUE;
     o->external = true;
     return o;

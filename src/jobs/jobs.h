@@ -49,6 +49,9 @@ typedef struct lc_input {
     int64_t delay_ms;     /* retry (< 0: backoff) and snooze */
     const char *error;    /* retry, discard, rescue */
     const char *result;   /* any answer of a running job (NULL: keep) */
+    int64_t hold_until;   /* retry: also hold the job's rate key (or, with
+                             hold_queue, its queue) until then (ms; 0: no) */
+    bool hold_queue;
 } lc_input;
 
 /* Decide the change `in` makes to a job in `row`. Returns 1 with *c filled
@@ -169,10 +172,28 @@ struct op {
 typedef struct ob_pool pool;
 typedef struct batch batch;
 
+/* A keyed queue's keys in the claim being made (queues.c). */
+typedef struct flow_keys {
+    store_key *k;       /* the waiting keys' rows, locked */
+    int *room;          /* per key: starts it may still make */
+    store_part_key *pk; /* a pool's request of them */
+    int n;
+} flow_keys;
+
+/* Where the next claim of a keyed queue continues its scan of keys. */
+typedef struct flow_cursor {
+    char queue[OB_NAME_MAX + 1];
+    char key[OB_RATE_KEY_MAX + 1]; /* "": from the start */
+} flow_cursor;
+
 /* Flow control's state (queues.c), the commit thread's alone (C4). */
 typedef struct flow {
     store_queue *rows;  /* every queue's settings, as the last claim read them */
     int nrows;
+    flow_keys *keys;    /* per row: NULL k unless the queue is keyed */
+    flow_cursor *cur;
+    int ncur;
+    int64_t now;        /* of the claim being made */
     int known;          /* rows seen at the last read: 0, and claims skip reading */
     int *room;          /* per row: starts the claim being made may still make */
     bool bound;         /* a limit held a claim back in this batch */
@@ -253,6 +274,8 @@ struct ob_job_ctx {
     int64_t delay_ms;
     char *error;              /* owned */
     char *result;             /* owned */
+    int64_t hold_ms;          /* ob_ctx_retry_hold: 0, or how long */
+    bool hold_queue;
 };
 
 struct worker {

@@ -134,6 +134,22 @@ int ob_ctx_snooze(ob_job_ctx *ctx, int64_t delay_ms)
     return answer(ctx, LC_SNOOZE, delay_ms < 0 ? 0 : delay_ms, NULL);
 }
 
+#define HOLD_MAX_MS (24 * 3600 * 1000LL) /* a destination asking for more gets a day */
+
+int ob_ctx_retry_hold(ob_job_ctx *ctx, int64_t delay_ms, bool whole_queue, const char *error)
+{
+    if (delay_ms < 1)
+        delay_ms = 1;
+    if (delay_ms > HOLD_MAX_MS)
+        delay_ms = HOLD_MAX_MS;
+    int rc = answer(ctx, LC_RETRY, delay_ms, error ? error : "held by its destination");
+    if (!rc) {
+        ctx->hold_ms = delay_ms;
+        ctx->hold_queue = whole_queue || !ctx->job->rate_key;
+    }
+    return rc;
+}
+
 /* ---- running one job ---- */
 
 /* The answer op for a finished attempt (P2). NULL on out of memory. */
@@ -141,7 +157,9 @@ static op *answer_op(ob_job_ctx *ctx, const job_kind *k)
 {
     ob_job *job = ctx->job;
     lc_input in = {.ev = ctx->ev, .attempt = job->attempt, .delay_ms = ctx->delay_ms,
-                   .error = ctx->error, .result = ctx->result};
+                   .error = ctx->error, .result = ctx->result,
+                   .hold_until = ctx->hold_ms ? ob_now_ms() + ctx->hold_ms : 0,
+                   .hold_queue = ctx->hold_queue};
     char msg[256];
     if (!k) {
         snprintf(msg, sizeof msg, "no handler is registered for kind \"%s\"", job->kind);

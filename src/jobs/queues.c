@@ -42,67 +42,186 @@
 #define SWEEP_PAGE 1000   /* jobs parked or unparked per queue and batch */
 #define SWEEP_MS 1000     /* shared stores: the leader's sweep interval */
 #define ORPHANS_MAX 16    /* queues unparked per batch */
+#define KEYS_SCAN 256     /* keys of a keyed queue looked at per claim */
 
 /* ---- the rate ---- */
 
-/* Move q's count to the period `now` falls in (never back: a node whose
- * clock is behind counts in the period another started). Returns the
- * starts the rate allows now: paced, the i-th start (from 0) of a period
- * no earlier than i/limit of the way into it. */
-static int rate_room(store_queue *q, int64_t now)
+/* A rate's count, moved to the period `now` falls in (never back: a node
+ * whose clock is behind counts in the period another started). Returns
+ * the starts the rate allows now: paced, the i-th start (from 0) of a
+ * period no earlier than i/limit of the way into it. */
+static int rate_room(int limit, int64_t period, int64_t *window, int *used, int64_t now)
 {
-    int64_t p = q->rate_period_ms, w = now - now % p;
-    if (w > q->rate_window) {
-        q->rate_window = w;
-        q->rate_used = 0;
+    int64_t w = now - now % period;
+    if (w > *window) {
+        *window = w;
+        *used = 0;
     }
-    int64_t t = now > q->rate_window ? now - q->rate_window : 0;
-    int64_t allowed = t * q->rate_limit / p + 1;
-    if (allowed > q->rate_limit)
-        allowed = q->rate_limit;
-    return allowed > q->rate_used ? (int)(allowed - q->rate_used) : 0;
+    int64_t t = now > *window ? now - *window : 0;
+    int64_t allowed = t * limit / period + 1;
+    if (allowed > limit)
+        allowed = limit;
+    return allowed > *used ? (int)(allowed - *used) : 0;
 }
 
-/* When q's rate allows its next start. */
-static int64_t rate_next(const store_queue *q)
+/* When a rate allows its next start. */
+static int64_t rate_next(int limit, int64_t period, int64_t window, int used)
 {
-    int64_t p = q->rate_period_ms, n = q->rate_limit;
-    if (q->rate_used >= n)
-        return q->rate_window + p;
-    return q->rate_window + ((int64_t)q->rate_used * p + n - 1) / n;
+    if (used >= limit)
+        return window + period;
+    return window + ((int64_t)used * period + limit - 1) / limit;
 }
 
-static bool limited(const store_queue *q) { return q->paused || q->concurrency || q->rate_limit; }
+static void timer_at(flow *f, int64_t t)
+{
+    if (t < f->next_at)
+        f->next_at = t;
+}
+
+/* Q1: whether a queue's row must exist at `now`. */
+static bool limited(const store_queue *q, int64_t now)
+{
+    return q->paused || q->concurrency || q->rate_limit || q->key_rate_limit ||
+           q->hold_until > now || q->key_hold_until > now;
+}
+
+/* Claimed per rate key: a key rate, or a key held. */
+static bool keyed(const store_queue *q, int64_t now)
+{
+    return q->key_rate_limit || q->key_hold_until > now;
+}
 
 /* ---- the claim ---- */
+
+/* The claim continues after the last key it saw of a queue, so that every
+ * key of a queue with more than KEYS_SCAN of them gets its turn. */
+static const char *cursor_of(flow *f, const char *queue)
+{
+    for (int i = 0; i < f->ncur; i++)
+        if (strcmp(f->cur[i].queue, queue) == 0)
+            return f->cur[i].key[0] ? f->cur[i].key : NULL;
+    return NULL;
+}
+
+static void cursor_set(flow *f, const char *queue, const char *key)
+{
+    int i = 0;
+    while (i < f->ncur && strcmp(f->cur[i].queue, queue) != 0)
+        i++;
+    if (i == f->ncur) {
+        if (!key || f->ncur == OB_QUEUES_SET_MAX)
+            return;
+        flow_cursor *c = realloc(f->cur, (size_t)(f->ncur + 1) * sizeof *c);
+        if (!c)
+            return; /* only fairness is lost: the scan starts again */
+        f->cur = c;
+        snprintf(f->cur[f->ncur++].queue, sizeof c->queue, "%s", queue);
+    }
+    snprintf(f->cur[i].key, sizeof f->cur[i].key, "%s", key ? key : "");
+}
+
+/* A keyed queue: its waiting keys (up to KEYS_SCAN, after its cursor),
+ * their rows locked, and each key's room. */
+static int read_keys(ob_engine *e, int i, int64_t now)
+{
+    flow *f = &e->c.fl;
+    flow_keys *fk = &f->keys[i];
+    const store_queue *q = &f->rows[i];
+    char (*names)[OB_RATE_KEY_MAX + 1] = malloc(KEYS_SCAN * sizeof *names);
+    fk->k = calloc(KEYS_SCAN, sizeof *fk->k);
+    fk->room = calloc(KEYS_SCAN, sizeof *fk->room);
+    fk->pk = calloc(KEYS_SCAN, sizeof *fk->pk);
+    if (!names || !fk->k || !fk->room || !fk->pk) {
+        free(names);
+        return OB_ENOMEM;
+    }
+    int n, rc = e->st->ops->keys_waiting(e->st, q->name, cursor_of(f, q->name), names,
+                                         KEYS_SCAN, &n);
+    if (!rc && n == 0 && cursor_of(f, q->name)) /* the end: from the start again */
+        rc = e->st->ops->keys_waiting(e->st, q->name, NULL, names, KEYS_SCAN, &n);
+    if (!rc)
+        cursor_set(f, q->name, n == KEYS_SCAN ? names[n - 1] : NULL);
+    for (int k = 0; k < n; k++)
+        snprintf(fk->k[k].key, sizeof fk->k[k].key, "%s", names[k]);
+    free(names);
+    if (!rc)
+        rc = e->st->ops->keys_lock(e->st, q->name, fk->k, n);
+    if (rc)
+        return rc;
+    fk->n = n;
+    for (int k = 0; k < n; k++) {
+        store_key *key = &fk->k[k];
+        int room = INT_MAX;
+        if (key->held_until > now) {
+            room = 0;
+            timer_at(f, key->held_until);
+        } else if (q->key_rate_limit) {
+            room = rate_room(q->key_rate_limit, q->key_rate_period_ms, &key->rate_window,
+                             &key->rate_used, now);
+        }
+        fk->room[k] = room;
+    }
+    return 0;
+}
+
+static void free_keys(flow *f)
+{
+    for (int i = 0; f->keys && i < f->nrows; i++) {
+        free(f->keys[i].k);
+        free(f->keys[i].room);
+        free(f->keys[i].pk);
+    }
+    free(f->keys);
+    f->keys = NULL;
+}
+
+void obi_flow_free(flow *f)
+{
+    free_keys(f);
+    free(f->rows);
+    free(f->room);
+    free(f->cur);
+}
 
 int obi_flow_begin(ob_engine *e, int64_t now)
 {
     flow *f = &e->c.fl;
+    free_keys(f);
     free(f->rows);
     f->rows = NULL;
     f->nrows = 0;
     f->bound = false;
+    f->now = now;
     if (!f->known)
         return 0;
     int rc = e->st->ops->queues_lock(e->st, &f->rows, &f->nrows);
     if (rc)
         return rc;
     f->known = f->nrows;
-    if (f->nrows > 0 && !(f->room = realloc(f->room, (size_t)f->nrows * sizeof *f->room)))
+    if (f->nrows == 0)
+        return 0;
+    if (!(f->room = realloc(f->room, (size_t)f->nrows * sizeof *f->room)) ||
+        !(f->keys = calloc((size_t)f->nrows, sizeof *f->keys)))
         return OB_ENOMEM;
-    for (int i = 0; i < f->nrows; i++) {
+    for (int i = 0; i < f->nrows && !rc; i++) {
         store_queue *q = &f->rows[i];
         int room = q->paused ? 0 : INT_MAX;
+        if (room && q->hold_until > now) {
+            room = 0;
+            timer_at(f, q->hold_until);
+        }
         if (room && q->concurrency)
             room = q->running < q->concurrency ? q->concurrency - q->running : 0;
         if (room && q->rate_limit) {
-            int r = rate_room(q, now);
+            int r = rate_room(q->rate_limit, q->rate_period_ms, &q->rate_window, &q->rate_used,
+                              now);
             room = r < room ? r : room;
         }
         f->room[i] = room;
+        if (room && keyed(q, now))
+            rc = read_keys(e, i, now);
     }
-    return 0;
+    return rc;
 }
 
 static int row_of(const flow *f, const char *queue)
@@ -113,7 +232,8 @@ static int row_of(const flow *f, const char *queue)
     return -1;
 }
 
-/* A limited queue the claim serves: a part if it has room. */
+/* A limited queue the claim serves: a part if it has room (a keyed queue:
+ * with the keys that have room). */
 static void add_part(flow *f, int i, int want, store_part *parts, int *nparts)
 {
     if (f->room[i] <= 0) {
@@ -121,7 +241,21 @@ static void add_part(flow *f, int i, int want, store_part *parts, int *nparts)
         return;
     }
     int lim = f->room[i] < want ? f->room[i] : want;
-    parts[(*nparts)++] = (store_part){f->rows[i].name, lim};
+    if (!f->keys || !f->keys[i].k) {
+        parts[(*nparts)++] = (store_part){f->rows[i].name, lim, NULL, 0};
+        return;
+    }
+    flow_keys *fk = &f->keys[i];
+    int nk = 0;
+    for (int k = 0; k < fk->n; k++) {
+        if (fk->room[k] <= 0) {
+            f->bound = true;
+            continue;
+        }
+        fk->pk[nk++] = (store_part_key){fk->k[k].key, fk->room[k] < lim ? fk->room[k] : lim};
+    }
+    if (nk > 0)
+        parts[(*nparts)++] = (store_part){f->rows[i].name, lim, fk->pk, nk};
 }
 
 void obi_flow_request(ob_engine *e, pool *p, int want, store_claim *req, store_part *parts,
@@ -154,6 +288,23 @@ void obi_flow_request(ob_engine *e, pool *p, int want, store_claim *req, store_p
     req->main_off = nmain == 0;
 }
 
+/* A job of keyed row i was claimed: its key's room shrinks. */
+static void key_claimed(flow *f, int i, const ob_job *j)
+{
+    flow_keys *fk = &f->keys[i];
+    const char *key = j->rate_key ? j->rate_key : "";
+    for (int k = 0; k < fk->n; k++) {
+        if (strcmp(fk->k[k].key, key) != 0)
+            continue;
+        assert(fk->room[k] > 0); /* F1 */
+        fk->room[k]--;
+        if (f->rows[i].key_rate_limit)
+            fk->k[k].rate_used++;
+        return;
+    }
+    assert(!"a keyed claim took a job of a key it did not ask for"); /* F1 */
+}
+
 void obi_flow_claimed(ob_engine *e, ob_job *const *jobs, int n)
 {
     flow *f = &e->c.fl;
@@ -167,7 +318,26 @@ void obi_flow_claimed(ob_engine *e, ob_job *const *jobs, int n)
             f->rows[i].rate_used++;
         if (f->room[i] == 0)
             f->bound = true;
+        if (f->keys && f->keys[i].k)
+            key_claimed(f, i, jobs[k]);
     }
+}
+
+/* Save a keyed row's counts; a timer for a key its rate held back. */
+static int keys_end(ob_engine *e, int i)
+{
+    flow *f = &e->c.fl;
+    flow_keys *fk = &f->keys[i];
+    const store_queue *q = &f->rows[i];
+    for (int k = 0; k < fk->n && q->key_rate_limit; k++) {
+        int rc = e->st->ops->key_save(e->st, q->name, &fk->k[k]);
+        if (rc)
+            return rc;
+        if (fk->room[k] == 0 && fk->k[k].held_until <= f->now)
+            timer_at(f, rate_next(q->key_rate_limit, q->key_rate_period_ms, fk->k[k].rate_window,
+                                  fk->k[k].rate_used));
+    }
+    return 0;
 }
 
 int obi_flow_end(ob_engine *e, batch *b)
@@ -177,16 +347,16 @@ int obi_flow_end(ob_engine *e, batch *b)
         b->flow_bound = true;
     for (int i = 0; i < f->nrows; i++) {
         store_queue *q = &f->rows[i];
-        if (!q->rate_limit || q->paused)
+        if (q->paused)
             continue;
-        int rc = e->st->ops->queue_save(e->st, q); /* the period's count */
+        int rc = f->keys && f->keys[i].k ? keys_end(e, i) : 0;
+        if (!rc && q->rate_limit)
+            rc = e->st->ops->queue_save(e->st, q); /* the period's count */
         if (rc)
             return rc;
-        if (f->room[i] == 0) {
-            int64_t t = rate_next(q);
-            if (t < f->next_at)
-                f->next_at = t;
-        }
+        if (q->rate_limit && f->room[i] == 0)
+            timer_at(f, rate_next(q->rate_limit, q->rate_period_ms, q->rate_window,
+                                  q->rate_used));
     }
     return 0;
 }
@@ -199,12 +369,56 @@ void obi_flow_finished(ob_engine *e, batch *b, const char *queue)
         b->new_work = b->made_work = true; /* room for the next, here or elsewhere */
 }
 
+/* ---- holds ---- */
+
+int obi_flow_hold(ob_engine *e, batch *b, const char *queue, const char *key, int64_t until,
+                  int64_t now)
+{
+    store *s = e->st;
+    store_queue *rows, q;
+    int nrows, rc = s->ops->queues_lock(s, &rows, &nrows); /* every row, in order first */
+    free(rows);
+    if (rc)
+        return rc;
+    if ((rc = s->ops->queue_load(s, queue, &q)) == OB_ENOTFOUND) {
+        memset(&q, 0, sizeof q);
+        snprintf(q.name, sizeof q.name, "%s", queue);
+    } else if (rc) {
+        return rc;
+    }
+    if (!key) {
+        if (until > q.hold_until)
+            q.hold_until = until;
+    } else {
+        store_key k = {.key = ""};
+        snprintf(k.key, sizeof k.key, "%s", key);
+        if ((rc = s->ops->keys_lock(s, queue, &k, 1)))
+            return rc;
+        if (until > k.held_until)
+            k.held_until = until;
+        if (until > q.key_hold_until)
+            q.key_hold_until = until;
+        if ((rc = s->ops->key_save(s, queue, &k)))
+            return rc;
+    }
+    q.updated_at = now;
+    if ((rc = s->ops->queue_save(s, &q)))
+        return rc;
+    flow *f = &e->c.fl;
+    f->known++;
+    f->sweep = true;     /* its jobs are parked: claimed past the hold */
+    timer_at(f, until);  /* then they start */
+    (void)b;
+    return 0;
+}
+
 /* ---- chores: the rate's timer, the park sweep ---- */
 
-/* Park a page of each limited queue's unparked jobs, unpark a page of
- * each queue that has parked jobs and no row. Another batch at once while
- * pages come back full. */
-static int sweep(ob_engine *e, batch *b)
+/* Delete the row of a queue whose holds ended and that has no setting
+ * left (Q1); park a page of each other queue's unparked jobs, and prune
+ * its keys; unpark a page of each queue that has parked jobs and no row.
+ * Another batch at once while pages come back full. */
+static int sweep(ob_engine *e, batch *b, int64_t now)
 {
     store *s = e->st;
     flow *f = &e->c.fl;
@@ -215,7 +429,15 @@ static int sweep(ob_engine *e, batch *b)
     f->known = nrows;
     bool full = false;
     for (int i = 0; i < nrows && !rc; i++) {
-        if (!(rc = s->ops->park(s, rows[i].name, true, SWEEP_PAGE, &n)))
+        const store_queue *q = &rows[i];
+        if (!limited(q, now)) {
+            rc = s->ops->queue_delete(s, q->name);
+            continue;
+        }
+        if (!(rc = s->ops->park(s, q->name, true, SWEEP_PAGE, &n)))
+            full |= n == SWEEP_PAGE;
+        if (!rc && !(rc = s->ops->keys_prune(s, q->name, now, q->key_rate_period_ms, SWEEP_PAGE,
+                                             &n)))
             full |= n == SWEEP_PAGE;
     }
     free(rows);
@@ -241,8 +463,9 @@ static int sweep(ob_engine *e, batch *b)
 int obi_flow_chores(ob_engine *e, batch *b, int64_t now)
 {
     flow *f = &e->c.fl;
-    if (now >= f->next_at) {
+    if (now >= f->next_at) { /* a rate's next start, a hold's end */
         f->next_at = INT64_MAX;
+        f->sweep = true;
         b->new_work = true;
     }
     store *s = e->st;
@@ -251,7 +474,7 @@ int obi_flow_chores(ob_engine *e, batch *b, int64_t now)
         f->next_sweep = now + SWEEP_MS;
         periodic = !s->ops->leader || s->ops->leader(s);
     }
-    return f->sweep || periodic ? sweep(e, b) : 0;
+    return f->sweep || periodic ? sweep(e, b, now) : 0;
 }
 
 /* ---- settings: the op ---- */
@@ -259,15 +482,21 @@ int obi_flow_chores(ob_engine *e, batch *b, int64_t now)
 int obi_flow_apply(ob_engine *e, batch *b, op *o, int64_t now)
 {
     store *s = e->st;
-    store_queue *in = o->q, q;
-    int rc = s->ops->queue_load(s, in->name, &q);
+    store_queue *in = o->q, q, *rows;
+    int nrows, rc = s->ops->queues_lock(s, &rows, &nrows); /* every row, in order first */
+    free(rows);
+    if (!rc)
+        rc = s->ops->queue_load(s, in->name, &q);
     if (rc == OB_ENOTFOUND) {
         memset(&q, 0, sizeof q);
         snprintf(q.name, sizeof q.name, "%s", in->name);
+        if (nrows >= OB_QUEUES_SET_MAX && limited(in, now)) {
+            o->rc = OB_EFULL;
+            return 0;
+        }
     } else if (rc) {
         return rc;
     }
-    bool was = rc == 0;
     if (o->qmask & OB_QUEUE_PAUSED)
         q.paused = in->paused;
     if (o->qmask & OB_QUEUE_CONCURRENCY)
@@ -278,19 +507,13 @@ int obi_flow_apply(ob_engine *e, batch *b, op *o, int64_t now)
         q.rate_period_ms = in->rate_limit ? in->rate_period_ms : 0;
         q.rate_window = q.rate_used = 0;
     }
-    if (!was && limited(&q)) {
-        store_queue *rows;
-        int nrows;
-        if ((rc = s->ops->queues_lock(s, &rows, &nrows)))
-            return rc;
-        free(rows);
-        if (nrows >= OB_QUEUES_SET_MAX) {
-            o->rc = OB_EFULL;
-            return 0;
-        }
+    if (o->qmask & OB_QUEUE_KEY_RATE) {
+        q.key_rate_limit = in->key_rate_limit;
+        q.key_rate_period_ms = in->key_rate_limit ? in->key_rate_period_ms : 0;
     }
     q.updated_at = now;
-    if ((rc = s->ops->queue_save(s, &q)))
+    rc = limited(&q, now) ? s->ops->queue_save(s, &q) : s->ops->queue_delete(s, q.name); /* Q1 */
+    if (rc)
         return rc;
     *in = q;
     e->c.fl.known++;   /* the claim reads the rows again */
@@ -301,31 +524,48 @@ int obi_flow_apply(ob_engine *e, batch *b, op *o, int64_t now)
 
 /* ---- settings: the calls ---- */
 
+static int check_rate(const char *what, int limit, int64_t period_ms, ob_problem *p)
+{
+    char field[24];
+    if (limit == 0)
+        return 0;
+    if (limit < 0 || limit > OB_RATE_LIMIT_MAX) {
+        snprintf(field, sizeof field, "%s.limit", what);
+        return obi_problem(p, OB_EINVAL, field, "must be 1 to %d (0: no limit)",
+                           OB_RATE_LIMIT_MAX);
+    }
+    if (period_ms < 1 || period_ms > OB_RATE_PERIOD_MAX_MS) {
+        snprintf(field, sizeof field, "%s.period", what);
+        return obi_problem(p, OB_EINVAL, field, "must be 1 ms to 1 day");
+    }
+    return 0;
+}
+
 static int check_settings(const char *name, const ob_queue_settings *st, unsigned mask,
                           ob_problem *p)
 {
     if (!ob_name_valid(name))
         return obi_problem(p, OB_EINVAL, "name",
                            "a queue name is 1-%d characters of A-Z a-z 0-9 . _ -", OB_NAME_MAX);
-    if (!st || (mask & ~(OB_QUEUE_PAUSED | OB_QUEUE_CONCURRENCY | OB_QUEUE_RATE)))
+    if (!st ||
+        (mask & ~(OB_QUEUE_PAUSED | OB_QUEUE_CONCURRENCY | OB_QUEUE_RATE | OB_QUEUE_KEY_RATE)))
         return obi_problem(p, OB_EINVAL, "settings", "no settings, or an unknown member in mask");
     if ((mask & OB_QUEUE_CONCURRENCY) &&
         (st->concurrency < 0 || st->concurrency > OB_CONCURRENCY_MAX))
         return obi_problem(p, OB_EINVAL, "concurrency", "must be 1 to %d (0: no cap)",
                            OB_CONCURRENCY_MAX);
-    if (!(mask & OB_QUEUE_RATE) || st->rate_limit == 0)
-        return 0;
-    if (st->rate_limit < 0 || st->rate_limit > OB_RATE_LIMIT_MAX)
-        return obi_problem(p, OB_EINVAL, "rate.limit", "must be 1 to %d (0: no limit)",
-                           OB_RATE_LIMIT_MAX);
-    if (st->rate_period_ms < 1 || st->rate_period_ms > OB_RATE_PERIOD_MAX_MS)
-        return obi_problem(p, OB_EINVAL, "rate.period", "must be 1 ms to 1 day");
-    return 0;
+    int rc = 0;
+    if (mask & OB_QUEUE_RATE)
+        rc = check_rate("rate", st->rate_limit, st->rate_period_ms, p);
+    if (!rc && (mask & OB_QUEUE_KEY_RATE))
+        rc = check_rate("key_rate", st->key_rate_limit, st->key_rate_period_ms, p);
+    return rc;
 }
 
 static void settings_of(const store_queue *q, ob_queue_settings *out)
 {
-    *out = (ob_queue_settings){q->paused, q->concurrency, q->rate_limit, q->rate_period_ms};
+    *out = (ob_queue_settings){q->paused,         q->concurrency,          q->rate_limit,
+                               q->rate_period_ms, q->key_rate_limit, q->key_rate_period_ms};
 }
 
 int ob_queue_set(ob_engine *e, const char *name, const ob_queue_settings *st, unsigned mask,
@@ -337,7 +577,9 @@ int ob_queue_set(ob_engine *e, const char *name, const ob_queue_settings *st, un
     if (rc)
         return rc;
     store_queue q = {.paused = st->paused, .concurrency = st->concurrency,
-                     .rate_limit = st->rate_limit, .rate_period_ms = st->rate_period_ms};
+                     .rate_limit = st->rate_limit, .rate_period_ms = st->rate_period_ms,
+                     .key_rate_limit = st->key_rate_limit,
+                     .key_rate_period_ms = st->key_rate_period_ms};
     snprintf(q.name, sizeof q.name, "%s", name);
     op o = {.type = OP_QUEUE, .external = true, .q = &q, .qmask = mask};
     rc = obi_commit_submit_wait(e, &o);
@@ -413,6 +655,7 @@ int ob_queue_list(ob_engine *e, ob_queue_info **out, size_t *n)
         if (q) {
             settings_of(&rows[i], &q->settings);
             q->updated_at_ms = rows[i].updated_at;
+            q->hold_until_ms = rows[i].hold_until > ob_now_ms() ? rows[i].hold_until : 0;
         }
     }
     free(rows);
@@ -443,4 +686,25 @@ int ob_queue_get(ob_engine *e, const char *name, ob_queue_info *out)
             *out = all[i];
     free(all);
     return 0;
+}
+
+int ob_queue_holds(ob_engine *e, const char *name, ob_key_hold **out, size_t *n)
+{
+    if (!e || !out || !n || !ob_name_valid(name))
+        return OB_EINVAL;
+    store_key *rows;
+    int nr, rc = e->st->ops->keys_held(e->st, name, ob_now_ms(), &rows, &nr);
+    if (rc)
+        return rc;
+    *out = NULL;
+    *n = 0;
+    if (nr > 0 && !(*out = calloc((size_t)nr, sizeof **out)))
+        rc = OB_ENOMEM;
+    for (int i = 0; !rc && i < nr; i++) {
+        snprintf((*out)[i].key, sizeof (*out)[i].key, "%s", rows[i].key);
+        (*out)[i].until_ms = rows[i].held_until;
+    }
+    *n = rc ? 0 : (size_t)nr;
+    free(rows);
+    return rc;
 }

@@ -137,11 +137,11 @@ void obi_pg_node_stop(pg_node *n);
 #define JOB_COLS                                                                          \
     "j.id, j.kind, j.queue, j.priority, j.state, j.attempt, j.max_attempts, j.timeout_ms, " \
     "j.run_at, j.created_at, j.attempted_at, j.finished_at, j.cancel_requested, "           \
-    "j.unique_key, j.result, j.meta"
+    "j.unique_key, j.result, j.meta, j.rate_key"
 enum {
     C_ID, C_KIND, C_QUEUE, C_PRIORITY, C_STATE, C_ATTEMPT, C_MAX_ATTEMPTS, C_TIMEOUT,
     C_RUN_AT, C_CREATED, C_ATTEMPTED, C_FINISHED, C_CANCEL, C_UNIQUE, C_RESULT, C_META,
-    C_EXTRA /* payload (claims), or errors as JSON (get) */
+    C_RATE_KEY, C_EXTRA /* payload (claims), or errors as JSON (get) */
 };
 #define ID_PARAM(id) ((const char *)(id)->b)
 
@@ -183,10 +183,12 @@ int obi_pg_get(store *base, const ob_id *id, ob_job **out);
 int obi_pg_list(store *base, const ob_list_filter *f, ob_job_page **out);
 int obi_pg_counts(store *base, ob_count_fn fn, void *arg);
 int obi_pg_queues(store *base, store_queue **rows, int *n);
+int obi_pg_keys_held(store *base, const char *queue, int64_t now, store_key **rows, int *n);
 
 /* Columns of a queue's row (store_queue), in this order. */
 #define PG_QUEUE_COLS                                                                      \
-    "name, paused, concurrency, rate_limit, rate_period_ms, rate_window, rate_used, updated_at"
+    "name, paused, concurrency, rate_limit, rate_period_ms, rate_window, rate_used,"        \
+    " key_rate_limit, key_rate_period_ms, hold_until, key_hold_until, updated_at"
 /* Rows of r (PG_QUEUE_COLS, then the running count if `counted`) into
  * *rows (malloc'd; NULL when none). */
 int obi_pg_queue_rows(const PGresult *r, bool counted, store_queue **rows, int *n);

@@ -16,7 +16,7 @@
  * a generic plan made while a table was small would stay (postgres.c). */
 static const char reader_setup[] = "SET plan_cache_mode = force_custom_plan";
 
-enum { R_GET, R_COUNTS, R_QUEUES, R_COUNT };
+enum { R_GET, R_COUNTS, R_QUEUES, R_HELD, R_COUNT };
 static const char *const reader_sql[R_COUNT] = {
     [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
               " e.message) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
@@ -25,6 +25,8 @@ static const char *const reader_sql[R_COUNT] = {
     [R_QUEUES] = "SELECT " PG_QUEUE_COLS ", CASE WHEN concurrency > 0 THEN (SELECT count(*)"
                  " FROM outbox_jobs j WHERE j.state = 3 AND j.queue = q.name) ELSE 0 END"
                  " FROM outbox_queues q ORDER BY name",
+    [R_HELD] = "SELECT key, rate_window, rate_used, held_until FROM outbox_keys"
+               " WHERE queue = $1 AND held_until > $2::bigint ORDER BY key LIMIT 1000",
 };
 static const pg_stmts reader_stmts = {R_COUNT, reader_sql};
 
@@ -41,12 +43,14 @@ ob_job *obi_pg_row_to_job(const PGresult *r, int i, bool payload, const char *er
     const char *kind = obi_pgv_str(r, i, C_KIND, &lk), *queue = obi_pgv_str(r, i, C_QUEUE, &lq);
     const char *uk = obi_pgv_str(r, i, C_UNIQUE, &lu), *res = obi_pgv_str(r, i, C_RESULT, &lr);
     const char *meta = obi_pgv_str(r, i, C_META, &lm);
+    size_t lrk = 0;
+    const char *rk = obi_pgv_str(r, i, C_RATE_KEY, &lrk);
     const char *pl = payload ? obi_pgv_str(r, i, C_EXTRA + (errors_json ? 1 : 0), &lp) : NULL;
     json_t *errs = errors_json ? json_loads(errors_json, 0, NULL) : NULL;
     job_sizes z = {
         .kind = lk, .queue = lq, .unique_key = lu, .result = lr, .meta = lm, .payload = lp,
         .has_unique_key = !obi_pgv_null(r, i, C_UNIQUE), .has_result = !obi_pgv_null(r, i, C_RESULT),
-        .has_meta = !obi_pgv_null(r, i, C_META), .has_payload = payload,
+        .has_meta = !obi_pgv_null(r, i, C_META), .has_payload = payload, .rate_key = lrk,
         .nerrors = json_is_array(errs) ? json_array_size(errs) : 0,
     };
     if (z.nerrors > OB_ERRORS_KEPT_MAX)
@@ -64,6 +68,8 @@ ob_job *obi_pg_row_to_job(const PGresult *r, int i, bool payload, const char *er
             memcpy(j->result, res, lr);
         if (j->meta)
             memcpy(j->meta, meta, lm);
+        if (j->rate_key)
+            memcpy(j->rate_key, rk, lrk);
         if (j->payload && lp)
             memcpy(j->payload, pl, lp);
         j->priority = (int)obi_pgv_int(r, i, C_PRIORITY);
@@ -142,7 +148,7 @@ static int reader_call(pg_store *s, int stmt, const char *sql, int n, const char
 
 int obi_pg_get(store *base, const ob_id *id, ob_job **out)
 {
-    PGresult *r;
+    PGresult *r = NULL;
     int rc = reader_call((pg_store *)base, R_GET, NULL, 1, (const char *[]){ID_PARAM(id)},
                          id_len_1, id_fmt_1, &r);
     if (rc)
@@ -173,7 +179,7 @@ static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *
     const char *v[5] = {obi_pg_i64(&b[0], state), after ? ID_PARAM(after) : NULL, f->kind, f->queue,
                         obi_pg_i64(&b[1], limit + 1)};
     int len[5] = {0, 16}, fmt[5] = {0, 1};
-    PGresult *r;
+    PGresult *r = NULL;
     int rc = reader_call(ctx, 0, sql, 5, v, len, fmt, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         ob_job *j = obi_pg_row_to_job(r, i, false, NULL);
@@ -193,7 +199,7 @@ int obi_pg_list(store *base, const ob_list_filter *f, ob_job_page **out)
 
 int obi_pg_counts(store *base, ob_count_fn fn, void *arg)
 {
-    PGresult *r;
+    PGresult *r = NULL;
     int rc = reader_call((pg_store *)base, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++)
         fn(arg, (ob_state)obi_pgv_int(r, i, 0), obi_pgv_str(r, i, 1, NULL), obi_pgv_str(r, i, 2, NULL),
@@ -221,8 +227,12 @@ int obi_pg_queue_rows(const PGresult *r, bool counted, store_queue **rows, int *
         q->rate_period_ms = obi_pgv_int(r, i, 4);
         q->rate_window = obi_pgv_int(r, i, 5);
         q->rate_used = (int)obi_pgv_int(r, i, 6);
-        q->updated_at = obi_pgv_int(r, i, 7);
-        q->running = counted ? (int)obi_pgv_int(r, i, 8) : 0;
+        q->key_rate_limit = (int)obi_pgv_int(r, i, 7);
+        q->key_rate_period_ms = obi_pgv_int(r, i, 8);
+        q->hold_until = obi_pgv_int(r, i, 9);
+        q->key_hold_until = obi_pgv_int(r, i, 10);
+        q->updated_at = obi_pgv_int(r, i, 11);
+        q->running = counted ? (int)obi_pgv_int(r, i, 12) : 0;
     }
     *rows = v;
     *n = nr;
@@ -231,10 +241,32 @@ int obi_pg_queue_rows(const PGresult *r, bool counted, store_queue **rows, int *
 
 int obi_pg_queues(store *base, store_queue **rows, int *n)
 {
-    PGresult *r;
+    PGresult *r = NULL;
     int rc = reader_call((pg_store *)base, R_QUEUES, NULL, 0, NULL, NULL, NULL, &r);
     if (!rc)
         rc = obi_pg_queue_rows(r, true, rows, n);
+    PQclear(r);
+    return rc;
+}
+
+int obi_pg_keys_held(store *base, const char *queue, int64_t now, store_key **rows, int *n)
+{
+    pgnum b;
+    PGresult *r = NULL;
+    *rows = NULL;
+    *n = 0;
+    int rc = reader_call((pg_store *)base, R_HELD, NULL, 2,
+                         (const char *[]){queue, obi_pg_i64(&b, now)}, NULL, NULL, &r);
+    int nr = rc ? 0 : PQntuples(r);
+    if (nr > 0 && !(*rows = calloc((size_t)nr, sizeof **rows)))
+        rc = OB_ENOMEM;
+    for (int i = 0; !rc && i < nr; i++) {
+        store_key *k = &(*rows)[(*n)++];
+        snprintf(k->key, sizeof k->key, "%s", obi_pgv_str(r, i, 0, NULL));
+        k->rate_window = obi_pgv_int(r, i, 1);
+        k->rate_used = (int)obi_pgv_int(r, i, 2);
+        k->held_until = obi_pgv_int(r, i, 3);
+    }
     PQclear(r);
     return rc;
 }

@@ -12,9 +12,10 @@
  *                  does not touch it does not copy it)
  *   outbox_errors  one row per failed attempt, the newest errors_kept kept
  *   outbox_nodes   one row per live outbox process and its heartbeat
- *   outbox_queues  one row per queue that is paused or limited (version 2;
- *                  with outbox_jobs.parked, P1 in store.h, and the claim
- *                  indexes partial on it)
+ *   outbox_queues  one row per queue that is paused, limited or held
+ *                  (version 2; with outbox_jobs.parked, P1 in store.h, the
+ *                  claim indexes partial on it, and outbox_jobs.rate_key)
+ *   outbox_keys    one row per rate key being counted or held (version 2)
  *
  * Times are milliseconds since the epoch (bigint), as the engine keeps them;
  * only heartbeats use the database's clock. Indexes are partial where a
@@ -71,8 +72,16 @@ static const char migration_1[] =
 static const char migration_2[] =
     "CREATE TABLE outbox_queues(name text PRIMARY KEY, paused boolean NOT NULL,"
     " concurrency integer NOT NULL, rate_limit integer NOT NULL, rate_period_ms bigint NOT NULL,"
-    " rate_window bigint NOT NULL, rate_used integer NOT NULL, updated_at bigint NOT NULL);"
+    " rate_window bigint NOT NULL, rate_used integer NOT NULL, key_rate_limit integer NOT NULL,"
+    " key_rate_period_ms bigint NOT NULL, hold_until bigint NOT NULL,"
+    " key_hold_until bigint NOT NULL, updated_at bigint NOT NULL);"
+    "CREATE TABLE outbox_keys(queue text NOT NULL, key text NOT NULL,"
+    " rate_window bigint NOT NULL, rate_used integer NOT NULL, held_until bigint NOT NULL,"
+    " PRIMARY KEY(queue, key));"
     "ALTER TABLE outbox_jobs ADD COLUMN parked boolean NOT NULL DEFAULT false;"
+    "ALTER TABLE outbox_jobs ADD COLUMN rate_key text NOT NULL DEFAULT '';"
+    "CREATE INDEX outbox_jobs_parked_key ON outbox_jobs(queue, rate_key, priority DESC, run_at,"
+    " id) WHERE state = 2 AND parked;"
     "DROP INDEX outbox_jobs_claim; DROP INDEX outbox_jobs_claim_queue;"
     "CREATE INDEX outbox_jobs_claim ON outbox_jobs(priority DESC, run_at, id)"
     " WHERE state = 2 AND NOT parked;"

@@ -38,7 +38,8 @@
 
 #include "store/pg.h"
 
-#define ROW_COLS "id, state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta"
+#define ROW_COLS                                                                           \
+    "id, state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta, rate_key"
 /* Unparked available jobs of `where`'s queues in claim order, skipping
  * queues with a row (the net: P1 may lag another node's change), locked. */
 #define CAND(cols, where, lim)                                                              \
@@ -54,9 +55,9 @@
 /* The insert, its tables prefixed by p (insert_tx names the schema). */
 #define INSERT_SQL(p)                                                                        \
     "INSERT INTO " p "outbox_jobs(id, kind, queue, priority, state, max_attempts,"          \
-    " timeout_ms, run_at, created_at, unique_key, meta, payload, parked)"                   \
+    " timeout_ms, run_at, created_at, unique_key, meta, payload, rate_key, parked)"         \
     " VALUES($1::uuid, $2, $3, $4::int, $5::smallint, $6::int, $7::bigint,"                 \
-    " $8::bigint, $9::bigint, $10, $11, $12::bytea,"                                        \
+    " $8::bigint, $9::bigint, $10, $11, $12::bytea, $13,"                                   \
     " EXISTS(SELECT 1 FROM " p "outbox_queues WHERE name = $3))" /* P1 */                   \
     " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
 #define INTERVAL_MS(p) " now() - " p "::bigint * interval '1 millisecond'"
@@ -64,7 +65,9 @@
 enum {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_UNIQUE, W_LOAD, W_PREFETCH, W_UPDATE,
     W_ADD_ERROR, W_TRIM_ERRORS, W_EXTEND, W_CLAIM, W_CLAIM_QUEUE, W_CLAIM_QUEUES, W_CAND,
-    W_CAND_QUEUES, W_CAND_PARTS, W_CLAIM_IDS, W_QUEUES_LOCK, W_RUNNING, W_PROMOTE,
+    W_CAND_QUEUES, W_CAND_PARTS, W_CAND_KEYS, W_CLAIM_IDS, W_QUEUES_LOCK, W_RUNNING,
+    W_QUEUE_SAVE, W_QUEUE_DELETE, W_KEYS_WAITING, W_KEYS_ENSURE, W_KEYS_LOCK, W_KEY_SAVE,
+    W_KEYS_PRUNE, W_PROMOTE,
     W_NEXT_DUE, W_CHORE_LOCK, W_EXPIRED, W_BURY_NODES, W_PRUNE, W_COUNT_UNFINISHED, W_NOTIFY,
     W_COUNT
 };
@@ -103,6 +106,10 @@ static const char *const writer_sql[W_COUNT] = {
                      " p(q, n) CROSS JOIN LATERAL (SELECT id, priority, run_at FROM outbox_jobs"
                      " WHERE state = 2 AND parked AND queue = p.q ORDER BY priority DESC,"
                      " run_at, id LIMIT p.n FOR UPDATE SKIP LOCKED) c",
+    [W_CAND_KEYS] = "SELECT c.id, c.priority, c.run_at FROM unnest($2::text[], $3::int[])"
+                    " p(k, n) CROSS JOIN LATERAL (SELECT id, priority, run_at FROM outbox_jobs"
+                    " WHERE state = 2 AND parked AND queue = $1 AND rate_key = p.k"
+                    " ORDER BY priority DESC, run_at, id LIMIT p.n FOR UPDATE SKIP LOCKED) c",
     [W_CLAIM_IDS] = FLIP " WHERE j.id = ANY($4::uuid[]) AND j.state = 2"
                     " RETURNING " JOB_COLS ", j.payload",
     /* Locked first; counted after, by a statement whose snapshot is
@@ -110,6 +117,37 @@ static const char *const writer_sql[W_COUNT] = {
     [W_QUEUES_LOCK] = "SELECT " PG_QUEUE_COLS " FROM outbox_queues ORDER BY name FOR UPDATE",
     [W_RUNNING] = "SELECT queue, count(*) FROM outbox_jobs WHERE state = 3"
                   " AND queue = ANY($1::text[]) GROUP BY queue",
+    [W_QUEUE_SAVE] = "INSERT INTO outbox_queues(" PG_QUEUE_COLS ") VALUES($1, $2::boolean,"
+                     " $3::int, $4::int, $5::bigint, $6::bigint, $7::int, $8::int, $9::bigint,"
+                     " $10::bigint, $11::bigint, $12::bigint) ON CONFLICT (name) DO UPDATE SET"
+                     " paused = excluded.paused, concurrency = excluded.concurrency,"
+                     " rate_limit = excluded.rate_limit, rate_period_ms = excluded.rate_period_ms,"
+                     " rate_window = excluded.rate_window, rate_used = excluded.rate_used,"
+                     " key_rate_limit = excluded.key_rate_limit,"
+                     " key_rate_period_ms = excluded.key_rate_period_ms,"
+                     " hold_until = excluded.hold_until, key_hold_until = excluded.key_hold_until,"
+                     " updated_at = excluded.updated_at",
+    [W_QUEUE_DELETE] = "DELETE FROM outbox_queues WHERE name = $1",
+    /* A queue's keys with parked jobs after $2, one index seek each. */
+    [W_KEYS_WAITING] = "WITH RECURSIVE k(key, n) AS (SELECT (SELECT min(rate_key) FROM outbox_jobs"
+                       " WHERE state = 2 AND parked AND queue = $1 AND rate_key >= $2"
+                       " AND ($4::boolean OR rate_key > $2)), 1 UNION ALL SELECT (SELECT"
+                       " min(rate_key) FROM outbox_jobs WHERE state = 2 AND parked AND queue = $1"
+                       " AND rate_key > k.key), n + 1 FROM k WHERE k.key IS NOT NULL"
+                       " AND n < $3::int) SELECT key FROM k WHERE key IS NOT NULL",
+    /* Rows to lock for keys that have none yet; then the rows, in key order. */
+    [W_KEYS_ENSURE] = "INSERT INTO outbox_keys(queue, key, rate_window, rate_used, held_until)"
+                      " SELECT $1, k, 0, 0, 0 FROM unnest($2::text[]) k ON CONFLICT DO NOTHING",
+    [W_KEYS_LOCK] = "SELECT key, rate_window, rate_used, held_until FROM outbox_keys"
+                    " WHERE queue = $1 AND key = ANY($2::text[]) ORDER BY key FOR UPDATE",
+    [W_KEY_SAVE] = "INSERT INTO outbox_keys(queue, key, rate_window, rate_used, held_until)"
+                   " VALUES($1, $2, $3::bigint, $4::int, $5::bigint) ON CONFLICT (queue, key)"
+                   " DO UPDATE SET rate_window = excluded.rate_window,"
+                   " rate_used = excluded.rate_used, held_until = excluded.held_until",
+    [W_KEYS_PRUNE] = "DELETE FROM outbox_keys WHERE (queue, key) IN (SELECT queue, key FROM"
+                     " outbox_keys WHERE queue = $1 AND held_until <= $2::bigint"
+                     " AND rate_window + $3::bigint <= $2::bigint LIMIT $4::int"
+                     " FOR UPDATE SKIP LOCKED)",
     [W_PROMOTE] = "WITH c AS (SELECT id, state FROM outbox_jobs WHERE state IN (1, 4)"
                   " AND run_at <= $1::bigint ORDER BY run_at LIMIT $2::int"
                   " FOR UPDATE SKIP LOCKED)"
@@ -163,6 +201,7 @@ static void row_from(const PGresult *r, int i, store_row *row, ob_id *id)
     row->run_at = obi_pgv_int(r, i, 7);
     row->has_meta = !obi_pgv_null(r, i, 8);
     snprintf(row->meta, sizeof row->meta, "%s", row->has_meta ? obi_pgv_str(r, i, 8, NULL) : "");
+    snprintf(row->rate_key, sizeof row->rate_key, "%s", obi_pgv_str(r, i, 9, NULL));
 }
 
 /* ---- open and close ---- */
@@ -316,11 +355,11 @@ static void pg_rollback(store *base)
 }
 
 /* One insert's parameters; `b` holds the numbers. */
-static void insert_params(const store_new *j, pgnum b[6], const char *v[12], int len[12],
-                          int fmt[12])
+static void insert_params(const store_new *j, pgnum b[6], const char *v[13], int len[13],
+                          int fmt[13])
 {
-    memset(fmt, 0, 12 * sizeof *fmt);
-    memset(len, 0, 12 * sizeof *len);
+    memset(fmt, 0, 13 * sizeof *fmt);
+    memset(len, 0, 13 * sizeof *len);
     v[0] = ID_PARAM(&j->id), len[0] = 16, fmt[0] = 1;
     v[1] = j->kind;
     v[2] = j->queue;
@@ -333,19 +372,20 @@ static void insert_params(const store_new *j, pgnum b[6], const char *v[12], int
     v[9] = j->unique_key;
     v[10] = j->meta;
     v[11] = j->payload ? (const char *)j->payload : "", len[11] = (int)j->payload_len, fmt[11] = 1;
+    v[12] = j->rate_key ? j->rate_key : "";
 }
 
 static int pg_insert(store *base, const store_new *j)
 {
     pg_store *s = (pg_store *)base;
     pgnum b[6];
-    const char *v[12];
-    int len[12], fmt[12];
+    const char *v[13];
+    int len[13], fmt[13];
     insert_params(j, b, v, len, fmt);
     if (!j->unique_key)
-        return obi_pgc_defer(&s->w, W_INSERT, 12, v, len, fmt, PQ_ONE_ROW_CHANGED);
+        return obi_pgc_defer(&s->w, W_INSERT, 13, v, len, fmt, PQ_ONE_ROW_CHANGED);
     PGresult *r;
-    int rc = obi_pgc_call(&s->w, W_INSERT, NULL, 12, v, len, fmt, &r);
+    int rc = obi_pgc_call(&s->w, W_INSERT, NULL, 13, v, len, fmt, &r);
     if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
         rc = STORE_EXISTS; /* G3: another node committed the key first */
     PQclear(r);
@@ -611,17 +651,60 @@ static int main_cands(pg_store *s, const store_claim *c, cand *cs, int *nc)
     return rc;
 }
 
+static void put_key_name(const void *ctx, int i, char *dst)
+{
+    sprintf(dst, "\"%s\"", ((const store_part_key *)ctx)[i].key);
+}
+static void put_key_limit(const void *ctx, int i, char *dst)
+{
+    sprintf(dst, "%d", ((const store_part_key *)ctx)[i].limit);
+}
+
+static int cand_cmp(const void *a, const void *b);
+
+/* A keyed part: each key's best, then the part's best `limit`. */
+static int keyed_cands(pg_store *s, const store_part *p, cand *cs, int *nc)
+{
+    char *ka = array_lit(p->nkeys, OB_RATE_KEY_MAX + 2, put_key_name, p->keys);
+    char *la = array_lit(p->nkeys, 12, put_key_limit, p->keys);
+    int rc = OB_ENOMEM, before = *nc;
+    PGresult *r;
+    if (ka && la && !(rc = obi_pgc_call(&s->w, W_CAND_KEYS, NULL, 3,
+                                        (const char *[]){p->queue, ka, la}, NULL, NULL, &r)))
+        add_cands(r, cs, nc);
+    free(ka);
+    free(la);
+    if (!rc && *nc - before > p->limit) {
+        qsort(cs + before, (size_t)(*nc - before), sizeof *cs, cand_cmp);
+        *nc = before + p->limit;
+    }
+    return rc;
+}
+
 static int part_cands(pg_store *s, const store_claim *c, cand *cs, int *nc)
 {
-    char *qa = array_lit(c->nparts, OB_NAME_MAX + 2, put_part_name, c->parts);
-    char *la = array_lit(c->nparts, 12, put_part_limit, c->parts);
-    int rc = OB_ENOMEM;
-    PGresult *r;
-    if (qa && la && !(rc = obi_pgc_call(&s->w, W_CAND_PARTS, NULL, 2, (const char *[]){qa, la},
-                                        NULL, NULL, &r)))
-        add_cands(r, cs, nc);
+    store_part *plain = malloc((size_t)c->nparts * sizeof *plain);
+    int np = 0, rc = plain ? 0 : OB_ENOMEM;
+    for (int i = 0; i < c->nparts && !rc; i++) {
+        if (c->parts[i].keys)
+            rc = keyed_cands(s, &c->parts[i], cs, nc);
+        else
+            plain[np++] = c->parts[i];
+    }
+    char *qa = NULL, *la = NULL;
+    if (!rc && np > 0) {
+        qa = array_lit(np, OB_NAME_MAX + 2, put_part_name, plain);
+        la = array_lit(np, 12, put_part_limit, plain);
+        PGresult *r;
+        if (!qa || !la)
+            rc = OB_ENOMEM;
+        else if (!(rc = obi_pgc_call(&s->w, W_CAND_PARTS, NULL, 2, (const char *[]){qa, la},
+                                     NULL, NULL, &r)))
+            add_cands(r, cs, nc);
+    }
     free(qa);
     free(la);
+    free(plain);
     return rc;
 }
 
@@ -631,8 +714,11 @@ static int part_cands(pg_store *s, const store_claim *c, cand *cs, int *nc)
 static int claim_parts(pg_store *s, const store_claim *c, ob_job **jobs, int *n)
 {
     size_t cap = c->main_off ? 0 : (size_t)c->limit;
-    for (int i = 0; i < c->nparts; i++)
+    for (int i = 0; i < c->nparts; i++) {
         cap += (size_t)c->parts[i].limit;
+        for (int k = 0; k < c->parts[i].nkeys; k++)
+            cap += (size_t)c->parts[i].keys[k].limit;
+    }
     cand *cs = malloc((cap ? cap : 1) * sizeof *cs);
     if (!cs)
         return OB_ENOMEM;
@@ -755,32 +841,102 @@ static int pg_queue_load(store *base, const char *name, store_queue *q)
     return rc;
 }
 
+static int pg_queue_delete(store *base, const char *name)
+{
+    pg_store *s = (pg_store *)base;
+    return obi_pgc_defer(&s->w, W_QUEUE_DELETE, 1, (const char *[]){name}, NULL, NULL, PQ_ANY);
+}
+
 static int pg_queue_save(store *base, const store_queue *q)
 {
     pg_store *s = (pg_store *)base;
+    pgnum b[10];
+    const char *v[12] = {q->name, q->paused ? "t" : "f", obi_pg_i64(&b[0], q->concurrency),
+                         obi_pg_i64(&b[1], q->rate_limit), obi_pg_i64(&b[2], q->rate_period_ms),
+                         obi_pg_i64(&b[3], q->rate_window), obi_pg_i64(&b[4], q->rate_used),
+                         obi_pg_i64(&b[5], q->key_rate_limit),
+                         obi_pg_i64(&b[6], q->key_rate_period_ms),
+                         obi_pg_i64(&b[7], q->hold_until), obi_pg_i64(&b[8], q->key_hold_until),
+                         obi_pg_i64(&b[9], q->updated_at)};
+    return obi_pgc_defer(&s->w, W_QUEUE_SAVE, 12, v, NULL, NULL, PQ_ANY);
+}
+
+static void put_key(const void *ctx, int i, char *dst)
+{
+    sprintf(dst, "\"%s\"", ((const store_key *)ctx)[i].key);
+}
+
+static int pg_keys_waiting(store *base, const char *queue, const char *after,
+                           char (*keys)[OB_RATE_KEY_MAX + 1], int max, int *n)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b;
     PGresult *r;
-    int rc;
-    if (!q->paused && !q->concurrency && !q->rate_limit) { /* Q1 */
-        rc = obi_pgc_call(&s->w, 0, "DELETE FROM outbox_queues WHERE name = $1", 1,
-                          (const char *[]){q->name}, NULL, NULL, &r);
-    } else {
-        pgnum b[6];
-        const char *v[8] = {q->name, q->paused ? "t" : "f", obi_pg_i64(&b[0], q->concurrency),
-                            obi_pg_i64(&b[1], q->rate_limit), obi_pg_i64(&b[2], q->rate_period_ms),
-                            obi_pg_i64(&b[3], q->rate_window), obi_pg_i64(&b[4], q->rate_used),
-                            obi_pg_i64(&b[5], q->updated_at)};
-        rc = obi_pgc_call(&s->w, 0,
-                          "INSERT INTO outbox_queues(" PG_QUEUE_COLS ") VALUES($1, $2::boolean,"
-                          " $3::int, $4::int, $5::bigint, $6::bigint, $7::int, $8::bigint)"
-                          " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
-                          " concurrency = excluded.concurrency, rate_limit = excluded.rate_limit,"
-                          " rate_period_ms = excluded.rate_period_ms,"
-                          " rate_window = excluded.rate_window, rate_used = excluded.rate_used,"
-                          " updated_at = excluded.updated_at",
-                          8, v, NULL, NULL, &r);
-    }
+    *n = 0;
+    const char *v[4] = {queue, after ? after : "", obi_pg_i64(&b, max), after ? "f" : "t"};
+    int rc = obi_pgc_call(&s->w, W_KEYS_WAITING, NULL, 4, v, NULL, NULL, &r);
+    if (rc)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++)
+        snprintf(keys[(*n)++], OB_RATE_KEY_MAX + 1, "%s", obi_pgv_str(r, i, 0, NULL));
+    PQclear(r);
+    return 0;
+}
+
+/* Keys are printable ASCII without '"' or '\' (ob_new_job_check): quoted
+ * as they are in an array literal. */
+static int pg_keys_lock(store *base, const char *queue, store_key *rows, int n)
+{
+    pg_store *s = (pg_store *)base;
+    if (n == 0)
+        return 0;
+    char *ka = array_lit(n, OB_RATE_KEY_MAX + 2, put_key, rows);
+    if (!ka)
+        return OB_ENOMEM;
+    const char *v[2] = {queue, ka};
+    PGresult *r;
+    int rc = obi_pgc_defer(&s->w, W_KEYS_ENSURE, 2, v, NULL, NULL, PQ_ANY);
     if (!rc)
-        PQclear(r);
+        rc = obi_pgc_call(&s->w, W_KEYS_LOCK, NULL, 2, v, NULL, NULL, &r);
+    free(ka);
+    if (rc)
+        return rc;
+    for (int k = 0; k < n; k++)
+        rows[k].rate_window = rows[k].rate_used = 0, rows[k].held_until = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *key = obi_pgv_str(r, i, 0, NULL);
+        for (int k = 0; k < n; k++) {
+            if (strcmp(rows[k].key, key) == 0) {
+                rows[k].rate_window = obi_pgv_int(r, i, 1);
+                rows[k].rate_used = (int)obi_pgv_int(r, i, 2);
+                rows[k].held_until = obi_pgv_int(r, i, 3);
+            }
+        }
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_key_save(store *base, const char *queue, const store_key *k)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b[3];
+    const char *v[5] = {queue, k->key, obi_pg_i64(&b[0], k->rate_window),
+                        obi_pg_i64(&b[1], k->rate_used), obi_pg_i64(&b[2], k->held_until)};
+    return obi_pgc_defer(&s->w, W_KEY_SAVE, 5, v, NULL, NULL, PQ_ANY);
+}
+
+static int pg_keys_prune(store *base, const char *queue, int64_t now, int64_t period_ms, int max,
+                         int *n)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b[3];
+    const char *v[4] = {queue, obi_pg_i64(&b[0], now), obi_pg_i64(&b[1], period_ms),
+                        obi_pg_i64(&b[2], max)};
+    PGresult *r;
+    int rc = obi_pgc_call(&s->w, W_KEYS_PRUNE, NULL, 4, v, NULL, NULL, &r);
+    *n = rc ? 0 : atoi(PQcmdTuples(r));
+    PQclear(r);
     return rc;
 }
 
@@ -1007,10 +1163,10 @@ static int pg_insert_tx(store *base, void *conn, const store_new *j, ob_id *exis
     pg_store *s = (pg_store *)base;
     PGconn *c = conn;
     pgnum b[6];
-    const char *v[12];
-    int len[12], fmt[12];
+    const char *v[13];
+    int len[13], fmt[13];
     insert_params(j, b, v, len, fmt);
-    PGresult *r = PQexecParams(c, s->tx_insert, 12, NULL, v, len, fmt, 1);
+    PGresult *r = PQexecParams(c, s->tx_insert, 13, NULL, v, len, fmt, 1);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
@@ -1062,6 +1218,11 @@ static const store_ops pg_ops = {
     .queue_save = pg_queue_save,
     .park = pg_park,
     .parked_orphans = pg_parked_orphans,
+    .queue_delete = pg_queue_delete,
+    .keys_waiting = pg_keys_waiting,
+    .keys_lock = pg_keys_lock,
+    .key_save = pg_key_save,
+    .keys_prune = pg_keys_prune,
     .promote = pg_promote,
     .next_due = pg_next_due,
     .expired = pg_expired,
@@ -1078,4 +1239,5 @@ static const store_ops pg_ops = {
     .list = obi_pg_list,
     .counts = obi_pg_counts,
     .queues = obi_pg_queues,
+    .keys_held = obi_pg_keys_held,
 };

@@ -18,11 +18,11 @@
 /* Columns of a job snapshot, in this order, for get and list. */
 #define JOB_COLS                                                                        \
     "seq, id, kind, queue, priority, state, attempt, max_attempts, timeout_ms, run_at, " \
-    "created_at, attempted_at, finished_at, cancel_requested, unique_key, result, meta"
+    "created_at, attempted_at, finished_at, cancel_requested, unique_key, result, meta, rate_key"
 enum {
     C_SEQ, C_ID, C_KIND, C_QUEUE, C_PRIORITY, C_STATE, C_ATTEMPT, C_MAX_ATTEMPTS,
     C_TIMEOUT, C_RUN_AT, C_CREATED, C_ATTEMPTED, C_FINISHED, C_CANCEL, C_UNIQUE, C_RESULT,
-    C_META
+    C_META, C_RATE_KEY
 };
 
 /* Writer statements, prepared once at open. */
@@ -32,13 +32,15 @@ enum {
     W_CAND_PARKED, W_CLAIM_ONE,
     W_PAYLOAD, W_PROMOTE, W_NEXT_DUE, W_EXPIRED, W_EXPIRED_ALL, W_PRUNE_SELECT,
     W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS, W_COUNT_UNFINISHED, W_DATA_VERSION, W_Q_ALL,
-    W_Q_LOAD, W_Q_SAVE, W_Q_DELETE, W_PARK, W_UNPARK, W_ORPHANS, W_COUNT
+    W_Q_LOAD, W_Q_SAVE, W_Q_DELETE, W_PARK, W_UNPARK, W_ORPHANS, W_CAND_KEY, W_KEYS_WAITING,
+    W_KEY_LOAD, W_KEY_SAVE, W_KEYS_PRUNE, W_COUNT
 };
 
 /* Columns of a queue's row (store_queue), in this order; a job counts
  * as running from the covering index jobs_lease. */
 #define QUEUE_COLS                                                                          \
     "name, paused, concurrency, rate_limit, rate_period_ms, rate_window, rate_used,"       \
+    " key_rate_limit, key_rate_period_ms, hold_until, key_hold_until,"                      \
     " updated_at, CASE WHEN concurrency > 0 THEN (SELECT count(*) FROM jobs INDEXED BY"      \
     " jobs_lease WHERE state = 3 AND queue = q.name) ELSE 0 END"
 
@@ -98,6 +100,14 @@ int obi_sq_queue_load(store *base, const char *name, store_queue *q);
 int obi_sq_queue_save(store *base, const store_queue *q);
 int obi_sq_park(store *base, const char *queue, bool park, int max, int *n);
 int obi_sq_parked_orphans(store *base, char (*names)[OB_NAME_MAX + 1], int max, int *n);
+int obi_sq_queue_delete(store *base, const char *name);
+int obi_sq_keys_waiting(store *base, const char *queue, const char *after,
+                        char (*keys)[OB_RATE_KEY_MAX + 1], int max, int *n);
+int obi_sq_keys_lock(store *base, const char *queue, store_key *rows, int n);
+int obi_sq_key_save(store *base, const char *queue, const store_key *k);
+int obi_sq_keys_prune(store *base, const char *queue, int64_t now, int64_t period_ms, int max,
+                      int *n);
+int obi_sq_keys_held(store *base, const char *queue, int64_t now, store_key **rows, int *n);
 int obi_sq_queues(store *base, store_queue **rows, int *n); /* reader */
 /* Step st (QUEUE_COLS) to its end, the rows into *rows (malloc'd). */
 int obi_sq_queue_rows(sqlite3 *db, sqlite3_stmt *st, store_queue **rows, int *n);

@@ -33,12 +33,13 @@ static const char *const writer_sql[W_COUNT] = {
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
     [W_INSERT] = "INSERT INTO jobs(id, kind, queue, priority, state, max_attempts, timeout_ms,"
-                 " run_at, created_at, unique_key, meta, parked) VALUES(?,?,?,?,?,?,?,?,?,?,?,"
+                 " run_at, created_at, unique_key, meta, rate_key, parked)"
+                 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
                  " EXISTS(SELECT 1 FROM queues WHERE name = ?3))", /* P1 */
     [W_INSERT_PAYLOAD] = "INSERT INTO payloads(seq, data) VALUES(?, ?)",
     [W_FIND_UNIQUE] = "SELECT id FROM jobs WHERE unique_key = ?",
-    [W_LOAD] = "SELECT state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta"
-               " FROM jobs WHERE id = ?",
+    [W_LOAD] = "SELECT state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta,"
+               " rate_key FROM jobs WHERE id = ?",
     [W_UPDATE] = "UPDATE jobs SET state = ?3, attempt = ?4, max_attempts = ?5, run_at = ?6,"
                  " finished_at = ?7, cancel_requested = ?8, result = coalesce(?9, result),"
                  " lease_until = CASE WHEN ?3 = 3 THEN lease_until END,"
@@ -83,7 +84,8 @@ static const char *const writer_sql[W_COUNT] = {
     [W_Q_ALL] = "SELECT " QUEUE_COLS " FROM queues q ORDER BY name",
     [W_Q_LOAD] = "SELECT " QUEUE_COLS " FROM queues q WHERE name = ?",
     [W_Q_SAVE] = "INSERT OR REPLACE INTO queues(name, paused, concurrency, rate_limit,"
-                 " rate_period_ms, rate_window, rate_used, updated_at) VALUES(?,?,?,?,?,?,?,?)",
+                 " rate_period_ms, rate_window, rate_used, key_rate_limit, key_rate_period_ms,"
+                 " hold_until, key_hold_until, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
     [W_Q_DELETE] = "DELETE FROM queues WHERE name = ?",
     [W_PARK] = "UPDATE jobs SET parked = 1 WHERE seq IN (SELECT seq FROM jobs INDEXED BY"
                " jobs_claim_queue WHERE state = 2 AND parked = 0 AND queue = ?1 LIMIT ?2)",
@@ -97,6 +99,21 @@ static const char *const writer_sql[W_COUNT] = {
                   " AND queue > p.name) FROM p WHERE p.name IS NOT NULL)"
                   " SELECT name FROM p WHERE name IS NOT NULL"
                   " AND name NOT IN (SELECT name FROM queues) LIMIT ?",
+    [W_CAND_KEY] = "SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_parked_key"
+                   " WHERE state = 2 AND parked = 1 AND queue = ? AND rate_key = ?"
+                   " ORDER BY priority DESC, run_at, seq LIMIT ?",
+    /* A queue's keys with parked jobs after ?2, one index seek each. */
+    [W_KEYS_WAITING] = "WITH RECURSIVE k(key, n) AS (SELECT (SELECT min(rate_key) FROM jobs"
+                       " INDEXED BY jobs_parked_key WHERE state = 2 AND parked = 1 AND queue = ?1"
+                       " AND rate_key >= ?2 AND (?4 OR rate_key > ?2)), 1 UNION ALL SELECT (SELECT min(rate_key) FROM jobs"
+                       " INDEXED BY jobs_parked_key WHERE state = 2 AND parked = 1 AND queue = ?1"
+                       " AND rate_key > k.key), n + 1 FROM k WHERE k.key IS NOT NULL AND n < ?3)"
+                       " SELECT key FROM k WHERE key IS NOT NULL",
+    [W_KEY_LOAD] = "SELECT rate_window, rate_used, held_until FROM keys WHERE queue = ? AND key = ?",
+    [W_KEY_SAVE] = "INSERT OR REPLACE INTO keys(queue, key, rate_window, rate_used, held_until)"
+                   " VALUES(?,?,?,?,?)",
+    [W_KEYS_PRUNE] = "DELETE FROM keys WHERE (queue, key) IN (SELECT queue, key FROM keys"
+                     " WHERE queue = ?1 AND held_until <= ?2 AND rate_window + ?3 <= ?2 LIMIT ?4)",
 };
 
 static const store_ops sqlite_ops;
@@ -276,6 +293,7 @@ static void bind_new(sqlite3_stmt *st, const store_new *j)
     sqlite3_bind_int64(st, 9, j->created_at);
     obi_sq_bind_text(st, 10, j->unique_key);
     obi_sq_bind_text(st, 11, j->meta);
+    obi_sq_bind_text(st, 12, j->rate_key ? j->rate_key : "");
 }
 
 static int insert_payload(sqlite3 *db, sqlite3_stmt *st, const store_new *j)
@@ -366,6 +384,7 @@ static int sqlite_load(store *base, const ob_id *id, store_row *row)
         row->has_meta = sqlite3_column_type(st, 7) != SQLITE_NULL;
         snprintf(row->meta, sizeof row->meta, "%s",
                  row->has_meta ? (const char *)sqlite3_column_text(st, 7) : "");
+        snprintf(row->rate_key, sizeof row->rate_key, "%s", (const char *)sqlite3_column_text(st, 8));
     }
     sqlite3_reset(st);
     if (rc == SQLITE_ROW)
@@ -439,13 +458,16 @@ static int cand_cmp(const void *a, const void *b)
 }
 
 /* Append up to `limit` claim candidates from statement k (of one queue,
- * or NULL: any) to c[*n]. */
-static int candidates(sqlite_store *s, int k, const char *queue, int limit, cand *c, int *n)
+ * or NULL: any; of one rate key, or NULL) to c[*n]. */
+static int candidates(sqlite_store *s, int k, const char *queue, const char *key, int limit,
+                      cand *c, int *n)
 {
     sqlite3_stmt *st = WS(s, k);
     int i = 1;
     if (queue)
         obi_sq_bind_text(st, i++, queue);
+    if (key)
+        obi_sq_bind_text(st, i++, key);
     sqlite3_bind_int(st, i, limit);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -466,19 +488,35 @@ static int sqlite_claim(store *base, const store_claim *c, ob_job **jobs, int *n
     sqlite_store *s = (sqlite_store *)base;
     int nmain = c->main_off ? 0 : c->nqueues > 0 ? c->nqueues : 1;
     size_t cap = (size_t)c->limit * (size_t)nmain;
-    for (int i = 0; i < c->nparts; i++)
+    for (int i = 0; i < c->nparts; i++) {
         cap += (size_t)c->parts[i].limit;
+        for (int k = 0; k < c->parts[i].nkeys; k++)
+            cap += (size_t)c->parts[i].keys[k].limit;
+    }
     cand *cs = malloc(sizeof *cs * (cap ? cap : 1));
     if (!cs)
         return OB_ENOMEM;
     int nc = 0, rc = 0;
     int all = c->net ? W_CAND_ALL_NET : W_CAND_ALL;
     for (int q = 0; q < nmain && !rc; q++)
-        rc = c->nqueues > 0 ? candidates(s, W_CAND_QUEUE, c->queues[q], c->limit, cs, &nc)
-                            : candidates(s, all, NULL, c->limit, cs, &nc);
-    for (int i = 0; i < c->nparts && !rc; i++)
-        rc = candidates(s, W_CAND_PARKED, c->parts[i].queue, c->parts[i].limit, cs, &nc);
-    if (nmain + c->nparts > 1)
+        rc = c->nqueues > 0
+                 ? candidates(s, W_CAND_QUEUE, c->queues[q], NULL, c->limit, cs, &nc)
+                 : candidates(s, all, NULL, NULL, c->limit, cs, &nc);
+    for (int i = 0; i < c->nparts && !rc; i++) {
+        const store_part *p = &c->parts[i];
+        if (!p->keys) {
+            rc = candidates(s, W_CAND_PARKED, p->queue, NULL, p->limit, cs, &nc);
+            continue;
+        }
+        int before = nc; /* a keyed part: each key's best, then the part's best */
+        for (int k = 0; k < p->nkeys && !rc; k++)
+            rc = candidates(s, W_CAND_KEY, p->queue, p->keys[k].key, p->keys[k].limit, cs, &nc);
+        if (nc - before > p->limit) {
+            qsort(cs + before, (size_t)(nc - before), sizeof *cs, cand_cmp);
+            nc = before + p->limit;
+        }
+    }
+    if (nmain + c->nparts > 1 || (c->nparts == 1 && c->parts[0].keys))
         qsort(cs, (size_t)nc, sizeof *cs, cand_cmp);
     if (nc > c->limit)
         nc = c->limit;
@@ -639,6 +677,11 @@ static const store_ops sqlite_ops = {
     .queue_save = obi_sq_queue_save,
     .park = obi_sq_park,
     .parked_orphans = obi_sq_parked_orphans,
+    .queue_delete = obi_sq_queue_delete,
+    .keys_waiting = obi_sq_keys_waiting,
+    .keys_lock = obi_sq_keys_lock,
+    .key_save = obi_sq_key_save,
+    .keys_prune = obi_sq_keys_prune,
     .promote = sqlite_promote,
     .next_due = sqlite_next_due,
     .expired = sqlite_expired,
@@ -650,4 +693,5 @@ static const store_ops sqlite_ops = {
     .list = obi_sq_list,
     .counts = obi_sq_counts,
     .queues = obi_sq_queues,
+    .keys_held = obi_sq_keys_held,
 };

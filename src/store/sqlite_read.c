@@ -74,6 +74,7 @@ ob_job *obi_sq_row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
         .result = col_len(st, C_RESULT),
         .meta = col_len(st, C_META),
         .has_meta = sqlite3_column_type(st, C_META) != SQLITE_NULL,
+        .rate_key = col_len(st, C_RATE_KEY),
         .payload = pst ? col_len(pst, 0) : 0,
         .has_unique_key = sqlite3_column_type(st, C_UNIQUE) != SQLITE_NULL,
         .has_result = sqlite3_column_type(st, C_RESULT) != SQLITE_NULL,
@@ -105,6 +106,8 @@ ob_job *obi_sq_row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
             copy_col(st, C_RESULT, j->result);
         if (j->meta)
             copy_col(st, C_META, j->meta);
+        if (j->rate_key)
+            copy_col(st, C_RATE_KEY, j->rate_key);
         if (j->payload)
             copy_col(pst, 0, j->payload);
         j->priority = sqlite3_column_int(st, C_PRIORITY);
@@ -269,6 +272,54 @@ int obi_sq_queues(store *base, store_queue **rows, int *n)
         sqlite3_finalize(st);
     } else {
         rc = obi_sq_fail(r->db, rc, "read queues");
+    }
+    read_end(s, r);
+    return rc;
+}
+
+int obi_sq_keys_held(store *base, const char *queue, int64_t now, store_key **rows, int *n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    reader *r;
+    *rows = NULL;
+    *n = 0;
+    int rc = read_begin(s, &r);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    const char *sql = "SELECT key, rate_window, rate_used, held_until FROM keys"
+                      " WHERE queue = ? AND held_until > ? ORDER BY key LIMIT 1000";
+    rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        rc = obi_sq_fail(r->db, rc, "held keys");
+        read_end(s, r);
+        return rc;
+    }
+    obi_sq_bind_text(st, 1, queue);
+    sqlite3_bind_int64(st, 2, now);
+    int cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            store_key *v = realloc(*rows, (size_t)cap * sizeof *v);
+            if (!v) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            *rows = v;
+        }
+        store_key *k = &(*rows)[(*n)++];
+        snprintf(k->key, sizeof k->key, "%s", (const char *)sqlite3_column_text(st, 0));
+        k->rate_window = sqlite3_column_int64(st, 1);
+        k->rate_used = sqlite3_column_int(st, 2);
+        k->held_until = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_finalize(st);
+    rc = rc == SQLITE_DONE ? 0 : obi_sq_fail(r->db, rc, "held keys");
+    if (rc) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
     }
     read_end(s, r);
     return rc;

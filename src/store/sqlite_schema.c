@@ -9,16 +9,19 @@
  *   1  the tables and indexes below
  *   2  jobs.meta: text the engine keeps for its user (callback URL, request
  *      fingerprint) and does not interpret
- *   3  flow control: the queues table (a queue's settings); jobs.parked
- *      (P1 in store.h) and the claim indexes partial on it; jobs_parked,
- *      the claim index of limited queues; jobs_lease carries the queue, so
- *      that counting a queue's running jobs reads the index alone
+ *   3  flow control: the queues table (a queue's settings and holds) and
+ *      the keys table (a rate key's count and hold); jobs.parked (P1 in
+ *      store.h) and the claim indexes partial on it; jobs.rate_key ('':
+ *      none); jobs_parked and jobs_parked_key, the claim indexes of limited
+ *      queues; jobs_lease carries the queue, so that counting a queue's
+ *      running jobs reads the index alone
  *   jobs      one row per job; `seq` (rowid) is the insertion order, `id`
  *             the public UUIDv7 (same order, see base/id.c)
  *   payloads  the payload bytes, apart so that state changes do not rewrite
  *             large payloads
  *   errors    one row per failed attempt, the newest `errors_kept` kept
- *   queues    one row per queue that is paused or limited (store_queue)
+ *   queues    one row per queue that is paused, limited or held (store_queue)
+ *   keys      one row per rate key being counted or held (store_key)
  * Indexes are partial where a state selects the rows, so each stays as
  * small as the set it serves:
  *   jobs_claim(priority DESC, run_at) WHERE available, not parked
@@ -26,6 +29,7 @@
  *   jobs_claim_queue(queue, priority DESC, run_at) ...  - claims, one queue
  *   jobs_parked(queue, priority DESC, run_at) WHERE available, parked
  *                                                        - claims, limited queues
+ *   jobs_parked_key(queue, rate_key, priority DESC, run_at) ... - per key
  *   jobs_due(run_at) WHERE scheduled or retryable       - promotion, wake-up
  *   jobs_lease(lease_until, queue) WHERE running        - rescue, concurrency
  *   jobs_finished(finished_at) WHERE final              - pruning
@@ -75,8 +79,16 @@ static const char *const migrations[SCHEMA_VERSION + 1] = {
     [3] = "CREATE TABLE queues(name TEXT PRIMARY KEY, paused INTEGER NOT NULL,"
           " concurrency INTEGER NOT NULL, rate_limit INTEGER NOT NULL,"
           " rate_period_ms INTEGER NOT NULL, rate_window INTEGER NOT NULL,"
-          " rate_used INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+          " rate_used INTEGER NOT NULL, key_rate_limit INTEGER NOT NULL,"
+          " key_rate_period_ms INTEGER NOT NULL, hold_until INTEGER NOT NULL,"
+          " key_hold_until INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+          "CREATE TABLE keys(queue TEXT NOT NULL, key TEXT NOT NULL,"
+          " rate_window INTEGER NOT NULL, rate_used INTEGER NOT NULL,"
+          " held_until INTEGER NOT NULL, PRIMARY KEY(queue, key)) WITHOUT ROWID;"
           "ALTER TABLE jobs ADD COLUMN parked INTEGER NOT NULL DEFAULT 0;"
+          "ALTER TABLE jobs ADD COLUMN rate_key TEXT NOT NULL DEFAULT '';"
+          "CREATE INDEX jobs_parked_key ON jobs(queue, rate_key, priority DESC, run_at)"
+          " WHERE state = 2 AND parked = 1;"
           "DROP INDEX jobs_claim; DROP INDEX jobs_claim_queue; DROP INDEX jobs_lease;"
           "CREATE INDEX jobs_claim ON jobs(priority DESC, run_at) WHERE state = 2 AND parked = 0;"
           "CREATE INDEX jobs_claim_queue ON jobs(queue, priority DESC, run_at)"

@@ -5,7 +5,7 @@
  *
  * Layout of a snapshot block:
  *   job_block | ob_attempt_error[nerrors] | kind\0 | queue\0 | unique_key\0 |
- *   payload\0 | result\0 | meta\0 | error messages\0...
+ *   payload\0 | result\0 | meta\0 | rate_key\0 | error messages\0...
  * The hidden cursor in job_block lets the store place error messages one at
  * a time as it reads them.
  */
@@ -172,7 +172,7 @@ ob_job *obi_job_alloc(const job_sizes *z)
 {
     size_t total = sizeof(job_block) + z->nerrors * sizeof(ob_attempt_error) + z->kind + 1 +
                    z->queue + 1 + z->unique_key + 1 + z->payload + 1 + z->result + 1 +
-                   z->meta + 1 + z->errors_text + z->nerrors;
+                   z->meta + 1 + z->rate_key + 1 + z->errors_text + z->nerrors;
     job_block *b = calloc(1, total);
     if (!b)
         return NULL;
@@ -195,6 +195,8 @@ ob_job *obi_job_alloc(const job_sizes *z)
     j->result = z->has_result ? res : NULL;
     char *meta = take(&p, z->meta);
     j->meta = z->has_meta ? meta : NULL;
+    char *rk = take(&p, z->rate_key);
+    j->rate_key = z->rate_key ? rk : NULL;
     b->err_cursor = p;
     return j;
 }

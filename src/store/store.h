@@ -54,6 +54,7 @@ typedef struct store_new {
     int64_t timeout_ms;
     const char *unique_key; /* may be NULL */
     const char *meta;       /* may be NULL */
+    const char *rate_key;   /* "" or NULL: none */
 } store_new;
 
 /* What the life cycle needs to know of a job to decide its next state. */
@@ -67,6 +68,7 @@ typedef struct store_row {
     char queue[OB_NAME_MAX + 1];
     bool has_meta;
     char meta[OB_META_MAX + 1];
+    char rate_key[OB_RATE_KEY_MAX + 1]; /* "": none */
 } store_row;
 
 /* One state change, applied if the job is still in (from, from_attempt).
@@ -89,9 +91,8 @@ typedef struct store_change {
 } store_change;
 
 /* A queue's settings, as the store keeps them: one row per queue that has
- * any (a queue without a row has none). Invariant Q1: a row exists only
- * while its queue is paused or limited; queue_save deletes one that is
- * neither. */
+ * any (a queue without a row has none). Invariant Q1 (queues.c decides
+ * it): a row exists only while its queue is paused, limited or held. */
 typedef struct store_queue {
     char name[OB_NAME_MAX + 1];
     bool paused;
@@ -100,15 +101,37 @@ typedef struct store_queue {
     int64_t rate_period_ms;
     int64_t rate_window;   /* start of the period rate_used counts in */
     int rate_used;         /* starts in that period */
+    int key_rate_limit;    /* 0: none; else each rate key's starts per period */
+    int64_t key_rate_period_ms;
+    int64_t hold_until;    /* the whole queue starts nothing before (ms) */
+    int64_t key_hold_until; /* some key of it may be held until then */
     int64_t updated_at;
     int running;           /* queues_lock, concurrency > 0: running now */
 } store_queue;
 
+/* A rate key of a queue, as the store keeps it (the keys table): its
+ * count in the key rate's period, and its hold. */
+typedef struct store_key {
+    char key[OB_RATE_KEY_MAX + 1];
+    int64_t rate_window;
+    int rate_used;
+    int64_t held_until;
+} store_key;
+
+/* A key of a part: at most `limit` parked jobs of that rate key. */
+typedef struct store_part_key {
+    const char *key;
+    int limit;
+} store_part_key;
+
 /* Part of a claim: at most `limit` jobs of one limited queue, taken from
- * its parked jobs (see `parked` below). */
+ * its parked jobs (see `parked` below); when `keys` is set, only jobs of
+ * those rate keys, each at most its own limit (a keyed queue). */
 typedef struct store_part {
     const char *queue;
     int limit;
+    const store_part_key *keys;
+    int nkeys;
 } store_part;
 
 /* A claim: up to `limit` available jobs become running with attempt + 1
@@ -210,13 +233,26 @@ typedef struct store_ops {
     int (*queues_lock)(store *s, store_queue **rows, int *n);
     /* One queue's row, locked; OB_ENOTFOUND if it has none. */
     int (*queue_load)(store *s, const char *name, store_queue *q);
-    /* Write q's row, or delete it when q is neither paused nor limited (Q1). */
+    /* Write q's row (insert or replace); delete a queue's row. */
     int (*queue_save)(store *s, const store_queue *q);
+    int (*queue_delete)(store *s, const char *name);
     /* The sweep (P1): park up to `max` unparked available jobs of `queue`
      * (park), or unpark as many parked ones; *n moved. */
     int (*park)(store *s, const char *queue, bool park, int max, int *n);
     /* Up to `max` queues that have parked jobs and no row (to unpark). */
     int (*parked_orphans)(store *s, char (*names)[OB_NAME_MAX + 1], int max, int *n);
+    /* Rate keys (writer calls). Up to `max` distinct keys of `queue`'s
+     * parked jobs, in key order, after `after` ("" first). */
+    int (*keys_waiting)(store *s, const char *queue, const char *after,
+                        char (*keys)[OB_RATE_KEY_MAX + 1], int max, int *n);
+    /* The rows of these keys (rows[i].key set by the caller; a key without
+     * a row reads as zeros), locked until the batch ends (shared store). */
+    int (*keys_lock)(store *s, const char *queue, store_key *rows, int n);
+    int (*key_save)(store *s, const char *queue, const store_key *k);
+    /* Delete up to `max` rows of `queue` neither held nor counting after
+     * `now` (a period of `period_ms`); *n deleted. */
+    int (*keys_prune)(store *s, const char *queue, int64_t now, int64_t period_ms, int max,
+                      int *n);
 
     /* Optional writer calls (NULL: not needed by this store). */
     /* The batch is about to load and change these jobs: lock them and keep
@@ -248,6 +284,8 @@ typedef struct store_ops {
     int (*counts)(store *s, ob_count_fn fn, void *arg);
     /* Every queue's settings row, in name order (*rows as queues_lock). */
     int (*queues)(store *s, store_queue **rows, int *n);
+    /* The keys of `queue` held after `now`, in key order (*rows malloc'd). */
+    int (*keys_held)(store *s, const char *queue, int64_t now, store_key **rows, int *n);
 } store_ops;
 
 struct store {
@@ -335,9 +373,9 @@ int obi_store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_j
 
 /* Sizes of the variable parts of a job, to allocate it in one block. */
 typedef struct job_sizes {
-    size_t kind, queue, unique_key, payload, result, meta; /* string lengths, bytes */
-    size_t nerrors, errors_text;                            /* count, total bytes */
-    bool has_unique_key, has_payload, has_result, has_meta;
+    size_t kind, queue, unique_key, payload, result, meta, rate_key; /* string lengths */
+    size_t nerrors, errors_text;                                      /* count, total bytes */
+    bool has_unique_key, has_payload, has_result, has_meta;           /* rate_key: if > 0 */
 } job_sizes;
 
 /* Allocate a zeroed ob_job with room for the parts in `z`; string fields
