@@ -288,7 +288,162 @@ TEST(settings_are_checked_naming_the_member_and_cleared_by_zero)
     ob_engine_close(e);
 }
 
+/* "holder" jobs: the first attempt of "hold:MS" holds its key (or with
+ * "holdq:MS" its queue) for MS; everything else answers done. */
+static void holder(ob_job_ctx *ctx, void *arg)
+{
+    (void)arg;
+    const ob_job *j = ob_ctx_job(ctx);
+    const char *p = (const char *)j->payload;
+    if (j->attempt == 1 && !strncmp(p, "hold", 4)) {
+        bool q = p[4] == 'q';
+        ob_ctx_retry_hold(ctx, atoi(p + (q ? 6 : 5)), q, "429 Too Many Requests");
+        return;
+    }
+    ob_ctx_done(ctx, NULL);
+}
+
+static ob_id add_keyed(ob_engine *e, const char *kind, const char *queue, const char *key,
+                       int priority, const char *payload)
+{
+    ob_new_job n = {.kind = kind, .queue = queue, .rate_key = key, .priority = priority,
+                    .payload = payload, .payload_len = strlen(payload)};
+    return h_add_job(e, &n);
+}
+
+static ob_job *wait_done(ob_engine *e, const ob_id *id)
+{
+    ob_job *j = h_wait(e, id);
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    return j;
+}
+
+TEST(a_key_rate_limits_each_key_apart)
+{
+    ob_engine *e = open_probe();
+    enum { LIMIT = 10, PERIOD = 1000, N = 25 };
+    set(e, "hooks", OB_QUEUE_KEY_RATE,
+        (ob_queue_settings){.key_rate_limit = LIMIT, .key_rate_period_ms = PERIOD});
+    ob_id a[N], b[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = add_keyed(e, "probe", "hooks", "https://a.example:443", 0, "0");
+        b[i] = add_keyed(e, "probe", "hooks", "https://b.example:443", 0, "0");
+    }
+    ob_id free_job = add(e, "probe", "hooks", "0"); /* no key: a key of its own */
+    h_pool(e, 8, 0, NULL);
+    int64_t at[2][N];
+    for (int i = 0; i < N; i++) {
+        ob_job *j = wait_done(e, &a[i]);
+        ASSERT_STREQ(j->rate_key, "https://a.example:443");
+        at[0][i] = j->attempted_at_ms;
+        ob_job_free(j);
+        j = wait_done(e, &b[i]);
+        at[1][i] = j->attempted_at_ms;
+        ob_job_free(j);
+    }
+    ob_job_free(wait_done(e, &free_job));
+    for (int k = 0; k < 2; k++) {
+        qsort(at[k], N, sizeof at[k][0], cmp_i64);
+        int inwin = 0;
+        for (int i = 0; i < N; i++) {
+            if (i > 0 && at[k][i] / PERIOD != at[k][i - 1] / PERIOD)
+                inwin = 0;
+            ASSERT(inwin < LIMIT);
+            inwin++;
+        }
+        ASSERT(at[k][N - 1] / PERIOD - at[k][0] / PERIOD >= 2); /* 25 at 10 a second */
+    }
+    /* each key at its own rate: side by side, not one after the other */
+    ASSERT(llabs(at[0][N - 1] - at[1][N - 1]) < PERIOD);
+    ob_engine_close(e);
+}
+
+TEST(a_hold_stops_every_job_of_the_key_and_spends_none_of_their_attempts)
+{
+    ob_engine *e = open_probe();
+    ASSERT_OK(ob_engine_register(e, "holder", holder, NULL, NULL));
+    enum { N = 5 };
+    ob_id first = add_keyed(e, "holder", "hooks", "a", 10, "hold:1500");
+    ob_id a[N], b[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = add_keyed(e, "holder", "hooks", "a", 0, "0");
+        b[i] = add_keyed(e, "holder", "hooks", "b", 0, "0");
+    }
+    ob_pool *p = h_pool(e, 1, 0, NULL); /* the first runs first: it has the priority */
+    for (int i = 0; i < N; i++)
+        ob_job_free(wait_done(e, &b[i]));
+    int64_t held_at = ob_now_ms();
+    ob_key_hold *h;
+    size_t nh;
+    ASSERT_OK(ob_queue_holds(e, "hooks", &h, &nh));
+    ASSERT_EQ(nh, 1);
+    ASSERT_STREQ(h[0].key, "a");
+    ASSERT(h[0].until_ms > held_at);
+    int64_t until = h[0].until_ms;
+    free(h);
+    int waiting = 0; /* a job of key a may have been claimed with the first */
+    for (int i = 0; i < N; i++) {
+        ob_job *j = h_get(e, &a[i]);
+        waiting += j->state == OB_AVAILABLE && j->attempt == 0;
+        ob_job_free(j);
+    }
+    ASSERT(waiting >= N - 1);
+    int after = 0;
+    for (int i = 0; i < N; i++) {
+        ob_job *j = wait_done(e, &a[i]);
+        after += j->attempted_at_ms >= until;
+        ASSERT_EQ(j->attempt, 1);
+        ob_job_free(j);
+    }
+    ASSERT(after >= N - 1);
+    ob_job *j = wait_done(e, &first);
+    ASSERT_EQ(j->attempt, 2); /* its own attempt counted: it reached the destination */
+    ASSERT_EQ(j->nerrors, 1);
+    ASSERT_STREQ(j->errors[0].message, "429 Too Many Requests");
+    ob_job_free(j);
+    ob_pool_stop(p, 1000);
+    /* the hold over, the queue has no settings again (Q1) */
+    h_sleep_ms(1200);
+    ob_queue_info *all;
+    size_t n;
+    ASSERT_OK(ob_queue_list(e, &all, &n));
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(all[0].updated_at_ms, 0);
+    free(all);
+    ob_engine_close(e);
+}
+
+TEST(a_hold_of_the_whole_queue_stops_it_and_shows)
+{
+    ob_engine *e = open_probe();
+    ASSERT_OK(ob_engine_register(e, "holder", holder, NULL, NULL));
+    ob_id first = add_keyed(e, "holder", "mail", NULL, 10, "holdq:1000");
+    h_pool(e, 2, 0, NULL);
+    for (int i = 0; i < 400 && info(e, "mail").hold_until_ms == 0; i++)
+        h_sleep_ms(5);
+    /* held: what comes now waits too, keyed or not */
+    ob_id rest[3];
+    for (int i = 0; i < 3; i++)
+        rest[i] = add_keyed(e, "holder", "mail", i ? "x" : NULL, 0, "0");
+    ob_id other = add(e, "probe", "default", "0");
+    ob_job_free(wait_done(e, &other));
+    ob_queue_info q = info(e, "mail");
+    ASSERT(q.hold_until_ms > ob_now_ms());
+    ASSERT_EQ(q.counts[OB_AVAILABLE], 3);
+    int64_t until = q.hold_until_ms;
+    for (int i = 0; i < 3; i++) {
+        ob_job *j = wait_done(e, &rest[i]);
+        ASSERT(j->attempted_at_ms >= until);
+        ob_job_free(j);
+    }
+    ob_job_free(wait_done(e, &first));
+    ob_engine_close(e);
+}
+
 static const test_case tests[] = {
+    T(a_key_rate_limits_each_key_apart),
+    T(a_hold_stops_every_job_of_the_key_and_spends_none_of_their_attempts),
+    T(a_hold_of_the_whole_queue_stops_it_and_shows),
     T(a_paused_queue_takes_jobs_and_starts_none_until_resumed_even_after_a_restart),
     T(a_paused_backlog_is_parked_in_pages_and_costs_other_queues_nothing),
     T(a_concurrency_cap_is_never_exceeded_and_waiting_spends_no_attempt),
