@@ -150,10 +150,12 @@ async function main() {
     await check("POST", "/v1/jobs/retry", { body: {}, auth: false });                   // 401
 
     // queues
-    await check("PATCH", "/v1/queues/contract", { body: { paused: true, concurrency: 2, rate: { limit: 10, period: 1 } } }); // 200
+    await check("PATCH", "/v1/queues/contract", { body: { paused: true, concurrency: 2, rate: { limit: 10, period: 1 }, key_rate: { limit: 1, period: 0.5 } } }); // 200
+    await check("POST", "/v1/jobs", { body: job({ queue: "contract", rate_key: "https://a.example:443" }) }); // 202
     await check("GET", "/v1/queues/contract");                                          // 200
     await check("GET", "/v1/queues");                                                   // 200
-    await check("PATCH", "/v1/queues/contract", { body: { paused: false, concurrency: null, rate: null } }); // 200
+    await check("PATCH", "/v1/queues/contract", { body: { paused: false, concurrency: null, rate: null, key_rate: null } }); // 200
+    await check("POST", "/v1/jobs", { body: job({ rate_key: "no \"quotes\"" }) });      // 422
     await check("PATCH", "/v1/queues/contract", { body: { concurrency: 0 } });          // 422
     await check("PATCH", "/v1/queues/contract", { body: { speed: 1 } });                // 422
     await check("PATCH", "/v1/queues/contract", { body: "{", raw: true });              // 400

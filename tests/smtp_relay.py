@@ -10,6 +10,8 @@ part, so one test can ask for several faults at once:
     rcpt550-...        550 5.1.1 at RCPT            (bounced)
     flakyN-...         451 at RCPT the first N times this address is seen,
                        then 250
+    slowN-...          "421 4.7.0 slow down" at RCPT the first N times, then
+                       250 (a relay asking its senders to slow down)
     data451-...        451 4.3.0 after DATA         (every recipient of the
     data554-...        554 5.6.0 after DATA          transaction gets it)
     drop-...           the connection is closed after DATA, before the reply
@@ -91,8 +93,11 @@ class Relay:
         self.seen[address] = n
         reply = "250 2.1.5 OK"
         m = re.match(r"flaky(\d+)-", local)
+        s = re.match(r"slow(\d+)-", local)
         if local.startswith("rcpt451-") or (m and n <= int(m.group(1))):
             reply = "451 4.3.0 try again later"
+        elif s and n <= int(s.group(1)):
+            reply = "421 4.7.0 too many messages, slow down"
         elif local.startswith("rcpt550-"):
             reply = "550 5.1.1 no such user here"
         self.log_rcpt(address, reply[:3])

@@ -8,6 +8,7 @@
 
 #include "helpers.h"
 #include "outbox/mailjob.h"
+#include "relay_helpers.h"
 
 static ob_engine *open_mail_engine(ob_transport **t, ob_mailer **mj)
 {
@@ -145,7 +146,73 @@ TEST(mail_job_calls_refuse_what_is_wrong_naming_it)
     ob_transport_close(t);
 }
 
+/* A relay that answers 421 4.7.0 asks its senders to slow down: the
+ * message that got it is retried, and the whole mail queue waits with it,
+ * spending none of the other messages' attempts. */
+TEST(a_relay_saying_slow_down_holds_the_whole_mail_queue)
+{
+    ob_mail_init();
+    server relay = relay_start("relay", NULL);
+    char url[128];
+    snprintf(url, sizeof url, "smtp://127.0.0.1:%d?starttls=no", relay.port);
+    ob_transport *t;
+    ob_problem p;
+    ASSERT_OK(ob_transport_open(url, NULL, &t, &p));
+    ob_engine_opts eo;
+    ob_engine_opts_init(&eo);
+    ob_mail_job_engine_opts(&eo, NULL);
+    ob_engine *e = NULL;
+    ASSERT_OK(ob_engine_open(test_url("mail.db"), &eo, &e));
+    ob_mail_job_opts mo;
+    ob_mail_job_opts_init(&mo);
+    mo.retry_min_ms = 1500;
+    ob_mailer *mj;
+    ASSERT_OK(ob_mail_job_register(e, t, &mo, &mj));
+    ob_pool *pool = h_pool(e, 2, 0, NULL);
+    json_t *msg = json_pack("{s:s, s:s, s:s, s:s}", "from", "app@example.org", "to",
+                            "slow1-ann@example.org", "subject", "first", "text", "1");
+    ob_id first, later[3];
+    ASSERT_OK(ob_mail_enqueue_json(e, msg, NULL, &first, &p));
+    json_decref(msg);
+    ob_queue_info q;
+    for (int i = 0; i < 400; i++) {
+        ASSERT_OK(ob_queue_get(e, OB_MAIL_QUEUE, &q));
+        if (q.hold_until_ms)
+            break;
+        h_sleep_ms(10);
+    }
+    ASSERT(q.hold_until_ms > ob_now_ms());
+    for (int i = 0; i < 3; i++) {
+        msg = json_pack("{s:s, s:s, s:s, s:s}", "from", "app@example.org", "to",
+                        "bob@example.org", "subject", "later", "text", "2");
+        ASSERT_OK(ob_mail_enqueue_json(e, msg, NULL, &later[i], &p));
+        json_decref(msg);
+    }
+    h_sleep_ms(500);
+    ASSERT_EQ(rcpt_count(&relay, "bob@example.org"), 0); /* held */
+    for (int i = 0; i < 3; i++) {
+        ob_job *j;
+        ASSERT_OK(ob_job_wait(e, &later[i], 20000, &j));
+        ASSERT_EQ(j->state, OB_COMPLETED);
+        ASSERT_EQ(j->attempt, 1);
+        ASSERT(j->attempted_at_ms >= q.hold_until_ms);
+        ob_job_free(j);
+    }
+    ob_job *j;
+    ASSERT_OK(ob_job_wait(e, &first, 20000, &j));
+    ASSERT_EQ(j->state, OB_COMPLETED);
+    ASSERT_EQ(j->attempt, 2);
+    ob_job_free(j);
+    ASSERT_EQ(rcpt_count(&relay, "slow1-ann@example.org"), 2);
+    ob_pool_stop(pool, 5000);
+    ob_engine_close(e);
+    ob_mailer_free(mj);
+    ob_transport_close(t);
+    server_stop(&relay);
+}
+
 static const test_case tests[] = {
+    T(a_relay_saying_slow_down_holds_the_whole_mail_queue),
     T(a_message_enqueued_from_json_is_delivered_and_its_outcome_read_back),
     T(a_parsed_message_keeps_the_caller_s_job_members_and_reads_pending_before_it_runs),
     T(mail_job_calls_refuse_what_is_wrong_naming_it),

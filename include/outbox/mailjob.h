@@ -16,6 +16,8 @@
  *
  *   some recipient deferred, lifetime left    retried after the backoff
  *                                             (retry_min doubling to retry_max)
+ *     ... with 421 or 4.7.x (slow down)       and the whole queue held for
+ *                                             retry_min (ob_ctx_retry_hold)
  *   some deferred, lifetime spent             they become bounced ("gave up")
  *   nobody deferred, someone delivered        completed
  *   nobody deferred, nobody delivered         discarded (all bounced)

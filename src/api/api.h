@@ -153,6 +153,7 @@ int api_refuse(api_error *e, int status, const char *code, const char *field, co
 typedef struct api_item {
     api_post p;
     char *payload; /* owned: the bytes p.j.payload points at */
+    char rate_key[OB_RATE_KEY_MAX + 1]; /* a default p.j.rate_key points at */
 } api_item;
 void api_item_clear(api_item *it);
 /* An endpoint's decoder: 0 with *it filled, or -1 with *e (and *it

@@ -7,7 +7,7 @@
  *   {kind: string, queue?: string, priority?: integer, payload?: any,
  *    run_at?: RFC 3339 string | delay?: seconds >= 0 (not both),
  *    max_attempts?: integer, timeout?: seconds > 0, unique_key?: string,
- *    callback_url?: http(s) URL}
+ *    callback_url?: http(s) URL, rate_key?: string}
  *
  * Ranges (name lengths, priority, attempts, timeout, sizes) are the
  * engine's to check (ob_new_job_check); types, presence and formats are
@@ -22,7 +22,8 @@
 #include "api/api.h"
 
 static const char *const known[] = {"kind", "queue", "priority", "payload", "run_at", "delay",
-                                    "max_attempts", "timeout", "unique_key", "callback_url"};
+                                    "max_attempts", "timeout", "unique_key", "callback_url",
+                                    "rate_key"};
 
 static int fail(const char **field, const char *f, const char **why, const char *w)
 {
@@ -111,6 +112,12 @@ int api_decode_job(const json_t *body, int64_t now, api_job_in *out, const char 
         if (!json_is_string(v) || json_string_length(v) == 0)
             return fail(field, "unique_key", why, "must be a non-empty string");
         out->unique_key = json_string_value(v);
+    }
+    if ((v = json_object_get(body, "rate_key"))) {
+        if (!json_is_string(v) || !ob_rate_key_valid(json_string_value(v)))
+            return fail(field, "rate_key", why,
+                        "must be 1-255 characters of printable ASCII without '\"' or '\\'");
+        j->rate_key = json_string_value(v);
     }
     if ((v = json_object_get(body, "callback_url"))) {
         if (!json_is_string(v) || !api_url_ok(json_string_value(v)))

@@ -24,8 +24,10 @@
  *
  * Outcome of a request (perform()):
  *   expected status (default any 2xx)      done, with the response
- *   429                                    retry after Retry-After (or backoff)
- *   408, 5xx, network or TLS trouble       retry with backoff
+ *   429 or 503 with Retry-After            retry then, and hold every job of
+ *                                          its rate key (the origin) until
+ *                                          then, spending none of theirs
+ *   429 without, 408, 5xx, network or TLS  retry with backoff
  *   any other status                       discard: retrying will not help
  *   bad payload, bad URL, not http(s),
  *   an address outbound.c refuses          discard
@@ -38,6 +40,7 @@
  * of control characters (base/scrub.c).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -192,6 +195,27 @@ static int64_t retry_after_ms(CURL *c)
         return -1;
     int64_t d = (int64_t)at * 1000 - ob_now_ms();
     return d < 0 ? 0 : d > 86400000 ? 86400000 : d;
+}
+
+int hr_origin(const char *url, char *out, size_t cap)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    int rc = -1;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        int n = snprintf(out, cap, "%s://%s:%s", scheme, host, port);
+        for (char *p = out; n > 0 && *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        rc = n > 0 && (size_t)n < cap && ob_rate_key_valid(out) ? 0 : -1;
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return rc;
 }
 
 typedef struct request {
@@ -353,9 +377,10 @@ static bool perform(ob_job_ctx *ctx, const request *rq)
                 ob_scrub(x.body, x.n < 200 ? x.n : 200, excerpt, sizeof excerpt);
             snprintf(msg, sizeof msg, "HTTP %ld from %s %s%s%s", status, rq->method, url,
                      excerpt[0] ? ": " : "", excerpt);
-            if (status == 429)
-                ob_ctx_retry(ctx, retry_after_ms(c), msg);
-            else if (status == 408 || status >= 500)
+            int64_t ra = status == 429 || status == 503 ? retry_after_ms(c) : -1;
+            if (ra >= 0) /* the destination says when: every job to it waits */
+                ob_ctx_retry_hold(ctx, ra, false, msg);
+            else if (status == 429 || status == 408 || status >= 500)
                 ob_ctx_retry(ctx, -1, msg);
             else
                 ob_ctx_discard(ctx, msg);

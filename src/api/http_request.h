@@ -35,5 +35,9 @@ uint64_t hr_callback_failures(void);
  * 0, or OB_EINVAL with the member in field[cap] ("" for the payload
  * itself, "headers.Host", ...) and *why. */
 int hr_check_payload(const json_t *payload, char *field, size_t cap, const char **why);
+/* The origin of an http(s) URL, "scheme://host:port" (lower case, the
+ * default port written out), into out[cap]: an http.request's rate key.
+ * 0, or -1 when the URL does not parse or the origin does not fit. */
+int hr_origin(const char *url, char *out, size_t cap);
 
 #endif

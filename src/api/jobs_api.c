@@ -284,9 +284,12 @@ static int decode_post(api *a, const json_t *body, api_item *it, api_error *e)
         snprintf(field, sizeof field, "payload%s%s", sub[0] ? "." : "", sub);
         return api_refuse(e, 422, "invalid", field, "%s", why);
     }
-    if (api_url_refused(a, json_string_value(json_object_get(payload, "url")), "payload.url",
-                        field, sizeof field, &why))
+    const char *url = json_string_value(json_object_get(payload, "url"));
+    if (api_url_refused(a, url, "payload.url", field, sizeof field, &why))
         return api_refuse(e, 422, "invalid", field, "%s", why);
+    /* the destination's origin: its key for the queue's key_rate and holds */
+    if (!it->p.j.rate_key && hr_origin(url, it->rate_key, sizeof it->rate_key) == 0)
+        it->p.j.rate_key = it->rate_key;
     return 0;
 }
 

@@ -5,11 +5,13 @@
  *
  * A queue in an answer:
  *   {"name", "paused", "concurrency" (null: no cap),
- *    "rate" ({"limit", "period" (seconds)} or null),
+ *    "rate", "key_rate" ({"limit", "period" (seconds)} or null),
+ *    "held_until" (the whole queue held by its destination, or null),
+ *    "held_keys" [{"key", "until"}] (GET /v1/queues/{name} only),
  *    "counts" {state: n, ...}, "oldest_due_age" (seconds the oldest
  *    available job has waited, or null), "updated_at" (settings, or null)}
- * PATCH takes any of paused, concurrency, rate (null clears a limit) and
- * answers 200 with the queue once the change is durable.
+ * PATCH takes any of paused, concurrency, rate, key_rate (null clears a
+ * limit) and answers 200 with the queue once the change is durable.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -18,26 +20,35 @@
 #include "api/api.h"
 #include "outbox/util.h"
 
+static json_t *rate_json(int limit, int64_t period_ms)
+{
+    return limit ? json_pack("{s:i, s:f}", "limit", limit, "period", (double)period_ms / 1000.0)
+                 : json_null();
+}
+
+static json_t *time_or_null(int64_t ms)
+{
+    char at[32];
+    return ms ? json_string(ob_time_format(ms, at)) : json_null();
+}
+
 static json_t *queue_json(const ob_queue_info *q, int64_t now)
 {
     const ob_queue_settings *s = &q->settings;
     json_t *counts = json_object();
     for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
         json_object_set_new(counts, ob_state_name(st), json_integer(q->counts[st]));
-    json_t *rate = s->rate_limit ? json_pack("{s:i, s:f}", "limit", s->rate_limit, "period",
-                                             (double)s->rate_period_ms / 1000.0)
-                                 : json_null();
+    json_t *rate = rate_json(s->rate_limit, s->rate_period_ms);
     json_t *age = q->counts[OB_AVAILABLE] && q->oldest_due_ms
                       ? json_real((double)(now > q->oldest_due_ms ? now - q->oldest_due_ms : 0) /
                                   1000.0)
                       : json_null();
-    char at[32];
-    return json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:o}", "name", q->name, "paused",
+    return json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", q->name, "paused",
                      s->paused, "concurrency",
                      s->concurrency ? json_integer(s->concurrency) : json_null(), "rate", rate,
-                     "counts", counts, "oldest_due_age", age, "updated_at",
-                     q->updated_at_ms ? json_string(ob_time_format(q->updated_at_ms, at))
-                                      : json_null());
+                     "key_rate", rate_json(s->key_rate_limit, s->key_rate_period_ms),
+                     "held_until", time_or_null(q->hold_until_ms), "counts", counts,
+                     "oldest_due_age", age, "updated_at", time_or_null(q->updated_at_ms));
 }
 
 static void list_queues(ob_http_req *r, void *arg)
@@ -68,7 +79,18 @@ static void reply_queue(ob_http_req *r, api *a, const char *name)
         api_reply_rc(r, rc, rc == OB_EINVAL ? "name" : NULL);
         return;
     }
-    json_t *v = queue_json(&q, ob_now_ms());
+    ob_key_hold *h;
+    size_t nh;
+    if ((rc = ob_queue_holds(a->o.engine, name, &h, &nh))) {
+        api_reply_rc(r, rc, NULL);
+        return;
+    }
+    json_t *v = queue_json(&q, ob_now_ms()), *held = json_array();
+    for (size_t i = 0; i < nh; i++)
+        json_array_append_new(held, json_pack("{s:s, s:o}", "key", h[i].key, "until",
+                                              time_or_null(h[i].until_ms)));
+    free(h);
+    json_object_set_new(v, "held_keys", held);
     ob_http_reply_json(r, 200, v);
     json_decref(v);
 }
@@ -84,30 +106,34 @@ static void get_queue(ob_http_req *r, void *arg)
     reply_queue(r, arg, name);
 }
 
-/* "rate": {"limit": 1..OB_RATE_LIMIT_MAX, "period": seconds} or null. */
-static int decode_rate(const json_t *v, ob_queue_settings *s, api_error *e)
+/* "rate" or "key_rate" (`what`): {"limit": 1..OB_RATE_LIMIT_MAX,
+ * "period": seconds} or null, into *limit and *period_ms. */
+static int decode_rate(const char *what, const json_t *v, int *limit, int64_t *period_ms,
+                       api_error *e)
 {
+    char field[24];
     if (json_is_null(v))
         return 0;
     const char *key;
     json_t *m;
     if (!json_is_object(v))
-        return api_refuse(e, 422, "invalid", "rate", "{\"limit\": N, \"period\": seconds} or null");
+        return api_refuse(e, 422, "invalid", what, "{\"limit\": N, \"period\": seconds} or null");
     json_object_foreach((json_t *)v, key, m) {
         if (strcmp(key, "limit") && strcmp(key, "period"))
-            return api_refuse(e, 422, "unknown_field", "rate", "unknown member %s", key);
+            return api_refuse(e, 422, "unknown_field", what, "unknown member %s", key);
     }
     json_t *lim = json_object_get(v, "limit"), *per = json_object_get(v, "period");
+    snprintf(field, sizeof field, "%s.limit", what);
     if (!json_is_integer(lim) || json_integer_value(lim) < 1 ||
         json_integer_value(lim) > OB_RATE_LIMIT_MAX)
-        return api_refuse(e, 422, "invalid", "rate.limit", "an integer from 1 to %d",
-                          OB_RATE_LIMIT_MAX);
+        return api_refuse(e, 422, "invalid", field, "an integer from 1 to %d", OB_RATE_LIMIT_MAX);
     double sec = json_number_value(per);
+    snprintf(field, sizeof field, "%s.period", what);
     if (!json_is_number(per) || !(sec >= 0.001) || sec > OB_RATE_PERIOD_MAX_MS / 1000)
-        return api_refuse(e, 422, "invalid", "rate.period",
-                          "seconds, from 0.001 to %d (a day)", OB_RATE_PERIOD_MAX_MS / 1000);
-    s->rate_limit = (int)json_integer_value(lim);
-    s->rate_period_ms = (int64_t)llround(sec * 1000.0);
+        return api_refuse(e, 422, "invalid", field, "seconds, from 0.001 to %d (a day)",
+                          OB_RATE_PERIOD_MAX_MS / 1000);
+    *limit = (int)json_integer_value(lim);
+    *period_ms = (int64_t)llround(sec * 1000.0);
     return 0;
 }
 
@@ -135,9 +161,13 @@ static int decode_patch(const json_t *body, ob_queue_settings *s, unsigned *mask
             s->concurrency = (int)n;
             *mask |= OB_QUEUE_CONCURRENCY;
         } else if (strcmp(key, "rate") == 0) {
-            if (decode_rate(v, s, e))
+            if (decode_rate(key, v, &s->rate_limit, &s->rate_period_ms, e))
                 return -1;
             *mask |= OB_QUEUE_RATE;
+        } else if (strcmp(key, "key_rate") == 0) {
+            if (decode_rate(key, v, &s->key_rate_limit, &s->key_rate_period_ms, e))
+                return -1;
+            *mask |= OB_QUEUE_KEY_RATE;
         } else {
             return api_refuse(e, 422, "unknown_field", key, "unknown member");
         }

@@ -99,14 +99,15 @@ json_t *api_job_json(const ob_job *j, bool with_detail)
     json_t *cb = json_object_get(meta, "callback_url");
     json_t *result = j->result ? json_loads(j->result, JSON_DECODE_ANY, NULL) : NULL;
     json_t *v = json_pack(
-        "{s:s, s:s, s:s, s:i, s:s, s:i, s:i, s:f, s:o, s:o, s:o, s:o, s:b, s:s?, s:O?, s:o?, s:s}",
+        "{s:s, s:s, s:s, s:i, s:s, s:i, s:i, s:f, s:o, s:o, s:o, s:o, s:b, s:s?, s:s?, s:O?, s:o?,"
+        " s:s}",
         "id", id, "kind", j->kind, "queue", j->queue, "priority", j->priority, "state",
         ob_state_name(j->state), "attempt", j->attempt, "max_attempts", j->max_attempts,
         "timeout", (double)j->timeout_ms / 1000.0, "run_at", time_or_null(j->run_at_ms),
         "created_at", time_or_null(j->created_at_ms), "attempted_at",
         time_or_null(j->attempted_at_ms), "finished_at", time_or_null(j->finished_at_ms),
         "cancel_requested", j->cancel_requested, "unique_key", api_unique_key(j->unique_key),
-        "callback_url", cb, "result", result, "status_url", url);
+        "rate_key", j->rate_key, "callback_url", cb, "result", result, "status_url", url);
     json_decref(meta);
     if (!v || !with_detail)
         return v;

@@ -201,6 +201,17 @@ static void check_m1(const ob_mail_rcpt_status *before, const ob_mail_rcpt_statu
 }
 #endif
 
+/* Whether the relay asked us to slow down: a deferred recipient answered
+ * 421 (the relay closes the session) or an enhanced status 4.7.x. */
+static bool slow_down(const ob_mail_rcpt_status *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r[i].state == OB_RCPT_DEFERRED &&
+            (r[i].reply.code == 421 || strncmp(r[i].reply.enhanced, "4.7.", 4) == 0))
+            return true;
+    return false;
+}
+
 /* Answer the attempt from the recipients' states (the table in mailjob.h). */
 static void answer(ob_job_ctx *ctx, ob_mailer *mj, const ob_mail *m, const ob_mail_rcpt_status *r,
                    size_t n)
@@ -219,7 +230,10 @@ static void answer(ob_job_ctx *ctx, ob_mailer *mj, const ob_mail *m, const ob_ma
         ob_ctx_discard(ctx, err);
     } else if (deferred) {
         summary(r, n, OB_RCPT_DEFERRED, err, sizeof err);
-        ob_ctx_retry(ctx, -1, err);
+        if (slow_down(r, n)) /* as Postfix does with a site that says so: all of it waits */
+            ob_ctx_retry_hold(ctx, mj->o.retry_min_ms, true, err);
+        else
+            ob_ctx_retry(ctx, -1, err);
     } else if (delivered) {
         ob_ctx_done(ctx, NULL);
     } else {
