@@ -119,6 +119,26 @@ static void on_hold(ob_http_req *r, void *arg)
         pthread_detach(t);
 }
 
+/* A destination that says "429, come back in 2 s" to its first request. */
+static atomic_int limited_said;
+static _Atomic int64_t limited_at; /* when it said it */
+
+static void on_limited(ob_http_req *r, void *arg)
+{
+    (void)arg;
+    int n = job_number(r);
+    if (n >= 0)
+        record(n);
+    if (atomic_fetch_add(&limited_said, 1) == 0) {
+        atomic_store(&limited_at, ob_now_ms());
+        ob_http_set_header(r, "Retry-After", "2");
+        ob_http_reply(r, 429, "text/plain", "slow down", 9);
+        return;
+    }
+    h_sleep_ms(20);
+    ob_http_reply(r, 200, "text/plain", "ok", 2);
+}
+
 static void quiet(void *arg, const ob_http_access *a) { (void)arg, (void)a; }
 
 static int receiver(ob_http_server **out)
@@ -133,6 +153,7 @@ static int receiver(ob_http_server **out)
     ASSERT_OK(ob_http_route(*out, "POST", "/run", on_run, NULL, 0));
     ASSERT_OK(ob_http_route(*out, "POST", "/slow", on_slow, NULL, 0));
     ASSERT_OK(ob_http_route(*out, "POST", "/hold", on_hold, NULL, 0));
+    ASSERT_OK(ob_http_route(*out, "POST", "/limited", on_limited, NULL, 0));
     ASSERT_OK(ob_http_server_start(*out));
     return ob_http_server_port(*out);
 }
@@ -236,17 +257,20 @@ static long http(CURL *c, const char *url, const char *body, char **out)
     return status;
 }
 
-/* The queue of the jobs enqueue_range makes. */
+/* The queue of the jobs enqueue_range makes, and their rate key (NULL:
+ * the default, the receiver's origin). */
 static const char *job_queue = "default";
+static const char *job_rate_key = NULL;
 
 /* The JSON of job n: POST n=N to the receiver's path. */
 static int job_json(char *p, size_t cap, int port, const char *path, int n)
 {
     return snprintf(p, cap,
-                    "{\"kind\":\"http.request\",\"queue\":\"%s\",\"payload\":{"
+                    "{\"kind\":\"http.request\",\"queue\":\"%s\",%s%s%s\"payload\":{"
                     "\"method\":\"POST\",\"url\":\"http://127.0.0.1:%d%s\",\"headers\":{"
                     "\"Content-Type\":\"text/plain\"},\"body\":\"n=%d\"}}",
-                    job_queue, port, path, n);
+                    job_queue, job_rate_key ? "\"rate_key\":\"" : "",
+                    job_rate_key ? job_rate_key : "", job_rate_key ? "\"," : "", port, path, n);
 }
 
 /* Enqueue jobs [from, to) through node d, 100 per batch request. */
@@ -684,6 +708,32 @@ TEST(a_concurrency_cap_holds_across_three_nodes_and_is_used_fully)
     ob_http_server_free(rcv);
 }
 
+/* Starts per period (claim times, the nodes' common clock) of the jobs
+ * `where` selects: *over gets the periods above `limit`, and the mean of
+ * the whole periods (not the first and the last) is returned. */
+static double starts_per_period(const char *url, const char *where, long limit, int *nper,
+                                int *over)
+{
+    char q[512];
+    snprintf(q, sizeof q, "SELECT attempted_at / 1000, count(*) FROM outbox_jobs"
+                          " WHERE attempt > 0 AND %s GROUP BY 1 ORDER BY 1", where);
+    PGconn *pg = test_pg_connect(url);
+    PGresult *r = PQexec(pg, q);
+    ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK);
+    long inner = 0;
+    *nper = PQntuples(r);
+    *over = 0;
+    for (int i = 0; i < *nper; i++) {
+        long n = atol(PQgetvalue(r, i, 1));
+        *over += n > limit;
+        if (i > 0 && i < *nper - 1)
+            inner += n;
+    }
+    PQclear(r);
+    PQfinish(pg);
+    return *nper > 2 ? (double)inner / (*nper - 2) : 0;
+}
+
 TEST(a_rate_limit_holds_across_three_nodes_in_every_period)
 {
     ob_http_server *rcv;
@@ -693,36 +743,41 @@ TEST(a_rate_limit_holds_across_three_nodes_in_every_period)
     for (int i = 0; i < 3; i++)
         d[i] = node_start(i, url, "--workers 8");
     CURL *c = curl_easy_init();
-    enum { LIMIT = 100, SECS = 30, N = LIMIT * (SECS + 3) };
+    enum { LIMIT = 100, KLIMIT = 40, SECS = 30, N = LIMIT * (SECS + 3), K = KLIMIT * (SECS + 3) };
+    /* a queue limited as a whole, and one limited per key, at once */
     queue_patch(c, &d[1], "paced", "{\"rate\":{\"limit\":100,\"period\":1}}");
-    job_queue = "paced";
-    for (int i = 0; i < 3; i++) /* a backlog for the whole run */
+    queue_patch(c, &d[2], "keyed", "{\"key_rate\":{\"limit\":40,\"period\":1}}");
+    for (int i = 0; i < 3; i++) { /* a backlog for the whole run */
+        job_queue = "paced";
         enqueue_range(c, &d[i], port, "/run", i * N / 3, (i + 1) * N / 3);
+        job_queue = "keyed";
+        job_rate_key = "k1";
+        enqueue_range(c, &d[i], port, "/run", N + i * K / 3, N + (i + 1) * K / 3);
+        job_rate_key = "k2";
+        enqueue_range(c, &d[i], port, "/run", N + K + i * K / 3, N + K + (i + 1) * K / 3);
+        job_rate_key = NULL;
+    }
     h_sleep_ms(SECS * 1000);
     queue_patch(c, &d[2], "paced", "{\"paused\":true}");
+    queue_patch(c, &d[0], "keyed", "{\"paused\":true}");
     h_sleep_ms(500);
-    /* Starts per period (claim times, the nodes' common clock). */
-    PGconn *pg = test_pg_connect(url);
-    PGresult *r = PQexec(pg, "SELECT attempted_at / 1000, count(*) FROM outbox_jobs"
-                             " WHERE attempt > 0 GROUP BY 1 ORDER BY 1");
-    ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK);
-    int nper = PQntuples(r), over = 0;
-    long inner = 0;
-    for (int i = 0; i < nper; i++) {
-        long n = atol(PQgetvalue(r, i, 1));
-        over += n > LIMIT;
-        if (i > 0 && i < nper - 1) /* whole periods: not the first and last */
-            inner += n;
-    }
-    PQclear(r);
-    PQfinish(pg);
-    double rate = nper > 2 ? (double)inner / (nper - 2) : 0;
-    printf("  %d periods, %d over the limit; %.2f starts a second in the %d whole ones "
+    int nper, over;
+    double rate = starts_per_period(url, "queue = 'paced'", LIMIT, &nper, &over);
+    printf("  rate: %d periods, %d over the limit; %.2f starts a second in the %d whole ones "
            "(limit %d: %+.2f%%)\n",
            nper, over, rate, nper - 2, LIMIT, 100 * (rate - LIMIT) / LIMIT);
     ASSERT_EQ(over, 0);
     ASSERT(nper >= SECS - 1);
     ASSERT(rate >= LIMIT * 0.98 && rate <= LIMIT * 1.02);
+    for (int k = 1; k <= 2; k++) {
+        char where[96];
+        snprintf(where, sizeof where, "queue = 'keyed' AND rate_key = 'k%d'", k);
+        rate = starts_per_period(url, where, KLIMIT, &nper, &over);
+        printf("  key_rate, key k%d: %d periods, %d over; %.2f a second (limit %d: %+.2f%%)\n",
+               k, nper, over, rate, KLIMIT, 100 * (rate - KLIMIT) / KLIMIT);
+        ASSERT_EQ(over, 0);
+        ASSERT(rate >= KLIMIT * 0.98 && rate <= KLIMIT * 1.02);
+    }
     job_queue = "default";
     curl_easy_cleanup(c);
     for (int i = 0; i < 3; i++)
@@ -755,7 +810,49 @@ TEST(a_queue_paused_on_one_node_starts_nothing_on_any_until_resumed_on_another)
     ob_http_server_free(rcv);
 }
 
+TEST(a_429_with_retry_after_holds_its_whole_key_on_every_node_and_spends_no_other_attempt)
+{
+    ob_http_server *rcv;
+    int port = receiver(&rcv);
+    const char *url = test_url("held");
+    od d[3];
+    for (int i = 0; i < 3; i++)
+        d[i] = node_start(i, url, "--workers 2");
+    CURL *c = curl_easy_init();
+    enum { N = 60 };
+    job_queue = "hooks";
+    for (int i = 0; i < 3; i++) /* the origin 127.0.0.1:port is their key */
+        enqueue_range(c, &d[i], port, "/limited", i * N / 3, (i + 1) * N / 3);
+    ASSERT_EQ(wait_completed(url, N, 60), N);
+    int64_t t429 = atomic_load(&limited_at), during = 0, first_after = INT64_MAX;
+    for (int n = 0; n < N; n++) {
+        int64_t f = atomic_load(&first_at[n]), l = atomic_load(&last_at[n]);
+        /* a request sent after the hold committed and before it ended */
+        for (int64_t t = f;; t = l) {
+            if (t > t429 + 300 && t < t429 + 2000)
+                during++;
+            if (t > t429 + 300 && t < first_after)
+                first_after = t;
+            if (t == l)
+                break;
+        }
+    }
+    printf("  429 at +0; requests while held (after +300 ms): %lld; the first after it at "
+           "+%lld ms\n", (long long)during, (long long)(first_after - t429));
+    ASSERT_EQ(during, 0);
+    ASSERT(first_after >= t429 + 2000);
+    /* one attempt more for the job that got the 429; none for the others */
+    ASSERT_EQ(count_sql(url, "SELECT count(*) FROM outbox_jobs WHERE attempt = 2"), 1);
+    ASSERT_EQ(count_sql(url, "SELECT count(*) FROM outbox_jobs WHERE attempt = 1"), N - 1);
+    job_queue = "default";
+    curl_easy_cleanup(c);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(od_stop(&d[i], SIGTERM), 0);
+    ob_http_server_free(rcv);
+}
+
 static const test_case tests[] = {
+    T_ONLY("postgres", a_429_with_retry_after_holds_its_whole_key_on_every_node_and_spends_no_other_attempt),
     T_ONLY("postgres", a_queue_paused_on_one_node_starts_nothing_on_any_until_resumed_on_another),
     T_ONLY("postgres", a_concurrency_cap_holds_across_three_nodes_and_is_used_fully),
     T_ONLY("postgres", a_rate_limit_holds_across_three_nodes_in_every_period),
