@@ -48,6 +48,7 @@ typedef struct ob_cron ob_cron;
  * (may be NULL) naming "cron" (and which field, in the message) or
  * "timezone". */
 int ob_cron_parse(const char *expr, const char *tz, ob_cron **out, ob_problem *p);
+/* (*out is NULL on failure.) */
 
 /* The first time after `after_ms` (ms since the epoch, exclusive) that c
  * names, in whole seconds, into *next_ms. Returns 0, or OB_ENOTFOUND when

@@ -182,7 +182,8 @@ typedef struct ob_new_job {
     int max_attempts;       /* 0: the kind's default; 1..1000 */
     int64_t timeout_ms;     /* 0: the kind's default; else 1 ms .. 24 h */
     const char *unique_key; /* NULL, or 1-255 bytes of UTF-8: at most one
-                               job with this key exists until it is pruned */
+                               job with this key exists until it is pruned
+                               ("schedule:..." is the schedules') */
     const char *meta;       /* NULL, or up to OB_META_MAX bytes of UTF-8 that the
                                engine stores with the job and never interprets */
     const char *rate_key;   /* NULL, or 1-255 of printable ASCII but '"' and '\\':
@@ -397,6 +398,69 @@ int ob_queue_get(ob_engine *e, const char *name, ob_queue_info *out);
  * *out (malloc'd; NULL when none) gets *n of them. 0 or a store error. */
 int ob_queue_holds(ob_engine *e, const char *name, ob_key_hold **out, size_t *n);
 
+/* ---- schedules: cron ---------------------------------------------------- */
+
+/* What a schedule does with the ticks no node could make in time (within
+ * OB_SCHEDULE_LATE_MS: after a downtime; a leader's death costs less). */
+typedef enum ob_missed {
+    OB_MISSED_SKIP = 0,   /* none of them makes a job */
+    OB_MISSED_LATEST = 1, /* the most recent of them makes one */
+} ob_missed;
+
+#define OB_SCHEDULE_LATE_MS 5000
+#define OB_SCHEDULES_MAX 10000
+
+/* A schedule: at each tick of `cron` (outbox/cron.h) in `timezone`, the
+ * job `job` is enqueued, exactly once (on every node of a shared store
+ * together, whatever dies), with the unique key "schedule:NAME:TICK_MS"
+ * (ob_job_schedule reads it back). Pointers are borrowed for the call. */
+typedef struct ob_schedule {
+    const char *name;     /* 1-64 of [A-Za-z0-9._-] */
+    const char *cron;
+    const char *timezone; /* an IANA zone ("Europe/Berlin"); NULL or "": UTC */
+    ob_new_job job;       /* checked as ob_new_job_check does; no run_at, no
+                             unique_key (each tick's job has its own) */
+    ob_missed missed;
+    bool paused;
+} ob_schedule;
+
+/* Create or replace the schedule s->name; durable when it returns. A
+ * replacement with the same cron and zone keeps its place (the next tick
+ * is not lost); another starts from now. Returns 0, OB_EINVAL (with *p
+ * naming "name", "cron", "timezone", "missed" or "job.MEMBER"), OB_ENOKIND,
+ * OB_EFULL (OB_SCHEDULES_MAX), OB_ESHUTDOWN or a store error. */
+int ob_schedule_set(ob_engine *e, const ob_schedule *s, ob_problem *p);
+/* Pause (no ticks) or resume (from the next tick after now). 0,
+ * OB_ENOTFOUND, OB_EINVAL or a store error. */
+int ob_schedule_pause(ob_engine *e, const char *name, bool paused);
+/* 0, OB_ENOTFOUND, OB_EINVAL or a store error. Jobs it made stay. */
+int ob_schedule_delete(ob_engine *e, const char *name);
+
+typedef struct ob_schedule_info {
+    char name[OB_NAME_MAX + 1];
+    char cron[256 + 1];
+    char timezone[64 + 1]; /* "": UTC */
+    ob_missed missed;
+    bool paused;
+    ob_job *job;           /* the template (kind, queue, priority, payload,
+                              max_attempts, timeout_ms, meta, rate_key); owned */
+    int64_t next_at_ms;    /* its next tick; 0 when paused or none */
+    int64_t last_at_ms;    /* the last tick that made a job; 0: none yet */
+    ob_id last_job;        /* ... and that job, if has_last_job */
+    bool has_last_job;
+    int64_t updated_at_ms;
+} ob_schedule_info;
+
+/* Every schedule, in name order: *out (free with ob_schedule_list_free)
+ * gets *n. One schedule into *out (ob_schedule_info_clear it), or
+ * OB_ENOTFOUND. */
+int ob_schedule_list(ob_engine *e, ob_schedule_info **out, size_t *n);
+int ob_schedule_get(ob_engine *e, const char *name, ob_schedule_info *out);
+void ob_schedule_info_clear(ob_schedule_info *s);
+void ob_schedule_list_free(ob_schedule_info *v, size_t n);
+/* Whether j was made by a schedule: true with its name and tick. */
+bool ob_job_schedule(const ob_job *j, char name[OB_NAME_MAX + 1], int64_t *tick_ms);
+
 /* ---- events --------------------------------------------------------- */
 
 /* A committed state change. Strings are valid only during the callback. */
@@ -411,6 +475,8 @@ typedef struct ob_event {
     const char *error; /* the error recorded with this change, or NULL */
     bool remote;       /* made by another node (ob_engine_subscribe_finals only):
                           kind and queue are "", from and attempt 0 */
+    const char *schedule;     /* a new job a schedule made: its name; else NULL */
+    int64_t scheduled_for_ms; /* ... and the tick it was made for */
 } ob_event;
 
 typedef void (*ob_event_fn)(void *arg, const ob_event *ev);

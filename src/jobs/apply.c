@@ -34,6 +34,8 @@ void obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, i
     snprintf(r->kind, sizeof r->kind, "%s", kind);
     snprintf(r->queue, sizeof r->queue, "%s", queue);
     r->error = error;
+    r->schedule[0] = '\0';
+    r->scheduled_for = 0;
 }
 
 static void due_at(commit *c, batch *b, int64_t t)
@@ -48,7 +50,7 @@ static void due_at(commit *c, batch *b, int64_t t)
  * the op's own outcome goes to o->rc. */
 
 /* Insert a new job: id, state, counters, event. */
-static int insert_job(ob_engine *e, batch *b, store_new *j, int64_t now)
+int obi_batch_insert(ob_engine *e, batch *b, store_new *j, int64_t now)
 {
     store *s = e->st;
     commit *c = &e->c;
@@ -85,7 +87,7 @@ static int apply_enqueue(ob_engine *e, batch *b, op *o, int64_t now)
         o->rc = OB_EFULL;
         return 0;
     }
-    int rc = insert_job(e, b, &o->nj, now);
+    int rc = obi_batch_insert(e, b, &o->nj, now);
     if (rc == STORE_EXISTS) { /* S6: another process committed the key */
         o->existed = true;
         return s->ops->find_unique(s, o->nj.unique_key, &o->id);
@@ -121,7 +123,7 @@ static int follow_up(ob_engine *e, batch *b, const ob_id *id, const store_row *r
     }
     store_new j;
     obi_new_job_from(e, &next, &j);
-    rc = insert_job(e, b, &j, now);
+    rc = obi_batch_insert(e, b, &j, now);
     return rc == STORE_EXISTS ? 0 : rc;
 }
 
@@ -200,6 +202,7 @@ int obi_batch_apply(ob_engine *e, batch *b, op *o, int64_t now)
     case OP_CHANGE: return apply_change(e, b, o, now);
     case OP_LEASE: return apply_lease(e, o);
     case OP_QUEUE: return obi_flow_apply(e, b, o, now);
+    case OP_SCHEDULE: return obi_schedule_apply(e, b, o, now);
     default: return 0; /* OP_BARRIER: nothing to apply */
     }
 }

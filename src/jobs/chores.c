@@ -9,6 +9,8 @@
  *             processes made, whether queues have settings, and recount
  *             the unfinished jobs
  *   flow      a rate's next start; the park sweep (queues.c)
+ *   schedules the jobs of the cron schedules whose tick came (leader only;
+ *             schedules.c)
  *
  * A chore that hits its per-batch cap asks for another batch at once
  * (b->chores_again) instead of waiting for its interval.
@@ -20,6 +22,7 @@
 
 #define REFRESH_MS 1000  /* look for work other processes made (shared) */
 #define RECOUNT_MS 10000 /* recount unfinished jobs (shared) */
+#define SCHED_POLL_MS 1000 /* shared: the leader looks for schedules others set */
 
 /* Whether a chore whose timer is *next runs now. A chore for the leader
  * alone, on a process that does not lead, moves its timer on instead. */
@@ -144,5 +147,8 @@ int obi_chores_run(ob_engine *e, batch *b, int64_t now)
         rc = refresh_shared(e, b, now);
     if (!rc)
         rc = obi_flow_chores(e, b, now);
+    commit *c = &e->c;
+    if (!rc && due(e, &c->next_sched, now, SCHED_POLL_MS, true))
+        rc = obi_schedules_run(e, b, now, &c->next_sched);
     return rc;
 }

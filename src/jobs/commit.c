@@ -369,6 +369,8 @@ static int64_t next_timer(const commit *c)
         t = c->deferred_at;
     if (c->fl.next_at < t)
         t = c->fl.next_at;
+    if (c->next_sched < t)
+        t = c->next_sched;
     return t < c->fail_until ? c->fail_until : t;
 }
 
@@ -560,6 +562,7 @@ void obi_commit_init(ob_engine *e)
     pthread_cond_init(&c->room, NULL);
     c->remote_due = INT64_MAX;
     c->fl.next_at = INT64_MAX;
+    c->next_sched = 0; /* look at once */
 }
 
 int obi_commit_start(ob_engine *e)

@@ -54,6 +54,9 @@ void obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, i
  * (the batch must abort) or 0. */
 int obi_batch_change(ob_engine *e, batch *b, const ob_id *id, const lc_input *in, int64_t now,
                      int *result, ob_state *state_out, ob_state *was);
+/* Insert a new job (its id, state and times set here), count it, record
+ * its event (the batch's last). 0, STORE_EXISTS, or a store error. */
+int obi_batch_insert(ob_engine *e, batch *b, store_new *j, int64_t now);
 /* Apply op o (its outcome to o->rc). Returns a store error or 0. */
 int obi_batch_apply(ob_engine *e, batch *b, op *o, int64_t now);
 
@@ -87,6 +90,14 @@ int obi_flow_hold(ob_engine *e, batch *b, const char *queue, const char *key, in
                   int64_t now);
 /* Free the flow's state. */
 void obi_flow_free(flow *f);
+/* ---- schedules.c ---- */
+
+/* Make the jobs of the schedules whose tick came; *next gets when to look
+ * again. Returns a store error or 0. */
+int obi_schedules_run(ob_engine *e, batch *b, int64_t now, int64_t *next);
+/* Apply an OP_SCHEDULE. */
+int obi_schedule_apply(ob_engine *e, batch *b, op *o, int64_t now);
+
 /* Apply an OP_QUEUE. */
 int obi_flow_apply(ob_engine *e, batch *b, op *o, int64_t now);
 

@@ -193,6 +193,7 @@ int ob_cron_parse(const char *expr, const char *tz, ob_cron **out, ob_problem *p
 {
     if (!expr || !out)
         return BAD("no expression");
+    *out = NULL;
     size_t n = strlen(expr);
     if (n == 0 || n > OB_CRON_MAX)
         return BAD("an expression is 1-%d bytes", OB_CRON_MAX);

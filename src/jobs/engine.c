@@ -236,6 +236,9 @@ int ob_new_job_check(ob_engine *e, const ob_new_job *j, ob_problem *p)
                                OB_UNIQUE_KEY_MAX);
         if (n == 0 || !ob_utf8_valid(j->unique_key, n))
             return obi_problem(p, OB_EINVAL, "unique_key", "not empty, and UTF-8");
+        if (strncmp(j->unique_key, "schedule:", 9) == 0)
+            return obi_problem(p, OB_EINVAL, "unique_key",
+                               "keys starting \"schedule:\" are the schedules' own");
     }
     if (j->meta) {
         size_t n = strlen(j->meta);

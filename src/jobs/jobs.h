@@ -98,6 +98,8 @@ typedef struct event_rec {
     char kind[OB_NAME_MAX + 1];
     char queue[OB_NAME_MAX + 1];
     const char *error; /* borrowed from the batch, valid until published */
+    char schedule[OB_NAME_MAX + 1]; /* a job a schedule made: its name; else "" */
+    int64_t scheduled_for;
 } event_rec;
 
 typedef struct waiter waiter;
@@ -140,6 +142,7 @@ typedef enum op_type {
     OP_LEASE,   /* a running attempt's lease moves to lease_until */
     OP_BARRIER, /* nothing: done() once every op queued before it is through */
     OP_QUEUE,   /* change a queue's settings (queues.c) */
+    OP_SCHEDULE, /* set, pause, resume or delete a schedule (schedules.c) */
 } op_type;
 
 /* One unit of work for the commit thread. Created by any thread, applied in
@@ -164,6 +167,10 @@ struct op {
      * settings after it, in the caller's memory */
     store_queue *q;
     unsigned qmask;
+    /* OP_SCHEDULE: what to do (SCHED_*), to the schedule in the caller's
+     * memory */
+    store_schedule *sc;
+    int sched_action;
     /* both */
     ob_id id;
     char buf[];      /* payload, strings */
@@ -219,6 +226,7 @@ typedef struct commit {
     _Atomic int last_rc;      /* result of the last commit (ob_engine_ready) */
     int64_t next_due;    /* earliest run_at of a scheduled/retryable job */
     int64_t next_rescue, next_prune, next_refresh, next_recount;
+    int64_t next_sched;  /* a schedule's next tick, or the leader's next look */
     bool refreshing;     /* the store has `external`: refresh_shared runs */
     bool remote_work;    /* under mu: another process made work (store.wake) */
     int64_t remote_due;  /* under mu: ... or scheduled a job due then */

@@ -192,5 +192,19 @@ int obi_pg_keys_held(store *base, const char *queue, int64_t now, store_key **ro
 /* Rows of r (PG_QUEUE_COLS, then the running count if `counted`) into
  * *rows (malloc'd; NULL when none). */
 int obi_pg_queue_rows(const PGresult *r, bool counted, store_queue **rows, int *n);
+int obi_pg_schedules(store *base, store_schedule **rows, int *n);
+
+/* ---- pg_schedules.c ---- */
+
+#define PG_SCHED_COLS                                                                     \
+    "name, cron, timezone, kind, queue, priority, payload, max_attempts, timeout_ms, meta," \
+    " rate_key, missed, paused, next_at, last_at, last_job, updated_at"
+int obi_pg_schedule_load(store *base, const char *name, store_schedule *out);
+int obi_pg_schedule_save(store *base, const store_schedule *sc);
+int obi_pg_schedule_delete(store *base, const char *name);
+int obi_pg_schedules_due(store *base, int64_t now, store_schedule *out, int max, int *n);
+int obi_pg_schedules_next(store *base, int64_t *next);
+/* The rows of r (PG_SCHED_COLS; r is cleared) into *rows (malloc'd). */
+int obi_pg_schedules_rows(PGresult *r, store_schedule **rows, int *n);
 
 #endif

@@ -16,7 +16,7 @@
  * a generic plan made while a table was small would stay (postgres.c). */
 static const char reader_setup[] = "SET plan_cache_mode = force_custom_plan";
 
-enum { R_GET, R_COUNTS, R_QUEUES, R_HELD, R_COUNT };
+enum { R_GET, R_COUNTS, R_QUEUES, R_HELD, R_SCHEDULES, R_COUNT };
 static const char *const reader_sql[R_COUNT] = {
     [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
               " e.message) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
@@ -25,6 +25,7 @@ static const char *const reader_sql[R_COUNT] = {
     [R_QUEUES] = "SELECT " PG_QUEUE_COLS ", CASE WHEN concurrency > 0 THEN (SELECT count(*)"
                  " FROM outbox_jobs j WHERE j.state = 3 AND j.queue = q.name) ELSE 0 END"
                  " FROM outbox_queues q ORDER BY name",
+    [R_SCHEDULES] = "SELECT " PG_SCHED_COLS " FROM outbox_schedules ORDER BY name",
     [R_HELD] = "SELECT key, rate_window, rate_used, held_until FROM outbox_keys"
                " WHERE queue = $1 AND held_until > $2::bigint ORDER BY key LIMIT 1000",
 };
@@ -269,4 +270,13 @@ int obi_pg_keys_held(store *base, const char *queue, int64_t now, store_key **ro
     }
     PQclear(r);
     return rc;
+}
+
+int obi_pg_schedules(store *base, store_schedule **rows, int *n)
+{
+    PGresult *r = NULL;
+    *rows = NULL;
+    *n = 0;
+    int rc = reader_call((pg_store *)base, R_SCHEDULES, NULL, 0, NULL, NULL, NULL, &r);
+    return rc ? rc : obi_pg_schedules_rows(r, rows, n);
 }

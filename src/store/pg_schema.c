@@ -16,6 +16,7 @@
  *                  (version 2; with outbox_jobs.parked, P1 in store.h, the
  *                  claim indexes partial on it, and outbox_jobs.rate_key)
  *   outbox_keys    one row per rate key being counted or held (version 2)
+ *   outbox_schedules  one row per cron schedule (version 2)
  *
  * Times are milliseconds since the epoch (bigint), as the engine keeps them;
  * only heartbeats use the database's clock. Indexes are partial where a
@@ -82,6 +83,12 @@ static const char migration_2[] =
     "ALTER TABLE outbox_jobs ADD COLUMN rate_key text NOT NULL DEFAULT '';"
     "CREATE INDEX outbox_jobs_parked_key ON outbox_jobs(queue, rate_key, priority DESC, run_at,"
     " id) WHERE state = 2 AND parked;"
+    "CREATE TABLE outbox_schedules(name text PRIMARY KEY, cron text NOT NULL,"
+    " timezone text NOT NULL, kind text NOT NULL, queue text NOT NULL, priority integer NOT NULL,"
+    " payload bytea NOT NULL, max_attempts integer NOT NULL, timeout_ms bigint NOT NULL,"
+    " meta text, rate_key text NOT NULL, missed smallint NOT NULL, paused boolean NOT NULL,"
+    " next_at bigint NOT NULL, last_at bigint NOT NULL, last_job uuid,"
+    " updated_at bigint NOT NULL);"
     "DROP INDEX outbox_jobs_claim; DROP INDEX outbox_jobs_claim_queue;"
     "CREATE INDEX outbox_jobs_claim ON outbox_jobs(priority DESC, run_at, id)"
     " WHERE state = 2 AND NOT parked;"

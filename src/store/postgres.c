@@ -1223,6 +1223,11 @@ static const store_ops pg_ops = {
     .keys_lock = pg_keys_lock,
     .key_save = pg_key_save,
     .keys_prune = pg_keys_prune,
+    .schedule_load = obi_pg_schedule_load,
+    .schedule_save = obi_pg_schedule_save,
+    .schedule_delete = obi_pg_schedule_delete,
+    .schedules_due = obi_pg_schedules_due,
+    .schedules_next = obi_pg_schedules_next,
     .promote = pg_promote,
     .next_due = pg_next_due,
     .expired = pg_expired,
@@ -1240,4 +1245,5 @@ static const store_ops pg_ops = {
     .counts = obi_pg_counts,
     .queues = obi_pg_queues,
     .keys_held = obi_pg_keys_held,
+    .schedules = obi_pg_schedules,
 };

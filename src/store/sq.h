@@ -108,6 +108,16 @@ int obi_sq_key_save(store *base, const char *queue, const store_key *k);
 int obi_sq_keys_prune(store *base, const char *queue, int64_t now, int64_t period_ms, int max,
                       int *n);
 int obi_sq_keys_held(store *base, const char *queue, int64_t now, store_key **rows, int *n);
+
+/* ---- sqlite_schedules.c ---- */
+
+int obi_sq_schedule_load(store *base, const char *name, store_schedule *out);
+int obi_sq_schedule_save(store *base, const store_schedule *sc);
+int obi_sq_schedule_delete(store *base, const char *name);
+int obi_sq_schedules_due(store *base, int64_t now, store_schedule *out, int max, int *n);
+int obi_sq_schedules_next(store *base, int64_t *next);
+int obi_sq_schedules_read(sqlite3 *db, store_schedule **rows, int *n);
+int obi_sq_schedules(store *base, store_schedule **rows, int *n); /* reader (sqlite_read.c) */
 int obi_sq_queues(store *base, store_queue **rows, int *n); /* reader */
 /* Step st (QUEUE_COLS) to its end, the rows into *rows (malloc'd). */
 int obi_sq_queue_rows(sqlite3 *db, sqlite3_stmt *st, store_queue **rows, int *n);

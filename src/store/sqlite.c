@@ -682,6 +682,11 @@ static const store_ops sqlite_ops = {
     .keys_lock = obi_sq_keys_lock,
     .key_save = obi_sq_key_save,
     .keys_prune = obi_sq_keys_prune,
+    .schedule_load = obi_sq_schedule_load,
+    .schedule_save = obi_sq_schedule_save,
+    .schedule_delete = obi_sq_schedule_delete,
+    .schedules_due = obi_sq_schedules_due,
+    .schedules_next = obi_sq_schedules_next,
     .promote = sqlite_promote,
     .next_due = sqlite_next_due,
     .expired = sqlite_expired,
@@ -694,4 +699,5 @@ static const store_ops sqlite_ops = {
     .counts = obi_sq_counts,
     .queues = obi_sq_queues,
     .keys_held = obi_sq_keys_held,
+    .schedules = obi_sq_schedules,
 };

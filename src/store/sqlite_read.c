@@ -324,3 +324,15 @@ int obi_sq_keys_held(store *base, const char *queue, int64_t now, store_key **ro
     read_end(s, r);
     return rc;
 }
+
+int obi_sq_schedules(store *base, store_schedule **rows, int *n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    reader *r;
+    int rc = read_begin(s, &r);
+    if (rc)
+        return rc;
+    rc = obi_sq_schedules_read(r->db, rows, n);
+    read_end(s, r);
+    return rc;
+}

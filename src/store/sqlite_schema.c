@@ -9,8 +9,8 @@
  *   1  the tables and indexes below
  *   2  jobs.meta: text the engine keeps for its user (callback URL, request
  *      fingerprint) and does not interpret
- *   3  flow control: the queues table (a queue's settings and holds) and
- *      the keys table (a rate key's count and hold); jobs.parked (P1 in
+ *   3  flow control: the queues table (a queue's settings and holds), the
+ *      keys table (a rate key's count and hold), the schedules table; jobs.parked (P1 in
  *      store.h) and the claim indexes partial on it; jobs.rate_key ('':
  *      none); jobs_parked and jobs_parked_key, the claim indexes of limited
  *      queues; jobs_lease carries the queue, so that counting a queue's
@@ -22,6 +22,7 @@
  *   errors    one row per failed attempt, the newest `errors_kept` kept
  *   queues    one row per queue that is paused, limited or held (store_queue)
  *   keys      one row per rate key being counted or held (store_key)
+ *   schedules one row per cron schedule (store_schedule)
  * Indexes are partial where a state selects the rows, so each stays as
  * small as the set it serves:
  *   jobs_claim(priority DESC, run_at) WHERE available, not parked
@@ -89,6 +90,12 @@ static const char *const migrations[SCHEMA_VERSION + 1] = {
           "ALTER TABLE jobs ADD COLUMN rate_key TEXT NOT NULL DEFAULT '';"
           "CREATE INDEX jobs_parked_key ON jobs(queue, rate_key, priority DESC, run_at)"
           " WHERE state = 2 AND parked = 1;"
+          "CREATE TABLE schedules(name TEXT PRIMARY KEY, cron TEXT NOT NULL,"
+          " timezone TEXT NOT NULL, kind TEXT NOT NULL, queue TEXT NOT NULL,"
+          " priority INTEGER NOT NULL, payload BLOB NOT NULL, max_attempts INTEGER NOT NULL,"
+          " timeout_ms INTEGER NOT NULL, meta TEXT, rate_key TEXT NOT NULL,"
+          " missed INTEGER NOT NULL, paused INTEGER NOT NULL, next_at INTEGER NOT NULL,"
+          " last_at INTEGER NOT NULL, last_job BLOB, updated_at INTEGER NOT NULL) WITHOUT ROWID;"
           "DROP INDEX jobs_claim; DROP INDEX jobs_claim_queue; DROP INDEX jobs_lease;"
           "CREATE INDEX jobs_claim ON jobs(priority DESC, run_at) WHERE state = 2 AND parked = 0;"
           "CREATE INDEX jobs_claim_queue ON jobs(queue, priority DESC, run_at)"

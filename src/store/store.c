@@ -230,3 +230,12 @@ void obi_job_page_release(ob_job_page *l)
     free(l->jobs);
     free(l);
 }
+
+void obi_schedule_clear(store_schedule *sc)
+{
+    free(sc->payload);
+    free(sc->meta);
+    sc->payload = NULL;
+    sc->meta = NULL;
+    sc->payload_len = 0;
+}

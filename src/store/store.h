@@ -134,6 +134,33 @@ typedef struct store_part {
     int nkeys;
 } store_part;
 
+/* A cron schedule, as the store keeps it: the job it makes at each tick
+ * (its template), and where it is. Strings are copies; `payload` and
+ * `meta` are malloc'd by the store's reads (obi_schedule_clear) and
+ * borrowed for its writes. */
+#define OB_TZ_MAX 64
+typedef struct store_schedule {
+    char name[OB_NAME_MAX + 1];
+    char cron[256 + 1];
+    char timezone[OB_TZ_MAX + 1]; /* "": UTC */
+    char kind[OB_NAME_MAX + 1];
+    char queue[OB_NAME_MAX + 1];
+    int priority;
+    unsigned char *payload;
+    size_t payload_len;
+    int max_attempts;
+    int64_t timeout_ms;
+    char *meta;                   /* or NULL */
+    char rate_key[OB_RATE_KEY_MAX + 1]; /* "": none */
+    int missed;                   /* ob_missed */
+    bool paused;
+    int64_t next_at;              /* its next tick (ms) */
+    int64_t last_at;              /* the last tick that made a job; 0: none */
+    ob_id last_job;
+    bool has_last_job;
+    int64_t updated_at;
+} store_schedule;
+
 /* A claim: up to `limit` available jobs become running with attempt + 1
  * and a lease until now + timeout + lease_grace_ms, the best `limit` in
  * claim order (S4) of:
@@ -254,6 +281,16 @@ typedef struct store_ops {
     int (*keys_prune)(store *s, const char *queue, int64_t now, int64_t period_ms, int max,
                       int *n);
 
+    /* Schedules (writer calls). One schedule, locked; OB_ENOTFOUND. */
+    int (*schedule_load)(store *s, const char *name, store_schedule *out);
+    int (*schedule_save)(store *s, const store_schedule *sc);
+    int (*schedule_delete)(store *s, const char *name); /* OB_ENOTFOUND */
+    /* Up to `max` unpaused schedules due at `now` (next_at <= now), locked
+     * (another process's are skipped), into out[0..*n). */
+    int (*schedules_due)(store *s, int64_t now, store_schedule *out, int max, int *n);
+    /* The earliest next_at of an unpaused schedule; INT64_MAX if none. */
+    int (*schedules_next)(store *s, int64_t *next);
+
     /* Optional writer calls (NULL: not needed by this store). */
     /* The batch is about to load and change these jobs: lock them and keep
      * their rows, so that load() costs nothing and update() of such a row
@@ -284,6 +321,9 @@ typedef struct store_ops {
     int (*counts)(store *s, ob_count_fn fn, void *arg);
     /* Every queue's settings row, in name order (*rows as queues_lock). */
     int (*queues)(store *s, store_queue **rows, int *n);
+    /* Every schedule, in name order (*rows malloc'd; each row's payload
+     * and meta too: obi_schedule_clear them). */
+    int (*schedules)(store *s, store_schedule **rows, int *n);
     /* The keys of `queue` held after `now`, in key order (*rows malloc'd). */
     int (*keys_held)(store *s, const char *queue, int64_t now, store_key **rows, int *n);
 } store_ops;
@@ -389,6 +429,9 @@ void obi_job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const cha
  * NULL is a no-op. */
 void obi_job_release(ob_job *j);
 void obi_job_page_release(ob_job_page *l);
+/* Free what a read of a schedule allocated (payload, meta). */
+void obi_schedule_clear(store_schedule *sc);
+
 /* Free a snapshot, first overwriting it in debug builds (OB_POISON) so that
  * a pointer kept into it reads garbage, or crashes under ASan. NULL ok. */
 void obi_job_free_poisoned(ob_job *j);
