@@ -162,6 +162,30 @@ async function main() {
     await check("GET", "/v1/queues/bad%20name");                                        // 422
     await check("GET", "/v1/queues", { auth: false });                                  // 401
 
+    // schedules
+    const sj = { kind: "http.request", payload: { url: "http://127.0.0.1:9/" } };
+    await check("PUT", "/v1/schedules/contract", { body: { cron: "0 3 * * *", timezone: "Europe/Berlin", job: sj, missed: "latest" } }); // 201
+    await check("PUT", "/v1/schedules/contract", { body: { cron: "0 3 * * *", job: { ...sj, callback_url: "http://127.0.0.1:9/cb" } } }); // 200
+    await check("PUT", "/v1/schedules/every", { body: { cron: "* * * * * *", job: sj } }); // 201
+    await check("GET", "/v1/schedules/contract");                                       // 200
+    await check("GET", "/v1/schedules");                                                // 200
+    await check("POST", "/v1/schedules/contract/pause");                                // 200
+    await check("POST", "/v1/schedules/contract/resume");                               // 200
+    await check("PUT", "/v1/schedules/contract", { body: { cron: "61 * * * *", job: sj } }); // 422
+    await check("PUT", "/v1/schedules/contract", { body: { cron: "@daily", job: { ...sj, delay: 1 } } }); // 422
+    await check("PUT", "/v1/schedules/contract", { body: "{", raw: true });             // 400
+    await check("PUT", "/v1/schedules/contract", { body: {}, auth: false });            // 401
+    await check("GET", "/v1/schedules/none");                                           // 404
+    await check("GET", "/v1/schedules/bad%20name");                                     // 422
+    await check("POST", "/v1/schedules/none/pause");                                    // 404
+    await check("DELETE", "/v1/schedules/contract");                                    // 204
+    await check("DELETE", "/v1/schedules/contract");                                    // 404
+    await new Promise((ok) => setTimeout(ok, 1500));
+    const made = await check("GET", "/v1/jobs?limit=5");                                // a job of "every"
+    if (!made.data.jobs.some((j) => j.schedule === "every" && j.scheduled_for))
+        fail("GET /v1/jobs", "no job made by the schedule \"every\" shows its schedule");
+    await check("DELETE", "/v1/schedules/every");                                       // 204
+
     // events
     await check("GET", "/v1/events?id=nope");                                           // 400
     await check("GET", "/v1/events");                                                   // 503 (no slots)

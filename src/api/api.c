@@ -211,6 +211,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = api_bulk_routes(a, srv);
     if (!rc)
         rc = api_queues_routes(a, srv);
+    if (!rc)
+        rc = api_schedules_routes(a, srv);
     if (!rc && o->mail_limits)
         rc = api_messages_routes(a, srv);
     if (!rc)

@@ -190,6 +190,12 @@ int api_bulk_routes(api *a, ob_http_server *srv);
 /* ---- queues_api.c: GET /v1/queues[/{name}], PATCH /v1/queues/{name} ---- */
 int api_queues_routes(api *a, ob_http_server *srv);
 
+/* ---- schedules_api.c: /v1/schedules ---- */
+int api_schedules_routes(api *a, ob_http_server *srv);
+/* A POST /v1/jobs body as a job (kind, payload, callback_url, rate_key
+ * and all the checks of that endpoint), for whoever takes one. */
+int api_decode_job_item(api *a, const json_t *body, api_item *it, api_error *e);
+
 /* ---- messages_api.c ---- */
 int api_messages_routes(api *a, ob_http_server *srv);
 

@@ -99,6 +99,10 @@ static void on_event(void *arg, const ob_event *e)
                           "kind", e->kind, "queue", e->queue, "state", ob_state_name(e->state),
                           "attempt", e->attempt, "at", ob_time_format(e->at_ms, at), "error",
                           e->error);
+    char sf[32];
+    if (d && e->schedule) /* a job a schedule made: which, and for when */
+        json_object_update_new(d, json_pack("{s:s, s:s}", "schedule", e->schedule,
+                                            "scheduled_for", ob_time_format(e->scheduled_for_ms, sf)));
     char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     if (!data)

@@ -254,7 +254,7 @@ static const char *kind_refused(const char *kind)
 }
 
 /* Decode one job of a POST (api_decode_fn). */
-static int decode_post(api *a, const json_t *body, api_item *it, api_error *e)
+int api_decode_job_item(api *a, const json_t *body, api_item *it, api_error *e)
 {
     *it = (api_item){0};
     api_job_in in;
@@ -293,12 +293,12 @@ static int decode_post(api *a, const json_t *body, api_item *it, api_error *e)
     return 0;
 }
 
-static void post_job(ob_http_req *r, void *arg) { api_post_one(arg, r, decode_post); }
+static void post_job(ob_http_req *r, void *arg) { api_post_one(arg, r, api_decode_job_item); }
 
 /* POST /v1/jobs/batch: {"jobs": [...]}, each as for POST /v1/jobs. */
 static void post_jobs_batch(ob_http_req *r, void *arg)
 {
-    api_post_batch(arg, r, "jobs", decode_post);
+    api_post_batch(arg, r, "jobs", api_decode_job_item);
 }
 
 /* ---- GET /v1/jobs/{id} ---- */

@@ -109,6 +109,11 @@ json_t *api_job_json(const ob_job *j, bool with_detail)
         "cancel_requested", j->cancel_requested, "unique_key", api_unique_key(j->unique_key),
         "rate_key", j->rate_key, "callback_url", cb, "result", result, "status_url", url);
     json_decref(meta);
+    char sched[OB_NAME_MAX + 1];
+    int64_t tick;
+    if (v && ob_job_schedule(j, sched, &tick)) /* made by a schedule: which, and for when */
+        json_object_update_new(v, json_pack("{s:s, s:o}", "schedule", sched, "scheduled_for",
+                                            time_or_null(tick)));
     if (!v || !with_detail)
         return v;
     if (j->payload) {
