@@ -843,7 +843,44 @@ TEST(queues_are_paused_limited_and_listed_over_http_and_the_cli)
     ob_http_server_free(t);
 }
 
+TEST(schedules_run_over_http_and_the_cli)
+{
+    int tport;
+    ob_http_server *t = target(&tport);
+    od d = od_start(NULL);
+    char *out, args[512];
+    snprintf(args, sizeof args, "schedule set tick --cron '* * * * * *' --kind http.request "
+                                "--payload '{\"url\":\"http://127.0.0.1:%d/ok\"}' --queue ticks",
+             tport);
+    ASSERT_EQ(cli(&out, &d, args), 0);
+    ASSERT(strstr(out, "cron        * * * * * * (UTC)") != NULL);
+    ASSERT(strstr(out, "next runs   ") != NULL);
+    free(out);
+    usleep(2600000);
+    ASSERT_EQ(cli(&out, &d, "schedule list"), 0);
+    ASSERT(strstr(out, "tick ") != NULL);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "--json job list --queue ticks"), 0);
+    ASSERT(strstr(out, "\"schedule\": \"tick\"") != NULL);
+    ASSERT(strstr(out, "\"scheduled_for\": \"") != NULL);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "schedule pause tick"), 0);
+    ASSERT(strstr(out, "paused      yes") != NULL);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "schedule delete tick"), 0);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "schedule get tick 2>&1"), 1);
+    ASSERT(strstr(out, "no such schedule") != NULL);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "schedule set x --cron '0 3 * *' --kind http.request 2>&1"), 1);
+    ASSERT(strstr(out, "422 invalid") != NULL);
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    ob_http_server_free(t);
+}
+
 static const test_case tests[] = {
+    T(schedules_run_over_http_and_the_cli),
     T(queues_are_paused_limited_and_listed_over_http_and_the_cli),
     T(final_jobs_are_retried_and_cancelled_in_bulk_page_by_page),
     T(job_endpoints_answer_and_refuse_naming_the_field),

@@ -78,12 +78,21 @@ static bool name_ok(ob_http_req *r, const char *name)
     return false;
 }
 
+/* Answer an engine error, naming a missing schedule as one. */
+static void refuse(ob_http_req *r, int rc)
+{
+    if (rc == OB_ENOTFOUND)
+        ob_http_reply_error(r, 404, "not_found", "no such schedule", "name");
+    else
+        api_reply_rc(r, rc, NULL);
+}
+
 static void reply_schedule(ob_http_req *r, api *a, const char *name, int status)
 {
     ob_schedule_info s;
     int rc = ob_schedule_get(a->o.engine, name, &s);
     if (rc) {
-        api_reply_rc(r, rc, NULL);
+        refuse(r, rc);
         return;
     }
     json_t *v = schedule_json(&s, true);
@@ -223,7 +232,7 @@ static void delete_schedule(ob_http_req *r, void *arg)
         return;
     int rc = ob_schedule_delete(a->o.engine, name);
     if (rc)
-        api_reply_rc(r, rc, NULL);
+        refuse(r, rc);
     else
         ob_http_reply(r, 204, NULL, NULL, 0);
 }
@@ -235,7 +244,7 @@ static void pause_or_resume(ob_http_req *r, api *a, bool paused)
         return;
     int rc = ob_schedule_pause(a->o.engine, name, paused);
     if (rc)
-        api_reply_rc(r, rc, NULL);
+        refuse(r, rc);
     else
         reply_schedule(r, a, name, 200);
 }

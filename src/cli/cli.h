@@ -2,7 +2,8 @@
  * cli.h - what the files of the `outbox` command share: the HTTP call to
  * outboxd, option parsing, errors and exit codes (client.c). outbox.c holds
  * main and the job, message and health verbs; events.c `outbox events`;
- * send.c `outbox send`; queues.c `outbox queue`.
+ * send.c `outbox send`; queues.c `outbox queue`; schedules.c `outbox
+ * schedule`.
  *
  * Options are parsed with getopt_long, as curl, git and gh users expect:
  * `--name value` or `--name=value`, options before or after operands,
@@ -79,6 +80,15 @@ bool query_add(char *q, size_t cap, const char *name, const char *value);
 
 /* ---- options ---- */
 
+/* The options of a job (job add; a schedule's job), as getopt_long
+ * values, and what each sets in a POST /v1/jobs body. */
+enum { A_QUEUE = 256, A_PRIORITY, A_PAYLOAD, A_PAYLOAD_FILE, A_DELAY, A_RUN_AT, A_MAX_ATTEMPTS,
+       A_TIMEOUT, A_UNIQUE_KEY, A_IDEM, A_CALLBACK, A_RATE_KEY, A_WAIT };
+/* Option c with value v into body (or *idem, *wait); EX_OK or a usage
+ * error naming it for `verb`. */
+int job_option(const char *verb, json_t *body, int c, const char *v, const char **idem,
+               double *wait);
+
 /* After the options: exactly one operand (`what`, for the error) into *out. */
 int one_operand(int argc, char **argv, const char *verb, const char *what, const char **out);
 
@@ -111,5 +121,6 @@ void print_message(const json_t *msg);
 int send_mail(int argc, char **argv);
 int events(int argc, char **argv);
 int queue_verb(int argc, char **argv);
+int schedule_verb(int argc, char **argv);
 
 #endif

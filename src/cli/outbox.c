@@ -10,6 +10,7 @@
  *     job cancel ID | job retry ID
  *     message get ID             a message and each recipient's outcome
  *     queue list|get|pause|resume|set   queues and their settings (queues.c)
+ *     schedule list|get|set|delete|pause|resume   cron schedules (schedules.c)
  *     send [options]             a mail: POST /v1/messages (send.c)
  *     events [filters] [--once]  follow state changes, reconnecting
  *     health                     is outboxd alive and ready?
@@ -65,17 +66,14 @@ static const char job_add_help[] =
     "usage: outbox job add KIND [--queue Q] [--priority N] [--payload JSON |\n"
     "         --payload-file FILE] [--delay S | --run-at TIME] [--max-attempts N]\n"
     "         [--timeout S] [--unique-key K] [--idempotency-key K]\n"
-    "         [--callback-url URL] [--wait S]\n"
+    "         [--callback-url URL] [--rate-key K] [--wait S]\n"
     "  Enqueue a job; prints its id once outboxd stored it. --wait S holds the\n"
     "  answer until the job is final (exit 0 completed, 1 failed, 4 still running\n"
     "  after S).\n";
 
-enum { A_QUEUE = 256, A_PRIORITY, A_PAYLOAD, A_PAYLOAD_FILE, A_DELAY, A_RUN_AT, A_MAX_ATTEMPTS,
-       A_TIMEOUT, A_UNIQUE_KEY, A_IDEM, A_CALLBACK, A_WAIT };
-
-static int job_add_option(json_t *body, int c, const char *v, const char **idem, double *wait)
+int job_option(const char *verb, json_t *body, int c, const char *v, const char **idem,
+               double *wait)
 {
-    const char *verb = "job add";
     json_error_t err;
     json_t *val = NULL;
     long n;
@@ -86,6 +84,7 @@ static int job_add_option(json_t *body, int c, const char *v, const char **idem,
     case A_RUN_AT: json_object_set_new(body, "run_at", json_string(v)); break;
     case A_UNIQUE_KEY: json_object_set_new(body, "unique_key", json_string(v)); break;
     case A_CALLBACK: json_object_set_new(body, "callback_url", json_string(v)); break;
+    case A_RATE_KEY: json_object_set_new(body, "rate_key", json_string(v)); break;
     case A_IDEM: *idem = v; break;
     case A_PRIORITY:
         if (!(rc = opt_long(verb, "priority", v, -1000, 1000, &n)))
@@ -131,6 +130,7 @@ static int job_add(int argc, char **argv)
         {"unique-key", required_argument, NULL, A_UNIQUE_KEY},
         {"idempotency-key", required_argument, NULL, A_IDEM},
         {"callback-url", required_argument, NULL, A_CALLBACK},
+        {"rate-key", required_argument, NULL, A_RATE_KEY},
         {"wait", required_argument, NULL, A_WAIT},
         HELP_OPT, END_OPT};
     json_t *body = json_object();
@@ -144,7 +144,7 @@ static int job_add(int argc, char **argv)
             json_decref(body);
             return EX_OK;
         }
-        rc = c == '?' ? EX_USAGE : job_add_option(body, c, optarg, &idem, &wait);
+        rc = c == '?' ? EX_USAGE : job_option("job add", body, c, optarg, &idem, &wait);
     }
     if (!rc)
         rc = one_operand(argc, argv, "job add", "a KIND", &kind);
@@ -455,6 +455,7 @@ static const char usage_text[] =
     "  job retry ID                run a discarded, cancelled or scheduled job now\n"
     "  message get ID              a message and each recipient's outcome\n"
     "  queue list|get|pause|resume|set  queues: jobs, pause, limits (outbox queue --help)\n"
+    "  schedule list|get|set|delete|pause|resume  cron schedules (outbox schedule --help)\n"
     "  send [options]              send a mail (outbox send --help)\n"
     "  events [filters]            follow state changes\n"
     "  health                      is outboxd alive and ready?\n"
@@ -559,6 +560,8 @@ static int help_verb(int argc, char **argv)
         return send_mail(2, again);
     if (!strcmp(v, "queue"))
         return queue_verb(2, again);
+    if (!strcmp(v, "schedule"))
+        return schedule_verb(2, again);
     if (!strcmp(v, "events"))
         return events(2, again);
     if (!strcmp(v, "health"))
@@ -657,6 +660,8 @@ int main(int argc, char **argv)
         rc = message_verb(argc, argv);
     else if (!strcmp(verb, "queue"))
         rc = queue_verb(argc, argv);
+    else if (!strcmp(verb, "schedule"))
+        rc = schedule_verb(argc, argv);
     else if (!strcmp(verb, "help"))
         rc = help_verb(argc, argv);
     else
