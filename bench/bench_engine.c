@@ -18,6 +18,10 @@
  *   1M queued vs small        enqueue/s (16 producers) and claim/s (drain
  *                             of 30,000 jobs by 16 workers: claim, no-op,
  *                             complete), and RSS
+ *   flow control              the life cycle with no limits, with a cap, a
+ *                             rate and a key rate set but not binding, and
+ *                             with a cap of 16 for 16 workers; a rate of
+ *                             1000/s on a backlog: starts per second
  *
  *   bench_engine [--seconds S] [--rounds R] [--million N] [--dir DIR] [--only WHAT]
  *   bench_engine --store postgres://... [--nodes N] [--only enqueue,life,latency]
@@ -53,6 +57,7 @@ char dir[4096];
 static const char *only;
 static const char *store_url; /* --store: PostgreSQL instead of SQLite files */
 static int nodes = 1;
+static int rate_seconds = 10; /* --rate-seconds: the rate accuracy window */
 #define NODES_MAX 8
 char payload[101];
 
@@ -323,6 +328,142 @@ static double ours_lifecycle(void)
     return r;
 }
 
+/* ---- flow control: limits that do not bind, a cap, a rate ---- */
+
+enum { FLOW_NONE, FLOW_SET, FLOW_CAP };
+
+static void set_queue(cluster *c, const ob_queue_settings *st, unsigned mask)
+{
+    ob_problem p;
+    if (ob_queue_set(c->e[0], "default", st, mask, NULL, &p)) {
+        fprintf(stderr, "ob_queue_set: %s: %s\n", p.field, p.message);
+        exit(1);
+    }
+    if (c->n > 1)
+        sleep_s(1.2); /* the other nodes read the settings at their refresh */
+}
+
+/* The life cycle with the queue unlimited (FLOW_NONE), with a cap, a rate
+ * and a key rate set far above what it reaches (FLOW_SET), or with a cap
+ * of as many jobs as there are workers (FLOW_CAP). */
+static double ours_lifecycle_flow(int mode)
+{
+    cluster c;
+    cluster_open(&c, "flow.db", true);
+    ob_queue_settings st = {.concurrency = 100000, .rate_limit = 1000000, .rate_period_ms = 1000,
+                            .key_rate_limit = 1000000, .key_rate_period_ms = 1000};
+    if (mode == FLOW_SET)
+        set_queue(&c, &st, OB_QUEUE_CONCURRENCY | OB_QUEUE_RATE | OB_QUEUE_KEY_RATE);
+    st = (ob_queue_settings){.concurrency = WORKERS};
+    if (mode == FLOW_CAP)
+        set_queue(&c, &st, OB_QUEUE_CONCURRENCY);
+    cluster_pools(&c, WORKERS);
+    double r = measure(PRODUCERS, ob_producer, &c, &done_count);
+    cluster_close(&c);
+    return r;
+}
+
+#define RATE_SECS_MAX 120
+static atomic_long starts[RATE_SECS_MAX];
+static int64_t starts_t0; /* the second the count begins */
+static atomic_long acked;
+
+static void count_starts(void *arg, const ob_event *ev)
+{
+    (void)arg;
+    int64_t s = ev->at_ms / 1000 - starts_t0;
+    if (ev->state == OB_RUNNING && s >= 0 && s < RATE_SECS_MAX)
+        atomic_fetch_add(&starts[s], 1);
+}
+
+static void acked_one(void *arg, int rc, const ob_id *id, bool existed)
+{
+    (void)arg, (void)id, (void)existed;
+    if (rc == 0)
+        atomic_fetch_add(&acked, 1);
+}
+
+typedef struct rate_result {
+    double mean;  /* starts a second, over the whole seconds */
+    long most;    /* in any one second (aligned, as the limit counts) */
+    int secs;
+} rate_result;
+
+/* A rate of `limit` a second on a backlog, every node's workers taking
+ * from it for `secs` s: starts counted per second of the clock. */
+static void rate_accuracy(int limit, int secs, rate_result *out)
+{
+    cluster c;
+    cluster_open(&c, "rate.db", false);
+    ob_queue_settings st = {.rate_limit = limit, .rate_period_ms = 1000};
+    set_queue(&c, &st, OB_QUEUE_RATE);
+    long want = (long)limit * (secs + 4);
+    ob_new_job j = job();
+    atomic_store(&acked, 0);
+    for (long i = 0; i < want; i++)
+        while (ob_enqueue_async(c.e[i % c.n], &j, acked_one, NULL) == OB_EBUSY)
+            sleep_s(0.001);
+    while (atomic_load(&acked) < want)
+        sleep_s(0.01);
+    for (int i = 0; i < RATE_SECS_MAX; i++)
+        atomic_store(&starts[i], 0);
+    ob_subscription *sub[NODES_MAX];
+    starts_t0 = time(NULL) + 1;
+    for (int i = 0; i < c.n; i++)
+        ob_engine_subscribe(c.e[i], count_starts, NULL, &sub[i]);
+    cluster_pools(&c, WORKERS);
+    sleep_s(secs + 2.2);
+    for (int i = 0; i < c.n; i++)
+        ob_pool_stop(c.pool[i], 10000), c.pool[i] = NULL;
+    for (int i = 0; i < c.n; i++)
+        ob_engine_unsubscribe(c.e[i], sub[i]);
+    long sum = 0;
+    out->most = 0;
+    for (int s = 1; s <= secs; s++) { /* second 0 may be partial */
+        long n = atomic_load(&starts[s]);
+        sum += n;
+        if (n > out->most)
+            out->most = n;
+    }
+    out->mean = (double)sum / secs;
+    out->secs = secs;
+    cluster_close(&c);
+}
+
+static void flow_figures(void)
+{
+    double none[16], set[16], cap[16];
+    for (int r = 0; r < rounds; r++) {
+        fprintf(stderr, "  round %d/%d: flow control\n", r + 1, rounds);
+        none[r] = ours_lifecycle_flow(FLOW_NONE);
+        set[r] = ours_lifecycle_flow(FLOW_SET);
+        cap[r] = ours_lifecycle_flow(FLOW_CAP);
+    }
+    fprintf(stderr, "  rate accuracy, %d s\n", rate_seconds);
+    rate_result rr;
+    rate_accuracy(1000, rate_seconds, &rr);
+    double n = median(none, rounds), s = median(set, rounds), k = median(cap, rounds);
+    printf("\nflow control (%d node%s; life cycle: %d producers + %d workers, medians of %d):\n",
+           nodes, nodes > 1 ? "s" : "", PRODUCERS, WORKERS, rounds);
+    printf("| %-44s | %12s | %9s |\n", "figure", "jobs/s", "vs none");
+    printf("|%s|%s|%s|\n", "----------------------------------------------", "--------------",
+           "-----------");
+    printf("| %-44s | %12.0f | %9s |\n", "life cycle, no limits", n, "1.00x");
+    printf("| %-44s | %12.0f | %8.2fx |\n", "life cycle, cap + rate + key rate not binding", s,
+           s / n);
+    printf("| %-44s | %12.0f | %8.2fx |\n", "life cycle, cap 16 with 16 workers", k, k / n);
+    printf("| %-44s | %12.1f | %+8.2f%% |\n", "rate 1000/s: starts a second (mean)", rr.mean,
+           100 * (rr.mean - 1000) / 1000);
+    printf("| %-44s | %12ld | %9s |\n", "rate 1000/s: most starts in one second", rr.most,
+           rr.most <= 1000 ? "<= limit" : "OVER");
+    printf("targets:\n  limits set, not binding: cost <= 10%%: %.1f%%  %s\n"
+           "  cap 16, 16 workers: within 10%% of none: %.1f%%  %s\n"
+           "  rate accuracy within 2%% over %d s: %+.2f%%, never over: %s\n",
+           100 * (1 - s / n), s >= 0.9 * n ? "met" : "MISSED", 100 * (1 - k / n),
+           k >= 0.9 * n ? "met" : "MISSED", rr.secs, 100 * (rr.mean - 1000) / 1000,
+           rr.most <= 1000 && rr.mean >= 980 && rr.mean <= 1020 ? "met" : "MISSED");
+}
+
 static pthread_mutex_t lat_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t lat_cv = PTHREAD_COND_INITIALIZER;
 static int64_t lat_started;
@@ -514,7 +655,8 @@ static void usage(void)
            "  --rounds R    rate figures are the median of R interleaved rounds (default 3)\n"
            "  --million N   jobs queued for the large-queue figures (default 1000000)\n"
            "  --dir DIR     where stores and the binlog go (default: a new dir in /var/tmp)\n"
-           "  --only LIST   comma list of: enqueue,life,latency,million\n"
+           "  --only LIST   comma list of: enqueue,life,latency,million,flow\n"
+           "  --rate-seconds S  flow: the rate accuracy window (default 10)\n"
            "  --store URL   outbox on this PostgreSQL (fresh schemas bench_*), no peers:\n"
            "                bench/engine --store runs graphile-worker and pg-boss beside it\n"
            "  --nodes N     with --store: N engines share the schema (default 1, at most 8)\n"
@@ -552,6 +694,8 @@ static int pg_main(void)
         printf("result life %.0f\n", median(rl, rounds));
     if (want("latency"))
         printf("result latency-p50 %.3f\nresult latency-p99 %.3f\n", p50, p99);
+    if (want("flow"))
+        flow_figures();
     return 0;
 }
 
@@ -572,12 +716,15 @@ int main(int argc, char **argv)
             store_url = argv[++i];
         else if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
             nodes = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rate-seconds") && i + 1 < argc)
+            rate_seconds = atoi(argv[++i]);
         else {
             usage();
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
     if (seconds <= 0 || million < DRAIN || rounds < 1 || rounds > 16 || nodes < 1 ||
+        rate_seconds < 2 || rate_seconds > RATE_SECS_MAX - 8 ||
         nodes > NODES_MAX || (store_url && strncmp(store_url, "postgres", 8) != 0)) {
         usage();
         return 2;
@@ -686,6 +833,8 @@ int main(int argc, char **argv)
                (double)mo.rss_kib / 1024, (double)mo.hwm_kib / 1024,
                mo.rss_kib < 64 * 1024 ? "met" : "MISSED");
     }
+    if (want("flow"))
+        flow_figures();
     if (made_dir) {
         char cmd[4200];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

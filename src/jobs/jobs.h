@@ -183,6 +183,7 @@ typedef struct batch batch;
 typedef struct flow_keys {
     store_key *k;       /* the waiting keys' rows, locked */
     int *room;          /* per key: starts it may still make */
+    bool *dirty;        /* per key: its count changed (to save) */
     store_part_key *pk; /* a pool's request of them */
     int n;
 } flow_keys;
@@ -203,6 +204,7 @@ typedef struct flow {
     int64_t now;        /* of the claim being made */
     int known;          /* rows seen at the last read: 0, and claims skip reading */
     int *room;          /* per row: starts the claim being made may still make */
+    bool *dirty;        /* per row: its rate's count changed (to save) */
     bool bound;         /* a limit held a claim back in this batch */
     int64_t next_at;    /* a rate-limited queue's next start (timer) */
     bool sweep;         /* the park sweep has work (P1) */

@@ -131,7 +131,8 @@ static int read_keys(ob_engine *e, int i, int64_t now)
     fk->k = calloc(KEYS_SCAN, sizeof *fk->k);
     fk->room = calloc(KEYS_SCAN, sizeof *fk->room);
     fk->pk = calloc(KEYS_SCAN, sizeof *fk->pk);
-    if (!names || !fk->k || !fk->room || !fk->pk) {
+    fk->dirty = calloc(KEYS_SCAN, sizeof *fk->dirty);
+    if (!names || !fk->k || !fk->room || !fk->pk || !fk->dirty) {
         free(names);
         return OB_ENOMEM;
     }
@@ -170,6 +171,7 @@ static void free_keys(flow *f)
         free(f->keys[i].k);
         free(f->keys[i].room);
         free(f->keys[i].pk);
+        free(f->keys[i].dirty);
     }
     free(f->keys);
     f->keys = NULL;
@@ -180,6 +182,7 @@ void obi_flow_free(flow *f)
     free_keys(f);
     free(f->rows);
     free(f->room);
+    free(f->dirty);
     free(f->cur);
 }
 
@@ -201,8 +204,10 @@ int obi_flow_begin(ob_engine *e, int64_t now)
     if (f->nrows == 0)
         return 0;
     if (!(f->room = realloc(f->room, (size_t)f->nrows * sizeof *f->room)) ||
+        !(f->dirty = realloc(f->dirty, (size_t)f->nrows * sizeof *f->dirty)) ||
         !(f->keys = calloc((size_t)f->nrows, sizeof *f->keys)))
         return OB_ENOMEM;
+    memset(f->dirty, 0, (size_t)f->nrows * sizeof *f->dirty);
     for (int i = 0; i < f->nrows && !rc; i++) {
         store_queue *q = &f->rows[i];
         int room = q->paused ? 0 : INT_MAX;
@@ -298,8 +303,10 @@ static void key_claimed(flow *f, int i, const ob_job *j)
             continue;
         assert(fk->room[k] > 0); /* F1 */
         fk->room[k]--;
-        if (f->rows[i].key_rate_limit)
+        if (f->rows[i].key_rate_limit) {
             fk->k[k].rate_used++;
+            fk->dirty[k] = true;
+        }
         return;
     }
     assert(!"a keyed claim took a job of a key it did not ask for"); /* F1 */
@@ -314,8 +321,10 @@ void obi_flow_claimed(ob_engine *e, ob_job *const *jobs, int n)
             continue;
         assert(f->room[i] > 0 && !f->rows[i].paused); /* F1 */
         f->room[i]--;
-        if (f->rows[i].rate_limit)
+        if (f->rows[i].rate_limit) {
             f->rows[i].rate_used++;
+            f->dirty[i] = true;
+        }
         if (f->room[i] == 0)
             f->bound = true;
         if (f->keys && f->keys[i].k)
@@ -330,7 +339,7 @@ static int keys_end(ob_engine *e, int i)
     flow_keys *fk = &f->keys[i];
     const store_queue *q = &f->rows[i];
     for (int k = 0; k < fk->n && q->key_rate_limit; k++) {
-        int rc = e->st->ops->key_save(e->st, q->name, &fk->k[k]);
+        int rc = fk->dirty[k] ? e->st->ops->key_save(e->st, q->name, &fk->k[k]) : 0;
         if (rc)
             return rc;
         if (fk->room[k] == 0 && fk->k[k].held_until <= f->now)
@@ -350,7 +359,7 @@ int obi_flow_end(ob_engine *e, batch *b)
         if (q->paused)
             continue;
         int rc = f->keys && f->keys[i].k ? keys_end(e, i) : 0;
-        if (!rc && q->rate_limit)
+        if (!rc && f->dirty[i])
             rc = e->st->ops->queue_save(e->st, q); /* the period's count */
         if (rc)
             return rc;
