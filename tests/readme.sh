@@ -104,6 +104,15 @@ while IFS= read -r line; do
 done < <(block "Queues: pause, caps and rates" 1 | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
 printf '%s\n' "$out" | grep -q '"concurrency":8,"rate":null' || fail "PATCH /v1/queues: $out"
 
+say "Schedules"
+while IFS= read -r line; do
+    case $line in "#"* | "") continue ;; esac
+    say "  ${line%%#*}"
+    out=$(eval "$line" 2>&1) || fail "$line: $out"
+    case $line in *"schedule get"*) printf '%s\n' "$out" | grep -q '^next runs' || fail "no next runs: $out" ;; esac
+done < <(block "Schedules" 1 | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+printf '%s\n' "$out" | grep -q 'schedule poll deleted' || fail "schedule delete: $out"
+
 say "Send mail from your C web service: the C block compiles"
 {
     awk '/^### Send mail from your C web service/ { s = 1 } s && /^```c/ { on = 1; next }

@@ -7,6 +7,7 @@
  *   outbox queue get NAME
  *   outbox queue pause NAME | resume NAME
  *   outbox queue set NAME [--concurrency N|none] [--rate N/PERIOD|none]
+ *                         [--key-rate N/PERIOD|none]
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,20 +21,22 @@ static const char queue_help[] =
     "       outbox queue get NAME\n"
     "       outbox queue pause NAME | resume NAME\n"
     "       outbox queue set NAME [--concurrency N|none] [--rate N/PERIOD|none]\n"
+    "                             [--key-rate N/PERIOD|none]\n"
     "  Queues: their jobs by state, and their settings, which every outboxd\n"
     "  sharing the store follows. A paused queue takes jobs and starts none;\n"
     "  --concurrency caps the jobs running at once, --rate the starts per\n"
-    "  PERIOD (seconds, or with s, m or h: 10/1s, 600/1m); none clears one.\n";
+    "  PERIOD (seconds, or with s, m or h: 10/1s, 600/1m), --key-rate the\n"
+    "  starts per PERIOD of each rate key (destination) apart; none clears one.\n";
 
 static long long count(const json_t *q, const char *state)
 {
     return json_integer_value(json_object_get(json_object_get(q, "counts"), state));
 }
 
-/* "N/PERIOD" of a queue's rate, or "-". */
-static const char *rate_text(const json_t *q, char *b, size_t n)
+/* "N/PERIOD" of a queue's rate (`which`: "rate" or "key_rate"), or "-". */
+static const char *rate_text(const json_t *q, const char *which, char *b, size_t n)
 {
-    const json_t *r = json_object_get(q, "rate");
+    const json_t *r = json_object_get(q, which);
     if (!json_is_object(r))
         return "-";
     snprintf(b, n, "%lld/%gs", json_integer_value(json_object_get(r, "limit")),
@@ -64,14 +67,23 @@ static void print_queue(const json_t *q)
     char r[48], c[24], a[32];
     printf("queue       %s\npaused      %s\nconcurrency %s\nrate        %s\n", str(q, "name"),
            json_is_true(json_object_get(q, "paused")) ? "yes" : "no", conc_text(q, c, sizeof c),
-           rate_text(q, r, sizeof r));
+           rate_text(q, "rate", r, sizeof r));
     printf("jobs        %lld available, %lld running, %lld scheduled, %lld retryable,\n"
            "            %lld completed, %lld discarded, %lld cancelled\n",
            count(q, "available"), count(q, "running"), count(q, "scheduled"),
            count(q, "retryable"), count(q, "completed"), count(q, "discarded"),
            count(q, "cancelled"));
+    char kr[48];
+    printf("key rate    %s\n", rate_text(q, "key_rate", kr, sizeof kr));
     printf("oldest due  %s\nchanged     %s\n", age_text(q, a, sizeof a),
            either(json_string_value(json_object_get(q, "updated_at")), "never"));
+    const char *held = json_string_value(json_object_get(q, "held_until"));
+    if (held)
+        printf("held        the whole queue, until %s\n", held);
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(q, "held_keys"), i, h)
+        printf("held        %s, until %s\n", str(h, "key"), str(h, "until"));
 }
 
 static int queue_list(void)
@@ -93,7 +105,7 @@ static int queue_list(void)
         char rb[48], cb[24], ab[32];
         printf("%-20.64s %-6s %6s %12s %9lld %8lld %9lld %9lld %9s\n", str(q, "name"),
                json_is_true(json_object_get(q, "paused")) ? "yes" : "no",
-               conc_text(q, cb, sizeof cb), rate_text(q, rb, sizeof rb), count(q, "available"),
+               conc_text(q, cb, sizeof cb), rate_text(q, "rate", rb, sizeof rb), count(q, "available"),
                count(q, "running"), count(q, "retryable"), count(q, "discarded"),
                age_text(q, ab, sizeof ab));
     }
@@ -120,7 +132,7 @@ static int queue_call(const char *name, const json_t *body)
 }
 
 /* "N/PERIOD" (PERIOD seconds, or a number with s, m or h) or "none". */
-static int parse_rate(const char *v, json_t **out)
+static int parse_rate(const char *opt, const char *v, json_t **out)
 {
     if (!strcmp(v, "none")) {
         *out = json_null();
@@ -129,7 +141,8 @@ static int parse_rate(const char *v, json_t **out)
     char *end;
     long n = strtol(v, &end, 10);
     if (end == v || *end != '/' || n < 1 || n > 1000000)
-        return usage_error("queue set: --rate %s: N/PERIOD, N from 1 to 1000000 (e.g. 10/1s)", v);
+        return usage_error("queue set: --%s %s: N/PERIOD, N from 1 to 1000000 (e.g. 10/1s)", opt,
+                           v);
     const char *p = end + 1;
     double s = strtod(p, &end);
     double unit = !strcmp(end, "") || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60
@@ -138,8 +151,8 @@ static int parse_rate(const char *v, json_t **out)
     if (end == p && *end && unit) /* "10/s": one of the unit */
         s = 1;
     if (!unit || !(s > 0) || s * unit > 86400)
-        return usage_error("queue set: --rate %s: PERIOD is seconds, or a number with s, m or h, "
-                           "up to a day", v);
+        return usage_error("queue set: --%s %s: PERIOD is seconds, or a number with s, m or h, "
+                           "up to a day", opt, v);
     *out = json_pack("{s:i, s:f}", "limit", (json_int_t)n, "period", s * unit);
     return EX_OK;
 }
@@ -147,7 +160,8 @@ static int parse_rate(const char *v, json_t **out)
 static int queue_set(int argc, char **argv)
 {
     static const struct option opts[] = {{"concurrency", required_argument, NULL, 'c'},
-                                         {"rate", required_argument, NULL, 'r'}, HELP_OPT,
+                                         {"rate", required_argument, NULL, 'r'},
+                                         {"key-rate", required_argument, NULL, 'k'}, HELP_OPT,
                                          END_OPT};
     json_t *body = json_object();
     int c, rc = EX_OK;
@@ -166,15 +180,15 @@ static int queue_set(int argc, char **argv)
         } else if (c == 'c') {
             if (!(rc = opt_long("queue set", "concurrency", optarg, 1, 100000, &n)))
                 json_object_set_new(body, "concurrency", json_integer(n));
-        } else if (!(rc = parse_rate(optarg, &v))) {
-            json_object_set_new(body, "rate", v);
+        } else if (!(rc = parse_rate(c == 'r' ? "rate" : "key-rate", optarg, &v))) {
+            json_object_set_new(body, c == 'r' ? "rate" : "key_rate", v);
         }
     }
     const char *name = NULL;
     if (!rc)
         rc = one_operand(argc, argv, "queue set", "a queue NAME", &name);
     if (!rc && json_object_size(body) == 0)
-        rc = usage_error("queue set: give --concurrency or --rate (or both)");
+        rc = usage_error("queue set: give --concurrency, --rate or --key-rate");
     if (!rc)
         rc = queue_call(name, body);
     json_decref(body);
