@@ -369,6 +369,8 @@ static int64_t next_timer(const commit *c)
         t = c->deferred_at;
     if (c->fl.next_at < t)
         t = c->fl.next_at;
+    if (c->fl.sweep_at < t)
+        t = c->fl.sweep_at;
     if (c->next_sched < t)
         t = c->next_sched;
     return t < c->fail_until ? c->fail_until : t;
@@ -561,7 +563,7 @@ void obi_commit_init(ob_engine *e)
     ob_cond_init_mono(&c->wake);
     pthread_cond_init(&c->room, NULL);
     c->remote_due = INT64_MAX;
-    c->fl.next_at = INT64_MAX;
+    c->fl.next_at = c->fl.sweep_at = INT64_MAX;
     c->next_sched = 0; /* look at once */
 }
 
@@ -622,7 +624,7 @@ void obi_commit_stop(ob_engine *e)
         c->batch = NULL;
     }
     obi_flow_free(&c->fl);
-    c->fl = (flow){.next_at = INT64_MAX};
+    c->fl = (flow){.next_at = INT64_MAX, .sweep_at = INT64_MAX};
 }
 
 void obi_commit_destroy(ob_engine *e)

@@ -206,7 +206,8 @@ typedef struct flow {
     int *room;          /* per row: starts the claim being made may still make */
     bool *dirty;        /* per row: its rate's count changed (to save) */
     bool bound;         /* a limit held a claim back in this batch */
-    int64_t next_at;    /* a rate-limited queue's next start (timer) */
+    int64_t next_at;    /* a rate's next start, a hold's end (timer: claim) */
+    int64_t sweep_at;   /* a hold's end (timer: sweep) */
     bool sweep;         /* the park sweep has work (P1) */
     int64_t next_sweep; /* shared stores: the leader sweeps now and then */
 } flow;

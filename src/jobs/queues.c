@@ -200,7 +200,8 @@ int obi_flow_begin(ob_engine *e, int64_t now)
     int rc = e->st->ops->queues_lock(e->st, &f->rows, &f->nrows);
     if (rc)
         return rc;
-    f->known = f->nrows;
+    if (f->nrows > f->known)
+        f->known = f->nrows;
     if (f->nrows == 0)
         return 0;
     if (!(f->room = realloc(f->room, (size_t)f->nrows * sizeof *f->room)) ||
@@ -417,6 +418,8 @@ int obi_flow_hold(ob_engine *e, batch *b, const char *queue, const char *key, in
     f->known++;
     f->sweep = true;     /* its jobs are parked: claimed past the hold */
     timer_at(f, until);  /* then they start */
+    if (until < f->sweep_at)
+        f->sweep_at = until; /* and the row goes */
     (void)b;
     return 0;
 }
@@ -435,7 +438,8 @@ static int sweep(ob_engine *e, batch *b, int64_t now)
     int nrows, n, rc = s->ops->queues_lock(s, &rows, &nrows);
     if (rc)
         return rc;
-    f->known = nrows;
+    if (s->exclusive || nrows > f->known) /* (a shared store's refresh counts them all) */
+        f->known = nrows;
     bool full = false;
     for (int i = 0; i < nrows && !rc; i++) {
         const store_queue *q = &rows[i];
@@ -474,8 +478,11 @@ int obi_flow_chores(ob_engine *e, batch *b, int64_t now)
     flow *f = &e->c.fl;
     if (now >= f->next_at) { /* a rate's next start, a hold's end */
         f->next_at = INT64_MAX;
-        f->sweep = true;
         b->new_work = true;
+    }
+    if (now >= f->sweep_at) { /* a hold ended: its row may go */
+        f->sweep_at = INT64_MAX;
+        f->sweep = true;
     }
     store *s = e->st;
     bool periodic = !s->exclusive && now >= f->next_sweep;
