@@ -9,7 +9,11 @@
  * itself so that the fuzzer spends its effort on what our decoders see.
  *
  * /v1/messages and /v1/messages/batch are reached with a first byte from
- * 0xF0 (their jobs are stored, never sent: no workers).
+ * 0xF0 (their jobs are stored, never sent: no workers). A first byte from
+ * 0xE0 to 0xEF reaches flow control and schedules: PATCH /v1/queues/fuzzq
+ * and PUT /v1/schedules/fuzzs with the rest as the body, GET
+ * /v1/queues/A and GET /v1/schedules/A (a schedule acknowledged with 2xx
+ * must read back).
  *
  * Input: one selector byte, then up to three parts split at '\n'
  * (or, for the POSTs, the whole rest as the body):
@@ -207,11 +211,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     /* 0-7 as listed above; a first byte from 0xF0: POST /v1/messages (even)
      * or /v1/messages/batch (odd), the body the rest. */
-    int sel = data[0] < 0xF0 ? data[0] % 8 : 8 + (data[0] & 1);
+    int sel = data[0] >= 0xF0 ? 8 + (data[0] & 1) : data[0] >= 0xE0 ? 10 + (data[0] & 3)
+                                                                      : data[0] % 8;
     const uint8_t *p = data + 1, *end = data + size;
     size_t an, bn, cn;
     const uint8_t *A = part(&p, end, &an), *B = part(&p, end, &bn), *C = part(&p, end, &cn);
-    if (sel == 0 || sel >= 8) { /* a POST: the body is the rest, newlines and all */
+    bool post = sel == 0 || sel == 7 || (sel >= 8 && sel <= 11);
+    if (post) { /* the body is the rest, newlines and all */
         A = data + 1;
         an = size - 1;
         bn = cn = 0;
@@ -252,6 +258,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               "Content-Type: application/json\r\nContent-Length: %zu\r\n",
                               sel == 9 ? "/batch" : "", an);
         break;
+    case 10:
+    case 11:
+        hn = (size_t)snprintf(head, sizeof head,
+                              "%s HTTP/1.1\r\nHost: f\r\n"
+                              "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                              sel == 10 ? "PATCH /v1/queues/fuzzq" : "PUT /v1/schedules/fuzzs",
+                              an);
+        break;
+    case 12:
+    case 13:
+        hn = (size_t)snprintf(head, sizeof head, "GET /v1/%s/%s HTTP/1.1\r\nHost: f\r\n",
+                              sel == 12 ? "queues" : "schedules", enc);
+        break;
     default: /* 6: the fixed endpoints, with a fuzzed Authorization */
         hn = (size_t)snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: f\r\n",
                               fixed[an % 4]);
@@ -263,10 +282,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hn += header(head + hn, sizeof head - hn - 64, bname, B, bn);
     hn += header(head + hn, sizeof head - hn - 64, "Prefer", C, cn);
     hn += (size_t)snprintf(head + hn, sizeof head - hn, "Connection: close\r\n\r\n");
-    bool post = sel == 0 || sel == 7 || sel >= 8;
     const char *raw = exchange(head, hn, post ? A : NULL, an);
     int st = status_of(raw);
-    if (post && st / 100 == 2)
+    if (sel == 11 && st / 100 == 2) { /* the schedule is there */
+        hn = (size_t)snprintf(head, sizeof head,
+                              "GET /v1/schedules/fuzzs HTTP/1.1\r\nHost: f\r\nAuthorization: "
+                              "Bearer " TOKEN "\r\nConnection: close\r\n\r\n");
+        if (status_of(exchange(head, hn, NULL, 0)) != 200)
+            abort();
+    } else if (post && sel != 10 && st / 100 == 2) {
         check_accepted(raw, sel == 9);
+    }
     return 0;
 }
