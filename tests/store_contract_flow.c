@@ -94,7 +94,7 @@ TEST(a_paused_queue_takes_jobs_and_starts_none_until_resumed_even_after_a_restar
     }
     q = info(e, "mail");
     ASSERT(!q.settings.paused);
-    ASSERT_EQ(q.updated_at_ms, 0); /* nothing set: the queue has no settings (Q1) */
+    ASSERT_EQ(q.updated_at_ms, 0); /* nothing set: the queue has no settings (F2) */
     ASSERT_EQ(q.counts[OB_COMPLETED], 5);
     ob_engine_close(e);
 }
@@ -402,7 +402,7 @@ TEST(a_hold_stops_every_job_of_the_key_and_spends_none_of_their_attempts)
     ASSERT_STREQ(j->errors[0].message, "429 Too Many Requests");
     ob_job_free(j);
     ob_pool_stop(p, 1000);
-    /* the hold over, the queue has no settings again (Q1) */
+    /* the hold over, the queue has no settings again (F2) */
     h_sleep_ms(1200);
     ob_queue_info *all;
     size_t n;

@@ -208,7 +208,7 @@ typedef struct flow {
     bool bound;         /* a limit held a claim back in this batch */
     int64_t next_at;    /* a rate's next start, a hold's end (timer: claim) */
     int64_t sweep_at;   /* a hold's end (timer: sweep) */
-    bool sweep;         /* the park sweep has work (P1) */
+    bool sweep;         /* the park sweep has work (F3) */
     int64_t next_sweep; /* shared stores: the leader sweeps now and then */
 } flow;
 

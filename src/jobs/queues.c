@@ -5,7 +5,7 @@
  * The settings are rows of the store (store_queue), changed by an op of
  * the commit thread, so a change is durable when ob_queue_set returns and
  * every process sharing the store follows it. A queue with a row has its
- * available jobs parked (P1 in store.h): out of the claim indexes that an
+ * available jobs parked (F3 in store.h): out of the claim indexes that an
  * unlimited claim runs down, so that a paused or limited queue's backlog
  * costs the other queues nothing. The sweep here moves the backlog in
  * pages when a queue gains or loses its row.
@@ -78,7 +78,7 @@ static void timer_at(flow *f, int64_t t)
         f->next_at = t;
 }
 
-/* Q1: whether a queue's row must exist at `now`. */
+/* F2: whether a queue's row must exist at `now`. */
 static bool limited(const store_queue *q, int64_t now)
 {
     return q->paused || q->concurrency || q->rate_limit || q->key_rate_limit ||
@@ -427,7 +427,7 @@ int obi_flow_hold(ob_engine *e, batch *b, const char *queue, const char *key, in
 /* ---- chores: the rate's timer, the park sweep ---- */
 
 /* Delete the row of a queue whose holds ended and that has no setting
- * left (Q1); park a page of each other queue's unparked jobs, and prune
+ * left (F2); park a page of each other queue's unparked jobs, and prune
  * its keys; unpark a page of each queue that has parked jobs and no row.
  * Another batch at once while pages come back full. */
 static int sweep(ob_engine *e, batch *b, int64_t now)
@@ -528,7 +528,7 @@ int obi_flow_apply(ob_engine *e, batch *b, op *o, int64_t now)
         q.key_rate_period_ms = in->key_rate_limit ? in->key_rate_period_ms : 0;
     }
     q.updated_at = now;
-    rc = limited(&q, now) ? s->ops->queue_save(s, &q) : s->ops->queue_delete(s, q.name); /* Q1 */
+    rc = limited(&q, now) ? s->ops->queue_save(s, &q) : s->ops->queue_delete(s, q.name); /* F2 */
     if (rc)
         return rc;
     *in = q;

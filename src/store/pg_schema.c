@@ -13,7 +13,7 @@
  *   outbox_errors  one row per failed attempt, the newest errors_kept kept
  *   outbox_nodes   one row per live outbox process and its heartbeat
  *   outbox_queues  one row per queue that is paused, limited or held
- *                  (version 2; with outbox_jobs.parked, P1 in store.h, the
+ *                  (version 2; with outbox_jobs.parked, F3 in store.h, the
  *                  claim indexes partial on it, and outbox_jobs.rate_key)
  *   outbox_keys    one row per rate key being counted or held (version 2)
  *   outbox_schedules  one row per cron schedule (version 2)

@@ -41,7 +41,7 @@
 #define ROW_COLS                                                                           \
     "id, state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta, rate_key"
 /* Unparked available jobs of `where`'s queues in claim order, skipping
- * queues with a row (the net: P1 may lag another node's change), locked. */
+ * queues with a row (the net: F3 may lag another node's change), locked. */
 #define CAND(cols, where, lim)                                                              \
     "SELECT " cols " FROM outbox_jobs WHERE state = 2 AND NOT parked" where                 \
     " AND NOT EXISTS (SELECT 1 FROM outbox_queues q WHERE q.name = outbox_jobs.queue)"     \
@@ -76,7 +76,7 @@
     " timeout_ms, run_at, created_at, unique_key, meta, payload, rate_key, parked)"         \
     " VALUES($1::uuid, $2, $3, $4::int, $5::smallint, $6::int, $7::bigint,"                 \
     " $8::bigint, $9::bigint, $10, $11, $12::bytea, $13,"                                   \
-    " EXISTS(SELECT 1 FROM " p "outbox_queues WHERE name = $3))" /* P1 */                   \
+    " EXISTS(SELECT 1 FROM " p "outbox_queues WHERE name = $3))" /* F3 */                   \
     " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
 #define INTERVAL_MS(p) " now() - " p "::bigint * interval '1 millisecond'"
 
@@ -106,7 +106,7 @@ static const char *const writer_sql[W_COUNT] = {
                  " lease_until = CASE WHEN $3::smallint = 3 THEN lease_until END,"
                  " node = CASE WHEN $3::smallint = 3 THEN node END,"
                  " parked = CASE WHEN $3::smallint = 2 THEN EXISTS (SELECT 1 FROM outbox_queues q"
-                 " WHERE q.name = outbox_jobs.queue) ELSE parked END" /* P1 */
+                 " WHERE q.name = outbox_jobs.queue) ELSE parked END" /* F3 */
                  " WHERE id = $1::uuid AND state = $2::smallint AND attempt = $10::int",
     [W_ADD_ERROR] = "INSERT INTO outbox_errors(id, attempt, at, message)"
                     " VALUES($1::uuid, $2::int, $3::bigint, $4) ON CONFLICT (id, attempt)"
@@ -840,7 +840,7 @@ static int pg_claim(store *base, const store_claim *c, ob_job **jobs, int *n)
     return rc ? rc : take_claimed(r, c->limit, jobs, n);
 }
 
-/* ---- queue settings (store_queue) and the park sweep (P1) ---- */
+/* ---- queue settings (store_queue) and the park sweep (F3) ---- */
 
 /* Every row, locked in name order (so that nodes lock alike), then the
  * running jobs of the queues that have a concurrency. */

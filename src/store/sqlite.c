@@ -35,7 +35,7 @@ static const char *const writer_sql[W_COUNT] = {
     [W_INSERT] = "INSERT INTO jobs(id, kind, queue, priority, state, max_attempts, timeout_ms,"
                  " run_at, created_at, unique_key, meta, rate_key, parked)"
                  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
-                 " EXISTS(SELECT 1 FROM queues WHERE name = ?3))", /* P1 */
+                 " EXISTS(SELECT 1 FROM queues WHERE name = ?3))", /* F3 */
     [W_INSERT_PAYLOAD] = "INSERT INTO payloads(seq, data) VALUES(?, ?)",
     [W_FIND_UNIQUE] = "SELECT id FROM jobs WHERE unique_key = ?",
     [W_LOAD] = "SELECT state, attempt, max_attempts, cancel_requested, kind, queue, run_at, meta,"
@@ -44,7 +44,7 @@ static const char *const writer_sql[W_COUNT] = {
                  " finished_at = ?7, cancel_requested = ?8, result = coalesce(?9, result),"
                  " lease_until = CASE WHEN ?3 = 3 THEN lease_until END,"
                  " parked = CASE WHEN ?3 = 2 THEN EXISTS(SELECT 1 FROM queues q"
-                 " WHERE q.name = jobs.queue) ELSE parked END" /* P1 */
+                 " WHERE q.name = jobs.queue) ELSE parked END" /* F3 */
                  " WHERE id = ?1 AND state = ?2 AND attempt = ?10 RETURNING seq",
     [W_EXTEND] = "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 3 AND attempt = ?2",
     [W_ADD_ERROR] = "INSERT OR REPLACE INTO errors(seq, attempt, at, message) VALUES(?,?,?,?)",

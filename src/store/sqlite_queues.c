@@ -1,6 +1,6 @@
 /*
  * sqlite_queues.c - the embedded store's queue settings (the queues
- * table, store_queue) and the park sweep that keeps P1 (store.h): an
+ * table, store_queue) and the park sweep that keeps F3 (store.h): an
  * available job is parked while its queue has a row.
  *
  * One process writes this store, and insert, update and promote set

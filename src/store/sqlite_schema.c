@@ -10,7 +10,7 @@
  *   2  jobs.meta: text the engine keeps for its user (callback URL, request
  *      fingerprint) and does not interpret
  *   3  flow control: the queues table (a queue's settings and holds), the
- *      keys table (a rate key's count and hold), the schedules table; jobs.parked (P1 in
+ *      keys table (a rate key's count and hold), the schedules table; jobs.parked (F3 in
  *      store.h) and the claim indexes partial on it; jobs.rate_key ('':
  *      none); jobs_parked and jobs_parked_key, the claim indexes of limited
  *      queues; jobs_lease carries the queue, so that counting a queue's

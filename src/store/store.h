@@ -91,7 +91,7 @@ typedef struct store_change {
 } store_change;
 
 /* A queue's settings, as the store keeps them: one row per queue that has
- * any (a queue without a row has none). Invariant Q1 (queues.c decides
+ * any (a queue without a row has none). Invariant F2 (queues.c decides
  * it): a row exists only while its queue is paused, limited or held. */
 typedef struct store_queue {
     char name[OB_NAME_MAX + 1];
@@ -169,7 +169,7 @@ typedef struct store_schedule {
  *                  shared store always skips them); none if main_off
  *   each part      up to parts[i].limit parked jobs of its queue
  *
- * Parking (invariant P1): an available job is `parked` while its queue has
+ * Parking (invariant F3): an available job is `parked` while its queue has
  * a settings row. insert, update and promote set the flag from the table
  * in the same statement, and the sweep (park, parked_orphans) repairs what
  * a race with another process's change of the table left wrong. The claim
@@ -263,7 +263,7 @@ typedef struct store_ops {
     /* Write q's row (insert or replace); delete a queue's row. */
     int (*queue_save)(store *s, const store_queue *q);
     int (*queue_delete)(store *s, const char *name);
-    /* The sweep (P1): park up to `max` unparked available jobs of `queue`
+    /* The sweep (F3): park up to `max` unparked available jobs of `queue`
      * (park), or unpark as many parked ones; *n moved. */
     int (*park)(store *s, const char *queue, bool park, int max, int *n);
     /* Up to `max` queues that have parked jobs and no row (to unpark). */
