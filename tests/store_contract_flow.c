@@ -230,13 +230,13 @@ TEST(a_rate_limit_paces_starts_within_each_period)
     }
     qsort(at, N, sizeof *at, cmp_i64);
     /* Never more than LIMIT in a period, and the i-th of a period no
-     * earlier than i * PERIOD / LIMIT into it. */
+     * earlier than (i - LIMIT/20) * PERIOD / LIMIT into it (the pace's lead). */
     int inwin = 0;
     for (int i = 0; i < N; i++) {
         if (i > 0 && at[i] / PERIOD != at[i - 1] / PERIOD)
             inwin = 0;
         ASSERT(inwin < LIMIT);
-        ASSERT(at[i] % PERIOD >= (int64_t)inwin * PERIOD / LIMIT);
+        ASSERT(at[i] % PERIOD >= (int64_t)(inwin - LIMIT / 20) * PERIOD / LIMIT);
         inwin++;
     }
     /* 50 starts at 20 a second: at least two period boundaries crossed */

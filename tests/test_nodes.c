@@ -48,8 +48,9 @@ TEST(work_enqueued_on_one_node_starts_on_another_at_once)
         h_sleep_ms(20);
     }
     printf("  worst enqueue-on-a to start-on-b: %lld ms\n", (long long)worst);
-    /* Without NOTIFY it would be the refresh period, a second. */
-    ASSERT(worst < 150);
+    /* Without NOTIFY it would be the refresh period, a second. (Typically
+     * under 50 ms; 182 ms was seen under ASan beside the cluster test.) */
+    ASSERT(worst < 400);
     ob_pool_stop(p, 1000);
     ob_engine_close(b);
     ob_engine_close(a);

@@ -342,7 +342,9 @@ typedef struct ob_queue_settings {
                                rate_period_ms (periods aligned to the epoch),
                                evenly paced within it: the i-th start of a
                                period comes no earlier than i/rate_limit of
-                               the way into it; 0: no limit */
+                               the way into it, less a twentieth of the
+                               period (a lead, so that late claims still use
+                               the whole period); 0: no limit */
     int64_t rate_period_ms;
     int key_rate_limit;     /* the same, for each rate key of the queue apart
                                (ob_new_job.rate_key; http.request: the

@@ -49,7 +49,9 @@
 /* A rate's count, moved to the period `now` falls in (never back: a node
  * whose clock is behind counts in the period another started). Returns
  * the starts the rate allows now: paced, the i-th start (from 0) of a
- * period no earlier than i/limit of the way into it. */
+ * period no earlier than (i - limit/20)/limit of the way into it — a
+ * twentieth ahead of the pace, so that claims a loaded machine makes late
+ * in a period still use all of it; never more than `limit` a period. */
 static int rate_room(int limit, int64_t period, int64_t *window, int *used, int64_t now)
 {
     int64_t w = now - now % period;
@@ -58,18 +60,19 @@ static int rate_room(int limit, int64_t period, int64_t *window, int *used, int6
         *used = 0;
     }
     int64_t t = now > *window ? now - *window : 0;
-    int64_t allowed = t * limit / period + 1;
+    int64_t allowed = t * limit / period + 1 + limit / 20;
     if (allowed > limit)
         allowed = limit;
     return allowed > *used ? (int)(allowed - *used) : 0;
 }
 
-/* When a rate allows its next start. */
+/* When a rate allows its next start (rate_room's pace, solved for t). */
 static int64_t rate_next(int limit, int64_t period, int64_t window, int used)
 {
+    int64_t ahead = (int64_t)used - limit / 20;
     if (used >= limit)
         return window + period;
-    return window + ((int64_t)used * period + limit - 1) / limit;
+    return window + (ahead > 0 ? (ahead * period + limit - 1) / limit : 0);
 }
 
 static void timer_at(flow *f, int64_t t)
