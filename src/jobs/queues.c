@@ -46,8 +46,10 @@
 
 /* ---- the rate ---- */
 
-/* A rate's count, moved to the period `now` falls in (never back: a node
- * whose clock is behind counts in the period another started). Returns
+/* A rate's count, moved to the period `now` falls in. Never back: a claim
+ * whose `now` is before the period another node started — its batch began
+ * before that node's commit, or its clock is behind — claims nothing (it
+ * would stamp its jobs in a period whose count is closed). Returns
  * the starts the rate allows now: paced, the i-th start (from 0) of a
  * period no earlier than (i - limit/20)/limit of the way into it — a
  * twentieth ahead of the pace, so that claims a loaded machine makes late
@@ -59,7 +61,9 @@ static int rate_room(int limit, int64_t period, int64_t *window, int *used, int6
         *window = w;
         *used = 0;
     }
-    int64_t t = now > *window ? now - *window : 0;
+    if (now < *window)
+        return 0;
+    int64_t t = now - *window;
     int64_t allowed = t * limit / period + 1 + limit / 20;
     if (allowed > limit)
         allowed = limit;
