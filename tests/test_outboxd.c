@@ -879,7 +879,49 @@ TEST(schedules_run_over_http_and_the_cli)
     ob_http_server_free(t);
 }
 
+TEST(the_dashboard_is_served_from_the_binary_with_a_strict_policy)
+{
+    FILE *f = fopen("tokens", "w");
+    fputs("secret-token-0123456789\n", f);
+    fclose(f);
+    chmod("tokens", 0600);
+    od d = od_start("--token-file ./tokens");
+    char *out;
+    t_run(&out, "curl -s -D - -o /dev/null %s/ui", d.url);
+    ASSERT(strncmp(out, "HTTP/1.1 308", 12) == 0 && strcasestr(out, "Location: /ui/"));
+    free(out);
+    /* the page needs no token (it holds no data); the API does */
+    t_run(&out, "curl -s -D - %s/ui/", d.url);
+    ASSERT(strncmp(out, "HTTP/1.1 200", 12) == 0);
+    ASSERT(strcasestr(out, "Content-Type: text/html; charset=utf-8") != NULL);
+    ASSERT(strcasestr(out, "Content-Security-Policy: default-src 'none'; script-src 'self';") != NULL);
+    ASSERT(strstr(out, "frame-ancestors 'none'") != NULL);
+    ASSERT(strcasestr(out, "X-Content-Type-Options: nosniff") != NULL);
+    ASSERT(strstr(out, "<script type=\"module\" src=\"app.js\"></script>") != NULL);
+    ASSERT(strstr(out, "<script>") == NULL); /* no inline script: the policy would refuse it */
+    free(out);
+    t_run(&out, "curl -s -D - -o /dev/null %s/ui/app.js", d.url);
+    ASSERT(strncmp(out, "HTTP/1.1 200", 12) == 0);
+    ASSERT(strcasestr(out, "Content-Type: text/javascript") != NULL);
+    const char *et = strcasestr(out, "ETag: \"");
+    ASSERT(et != NULL);
+    char etag[32];
+    snprintf(etag, sizeof etag, "%.18s", et + 6);
+    free(out);
+    t_run(&out, "curl -s -D - -o /dev/null -H 'If-None-Match: %s' %s/ui/app.js", etag, d.url);
+    ASSERT(strncmp(out, "HTTP/1.1 304", 12) == 0); /* unchanged: no body again */
+    free(out);
+    t_run(&out, "curl -s -o /dev/null -w '%%{http_code}' %s/ui/nope.js", d.url);
+    ASSERT_STREQ(out, "404");
+    free(out);
+    t_run(&out, "curl -s -o /dev/null -w '%%{http_code}' %s/v1/queues", d.url);
+    ASSERT_STREQ(out, "401");
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
 static const test_case tests[] = {
+    T(the_dashboard_is_served_from_the_binary_with_a_strict_policy),
     T(schedules_run_over_http_and_the_cli),
     T(queues_are_paused_limited_and_listed_over_http_and_the_cli),
     T(final_jobs_are_retried_and_cancelled_in_bulk_page_by_page),

@@ -107,8 +107,9 @@ static bool authorized(api *a, ob_http_req *r)
  *     Origin that is not: 403. A web page the operator visits could
  *     otherwise reach outboxd through the browser, by DNS rebinding (its
  *     own name resolving to 127.0.0.1) or a cross-origin form POST;
- *   - with tokens, every route but /healthz, /readyz and /v1/openapi.json
- *     (the contract: a client reads it before it has a token) wants
+ *   - with tokens, every route but /healthz, /readyz, /v1/openapi.json
+ *     (the contract: a client reads it before it has a token) and the
+ *     dashboard's files under /ui (they hold no data; its page signs in) wants
  *     `Authorization: Bearer TOKEN` (401 with WWW-Authenticate). Tokens are
  *     compared as SHA-256 digests with CRYPTO_memcmp, so neither a token's
  *     bytes nor its length leak through timing;
@@ -130,7 +131,8 @@ static void gate(ob_http_req *r, void *arg)
             return;
         }
     } else if (strcmp(route, "/healthz") != 0 && strcmp(route, "/readyz") != 0 &&
-               strcmp(route, "/v1/openapi.json") != 0 && !authorized(a, r)) {
+               strcmp(route, "/v1/openapi.json") != 0 && strncmp(route, "/ui", 3) != 0 &&
+               !authorized(a, r)) {
         ob_http_set_header(r, "WWW-Authenticate", "Bearer realm=\"outbox\"");
         ob_http_reply_error(r, 401, "unauthorized", "a valid bearer token is required", NULL);
         return;
@@ -213,6 +215,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = api_queues_routes(a, srv);
     if (!rc)
         rc = api_schedules_routes(a, srv);
+    if (!rc)
+        rc = api_ui_routes(a, srv);
     if (!rc && o->mail_limits)
         rc = api_messages_routes(a, srv);
     if (!rc)

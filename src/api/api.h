@@ -190,6 +190,9 @@ int api_bulk_routes(api *a, ob_http_server *srv);
 /* ---- queues_api.c: GET /v1/queues[/{name}], PATCH /v1/queues/{name} ---- */
 int api_queues_routes(api *a, ob_http_server *srv);
 
+/* ---- ui.c: the dashboard, /ui/ ---- */
+int api_ui_routes(api *a, ob_http_server *srv);
+
 /* ---- schedules_api.c: /v1/schedules ---- */
 int api_schedules_routes(api *a, ob_http_server *srv);
 /* A POST /v1/jobs body as a job (kind, payload, callback_url, rate_key

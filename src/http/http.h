@@ -66,6 +66,7 @@ typedef struct route {
     int nsegs;
     char *segs[ROUTE_SEGS_MAX]; /* literal, or the parameter name */
     bool param[ROUTE_SEGS_MAX];
+    bool dir;                   /* the pattern ends in a slash */
     ob_http_handler fn;
     void *arg;
     unsigned flags;

@@ -1,6 +1,7 @@
 /*
  * router.c - which handler serves METHOD /path. A pattern is an absolute
- * path of segments, each a literal or a {name} parameter; matching walks
+ * path of segments, each a literal or a {name} parameter, and may end in
+ * a slash (it then matches that path with the slash only: /ui/); matching walks
  * the path's segments once per route (routes are few; no allocation). A
  * path no pattern matches is a 404; a path some pattern matches, but not
  * for this method, is a 405 with the methods that would do (RFC 9110
@@ -87,8 +88,10 @@ static int parse_pattern(route *r, const char *pattern)
         if (!end)
             break;
         p = end + 1;
-        if (!*p)
-            return OB_EINVAL; /* trailing slash */
+        if (!*p) { /* a trailing slash: a directory's path */
+            r->dir = true;
+            break;
+        }
     }
     int nparams = 0;
     for (int i = 0; i < r->nsegs; i++)
@@ -129,7 +132,7 @@ int obi_router_add(router *rt, const char *method, const char *pattern, ob_http_
     if (rc) {
         if (rc == OB_EINVAL)
             OB_ERROR("http: bad route pattern \"%s\" (absolute path; literal or {name} "
-                     "segments; no trailing slash)", pattern);
+                     "segments)", pattern);
         route_clear(r);
         return rc;
     }
@@ -165,8 +168,10 @@ static bool path_matches(const route *r, const char *path, route_match *m)
             return false;
         }
         if (!end)
-            return i == r->nsegs - 1;
+            return i == r->nsegs - 1 && !r->dir;
         p = end + 1;
+        if (i == r->nsegs - 1 && r->dir)
+            return *p == '\0';
     }
     return r->nsegs == 0 && *p == '\0';
 }

@@ -3,6 +3,7 @@
  * the router (method + path against a table of patterns), the header name
  * and value checks, and the error-JSON builder. Properties checked:
  *   - a match's parameters are non-empty pieces of the path, without '/';
+ *   - a pattern with a trailing slash (/ui/) matches that path alone;
  *   - a 405's Allow list is never empty;
  *   - an error body is always valid JSON, whatever bytes the message has;
  *   - a value passing obi_http_value_ok has no CR, LF or NUL.
@@ -24,6 +25,7 @@ static void setup(void)
     const char *routes[][2] = {
         {"GET", "/"}, {"GET", "/v1/jobs"}, {"POST", "/v1/jobs"}, {"GET", "/v1/jobs/{id}"},
         {"POST", "/v1/jobs/{id}/cancel"}, {"GET", "/a/{x}/b/{y}"}, {"DELETE", "/a/{x}"},
+        {"GET", "/ui/"}, {"GET", "/ui/{file}"},
     };
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
         if (obi_router_add(&rt, routes[i][0], routes[i][1], nop, NULL, 0))
@@ -48,6 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     route_match m;
     int rc = obi_router_match(&rt, method, path, &m);
     if (rc == 0) {
+        if (m.r->dir && strcmp(path, "/ui/") != 0)
+            abort();
         for (int i = 0; i < m.nparams; i++) {
             if (m.len[i] == 0 || memchr(m.val[i], '/', m.len[i]) || m.val[i] < path ||
                 m.val[i] + m.len[i] > path + strlen(path))
