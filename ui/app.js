@@ -240,6 +240,7 @@ async function live() {
             if (!res.ok) throw new Error(`HTTP ${res.status}`);
             status.textContent = "live";
             backoff = 1000;
+            refreshSoon(); // whatever changed while the stream was not there
             const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
             let buf = "";
             for (;;) {
