@@ -88,29 +88,31 @@ out=$(eval "$(block "Your first mail" 1 | grep 'outbox send')")
 printf '%s\n' "$out" | grep -Eq "delivered +a@example.com +to +250" || fail "outbox send: $out"
 printf '%s\n' "$out" | grep -q "written to $work/mail/" || fail "the reply's path: $out"
 
+# run_lines HEADING N: each command line of that block (continuations
+# joined, comments skipped), failing on the first that fails; $out is the
+# last one's output. A CHECK function, if set, sees each line and its output.
+run_lines() {
+    while IFS= read -r line; do
+        case $line in "#"* | "") continue ;; esac
+        say "  ${line%%#*}"
+        out=$(eval "$line" 2>&1) || fail "$line: $out"
+        [ -z "${CHECK:-}" ] || "$CHECK" "$line" "$out"
+    done < <(block "$1" "$2" | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+}
+
 say "Many jobs at once"
-while IFS= read -r line; do
-    case $line in "#"* | "") continue ;; esac
-    say "  ${line%%#*}"
-    out=$(eval "$line" 2>&1) || fail "$line: $out"
-done < <(block "The command-line client" 1 | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+run_lines "The command-line client" 1
 printf '%s\n' "$out" | grep -q '"matched":' || fail "POST /v1/jobs/retry: $out"
 
 say "Queues: pause, caps and rates"
-while IFS= read -r line; do
-    case $line in "#"* | "") continue ;; esac
-    say "  ${line%%#*}"
-    out=$(eval "$line" 2>&1) || fail "$line: $out"
-done < <(block "Queues: pause, caps and rates" 1 | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+run_lines "Queues: pause, caps and rates" 1
 printf '%s\n' "$out" | grep -q '"concurrency":8,"rate":null' || fail "PATCH /v1/queues: $out"
 
 say "Schedules"
-while IFS= read -r line; do
-    case $line in "#"* | "") continue ;; esac
-    say "  ${line%%#*}"
-    out=$(eval "$line" 2>&1) || fail "$line: $out"
-    case $line in *"schedule get"*) printf '%s\n' "$out" | grep -q '^next runs' || fail "no next runs: $out" ;; esac
-done < <(block "Schedules" 1 | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+next_runs() { # the schedule shown has its next runs
+    case $1 in *"schedule get"*) printf '%s\n' "$2" | grep -q '^next runs' || fail "no next runs: $2" ;; esac
+}
+CHECK=next_runs run_lines "Schedules" 1
 printf '%s\n' "$out" | grep -q 'schedule poll deleted' || fail "schedule delete: $out"
 
 say "Send mail from your C web service: the C block compiles"

@@ -168,6 +168,40 @@ struct pg_store {
     int chore_lock;      /* -1: not asked yet, 0: another node has it, 1: ours */
 };
 
+/* The writer's statements (their SQL: writer_sql in postgres.c). */
+enum {
+    W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_UNIQUE, W_LOAD, W_PREFETCH, W_UPDATE,
+    W_ADD_ERROR, W_TRIM_ERRORS, W_EXTEND, W_CLAIM, W_CLAIM_QUEUE, W_CLAIM_QUEUES, W_CAND,
+    W_CAND_QUEUES, W_CAND_PARTS, W_CAND_KEYS, W_CLAIM_IDS, W_CLAIMP_ALL, W_CLAIMP_Q,
+    W_QUEUES_LOCK, W_RUNNING,
+    W_QUEUE_SAVE, W_QUEUE_DELETE, W_KEYS_WAITING, W_KEYS_ENSURE, W_KEYS_LOCK, W_KEY_SAVE,
+    W_KEYS_PRUNE, W_PROMOTE,
+    W_NEXT_DUE, W_CHORE_LOCK, W_EXPIRED, W_BURY_NODES, W_PRUNE, W_COUNT_UNFINISHED, W_NOTIFY,
+    W_COUNT
+};
+
+/* ---- pg_flow.c: claims with parts, queue settings, rate keys ---- */
+
+/* A claim with parts (store_claim): in one statement when at most one part
+ * is keyed, else candidates part by part. */
+int obi_pg_claim_parts(pg_store *s, const store_claim *c, ob_job **jobs, int *n);
+/* The claimed rows of r (cleared) into jobs[*n..], in claim order (S4). */
+int obi_pg_take_claimed(PGresult *r, int limit, ob_job **jobs, int *n);
+/* A text[] literal of queue names (malloc'd; NULL on out of memory). */
+char *obi_pg_queue_array(const char *const *q, int n);
+int obi_pg_queues_lock(store *base, store_queue **rows, int *n);
+int obi_pg_queue_load(store *base, const char *name, store_queue *q);
+int obi_pg_queue_save(store *base, const store_queue *q);
+int obi_pg_queue_delete(store *base, const char *name);
+int obi_pg_park(store *base, const char *queue, bool park, int max, int *n);
+int obi_pg_parked_orphans(store *base, char (*names)[OB_NAME_MAX + 1], int max, int *n);
+int obi_pg_keys_waiting(store *base, const char *queue, const char *after,
+                        char (*keys)[OB_RATE_KEY_MAX + 1], int max, int *n);
+int obi_pg_keys_lock(store *base, const char *queue, store_key *rows, int n);
+int obi_pg_key_save(store *base, const char *queue, const store_key *k);
+int obi_pg_keys_prune(store *base, const char *queue, int64_t now, int64_t period_ms, int max,
+                      int *n);
+
 /* ---- pg_read.c ---- */
 
 /* A snapshot from row i of r (JOB_COLS first). With `payload`, the
