@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "helpers.h"
+#include "jobs/jobs.h" /* h_counts_agree: the engine's store */
 
 h_start h_log[H_LOG_MAX];
 atomic_int h_nlog;
@@ -170,4 +171,10 @@ ob_pool *h_pool(ob_engine *e, int workers, int prefetch, const char *queue)
     ob_pool *p = NULL;
     ASSERT_OK(ob_pool_start(e, &po, &p));
     return p;
+}
+
+void h_counts_agree(ob_engine *e)
+{
+    if (!obi_store_counts_agree(e->st))
+        test_fail(__FILE__, __LINE__, "the store's counters differ from its jobs (N1; see above)");
 }

@@ -50,6 +50,9 @@ void h_fast_opts(ob_engine_opts *o);
 /* Enqueue a script job with this payload on the default queue. */
 ob_id h_add(ob_engine *e, const char *payload);
 ob_id h_add_job(ob_engine *e, ob_new_job *j);
+/* The store's counters equal a count of its jobs (N1); call when the
+ * engine writes nothing (pools stopped). Fails the test if not. */
+void h_counts_agree(ob_engine *e);
 /* Wait (up to 30 s) for the job to be final; returns the snapshot. */
 ob_job *h_wait(ob_engine *e, const ob_id *id);
 /* Current snapshot. */

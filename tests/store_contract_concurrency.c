@@ -250,10 +250,9 @@ static void discard(ob_job_ctx *ctx, void *arg)
     ob_ctx_discard(ctx, "dead letter");
 }
 
-static void count_state(void *arg, ob_state st, const char *kind, const char *queue, int64_t n,
-                        int64_t oldest)
+static void count_state(void *arg, ob_state st, const char *kind, const char *queue, int64_t n)
 {
-    (void)kind, (void)oldest;
+    (void)kind;
     if (st == OB_DISCARDED && strcmp(queue, "dlq") == 0)
         *(int64_t *)arg += n;
 }

@@ -266,6 +266,55 @@ TEST(finished_jobs_are_pruned_after_retention)
     ob_engine_close(e);
 }
 
+static void count_to(void *arg, ob_state st, const char *kind, const char *queue, int64_t n)
+{
+    (void)kind;
+    if (strcmp(queue, "c") == 0)
+        ((int64_t *)arg)[st] += n;
+}
+
+/* N1: every way a job comes, changes state or goes is counted. */
+TEST(the_counters_follow_every_change)
+{
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.retention_ms = 300;
+    o.prune_interval_ms = 50;
+    o.prune_batch = 3;
+    ob_engine *e = h_open("jobs.db", &o);
+    static const char *const scripts[] = {"done", "fail-until:2", "discard", "retry:3600000"};
+    for (int i = 0; i < 12; i++) {
+        ob_new_job j = {.queue = "c", .payload = scripts[i % 4],
+                        .payload_len = strlen(scripts[i % 4]) + 1};
+        h_add_job(e, &j);
+    }
+    ob_new_job later = {.queue = "c", .payload = "done", .payload_len = 5,
+                        .run_at_ms = ob_now_ms() + 3600000};
+    ob_id waiting = h_add_job(e, &later), cancelled = h_add_job(e, &later);
+    ASSERT_OK(ob_job_cancel(e, &cancelled, NULL));
+    ob_new_job soon = {.queue = "c", .payload = "done", .payload_len = 5,
+                       .run_at_ms = ob_now_ms() + 100};
+    ob_id promoted = h_add_job(e, &soon);
+    ob_pool *p = h_pool(e, 4, 0, "c");
+    ob_job_free(h_wait(e, &promoted));
+    int64_t n[OB_STATE_MAX + 1] = {0};
+    for (int t = 0; t < 300; t++) { /* the finished ones pruned: up to 3 s */
+        memset(n, 0, sizeof n);
+        ASSERT_OK(ob_job_counts(e, count_to, n));
+        if (n[OB_RETRYABLE] == 3 && n[OB_SCHEDULED] == 1 && !n[OB_COMPLETED] && !n[OB_DISCARDED] &&
+            !n[OB_CANCELLED])
+            break;
+        h_sleep_ms(10);
+    }
+    ASSERT_EQ(n[OB_RETRYABLE], 3);
+    ASSERT_EQ(n[OB_SCHEDULED], 1);
+    ASSERT_EQ(n[OB_COMPLETED] + n[OB_DISCARDED] + n[OB_CANCELLED] + n[OB_AVAILABLE], 0);
+    ob_pool_stop(p, 1000);
+    h_counts_agree(e);
+    ob_job_free(h_get(e, &waiting));
+    ob_engine_close(e);
+}
+
 TEST(list_pages_newest_first_with_filters)
 {
     ob_engine *e = h_open("jobs.db", NULL);
@@ -375,9 +424,10 @@ TEST(foreign_and_newer_files_are_refused)
 }
 
 /* What version 1 of each store was: no meta (SQLite), no queue settings,
- * no parked jobs, the claim indexes over every available job. */
+ * no parked jobs, the claim indexes over every available job, no
+ * counters. */
 static const char sqlite_v1[] =
-    "DROP TABLE queues; DROP TABLE keys; DROP TABLE schedules; DROP INDEX jobs_claim; DROP INDEX jobs_claim_queue;"
+    "DROP TABLE counts; DROP TABLE queues; DROP TABLE keys; DROP TABLE schedules; DROP INDEX jobs_claim; DROP INDEX jobs_claim_queue;"
     "DROP INDEX jobs_parked; DROP INDEX jobs_parked_key; DROP INDEX jobs_lease;"
     "ALTER TABLE jobs DROP COLUMN parked; ALTER TABLE jobs DROP COLUMN rate_key;"
     "ALTER TABLE jobs DROP COLUMN meta;"
@@ -385,7 +435,7 @@ static const char sqlite_v1[] =
     "CREATE INDEX jobs_claim_queue ON jobs(queue, priority DESC, run_at) WHERE state = 2;"
     "CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 3; PRAGMA user_version = 1";
 static const char pg_v1[] =
-    "DROP TABLE outbox_queues; DROP TABLE outbox_keys; DROP TABLE outbox_schedules; ALTER TABLE outbox_jobs DROP COLUMN parked;"
+    "DROP TABLE outbox_counts; DROP TABLE outbox_queues; DROP TABLE outbox_keys; DROP TABLE outbox_schedules; ALTER TABLE outbox_jobs DROP COLUMN parked;"
     "ALTER TABLE outbox_jobs DROP COLUMN rate_key;"
     "CREATE INDEX outbox_jobs_claim ON outbox_jobs(priority DESC, run_at, id) WHERE state = 2;"
     "CREATE INDEX outbox_jobs_claim_queue ON outbox_jobs(queue, priority DESC, run_at, id)"
@@ -425,6 +475,9 @@ TEST(store_from_an_older_version_is_migrated)
     j = h_get(e, &id);
     ASSERT_STREQ(j->meta, "{\"callback_url\":\"http://x\"}");
     ob_job_free(j);
+    ob_queue_info qi; /* the counters, counted by the migration, then kept */
+    ASSERT_OK(ob_queue_get(e, "default", &qi));
+    ASSERT_EQ(qi.counts[OB_AVAILABLE], 2);
     /* The new tables work, and the job from before runs. */
     ob_queue_settings st = {.concurrency = 2};
     ASSERT_OK(ob_queue_set(e, "default", &st, OB_QUEUE_CONCURRENCY, NULL, NULL));
@@ -460,6 +513,7 @@ static const test_case tests[] = {
     T(error_history_is_bounded_and_messages_truncated),
     T(long_error_is_truncated_to_valid_utf8),
     T(finished_jobs_are_pruned_after_retention),
+    T(the_counters_follow_every_change),
     T(list_pages_newest_first_with_filters),
     T_ONLY("sqlite", second_open_of_a_store_is_refused),
     T_ONLY("sqlite", foreign_and_newer_files_are_refused),

@@ -121,6 +121,7 @@ TEST(rollback_leaves_no_job_and_commit_leaves_exactly_one)
     ASSERT_EQ(app_count(&a, "SELECT count(*) FROM orders"), 1);
     app_close(&a);
     ob_pool_stop(p, 1000);
+    h_counts_agree(e); /* the job counted in the app's transaction, once */
     ob_engine_close(e);
 }
 

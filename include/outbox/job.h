@@ -96,11 +96,10 @@ typedef struct ob_job_page {
     char next_cursor[OB_CURSOR_MAX];   /* "" when there are no more */
 } ob_job_page;
 
-/* Called once per group of jobs of one state, kind and queue (ob_job_counts
- * in jobs.h), with the group's earliest run_at. kind and queue are valid
- * only during the call. */
+/* Called once per group of jobs of one state, kind and queue that has jobs
+ * (ob_job_counts in jobs.h). kind and queue are valid only during the call. */
 typedef void (*ob_count_fn)(void *arg, ob_state state, const char *kind, const char *queue,
-                            int64_t n, int64_t oldest_run_at_ms);
+                            int64_t n);
 
 #ifdef __cplusplus
 }

@@ -137,9 +137,8 @@ typedef struct ob_engine_stats {
     ob_histogram run_seconds;    /* handler run time, per attempt */
 } ob_engine_stats;
 
-/* Jobs counted by state, kind and queue (a scan of the store: seconds on a
- * large one; cache it). ob_count_fn is called once per group, with the earliest
- * run_at of the group (for available jobs: since when the oldest is due). */
+/* Jobs counted by state, kind and queue: the store's counters, kept in the
+ * transactions that change the jobs (cheap at any size: one row a group). */
 int ob_job_counts(ob_engine *e, ob_count_fn fn, void *arg);
 void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out);
 
@@ -390,8 +389,9 @@ typedef struct ob_key_hold {
 int ob_queue_set(ob_engine *e, const char *name, const ob_queue_settings *s, unsigned mask,
                  ob_queue_settings *after, ob_problem *p);
 /* Every queue that has settings or jobs, in name order: *out (malloc'd,
- * the caller frees it; NULL when none) gets *n of them. The counts are a
- * scan of the store (see ob_job_counts). Returns 0 or a store error. */
+ * the caller frees it; NULL when none) gets *n of them. The counts are the
+ * store's counters (ob_job_counts); the oldest due job is an index seek per
+ * priority a queue's available jobs have. Returns 0 or a store error. */
 int ob_queue_list(ob_engine *e, ob_queue_info **out, size_t *n);
 /* One queue (a name without settings or jobs gives zeros). Returns 0,
  * OB_EINVAL (bad name) or a store error. */

@@ -1,7 +1,7 @@
 /*
  * metrics.c - GET /metrics, Prometheus text exposition format 0.0.4:
  *
- *   outbox_jobs{state,kind,queue}                     gauge (a store scan, cached)
+ *   outbox_jobs{state,kind,queue}                     gauge (the store's counters, cached)
  *   outbox_jobs_enqueued_total{kind,queue}            counter
  *   outbox_jobs_finished_total{kind,queue,state}      counter
  *   outbox_job_start_delay_seconds                    histogram (due -> handler start)
@@ -10,7 +10,7 @@
  *   outbox_store_commit_seconds                       histogram (fsync included)
  *   outbox_store_commit_ops                           histogram (operations per commit)
  *   outbox_http_responses_total{code}                 counter
- *   outbox_jobs_oldest_due_seconds{kind,queue}        gauge (the scan: "mail is stuck")
+ *   outbox_jobs_oldest_due_seconds{queue}             gauge (an index seek: "mail is stuck")
  *   outbox_http_request_duration_seconds              histogram
  *   outbox_mail_recipients_total{state}               counter (each attempt's replies)
  *   outbox_callback_failures_total                    counter
@@ -45,7 +45,7 @@
 #define QUEUES_MAX 240 /* (kind, queue) pairs with series of their own */
 #define KINDS_MAX 16   /* kinds with an "_other" series */
 #define MAX_SERIES (QUEUES_MAX + KINDS_MAX)
-#define COUNTS_TTL_MS 10000
+#define COUNTS_TTL_MS 1000
 
 typedef struct series {
     char kind[OB_NAME_MAX + 1], queue[OB_NAME_MAX + 1];
@@ -60,8 +60,10 @@ struct metrics {
     series *s;
     int n, nqueues; /* series, and those of a pair of their own */
     ob_subscription *sub;
-    struct row *rows;  /* the last store scan (refresh_counts), under mu */
+    struct row *rows;  /* the last store read (refresh_counts), under mu */
     int nrows;
+    ob_queue_info *queues; /* ... and its queues (the oldest due job) */
+    size_t nq;
     int64_t counts_at; /* monotonic ms */
 };
 
@@ -145,15 +147,13 @@ static void on_event(void *arg, const ob_event *ev)
     pthread_mutex_unlock(&m->mu);
 }
 
-/* The outbox_jobs gauges, from a store scan: one row per (kind, queue),
- * with the same cap as the counters (pairs past it summed under their
- * kind's "_other"), every state counted (0 included: a series that comes
- * and goes breaks graphs and absent() alerts), and the earliest run_at of
- * each state (the oldest due job). */
+/* The outbox_jobs gauges, from the store's counters: one row per (kind,
+ * queue), with the same cap as the counters (pairs past it summed under
+ * their kind's "_other"), every state counted (0 included: a series that
+ * comes and goes breaks graphs and absent() alerts). */
 typedef struct row {
     char kind[OB_NAME_MAX + 1], queue[OB_NAME_MAX + 1];
     int64_t n[OB_STATE_MAX + 1];
-    int64_t oldest[OB_STATE_MAX + 1]; /* earliest run_at; 0: none */
 } row;
 
 typedef struct scan {
@@ -182,15 +182,11 @@ static row *row_of(scan *sc, const char *kind, const char *queue)
     return NULL;
 }
 
-static void count_row(void *arg, ob_state st, const char *kind, const char *queue, int64_t n,
-                      int64_t oldest)
+static void count_row(void *arg, ob_state st, const char *kind, const char *queue, int64_t n)
 {
     row *r = row_of(arg, kind, queue);
-    if (!r || st < OB_STATE_MIN || st > OB_STATE_MAX)
-        return;
-    r->n[st] += n;
-    if (oldest > 0 && (!r->oldest[st] || oldest < r->oldest[st]))
-        r->oldest[st] = oldest;
+    if (r && st >= OB_STATE_MIN && st <= OB_STATE_MAX)
+        r->n[st] += n;
 }
 
 /* Scan again when the last scan is older than COUNTS_TTL_MS; the scan
@@ -203,7 +199,10 @@ static void refresh_counts(metrics *m)
     bool fresh = m->rows && ob_mono_ms() - m->counts_at <= COUNTS_TTL_MS;
     pthread_mutex_unlock(&m->mu);
     scan sc = {fresh ? NULL : calloc(MAX_SERIES, sizeof *sc.rows), 0, 0};
-    if (sc.rows && ob_job_counts(m->a->o.engine, count_row, &sc) == 0) {
+    ob_queue_info *qs = NULL;
+    size_t nq = 0;
+    if (sc.rows && ob_job_counts(m->a->o.engine, count_row, &sc) == 0 &&
+        ob_queue_list(m->a->o.engine, &qs, &nq) == 0) {
         pthread_mutex_lock(&m->mu);
         for (int i = 0; i < m->n; i++)
             row_of(&sc, m->s[i].kind, m->s[i].queue);
@@ -211,10 +210,15 @@ static void refresh_counts(metrics *m)
         m->rows = sc.rows;
         m->nrows = sc.nrows;
         m->counts_at = ob_mono_ms();
+        free(m->queues);
+        m->queues = qs;
+        m->nq = nq < QUEUES_MAX ? nq : QUEUES_MAX;
+        qs = NULL;
         sc.rows = NULL;
         pthread_mutex_unlock(&m->mu);
     }
     free(sc.rows);
+    free(qs);
     pthread_mutex_unlock(&m->scan_mu);
 }
 
@@ -228,19 +232,14 @@ static void put_counts(metrics *m, text *t)
             put(t, "outbox_jobs{state=\"%s\",kind=\"%s\",queue=\"%s\"} %lld\n",
                 ob_state_name((ob_state)st), m->rows[i].kind, m->rows[i].queue,
                 (long long)m->rows[i].n[st]);
-    put(t, "# HELP outbox_jobs_oldest_due_seconds Seconds the oldest job that is due and not "
-           "started has waited (0: none), by kind and queue.\n"
+    put(t, "# HELP outbox_jobs_oldest_due_seconds Seconds the oldest available job has waited "
+           "to start (0: none), by queue.\n"
            "# TYPE outbox_jobs_oldest_due_seconds gauge\n");
     int64_t now = ob_now_ms();
-    for (int i = 0; i < m->nrows; i++) {
-        const row *r = &m->rows[i];
-        int64_t due = 0;
-        for (int st = OB_STATE_MIN; st <= OB_STATE_MAX; st++)
-            if ((st == OB_AVAILABLE || st == OB_SCHEDULED || st == OB_RETRYABLE) && r->n[st] &&
-                r->oldest[st] && r->oldest[st] <= now && (!due || r->oldest[st] < due))
-                due = r->oldest[st];
-        put(t, "outbox_jobs_oldest_due_seconds{kind=\"%s\",queue=\"%s\"} %.3f\n", r->kind,
-            r->queue, due ? (double)(now - due) / 1000.0 : 0.0);
+    for (size_t i = 0; i < m->nq; i++) {
+        int64_t due = m->queues[i].oldest_due_ms;
+        put(t, "outbox_jobs_oldest_due_seconds{queue=\"%s\"} %.3f\n", m->queues[i].name,
+            due && due < now ? (double)(now - due) / 1000.0 : 0.0);
     }
 }
 
@@ -412,6 +411,7 @@ void metrics_free(api *a)
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->scan_mu);
     free(m->rows);
+    free(m->queues);
     free(m->s);
     free(m);
     a->metrics = NULL;

@@ -12,9 +12,42 @@
 
 #include "jobs/commit.h"
 
+/* A batch changes few groups: a linear search from the last one found. */
+void obi_batch_count(batch *b, const char *kind, const char *queue, ob_state state,
+                     int64_t delta)
+{
+    for (int i = b->ncounts - 1; i >= 0; i--) {
+        store_count *c = &b->counts[i];
+        if (c->state == state && strcmp(c->queue, queue) == 0 && strcmp(c->kind, kind) == 0) {
+            c->n += delta;
+            return;
+        }
+    }
+    if (b->ncounts == b->countcap) {
+        int cap = b->countcap ? b->countcap * 2 : 16;
+        store_count *v = realloc(b->counts, (size_t)cap * sizeof *v);
+        if (!v) {
+            b->counts_lost = true;
+            return;
+        }
+        b->counts = v;
+        b->countcap = cap;
+    }
+    store_count *c = &b->counts[b->ncounts++];
+    snprintf(c->queue, sizeof c->queue, "%s", queue);
+    snprintf(c->kind, sizeof c->kind, "%s", kind);
+    c->state = state;
+    c->n = delta;
+}
+
 void obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,
                      int64_t at, const char *kind, const char *queue, const char *error)
 {
+    if (from != state) {
+        if (from)
+            obi_batch_count(b, kind, queue, from, -1);
+        obi_batch_count(b, kind, queue, state, 1);
+    }
     if (b->nev == b->evcap) {
         size_t cap = b->evcap ? b->evcap * 2 : 256;
         event_rec *ev = realloc(b->ev, cap * sizeof *ev);

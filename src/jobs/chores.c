@@ -96,12 +96,18 @@ static int rescue_expired(ob_engine *e, batch *b, int64_t now)
     return rc;
 }
 
+static void pruned(void *arg, const char *kind, const char *queue, ob_state state)
+{
+    obi_batch_count(arg, kind, queue, state, -1);
+}
+
 static int prune_old(ob_engine *e, batch *b, int64_t now)
 {
     commit *c = &e->c;
     if (!due(e, &c->next_prune, now, e->o.prune_interval_ms, true))
         return 0;
-    int n, rc = e->st->ops->prune(e->st, now - e->o.retention_ms, e->o.prune_batch, &n);
+    int n, rc = e->st->ops->prune(e->st, now - e->o.retention_ms, e->o.prune_batch, pruned, b,
+                                  &n);
     if (rc)
         return rc;
     rearm(b, &c->next_prune, now, e->o.prune_interval_ms, n == e->o.prune_batch);

@@ -293,6 +293,16 @@ static op *after_failure(ob_engine *e, batch *b, op *ops, int rc)
     return fail;
 }
 
+/* The batch's changes to the counters, in its transaction (N1). */
+static int count_add(ob_engine *e, batch *b)
+{
+    if (b->counts_lost) {
+        OB_ERROR("jobs: out of memory counting a batch's jobs; the batch is retried");
+        return OB_ENOMEM;
+    }
+    return b->ncounts ? e->st->ops->count_add(e->st, b->counts, b->ncounts) : 0;
+}
+
 /* Run one batch: apply `ops` and due chores, claim, commit, hand out.
  * Calls every op's done(). Returns the commit's result. */
 static int run_batch(ob_engine *e, op *ops, bool remote_work)
@@ -307,6 +317,8 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
     b->recounted = false;
     b->chores_again = false;
     b->flow_bound = false;
+    b->ncounts = 0;
+    b->counts_lost = false;
     assert(pthread_equal(pthread_self(), c->writer)); /* C4 */
     int64_t now = ob_now_ms();
     int rc = apply_all(e, b, ops, now);
@@ -315,6 +327,8 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
         rc = claim_for_pools(e, b, now);
     if (!rc)
         rc = announce(e, b);
+    if (!rc)
+        rc = count_add(e, b);
     int64_t t0 = obi_mono_us();
     if (!rc)
         rc = e->st->ops->commit(e->st);
@@ -619,6 +633,7 @@ void obi_commit_stop(ob_engine *e)
         free(c->batch->ids);
         free(c->batch->finals);
         free(c->batch->ev);
+        free(c->batch->counts);
         free(c->batch->claims);
         free(c->batch);
         c->batch = NULL;

@@ -37,6 +37,9 @@ struct batch {
     int nclaims, claimcap;
     ob_id *ids;         /* prefetch */
     int idcap;
+    store_count *counts; /* the counters' changes (N1 in store.h) */
+    int ncounts, countcap;
+    bool counts_lost;   /* out of memory counting: the batch must abort */
     store_final *finals; /* announce */
     int fincap;
     store_moved moved[PROMOTE_MAX];
@@ -45,7 +48,10 @@ struct batch {
 
 /* ---- apply.c ---- */
 
-/* Record a state change, published once the batch commits. */
+/* Count `delta` jobs into (queue, kind, state) for the store's counters. */
+void obi_batch_count(batch *b, const char *kind, const char *queue, ob_state state,
+                     int64_t delta);
+/* Record a state change (and count it), published once the batch commits. */
 void obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,
                      int64_t at, const char *kind, const char *queue, const char *error);
 /* Decide and apply one life-cycle event to one job. *result gets the

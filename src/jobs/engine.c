@@ -10,6 +10,7 @@
  * Input is checked here, at the entry point, before anything is queued:
  * names, sizes, ranges, UTF-8. A check failure names the field.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,8 @@ void ob_engine_close(ob_engine *e)
     }
     obi_notify_shutdown(&e->n);
     obi_commit_stop(e);
+    /* N1, checked where nothing else can be writing. */
+    assert(!e->st || !e->st->exclusive || obi_store_counts_agree(e->st));
     if (e->st)
         e->st->ops->close(e->st);
     obi_commit_destroy(e);

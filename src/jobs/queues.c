@@ -652,15 +652,12 @@ static ob_queue_info *entry(qlist *l, const char *name)
 }
 
 static void count_into(void *arg, ob_state state, const char *kind, const char *queue,
-                       int64_t count, int64_t oldest)
+                       int64_t count)
 {
     (void)kind;
     ob_queue_info *q = entry(arg, queue);
-    if (!q || state < OB_STATE_MIN || state > OB_STATE_MAX)
-        return;
-    q->counts[state] += count;
-    if (state == OB_AVAILABLE && oldest > 0 && (!q->oldest_due_ms || oldest < q->oldest_due_ms))
-        q->oldest_due_ms = oldest;
+    if (q && state >= OB_STATE_MIN && state <= OB_STATE_MAX)
+        q->counts[state] += count;
 }
 
 int ob_queue_list(ob_engine *e, ob_queue_info **out, size_t *n)
@@ -684,6 +681,9 @@ int ob_queue_list(ob_engine *e, ob_queue_info **out, size_t *n)
     free(rows);
     if (!l.rc && (rc = e->st->ops->counts(e->st, count_into, &l)))
         l.rc = rc;
+    for (size_t i = 0; i < l.n && !l.rc; i++)
+        if (l.v[i].counts[OB_AVAILABLE] > 0)
+            l.rc = e->st->ops->oldest_due(e->st, l.v[i].name, &l.v[i].oldest_due_ms);
     if (l.rc) {
         free(l.v);
         return l.rc;

@@ -26,7 +26,7 @@
 #include "base/base.h"
 #include "store/store.h"
 
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
 /* Advisory lock keys: (PG_LOCK_CLASS + n, hashtext(schema)). */
 #define PG_LOCK_LEADER 0x4f424f58  /* 'OBOX': held by the leader's session */
 #define PG_LOCK_CHORE 0x4f424f59   /* per transaction: one chore at a time */
@@ -177,7 +177,7 @@ enum {
     W_QUEUE_SAVE, W_QUEUE_DELETE, W_KEYS_WAITING, W_KEYS_ENSURE, W_KEYS_LOCK, W_KEY_SAVE,
     W_KEYS_PRUNE, W_PROMOTE,
     W_NEXT_DUE, W_CHORE_LOCK, W_EXPIRED, W_BURY_NODES, W_PRUNE, W_COUNT_UNFINISHED, W_NOTIFY,
-    W_COUNT
+    W_COUNT_ADD, W_COUNT_FOLD, W_COUNT
 };
 
 /* ---- pg_flow.c: claims with parts, queue settings, rate keys ---- */
@@ -189,6 +189,18 @@ int obi_pg_claim_parts(pg_store *s, const store_claim *c, ob_job **jobs, int *n)
 int obi_pg_take_claimed(PGresult *r, int limit, ob_job **jobs, int *n);
 /* A text[] literal of queue names (malloc'd; NULL on out of memory). */
 char *obi_pg_queue_array(const char *const *q, int n);
+/* An array literal of n elements, each printed by put(ctx, i, dst) in at
+ * most `each` bytes: {a,b,...} (malloc'd; NULL on out of memory). */
+char *obi_pg_array_lit(int n, size_t each, void (*put)(const void *ctx, int i, char *dst),
+                       const void *ctx);
+
+/* ---- pg_counts.c: the counters (N1 in store.h) ---- */
+
+/* Add a batch's changes to this node's rows (one statement, deferred). */
+int obi_pg_count_add(store *base, const store_count *d, int n);
+/* The leader's fold: rows of nodes gone (and of transactional enqueues)
+ * move into its own. */
+int obi_pg_count_fold(pg_store *s);
 int obi_pg_queues_lock(store *base, store_queue **rows, int *n);
 int obi_pg_queue_load(store *base, const char *name, store_queue *q);
 int obi_pg_queue_save(store *base, const store_queue *q);
@@ -216,6 +228,8 @@ void obi_pg_reader_destroy(obi_reader *r);
 int obi_pg_get(store *base, const ob_id *id, ob_job **out);
 int obi_pg_list(store *base, const ob_list_filter *f, ob_job_page **out);
 int obi_pg_counts(store *base, ob_count_fn fn, void *arg);
+int obi_pg_counts_scan(store *base, ob_count_fn fn, void *arg);
+int obi_pg_oldest_due(store *base, const char *queue, int64_t *at);
 int obi_pg_queues(store *base, store_queue **rows, int *n);
 int obi_pg_keys_held(store *base, const char *queue, int64_t now, store_key **rows, int *n);
 

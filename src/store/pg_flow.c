@@ -22,9 +22,7 @@ static int claim_order(const void *a, const void *b)
     return memcmp(x->id.b, y->id.b, 16);
 }
 
-/* An array literal of n elements, each printed by put(i, dst) (at most
- * `each` bytes): {a,b,...}. NULL on out of memory. */
-static char *array_lit(int n, size_t each, void (*put)(const void *ctx, int i, char *dst),
+char *obi_pg_array_lit(int n, size_t each, void (*put)(const void *ctx, int i, char *dst),
                        const void *ctx)
 {
     char *a = malloc((size_t)n * (each + 1) + 3), *p = a;
@@ -66,7 +64,7 @@ static void put_id(const void *ctx, int i, char *dst)
 
 char *obi_pg_queue_array(const char *const *q, int n)
 {
-    return array_lit(n, OB_NAME_MAX + 2, put_name, q);
+    return obi_pg_array_lit(n, OB_NAME_MAX + 2, put_name, q);
 }
 
 /* The claimed rows of r into jobs[*n..], in claim order (S4). */
@@ -150,8 +148,8 @@ static int cand_cmp(const void *a, const void *b);
 /* A keyed part: each key's best, then the part's best `limit`. */
 static int keyed_cands(pg_store *s, const store_part *p, cand *cs, int *nc)
 {
-    char *ka = array_lit(p->nkeys, OB_RATE_KEY_MAX + 2, put_key_name, p->keys);
-    char *la = array_lit(p->nkeys, 12, put_key_limit, p->keys);
+    char *ka = obi_pg_array_lit(p->nkeys, OB_RATE_KEY_MAX + 2, put_key_name, p->keys);
+    char *la = obi_pg_array_lit(p->nkeys, 12, put_key_limit, p->keys);
     int rc = OB_ENOMEM, before = *nc;
     PGresult *r;
     if (ka && la && !(rc = obi_pgc_call(&s->w, W_CAND_KEYS, NULL, 3,
@@ -178,8 +176,8 @@ static int part_cands(pg_store *s, const store_claim *c, cand *cs, int *nc)
     }
     char *qa = NULL, *la = NULL;
     if (!rc && np > 0) {
-        qa = array_lit(np, OB_NAME_MAX + 2, put_part_name, plain);
-        la = array_lit(np, 12, put_part_limit, plain);
+        qa = obi_pg_array_lit(np, OB_NAME_MAX + 2, put_part_name, plain);
+        la = obi_pg_array_lit(np, 12, put_part_limit, plain);
         PGresult *r;
         if (!qa || !la)
             rc = OB_ENOMEM;
@@ -218,7 +216,7 @@ static int claim_parts(pg_store *s, const store_claim *c, ob_job **jobs, int *n)
     for (int i = 0; ids && i < nc; i++)
         ids[i] = cs[i].id;
     free(cs);
-    char *ia = ids ? array_lit(nc, OB_ID_STRLEN, put_id, ids) : NULL;
+    char *ia = ids ? obi_pg_array_lit(nc, OB_ID_STRLEN, put_id, ids) : NULL;
     free(ids);
     if (!rc && !ia)
         rc = OB_ENOMEM;
@@ -248,11 +246,11 @@ static int claim_one_go(pg_store *s, const store_claim *c, ob_job **jobs, int *n
         else
             plain[np++] = c->parts[i];
     }
-    char *pq = plain ? array_lit(np, OB_NAME_MAX + 2, put_part_name, plain) : NULL;
-    char *pl = plain ? array_lit(np, 12, put_part_limit, plain) : NULL;
-    char *kq = array_lit(keyed ? keyed->nkeys : 0, OB_RATE_KEY_MAX + 2, put_key_name,
+    char *pq = plain ? obi_pg_array_lit(np, OB_NAME_MAX + 2, put_part_name, plain) : NULL;
+    char *pl = plain ? obi_pg_array_lit(np, 12, put_part_limit, plain) : NULL;
+    char *kq = obi_pg_array_lit(keyed ? keyed->nkeys : 0, OB_RATE_KEY_MAX + 2, put_key_name,
                          keyed ? keyed->keys : NULL);
-    char *kl = array_lit(keyed ? keyed->nkeys : 0, 12, put_key_limit, keyed ? keyed->keys : NULL);
+    char *kl = obi_pg_array_lit(keyed ? keyed->nkeys : 0, 12, put_key_limit, keyed ? keyed->keys : NULL);
     char *mq = c->nqueues > 0 ? obi_pg_queue_array(c->queues, c->nqueues) : NULL;
     int rc = OB_ENOMEM;
     if (plain && pq && pl && kq && kl && (c->nqueues == 0 || mq)) {
@@ -290,7 +288,7 @@ int obi_pg_queues_lock(store *base, store_queue **rows, int *n)
         capped |= (*rows)[i].concurrency > 0;
     if (rc || !capped)
         return rc;
-    char *qa = array_lit(*n, OB_NAME_MAX + 2, put_row_name, *rows);
+    char *qa = obi_pg_array_lit(*n, OB_NAME_MAX + 2, put_row_name, *rows);
     if (!qa)
         rc = OB_ENOMEM;
     else
@@ -390,7 +388,7 @@ int obi_pg_keys_lock(store *base, const char *queue, store_key *rows, int n)
     pg_store *s = (pg_store *)base;
     if (n == 0)
         return 0;
-    char *ka = array_lit(n, OB_RATE_KEY_MAX + 2, put_key, rows);
+    char *ka = obi_pg_array_lit(n, OB_RATE_KEY_MAX + 2, put_key, rows);
     if (!ka)
         return OB_ENOMEM;
     const char *v[2] = {queue, ka};

@@ -16,12 +16,26 @@
  * a generic plan made while a table was small would stay (postgres.c). */
 static const char reader_setup[] = "SET plan_cache_mode = force_custom_plan";
 
-enum { R_GET, R_COUNTS, R_QUEUES, R_HELD, R_SCHEDULES, R_COUNT };
+enum { R_GET, R_COUNTS, R_COUNTS_SCAN, R_OLDEST, R_QUEUES, R_HELD, R_SCHEDULES, R_COUNT };
+
+/* The oldest run_at of a queue's available jobs in one claim index (parked
+ * or not): ordered by priority, then run_at, its first entry of each
+ * priority present is that priority's oldest; the priorities are walked
+ * one seek each (a loose index scan). */
+#define OLDEST(pk)                                                                           \
+    "(WITH RECURSIVE p(pr) AS (SELECT (SELECT max(priority) FROM outbox_jobs WHERE state = 2" \
+    " AND " pk " AND queue = $1) UNION ALL SELECT (SELECT max(priority) FROM outbox_jobs"     \
+    " WHERE state = 2 AND " pk " AND queue = $1 AND priority < p.pr) FROM p"                  \
+    " WHERE p.pr IS NOT NULL) SELECT min((SELECT min(run_at) FROM outbox_jobs WHERE state = 2" \
+    " AND " pk " AND queue = $1 AND priority = p.pr)) FROM p WHERE p.pr IS NOT NULL)"
 static const char *const reader_sql[R_COUNT] = {
     [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
               " e.message) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
               " j.payload FROM outbox_jobs j WHERE j.id = $1::uuid",
-    [R_COUNTS] = "SELECT state, kind, queue, count(*), min(run_at) FROM outbox_jobs GROUP BY 1, 2, 3",
+    [R_COUNTS] = "SELECT state, kind, queue, sum(n)::bigint FROM outbox_counts GROUP BY 1, 2, 3"
+                 " HAVING sum(n) <> 0",
+    [R_COUNTS_SCAN] = "SELECT state, kind, queue, count(*) FROM outbox_jobs GROUP BY 1, 2, 3",
+    [R_OLDEST] = "SELECT coalesce(least(" OLDEST("parked") ", " OLDEST("NOT parked") "), 0)",
     [R_QUEUES] = "SELECT " PG_QUEUE_COLS ", CASE WHEN concurrency > 0 THEN (SELECT count(*)"
                  " FROM outbox_jobs j WHERE j.state = 3 AND j.queue = q.name) ELSE 0 END"
                  " FROM outbox_queues q ORDER BY name",
@@ -198,13 +212,32 @@ int obi_pg_list(store *base, const ob_list_filter *f, ob_job_page **out)
     return obi_store_list_run(f, list_one, base, out);
 }
 
-int obi_pg_counts(store *base, ob_count_fn fn, void *arg)
+static int count_rows(store *base, int stmt, ob_count_fn fn, void *arg)
 {
     PGresult *r = NULL;
-    int rc = reader_call((pg_store *)base, R_COUNTS, NULL, 0, NULL, NULL, NULL, &r);
+    int rc = reader_call((pg_store *)base, stmt, NULL, 0, NULL, NULL, NULL, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++)
-        fn(arg, (ob_state)obi_pgv_int(r, i, 0), obi_pgv_str(r, i, 1, NULL), obi_pgv_str(r, i, 2, NULL),
-           obi_pgv_int(r, i, 3), obi_pgv_int(r, i, 4));
+        fn(arg, (ob_state)obi_pgv_int(r, i, 0), obi_pgv_str(r, i, 1, NULL),
+           obi_pgv_str(r, i, 2, NULL), obi_pgv_int(r, i, 3));
+    PQclear(r);
+    return rc;
+}
+
+int obi_pg_counts(store *base, ob_count_fn fn, void *arg)
+{
+    return count_rows(base, R_COUNTS, fn, arg);
+}
+
+int obi_pg_counts_scan(store *base, ob_count_fn fn, void *arg)
+{
+    return count_rows(base, R_COUNTS_SCAN, fn, arg);
+}
+
+int obi_pg_oldest_due(store *base, const char *queue, int64_t *at)
+{
+    PGresult *r = NULL;
+    int rc = reader_call((pg_store *)base, R_OLDEST, NULL, 1, &queue, NULL, NULL, &r);
+    *at = rc ? 0 : obi_pgv_int(r, 0, 0);
     PQclear(r);
     return rc;
 }

@@ -97,9 +97,18 @@ static const char migration_2[] =
     "CREATE INDEX outbox_jobs_parked ON outbox_jobs(queue, priority DESC, run_at, id)"
     " WHERE state = 2 AND parked;";
 
+/* N1: the counters, one row a node and group (no two nodes write one
+ * row); counted once here (node 'migrated': the leader folds it). */
+static const char migration_3[] =
+    "CREATE TABLE outbox_counts(node text NOT NULL, queue text NOT NULL, kind text NOT NULL,"
+    " state smallint NOT NULL, n bigint NOT NULL, PRIMARY KEY(node, queue, kind, state));"
+    "INSERT INTO outbox_counts SELECT 'migrated', queue, kind, state, count(*)"
+    " FROM outbox_jobs GROUP BY 2, 3, 4;";
+
 static const char *const migrations[PG_SCHEMA_VERSION + 1] = {
     [1] = migration_1,
     [2] = migration_2,
+    [3] = migration_3,
 };
 
 static int exec_ok(PGconn *c, const char *sql, PGresult **keep)

@@ -80,6 +80,13 @@
     " $8::bigint, $9::bigint, $10, $11, $12::bytea, $13,"                                   \
     " EXISTS(SELECT 1 FROM " p "outbox_queues WHERE name = $3))" /* F3 */                   \
     " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
+/* insert_tx's: the job and its count (N1) in the caller's transaction, on a
+ * row of the caller's backend (no two transactions share one). */
+#define INSERT_TX_SQL(p)                                                                     \
+    "WITH i AS (" INSERT_SQL(p) " RETURNING queue, kind, state) INSERT INTO " p               \
+    "outbox_counts(node, queue, kind, state, n) SELECT 'tx:' || pg_backend_pid(), queue,"     \
+    " kind, state, 1 FROM i ON CONFLICT (node, queue, kind, state)"                           \
+    " DO UPDATE SET n = " p "outbox_counts.n + 1"
 #define INTERVAL_MS(p) " now() - " p "::bigint * interval '1 millisecond'"
 
 
@@ -183,9 +190,25 @@ static const char *const writer_sql[W_COUNT] = {
     [W_PRUNE] = "WITH d AS (SELECT id FROM outbox_jobs WHERE state >= 5"
                 " AND finished_at < $1::bigint ORDER BY finished_at LIMIT $2::int),"
                 " e AS (DELETE FROM outbox_errors WHERE id IN (SELECT id FROM d))"
-                " DELETE FROM outbox_jobs WHERE id IN (SELECT id FROM d)",
+                " DELETE FROM outbox_jobs WHERE id IN (SELECT id FROM d)"
+                " RETURNING kind, queue, state",
     [W_COUNT_UNFINISHED] = "SELECT count(*) FROM outbox_jobs WHERE state < 5",
     [W_NOTIFY] = "SELECT pg_notify($1, $2)",
+    [W_COUNT_ADD] = "INSERT INTO outbox_counts(node, queue, kind, state, n) SELECT $1, q, k, s, n"
+                    " FROM unnest($2::text[], $3::text[], $4::smallint[], $5::bigint[])"
+                    " u(q, k, s, n) WHERE n <> 0 ON CONFLICT (node, queue, kind, state)"
+                    " DO UPDATE SET n = outbox_counts.n + excluded.n",
+    /* Rows of nodes not alive (gone, or a transaction's) into $1's; then
+     * $1's empty rows. Rows a transaction still holds are skipped. */
+    [W_COUNT_FOLD] = "WITH d AS (DELETE FROM outbox_counts WHERE (node, queue, kind, state) IN"
+                     " (SELECT node, queue, kind, state FROM outbox_counts WHERE node <> $1"
+                     " AND node NOT IN (SELECT replace(id::text, '-', '') FROM outbox_nodes)"
+                     " LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING queue, kind, state, n),"
+                     " z AS (DELETE FROM outbox_counts WHERE node = $1 AND n = 0)"
+                     " INSERT INTO outbox_counts(node, queue, kind, state, n)"
+                     " SELECT $1, queue, kind, state, sum(n) FROM d GROUP BY 2, 3, 4"
+                     " ON CONFLICT (node, queue, kind, state)"
+                     " DO UPDATE SET n = outbox_counts.n + excluded.n",
 };
 static const pg_stmts writer_stmts = {W_COUNT, writer_sql};
 
@@ -277,7 +300,7 @@ static int prepare_schema(pg_store *s, int *from)
     PQclear(r);
     /* insert_tx runs on the caller's connection, whatever its search_path */
     if (qs && qc) {
-        s->tx_insert = str_printf(INSERT_SQL("%1$s."), qs);
+        s->tx_insert = str_printf(INSERT_TX_SQL("%1$s."), qs);
         s->tx_find = str_printf("SELECT id FROM %s.outbox_jobs WHERE unique_key = $1", qs);
         s->tx_notify = str_printf("SELECT pg_notify(%s, $1)", qc);
     }
@@ -663,19 +686,25 @@ static int pg_expired(store *base, int64_t now, bool all, store_lease *out, int 
     return *n < max && judge ? bury_nodes(s) : 0;
 }
 
-static int pg_prune(store *base, int64_t before, int limit, int *n)
+static int pg_prune(store *base, int64_t before, int limit, store_gone_fn gone, void *arg,
+                    int *n)
 {
     pg_store *s = (pg_store *)base;
     *n = 0;
     int rc = chore_lock(s);
     if (rc <= 0)
         return rc;
+    if ((rc = obi_pg_count_fold(s)))
+        return rc;
     pgnum b[2];
     const char *v[2] = {obi_pg_i64(&b[0], before), obi_pg_i64(&b[1], limit)};
     PGresult *r;
     if ((rc = obi_pgc_call(&s->w, W_PRUNE, NULL, 2, v, NULL, NULL, &r)))
         return rc;
-    *n = atoi(PQcmdTuples(r));
+    *n = PQntuples(r);
+    for (int i = 0; i < *n; i++)
+        gone(arg, obi_pgv_str(r, i, 0, NULL), obi_pgv_str(r, i, 1, NULL),
+             (ob_state)obi_pgv_int(r, i, 2));
     PQclear(r);
     return 0;
 }
@@ -816,6 +845,7 @@ static const store_ops pg_ops = {
     .next_due = pg_next_due,
     .expired = pg_expired,
     .prune = pg_prune,
+    .count_add = obi_pg_count_add,
     .count_unfinished = pg_count_unfinished,
     .prefetch = pg_prefetch,
     .announce = pg_announce,
@@ -827,6 +857,8 @@ static const store_ops pg_ops = {
     .get = obi_pg_get,
     .list = obi_pg_list,
     .counts = obi_pg_counts,
+    .counts_scan = obi_pg_counts_scan,
+    .oldest_due = obi_pg_oldest_due,
     .queues = obi_pg_queues,
     .keys_held = obi_pg_keys_held,
     .schedules = obi_pg_schedules,

@@ -11,7 +11,7 @@
 #include "base/base.h"
 #include "store/store.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define APPLICATION_ID 0x4f424f58 /* 'OBOX' */
 #define MAX_READERS 8
 
@@ -33,7 +33,7 @@ enum {
     W_PAYLOAD, W_PROMOTE, W_NEXT_DUE, W_EXPIRED, W_EXPIRED_ALL, W_PRUNE_SELECT,
     W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS, W_COUNT_UNFINISHED, W_DATA_VERSION, W_Q_ALL,
     W_Q_LOAD, W_Q_SAVE, W_Q_DELETE, W_PARK, W_UNPARK, W_ORPHANS, W_CAND_KEY, W_KEYS_WAITING,
-    W_KEY_LOAD, W_KEY_SAVE, W_KEYS_PRUNE, W_COUNT
+    W_KEY_LOAD, W_KEY_SAVE, W_KEYS_PRUNE, W_COUNT_ADD, W_COUNT_ZERO, W_COUNT
 };
 
 /* Columns of a queue's row (store_queue), in this order; a job counts
@@ -92,6 +92,10 @@ void obi_sq_reader_destroy(obi_reader *r);
 int obi_sq_get(store *base, const ob_id *id, ob_job **out);
 int obi_sq_list(store *base, const ob_list_filter *f, ob_job_page **out);
 int obi_sq_counts(store *base, ob_count_fn fn, void *arg);
+int obi_sq_counts_scan(store *base, ob_count_fn fn, void *arg);
+int obi_sq_oldest_due(store *base, const char *queue, int64_t *at);
+/* The counter upsert (N1), shared by the writer and insert_tx. */
+extern const char obi_sq_count_add_sql[];
 
 /* ---- sqlite_queues.c: queue settings and the park sweep ---- */
 

@@ -74,7 +74,8 @@ static const char *const writer_sql[W_COUNT] = {
                   " AND lease_until < ? ORDER BY lease_until LIMIT ?",
     [W_EXPIRED_ALL] = "SELECT id, attempt FROM jobs INDEXED BY jobs_lease WHERE state = 3"
                       " AND ?1 = ?1 LIMIT ?2",
-    [W_PRUNE_SELECT] = "SELECT seq FROM jobs INDEXED BY jobs_finished WHERE state >= 5"
+    [W_PRUNE_SELECT] = "SELECT seq, kind, queue, state FROM jobs INDEXED BY jobs_finished"
+                       " WHERE state >= 5"
                        " AND finished_at < ? ORDER BY finished_at LIMIT ?",
     [W_DEL_JOB] = "DELETE FROM jobs WHERE seq = ?",
     [W_DEL_PAYLOAD] = "DELETE FROM payloads WHERE seq = ?",
@@ -114,7 +115,13 @@ static const char *const writer_sql[W_COUNT] = {
                    " VALUES(?,?,?,?,?)",
     [W_KEYS_PRUNE] = "DELETE FROM keys WHERE (queue, key) IN (SELECT queue, key FROM keys"
                      " WHERE queue = ?1 AND held_until <= ?2 AND rate_window + ?3 <= ?2 LIMIT ?4)",
+    [W_COUNT_ADD] = obi_sq_count_add_sql,
+    [W_COUNT_ZERO] = "DELETE FROM counts WHERE n = 0",
 };
+
+const char obi_sq_count_add_sql[] =
+    "INSERT INTO counts(queue, kind, state, n) VALUES(?, ?, ?, ?)"
+    " ON CONFLICT(queue, kind, state) DO UPDATE SET n = n + excluded.n";
 
 static const store_ops sqlite_ops;
 
@@ -314,6 +321,15 @@ static int sqlite_insert(store *base, const store_new *j)
 
 /* Transactional enqueue on the caller's connection (ob_enqueue_sqlite):
  * statements prepared for the call, since the connection is not ours. */
+static int count_add_one(sqlite3 *db, sqlite3_stmt *st, const store_count *c)
+{
+    obi_sq_bind_text(st, 1, c->queue);
+    obi_sq_bind_text(st, 2, c->kind);
+    sqlite3_bind_int(st, 3, (int)c->state);
+    sqlite3_bind_int64(st, 4, c->n);
+    return obi_sq_step(db, st, "count jobs");
+}
+
 static int sqlite_insert_tx(store *base, void *conn, const store_new *j, ob_id *existing)
 {
     (void)base;
@@ -324,11 +340,11 @@ static int sqlite_insert_tx(store *base, void *conn, const store_new *j, ob_id *
         OB_ERROR("sqlite: ob_enqueue_sqlite: the connection is not to an outbox store");
         return OB_EINVAL;
     }
-    sqlite3_stmt *ins = NULL, *pay = NULL, *find = NULL;
-    const char *sql[3] = {writer_sql[W_INSERT], writer_sql[W_INSERT_PAYLOAD],
-                          writer_sql[W_FIND_UNIQUE]};
-    sqlite3_stmt **st[3] = {&ins, &pay, &find};
-    for (int i = 0; i < 3 && !rc; i++) {
+    sqlite3_stmt *ins = NULL, *pay = NULL, *find = NULL, *cnt = NULL;
+    const char *sql[4] = {writer_sql[W_INSERT], writer_sql[W_INSERT_PAYLOAD],
+                          writer_sql[W_FIND_UNIQUE], obi_sq_count_add_sql};
+    sqlite3_stmt **st[4] = {&ins, &pay, &find, &cnt};
+    for (int i = 0; i < 4 && !rc; i++) {
         int r = sqlite3_prepare_v2(db, sql[i], -1, st[i], NULL);
         if (r != SQLITE_OK)
             rc = obi_sq_fail(db, r, sql[i]);
@@ -348,7 +364,13 @@ static int sqlite_insert_tx(store *base, void *conn, const store_new *j, ob_id *
         if (!(rc = obi_sq_step(db, ins, "insert job")))
             rc = insert_payload(db, pay, j);
     }
-    for (int i = 0; i < 3; i++)
+    if (!rc) { /* N1, in the caller's transaction */
+        store_count c = {.state = j->state, .n = 1};
+        snprintf(c.queue, sizeof c.queue, "%s", j->queue);
+        snprintf(c.kind, sizeof c.kind, "%s", j->kind);
+        rc = count_add_one(db, cnt, &c);
+    }
+    for (int i = 0; i < 4; i++)
         sqlite3_finalize(*st[i]);
     return rc;
 }
@@ -611,7 +633,8 @@ static int sqlite_expired(store *base, int64_t now, bool all, store_lease *out, 
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : obi_sq_fail(s->w, rc, "expired leases");
 }
 
-static int sqlite_prune(store *base, int64_t before, int limit, int *n)
+static int sqlite_prune(store *base, int64_t before, int limit, store_gone_fn gone, void *arg,
+                        int *n)
 {
     sqlite_store *s = (sqlite_store *)base;
     int64_t *seqs = malloc(sizeof *seqs * (size_t)limit);
@@ -621,8 +644,11 @@ static int sqlite_prune(store *base, int64_t before, int limit, int *n)
     sqlite3_bind_int64(st, 1, before);
     sqlite3_bind_int(st, 2, limit);
     int rc, k = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < limit)
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < limit) {
         seqs[k++] = sqlite3_column_int64(st, 0);
+        gone(arg, (const char *)sqlite3_column_text(st, 1),
+             (const char *)sqlite3_column_text(st, 2), (ob_state)sqlite3_column_int(st, 3));
+    }
     sqlite3_reset(st);
     rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : obi_sq_fail(s->w, rc, "prune select");
     static const int dels[] = {W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS};
@@ -634,6 +660,24 @@ static int sqlite_prune(store *base, int64_t before, int limit, int *n)
     }
     free(seqs);
     *n = rc ? 0 : k;
+    return rc;
+}
+
+static int sqlite_count_add(store *base, const store_count *d, int n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    int rc = 0;
+    bool fell = false;
+    for (int i = 0; i < n && !rc; i++) {
+        if (d[i].n) {
+            rc = count_add_one(s->w, WS(s, W_COUNT_ADD), &d[i]);
+            fell |= d[i].n < 0;
+        }
+    }
+    /* A group that emptied loses its row (the table stays one row a group
+     * that has jobs). */
+    if (!rc && fell)
+        rc = obi_sq_step(s->w, WS(s, W_COUNT_ZERO), "count jobs");
     return rc;
 }
 
@@ -691,12 +735,15 @@ static const store_ops sqlite_ops = {
     .next_due = sqlite_next_due,
     .expired = sqlite_expired,
     .prune = sqlite_prune,
+    .count_add = sqlite_count_add,
     .count_unfinished = sqlite_count_unfinished,
     .external = sqlite_external,
     .insert_tx = sqlite_insert_tx,
     .get = obi_sq_get,
     .list = obi_sq_list,
     .counts = obi_sq_counts,
+    .counts_scan = obi_sq_counts_scan,
+    .oldest_due = obi_sq_oldest_due,
     .queues = obi_sq_queues,
     .keys_held = obi_sq_keys_held,
     .schedules = obi_sq_schedules,

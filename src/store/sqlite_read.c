@@ -234,7 +234,51 @@ int obi_sq_list(store *base, const ob_list_filter *f, ob_job_page **out)
     return rc;
 }
 
+/* Rows of (state, kind, queue, n) from `sql`, one call of fn each. */
+static int count_rows(sqlite_store *s, const char *sql, ob_count_fn fn, void *arg)
+{
+    reader *r;
+    int rc = read_begin(s, &r);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            fn(arg, (ob_state)sqlite3_column_int(st, 0), (const char *)sqlite3_column_text(st, 1),
+               (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+        sqlite3_finalize(st);
+    }
+    rc = rc == SQLITE_DONE ? 0 : obi_sq_fail(r->db, rc, "count jobs");
+    read_end(s, r);
+    return rc;
+}
+
 int obi_sq_counts(store *base, ob_count_fn fn, void *arg)
+{
+    return count_rows((sqlite_store *)base,
+                      "SELECT state, kind, queue, n FROM counts WHERE n <> 0", fn, arg);
+}
+
+int obi_sq_counts_scan(store *base, ob_count_fn fn, void *arg)
+{
+    return count_rows((sqlite_store *)base,
+                      "SELECT state, kind, queue, count(*) FROM jobs GROUP BY 1, 2, 3", fn, arg);
+}
+
+/* The oldest run_at of a queue's available jobs in one claim index (ix,
+ * parked or not): the index is ordered by priority, then run_at, so the
+ * oldest of each priority present is its first entry; the priorities are
+ * walked one seek each (a loose index scan). */
+#define OLDEST(ix, pk)                                                                          \
+    "SELECT (WITH RECURSIVE p(pr) AS (SELECT (SELECT max(priority) FROM jobs INDEXED BY " ix \
+    " WHERE state = 2 AND parked = " pk " AND queue = ?1) UNION ALL SELECT (SELECT"          \
+    " max(priority) FROM jobs INDEXED BY " ix " WHERE state = 2 AND parked = " pk            \
+    " AND queue = ?1 AND priority < p.pr) FROM p WHERE p.pr IS NOT NULL)"                     \
+    " SELECT min((SELECT min(run_at) FROM jobs INDEXED BY " ix " WHERE state = 2"             \
+    " AND parked = " pk " AND queue = ?1 AND priority = p.pr)) FROM p WHERE p.pr IS NOT NULL) t"
+
+int obi_sq_oldest_due(store *base, const char *queue, int64_t *at)
 {
     sqlite_store *s = (sqlite_store *)base;
     reader *r;
@@ -242,17 +286,17 @@ int obi_sq_counts(store *base, ob_count_fn fn, void *arg)
     if (rc)
         return rc;
     sqlite3_stmt *st;
-    const char *sql = "SELECT state, kind, queue, count(*), min(run_at) FROM jobs "
-                      "GROUP BY state, kind, queue";
+    const char *sql = "SELECT coalesce(min(t), 0) FROM (" OLDEST("jobs_claim_queue", "0")
+                      " UNION ALL " OLDEST("jobs_parked", "1") ")";
+    *at = 0;
     rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK) {
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-            fn(arg, (ob_state)sqlite3_column_int(st, 0), (const char *)sqlite3_column_text(st, 1),
-               (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3),
-               sqlite3_column_int64(st, 4));
+        obi_sq_bind_text(st, 1, queue);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            *at = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
     }
-    rc = rc == SQLITE_DONE ? 0 : obi_sq_fail(r->db, rc, "count jobs");
+    rc = rc == SQLITE_ROW ? 0 : obi_sq_fail(r->db, rc, "oldest due job");
     read_end(s, r);
     return rc;
 }

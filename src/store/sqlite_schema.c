@@ -103,6 +103,10 @@ static const char *const migrations[SCHEMA_VERSION + 1] = {
           "CREATE INDEX jobs_parked ON jobs(queue, priority DESC, run_at)"
           " WHERE state = 2 AND parked = 1;"
           "CREATE INDEX jobs_lease ON jobs(lease_until, queue) WHERE state = 3;",
+    /* N1: the counters, counted once here, kept by every change after. */
+    [4] = "CREATE TABLE counts(queue TEXT NOT NULL, kind TEXT NOT NULL, state INTEGER NOT NULL,"
+          " n INTEGER NOT NULL, PRIMARY KEY(queue, kind, state)) WITHOUT ROWID;"
+          "INSERT INTO counts SELECT queue, kind, state, count(*) FROM jobs GROUP BY 1, 2, 3;",
 };
 
 int obi_sq_query_int(sqlite3 *db, const char *sql, int64_t *out)

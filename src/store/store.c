@@ -1,7 +1,7 @@
 /*
  * store.c - what all stores share: choosing a backend by URL, the pool of
- * reader connections, listing, and building ob_job snapshots as single
- * allocations (so ob_job_free is one free()).
+ * reader connections, listing, checking the counters (N1), and building
+ * ob_job snapshots as single allocations (so ob_job_free is one free()).
  *
  * Layout of a snapshot block:
  *   job_block | ob_attempt_error[nerrors] | kind\0 | queue\0 | unique_key\0 |
@@ -10,6 +10,7 @@
  * a time as it reads them.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,4 +239,69 @@ void obi_schedule_clear(store_schedule *sc)
     sc->payload = NULL;
     sc->meta = NULL;
     sc->payload_len = 0;
+}
+
+/* ---- N1: the counters against a count ---- */
+
+typedef struct tally {
+    store_count *v;
+    int n, cap;
+    bool lost;
+} tally;
+
+static void tally_add(void *arg, ob_state state, const char *kind, const char *queue, int64_t n)
+{
+    tally *t = arg;
+    if (t->n == t->cap) {
+        int cap = t->cap ? t->cap * 2 : 64;
+        store_count *v = realloc(t->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            t->lost = true;
+            return;
+        }
+        t->v = v;
+        t->cap = cap;
+    }
+    store_count *c = &t->v[t->n++];
+    snprintf(c->queue, sizeof c->queue, "%s", queue);
+    snprintf(c->kind, sizeof c->kind, "%s", kind);
+    c->state = state;
+    c->n = n;
+}
+
+static int group_order(const void *a, const void *b)
+{
+    const store_count *x = a, *y = b;
+    int c = strcmp(x->queue, y->queue);
+    if (!c)
+        c = strcmp(x->kind, y->kind);
+    return c ? c : (int)x->state - (int)y->state;
+}
+
+bool obi_store_counts_agree(store *s)
+{
+    tally kept = {0}, counted = {0};
+    bool ok = s->ops->counts(s, tally_add, &kept) == 0 &&
+              s->ops->counts_scan(s, tally_add, &counted) == 0 && !kept.lost && !counted.lost;
+    if (ok) {
+        if (kept.n)
+            qsort(kept.v, (size_t)kept.n, sizeof *kept.v, group_order);
+        if (counted.n)
+            qsort(counted.v, (size_t)counted.n, sizeof *counted.v, group_order);
+        for (int i = 0, j = 0; i < kept.n || j < counted.n;) {
+            int c = i == kept.n ? 1 : j == counted.n ? -1 : group_order(&kept.v[i], &counted.v[j]);
+            const store_count *g = c <= 0 ? &kept.v[i] : &counted.v[j];
+            int64_t have = c <= 0 ? kept.v[i].n : 0, want = c >= 0 ? counted.v[j].n : 0;
+            if (have != want) {
+                OB_ERROR("store: N1: %s/%s/state %d counted %lld, the jobs are %lld", g->queue, g->kind,
+                         (int)g->state, (long long)have, (long long)want);
+                ok = false;
+            }
+            i += c <= 0;
+            j += c >= 0;
+        }
+    }
+    free(kept.v);
+    free(counted.v);
+    return ok;
 }

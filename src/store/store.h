@@ -26,6 +26,11 @@
  *       (the database cannot be reached now), details logged.
  *   S6  A shared store (!exclusive) enforces unique keys itself: insert()
  *       answers STORE_EXISTS when another process committed the key first.
+ *   N1  The counters (counts()) equal the jobs in each (queue, kind, state)
+ *       once a transaction commits: the engine adds each batch's changes
+ *       (count_add, in the batch's transaction: its inserts, state changes
+ *       and the rows prune() reports gone); insert_tx adds its own job in
+ *       the caller's transaction. Tests compare them with counts_scan().
  */
 #ifndef OB_STORE_H
 #define OB_STORE_H
@@ -196,6 +201,17 @@ typedef struct store_moved {
     char queue[OB_NAME_MAX + 1];
 } store_moved;
 
+/* A change of `n` jobs to one (queue, kind, state) group's counter. */
+typedef struct store_count {
+    char queue[OB_NAME_MAX + 1];
+    char kind[OB_NAME_MAX + 1];
+    ob_state state;
+    int64_t n;
+} store_count;
+
+/* prune(): a deleted job's group. */
+typedef void (*store_gone_fn)(void *arg, const char *kind, const char *queue, ob_state state);
+
 /* A running job found by expired(). */
 typedef struct store_lease {
     ob_id id;
@@ -247,8 +263,11 @@ typedef struct store_ops {
     /* Running jobs whose lease ended before `now` (all running ones if
      * `all`), at most `max`, into out[0..*n). */
     int (*expired)(store *s, int64_t now, bool all, store_lease *out, int max, int *n);
-    /* Delete up to `limit` final jobs finished before `before`; *n deleted. */
-    int (*prune)(store *s, int64_t before, int limit, int *n);
+    /* Delete up to `limit` final jobs finished before `before`; *n deleted,
+     * each reported to gone() (N1). */
+    int (*prune)(store *s, int64_t before, int limit, store_gone_fn gone, void *arg, int *n);
+    /* Add d[0..n) to the counters (N1); entries with n == 0 are skipped. */
+    int (*count_add)(store *s, const store_count *d, int n);
     /* Jobs not in a final state. */
     int (*count_unfinished)(store *s, int64_t *n);
 
@@ -318,7 +337,13 @@ typedef struct store_ops {
     /* reader calls, any thread */
     int (*get)(store *s, const ob_id *id, ob_job **out);
     int (*list)(store *s, const ob_list_filter *f, ob_job_page **out);
+    /* The counters (N1): one call per group with jobs (oldest: 0). */
     int (*counts)(store *s, ob_count_fn fn, void *arg);
+    /* The same counted from the jobs (a scan: tests, repair). */
+    int (*counts_scan)(store *s, ob_count_fn fn, void *arg);
+    /* run_at of `queue`'s oldest available job, 0 if none (an index seek
+     * per priority present). */
+    int (*oldest_due)(store *s, const char *queue, int64_t *at);
     /* Every queue's settings row, in name order (*rows as queues_lock). */
     int (*queues)(store *s, store_queue **rows, int *n);
     /* Every schedule, in name order (*rows malloc'd; each row's payload
@@ -429,6 +454,9 @@ void obi_job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const cha
  * NULL is a no-op. */
 void obi_job_release(ob_job *j);
 void obi_job_page_release(ob_job_page *l);
+/* N1: whether the counters equal a count of the jobs (two reads: call it
+ * when nothing writes). Logs each group that differs. */
+bool obi_store_counts_agree(store *s);
 /* Free what a read of a schedule allocated (payload, meta). */
 void obi_schedule_clear(store_schedule *sc);
 
