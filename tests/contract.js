@@ -162,6 +162,14 @@ async function main() {
     await check("GET", "/v1/queues/bad%20name");                                        // 422
     await check("GET", "/v1/queues", { auth: false });                                  // 401
 
+    // the overview's stats and nodes
+    await check("GET", "/v1/stats");                                                    // 200
+    await check("GET", "/v1/stats?seconds=5");                                          // 200
+    await check("GET", "/v1/stats?seconds=301");                                        // 422
+    await check("GET", "/v1/stats", { auth: false });                                   // 401
+    await check("GET", "/v1/nodes");                                                    // 200
+    await check("GET", "/v1/nodes", { auth: false });                                   // 401
+
     // schedules
     const sj = { kind: "http.request", payload: { url: "http://127.0.0.1:9/" } };
     await check("PUT", "/v1/schedules/contract", { body: { cron: "0 3 * * *", timezone: "Europe/Berlin", job: sj, missed: "latest" } }); // 201

@@ -177,6 +177,14 @@ TEST(a_dead_nodes_jobs_are_rescued_and_the_leadership_moves)
     ob_pool *p = h_pool(b, 1, 0, NULL);
     h_sleep_ms(300);
     ASSERT_EQ(atomic_load(&h_nlog), 0); /* the job is the child's, running */
+    ob_node *nodes;
+    size_t nn;
+    ASSERT_OK(ob_engine_nodes(b, &nodes, &nn)); /* oldest first: the child leads */
+    ASSERT_EQ(nn, 2);
+    ASSERT(nodes[0].leader && !nodes[0].self && nodes[0].pid == child);
+    ASSERT(!nodes[1].leader && nodes[1].self && nodes[1].pid == getpid());
+    ASSERT(strlen(nodes[1].id) == 32 && nodes[1].heartbeat_at_ms > ob_now_ms() - 5000);
+    free(nodes);
     kill(child, SIGKILL);
     int64_t killed = ob_now_ms();
     waitpid(child, NULL, 0);
@@ -202,6 +210,17 @@ TEST(a_dead_nodes_jobs_are_rescued_and_the_leadership_moves)
     ASSERT(took >= o.node_dead_ms / 2 && took < 3000);
     ob_job_free(j);
     ob_pool_stop(p, 1000);
+    for (int t = 0; t < 300; t++) { /* the dead one buried (after its job), b leads */
+        ASSERT_OK(ob_engine_nodes(b, &nodes, &nn));
+        if (nn == 1)
+            break;
+        free(nodes);
+        h_sleep_ms(10);
+    }
+    ASSERT_EQ(nn, 1);
+    ASSERT(nodes[0].leader && nodes[0].self);
+    free(nodes);
+    h_counts_agree(b); /* the dead node's counts still count */
     ob_engine_close(b);
 }
 

@@ -96,6 +96,17 @@ typedef struct ob_job_page {
     char next_cursor[OB_CURSOR_MAX];   /* "" when there are no more */
 } ob_job_page;
 
+/* A process working on the engine's store (a node). */
+typedef struct ob_node {
+    char id[33];             /* 32 hex digits; "" for an embedded store's only one */
+    char host[256];
+    int pid;
+    int64_t started_at_ms;
+    int64_t heartbeat_at_ms; /* last seen alive */
+    bool leader;             /* runs the cluster's chores (rescue, prune, schedules) */
+    bool self;               /* this engine */
+} ob_node;
+
 /* Called once per group of jobs of one state, kind and queue that has jobs
  * (ob_job_counts in jobs.h). kind and queue are valid only during the call. */
 typedef void (*ob_count_fn)(void *arg, ob_state state, const char *kind, const char *queue,

@@ -125,6 +125,13 @@ int ob_store_migrate(const char *url, int *had, int *now);
  * this node's heartbeat), or OB_ESHUTDOWN (closing). */
 int ob_engine_ready(ob_engine *e);
 
+/* The nodes of the engine's store (a shared store's, from their heartbeats;
+ * an embedded store has this process only), oldest first: *out (malloc'd,
+ * the caller frees it) gets *n of them. Returns 0 or a store error. */
+int ob_engine_nodes(ob_engine *e, ob_node **out, size_t *n);
+/* The store's kind: "sqlite" or "postgres". */
+const char *ob_engine_store_name(ob_engine *e);
+
 /* Counters of the commit thread, for benchmarks and metrics. */
 typedef struct ob_engine_stats {
     uint64_t commits;   /* store transactions committed */
@@ -479,6 +486,8 @@ typedef struct ob_event {
                           kind and queue are "", from and attempt 0 */
     const char *schedule;     /* a new job a schedule made: its name; else NULL */
     int64_t scheduled_for_ms; /* ... and the tick it was made for */
+    int64_t due_ms;           /* a start (to OB_RUNNING): when the job was due, its
+                                 run_at (at_ms - due_ms: how long it waited); else 0 */
 } ob_event;
 
 typedef void (*ob_event_fn)(void *arg, const ob_event *ev);

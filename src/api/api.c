@@ -227,6 +227,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = events_new(a, srv);
     if (!rc)
         rc = metrics_new(a, srv);
+    if (!rc)
+        rc = stats_new(a, srv);
     if (rc) {
         api_free(a);
         return rc;
@@ -239,6 +241,7 @@ void api_free(api *a)
 {
     if (!a)
         return;
+    stats_free(a);
     metrics_free(a);
     events_free(a);
     waitlist_free(a->w);

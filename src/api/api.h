@@ -14,6 +14,8 @@
  *              with no thread blocked per waiting client
  *   events.c   GET /v1/events: state changes as server-sent events
  *   metrics.c  GET /metrics: Prometheus text format
+ *   stats.c    GET /v1/stats, /v1/nodes: version, health, nodes, the last
+ *              minutes' starts, finishes and start latency
  *   http_request.c  the http.request and outbox.callback job kinds
  *
  * The API owns no job state: everything lives in the engine; what the
@@ -109,6 +111,7 @@ struct api {
     struct waitlist *w;
     struct events *ev;
     struct metrics *metrics;
+    struct stats *stats;
 };
 
 /* Register a route: fn gets the api as its argument. Every route is
@@ -189,6 +192,11 @@ int api_bulk_routes(api *a, ob_http_server *srv);
 
 /* ---- queues_api.c: GET /v1/queues[/{name}], PATCH /v1/queues/{name} ---- */
 int api_queues_routes(api *a, ob_http_server *srv);
+
+/* ---- stats.c: GET /v1/stats, GET /v1/nodes ---- */
+typedef struct stats stats;
+int stats_new(api *a, ob_http_server *srv);
+void stats_free(api *a);
 
 /* ---- ui.c: the dashboard, /ui/ ---- */
 int api_ui_routes(api *a, ob_http_server *srv);

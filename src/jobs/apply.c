@@ -40,8 +40,8 @@ void obi_batch_count(batch *b, const char *kind, const char *queue, ob_state sta
     c->n = delta;
 }
 
-void obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,
-                     int64_t at, const char *kind, const char *queue, const char *error)
+event_rec *obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,
+                           int64_t at, const char *kind, const char *queue, const char *error)
 {
     if (from != state) {
         if (from)
@@ -53,7 +53,7 @@ void obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, i
         event_rec *ev = realloc(b->ev, cap * sizeof *ev);
         if (!ev) {
             OB_ERROR("jobs: out of memory: a state-change event is lost");
-            return;
+            return NULL;
         }
         b->ev = ev;
         b->evcap = cap;
@@ -69,6 +69,8 @@ void obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, i
     r->error = error;
     r->schedule[0] = '\0';
     r->scheduled_for = 0;
+    r->due = 0;
+    return r;
 }
 
 static void due_at(commit *c, batch *b, int64_t t)

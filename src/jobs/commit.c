@@ -93,9 +93,12 @@ static int claim_for(ob_engine *e, batch *b, pool *p, int want, int64_t now)
     obi_flow_claimed(e, jobs, n);
     if (n < want)
         p->maybe_work = false;
-    for (int i = 0; i < n; i++)
-        obi_batch_event(b, &jobs[i]->id, OB_AVAILABLE, OB_RUNNING, jobs[i]->attempt, now,
-                        jobs[i]->kind, jobs[i]->queue, NULL);
+    for (int i = 0; i < n; i++) {
+        event_rec *ev = obi_batch_event(b, &jobs[i]->id, OB_AVAILABLE, OB_RUNNING,
+                                        jobs[i]->attempt, now, jobs[i]->kind, jobs[i]->queue, NULL);
+        if (ev)
+            ev->due = jobs[i]->run_at_ms;
+    }
     b->claims[b->nclaims++] = (claim_rec){p, jobs, n};
     return 0;
 }

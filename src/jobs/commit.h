@@ -51,9 +51,11 @@ struct batch {
 /* Count `delta` jobs into (queue, kind, state) for the store's counters. */
 void obi_batch_count(batch *b, const char *kind, const char *queue, ob_state state,
                      int64_t delta);
-/* Record a state change (and count it), published once the batch commits. */
-void obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,
-                     int64_t at, const char *kind, const char *queue, const char *error);
+/* Record a state change (and count it), published once the batch commits.
+ * Returns the event (to add to; valid until the next one), or NULL if out
+ * of memory lost it (the count is kept). */
+event_rec *obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,
+                           int64_t at, const char *kind, const char *queue, const char *error);
 /* Decide and apply one life-cycle event to one job. *result gets the
  * outcome for the caller (0, OB_ENOTFOUND, OB_ESTATE), *state_out the
  * job's state afterwards, *was the state before. Returns a store error

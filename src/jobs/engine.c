@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jobs/jobs.h"
 
@@ -102,6 +103,7 @@ int ob_engine_open(const char *url, const ob_engine_opts *opts, ob_engine **out)
     pthread_mutex_init(&e->pools_mu, NULL);
     pthread_mutex_init(&e->tx_mu, NULL);
     e->h_start.bounds = e->h_run.bounds = obi_hist_seconds;
+    e->opened_at = ob_now_ms();
     obi_notify_init(&e->n, e->o.max_waiters);
     obi_commit_init(e);
     store_opts so = {.node_dead_ms = e->o.node_dead_ms, .wake = obi_commit_wake,
@@ -472,6 +474,27 @@ int ob_engine_ready(ob_engine *e)
     if (!rc && e->st->ops->health)
         rc = e->st->ops->health(e->st);
     return rc;
+}
+
+const char *ob_engine_store_name(ob_engine *e) { return e ? e->st->ops->name : ""; }
+
+int ob_engine_nodes(ob_engine *e, ob_node **out, size_t *n)
+{
+    if (!e || !out || !n)
+        return OB_EINVAL;
+    if (e->st->ops->nodes)
+        return e->st->ops->nodes(e->st, out, n);
+    ob_node *me = calloc(1, sizeof *me);
+    if (!me)
+        return OB_ENOMEM;
+    gethostname(me->host, sizeof me->host - 1);
+    me->pid = (int)getpid();
+    me->started_at_ms = e->opened_at;
+    me->heartbeat_at_ms = ob_now_ms();
+    me->leader = me->self = true;
+    *out = me;
+    *n = 1;
+    return 0;
 }
 
 int ob_store_migrate(const char *url, int *had, int *now)

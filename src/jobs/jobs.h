@@ -100,6 +100,7 @@ typedef struct event_rec {
     const char *error; /* borrowed from the batch, valid until published */
     char schedule[OB_NAME_MAX + 1]; /* a job a schedule made: its name; else "" */
     int64_t scheduled_for;
+    int64_t due; /* a start: when the job was due (run_at); else 0 */
 } event_rec;
 
 typedef struct waiter waiter;
@@ -330,6 +331,7 @@ void obi_pool_release(ob_engine *e, ob_job *job);
 
 struct ob_engine {
     store *st;
+    int64_t opened_at;          /* ms */
     ob_engine_opts o;
     commit c;
     notify n;

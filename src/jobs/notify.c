@@ -120,7 +120,8 @@ void obi_notify_publish(notify *n, const event_rec *ev, size_t count)
         if (n->subs) {
             ob_event pub = {r->id,    r->kind,  r->queue, r->state,
                             r->from,  r->attempt, r->at, r->error,
-                            false,    r->schedule[0] ? r->schedule : NULL, r->scheduled_for};
+                            false,    r->schedule[0] ? r->schedule : NULL, r->scheduled_for,
+                            r->due};
             for (ob_subscription *s = n->subs; s; s = s->next)
                 if (!s->finals || ob_state_is_final(r->state))
                     s->fn(s->arg, &pub);

@@ -68,14 +68,17 @@ static int make(ob_engine *e, batch *b, store_schedule *sc, int64_t t, int64_t n
                    .payload = sc->payload, .payload_len = sc->payload_len,
                    .max_attempts = sc->max_attempts, .timeout_ms = sc->timeout_ms,
                    .unique_key = key, .meta = sc->meta, .rate_key = sc->rate_key};
+    size_t nev = b->nev;
     rc = obi_batch_insert(e, b, &j, now);
     if (rc == STORE_EXISTS)
         return 0;
     if (rc)
         return rc;
-    event_rec *ev = &b->ev[b->nev - 1]; /* the insert's */
-    snprintf(ev->schedule, sizeof ev->schedule, "%s", sc->name);
-    ev->scheduled_for = t;
+    if (b->nev > nev) { /* the insert's event (unless out of memory lost it) */
+        event_rec *ev = &b->ev[b->nev - 1];
+        snprintf(ev->schedule, sizeof ev->schedule, "%s", sc->name);
+        ev->scheduled_for = t;
+    }
     sc->last_at = t;
     sc->last_job = j.id;
     sc->has_last_job = true;

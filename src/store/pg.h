@@ -230,6 +230,7 @@ int obi_pg_list(store *base, const ob_list_filter *f, ob_job_page **out);
 int obi_pg_counts(store *base, ob_count_fn fn, void *arg);
 int obi_pg_counts_scan(store *base, ob_count_fn fn, void *arg);
 int obi_pg_oldest_due(store *base, const char *queue, int64_t *at);
+int obi_pg_nodes(store *base, ob_node **rows, size_t *n);
 int obi_pg_queues(store *base, store_queue **rows, int *n);
 int obi_pg_keys_held(store *base, const char *queue, int64_t now, store_key **rows, int *n);
 

@@ -35,8 +35,9 @@
 
 enum { N_BEAT, N_LEAD, N_LEAVE, N_COUNT };
 static const char *const node_sql[N_COUNT] = {
-    [N_BEAT] = ("INSERT INTO outbox_nodes(id, host, pid) VALUES($1::uuid, $2, $3::int)"
-                " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()"),
+    [N_BEAT] = ("INSERT INTO outbox_nodes(id, host, pid, backend) VALUES($1::uuid, $2, $3::int,"
+                " pg_backend_pid()) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(),"
+                " backend = excluded.backend"),
     [N_LEAD] = "SELECT pg_try_advisory_lock($1::int, $2::int)",
     [N_LEAVE] = "DELETE FROM outbox_nodes WHERE id = $1::uuid",
 };

@@ -16,7 +16,7 @@
  * a generic plan made while a table was small would stay (postgres.c). */
 static const char reader_setup[] = "SET plan_cache_mode = force_custom_plan";
 
-enum { R_GET, R_COUNTS, R_COUNTS_SCAN, R_OLDEST, R_QUEUES, R_HELD, R_SCHEDULES, R_COUNT };
+enum { R_GET, R_COUNTS, R_COUNTS_SCAN, R_OLDEST, R_NODES, R_QUEUES, R_HELD, R_SCHEDULES, R_COUNT };
 
 /* The oldest run_at of a queue's available jobs in one claim index (parked
  * or not): ordered by priority, then run_at, its first entry of each
@@ -34,6 +34,13 @@ static const char *const reader_sql[R_COUNT] = {
               " j.payload FROM outbox_jobs j WHERE j.id = $1::uuid",
     [R_COUNTS] = "SELECT state, kind, queue, sum(n)::bigint FROM outbox_counts GROUP BY 1, 2, 3"
                  " HAVING sum(n) <> 0",
+    /* The leader: the node whose session (backend) holds the leader lock. */
+    [R_NODES] = "SELECT replace(n.id::text, '-', ''), n.host, n.pid,"
+                " (extract(epoch FROM n.started_at) * 1000)::bigint,"
+                " (extract(epoch FROM n.heartbeat_at) * 1000)::bigint, EXISTS(SELECT 1 FROM"
+                " pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid = n.backend"
+                " AND l.classid = $1::int::oid AND l.objid = $2::int::oid AND l.objsubid = 2)"
+                " FROM outbox_nodes n ORDER BY n.started_at, n.id",
     [R_COUNTS_SCAN] = "SELECT state, kind, queue, count(*) FROM outbox_jobs GROUP BY 1, 2, 3",
     [R_OLDEST] = "SELECT coalesce(least(" OLDEST("parked") ", " OLDEST("NOT parked") "), 0)",
     [R_QUEUES] = "SELECT " PG_QUEUE_COLS ", CASE WHEN concurrency > 0 THEN (SELECT count(*)"
@@ -231,6 +238,33 @@ int obi_pg_counts(store *base, ob_count_fn fn, void *arg)
 int obi_pg_counts_scan(store *base, ob_count_fn fn, void *arg)
 {
     return count_rows(base, R_COUNTS_SCAN, fn, arg);
+}
+
+int obi_pg_nodes(store *base, ob_node **rows, size_t *n)
+{
+    pg_store *s = (pg_store *)base;
+    pgnum b[2];
+    const char *v[2] = {obi_pg_i64(&b[0], PG_LOCK_LEADER), obi_pg_i64(&b[1], s->node.lock_key)};
+    PGresult *r = NULL;
+    int rc = reader_call(s, R_NODES, NULL, 2, v, NULL, NULL, &r);
+    int nr = rc ? 0 : PQntuples(r);
+    *rows = NULL;
+    *n = 0;
+    if (nr && !(*rows = calloc((size_t)nr, sizeof **rows)))
+        rc = OB_ENOMEM;
+    for (int i = 0; !rc && i < nr; i++) {
+        ob_node *d = &(*rows)[i];
+        snprintf(d->id, sizeof d->id, "%s", obi_pgv_str(r, i, 0, NULL));
+        snprintf(d->host, sizeof d->host, "%s", obi_pgv_str(r, i, 1, NULL));
+        d->pid = (int)obi_pgv_int(r, i, 2);
+        d->started_at_ms = obi_pgv_int(r, i, 3);
+        d->heartbeat_at_ms = obi_pgv_int(r, i, 4);
+        d->leader = obi_pgv_int(r, i, 5) != 0;
+        d->self = strcmp(d->id, s->node.idhex) == 0;
+        (*n)++;
+    }
+    PQclear(r);
+    return rc;
 }
 
 int obi_pg_oldest_due(store *base, const char *queue, int64_t *at)

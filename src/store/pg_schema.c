@@ -100,6 +100,7 @@ static const char migration_2[] =
 /* N1: the counters, one row a node and group (no two nodes write one
  * row); counted once here (node 'migrated': the leader folds it). */
 static const char migration_3[] =
+    "ALTER TABLE outbox_nodes ADD COLUMN backend integer;" /* who holds the leader lock */
     "CREATE TABLE outbox_counts(node text NOT NULL, queue text NOT NULL, kind text NOT NULL,"
     " state smallint NOT NULL, n bigint NOT NULL, PRIMARY KEY(node, queue, kind, state));"
     "INSERT INTO outbox_counts SELECT 'migrated', queue, kind, state, count(*)"

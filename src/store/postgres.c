@@ -859,6 +859,7 @@ static const store_ops pg_ops = {
     .counts = obi_pg_counts,
     .counts_scan = obi_pg_counts_scan,
     .oldest_due = obi_pg_oldest_due,
+    .nodes = obi_pg_nodes,
     .queues = obi_pg_queues,
     .keys_held = obi_pg_keys_held,
     .schedules = obi_pg_schedules,

@@ -349,6 +349,9 @@ typedef struct store_ops {
     /* Every schedule, in name order (*rows malloc'd; each row's payload
      * and meta too: obi_schedule_clear them). */
     int (*schedules)(store *s, store_schedule **rows, int *n);
+    /* Optional (NULL: this process is the only one): the nodes sharing
+     * the store, oldest first (*rows malloc'd). */
+    int (*nodes)(store *s, ob_node **rows, size_t *n);
     /* The keys of `queue` held after `now`, in key order (*rows malloc'd). */
     int (*keys_held)(store *s, const char *queue, int64_t now, store_key **rows, int *n);
 } store_ops;
