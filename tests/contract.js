@@ -129,6 +129,8 @@ async function main() {
     await check("GET", `/v1/jobs/${id}`, { auth: false });                              // 401
     await check("GET", "/v1/jobs?state=scheduled&limit=1");                             // 200
     await check("GET", "/v1/jobs?state=nonsense");                                      // 400
+    await check("GET", "/v1/jobs?search=someone%40example.com&created_after=2020-01-01T00:00:00Z"); // 200
+    await check("GET", "/v1/jobs?created_before=soon");                                 // 400
 
     // cancel, retry
     await check("POST", `/v1/jobs/${id}/retry`);                                        // 200: run now

@@ -315,6 +315,72 @@ TEST(the_counters_follow_every_change)
     ob_engine_close(e);
 }
 
+static size_t listed(ob_engine *e, ob_list_filter f, ob_id *first)
+{
+    ob_job_page *pg;
+    ASSERT_OK(ob_job_list(e, &f, &pg));
+    size_t n = pg->n;
+    if (n && first)
+        *first = pg->jobs[0]->id;
+    ob_job_page_free(pg);
+    return n;
+}
+
+/* A job is found by its terms (whatever their case), its unique key, the
+ * time it was made; pruned, by nothing. */
+TEST(jobs_are_found_by_term_unique_key_and_time)
+{
+    ob_engine_opts o;
+    h_fast_opts(&o);
+    o.retention_ms = 200;
+    o.prune_interval_ms = 50;
+    ob_engine *e = h_open("jobs.db", &o);
+    int64_t t0 = ob_now_ms();
+    ob_new_job a = {.payload = "retry:3600000", .payload_len = 14,
+                    .terms = "Ann@Example.org\nmsg-1@example.org"};
+    ob_id ida = h_add_job(e, &a);
+    h_sleep_ms(5);
+    int64_t t1 = ob_now_ms();
+    ob_new_job b = {.payload = "done", .payload_len = 5, .terms = "bob@example.org\nann@example.org",
+                    .unique_key = "order-9"};
+    ob_id idb = h_add_job(e, &b), got;
+    for (int i = 0; i < 50; i++) /* others, without terms */
+        h_add(e, "retry:3600000");
+    ASSERT_EQ(listed(e, (ob_list_filter){.term = "ANN@example.ORG"}, &got), 2);
+    ASSERT(!memcmp(got.b, idb.b, 16)); /* newest first */
+    ASSERT_EQ(listed(e, (ob_list_filter){.term = "msg-1@example.org"}, &got), 1);
+    ASSERT(!memcmp(got.b, ida.b, 16));
+    ASSERT_EQ(listed(e, (ob_list_filter){.unique_key = "order-9"}, &got), 1);
+    ASSERT(!memcmp(got.b, idb.b, 16));
+    ASSERT_EQ(listed(e, (ob_list_filter){.term = "order-9", .unique_key = "order-9"}, NULL), 1);
+    ASSERT_EQ(listed(e, (ob_list_filter){.term = "ann@example.org", .limit = 1,
+                                         .states = 1u << OB_AVAILABLE}, NULL), 1);
+    ASSERT_EQ(listed(e, (ob_list_filter){.term = "nobody@example.org"}, NULL), 0);
+    ASSERT_EQ(listed(e, (ob_list_filter){.created_after_ms = t0, .created_before_ms = t1,
+                                         .limit = 100}, &got), 1);
+    ASSERT(!memcmp(got.b, ida.b, 16));
+    ASSERT_EQ(listed(e, (ob_list_filter){.created_after_ms = t1, .limit = 100}, NULL), 51);
+    ob_problem p;
+    ob_new_job bad = {.kind = "script", .terms = "a\n\nb"};
+    ASSERT_RC(ob_new_job_check(e, &bad, &p), OB_EINVAL);
+    ASSERT_STREQ(p.field, "terms");
+    bad.terms = "tab\there";
+    ASSERT_RC(ob_new_job_check(e, &bad, &p), OB_EINVAL);
+    /* b completes and is pruned: its terms go with it */
+    ob_pool *pool = h_pool(e, 2, 0, NULL);
+    ob_job_free(h_wait(e, &idb));
+    ob_job *j = NULL;
+    for (int t = 0; t < 300 && ob_job_get(e, &idb, &j) != OB_ENOTFOUND; t++) {
+        ob_job_free(j);
+        j = NULL;
+        h_sleep_ms(10);
+    }
+    ASSERT_EQ(listed(e, (ob_list_filter){.term = "bob@example.org"}, NULL), 0);
+    ASSERT_EQ(listed(e, (ob_list_filter){.term = "ann@example.org"}, NULL), 1);
+    ob_pool_stop(pool, 1000);
+    ob_engine_close(e);
+}
+
 TEST(list_pages_newest_first_with_filters)
 {
     ob_engine *e = h_open("jobs.db", NULL);
@@ -427,7 +493,7 @@ TEST(foreign_and_newer_files_are_refused)
  * no parked jobs, the claim indexes over every available job, no
  * counters. */
 static const char sqlite_v1[] =
-    "DROP TABLE counts; DROP TABLE queues; DROP TABLE keys; DROP TABLE schedules; DROP INDEX jobs_claim; DROP INDEX jobs_claim_queue;"
+    "DROP TABLE counts; DROP TABLE terms; DROP TABLE queues; DROP TABLE keys; DROP TABLE schedules; DROP INDEX jobs_claim; DROP INDEX jobs_claim_queue;"
     "DROP INDEX jobs_parked; DROP INDEX jobs_parked_key; DROP INDEX jobs_lease;"
     "ALTER TABLE jobs DROP COLUMN parked; ALTER TABLE jobs DROP COLUMN rate_key;"
     "ALTER TABLE jobs DROP COLUMN meta;"
@@ -435,7 +501,7 @@ static const char sqlite_v1[] =
     "CREATE INDEX jobs_claim_queue ON jobs(queue, priority DESC, run_at) WHERE state = 2;"
     "CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 3; PRAGMA user_version = 1";
 static const char pg_v1[] =
-    "DROP TABLE outbox_counts; DROP TABLE outbox_queues; DROP TABLE outbox_keys; DROP TABLE outbox_schedules; ALTER TABLE outbox_jobs DROP COLUMN parked;"
+    "DROP TABLE outbox_counts; DROP TABLE outbox_terms; ALTER TABLE outbox_nodes DROP COLUMN backend; DROP TABLE outbox_queues; DROP TABLE outbox_keys; DROP TABLE outbox_schedules; ALTER TABLE outbox_jobs DROP COLUMN parked;"
     "ALTER TABLE outbox_jobs DROP COLUMN rate_key;"
     "CREATE INDEX outbox_jobs_claim ON outbox_jobs(priority DESC, run_at, id) WHERE state = 2;"
     "CREATE INDEX outbox_jobs_claim_queue ON outbox_jobs(queue, priority DESC, run_at, id)"
@@ -514,6 +580,7 @@ static const test_case tests[] = {
     T(long_error_is_truncated_to_valid_utf8),
     T(finished_jobs_are_pruned_after_retention),
     T(the_counters_follow_every_change),
+    T(jobs_are_found_by_term_unique_key_and_time),
     T(list_pages_newest_first_with_filters),
     T_ONLY("sqlite", second_open_of_a_store_is_refused),
     T_ONLY("sqlite", foreign_and_newer_files_are_refused),

@@ -96,7 +96,7 @@ TEST(rollback_leaves_no_job_and_commit_leaves_exactly_one)
 
     app_exec(&a, "BEGIN");
     app_exec(&a, "INSERT INTO orders VALUES (1)");
-    ob_new_job j = {.payload = "done", .payload_len = 5};
+    ob_new_job j = {.payload = "done", .payload_len = 5, .terms = "Tx@Example.org"};
     ob_id gone, kept;
     ASSERT_OK(app_enqueue(e, &a, &j, &gone, NULL));
     app_exec(&a, "ROLLBACK");
@@ -122,6 +122,12 @@ TEST(rollback_leaves_no_job_and_commit_leaves_exactly_one)
     app_close(&a);
     ob_pool_stop(p, 1000);
     h_counts_agree(e); /* the job counted in the app's transaction, once */
+    ob_list_filter f = {.term = "tx@example.org"}; /* its terms kept, the rolled back's not */
+    ob_job_page *pg;
+    ASSERT_OK(ob_job_list(e, &f, &pg));
+    ASSERT_EQ(pg->n, 1);
+    ASSERT(!memcmp(pg->jobs[0]->id.b, kept.b, 16));
+    ob_job_page_free(pg);
     ob_engine_close(e);
 }
 

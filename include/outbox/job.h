@@ -42,6 +42,8 @@ static inline bool ob_state_is_final(int s) { return s >= OB_COMPLETED && s <= O
 #define OB_META_MAX 4096      /* bytes */
 #define OB_RATE_KEY_MAX 255   /* bytes */
 #define OB_ERRORS_KEPT_MAX 64 /* errors kept per job, at most */
+#define OB_TERM_MAX 320       /* bytes of one search term */
+#define OB_TERMS_MAX 1000     /* search terms of one job */
 
 /* ---- a snapshot ----------------------------------------------------- */
 
@@ -88,6 +90,15 @@ typedef struct ob_list_filter {
     const char *queue;  /* NULL: any */
     int limit;          /* 1..OB_LIST_MAX; 0: 100 */
     const char *cursor; /* NULL: from the newest; else a next_cursor */
+    /* Only jobs with the search term `term` (ob_new_job.terms; compared
+     * after ASCII lower-casing) or with the unique key `unique_key`, when
+     * either is set (an index seek: any size of store). */
+    const char *term;
+    const char *unique_key;
+    /* Only jobs created in [created_after_ms, created_before_ms) (0: no
+     * bound): ids are UUIDv7, so this is a range of the id index. */
+    int64_t created_after_ms;
+    int64_t created_before_ms;
 } ob_list_filter;
 
 typedef struct ob_job_page {

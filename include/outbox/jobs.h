@@ -195,6 +195,11 @@ typedef struct ob_new_job {
     const char *rate_key;   /* NULL, or 1-255 of printable ASCII but '"' and '\\':
                                the destination, for its queue's key_rate and
                                holds (ob_ctx_retry_hold) */
+    const char *terms;      /* NULL, or what the job can be found by
+                               (ob_list_filter.term): terms separated by '\n',
+                               each 1-OB_TERM_MAX bytes of UTF-8 without control
+                               characters, at most OB_TERMS_MAX; stored
+                               lower-cased (ASCII), pruned with the job */
 } ob_new_job;
 
 /* Check `j` as enqueue would, without storing anything. Returns 0 or

@@ -87,9 +87,10 @@ void ob_mailer_outcomes(const ob_mailer *m, uint64_t out[4]);
 /* ---- enqueue -------------------------------------------------------- */
 
 /* Prepare the job that sends `m`: j->kind is OB_MAIL_KIND, j->queue
- * OB_MAIL_QUEUE unless already set, and j->payload the message's stored
- * form, which *payload owns (malloc'd: free it after the enqueue). The
- * other members of *j (run_at_ms, priority, unique_key, meta ...) are the
+ * OB_MAIL_QUEUE unless already set, j->payload the message's stored form
+ * and j->terms what the job can be found by (each recipient's address and
+ * the Message-ID without its angle brackets: ob_list_filter.term), both
+ * in *payload (malloc'd: free it after the enqueue). The other members of *j (run_at_ms, priority, unique_key, meta ...) are the
  * caller's and left as they are. Enqueue it with ob_enqueue or
  * ob_enqueue_async. Returns 0 or OB_ENOMEM (then *payload is NULL). */
 int ob_mail_job_new(const ob_mail *m, ob_new_job *j, char **payload);

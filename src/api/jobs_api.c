@@ -345,6 +345,55 @@ static void get_job(ob_http_req *r, void *arg) { api_get_job(arg, r, NULL); }
 
 /* ---- GET /v1/jobs ---- */
 
+/* The list's answer: {"jobs": [...], "next_cursor"}. Takes pg. */
+static void reply_page(ob_http_req *r, ob_job_page *pg)
+{
+    json_t *jobs = json_array();
+    for (size_t i = 0; i < pg->n; i++)
+        json_array_append_new(jobs, api_job_json(pg->jobs[i], false));
+    json_t *v = json_pack("{s:o, s:s?}", "jobs", jobs, "next_cursor",
+                          pg->next_cursor[0] ? pg->next_cursor : NULL);
+    ob_http_reply_json(r, 200, v);
+    json_decref(v);
+    ob_job_page_free(pg);
+}
+
+/* A search that is a job's id: that job, if the other filters take it.
+ * Whether it answered. */
+static bool search_by_id(api *a, ob_http_req *r, const ob_list_filter *f, const char *search)
+{
+    ob_id id;
+    if (ob_id_parse(search, &id))
+        return false;
+    ob_job *j = NULL;
+    int rc = ob_job_get(a->o.engine, &id, &j);
+    if (rc && rc != OB_ENOTFOUND) {
+        api_reply_rc(r, rc, NULL);
+        return true;
+    }
+    bool keep = j && (!f->states || (f->states >> j->state) & 1) &&
+                (!f->kind || !strcmp(f->kind, j->kind)) &&
+                (!f->queue || !strcmp(f->queue, j->queue)) &&
+                (!f->created_after_ms || j->created_at_ms >= f->created_after_ms) &&
+                (!f->created_before_ms || j->created_at_ms < f->created_before_ms);
+    ob_job_page *pg = calloc(1, sizeof *pg);
+    ob_job **one = calloc(1, sizeof *one);
+    if (!pg || !one) {
+        free(pg);
+        free(one);
+        ob_job_free(j);
+        api_reply_rc(r, OB_ENOMEM, NULL);
+        return true;
+    }
+    pg->jobs = one;
+    if (keep)
+        one[pg->n++] = j;
+    else
+        ob_job_free(j);
+    reply_page(r, pg);
+    return true;
+}
+
 static void list_jobs(ob_http_req *r, void *arg)
 {
     api *a = arg;
@@ -359,6 +408,34 @@ static void list_jobs(ob_http_req *r, void *arg)
     f.kind = ob_http_query(r, "kind");
     f.queue = ob_http_query(r, "queue");
     f.cursor = ob_http_query(r, "cursor");
+    static const char *const times[2] = {"created_after", "created_before"};
+    int64_t *bound[2] = {&f.created_after_ms, &f.created_before_ms};
+    for (int i = 0; i < 2; i++) {
+        const char *t = ob_http_query(r, times[i]);
+        if (t && (ob_time_parse(t, bound[i]) || *bound[i] <= 0)) {
+            ob_http_reply_error(r, 400, "invalid", "an RFC 3339 date-time, e.g. "
+                                "2026-11-25T04:00:00Z", times[i]);
+            return;
+        }
+    }
+    const char *search = ob_http_query(r, "search");
+    char term[OB_TERM_MAX + 1], key[OB_UNIQUE_KEY_MAX + 8];
+    if (search) {
+        size_t n = strlen(search);
+        if (n == 0 || n > OB_TERM_MAX) {
+            ob_http_reply_error(r, 400, "invalid", "1 to 320 bytes", "search");
+            return;
+        }
+        if (search_by_id(a, r, &f, search))
+            return;
+        if (n >= 2 && search[0] == '<' && search[n - 1] == '>') /* a Message-ID as written */
+            snprintf(term, sizeof term, "%.*s", (int)n - 2, search + 1);
+        else
+            snprintf(term, sizeof term, "%s", search);
+        f.term = term;
+        if (n <= OB_UNIQUE_KEY_MAX && snprintf(key, sizeof key, "key:%s", search) > 0)
+            f.unique_key = key;
+    }
     if (lim) {
         char *end;
         long n = strtol(lim, &end, 10);
@@ -379,14 +456,7 @@ static void list_jobs(ob_http_req *r, void *arg)
         api_reply_rc(r, rc, NULL);
         return;
     }
-    json_t *jobs = json_array();
-    for (size_t i = 0; i < pg->n; i++)
-        json_array_append_new(jobs, api_job_json(pg->jobs[i], false));
-    json_t *v = json_pack("{s:o, s:s?}", "jobs", jobs, "next_cursor",
-                          pg->next_cursor[0] ? pg->next_cursor : NULL);
-    ob_http_reply_json(r, 200, v);
-    json_decref(v);
-    ob_job_page_free(pg);
+    reply_page(r, pg);
 }
 
 /* ---- POST /v1/jobs/{id}/cancel, /retry ---- */

@@ -208,6 +208,28 @@ int ob_engine_register(ob_engine *e, const char *name, ob_handler_fn fn, void *a
 
 #define RUN_AT_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
+/* '\n'-separated terms, each 1..OB_TERM_MAX bytes of UTF-8 without
+ * control characters, at most OB_TERMS_MAX. */
+static int terms_check(const char *t, ob_problem *p)
+{
+    int n = 0;
+    for (const char *s = t;; n++) {
+        size_t len = strcspn(s, "\n");
+        if (len == 0 || len > OB_TERM_MAX || !ob_utf8_valid(s, len))
+            return obi_problem(p, len > OB_TERM_MAX ? OB_ETOOBIG : OB_EINVAL, "terms",
+                               "term %d: 1-%d bytes of UTF-8", n + 1, OB_TERM_MAX);
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+                return obi_problem(p, OB_EINVAL, "terms", "term %d has a control character",
+                                   n + 1);
+        if (n + 1 > OB_TERMS_MAX)
+            return obi_problem(p, OB_ETOOBIG, "terms", "more than %d terms", OB_TERMS_MAX);
+        if (!s[len])
+            return 0;
+        s += len + 1;
+    }
+}
+
 int ob_new_job_check(ob_engine *e, const ob_new_job *j, ob_problem *p)
 {
     if (!e || !j)
@@ -256,7 +278,15 @@ int ob_new_job_check(ob_engine *e, const ob_new_job *j, ob_problem *p)
         return obi_problem(p, OB_EINVAL, "rate_key",
                            "1-%d characters of printable ASCII, without '\"' or '\\'",
                            OB_RATE_KEY_MAX);
-    return 0;
+    return j->terms ? terms_check(j->terms, p) : 0;
+}
+
+/* Lower-case the ASCII letters of s in place (search terms). */
+static void ascii_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
 }
 
 bool ob_rate_key_valid(const char *k)
@@ -295,6 +325,7 @@ void obi_new_job_from(ob_engine *e, const ob_new_job *j, store_new *out)
         .max_attempts = j->max_attempts ? j->max_attempts : k->opts.max_attempts,
         .timeout_ms = j->timeout_ms ? j->timeout_ms : k->opts.timeout_ms,
         .unique_key = j->unique_key, .meta = j->meta, .rate_key = j->rate_key,
+        .terms = j->terms,
     };
 }
 
@@ -312,7 +343,8 @@ static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
     store_new from;
     obi_new_job_from(e, j, &from);
     op *o = malloc(sizeof *o + from.payload_len + str_size(from.kind) + str_size(from.queue) +
-                   str_size(from.unique_key) + str_size(from.meta) + str_size(from.rate_key));
+                   str_size(from.unique_key) + str_size(from.meta) + str_size(from.rate_key) +
+                   str_size(from.terms));
     if (!o)
         return NULL;
     memset(o, 0, sizeof *o);
@@ -325,6 +357,10 @@ static op *op_enqueue_new(ob_engine *e, const ob_new_job *j)
     nj->unique_key = put_str(&p, from.unique_key);
     nj->meta = put_str(&p, from.meta);
     nj->rate_key = put_str(&p, from.rate_key);
+    char *terms = put_str(&p, from.terms);
+    if (terms)
+        ascii_lower(terms);
+    nj->terms = terms;
     o->type = OP_ENQUEUE;
     o->external = true;
     return o;
@@ -530,11 +566,19 @@ static int enqueue_tx(ob_engine *e, const char *store_name, void *conn, const ob
     store_new nj;
     obi_new_job_from(e, j, &nj);
     obi_new_job_due(&nj, ob_now_ms());
+    char *terms = NULL;
+    if (j->terms) {
+        if (!(terms = strdup(j->terms)))
+            return OB_ENOMEM;
+        ascii_lower(terms);
+        nj.terms = terms;
+    }
     pthread_mutex_lock(&e->tx_mu);
     obi_idgen_next(&e->tx_idgen, &nj.id);
     pthread_mutex_unlock(&e->tx_mu);
     ob_id existing;
     rc = e->st->ops->insert_tx(e->st, conn, &nj, &existing);
+    free(terms);
     if (rc < 0)
         return rc;
     if (id)
@@ -617,6 +661,18 @@ int ob_job_list(ob_engine *e, const ob_list_filter *f, ob_job_page **out)
         return OB_EINVAL;
     ob_id cur;
     if (g.cursor && g.cursor[0] && ob_id_parse(g.cursor, &cur))
+        return OB_EINVAL;
+    char term[OB_TERM_MAX + 1];
+    if (g.term) { /* terms are stored lower-cased */
+        size_t n = strlen(g.term);
+        if (n == 0 || n > OB_TERM_MAX)
+            return OB_EINVAL;
+        memcpy(term, g.term, n + 1);
+        ascii_lower(term);
+        g.term = term;
+    }
+    if ((g.unique_key && !g.unique_key[0]) || g.created_after_ms < 0 ||
+        g.created_before_ms < 0)
         return OB_EINVAL;
     return e->st->ops->list(e->st, &g, out);
 }

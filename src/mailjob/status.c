@@ -115,11 +115,50 @@ void ob_mail_status_free(ob_mail_status *s) { free(s); }
 
 /* ---- enqueue ---- */
 
+/* The message's search terms after its payload in one block: the payload,
+ * NUL, the terms ('\n'-separated; those too long to be a term left out). */
+static char *with_terms(const ob_mail *m, char *payload)
+{
+    const char *mid = ob_mail_message_id(m);
+    size_t idlen = strlen(mid);
+    if (idlen >= 2 && mid[0] == '<' && mid[idlen - 1] == '>')
+        mid++, idlen -= 2;
+    size_t n = ob_mail_rcpt_count(m), len = strlen(payload), size = len + 2 + idlen;
+    for (size_t i = 0; i < n; i++)
+        size += strlen(ob_mail_rcpt(m, i)) + 1;
+    char *b = realloc(payload, size), *t;
+    if (!b) {
+        free(payload);
+        return NULL;
+    }
+    t = b + len + 1;
+    *t = '\0';
+    for (size_t i = 0; i < n && i < OB_TERMS_MAX - 1; i++) {
+        const char *a = ob_mail_rcpt(m, i);
+        size_t al = strlen(a);
+        if (al && al <= OB_TERM_MAX) {
+            memcpy(t, a, al);
+            t[al] = '\n';
+            t += al + 1;
+        }
+    }
+    if (idlen && idlen <= OB_TERM_MAX) {
+        memcpy(t, mid, idlen);
+        t += idlen;
+    } else if (t > b + len + 1) {
+        t--; /* the last '\n' */
+    }
+    *t = '\0';
+    return b;
+}
+
 int ob_mail_job_new(const ob_mail *m, ob_new_job *j, char **payload)
 {
     json_t *stored = ob_mail_to_json(m);
     *payload = stored ? json_dumps(stored, JSON_COMPACT) : NULL;
     json_decref(stored);
+    if (*payload)
+        *payload = with_terms(m, *payload);
     if (!*payload)
         return OB_ENOMEM;
     j->kind = OB_MAIL_KIND;
@@ -127,6 +166,8 @@ int ob_mail_job_new(const ob_mail *m, ob_new_job *j, char **payload)
         j->queue = OB_MAIL_QUEUE;
     j->payload = *payload;
     j->payload_len = strlen(*payload);
+    const char *terms = *payload + j->payload_len + 1;
+    j->terms = *terms ? terms : NULL;
     return 0;
 }
 

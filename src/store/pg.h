@@ -161,6 +161,7 @@ struct pg_store {
     char *tx_insert;     /* insert_tx's statements, naming the schema and channel */
     char *tx_find;
     char *tx_notify;
+    char *tx_terms;
     obi_readers readers;
     /* per transaction, commit thread only */
     held *held;
@@ -177,7 +178,7 @@ enum {
     W_QUEUE_SAVE, W_QUEUE_DELETE, W_KEYS_WAITING, W_KEYS_ENSURE, W_KEYS_LOCK, W_KEY_SAVE,
     W_KEYS_PRUNE, W_PROMOTE,
     W_NEXT_DUE, W_CHORE_LOCK, W_EXPIRED, W_BURY_NODES, W_PRUNE, W_COUNT_UNFINISHED, W_NOTIFY,
-    W_COUNT_ADD, W_COUNT_FOLD, W_COUNT
+    W_COUNT_ADD, W_COUNT_FOLD, W_TERMS, W_COUNT
 };
 
 /* ---- pg_flow.c: claims with parts, queue settings, rate keys ---- */

@@ -189,20 +189,30 @@ int obi_pg_get(store *base, const ob_id *id, ob_job **out)
 static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *after,
                     int limit, ob_job_page *l)
 {
-    char sql[512];
+    char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT " JOB_COLS " FROM outbox_jobs j WHERE %s%s%s%s"
+             "SELECT " JOB_COLS " FROM outbox_jobs j WHERE %s%s%s%s%s%s%s"
              " ORDER BY j.id DESC LIMIT $5::int",
              state >= 0 ? "j.state = $1::smallint" : "$1::smallint IS NOT NULL",
              after ? " AND j.id < $2::uuid" : " AND $2::uuid IS NULL",
              f->kind ? " AND j.kind = $3" : " AND $3::text IS NULL",
-             f->queue ? " AND j.queue = $4" : " AND $4::text IS NULL");
+             f->queue ? " AND j.queue = $4" : " AND $4::text IS NULL",
+             f->term || f->unique_key
+                 ? " AND j.id IN (SELECT id FROM outbox_terms WHERE term = $6::text"
+                   " UNION ALL SELECT id FROM outbox_jobs WHERE unique_key = $7::text)"
+                 : " AND $6::text IS NULL AND $7::text IS NULL",
+             f->created_after_ms ? " AND j.id >= $8::uuid" : " AND $8::uuid IS NOT NULL",
+             f->created_before_ms ? " AND j.id < $9::uuid" : " AND $9::uuid IS NOT NULL");
     pgnum b[2];
-    const char *v[5] = {obi_pg_i64(&b[0], state), after ? ID_PARAM(after) : NULL, f->kind, f->queue,
-                        obi_pg_i64(&b[1], limit + 1)};
-    int len[5] = {0, 16}, fmt[5] = {0, 1};
+    ob_id lo, hi;
+    obi_id_at(f->created_after_ms, &lo);
+    obi_id_at(f->created_before_ms, &hi);
+    const char *v[9] = {obi_pg_i64(&b[0], state), after ? ID_PARAM(after) : NULL, f->kind, f->queue,
+                        obi_pg_i64(&b[1], limit + 1), f->term, f->unique_key, ID_PARAM(&lo),
+                        ID_PARAM(&hi)};
+    int len[9] = {0, 16, 0, 0, 0, 0, 0, 16, 16}, fmt[9] = {0, 1, 0, 0, 0, 0, 0, 1, 1};
     PGresult *r = NULL;
-    int rc = reader_call(ctx, 0, sql, 5, v, len, fmt, &r);
+    int rc = reader_call(ctx, 0, sql, 9, v, len, fmt, &r);
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         ob_job *j = obi_pg_row_to_job(r, i, false, NULL);
         if (!j)

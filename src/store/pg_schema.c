@@ -104,7 +104,10 @@ static const char migration_3[] =
     "CREATE TABLE outbox_counts(node text NOT NULL, queue text NOT NULL, kind text NOT NULL,"
     " state smallint NOT NULL, n bigint NOT NULL, PRIMARY KEY(node, queue, kind, state));"
     "INSERT INTO outbox_counts SELECT 'migrated', queue, kind, state, count(*)"
-    " FROM outbox_jobs GROUP BY 2, 3, 4;";
+    " FROM outbox_jobs GROUP BY 2, 3, 4;"
+    /* what a job can be found by (ob_new_job.terms) */
+    "CREATE TABLE outbox_terms(term text NOT NULL, id uuid NOT NULL, PRIMARY KEY(term, id));"
+    "CREATE INDEX outbox_terms_id ON outbox_terms(id);";
 
 static const char *const migrations[PG_SCHEMA_VERSION + 1] = {
     [1] = migration_1,

@@ -88,6 +88,10 @@
     " kind, state, 1 FROM i ON CONFLICT (node, queue, kind, state)"                           \
     " DO UPDATE SET n = " p "outbox_counts.n + 1"
 #define INTERVAL_MS(p) " now() - " p "::bigint * interval '1 millisecond'"
+/* A job's search terms, '\n'-separated in $2 (p: as INSERT_SQL). */
+#define TERMS_SQL(p)                                                                         \
+    "INSERT INTO " p "outbox_terms(term, id) SELECT DISTINCT t, $1::uuid FROM"                 \
+    " unnest(string_to_array($2, E'\\n')) t ON CONFLICT DO NOTHING"
 
 
 static const char *const writer_sql[W_COUNT] = {
@@ -189,11 +193,13 @@ static const char *const writer_sql[W_COUNT] = {
                      " RETURNING n.id, n.host, n.pid",
     [W_PRUNE] = "WITH d AS (SELECT id FROM outbox_jobs WHERE state >= 5"
                 " AND finished_at < $1::bigint ORDER BY finished_at LIMIT $2::int),"
-                " e AS (DELETE FROM outbox_errors WHERE id IN (SELECT id FROM d))"
+                " e AS (DELETE FROM outbox_errors WHERE id IN (SELECT id FROM d)),"
+                " t AS (DELETE FROM outbox_terms WHERE id IN (SELECT id FROM d))"
                 " DELETE FROM outbox_jobs WHERE id IN (SELECT id FROM d)"
                 " RETURNING kind, queue, state",
     [W_COUNT_UNFINISHED] = "SELECT count(*) FROM outbox_jobs WHERE state < 5",
     [W_NOTIFY] = "SELECT pg_notify($1, $2)",
+    [W_TERMS] = TERMS_SQL(""),
     [W_COUNT_ADD] = "INSERT INTO outbox_counts(node, queue, kind, state, n) SELECT $1, q, k, s, n"
                     " FROM unnest($2::text[], $3::text[], $4::smallint[], $5::bigint[])"
                     " u(q, k, s, n) WHERE n <> 0 ON CONFLICT (node, queue, kind, state)"
@@ -256,6 +262,7 @@ static void pg_close(store *base)
     free(s->tx_insert);
     free(s->tx_find);
     free(s->tx_notify);
+    free(s->tx_terms);
     free(s->url);
     free(s);
 }
@@ -303,10 +310,11 @@ static int prepare_schema(pg_store *s, int *from)
         s->tx_insert = str_printf(INSERT_TX_SQL("%1$s."), qs);
         s->tx_find = str_printf("SELECT id FROM %s.outbox_jobs WHERE unique_key = $1", qs);
         s->tx_notify = str_printf("SELECT pg_notify(%s, $1)", qc);
+        s->tx_terms = str_printf(TERMS_SQL("%1$s."), qs);
     }
     PQfreemem(qs);
     PQfreemem(qc);
-    if (!s->tx_insert || !s->tx_find || !s->tx_notify)
+    if (!s->tx_insert || !s->tx_find || !s->tx_notify || !s->tx_terms)
         rc = OB_ENOMEM;
 out:
     PQfinish(c);
@@ -420,14 +428,20 @@ static int pg_insert(store *base, const store_new *j)
     const char *v[13];
     int len[13], fmt[13];
     insert_params(j, b, v, len, fmt);
-    if (!j->unique_key)
-        return obi_pgc_defer(&s->w, W_INSERT, 13, v, len, fmt, PQ_ONE_ROW_CHANGED);
-    PGresult *r;
-    int rc = obi_pgc_call(&s->w, W_INSERT, NULL, 13, v, len, fmt, &r);
-    if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
-        rc = STORE_EXISTS; /* G3: another node committed the key first */
-    PQclear(r);
-    return rc;
+    int rc;
+    if (!j->unique_key) {
+        rc = obi_pgc_defer(&s->w, W_INSERT, 13, v, len, fmt, PQ_ONE_ROW_CHANGED);
+    } else {
+        PGresult *r;
+        rc = obi_pgc_call(&s->w, W_INSERT, NULL, 13, v, len, fmt, &r);
+        if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
+            rc = STORE_EXISTS; /* G3: another node committed the key first */
+        PQclear(r);
+    }
+    if (rc || !j->terms)
+        return rc;
+    const char *tv[2] = {ID_PARAM(&j->id), j->terms};
+    return obi_pgc_defer(&s->w, W_TERMS, 2, tv, (const int[]){16, 0}, (const int[]){1, 0}, PQ_ANY);
 }
 
 static int pg_find_unique(store *base, const char *key, ob_id *id)
@@ -801,6 +815,17 @@ static int pg_insert_tx(store *base, void *conn, const store_new *j, ob_id *exis
     }
     if (rc)
         return rc;
+    if (j->terms) {
+        const char *tv[2] = {ID_PARAM(&j->id), j->terms};
+        r = PQexecParams(c, s->tx_terms, 2, NULL, tv, (const int[]){16, 0}, (const int[]){1, 0}, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
+            rc = PQstatus(c) == CONNECTION_OK ? OB_ESTORE : OB_EUNAVAIL;
+        }
+        PQclear(r);
+        if (rc)
+            return rc;
+    }
     /* Delivered at the caller's commit, and only then: nodes claim at once. */
     char msg[64];
     snprintf(msg, sizeof msg, "- %lld", (long long)(j->state == OB_AVAILABLE ? 0 : j->run_at));

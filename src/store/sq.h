@@ -33,7 +33,8 @@ enum {
     W_PAYLOAD, W_PROMOTE, W_NEXT_DUE, W_EXPIRED, W_EXPIRED_ALL, W_PRUNE_SELECT,
     W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS, W_COUNT_UNFINISHED, W_DATA_VERSION, W_Q_ALL,
     W_Q_LOAD, W_Q_SAVE, W_Q_DELETE, W_PARK, W_UNPARK, W_ORPHANS, W_CAND_KEY, W_KEYS_WAITING,
-    W_KEY_LOAD, W_KEY_SAVE, W_KEYS_PRUNE, W_COUNT_ADD, W_COUNT_ZERO, W_COUNT
+    W_KEY_LOAD, W_KEY_SAVE, W_KEYS_PRUNE, W_COUNT_ADD, W_COUNT_ZERO, W_TERM_ADD, W_DEL_TERMS,
+    W_COUNT
 };
 
 /* Columns of a queue's row (store_queue), in this order; a job counts
@@ -96,6 +97,10 @@ int obi_sq_counts_scan(store *base, ob_count_fn fn, void *arg);
 int obi_sq_oldest_due(store *base, const char *queue, int64_t *at);
 /* The counter upsert (N1), shared by the writer and insert_tx. */
 extern const char obi_sq_count_add_sql[];
+/* A job's search terms (store_new.terms), by the insert of W_TERM_ADD's
+ * SQL `st` on `db`. */
+int obi_sq_insert_terms(sqlite3 *db, sqlite3_stmt *st, const store_new *j);
+extern const char obi_sq_term_add_sql[];
 
 /* ---- sqlite_queues.c: queue settings and the park sweep ---- */
 

@@ -117,8 +117,11 @@ static const char *const writer_sql[W_COUNT] = {
                      " WHERE queue = ?1 AND held_until <= ?2 AND rate_window + ?3 <= ?2 LIMIT ?4)",
     [W_COUNT_ADD] = obi_sq_count_add_sql,
     [W_COUNT_ZERO] = "DELETE FROM counts WHERE n = 0",
+    [W_TERM_ADD] = obi_sq_term_add_sql,
+    [W_DEL_TERMS] = "DELETE FROM terms WHERE id = (SELECT id FROM jobs WHERE seq = ?)",
 };
 
+const char obi_sq_term_add_sql[] = "INSERT OR IGNORE INTO terms(term, id) VALUES(?, ?)";
 const char obi_sq_count_add_sql[] =
     "INSERT INTO counts(queue, kind, state, n) VALUES(?, ?, ?, ?)"
     " ON CONFLICT(queue, kind, state) DO UPDATE SET n = n + excluded.n";
@@ -310,13 +313,28 @@ static int insert_payload(sqlite3 *db, sqlite3_stmt *st, const store_new *j)
     return obi_sq_step(db, st, "insert payload");
 }
 
+int obi_sq_insert_terms(sqlite3 *db, sqlite3_stmt *st, const store_new *j)
+{
+    int rc = 0;
+    for (const char *t = j->terms; t && !rc;) {
+        size_t n = strcspn(t, "\n");
+        sqlite3_bind_text(st, 1, t, (int)n, SQLITE_STATIC);
+        obi_sq_bind_id(st, 2, &j->id);
+        rc = obi_sq_step(db, st, "insert search terms");
+        t = t[n] ? t + n + 1 : NULL;
+    }
+    return rc;
+}
+
 static int sqlite_insert(store *base, const store_new *j)
 {
     sqlite_store *s = (sqlite_store *)base;
     sqlite3_stmt *st = WS(s, W_INSERT);
     bind_new(st, j);
     int rc = obi_sq_step(s->w, st, "insert job");
-    return rc ? rc : insert_payload(s->w, WS(s, W_INSERT_PAYLOAD), j);
+    if (!rc)
+        rc = insert_payload(s->w, WS(s, W_INSERT_PAYLOAD), j);
+    return rc ? rc : obi_sq_insert_terms(s->w, WS(s, W_TERM_ADD), j);
 }
 
 /* Transactional enqueue on the caller's connection (ob_enqueue_sqlite):
@@ -340,11 +358,11 @@ static int sqlite_insert_tx(store *base, void *conn, const store_new *j, ob_id *
         OB_ERROR("sqlite: ob_enqueue_sqlite: the connection is not to an outbox store");
         return OB_EINVAL;
     }
-    sqlite3_stmt *ins = NULL, *pay = NULL, *find = NULL, *cnt = NULL;
-    const char *sql[4] = {writer_sql[W_INSERT], writer_sql[W_INSERT_PAYLOAD],
-                          writer_sql[W_FIND_UNIQUE], obi_sq_count_add_sql};
-    sqlite3_stmt **st[4] = {&ins, &pay, &find, &cnt};
-    for (int i = 0; i < 4 && !rc; i++) {
+    sqlite3_stmt *ins = NULL, *pay = NULL, *find = NULL, *cnt = NULL, *term = NULL;
+    const char *sql[5] = {writer_sql[W_INSERT], writer_sql[W_INSERT_PAYLOAD],
+                          writer_sql[W_FIND_UNIQUE], obi_sq_count_add_sql, obi_sq_term_add_sql};
+    sqlite3_stmt **st[5] = {&ins, &pay, &find, &cnt, &term};
+    for (int i = 0; i < 5 && !rc; i++) {
         int r = sqlite3_prepare_v2(db, sql[i], -1, st[i], NULL);
         if (r != SQLITE_OK)
             rc = obi_sq_fail(db, r, sql[i]);
@@ -363,6 +381,8 @@ static int sqlite_insert_tx(store *base, void *conn, const store_new *j, ob_id *
         bind_new(ins, j);
         if (!(rc = obi_sq_step(db, ins, "insert job")))
             rc = insert_payload(db, pay, j);
+        if (!rc)
+            rc = obi_sq_insert_terms(db, term, j);
     }
     if (!rc) { /* N1, in the caller's transaction */
         store_count c = {.state = j->state, .n = 1};
@@ -370,7 +390,7 @@ static int sqlite_insert_tx(store *base, void *conn, const store_new *j, ob_id *
         snprintf(c.kind, sizeof c.kind, "%s", j->kind);
         rc = count_add_one(db, cnt, &c);
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         sqlite3_finalize(*st[i]);
     return rc;
 }
@@ -651,9 +671,9 @@ static int sqlite_prune(store *base, int64_t before, int limit, store_gone_fn go
     }
     sqlite3_reset(st);
     rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : obi_sq_fail(s->w, rc, "prune select");
-    static const int dels[] = {W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS};
+    static const int dels[] = {W_DEL_TERMS, W_DEL_JOB, W_DEL_PAYLOAD, W_DEL_ERRORS};
     for (int i = 0; i < k && !rc; i++) {
-        for (size_t d = 0; d < 3 && !rc; d++) {
+        for (size_t d = 0; d < 4 && !rc; d++) {
             sqlite3_bind_int64(WS(s, dels[d]), 1, seqs[i]);
             rc = obi_sq_step(s->w, WS(s, dels[d]), "prune");
         }

@@ -189,13 +189,18 @@ static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *
                     int limit, ob_job_page *l)
 {
     sqlite3 *db = ctx;
-    char sql[512];
+    bool search = f->term || f->unique_key; /* then from the jobs found, by id */
+    char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT " JOB_COLS " FROM jobs INDEXED BY %s WHERE %s%s%s%s"
+             "SELECT " JOB_COLS " FROM jobs INDEXED BY %s WHERE %s%s%s%s%s%s%s"
              " ORDER BY id DESC LIMIT ?5",
-             state >= 0 ? "jobs_state" : "jobs_id", state >= 0 ? "state = ?1" : "?1 = ?1",
-             after ? " AND id < ?2" : "", f->kind ? " AND kind = ?3" : "",
-             f->queue ? " AND queue = ?4" : "");
+             state >= 0 && !search ? "jobs_state" : "jobs_id",
+             state >= 0 ? "state = ?1" : "?1 = ?1", after ? " AND id < ?2" : "",
+             f->kind ? " AND kind = ?3" : "", f->queue ? " AND queue = ?4" : "",
+             search ? " AND id IN (SELECT id FROM terms WHERE term = ?6"
+                      " UNION ALL SELECT id FROM jobs WHERE unique_key = ?7)"
+                    : "",
+             f->created_after_ms ? " AND id >= ?8" : "", f->created_before_ms ? " AND id < ?9" : "");
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -206,6 +211,13 @@ static int list_one(void *ctx, int state, const ob_list_filter *f, const ob_id *
     obi_sq_bind_text(st, 3, f->kind);
     obi_sq_bind_text(st, 4, f->queue);
     sqlite3_bind_int(st, 5, limit + 1);
+    obi_sq_bind_text(st, 6, f->term);
+    obi_sq_bind_text(st, 7, f->unique_key);
+    ob_id lo, hi;
+    obi_id_at(f->created_after_ms, &lo);
+    obi_id_at(f->created_before_ms, &hi);
+    obi_sq_bind_id(st, 8, &lo);
+    obi_sq_bind_id(st, 9, &hi);
     int r = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         ob_job *j = obi_sq_row_to_job(st, NULL, NULL, 0);

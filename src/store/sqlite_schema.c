@@ -106,7 +106,11 @@ static const char *const migrations[SCHEMA_VERSION + 1] = {
     /* N1: the counters, counted once here, kept by every change after. */
     [4] = "CREATE TABLE counts(queue TEXT NOT NULL, kind TEXT NOT NULL, state INTEGER NOT NULL,"
           " n INTEGER NOT NULL, PRIMARY KEY(queue, kind, state)) WITHOUT ROWID;"
-          "INSERT INTO counts SELECT queue, kind, state, count(*) FROM jobs GROUP BY 1, 2, 3;",
+          "INSERT INTO counts SELECT queue, kind, state, count(*) FROM jobs GROUP BY 1, 2, 3;"
+          /* what a job can be found by (ob_new_job.terms) */
+          "CREATE TABLE terms(term TEXT NOT NULL, id BLOB NOT NULL, PRIMARY KEY(term, id))"
+          " WITHOUT ROWID;"
+          "CREATE INDEX terms_id ON terms(id);",
 };
 
 int obi_sq_query_int(sqlite3 *db, const char *sql, int64_t *out)

@@ -126,6 +126,13 @@ static int id_desc(const void *a, const void *b)
     return -memcmp(x->id.b, y->id.b, 16);
 }
 
+void obi_id_at(int64_t ms, ob_id *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < 6; k++)
+        out->b[k] = (uint8_t)((uint64_t)ms >> (40 - 8 * k));
+}
+
 int obi_store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_job_page **out)
 {
     int limit = f->limit;

@@ -60,6 +60,7 @@ typedef struct store_new {
     const char *unique_key; /* may be NULL */
     const char *meta;       /* may be NULL */
     const char *rate_key;   /* "" or NULL: none */
+    const char *terms;      /* NULL or '\n'-separated, lower-cased, checked */
 } store_new;
 
 /* What the life cycle needs to know of a job to decide its next state. */
@@ -436,6 +437,8 @@ typedef int (*list_one_fn)(void *ctx, int state, const ob_list_filter *f, const 
  * query per wanted state (so each runs down its own index), the results
  * merged newest first, cut at the limit, the next cursor set. */
 int obi_store_list_run(const ob_list_filter *f, list_one_fn one, void *ctx, ob_job_page **out);
+/* The lowest UUIDv7 of millisecond `ms` (a created_after/before bound). */
+void obi_id_at(int64_t ms, ob_id *out);
 
 /* ---- building ob_job snapshots (store.c) ---- */
 
