@@ -211,6 +211,11 @@ async function main() {
     await check("POST", "/v1/messages/batch", { body: { messages: [msg(), { from: "x" }] } });  // 200
     await check("POST", "/v1/messages/batch", { body: { messages: [] } });              // 422
     await check("GET", `/v1/messages/${m.data.id}`);                                    // 200
+    const raw = await check("GET", `/v1/messages/${m.data.id}/raw`);                    // 200
+    if (!/^Content-Disposition/im.test([...raw.headers].map(([k, v]) => `${k}: ${v}`).join("\n")))
+        fail("GET /v1/messages/{id}/raw", "no Content-Disposition");
+    await check("GET", `/v1/messages/${id}/raw`);                                       // 404: not a message
+    await check("GET", "/v1/messages/nope/raw");                                        // 400
     await check("GET", `/v1/messages/${id}`);                                           // 404: not a message
     await check("GET", "/v1/messages/nope");                                            // 400
 

@@ -49,7 +49,8 @@ static inline bool ob_state_is_final(int s) { return s >= OB_COMPLETED && s <= O
 
 typedef struct ob_attempt_error {
     int attempt;
-    int64_t at_ms;
+    int64_t at_ms;         /* when it failed */
+    int64_t started_at_ms; /* when that attempt started; 0: not known */
     char *message;
 } ob_attempt_error;
 

@@ -133,6 +133,11 @@ typedef struct ob_mail_status {
  * pending. On success *out is owned by the caller. Returns 0, OB_EINVAL
  * (j is not a message job) or OB_ENOMEM. */
 int ob_mail_status_get(const ob_job *j, ob_mail_status **out);
+/* The message a mail.send job sends, as MIME (ob_mail_build of its stored
+ * payload; j must have its payload: ob_job_get): *out malloc'd, the
+ * caller's, *len bytes. Returns 0, OB_EINVAL (not a message job) or
+ * OB_ENOMEM. */
+int ob_mail_job_raw(const ob_job *j, char **out, size_t *len);
 /* NULL is a no-op. */
 void ob_mail_status_free(ob_mail_status *s);
 

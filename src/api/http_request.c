@@ -667,7 +667,7 @@ static bool on_final(void *arg, const ob_final *f, ob_new_job *next)
     const char *url = json_string_value(json_object_get(m, "callback_url"));
     bool add = url != NULL;
     if (add) {
-        static _Thread_local char payload[2200], key[OB_UNIQUE_KEY_MAX + 1];
+        static _Thread_local char payload[2200], key[OB_UNIQUE_KEY_MAX + 1], term[48];
         char ids[OB_ID_STRLEN + 1];
         ob_id_format(&f->id, ids);
         json_t *pl = json_pack("{s:s, s:s}", "job", ids, "url", url);
@@ -676,9 +676,10 @@ static bool on_final(void *arg, const ob_final *f, ob_new_job *next)
         if (add) {
             snprintf(payload, sizeof payload, "%s", text);
             snprintf(key, sizeof key, "callback:%s:%d:%s", ids, f->attempt, ob_state_name(f->state));
+            snprintf(term, sizeof term, "callback:%s", ids); /* a job's callbacks: ?search= */
             *next = (ob_new_job){.kind = "outbox.callback", .queue = "callbacks",
                                  .payload = payload, .payload_len = strlen(payload),
-                                 .unique_key = key};
+                                 .unique_key = key, .terms = term};
         }
         free(text);
         json_decref(pl);

@@ -12,6 +12,8 @@
  *                            accepted one is durable.
  *   GET  /v1/messages/{id}   the job, with each recipient's state (404 for
  *                            a job that is not a message).
+ *   GET  /v1/messages/{id}/raw  the message as MIME (message/rfc822, to
+ *                            save as .eml): as outboxd builds it to send.
  *
  * Beside the message's own members (include/outbox/mail.h) a request may
  * carry send_at (RFC 3339: when to send) and callback_url (POSTed the job
@@ -92,12 +94,46 @@ static void post_batch(ob_http_req *r, void *arg) { api_post_batch(arg, r, "mess
 
 static void get_message(ob_http_req *r, void *arg) { api_get_job(arg, r, OB_MAIL_KIND); }
 
+static void get_raw(ob_http_req *r, void *arg)
+{
+    api *a = arg;
+    const char *ids = ob_http_param(r, "id");
+    ob_id id;
+    if (ob_id_parse(ids, &id)) {
+        ob_http_reply_error(r, 400, "invalid", "not a job id", "id");
+        return;
+    }
+    ob_job *j = NULL;
+    int rc = ob_job_get(a->o.engine, &id, &j);
+    if (!rc && strcmp(j->kind, OB_MAIL_KIND) != 0)
+        rc = OB_ENOTFOUND;
+    char *mime = NULL;
+    size_t len = 0;
+    if (!rc)
+        rc = ob_mail_job_raw(j, &mime, &len);
+    ob_job_free(j);
+    if (rc == OB_EINVAL) {
+        ob_http_reply_error(r, 500, "internal", "the stored message does not parse", NULL);
+        return;
+    }
+    if (rc) {
+        api_reply_rc(r, rc, NULL);
+        return;
+    }
+    char disp[80];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s.eml\"", ids);
+    ob_http_set_header(r, "Content-Disposition", disp);
+    ob_http_reply(r, 200, "message/rfc822", mime, len);
+    free(mime);
+}
+
 int api_messages_routes(api *a, ob_http_server *srv)
 {
     int rc;
     if ((rc = api_route(a, srv, "POST", "/v1/messages", post_message, OB_HTTP_JSON)) ||
         (rc = api_route(a, srv, "POST", "/v1/messages/batch", post_batch, OB_HTTP_JSON)) ||
-        (rc = api_route(a, srv, "GET", "/v1/messages/{id}", get_message, 0)))
+        (rc = api_route(a, srv, "GET", "/v1/messages/{id}", get_message, 0)) ||
+        (rc = api_route(a, srv, "GET", "/v1/messages/{id}/raw", get_raw, 0)))
         return rc;
     return 0;
 }

@@ -6,7 +6,8 @@
  *    (RFC 3339 or null), "cancel_requested", "unique_key", "callback_url",
  *    "result" (JSON or null), "status_url" (a message's: /v1/messages/ID),
  *    and with detail: "payload" (JSON; "payload_base64" if the bytes are
- *    not JSON), "errors": [{"attempt", "at", "error"}]; a message also
+ *    not JSON), "errors": [{"attempt", "at", "error", "started_at",
+ *    "duration"}]; a message also
  *    "message_id" and "recipients"}
  */
 #include <stdlib.h>
@@ -126,10 +127,15 @@ json_t *api_job_json(const ob_job *j, bool with_detail)
     }
     json_t *errors = json_array();
     char at[32];
-    for (size_t i = 0; i < j->nerrors; i++)
-        json_array_append_new(errors, json_pack("{s:i, s:s, s:s}", "attempt", j->errors[i].attempt,
-                                                "at", ob_time_format(j->errors[i].at_ms, at),
-                                                "error", j->errors[i].message));
+    for (size_t i = 0; i < j->nerrors; i++) {
+        const ob_attempt_error *e = &j->errors[i];
+        int64_t began = e->started_at_ms > 0 && e->started_at_ms <= e->at_ms ? e->started_at_ms : 0;
+        json_array_append_new(errors, json_pack("{s:i, s:s, s:s, s:o, s:o}", "attempt", e->attempt,
+                                                "at", ob_time_format(e->at_ms, at), "error",
+                                                e->message, "started_at", time_or_null(began),
+                                                "duration", began ? json_real((double)(e->at_ms -
+                                                began) / 1000.0) : json_null()));
+    }
     json_object_set_new(v, "errors", errors);
     if (strcmp(j->kind, "mail.send") == 0)
         mail_view(v, j);

@@ -158,7 +158,11 @@ static int follow_up(ob_engine *e, batch *b, const ob_id *id, const store_row *r
     }
     store_new j;
     obi_new_job_from(e, &next, &j);
+    char *terms = NULL;
+    if (next.terms && !(j.terms = terms = obi_terms_lower(next.terms)))
+        return OB_ENOMEM;
     rc = obi_batch_insert(e, b, &j, now);
+    free(terms);
     return rc == STORE_EXISTS ? 0 : rc;
 }
 

@@ -289,6 +289,14 @@ static void ascii_lower(char *s)
             *s = (char)(*s - 'A' + 'a');
 }
 
+char *obi_terms_lower(const char *terms)
+{
+    char *t = strdup(terms);
+    if (t)
+        ascii_lower(t);
+    return t;
+}
+
 bool ob_rate_key_valid(const char *k)
 {
     size_t n = 0;
@@ -567,12 +575,8 @@ static int enqueue_tx(ob_engine *e, const char *store_name, void *conn, const ob
     obi_new_job_from(e, j, &nj);
     obi_new_job_due(&nj, ob_now_ms());
     char *terms = NULL;
-    if (j->terms) {
-        if (!(terms = strdup(j->terms)))
-            return OB_ENOMEM;
-        ascii_lower(terms);
-        nj.terms = terms;
-    }
+    if (j->terms && !(nj.terms = terms = obi_terms_lower(j->terms)))
+        return OB_ENOMEM;
     pthread_mutex_lock(&e->tx_mu);
     obi_idgen_next(&e->tx_idgen, &nj.id);
     pthread_mutex_unlock(&e->tx_mu);

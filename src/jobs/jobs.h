@@ -72,6 +72,9 @@ int64_t obi_backoff_delay(const ob_backoff *b, int attempt);
 void obi_new_job_from(ob_engine *e, const ob_new_job *j, store_new *out);
 /* Created now: scheduled if run_at is later, else available at once. */
 void obi_new_job_due(store_new *j, int64_t now);
+/* A copy of checked search terms, lower-cased as they are stored
+ * (malloc'd; NULL on out of memory). */
+char *obi_terms_lower(const char *terms);
 
 /* ---- kinds (engine.c) ---- */
 

@@ -201,3 +201,16 @@ int ob_mail_enqueue_json(ob_engine *e, const json_t *msg, const ob_mail_limits *
         obi_problem(p, rc, "", "the message could not be stored: %s", ob_strerror(rc));
     return rc;
 }
+
+int ob_mail_job_raw(const ob_job *j, char **out, size_t *len)
+{
+    if (!j || !out || !len || strcmp(j->kind, OB_MAIL_KIND) != 0 || !j->payload)
+        return OB_EINVAL;
+    ob_mail *m;
+    int rc = obi_mail_stored(j, &m, NULL);
+    if (rc)
+        return rc == OB_ENOMEM ? rc : OB_EINVAL;
+    rc = ob_mail_build(m, out, len);
+    ob_mail_free(m);
+    return rc;
+}

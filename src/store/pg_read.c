@@ -30,7 +30,7 @@ enum { R_GET, R_COUNTS, R_COUNTS_SCAN, R_OLDEST, R_NODES, R_QUEUES, R_HELD, R_SC
     " AND " pk " AND queue = $1 AND priority = p.pr)) FROM p WHERE p.pr IS NOT NULL)"
 static const char *const reader_sql[R_COUNT] = {
     [R_GET] = "SELECT " JOB_COLS ", (SELECT json_agg(json_build_array(e.attempt, e.at,"
-              " e.message) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
+              " e.message, e.started_at) ORDER BY e.attempt) FROM outbox_errors e WHERE e.id = j.id)::text,"
               " j.payload FROM outbox_jobs j WHERE j.id = $1::uuid",
     [R_COUNTS] = "SELECT state, kind, queue, sum(n)::bigint FROM outbox_counts GROUP BY 1, 2, 3"
                  " HAVING sum(n) <> 0",
@@ -110,6 +110,7 @@ ob_job *obi_pg_row_to_job(const PGresult *r, int i, bool payload, const char *er
             obi_job_place_error(j, k, (int)json_integer_value(json_array_get(e, 0)),
                             json_integer_value(json_array_get(e, 1)), json_string_value(m),
                             json_string_length(m));
+            j->errors[k].started_at_ms = json_integer_value(json_array_get(e, 3));
         }
     }
     json_decref(errs);

@@ -107,7 +107,9 @@ static const char migration_3[] =
     " FROM outbox_jobs GROUP BY 2, 3, 4;"
     /* what a job can be found by (ob_new_job.terms) */
     "CREATE TABLE outbox_terms(term text NOT NULL, id uuid NOT NULL, PRIMARY KEY(term, id));"
-    "CREATE INDEX outbox_terms_id ON outbox_terms(id);";
+    "CREATE INDEX outbox_terms_id ON outbox_terms(id);"
+    /* each failed attempt's start, beside its end: its duration */
+    "ALTER TABLE outbox_errors ADD COLUMN started_at bigint NOT NULL DEFAULT 0;";
 
 static const char *const migrations[PG_SCHEMA_VERSION + 1] = {
     [1] = migration_1,

@@ -111,9 +111,11 @@ static const char *const writer_sql[W_COUNT] = {
                  " parked = CASE WHEN $3::smallint = 2 THEN EXISTS (SELECT 1 FROM outbox_queues q"
                  " WHERE q.name = outbox_jobs.queue) ELSE parked END" /* F3 */
                  " WHERE id = $1::uuid AND state = $2::smallint AND attempt = $10::int",
-    [W_ADD_ERROR] = "INSERT INTO outbox_errors(id, attempt, at, message)"
-                    " VALUES($1::uuid, $2::int, $3::bigint, $4) ON CONFLICT (id, attempt)"
-                    " DO UPDATE SET at = excluded.at, message = excluded.message",
+    [W_ADD_ERROR] = "INSERT INTO outbox_errors(id, attempt, at, message, started_at)"
+                    " VALUES($1::uuid, $2::int, $3::bigint, $4, coalesce((SELECT attempted_at FROM"
+                    " outbox_jobs WHERE id = $1::uuid), 0)) ON CONFLICT (id, attempt)"
+                    " DO UPDATE SET at = excluded.at, message = excluded.message,"
+                    " started_at = excluded.started_at",
     [W_TRIM_ERRORS] = "DELETE FROM outbox_errors WHERE id = $1::uuid AND attempt <= $2::int",
     [W_EXTEND] = "UPDATE outbox_jobs SET lease_until = $3::bigint"
                  " WHERE id = $1::uuid AND state = 3 AND attempt = $2::int",

@@ -47,7 +47,8 @@ static const char *const writer_sql[W_COUNT] = {
                  " WHERE q.name = jobs.queue) ELSE parked END" /* F3 */
                  " WHERE id = ?1 AND state = ?2 AND attempt = ?10 RETURNING seq",
     [W_EXTEND] = "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 3 AND attempt = ?2",
-    [W_ADD_ERROR] = "INSERT OR REPLACE INTO errors(seq, attempt, at, message) VALUES(?,?,?,?)",
+    [W_ADD_ERROR] = "INSERT OR REPLACE INTO errors(seq, attempt, at, message, started_at)"
+                    " VALUES(?1, ?2, ?3, ?4, coalesce((SELECT attempted_at FROM jobs WHERE seq = ?1), 0))",
     [W_TRIM_ERRORS] = "DELETE FROM errors WHERE seq = ? AND attempt <= ?",
     [W_CAND_ALL] = "SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_claim"
                    " WHERE state = 2 AND parked = 0 ORDER BY priority DESC, run_at, seq LIMIT ?",

@@ -17,7 +17,7 @@ static const char *const reader_sql[R_COUNT] = {
     [R_END] = "COMMIT",
     [R_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
     [R_PAYLOAD] = "SELECT data FROM payloads WHERE seq = ?",
-    [R_ERRORS] = "SELECT attempt, at, message FROM errors WHERE seq = ? ORDER BY attempt",
+    [R_ERRORS] = "SELECT attempt, at, message, started_at FROM errors WHERE seq = ? ORDER BY attempt",
 };
 
 typedef struct reader {
@@ -82,7 +82,8 @@ ob_job *obi_sq_row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
     };
     /* Errors are read before the block is sized; there are at most
      * errors_kept <= OB_ERRORS_KEPT_MAX of them. */
-    struct err { int attempt; int64_t at; char *msg; size_t len; } errs[OB_ERRORS_KEPT_MAX];
+    struct err { int attempt; int64_t at; char *msg; size_t len; int64_t started; }
+        errs[OB_ERRORS_KEPT_MAX];
     size_t nerr = 0;
     for (int rc = est_rc; est && rc == SQLITE_ROW && nerr < OB_ERRORS_KEPT_MAX; rc = sqlite3_step(est)) {
         size_t len = col_len(est, 2);
@@ -90,7 +91,8 @@ ob_job *obi_sq_row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
         if (!m)
             break;
         copy_col(est, 2, m);
-        errs[nerr] = (struct err){sqlite3_column_int(est, 0), sqlite3_column_int64(est, 1), m, len};
+        errs[nerr] = (struct err){sqlite3_column_int(est, 0), sqlite3_column_int64(est, 1), m, len,
+                                  sqlite3_column_int64(est, 3)};
         z.errors_text += len;
         nerr++;
     }
@@ -120,8 +122,10 @@ ob_job *obi_sq_row_to_job(sqlite3_stmt *st, sqlite3_stmt *pst, sqlite3_stmt *est
         j->attempted_at_ms = sqlite3_column_int64(st, C_ATTEMPTED);
         j->finished_at_ms = sqlite3_column_int64(st, C_FINISHED);
         j->cancel_requested = sqlite3_column_int(st, C_CANCEL) != 0;
-        for (size_t i = 0; i < nerr; i++)
+        for (size_t i = 0; i < nerr; i++) {
             obi_job_place_error(j, i, errs[i].attempt, errs[i].at, errs[i].msg, errs[i].len);
+            j->errors[i].started_at_ms = errs[i].started;
+        }
     }
     for (size_t i = 0; i < nerr; i++)
         free(errs[i].msg);

@@ -110,7 +110,9 @@ static const char *const migrations[SCHEMA_VERSION + 1] = {
           /* what a job can be found by (ob_new_job.terms) */
           "CREATE TABLE terms(term TEXT NOT NULL, id BLOB NOT NULL, PRIMARY KEY(term, id))"
           " WITHOUT ROWID;"
-          "CREATE INDEX terms_id ON terms(id);",
+          "CREATE INDEX terms_id ON terms(id);"
+          /* each failed attempt's start, beside its end: its duration */
+          "ALTER TABLE errors ADD COLUMN started_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 int obi_sq_query_int(sqlite3 *db, const char *sql, int64_t *out)
