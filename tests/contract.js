@@ -146,6 +146,8 @@ async function main() {
     await check("POST", "/v1/jobs/retry", { body: { state: "discarded", limit: 1 } });   // 200
     await check("POST", "/v1/jobs/cancel", { body: { ids: [done.data.id, id] } });      // 200
     await check("POST", "/v1/jobs/cancel", { body: { state: ["scheduled"], queue: "default" } }); // 200
+    await check("POST", "/v1/jobs/retry", { body: { state: "discarded", search: "x@example.com", created_after: "2020-01-01T00:00:00Z" } }); // 200
+    await check("POST", "/v1/jobs/retry", { body: { created_before: "never" } });       // 422
     await check("POST", "/v1/jobs/retry", { body: { state: "nonsense" } });             // 422
     await check("POST", "/v1/jobs/retry", { body: { ids: [id], state: "discarded" } }); // 422
     await check("POST", "/v1/jobs/retry", { body: "{", raw: true });                    // 400

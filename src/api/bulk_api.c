@@ -2,8 +2,10 @@
  * bulk_api.c - POST /v1/jobs/retry and POST /v1/jobs/cancel: many jobs at
  * once, the operator's dead-letter tools (ob_jobs_bulk_async).
  *
- *   {"state": "discarded" | ["discarded", ...], "kind", "queue",
- *    "limit": 1..1000, "cursor"}        a page of the filter (newest first)
+ *   {"state": "discarded" | ["discarded", ...], "kind", "queue", "search",
+ *    "created_after", "created_before", "limit": 1..1000, "cursor"}
+ *                                        a page of the filter (newest first,
+ *                                        as GET /v1/jobs lists it)
  *   {"ids": ["<uuid>", ...]}             or these jobs (at most 1000)
  *
  * → 200 {"matched", "count" (changed), "next_cursor" (null when done)}, once
@@ -23,7 +25,39 @@ typedef struct bulk_req {
     ob_id ids[OB_LIST_MAX];
     size_t nids;
     char cursor[OB_CURSOR_MAX];
+    char term[OB_TERM_MAX + 1], key[OB_UNIQUE_KEY_MAX + 8];
 } bulk_req;
+
+/* "search" as GET /v1/jobs takes it (but an id: give "ids"). */
+static int decode_search(const json_t *v, bulk_req *q, api_error *e)
+{
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > OB_TERM_MAX)
+        return api_refuse(e, 422, "invalid", "search", "1 to %d bytes", OB_TERM_MAX);
+    if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
+        snprintf(q->term, sizeof q->term, "%.*s", (int)n - 2, s + 1);
+    else
+        snprintf(q->term, sizeof q->term, "%s", s);
+    q->f.term = q->term;
+    if (n <= OB_UNIQUE_KEY_MAX) {
+        snprintf(q->key, sizeof q->key, "key:%s", s);
+        q->f.unique_key = q->key;
+    }
+    return 0;
+}
+
+static int decode_times(const json_t *body, bulk_req *q, api_error *e)
+{
+    static const char *const names[2] = {"created_after", "created_before"};
+    int64_t *out[2] = {&q->f.created_after_ms, &q->f.created_before_ms};
+    for (int i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(body, names[i]);
+        if (v && (!json_is_string(v) || ob_time_parse(json_string_value(v), out[i]) || *out[i] <= 0))
+            return api_refuse(e, 422, "invalid", names[i], "an RFC 3339 date-time");
+    }
+    return 0;
+}
 
 static int decode_state(const json_t *v, unsigned *mask, api_error *e)
 {
@@ -74,7 +108,8 @@ static int decode(const json_t *body, bulk_req *q, api_error *e)
     json_t *v;
     json_object_foreach((json_t *)body, key, v) {
         if (strcmp(key, "state") && strcmp(key, "kind") && strcmp(key, "queue") &&
-            strcmp(key, "ids") && strcmp(key, "limit") && strcmp(key, "cursor"))
+            strcmp(key, "ids") && strcmp(key, "limit") && strcmp(key, "cursor") &&
+            strcmp(key, "search") && strcmp(key, "created_after") && strcmp(key, "created_before"))
             return api_refuse(e, 422, "unknown_field", key, "unknown member");
     }
     if ((v = json_object_get(body, "ids"))) {
@@ -83,6 +118,9 @@ static int decode(const json_t *body, bulk_req *q, api_error *e)
         return decode_ids(v, q, e);
     }
     if ((v = json_object_get(body, "state")) && decode_state(v, &q->f.states, e))
+        return -1;
+    if (((v = json_object_get(body, "search")) && decode_search(v, q, e)) ||
+        decode_times(body, q, e))
         return -1;
     static const char *const names[] = {"kind", "queue"};
     for (int i = 0; i < 2; i++) {
