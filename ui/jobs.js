@@ -101,7 +101,7 @@ export async function jobs(ctx, params) {
     const next = new URLSearchParams(q);
     next.delete("limit");
     if (page.next_cursor) next.set("cursor", page.next_cursor);
-    ctx.show(el("h1", {}, "Jobs"), filterForm(params),
+    ctx.show(el("h1", { elementtiming: "jobs" }, "Jobs"), filterForm(params),
         el("div", { class: "bulk" }, el("span", { class: "muted" }, count, " selected "),
             bySelection("retry"), bySelection("cancel"), " ", byFilter("retry"), byFilter("cancel")),
         out,

@@ -94,7 +94,7 @@ export async function overview(ctx) {
         el("th", { class: "num", scope: "col" }, "oldest due"),
         el("th", { class: "hide-narrow", scope: "col" }, `started/s (${HISTORY / 60} min)`),
         el("th", { class: "hide-narrow", scope: "col" }, "settings"), el("th", { scope: "col" }, "")];
-    ctx.show(el("h1", {}, "Overview"), health(stats, nodes),
+    ctx.show(el("h1", { elementtiming: "overview" }, "Overview"), health(stats, nodes),
         el("h2", {}, "Queues"),
         table("queues", heads, queueRows(queues, stats, ctx.refresh), "No queue has jobs yet."),
         el("h2", {}, "Schedules"),
