@@ -13,7 +13,10 @@
  * 0xE0 to 0xEF reaches flow control and schedules: PATCH /v1/queues/fuzzq
  * and PUT /v1/schedules/fuzzs with the rest as the body, GET
  * /v1/queues/A and GET /v1/schedules/A (a schedule acknowledged with 2xx
- * must read back).
+ * must read back). A first byte from 0xD0 to 0xDF reaches what the
+ * dashboard adds: GET /v1/stats?A, GET /v1/messages/A/raw, POST
+ * /v1/jobs/retry with the rest as the body (the bulk filter, search and
+ * time range included), GET /v1/nodes.
  *
  * Input: one selector byte, then up to three parts split at '\n'
  * (or, for the POSTs, the whole rest as the body):
@@ -211,22 +214,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     /* 0-7 as listed above; a first byte from 0xF0: POST /v1/messages (even)
      * or /v1/messages/batch (odd), the body the rest. */
-    int sel = data[0] >= 0xF0 ? 8 + (data[0] & 1) : data[0] >= 0xE0 ? 10 + (data[0] & 3)
-                                                                      : data[0] % 8;
+    int sel = data[0] >= 0xF0   ? 8 + (data[0] & 1)
+              : data[0] >= 0xE0 ? 10 + (data[0] & 3)
+              : data[0] >= 0xD0 ? 14 + (data[0] & 3)
+                                : data[0] % 8;
     const uint8_t *p = data + 1, *end = data + size;
     size_t an, bn, cn;
     const uint8_t *A = part(&p, end, &an), *B = part(&p, end, &bn), *C = part(&p, end, &cn);
-    bool post = sel == 0 || sel == 7 || (sel >= 8 && sel <= 11);
+    bool post = sel == 0 || sel == 7 || (sel >= 8 && sel <= 11) || sel == 16;
     if (post) { /* the body is the rest, newlines and all */
         A = data + 1;
         an = size - 1;
         bn = cn = 0;
     }
     char enc[8192], head[16384];
-    if (sel >= 2 && sel <= 4 && an == 0 && last_id[0])
+    if (((sel >= 2 && sel <= 4) || sel == 15) && an == 0 && last_id[0])
         snprintf(enc, sizeof enc, "%s", last_id);
     else
-        encode(A, an, sel == 1 || sel == 5 ? "=&,:" : "", enc, sizeof enc);
+        encode(A, an, sel == 1 || sel == 5 || sel == 14 ? "=&,:" : "", enc, sizeof enc);
     static const char *const fixed[] = {"/healthz", "/readyz", "/metrics", "/v1/openapi.json"};
     size_t hn;
     switch (sel) {
@@ -271,6 +276,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         hn = (size_t)snprintf(head, sizeof head, "GET /v1/%s/%s HTTP/1.1\r\nHost: f\r\n",
                               sel == 12 ? "queues" : "schedules", enc);
         break;
+    case 14:
+        hn = (size_t)snprintf(head, sizeof head, "GET /v1/stats?%s HTTP/1.1\r\nHost: f\r\n", enc);
+        break;
+    case 15:
+        hn = (size_t)snprintf(head, sizeof head, "GET /v1/messages/%s/raw HTTP/1.1\r\nHost: f\r\n",
+                              enc);
+        break;
+    case 16:
+        hn = (size_t)snprintf(head, sizeof head,
+                              "POST /v1/jobs/retry HTTP/1.1\r\nHost: f\r\n"
+                              "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                              an);
+        break;
+    case 17:
+        hn = (size_t)snprintf(head, sizeof head, "GET /v1/nodes HTTP/1.1\r\nHost: f\r\n");
+        break;
     default: /* 6: the fixed endpoints, with a fuzzed Authorization */
         hn = (size_t)snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: f\r\n",
                               fixed[an % 4]);
@@ -290,7 +311,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               "Bearer " TOKEN "\r\nConnection: close\r\n\r\n");
         if (status_of(exchange(head, hn, NULL, 0)) != 200)
             abort();
-    } else if (post && sel != 10 && st / 100 == 2) {
+    } else if (post && sel != 10 && sel != 16 && st / 100 == 2) {
         check_accepted(raw, sel == 9);
     }
     return 0;

@@ -1,9 +1,10 @@
 /*
  * fuzz_job.c - libFuzzer target over what an enqueue takes in. The input
- * is cut into fields (kind, queue, unique key, payload, numbers); the job
- * is checked, and when the check passes it is enqueued, read back and
- * compared byte for byte. Bad input must be refused with a field name and
- * change nothing; good input must round-trip exactly.
+ * is cut into fields (kind, queue, unique key, payload, search terms,
+ * numbers); the job is checked, and when the check passes it is enqueued,
+ * read back and compared byte for byte, and found by its first search
+ * term. Bad input must be refused with a field name and change nothing;
+ * good input must round-trip exactly.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +63,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(nums, p, sizeof nums);
         p += sizeof nums;
     }
-    size_t kl, ql, ul, pl;
+    size_t kl, ql, ul, pl, tl;
     char *kind = field(&p, end, &kl), *queue = field(&p, end, &ql);
     char *key = field(&p, end, &ul), *payload = field(&p, end, &pl);
+    char *terms = field(&p, end, &tl);
     ob_new_job j = {
         .kind = kind,
         .queue = ql ? queue : NULL,
@@ -75,6 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_attempts = nums[1] % 1100,
         .timeout_ms = nums[2],
         .run_at_ms = nums[3] < 0 ? nums[3] : 0,
+        .terms = tl ? terms : NULL,
     };
     ob_problem why = {"", ""};
     int rc = ob_new_job_check(engine, &j, &why);
@@ -95,10 +98,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (j.unique_key && strcmp(g->unique_key, key) != 0)
             abort();
         ob_job_free(g);
+        if (j.terms && !existed) { /* the newest job with its first term is this one */
+            terms[strcspn(terms, "\n")] = '\0';
+            ob_list_filter f = {.term = terms, .limit = 1};
+            ob_job_page *pg;
+            if (ob_job_list(engine, &f, &pg) || pg->n != 1 || memcmp(pg->jobs[0]->id.b, id.b, 16))
+                abort();
+            ob_job_page_free(pg);
+        }
     }
     free(kind);
     free(queue);
     free(key);
     free(payload);
+    free(terms);
     return 0;
 }
