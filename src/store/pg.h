@@ -151,6 +151,11 @@ typedef struct held {
     store_row row;
 } held;
 
+/* insert_tx's statements, naming the schema and the channel (malloc'd). */
+typedef struct pg_tx {
+    char *insert, *find, *notify, *terms;
+} pg_tx;
+
 typedef struct pg_store pg_store;
 struct pg_store {
     store base;
@@ -158,10 +163,7 @@ struct pg_store {
     store_opts o;
     pgconn w;            /* the commit thread's */
     pg_node node;
-    char *tx_insert;     /* insert_tx's statements, naming the schema and channel */
-    char *tx_find;
-    char *tx_notify;
-    char *tx_terms;
+    pg_tx tx;            /* insert_tx's statements (pg_tx.c) */
     obi_readers readers;
     /* per transaction, commit thread only */
     held *held;
@@ -194,6 +196,36 @@ char *obi_pg_queue_array(const char *const *q, int n);
  * most `each` bytes: {a,b,...} (malloc'd; NULL on out of memory). */
 char *obi_pg_array_lit(int n, size_t each, void (*put)(const void *ctx, int i, char *dst),
                        const void *ctx);
+
+/* ---- the insert (postgres.c) and transactional enqueue (pg_tx.c) ---- */
+
+/* The insert, its tables prefixed by p (insert_tx names the schema). */
+#define INSERT_SQL(p)                                                                        \
+    "INSERT INTO " p "outbox_jobs(id, kind, queue, priority, state, max_attempts,"          \
+    " timeout_ms, run_at, created_at, unique_key, meta, payload, rate_key, parked)"         \
+    " VALUES($1::uuid, $2, $3, $4::int, $5::smallint, $6::int, $7::bigint,"                 \
+    " $8::bigint, $9::bigint, $10, $11, $12::bytea, $13,"                                   \
+    " EXISTS(SELECT 1 FROM " p "outbox_queues WHERE name = $3))" /* F3 */                   \
+    " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
+/* insert_tx's: the job and its count (N1) in the caller's transaction, on a
+ * row of the caller's backend (no two transactions share one). */
+#define INSERT_TX_SQL(p)                                                                     \
+    "WITH i AS (" INSERT_SQL(p) " RETURNING queue, kind, state) INSERT INTO " p               \
+    "outbox_counts(node, queue, kind, state, n) SELECT 'tx:' || pg_backend_pid(), queue,"     \
+    " kind, state, 1 FROM i ON CONFLICT (node, queue, kind, state)"                           \
+    " DO UPDATE SET n = " p "outbox_counts.n + 1"
+/* A job's search terms, '\n'-separated in $2 (p: as INSERT_SQL). */
+#define TERMS_SQL(p)                                                                         \
+    "INSERT INTO " p "outbox_terms(term, id) SELECT DISTINCT t, $1::uuid FROM"                 \
+    " unnest(string_to_array($2, E'\\n')) t ON CONFLICT DO NOTHING"
+
+
+/* The 13 parameters of INSERT_SQL for j (b: room for its numbers). */
+void obi_pg_insert_params(const store_new *j, pgnum b[6], const char *v[13], int len[13],
+                          int fmt[13]);
+int obi_pg_tx_init(pg_tx *tx, PGconn *c, const char *schema, const char *channel);
+void obi_pg_tx_free(pg_tx *tx);
+int obi_pg_insert_tx(store *base, void *conn, const store_new *j, ob_id *existing);
 
 /* ---- pg_counts.c: the counters (N1 in store.h) ---- */
 

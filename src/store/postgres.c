@@ -4,7 +4,9 @@
  * Tables: pg_schema.c; connections and the pipeline: pg_conn.c; membership
  * and leadership: pg_node.c; readers: pg_read.c; claims with parts, queue
  * settings and rate keys (flow control): pg_flow.c; schedules:
- * pg_schedules.c. The writer's statements are all here (writer_sql).
+ * pg_schedules.c; the counters: pg_counts.c; transactional enqueue:
+ * pg_tx.c. The writer's statements are all here (writer_sql), but for the
+ * insert's, which pg.h keeps for insert_tx too.
  *
  * Durability: a commit returns once PostgreSQL reports it committed, which
  * with its defaults (fsync, synchronous_commit on) means flushed to its WAL
@@ -72,28 +74,7 @@
 #define CLAIM(where)                                                                       \
     FLIP " FROM (" CAND("id", where, "$4::int") ") c"                                        \
     " WHERE j.id = c.id RETURNING " JOB_COLS ", j.payload"
-/* The insert, its tables prefixed by p (insert_tx names the schema). */
-#define INSERT_SQL(p)                                                                        \
-    "INSERT INTO " p "outbox_jobs(id, kind, queue, priority, state, max_attempts,"          \
-    " timeout_ms, run_at, created_at, unique_key, meta, payload, rate_key, parked)"         \
-    " VALUES($1::uuid, $2, $3, $4::int, $5::smallint, $6::int, $7::bigint,"                 \
-    " $8::bigint, $9::bigint, $10, $11, $12::bytea, $13,"                                   \
-    " EXISTS(SELECT 1 FROM " p "outbox_queues WHERE name = $3))" /* F3 */                   \
-    " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
-/* insert_tx's: the job and its count (N1) in the caller's transaction, on a
- * row of the caller's backend (no two transactions share one). */
-#define INSERT_TX_SQL(p)                                                                     \
-    "WITH i AS (" INSERT_SQL(p) " RETURNING queue, kind, state) INSERT INTO " p               \
-    "outbox_counts(node, queue, kind, state, n) SELECT 'tx:' || pg_backend_pid(), queue,"     \
-    " kind, state, 1 FROM i ON CONFLICT (node, queue, kind, state)"                           \
-    " DO UPDATE SET n = " p "outbox_counts.n + 1"
 #define INTERVAL_MS(p) " now() - " p "::bigint * interval '1 millisecond'"
-/* A job's search terms, '\n'-separated in $2 (p: as INSERT_SQL). */
-#define TERMS_SQL(p)                                                                         \
-    "INSERT INTO " p "outbox_terms(term, id) SELECT DISTINCT t, $1::uuid FROM"                 \
-    " unnest(string_to_array($2, E'\\n')) t ON CONFLICT DO NOTHING"
-
-
 static const char *const writer_sql[W_COUNT] = {
     [W_BEGIN] = "BEGIN",
     [W_COMMIT] = "COMMIT",
@@ -261,26 +242,12 @@ static void pg_close(store *base)
     obi_readers_destroy(&s->readers);
     obi_pgc_close(&s->w);
     free(s->held);
-    free(s->tx_insert);
-    free(s->tx_find);
-    free(s->tx_notify);
-    free(s->tx_terms);
+    obi_pg_tx_free(&s->tx);
     free(s->url);
     free(s);
 }
 
 /* A new string (malloc'd), or NULL. */
-__attribute__((format(printf, 1, 2))) static char *str_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 /* Schema check and the names that depend on the schema, on a plain
  * connection of its own. */
 static int prepare_schema(pg_store *s, int *from)
@@ -304,20 +271,8 @@ static int prepare_schema(pg_store *s, int *from)
     const char *schema = PQgetvalue(r, 0, 0);
     s->node.lock_key = atoi(PQgetvalue(r, 0, 1));
     snprintf(s->node.channel, sizeof s->node.channel, "outbox.%.100s", schema);
-    char *qs = PQescapeIdentifier(c, schema, strlen(schema));
-    char *qc = PQescapeLiteral(c, s->node.channel, strlen(s->node.channel));
+    rc = obi_pg_tx_init(&s->tx, c, schema, s->node.channel);
     PQclear(r);
-    /* insert_tx runs on the caller's connection, whatever its search_path */
-    if (qs && qc) {
-        s->tx_insert = str_printf(INSERT_TX_SQL("%1$s."), qs);
-        s->tx_find = str_printf("SELECT id FROM %s.outbox_jobs WHERE unique_key = $1", qs);
-        s->tx_notify = str_printf("SELECT pg_notify(%s, $1)", qc);
-        s->tx_terms = str_printf(TERMS_SQL("%1$s."), qs);
-    }
-    PQfreemem(qs);
-    PQfreemem(qc);
-    if (!s->tx_insert || !s->tx_find || !s->tx_notify || !s->tx_terms)
-        rc = OB_ENOMEM;
 out:
     PQfinish(c);
     return rc;
@@ -403,7 +358,7 @@ static void pg_rollback(store *base)
 }
 
 /* One insert's parameters; `b` holds the numbers. */
-static void insert_params(const store_new *j, pgnum b[6], const char *v[13], int len[13],
+void obi_pg_insert_params(const store_new *j, pgnum b[6], const char *v[13], int len[13],
                           int fmt[13])
 {
     memset(fmt, 0, 13 * sizeof *fmt);
@@ -429,7 +384,7 @@ static int pg_insert(store *base, const store_new *j)
     pgnum b[6];
     const char *v[13];
     int len[13], fmt[13];
-    insert_params(j, b, v, len, fmt);
+    obi_pg_insert_params(j, b, v, len, fmt);
     int rc;
     if (!j->unique_key) {
         rc = obi_pgc_defer(&s->w, W_INSERT, 13, v, len, fmt, PQ_ONE_ROW_CHANGED);
@@ -787,60 +742,6 @@ static int pg_health(store *base)
 
 /* ---- transactional enqueue ---- */
 
-static int pg_insert_tx(store *base, void *conn, const store_new *j, ob_id *existing)
-{
-    pg_store *s = (pg_store *)base;
-    PGconn *c = conn;
-    pgnum b[6];
-    const char *v[13];
-    int len[13], fmt[13];
-    insert_params(j, b, v, len, fmt);
-    PGresult *r = PQexecParams(c, s->tx_insert, 13, NULL, v, len, fmt, 1);
-    int rc = 0;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
-        rc = PQstatus(c) == CONNECTION_OK ? OB_ESTORE : OB_EUNAVAIL;
-    } else if (strcmp(PQcmdTuples(r), "1") != 0) {
-        rc = STORE_EXISTS;
-    }
-    PQclear(r);
-    if (rc == STORE_EXISTS) {
-        r = PQexecParams(c, s->tx_find, 1, NULL, &j->unique_key, NULL, NULL, 1);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-            OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
-            rc = OB_ESTORE;
-        } else {
-            obi_pgv_id(r, 0, 0, existing);
-        }
-        PQclear(r);
-        return rc;
-    }
-    if (rc)
-        return rc;
-    if (j->terms) {
-        const char *tv[2] = {ID_PARAM(&j->id), j->terms};
-        r = PQexecParams(c, s->tx_terms, 2, NULL, tv, (const int[]){16, 0}, (const int[]){1, 0}, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
-            rc = PQstatus(c) == CONNECTION_OK ? OB_ESTORE : OB_EUNAVAIL;
-        }
-        PQclear(r);
-        if (rc)
-            return rc;
-    }
-    /* Delivered at the caller's commit, and only then: nodes claim at once. */
-    char msg[64];
-    snprintf(msg, sizeof msg, "- %lld", (long long)(j->state == OB_AVAILABLE ? 0 : j->run_at));
-    const char *mv = msg;
-    r = PQexecParams(c, s->tx_notify, 1, NULL, &mv, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        OB_ERROR("postgres: transactional enqueue: %s", PQresultErrorMessage(r));
-        rc = OB_ESTORE;
-    }
-    PQclear(r);
-    return rc;
-}
-
 static const store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
@@ -880,7 +781,7 @@ static const store_ops pg_ops = {
     .leader = pg_leader,
     .health = pg_health,
     .external = pg_external,
-    .insert_tx = pg_insert_tx,
+    .insert_tx = obi_pg_insert_tx,
     .get = obi_pg_get,
     .list = obi_pg_list,
     .counts = obi_pg_counts,
