@@ -511,6 +511,13 @@ TEST(cli_verbs_and_exit_codes)
     ASSERT_EQ(cli(&out, &d, "job list --state completed"), 0);
     ASSERT(strstr(out, id) && strstr(out, "STATE"));
     free(out);
+    snprintf(args, sizeof args, "job list --search %s --after 2020-01-01T00:00:00Z", id);
+    ASSERT_EQ(cli(&out, &d, args), 0); /* found by its id, in the range */
+    ASSERT(strstr(out, id));
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "job list --search nobody@example.org --before 2020-01-01T00:00:00Z"), 0);
+    ASSERT(!strstr(out, "http.request"));
+    free(out);
     snprintf(args, sizeof args, "job add http.request --max-attempts 1 --wait 20 --payload "
                                 "'{\"url\":\"http://127.0.0.1:%d/missing\"}'", tport);
     ASSERT_EQ(cli(&out, &d, args), 1); /* the job failed */

@@ -325,13 +325,16 @@ static int job_many(int argc, char **argv, const char *verb, const char *path)
 
 /* ---- job list ---- */
 
-/* Append "name=value&" (escaped) to a query string. false: too long. */
+/* outbox job list [filters]: GET /v1/jobs, one page, and the command for
+ * the next. */
 static int job_list(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"state", required_argument, NULL, 's'}, {"kind", required_argument, NULL, 'k'},
         {"queue", required_argument, NULL, 'q'}, {"limit", required_argument, NULL, 'l'},
-        {"cursor", required_argument, NULL, 'c'}, HELP_OPT, END_OPT};
+        {"cursor", required_argument, NULL, 'c'}, {"search", required_argument, NULL, 'S'},
+        {"after", required_argument, NULL, 'a'}, {"before", required_argument, NULL, 'b'},
+        HELP_OPT, END_OPT};
     char path[1024] = "/v1/jobs?", again[1024] = "outbox job list";
     int c;
     long n;
@@ -341,17 +344,25 @@ static int job_list(int argc, char **argv)
             return EX_USAGE;
         if (c == 'h') {
             printf("usage: outbox job list [--state S[,S...]] [--kind K] [--queue Q]\n"
-                   "         [--limit N] [--cursor C]\n  Jobs, newest first.\n");
+                   "         [--search TEXT] [--after TIME] [--before TIME] [--limit N]\n"
+                   "         [--cursor C]\n"
+                   "  Jobs, newest first. --search: an id, a unique key, or a term a job\n"
+                   "  carries (a message's recipient or Message-ID); --after, --before:\n"
+                   "  created in that range (RFC 3339, e.g. 2026-12-07T00:00:00Z).\n");
             return EX_OK;
         }
         const char *name = c == 's' ? "state" : c == 'k' ? "kind" : c == 'q' ? "queue"
-                         : c == 'l' ? "limit" : "cursor";
+                         : c == 'l' ? "limit" : c == 'S' ? "search" : c == 'a' ? "created_after"
+                         : c == 'b' ? "created_before" : "cursor";
         if (c == 'l' && opt_long("job list", "limit", optarg, 1, 1000, &n))
             return EX_USAGE;
         if (!query_add(path, sizeof path, name, optarg))
             return usage_error("job list: the options are too long");
+        const struct option *o = opts;
+        while (o->name && o->val != c)
+            o++;
         if (c != 'c') /* the next page keeps the filters and the limit */
-            snprintf(again + strlen(again), sizeof again - strlen(again), " --%s '%s'", name,
+            snprintf(again + strlen(again), sizeof again - strlen(again), " --%s '%s'", o->name,
                      optarg);
     }
     if (optind < argc)
