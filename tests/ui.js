@@ -14,7 +14,8 @@
 // its headers, its html in a sandboxed frame, its .eml downloaded; attacks
 // in a payload, a subject and an html body staying inert; bulk retry of
 // discarded jobs (they complete) and cancelling selected ones; a job's
-// timeline and attempts with durations; the forms; schedules; a phone
+// timeline and attempts with durations, its callback delivery; the forms;
+// schedules; a dropped event stream resumed with Last-Event-ID; a phone
 // width, the keyboard, dark mode; no error on the page. Screenshots:
 // overview.png, job.png, message.png, overview-phone.png, overview-dark.png.
 const http = require("http");
@@ -174,6 +175,7 @@ async function main() {
         await page.goto(`${url}/ui/#/jobs`);
         await page.fill("#search", q);
         await page.press("#search", "Enter");
+        await until(async () => page.url().includes(`search=${encodeURIComponent(q).replace(/%20/g, "+")}`));
         await page.waitForSelector("#jobs tbody tr");
         await sleep(200);
         const ids = await page.locator("#jobs tbody tr[data-id]").evaluateAll((rows) => rows.map((r) => r.dataset.id));
@@ -210,6 +212,14 @@ async function main() {
     check(attempts.length === 2 && /400/.test(attempts[0]) && /completed/.test(attempts[1]) && steps >= 5,
         "a job's attempts (each with its outcome and time taken) and its timeline", `${attempts.join(" | ")}; ${steps} steps`);
     if (shots) await page.screenshot({ path: `${shots}/job.png`, fullPage: true });
+
+    // ---- a job's callbacks ----
+    const called = (await job("hooks", { callback_url: hook("/ok") })).data.id;
+    await until(async () => (await state(called)) === "completed");
+    await page.goto(`${url}/ui/#/job/${called}`);
+    const cb = await until(async () => (await page.locator("#callbacks tbody tr td.s-completed").count()) === 1);
+    check(cb, "a job's callback delivery listed with its state (it updates live)",
+        await page.locator("#callbacks").count() ? await text("#callbacks") : "no #callbacks");
 
     // ---- an attack in a payload is text ----
     const attack = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">";
@@ -261,6 +271,27 @@ async function main() {
     check(await until(async () => (await api("GET", "schedules/nightly")).data.paused),
         "a schedule listed with its next runs, paused from the page", "not paused");
 
+    // ---- a dropped stream resumes with Last-Event-ID ----
+    // The first stream after a reload is served here: one event (id 7),
+    // then its end, as when a proxy or a restart cuts it; the page must
+    // come back to outboxd with Last-Event-ID: 7.
+    await page.goto(`${url}/ui/#/`);
+    await page.waitForSelector("#queues");
+    const resumes = [];
+    let served = false;
+    await page.route("**/v1/events", async (route) => {
+        resumes.push(route.request().headers()["last-event-id"] || "");
+        if (served) return route.continue();
+        served = true;
+        await route.fulfill({ status: 200, headers: { "Content-Type": "text/event-stream" },
+                              body: 'id: 7\nevent: job\ndata: {"id":"x"}\n\n' });
+    });
+    await page.reload();
+    await page.waitForSelector("#queues");
+    const resumed = await until(async () => resumes.includes("7") && (await text("#live")) === "live", 15000);
+    check(resumed, "a dropped event stream reconnects with Last-Event-ID", JSON.stringify(resumes));
+    await page.unroute("**/v1/events");
+
     // ---- the overview after all that (the README's picture) ----
     await page.goto(`${url}/ui/#/`);
     await page.waitForSelector('tr[data-queue="bulk"]');
@@ -280,7 +311,9 @@ async function main() {
     await page.focus("#search");
     await page.keyboard.type("order-77");
     await page.keyboard.press("Enter");
-    await page.waitForSelector(`#jobs tbody tr[data-id="${keyed}"]`);
+    await until(async () => page.url().includes("search=order-77")
+        && (await page.locator("#jobs tbody tr[data-id]").count()) === 1);
+    await sleep(200);
     await page.keyboard.press("Tab");
     const focused = await page.evaluate(() => document.activeElement && document.activeElement.tagName);
     check(/^(SELECT|INPUT|BUTTON|A)$/.test(focused), "searched with the keyboard alone; focus moves on with Tab", focused);
