@@ -1,0 +1,54 @@
+# install.cmake - what `cmake --install BUILD [--prefix DIR]` installs, where
+# GNUInstallDirs says (Debian's layout under /usr):
+#
+#   sbin/outboxd                    the daemon
+#   bin/outbox                      the client
+#   lib/liboutbox.so.0.1.0, .so.0, .so, liboutbox.a
+#   include/outbox/*.h              the public headers
+#   lib/pkgconfig/outbox.pc         pkg-config (Requires.private: the static link)
+#   lib/cmake/outbox/               find_package(outbox): outbox::outbox (shared),
+#                                   outbox::outbox_static
+#
+# tests/install.sh installs into a scratch prefix and builds two programs
+# against that tree alone, one with pkg-config and make, one with CMake.
+include(CMakePackageConfigHelpers)
+
+install(TARGETS outboxd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
+install(TARGETS outbox_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS outbox_shared outbox EXPORT outboxTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} NAMELINK_COMPONENT dev
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/outbox
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev FILES_MATCHING PATTERN "*.h")
+
+# pkg-config. The public headers include <jansson.h>, so jansson is a
+# public requirement; the libraries liboutbox links are needed only to
+# link it statically (pkg-config --static). The prefix is found from where
+# the file lies (${pcfiledir}), so the tree works wherever it is installed
+# (--prefix at install time, a package's staging directory).
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+  set(OB_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+  set(OB_PC_LIBDIR "${CMAKE_INSTALL_FULL_LIBDIR}")
+  set(OB_PC_INCLUDEDIR "${CMAKE_INSTALL_FULL_INCLUDEDIR}")
+else()
+  string(REGEX REPLACE "[^/]+" ".." OB_PC_UP "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+  set(OB_PC_PREFIX "\${pcfiledir}/${OB_PC_UP}")
+  set(OB_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
+  set(OB_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+endif()
+configure_file(${PROJECT_SOURCE_DIR}/cmake/outbox.pc.in ${CMAKE_BINARY_DIR}/outbox.pc @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/outbox.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+
+# The CMake package.
+set(OB_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/outbox)
+install(EXPORT outboxTargets NAMESPACE outbox:: DESTINATION ${OB_CMAKE_DIR} COMPONENT dev)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/outboxConfig.cmake.in
+                              ${CMAKE_BINARY_DIR}/outboxConfig.cmake
+                              INSTALL_DESTINATION ${OB_CMAKE_DIR})
+# 0.x: a minor version may change the API (SameMinorVersion); from 1.0 on,
+# the major.
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/outboxConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_BINARY_DIR}/outboxConfig.cmake ${CMAKE_BINARY_DIR}/outboxConfigVersion.cmake
+        DESTINATION ${OB_CMAKE_DIR} COMPONENT dev)
