@@ -8,6 +8,7 @@
 #   lib/pkgconfig/outbox.pc         pkg-config (Requires.private: the static link)
 #   lib/cmake/outbox/               find_package(outbox): outbox::outbox (shared),
 #                                   outbox::outbox_static
+#   lib/systemd/system/outboxd.service  the unit (systemd/outboxd.service.in)
 #
 # tests/install.sh installs into a scratch prefix and builds two programs
 # against that tree alone, one with pkg-config and make, one with CMake.
@@ -52,3 +53,13 @@ write_basic_package_version_file(${CMAKE_BINARY_DIR}/outboxConfigVersion.cmake
                                  COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_BINARY_DIR}/outboxConfig.cmake ${CMAKE_BINARY_DIR}/outboxConfigVersion.cmake
         DESTINATION ${OB_CMAKE_DIR} COMPONENT dev)
+
+# The systemd unit, naming where outboxd is installed: made at install
+# time, when the prefix (--prefix) is known.
+set(OB_SYSTEMD_UNITDIR lib/systemd/system CACHE STRING "where outboxd.service goes")
+install(CODE "
+  set(OB_SBINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SBINDIR}\")
+  configure_file(\"${PROJECT_SOURCE_DIR}/systemd/outboxd.service.in\"
+                 \"${CMAKE_BINARY_DIR}/unit/outboxd.service\" @ONLY)
+  file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${OB_SYSTEMD_UNITDIR}\"
+       TYPE FILE FILES \"${CMAKE_BINARY_DIR}/unit/outboxd.service\")")

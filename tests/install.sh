@@ -25,7 +25,8 @@ cmake --install "$build" --prefix "$prefix" >"$work/install.log"
 lib=$prefix/lib
 for f in sbin/outboxd bin/outbox lib/liboutbox.a lib/liboutbox.so lib/pkgconfig/outbox.pc \
          lib/cmake/outbox/outboxConfig.cmake lib/cmake/outbox/outboxConfigVersion.cmake \
-         lib/cmake/outbox/outboxTargets.cmake include/outbox/jobs.h include/outbox/mail.h; do
+         lib/cmake/outbox/outboxTargets.cmake include/outbox/jobs.h include/outbox/mail.h \
+         lib/systemd/system/outboxd.service; do
     [ -e "$prefix/$f" ] || fail "$f was not installed"
 done
 soname=$(objdump -p "$lib/liboutbox.so" | awk '$1 == "SONAME" { print $2 }')
@@ -34,6 +35,8 @@ soname=$(objdump -p "$lib/liboutbox.so" | awk '$1 == "SONAME" { print $2 }')
 # the shared library exports the public API and nothing else
 bad=$(nm -D --defined-only "$lib/liboutbox.so" | awk '$2 ~ /[TDB]/ && $3 !~ /^ob_/ { print $3 }')
 [ -z "$bad" ] || fail "liboutbox.so exports non-ob_ symbols: $bad"
+grep -q "^ExecStart=$prefix/sbin/outboxd " "$prefix/lib/systemd/system/outboxd.service" ||
+    fail "the unit does not start the installed outboxd"
 "$prefix/sbin/outboxd" --version | grep -q "^outboxd " || fail "installed outboxd --version"
 "$prefix/bin/outbox" --version | grep -q "^outbox " || fail "installed outbox --version"
 say "installed: $(cd "$prefix" && find . -type f -o -type l | wc -l) files, SONAME $soname"

@@ -9,7 +9,8 @@
  * blocks them): SIGTERM/SIGINT stop gracefully — /readyz turns 503, the
  * server stops accepting and answers 503 to new requests and to held ones,
  * requests in flight finish, workers drain, the store closes, exit 0.
- * SIGHUP reopens the log file.
+ * SIGHUP reopens the log file. Under systemd (Type=notify) it says when
+ * it is ready, reloading and stopping, and feeds the watchdog (service.c).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -32,6 +33,7 @@
 #include "outbox/jobs.h"
 
 #include "config.h"
+#include "service.h"
 
 /* ---- tokens, secrets, loopback ---- */
 
@@ -456,16 +458,30 @@ int main(int argc, char **argv)
             VERSION, host, ob_http_server_port(srv), store, c.workers,
             ob_transport_name(transport),
             ntokens ? "bearer tokens required" : "no authentication: loopback only");
-
+    char status[320];
+    snprintf(status, sizeof status, "listening on %s:%d, %ld workers", host,
+             ob_http_server_port(srv), c.workers);
+    service_init();
+    service_ready(status);
+    int64_t tick = service_tick_ms();
     for (;;) {
         int sig;
-        if (sigwait(&sigs, &sig))
-            continue;
-        if (sig == SIGHUP) {
-            reopen_log();
-            ob_logf(OB_LOG_INFO, "outboxd: log reopened");
+        if (tick > 0) { /* the watchdog: fed between signals */
+            struct timespec ts = {tick / 1000, (tick % 1000) * 1000000};
+            service_tick(e);
+            if ((sig = sigtimedwait(&sigs, NULL, &ts)) < 0)
+                continue;
+        } else if (sigwait(&sigs, &sig)) {
             continue;
         }
+        if (sig == SIGHUP) {
+            service_reloading();
+            reopen_log();
+            ob_logf(OB_LOG_INFO, "outboxd: log reopened");
+            service_ready(status);
+            continue;
+        }
+        service_stopping();
         ob_logf(OB_LOG_INFO, "outboxd: %s: stopping (draining requests and workers)", strsignal(sig));
         break;
     }
