@@ -9,6 +9,8 @@
 #   lib/cmake/outbox/               find_package(outbox): outbox::outbox (shared),
 #                                   outbox::outbox_static
 #   lib/systemd/system/outboxd.service  the unit (systemd/outboxd.service.in)
+#   etc/outbox/outboxd.conf         the example config (systemd/outboxd.conf)
+#   share/bash-completion/completions/outbox, outboxd
 #
 # tests/install.sh installs into a scratch prefix and builds two programs
 # against that tree alone, one with pkg-config and make, one with CMake.
@@ -53,6 +55,13 @@ write_basic_package_version_file(${CMAKE_BINARY_DIR}/outboxConfigVersion.cmake
                                  COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_BINARY_DIR}/outboxConfig.cmake ${CMAKE_BINARY_DIR}/outboxConfigVersion.cmake
         DESTINATION ${OB_CMAKE_DIR} COMPONENT dev)
+
+install(FILES ${PROJECT_SOURCE_DIR}/completions/outbox.bash
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME outbox)
+install(FILES ${PROJECT_SOURCE_DIR}/completions/outboxd.bash
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME outboxd)
+install(FILES ${PROJECT_SOURCE_DIR}/systemd/outboxd.conf
+        DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/outbox)
 
 # The systemd unit, naming where outboxd is installed: made at install
 # time, when the prefix (--prefix) is known.

@@ -3,8 +3,10 @@
 # build programs against the installed tree alone and run them:
 #
 #   1. everything install.cmake lists is there (binaries, liboutbox.so with
-#      its SONAME, liboutbox.a, the headers, outbox.pc, the CMake package),
-#      and the installed outboxd and outbox answer --version
+#      its SONAME and only ob_ symbols exported, liboutbox.a, the headers,
+#      outbox.pc, the CMake package, the unit naming the installed outboxd,
+#      the example config, the bash completions), and the installed outboxd
+#      and outbox answer --version
 #   2. tests/consumer/Makefile: examples/quickstart.c with pkg-config,
 #      shared and static
 #   3. tests/consumer/CMakeLists.txt: the same with find_package(outbox)
@@ -26,7 +28,8 @@ lib=$prefix/lib
 for f in sbin/outboxd bin/outbox lib/liboutbox.a lib/liboutbox.so lib/pkgconfig/outbox.pc \
          lib/cmake/outbox/outboxConfig.cmake lib/cmake/outbox/outboxConfigVersion.cmake \
          lib/cmake/outbox/outboxTargets.cmake include/outbox/jobs.h include/outbox/mail.h \
-         lib/systemd/system/outboxd.service; do
+         lib/systemd/system/outboxd.service etc/outbox/outboxd.conf \
+         share/bash-completion/completions/outbox share/bash-completion/completions/outboxd; do
     [ -e "$prefix/$f" ] || fail "$f was not installed"
 done
 soname=$(objdump -p "$lib/liboutbox.so" | awk '$1 == "SONAME" { print $2 }')

@@ -8,6 +8,7 @@
  *   - systemd/outboxd.service: `systemd-analyze verify` clean, and
  *     `systemd-analyze security` rating it OK or better (the score is
  *     printed).
+ *   - systemd/outboxd.conf, the example config, is one outboxd takes.
  */
 #include <signal.h>
 #include <sys/socket.h>
@@ -19,6 +20,9 @@
 
 #ifndef UNIT_IN
 #error "UNIT_IN: systemd/outboxd.service.in"
+#endif
+#ifndef CONF
+#error "CONF: systemd/outboxd.conf"
 #endif
 
 /* Datagrams received within ms, appended to buf. */
@@ -95,9 +99,23 @@ TEST(the_unit_verifies_and_is_rated_ok_or_better)
     free(out);
 }
 
+/* The config the package installs is one outboxd takes (every name and
+ * value checked at start: a bad line refuses to start, naming it). */
+TEST(the_shipped_config_is_valid)
+{
+    ASSERT_EQ(t_run(NULL, "sed 's|/var/lib/outbox/|./|' %s > outboxd.conf", CONF), 0);
+    od d = od_start("--config ./outboxd.conf");
+    char *out;
+    ASSERT_EQ(t_run(&out, "cat outboxd.log"), 0);
+    ASSERT(strstr(out, "mail to file:./mail") && strstr(out, "4 workers"));
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+}
+
 static const test_case tests[] = {
     T(it_tells_systemd_ready_reloading_stopping_and_feeds_the_watchdog),
     T(the_unit_verifies_and_is_rated_ok_or_better),
+    T(the_shipped_config_is_valid),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }
