@@ -9,10 +9,15 @@
  *     `systemd-analyze security` rating it OK or better (the score is
  *     printed).
  *   - systemd/outboxd.conf, the example config, is one outboxd takes.
+ *   - with stderr the journal, the log goes through the journal's protocol
+ *     with PRIORITY, SYSLOG_IDENTIFIER and OUTBOX_JOB_ID.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "http_helpers.h"
@@ -99,6 +104,102 @@ TEST(the_unit_verifies_and_is_rated_ok_or_better)
     free(out);
 }
 
+/* A bound datagram socket at path (made fresh), or -1. */
+static int dgram_at(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    unlink(path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Under systemd, stderr is the journal: outboxd logs through the journal's
+ * own protocol, each line with its priority and the job it names. Read
+ * here from the journal's socket (CI has no journald: the test is it), or,
+ * where a journald runs, back from journalctl. */
+TEST(its_log_goes_to_the_journal_with_priority_and_job_id)
+{
+    static const char jpath[] = "/run/systemd/journal/socket";
+    /* a journald answers at its socket; a file left by a test that died
+     * does not */
+    int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un ja = {.sun_family = AF_UNIX};
+    snprintf(ja.sun_path, sizeof ja.sun_path, "%s", jpath);
+    bool real = connect(probe, (struct sockaddr *)&ja, sizeof ja) == 0;
+    close(probe);
+    int jfd = -1;
+    if (!real) {
+        ASSERT_EQ(t_run(NULL, "mkdir -p /run/systemd/journal"), 0);
+        ASSERT((jfd = dgram_at(jpath)) >= 0);
+    }
+    char npath[600];
+    snprintf(npath, sizeof npath, "%s/notify", test_dir());
+    int nfd = dgram_at(npath);
+    ASSERT(nfd >= 0);
+    int err = open("stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    struct stat st;
+    ASSERT(err >= 0 && fstat(err, &st) == 0);
+    char stream[64];
+    snprintf(stream, sizeof stream, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(err, STDERR_FILENO);
+        setenv("JOURNAL_STREAM", stream, 1);
+        setenv("NOTIFY_SOCKET", npath, 1);
+        execl(OUTBOXD, OUTBOXD, "--listen", "127.0.0.1:0", "--workers", "0", (char *)NULL);
+        _exit(127);
+    }
+    close(err);
+    static char got[65536];
+    got[0] = '\0';
+    drain(nfd, 3000, got, sizeof got); /* READY, and the port in its status */
+    const char *at = strstr(got, "STATUS=listening on 127.0.0.1:");
+    ASSERT(at);
+    int port = atoi(at + strlen("STATUS=listening on 127.0.0.1:"));
+    char *out;
+    ASSERT_EQ(t_run(&out, "curl -s -H 'Content-Type: application/json' -d "
+                          "'{\"kind\":\"http.request\",\"payload\":{\"url\":\"https://example.com/\"}}' "
+                          "http://127.0.0.1:%d/v1/jobs", port), 0);
+    char id[40];
+    od_json_str(out, "id", id, sizeof id);
+    free(out);
+    ASSERT(strlen(id) == 36);
+    if (!real) {
+        got[0] = '\0';
+        drain(jfd, 1000, got, sizeof got);
+        char want[96];
+        snprintf(want, sizeof want, "OUTBOX_JOB_ID=%s", id);
+        ASSERT(strstr(got, want) && strstr(got, "PRIORITY=6") &&
+               strstr(got, "SYSLOG_IDENTIFIER=outboxd") && strstr(got, "MESSAGE=job "));
+        ASSERT(strstr(got, "MESSAGE=outboxd 0.") && strstr(got, "listening on"));
+    } else {
+        usleep(1000 * 1000);
+        ASSERT_EQ(t_run(&out, "journalctl --no-pager -o cat _PID=%d OUTBOX_JOB_ID=%s", (int)pid, id),
+                  0);
+        ASSERT(strstr(out, "job ") && strstr(out, id));
+        free(out);
+    }
+    ASSERT_EQ(t_run(&out, "cat stderr.txt"), 0); /* nothing went to plain stderr */
+    ASSERT(out[0] == '\0');
+    free(out);
+    kill(pid, SIGTERM);
+    int ws;
+    waitpid(pid, &ws, 0);
+    ASSERT(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    if (jfd >= 0) {
+        close(jfd);
+        unlink(jpath);
+    }
+    close(nfd);
+}
+
 /* The config the package installs is one outboxd takes (every name and
  * value checked at start: a bad line refuses to start, naming it). */
 TEST(the_shipped_config_is_valid)
@@ -116,6 +217,7 @@ static const test_case tests[] = {
     T(it_tells_systemd_ready_reloading_stopping_and_feeds_the_watchdog),
     T(the_unit_verifies_and_is_rated_ok_or_better),
     T(the_shipped_config_is_valid),
+    T(its_log_goes_to_the_journal_with_priority_and_job_id),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }

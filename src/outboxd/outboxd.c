@@ -155,13 +155,18 @@ static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_fp;
 static const char *log_path;
 static bool log_json;
+static bool log_journal; /* stderr is the journal: native fields (service.c) */
 
 /* A line from ob_log ("TIME LEVEL MESSAGE", control characters already
  * escaped) as written: itself, or {"time","level","msg"} with
  * --log-format json. */
 static void log_line(void *arg, ob_log_level level, const char *line)
 {
-    (void)arg, (void)level;
+    (void)arg;
+    if (log_journal && !log_fp) {
+        service_journal(level, line);
+        return;
+    }
     char *json = NULL;
     if (log_json) {
         const char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
@@ -291,6 +296,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_json = strcmp(c.log_format, "json") == 0;
+    log_journal = !log_json && !c.log_file[0] && service_journal_stderr();
     log_path = c.log_file[0] ? c.log_file : NULL;
     if (!reopen_log())
         return 1;

@@ -5,8 +5,11 @@
 #ifndef OB_OUTBOXD_SERVICE_H
 #define OB_OUTBOXD_SERVICE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "outbox/common.h"
+#include "outbox/id.h"
 #include "outbox/jobs.h"
 
 /* Read $WATCHDOG_USEC (and $WATCHDOG_PID): call once, at start. */
@@ -18,5 +21,9 @@ void service_reloading(void);
 void service_stopping(void);
 /* WATCHDOG=1, if the watchdog is on and the engine is ready. */
 void service_tick(ob_engine *e);
+/* Whether stderr is the journal ($JOURNAL_STREAM). */
+bool service_journal_stderr(void);
+/* Send one ob_log line ("TIME LEVEL MESSAGE") to the journal. */
+void service_journal(ob_log_level level, const char *line);
 
 #endif
