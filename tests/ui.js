@@ -60,6 +60,13 @@ async function main() {
     const job = (queue, extra = {}, payload = {}) => api("POST", "jobs", {
         kind: "http.request", queue, ...extra, payload: { url: hook("/ok"), ...payload } });
     const state = async (id) => (await api("GET", `jobs/${id}`)).data.state;
+    // A job's page, with nothing of the page before it left to be found
+    // (moving between two jobs is a hash change: the old page stays until
+    // the new one is drawn).
+    const openJob = async (id) => {
+        await page.evaluate(() => document.getElementById("main").replaceChildren());
+        await page.goto(`${url}/ui/#/job/${id}`);
+    };
 
     const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
@@ -141,7 +148,7 @@ async function main() {
     });
     const mid = sent.data.id, msgId = sent.data.message_id;
     await until(async () => (await state(mid)) === "completed");
-    await page.goto(`${url}/ui/#/job/${mid}`);
+    await openJob(`${mid}`);
     await page.waitForSelector("#recipients");
     const rcpt = async (addr, field) => text(`#recipients tr[data-address="${addr}"] td[data-field="${field}"]`);
     const replies = await until(async () => (await rcpt("ann@example.org", "state")) === "delivered"
@@ -205,7 +212,7 @@ async function main() {
     check(/3 of 3/.test(await text("#bulk-status")), "the page says how many changed", await text("#bulk-status"));
 
     // ---- a job's timeline and attempts ----
-    await page.goto(`${url}/ui/#/job/${bad[0]}`);
+    await openJob(`${bad[0]}`);
     await page.waitForSelector("#attempts");
     const attempts = await page.locator("#attempts tbody tr").allTextContents();
     const steps = await page.locator("#timeline li").count();
@@ -216,7 +223,7 @@ async function main() {
     // ---- a job's callbacks ----
     const called = (await job("hooks", { callback_url: hook("/ok") })).data.id;
     await until(async () => (await state(called)) === "completed");
-    await page.goto(`${url}/ui/#/job/${called}`);
+    await openJob(`${called}`);
     const cb = await until(async () => (await page.locator("#callbacks tbody tr td.s-completed").count()) === 1);
     check(cb, "a job's callback delivery listed with its state (it updates live)",
         await page.locator("#callbacks").count() ? await text("#callbacks") : "no #callbacks");
@@ -224,7 +231,7 @@ async function main() {
     // ---- an attack in a payload is text ----
     const attack = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">";
     const evil = await job("evil", { delay: 3600 }, { body: attack, headers: { "X-Note": attack } });
-    await page.goto(`${url}/ui/#/job/${evil.data.id}`);
+    await openJob(`${evil.data.id}`);
     await page.waitForSelector("#payload");
     const shown = await text("#payload");
     check(shown.includes("<script>") && await page.evaluate(() => window.__xss) === undefined
