@@ -209,7 +209,8 @@ async function main() {
     await page.click("text=Retry all matching");
     check(await until(async () => (await Promise.all(bad.map(state))).every((s) => s === "completed")),
         "'Retry all matching' retried them, and they completed", (await Promise.all(bad.map(state))).join());
-    check(/3 of 3/.test(await text("#bulk-status")), "the page says how many changed", await text("#bulk-status"));
+    check(await until(async () => /3 of 3/.test(await text("#bulk-status"))), "the page says how many changed",
+        await text("#bulk-status"));
 
     // ---- a job's timeline and attempts ----
     await openJob(`${bad[0]}`);
