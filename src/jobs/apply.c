@@ -23,21 +23,8 @@ void obi_batch_count(batch *b, const char *kind, const char *queue, ob_state sta
             return;
         }
     }
-    if (b->ncounts == b->countcap) {
-        int cap = b->countcap ? b->countcap * 2 : 16;
-        store_count *v = realloc(b->counts, (size_t)cap * sizeof *v);
-        if (!v) {
-            b->counts_lost = true;
-            return;
-        }
-        b->counts = v;
-        b->countcap = cap;
-    }
-    store_count *c = &b->counts[b->ncounts++];
-    snprintf(c->queue, sizeof c->queue, "%s", queue);
-    snprintf(c->kind, sizeof c->kind, "%s", kind);
-    c->state = state;
-    c->n = delta;
+    if (!obi_count_append(&b->counts, &b->ncounts, &b->countcap, queue, kind, state, delta))
+        b->counts_lost = true;
 }
 
 event_rec *obi_batch_event(batch *b, const ob_id *id, ob_state from, ob_state state, int attempt,

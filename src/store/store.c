@@ -250,6 +250,25 @@ void obi_schedule_clear(store_schedule *sc)
 
 /* ---- N1: the counters against a count ---- */
 
+bool obi_count_append(store_count **v, int *len, int *cap, const char *queue, const char *kind,
+                      ob_state state, int64_t n)
+{
+    if (*len == *cap) {
+        int room = *cap ? *cap * 2 : 16;
+        store_count *nv = realloc(*v, (size_t)room * sizeof *nv);
+        if (!nv)
+            return false;
+        *v = nv;
+        *cap = room;
+    }
+    store_count *c = &(*v)[(*len)++];
+    snprintf(c->queue, sizeof c->queue, "%s", queue);
+    snprintf(c->kind, sizeof c->kind, "%s", kind);
+    c->state = state;
+    c->n = n;
+    return true;
+}
+
 typedef struct tally {
     store_count *v;
     int n, cap;
@@ -259,21 +278,8 @@ typedef struct tally {
 static void tally_add(void *arg, ob_state state, const char *kind, const char *queue, int64_t n)
 {
     tally *t = arg;
-    if (t->n == t->cap) {
-        int cap = t->cap ? t->cap * 2 : 64;
-        store_count *v = realloc(t->v, (size_t)cap * sizeof *v);
-        if (!v) {
-            t->lost = true;
-            return;
-        }
-        t->v = v;
-        t->cap = cap;
-    }
-    store_count *c = &t->v[t->n++];
-    snprintf(c->queue, sizeof c->queue, "%s", queue);
-    snprintf(c->kind, sizeof c->kind, "%s", kind);
-    c->state = state;
-    c->n = n;
+    if (!obi_count_append(&t->v, &t->n, &t->cap, queue, kind, state, n))
+        t->lost = true;
 }
 
 static int group_order(const void *a, const void *b)

@@ -460,6 +460,10 @@ void obi_job_place_error(ob_job *j, size_t i, int attempt, int64_t at, const cha
  * NULL is a no-op. */
 void obi_job_release(ob_job *j);
 void obi_job_page_release(ob_job_page *l);
+/* Append the group (queue, kind, state) with n jobs to v[0..*len) (grown
+ * by doubling; *cap its room). false on out of memory (nothing added). */
+bool obi_count_append(store_count **v, int *len, int *cap, const char *queue, const char *kind,
+                      ob_state state, int64_t n);
 /* N1: whether the counters equal a count of the jobs (two reads: call it
  * when nothing writes). Logs each group that differs. */
 bool obi_store_counts_agree(store *s);
