@@ -59,7 +59,10 @@ async function schedules(ctx) {
 
 // ---- routing, and each view's context ----
 
-let generation = 0, listeners = [], timers = [];
+// `early`: the events since the current route began, replayed to a view's
+// listener when it subscribes (a view subscribes after its first fetch, and
+// what happened during that fetch must not be lost).
+let generation = 0, listeners = [], timers = [], early = [];
 
 function typing() {
     const a = document.activeElement;
@@ -80,7 +83,11 @@ function context(gen) {
                 route(true);
             }, 500);
         },
-        onEvent: (fn) => listeners.push(fn),
+        onEvent: (fn) => {
+            if (!live()) return;
+            listeners.push(fn);
+            for (const ev of early) fn(ev);
+        },
         // A view's page, unless another route has begun since it did.
         show: (...nodes) => { if (live()) show(...nodes); },
         every: (ms) => timers.push(setInterval(() => ctx.refreshSoon(), ms)),
@@ -91,6 +98,7 @@ function context(gen) {
 async function route(again = false) {
     const gen = ++generation;
     listeners = [];
+    early = [];
     timers.forEach(clearInterval);
     timers = [];
     const [path, query] = (location.hash.slice(1) || "/").split("?");
@@ -124,6 +132,7 @@ function dispatch(block) {
     }
     let ev = {};
     try { ev = data ? JSON.parse(data) : {}; } catch (e) { ev = {}; }
+    if (early.length < 1000) early.push(ev);
     for (const fn of listeners) fn(ev);
 }
 
