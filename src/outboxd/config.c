@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/outbound.h"
+
 #include "config.h"
 
 typedef struct opt {
@@ -90,10 +92,22 @@ static const opt opts[] = {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: outboxd [--config FILE] [--NAME VALUE ...]\n"
+               "       outboxd check [--config FILE] [--NAME VALUE ...]\n"
                "       outboxd migrate [--store URL]\n"
-               "  The outbox daemon: durable background jobs over a JSON HTTP API.\n"
-               "  `migrate` creates the store's tables, or brings them up to this version,\n"
-               "  and exits (outboxd also does this itself when it starts).\n\n");
+               "       outboxd migrate --from sqlite:PATH --to postgres://...\n"
+               "       outboxd backup --to FILE [--store sqlite:PATH]\n"
+               "  The outbox daemon: durable background jobs over a JSON HTTP API.\n\n"
+               "  check    validate the settings, look at every file, the store and the\n"
+               "           relay, print what would be used; start nothing (exit 1: a check\n"
+               "           failed)\n"
+               "  migrate  create the store's tables, or bring them up to this version, and\n"
+               "           exit (outboxd also does this itself when it starts); with --from\n"
+               "           and --to, copy every job, its history and result, the queues'\n"
+               "           settings and the schedules of an embedded store into PostgreSQL\n"
+               "           (stop outboxd first; run it again to resume: what is there stays)\n"
+               "  backup   a consistent copy of the running embedded store into a new FILE\n"
+               "           (restore: stop outboxd, put FILE in place of the store, remove\n"
+               "           the store's -wal and -shm files, start)\n\n");
     for (size_t i = 0; i < NOPTS; i++)
         fprintf(f, "  --%-22s %s\n", opts[i].name, opts[i].help);
     fprintf(f, "  --%-22s %s\n  --%-22s %s\n  --%-22s %s\n\n", "config FILE",
@@ -214,6 +228,8 @@ int outboxd_configure(config *c, int argc, char **argv)
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
             cfg = argv[i + 1];
     }
+    if (cfg)
+        snprintf(c->config_file, sizeof c->config_file, "%s", cfg);
     if ((cfg && !read_config(c, cfg)) || !read_env(c))
         return 2;
     for (int i = 1; i < argc; i += 2) { /* --NAME VALUE pairs */
@@ -226,4 +242,27 @@ int outboxd_configure(config *c, int argc, char **argv)
             return 2;
     }
     return 0;
+}
+
+/* The host of a HOST:PORT or [V6]:PORT listen address, into host[n]. */
+char *outboxd_listen_host(const char *listen, char *host, size_t n)
+{
+    snprintf(host, n, "%s", listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    size_t len = strlen(host);
+    if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+        memmove(host, host + 1, len - 2);
+        host[len - 2] = '\0';
+    }
+    return host;
+}
+
+/* Whether HOST:PORT names only loopback addresses (resolved, then each
+ * checked: "127.corp.example" is a name like any other). */
+bool outboxd_loopback(const char *listen)
+{
+    char host[256];
+    return outbound_is_loopback_host(outboxd_listen_host(listen, host, sizeof host));
 }

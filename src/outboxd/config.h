@@ -6,10 +6,12 @@
 #define OUTBOXD_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define VERSION OB_VERSION /* the project version, from CMake */
 
 typedef struct config {
+    char config_file[1024]; /* the --config FILE read, or empty */
     char listen[256];
     char store[1024];
     char token_file[1024];
@@ -52,6 +54,11 @@ typedef struct config {
  * VALUE). Returns 0; 1 when the program should exit 0 (--help,
  * --version, printed); 2 on a usage error (printed). */
 int outboxd_configure(config *c, int argc, char **argv);
+/* The host of a HOST:PORT or [V6]:PORT listen address, into host[n]. */
+char *outboxd_listen_host(const char *listen, char *host, size_t n);
+/* Whether HOST:PORT names only loopback addresses (resolved, then each
+ * checked: "127.corp.example" is a name like any other). */
+bool outboxd_loopback(const char *listen);
 /* s without its leading and trailing white space (in place). */
 char *outboxd_trim(char *s);
 

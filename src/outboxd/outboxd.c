@@ -32,6 +32,7 @@
 #include "outbox/http.h"
 #include "outbox/jobs.h"
 
+#include "commands.h"
 #include "config.h"
 #include "service.h"
 
@@ -81,29 +82,6 @@ static int read_tokens(const char *path, char ***out)
     }
     *out = t;
     return n;
-}
-
-/* The host of a HOST:PORT or [V6]:PORT listen address, into host[n]. */
-static char *listen_host(const char *listen, char *host, size_t n)
-{
-    snprintf(host, n, "%s", listen);
-    char *colon = strrchr(host, ':');
-    if (colon)
-        *colon = '\0';
-    size_t len = strlen(host);
-    if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
-        memmove(host, host + 1, len - 2);
-        host[len - 2] = '\0';
-    }
-    return host;
-}
-
-/* Whether HOST:PORT names only loopback addresses (resolved, then each
- * checked: "127.corp.example" is a name like any other). */
-static bool loopback(const char *listen)
-{
-    char host[256];
-    return outbound_is_loopback_host(listen_host(listen, host, sizeof host));
 }
 
 /* The webhook signing keys: the file's, created (0600, a fresh whsec_
@@ -184,6 +162,15 @@ static void log_line(void *arg, ob_log_level level, const char *line)
     free(json);
 }
 
+/* A command's log: the message alone, on stderr ("outboxd: ..."). */
+static void command_log(void *arg, ob_log_level level, const char *line)
+{
+    (void)arg;
+    (void)level;
+    const char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    fprintf(stderr, "outboxd: %s\n", sp2 ? sp2 + 1 : line);
+}
+
 static bool reopen_log(void)
 {
     if (!log_path)
@@ -231,7 +218,7 @@ static const char *shown(const char *url, char *buf, size_t n) { return ob_url_s
 static bool add_self(outbound *p, const char *listen, int port)
 {
     char host[256];
-    listen_host(listen, host, sizeof host);
+    outboxd_listen_host(listen, host, sizeof host);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE};
     struct addrinfo *ai, *i;
@@ -248,43 +235,54 @@ static bool add_self(outbound *p, const char *listen, int port)
     return ok;
 }
 
-/* outboxd migrate: create or upgrade the store's schema, and say what was
- * done. Exit 0, or 1 with the reason. */
-static int migrate(const config *c)
+/* The command (argv[1] when it is one) and its own flags, --from and
+ * --to, taken out of argv; the rest are settings. false: a usage error. */
+static bool command(int *argc, char **argv, const char **cmd, const char **from, const char **to)
 {
-    int had = 0, now = 0;
-    char buf[1100];
-    const char *store = shown(c->store, buf, sizeof buf);
-    int rc = ob_store_migrate(c->store, &had, &now);
-    if (rc) {
-        fprintf(stderr, "outboxd: migrate %s: %s\n", store, ob_strerror(rc));
-        return 1;
+    static const char *const cmds[] = {"check", "migrate", "backup"};
+    *cmd = *from = *to = NULL;
+    if (*argc < 2 || argv[1][0] == '-')
+        return true;
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        if (!strcmp(argv[1], cmds[i]))
+            *cmd = cmds[i];
+    if (!*cmd) {
+        fprintf(stderr, "outboxd: unknown command \"%s\" (check, migrate or backup; see "
+                        "outboxd --help)\n", argv[1]);
+        return false;
     }
-    if (had == now)
-        printf("outboxd: %s is at schema version %d: nothing to do\n", store, now);
-    else if (!had)
-        printf("outboxd: %s: schema created at version %d\n", store, now);
-    else
-        printf("outboxd: %s: schema migrated from version %d to %d\n", store, had, now);
-    return 0;
+    int n = 1;
+    for (int i = 2; i < *argc; i++) {
+        bool own = i + 1 < *argc && strcmp(*cmd, "check") != 0 &&
+                   (!strcmp(argv[i], "--to") || (!strcmp(argv[i], "--from") && !strcmp(*cmd, "migrate")));
+        if (own) {
+            *(argv[i][2] == 't' ? to : from) = argv[i + 1];
+            i++;
+        } else {
+            argv[n++] = argv[i];
+        }
+    }
+    *argc = n;
+    return true;
 }
 
 int main(int argc, char **argv)
 {
     config c;
-    bool migrating = argc > 1 && !strcmp(argv[1], "migrate");
-    if (migrating) { /* the subcommand takes the same options */
-        argv[1] = argv[0];
-        argv++;
-        argc--;
-    }
-    umask(077); /* the store, its WAL and lock, mail files, logs: the owner's only */
+    const char *cmd, *from, *dest;
+    if (!command(&argc, argv, &cmd, &from, &dest))
+        return 2;
+    umask(077); /* the store, its WAL and lock, mail files, backups, logs: the owner's only */
     int rc = outboxd_configure(&c, argc, argv);
     if (rc)
         return rc == 1 ? 0 : 2;
-    if (migrating) {
-        ob_log_set(log_line, NULL, OB_LOG_WARN);
-        return migrate(&c);
+    if (cmd) { /* the store's messages to stderr, without a time: a command's output */
+        ob_log_set(command_log, NULL, OB_LOG_WARN);
+        if (!strcmp(cmd, "check"))
+            return outboxd_check(&c);
+        if (!strcmp(cmd, "backup"))
+            return outboxd_backup(&c, dest);
+        return outboxd_migrate(&c, from, dest);
     }
     int level = level_of(c.log_level);
     if (level < 0) {
@@ -327,7 +325,7 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (!ntokens && !loopback(c.listen)) {
+    if (!ntokens && !outboxd_loopback(c.listen)) {
         fprintf(stderr, "outboxd: refusing to serve %s without authentication: give "
                         "--token-file, or listen on a loopback address\n", c.listen);
         rc = 2;

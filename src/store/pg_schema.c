@@ -205,3 +205,27 @@ int obi_pg_schema_check(PGconn *c, int *from)
                 PG_SCHEMA_VERSION);
     return 0;
 }
+
+int obi_store_pg_probe(const char *url, ob_store_info *out)
+{
+    *out = (ob_store_info){.known = PG_SCHEMA_VERSION};
+    PGconn *c = PQconnectdb(url);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        OB_ERROR("postgres: cannot connect: %s", c ? PQerrorMessage(c) : "out of memory");
+        PQfinish(c);
+        return OB_EUNAVAIL;
+    }
+    PGresult *r = NULL;
+    int rc = read_version(c, &out->version);
+    out->exists = out->version > 0;
+    if (!rc && out->version >= 3 &&
+        !(rc = exec_ok(c, "SELECT (SELECT count(*) FROM outbox_nodes WHERE heartbeat_at >"
+                          " now() - interval '30 seconds'),"
+                          " (SELECT coalesce(sum(n), 0) FROM outbox_counts)", &r))) {
+        out->live_nodes = atoi(PQgetvalue(r, 0, 0));
+        out->jobs = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        PQclear(r);
+    }
+    PQfinish(c);
+    return rc;
+}

@@ -15,6 +15,10 @@
 #define APPLICATION_ID 0x4f424f58 /* 'OBOX' */
 #define MAX_READERS 8
 
+/* Take PATH.lock, the store's one-process lock (exclusive, not waiting):
+ * *fd holds it until closed. Returns 0, OB_ELOCKED (in use) or an error. */
+int obi_sq_lock(const char *path, int *fd);
+
 /* Columns of a job snapshot, in this order, for get and list. */
 #define JOB_COLS                                                                        \
     "seq, id, kind, queue, priority, state, attempt, max_attempts, timeout_ms, run_at, " \

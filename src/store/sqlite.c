@@ -202,22 +202,27 @@ void obi_sq_finalize_all(sqlite3_stmt **st, int n)
     }
 }
 
-static int take_lock(sqlite_store *s)
+int obi_sq_lock(const char *path, int *fd)
 {
     char lp[4096];
-    if (snprintf(lp, sizeof lp, "%s.lock", s->path) >= (int)sizeof lp)
+    if (snprintf(lp, sizeof lp, "%s.lock", path) >= (int)sizeof lp)
         return OB_EINVAL;
-    s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s->lock_fd < 0) {
+    *fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) {
         OB_ERROR("sqlite: cannot open %s: %s", lp, strerror(errno));
         return errno == ENOSPC ? OB_ENOSPC : OB_ESTORE;
     }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        OB_ERROR("sqlite: %s is in use by another process", s->path);
-        return errno == EWOULDBLOCK ? OB_ELOCKED : OB_ESTORE;
+    if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(*fd);
+        *fd = -1;
+        OB_ERROR("sqlite: %s is in use by another process", path);
+        return e == EWOULDBLOCK ? OB_ELOCKED : OB_ESTORE;
     }
     return 0;
 }
+
+static int take_lock(sqlite_store *s) { return obi_sq_lock(s->path, &s->lock_fd); }
 
 static void sqlite_close(store *base)
 {

@@ -60,6 +60,31 @@ int obi_store_migrate(const char *url, int *had, int *now)
     return OB_EINVAL;
 }
 
+int ob_store_probe(const char *url, ob_store_info *out)
+{
+    if (!url || !out)
+        return OB_EINVAL;
+    switch (scheme(url)) {
+    case 's': return obi_store_sqlite_probe(url + 7, out);
+    case 'p': return obi_store_pg_probe(url, out);
+    }
+    return OB_EINVAL;
+}
+
+int ob_store_backup(const char *url, const char *path, ob_progress_fn fn, void *arg)
+{
+    if (!url || !path || !*path)
+        return OB_EINVAL;
+    switch (scheme(url)) {
+    case 's': return obi_store_sqlite_backup(url + 7, path, fn, arg);
+    case 'p':
+        OB_ERROR("backup: %s is a PostgreSQL store: back it up with pg_dump (or your "
+                 "PostgreSQL backups)", "the store");
+        return OB_EINVAL;
+    }
+    return OB_EINVAL;
+}
+
 /* ---- reader connections ---- */
 
 void obi_readers_init(obi_readers *p, int max, void *ctx,

@@ -41,6 +41,7 @@
 #include <pthread.h>
 
 #include "outbox/job.h"
+#include "outbox/store.h"
 
 typedef struct store store;
 
@@ -383,6 +384,12 @@ int obi_store_open(const char *url, const store_opts *o, store **out);
 /* Bring a store's schema up to this build's version (outboxd migrate):
  * *had gets the version found (0: none), *now the version it has now. */
 int obi_store_migrate(const char *url, int *had, int *now);
+/* The whole-store operations of outbox/store.h by backend (store.c
+ * dispatches ob_store_probe and ob_store_backup; store_copy.c is
+ * ob_store_copy). */
+int obi_store_sqlite_probe(const char *path, ob_store_info *out);
+int obi_store_pg_probe(const char *url, ob_store_info *out);
+int obi_store_sqlite_backup(const char *path, const char *to, ob_progress_fn fn, void *arg);
 
 /* Backends. */
 int obi_store_sqlite_open(const char *path, store **out);
