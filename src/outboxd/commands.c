@@ -101,7 +101,8 @@ static int move(const char *from, const char *to)
                (long long)st.conflicts);
     printf("; %lld queue settings and %lld schedules copied\n", (long long)st.queues,
            (long long)st.schedules);
-    printf("outboxd: now start outboxd with --store %s (the SQLite file is left as it was)\n", t);
+    printf("outboxd: start outboxd with the target as its --store; %s is left as it was "
+           "(keep it until the new store has proved itself)\n", from + 7);
     return st.conflicts ? 1 : 0;
 }
 
@@ -214,18 +215,27 @@ static bool greeting(const char *host, const char *port, char *line, size_t n)
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     bool ok = false;
-    if (fd >= 0 && (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
+    int err = fd < 0 ? errno : 0;
+    if (!err && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS)
+        err = errno;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    socklen_t len = sizeof err;
+    if (!err && poll(&p, 1, 5000) != 1)
+        err = ETIMEDOUT;
+    if (!err && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err) {
+        snprintf(line, n, "cannot connect: %s", strerror(err));
+    } else {
+        p.events = POLLIN;
         ssize_t got = poll(&p, 1, 5000) == 1 ? recv(fd, line, n - 1, 0) : -1;
         ok = got > 3 && !strncmp(line, "220", 3);
         if (got > 0) {
             line[got] = '\0';
             line[strcspn(line, "\r\n")] = '\0';
         } else {
-            snprintf(line, n, "no greeting within 5 s: %s", strerror(errno ? errno : ETIMEDOUT));
+            snprintf(line, n, "connected, but no greeting within 5 s");
         }
-    } else {
-        snprintf(line, n, "cannot connect: %s", strerror(errno));
     }
     if (fd >= 0)
         close(fd);
