@@ -11,6 +11,8 @@
 #   lib/systemd/system/outboxd.service  the unit (systemd/outboxd.service.in)
 #   etc/outbox/outboxd.conf         the example config (systemd/outboxd.conf)
 #   share/bash-completion/completions/outbox, outboxd
+#   share/man/man{1,3,5,8}/         outbox(1), liboutbox(3), outboxd.conf(5),
+#                                   outboxd(8) (man/*.scd, by scdoc)
 #
 # tests/install.sh installs into a scratch prefix and builds two programs
 # against that tree alone, one with pkg-config and make, one with CMake.
@@ -72,3 +74,20 @@ install(CODE "
                  \"${CMAKE_BINARY_DIR}/unit/outboxd.service\" @ONLY)
   file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${OB_SYSTEMD_UNITDIR}\"
        TYPE FILE FILES \"${CMAKE_BINARY_DIR}/unit/outboxd.service\")")
+
+# The man pages: man/*.scd, made by scdoc at build time (tests/manpages.sh
+# checks them against --help and the headers).
+find_program(SCDOC scdoc REQUIRED)
+set(OB_MAN_PAGES outboxd.8 outbox.1 outboxd.conf.5 liboutbox.3)
+set(OB_MAN_OUT "")
+foreach(page ${OB_MAN_PAGES})
+  add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/man/${page}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
+    COMMAND sh -c "\"$0\" < \"$1\" > \"$2\"" ${SCDOC} ${PROJECT_SOURCE_DIR}/man/${page}.scd
+            ${CMAKE_BINARY_DIR}/man/${page}
+    DEPENDS ${PROJECT_SOURCE_DIR}/man/${page}.scd VERBATIM)
+  list(APPEND OB_MAN_OUT ${CMAKE_BINARY_DIR}/man/${page})
+  string(REGEX REPLACE ".*\\.([0-9])$" "\\1" section ${page})
+  install(FILES ${CMAKE_BINARY_DIR}/man/${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+endforeach()
+add_custom_target(man ALL DEPENDS ${OB_MAN_OUT})

@@ -13,12 +13,13 @@ OB_JOBS=${OB_JOBS:-$(nproc)}
 OB_PACKAGES_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
                    libsqlite3-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
                    libssl-dev util-linux curl prometheus
-                   libgmime-3.0-dev libesmtp-dev libidn2-dev libpq-dev libsystemd-dev systemd)
+                   libgmime-3.0-dev libesmtp-dev libidn2-dev libpq-dev libsystemd-dev systemd
+                   scdoc)
 
 # The real servers the tests start: Postfix (and its smtp-sink), aiosmtpd
 # (a scriptable SMTP server, run with Debian's /usr/bin/python3) and
 # PostgreSQL (private instances on free ports: tests/pg_server.sh).
-OB_PACKAGES_TEST=(postfix python3-aiosmtpd openssl postgresql chromium)
+OB_PACKAGES_TEST=(postfix python3-aiosmtpd openssl postgresql chromium mandoc)
 
 ob_say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

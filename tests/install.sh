@@ -29,7 +29,9 @@ for f in sbin/outboxd bin/outbox lib/liboutbox.a lib/liboutbox.so lib/pkgconfig/
          lib/cmake/outbox/outboxConfig.cmake lib/cmake/outbox/outboxConfigVersion.cmake \
          lib/cmake/outbox/outboxTargets.cmake include/outbox/jobs.h include/outbox/mail.h \
          lib/systemd/system/outboxd.service etc/outbox/outboxd.conf \
-         share/bash-completion/completions/outbox share/bash-completion/completions/outboxd; do
+         share/bash-completion/completions/outbox share/bash-completion/completions/outboxd \
+         include/outbox/store.h share/man/man8/outboxd.8 share/man/man1/outbox.1 \
+         share/man/man5/outboxd.conf.5 share/man/man3/liboutbox.3; do
     [ -e "$prefix/$f" ] || fail "$f was not installed"
 done
 soname=$(objdump -p "$lib/liboutbox.so" | awk '$1 == "SONAME" { print $2 }')
