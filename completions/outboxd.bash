@@ -4,7 +4,7 @@ _outboxd()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     case $prev in
-    --config | --*-file | --smtp-ca)
+    --config | --*-file | --smtp-ca | --to)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -18,7 +18,7 @@ _outboxd()
         ;;
     esac
     if ((COMP_CWORD == 1)) && [[ $cur != -* ]]; then
-        COMPREPLY=($(compgen -W "migrate" -- "$cur"))
+        COMPREPLY=($(compgen -W "check migrate backup" -- "$cur"))
     else
         COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" --help 2>/dev/null |
             grep -o -- '--[a-z][a-z-]*' | sort -u)" -- "$cur"))

@@ -30,5 +30,7 @@ t _outbox "--json" outbox --js
 t _outbox "--timeout" outbox job wait --ti
 t _outboxd "--store" outboxd --sto
 t _outboxd "migrate" outboxd mi
+t _outboxd "backup" outboxd ba
+t _outboxd "check" outboxd ch
 t _outboxd "warn" outboxd --log-level w
 exit $((fails > 0))
