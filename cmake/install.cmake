@@ -67,12 +67,19 @@ install(FILES ${PROJECT_SOURCE_DIR}/systemd/outboxd.conf
 
 # The systemd unit, naming where outboxd is installed: made at install
 # time, when the prefix (--prefix) is known.
+# OB_SYSTEMD_UNITDIR is under the prefix, or absolute (Debian's package:
+# /lib/systemd/system; DESTDIR still applies).
 set(OB_SYSTEMD_UNITDIR lib/systemd/system CACHE STRING "where outboxd.service goes")
+if(IS_ABSOLUTE "${OB_SYSTEMD_UNITDIR}")
+  set(OB_UNIT_DEST "${OB_SYSTEMD_UNITDIR}")
+else()
+  set(OB_UNIT_DEST "\${CMAKE_INSTALL_PREFIX}/${OB_SYSTEMD_UNITDIR}")
+endif()
 install(CODE "
   set(OB_SBINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SBINDIR}\")
   configure_file(\"${PROJECT_SOURCE_DIR}/systemd/outboxd.service.in\"
                  \"${CMAKE_BINARY_DIR}/unit/outboxd.service\" @ONLY)
-  file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${OB_SYSTEMD_UNITDIR}\"
+  file(INSTALL DESTINATION \"${OB_UNIT_DEST}\"
        TYPE FILE FILES \"${CMAKE_BINARY_DIR}/unit/outboxd.service\")")
 
 # The man pages: man/*.scd, made by scdoc at build time (tests/manpages.sh

@@ -304,7 +304,7 @@ static int copy_batch(copier *c, sqlite3_stmt *jobs, sqlite3_stmt *const *per_jo
                       int64_t *n)
 {
     int64_t hi = *lo, rows;
-    PGresult *r;
+    PGresult *r = NULL;
     int rc;
     if ((rc = pg_run(c, "BEGIN", NULL)) || (rc = bind_range(c, jobs, *lo, BATCH_JOBS)) ||
         (rc = copy_rows(c, &jobs_table, jobs, &hi, n)) || !*n)
@@ -366,7 +366,7 @@ static int open_target(copier *c, const char *url)
                  c->dst ? PQerrorMessage(c->dst) : "out of memory");
         return OB_EUNAVAIL;
     }
-    PGresult *r;
+    PGresult *r = NULL;
     if ((rc = pg_run(c, "SELECT count(*) FROM outbox_nodes WHERE heartbeat_at >"
                         " now() - interval '30 seconds'", &r)))
         return rc;
