@@ -14,7 +14,7 @@
  *   terms only when the job itself is in the target.
  *
  * A run that stops (killed, connection lost) has committed whole batches;
- * the next run finds those jobs present and leaves them (invariant M1:
+ * the next run finds those jobs present and leaves them (invariant X1:
  * running it again changes nothing that is there, and adds what is not —
  * idempotent and resumable). A job whose unique key already names another
  * job in the target is not copied: counted as a conflict and reported.
