@@ -113,6 +113,7 @@ typedef struct copier {
     ob_progress_fn fn;
     void *arg;
     ob_copy_stats *st;
+    bool bad;         /* a value the target cannot take (logged) */
 } copier;
 
 /* ---- PostgreSQL ---- */
@@ -194,6 +195,7 @@ static bool put_value(copier *c, sqlite3_stmt *st, int i, char t)
         size_t n = (size_t)sqlite3_column_bytes(st, i);
         if (t == 'u' && n != 16) {
             OB_ERROR("migrate: a %d-byte id in the source (ids are 16)", (int)n);
+            c->bad = true;
             return false;
         }
         return (t == 'u' || put(c, "\\\\x", 3)) && put_hex(c, b, n);
@@ -240,7 +242,7 @@ static int copy_rows(copier *c, const table *t, sqlite3_stmt *st, int64_t *last,
         for (size_t i = 0; ok && i < ncols; i++)
             ok = (i == 0 || put(c, "\t", 1)) && put_value(c, st, (int)i + 1, t->types[i]);
         if (!ok || !put(c, "\n", 1)) {
-            rc = OB_ENOMEM;
+            rc = c->bad ? OB_ESTORE : OB_ENOMEM;
             break;
         }
         if (PQputCopyData(c->dst, c->line, (int)c->len) != 1) {
