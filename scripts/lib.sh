@@ -19,7 +19,7 @@ OB_PACKAGES_BUILD=(build-essential cmake pkg-config clang libclang-rt-14-dev
 # The real servers the tests start: Postfix (and its smtp-sink), aiosmtpd
 # (a scriptable SMTP server, run with Debian's /usr/bin/python3) and
 # PostgreSQL (private instances on free ports: tests/pg_server.sh).
-OB_PACKAGES_TEST=(postfix python3-aiosmtpd openssl postgresql chromium mandoc
+OB_PACKAGES_TEST=(postfix python3-aiosmtpd python3-dkim openssl postgresql chromium mandoc
                   debhelper dpkg-dev lintian git)
 
 ob_say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

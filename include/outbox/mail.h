@@ -98,6 +98,38 @@ const char *ob_mail_message_id(const ob_mail *m);
  * Returns 0 or OB_ENOMEM. */
 int ob_mail_build(const ob_mail *m, char **out, size_t *len);
 
+/* ---- DKIM signing (RFC 6376; Ed25519 keys: RFC 8463) ---------------- */
+
+/* Signing keys by domain. Made at start, then read by any thread. */
+typedef struct ob_dkim ob_dkim;
+
+/* An empty set of keys: *out is the caller's (ob_dkim_free). Returns 0 or
+ * OB_ENOMEM. */
+int ob_dkim_new(ob_dkim **out);
+/* NULL is a no-op. */
+void ob_dkim_free(ob_dkim *d);
+/* Add the key that signs for `domain` (and the subdomains that have none of
+ * their own) with `selector` (its public key is at
+ * SELECTOR._domainkey.DOMAIN): `keyfile` is a PEM private key, RSA (1024
+ * bits or more; 2048 is usual) or Ed25519, in a regular file only its
+ * owner can read. Returns 0, or OB_EINVAL with *p (may be NULL) saying
+ * what is wrong with it, naming the file. */
+int ob_dkim_add(ob_dkim *d, const char *domain, const char *selector, const char *keyfile,
+                ob_problem *p);
+/* The same, from "DOMAIN:SELECTOR:KEYFILE" (outboxd's --dkim). */
+int ob_dkim_add_spec(ob_dkim *d, const char *spec, ob_problem *p);
+/* Sign `m` with the key of its From domain (or the nearest parent domain
+ * with a key), relaxed/relaxed, over From, To, Cc, Reply-To, Subject, Date,
+ * Message-ID, the MIME fields, In-Reply-To, References and the List-*
+ * fields, From over-signed. The signature becomes part of the message: its
+ * stored form keeps it, and ob_mail_build puts it first, so every attempt
+ * sends the same signed bytes. Call it once, when the message is accepted;
+ * a message signed already, or whose domain has no key, is left as it is.
+ * *domain (may be NULL) gets the signing domain (borrowed from d), or NULL
+ * when not signed. Returns 0, OB_ENOMEM or OB_EINVAL (the signer refused:
+ * logged). */
+int ob_mail_sign(ob_mail *m, const ob_dkim *d, const char **domain);
+
 /* ---- delivery ------------------------------------------------------- */
 
 /* A server's reply to one recipient. code 0: no reply (connection, TLS or

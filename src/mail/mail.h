@@ -70,6 +70,9 @@ struct ob_mail {
     int64_t date_ms;
     char boundary[33];       /* random hex, the boundaries' unique part; "" in
                                 messages stored before outbox 0.2 */
+    char *dkim;              /* the DKIM-Signature field's value (folded, CRLF
+                                inside), made once at acceptance (ob_mail_sign);
+                                NULL: unsigned */
 };
 
 /* ---- transport.c ---- */

@@ -305,13 +305,30 @@ static bool message_id_ok(const char *s)
     return true;
 }
 
+/* A stored DKIM-Signature value: printable ASCII, folded only as CRLF and
+ * a tab or space (it goes into the message as it is). */
+static bool dkim_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 10 || n > 4096 || strncmp(s, "v=1;", 4) != 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\r' && s[i + 1] == '\n' && (s[i + 2] == '\t' || s[i + 2] == ' '))
+            i += 2;
+        else if (c < 0x20 ? c != '\t' : c >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
 static int identity(parser *ps, ob_mail *m, const json_t *in)
 {
     json_t *id = json_object_get(in, "message_id"), *date = json_object_get(in, "date"),
-           *boundary = json_object_get(in, "boundary");
+           *boundary = json_object_get(in, "boundary"), *dkim = json_object_get(in, "dkim");
     if (ps->source == OB_MAIL_REQUEST) {
-        if (id || date || boundary)
-            return fail(ps, OB_EINVAL, id ? "message_id" : date ? "date" : "boundary",
+        if (id || date || boundary || dkim)
+            return fail(ps, OB_EINVAL, id ? "message_id" : date ? "date" : boundary ? "boundary" : "dkim",
                         "unknown member (outbox sets it)");
         m->message_id = make_message_id(m->from.addr);
         m->date_ms = ob_now_ms();
@@ -324,6 +341,10 @@ static int identity(parser *ps, ob_mail *m, const json_t *in)
         return fail(ps, OB_EINVAL, "boundary", "32 lower-case hex digits");
     if (boundary)
         memcpy(m->boundary, json_string_value(boundary), 33);
+    if (dkim && (!json_is_string(dkim) || !dkim_ok(json_string_value(dkim))))
+        return fail(ps, OB_EINVAL, "dkim", "a DKIM-Signature field's value");
+    if (dkim && !(m->dkim = strdup(json_string_value(dkim))))
+        return fail(ps, OB_ENOMEM, "dkim", "out of memory");
     const char *s = str(id);
     if (!s || !message_id_ok(s))
         return fail(ps, OB_EINVAL, "message_id", "\"<left@right>\" is required");
@@ -338,7 +359,7 @@ static int identity(parser *ps, ob_mail *m, const json_t *in)
 
 static const char *const members[] = {"from", "to", "cc", "bcc", "reply_to", "subject", "text",
                                       "html", "headers", "attachments", "metadata", "tags",
-                                      "message_id", "date", "boundary", NULL};
+                                      "message_id", "date", "boundary", "dkim", NULL};
 
 static int members_known(parser *ps, const json_t *in)
 {
@@ -422,6 +443,7 @@ void ob_mail_free(ob_mail *m)
     }
     free(m->rcpt);
     free(m->rcpt_type);
+    free(m->dkim);
     free(m->subject);
     free(m->text);
     free(m->html);
@@ -502,9 +524,11 @@ json_t *ob_mail_to_json(const ob_mail *m)
     json_object_set_new(o, "date", json_integer(m->date_ms));
     if (m->boundary[0])
         json_object_set_new(o, "boundary", json_string(m->boundary));
+    if (m->dkim)
+        json_object_set_new(o, "dkim", json_string(m->dkim));
     /* Any member that failed to be made (out of memory) is missing, and
      * the stored form would not parse: refuse it here instead. */
-    size_t want = 4 + (m->boundary[0] != '\0') + (m->text != NULL) + (m->html != NULL) + (m->nheaders > 0) + (m->natt > 0) +
+    size_t want = 4 + (m->boundary[0] != '\0') + (m->dkim != NULL) + (m->text != NULL) + (m->html != NULL) + (m->nheaders > 0) + (m->natt > 0) +
                   (m->metadata != NULL) + (m->tags != NULL);
     for (int t = 0; t < MAIL_LISTS; t++)
         want += m->nlist[t] > 0;

@@ -16,8 +16,11 @@
  * CRLF, the canonical form, before encoding.
  * Subject, display names and custom headers become RFC 2047 encoded words
  * when they are not ASCII. Bcc recipients appear nowhere in the message:
- * they are only in the envelope. Message-ID and Date come from the message
- * (fixed when it was accepted), so a retry sends the same bytes.
+ * they are only in the envelope; a message with Bcc recipients only says
+ * "To: undisclosed-recipients:;". Message-ID and Date come from the
+ * message (fixed when it was accepted), so a retry sends the same bytes,
+ * and a DKIM signature made over them at acceptance (dkim.c) stays true: it
+ * is put first, before the bytes it signs.
  */
 #include <gmime/gmime.h>
 #include <pthread.h>
@@ -189,6 +192,8 @@ static void headers(GMimeMessage *msg, const ob_mail *m)
         for (size_t i = 0; i < m->nlist[t]; i++)
             add_mailbox(msg, types[t], &m->list[t][i]);
     }
+    if (!m->nlist[MAIL_TO] && !m->nlist[MAIL_CC]) /* Bcc only: a message without To looks forged */
+        g_mime_object_append_header(GMIME_OBJECT(msg), "To", "undisclosed-recipients:;", NULL);
     char *lit = literal_words(m->subject);
     g_mime_message_set_subject(msg, lit ? lit : m->subject, "utf-8");
     g_free(lit);
@@ -224,10 +229,14 @@ int ob_mail_build(const ob_mail *m, char **out, size_t *len)
     ssize_t w = g_mime_object_write_to_stream(GMIME_OBJECT(msg), fo, s);
     GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
     int rc = OB_ENOMEM;
-    if (w >= 0 && ba && (*out = malloc(ba->len + 1))) {
-        memcpy(*out, ba->data, ba->len);
-        (*out)[ba->len] = '\0';
-        *len = ba->len;
+    /* the signature made at acceptance, over exactly these bytes */
+    size_t sig = m->dkim ? strlen("DKIM-Signature: \r\n") + strlen(m->dkim) : 0;
+    if (w >= 0 && ba && (*out = malloc(sig + ba->len + 1))) {
+        if (sig)
+            snprintf(*out, sig + 1, "DKIM-Signature: %s\r\n", m->dkim);
+        memcpy(*out + sig, ba->data, ba->len);
+        (*out)[sig + ba->len] = '\0';
+        *len = sig + ba->len;
         rc = 0;
     }
     g_object_unref(s);
