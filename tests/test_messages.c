@@ -257,10 +257,68 @@ TEST(cli_send_shows_each_recipient_and_exits_by_outcome)
     server_stop(&s);
 }
 
+/* Both verifiers on a received message (test_dkim.c says more). */
+static void verified(const char *file, const char *keys, const char *want)
+{
+    char *out;
+    if (t_run(&out, "%s %s %s 2>&1", DKIM_VERIFY, file, keys) != 0 || !strstr(out, want))
+        test_fail(__FILE__, __LINE__, "dkimpy: %s", out);
+    free(out);
+    if (t_run(&out, "NODE_PATH=%s node %s %s %s 2>&1", NPM_TOOLS, DKIM_VERIFY_JS, file, keys) != 0 ||
+        !strstr(out, want))
+        test_fail(__FILE__, __LINE__, "mailauth: %s", out);
+    free(out);
+}
+
+TEST(dkim_signs_what_the_relay_receives_and_bad_keys_stop_the_start)
+{
+    char *out;
+    ASSERT_EQ(t_run(&out, "openssl genrsa -out rsa.pem 2048 2>&1 && openssl genpkey -algorithm "
+                          "ed25519 -out ed.pem && chmod 600 rsa.pem ed.pem"), 0);
+    free(out);
+    server s = relay_start("relay", NULL);
+    char extra[512];
+    snprintf(extra, sizeof extra, "--dkim example.com:r1:%s/rsa.pem --dkim example.org:e1:%s/ed.pem",
+             test_dir(), test_dir());
+    od d = m_od_smtp(NULL, s.port, NULL, extra);
+    ASSERT_EQ(cli(&out, &d, "send --from 'Ann <ann@example.com>' --to ok-1@example.net "
+                            "--subject 'signed' --text 'by RSA' --wait 20"), 0);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "send --from bob@mail.example.org --bcc ok-2@example.net "
+                            "--subject 'signed too' --text 'by Ed25519' --wait 20"), 0);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "send --from carol@example.net --to ok-3@example.net "
+                            "--subject 'not signed' --text 'no key' --wait 20"), 0);
+    free(out);
+    char keys[512], f1[600], f2[600];
+    snprintf(keys, sizeof keys, "example.com:r1:rsa.pem example.org:e1:ed.pem");
+    snprintf(f1, sizeof f1, "%s/1.eml", s.dir);
+    snprintf(f2, sizeof f2, "%s/2.eml", s.dir);
+    verified(f1, keys, "pass example.com rsa-sha256");
+    verified(f2, keys, "pass example.org ed25519-sha256");
+    char *eml = m_slurp(s.dir, "2.eml", NULL);
+    ASSERT(eml && strstr(eml, "To: undisclosed-recipients: ;") && !strstr(eml, "ok-2@"));
+    free(eml);
+    eml = m_slurp(s.dir, "3.eml", NULL);
+    ASSERT(eml && !strstr(eml, "DKIM-Signature"));
+    free(eml);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    /* a key others can read: outboxd refuses to start, naming it */
+    ASSERT_EQ(chmod("ed.pem", 0644), 0);
+    ASSERT_EQ(t_run(&out, "timeout 20 %s --listen 127.0.0.1:0 --dkim example.org:e1:ed.pem 2>&1",
+                    OUTBOXD), 2);
+    ASSERT(strstr(out, "--dkim") && strstr(out, "ed.pem") && strstr(out, "readable by others"));
+    free(out);
+    ASSERT_EQ(t_run(&out, "%s check --dkim example.org:e1:ed.pem 2>&1", OUTBOXD), 1);
+    ASSERT(strstr(out, "FAIL dkim") != NULL);
+    free(out);
+}
+
 static const test_case tests[] = {
     T(messages_api_validates_batches_and_waits),
     T(a_final_outcome_fires_the_callback_and_an_event),
     T(cli_send_shows_each_recipient_and_exits_by_outcome),
+    T(dkim_signs_what_the_relay_receives_and_bad_keys_stop_the_start),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }

@@ -67,6 +67,18 @@ TEST(check_passes_and_says_what_it_would_use)
     free(out);
     ASSERT(access("o.db", F_OK) != 0 && access("mail", F_OK) != 0); /* nothing made */
     ASSERT(access("outbox.secret", F_OK) != 0);
+    /* a repeatable setting: the file's lines are one list; the
+     * environment replaces it whole */
+    ASSERT_EQ(t_run(&out, "openssl genpkey -algorithm ed25519 -out a.pem && cp a.pem b.pem && "
+                          "chmod 600 a.pem b.pem && printf 'dkim = a.example:s:a.pem\n"
+                          "dkim = b.example:s:b.pem\n' > k.conf"), 0);
+    free(out);
+    ASSERT_EQ(t_run(&out, "%s check --config k.conf 2>&1", OUTBOXD), 0);
+    ASSERT(strstr(out, "ok   dkim             a.example:s:a.pem,b.example:s:b.pem") != NULL);
+    free(out);
+    ASSERT_EQ(t_run(&out, "OUTBOX_DKIM=c.example:s:b.pem %s check --config k.conf 2>&1", OUTBOXD), 0);
+    ASSERT(strstr(out, "ok   dkim             c.example:s:b.pem\n") != NULL);
+    free(out);
 }
 
 TEST(check_names_each_fault)

@@ -48,6 +48,8 @@ typedef struct api_opts {
     size_t max_job_payload;    /* POST /v1/jobs payload bytes; default 1 MiB */
     const ob_mail_limits *mail_limits; /* NULL: no /v1/messages */
     const ob_mailer *mailer;   /* mail.send's registration (outcome counters); NULL: none */
+    const ob_dkim *dkim;       /* messages are signed at acceptance with these keys;
+                                  borrowed; NULL: unsigned */
     int max_batch;             /* items per /v1/jobs/batch, /v1/messages/batch; default 100 */
     size_t max_batch_body;     /* body bytes of a /batch request; 0: the server's max_body */
     size_t max_message_body;   /* body bytes of POST /v1/messages; 0: the server's max_body */

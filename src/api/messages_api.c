@@ -68,6 +68,10 @@ static int decode(api *a, const json_t *body, api_item *it, api_error *e)
     ob_mail *m = NULL;
     int rc = ob_mail_parse(msg, OB_MAIL_REQUEST, a->o.mail_limits, &m, &e->p);
     json_decref(msg);
+    if (!rc && a->o.dkim && (rc = ob_mail_sign(m, a->o.dkim, NULL))) { /* once, before it is stored */
+        ob_mail_free(m);
+        return api_refuse(e, 503, "no_memory", NULL, "cannot sign the message: out of memory");
+    }
     if (rc == OB_ENOMEM)
         return api_refuse(e, 503, "no_memory", NULL, "out of memory");
     if (rc) {

@@ -140,6 +140,31 @@ int outboxd_backup(const config *c, const char *to)
     return 0;
 }
 
+/* ---- DKIM keys ---- */
+
+int outboxd_dkim(const config *c, ob_dkim **out)
+{
+    *out = NULL;
+    if (!c->dkim[0])
+        return 0;
+    ob_dkim *d;
+    if (ob_dkim_new(&d))
+        return OB_ENOMEM;
+    char list[sizeof c->dkim];
+    snprintf(list, sizeof list, "%s", c->dkim);
+    ob_problem p;
+    for (char *save, *spec = strtok_r(list, ",", &save); spec; spec = strtok_r(NULL, ",", &save)) {
+        int rc = ob_dkim_add_spec(d, outboxd_trim(spec), &p);
+        if (rc) {
+            fprintf(stderr, "outboxd: --dkim: %s\n", p.message);
+            ob_dkim_free(d);
+            return rc;
+        }
+    }
+    *out = d;
+    return 0;
+}
+
 /* ---- check ---- */
 
 typedef struct checker {
@@ -302,6 +327,12 @@ int outboxd_check(const config *c)
         c->http_allow[0] ? c->http_allow : "(none: outbound jobs reach public addresses only)");
     check_store(&k, c->store);
     check_mail(&k, c);
+    if (c->dkim[0]) {
+        ob_dkim *d;
+        int rc = outboxd_dkim(c, &d);
+        say(&k, !rc, "dkim", "%s", rc ? "a key is refused (above)" : c->dkim);
+        ob_dkim_free(d);
+    }
     char threads[32];
     snprintf(threads, sizeof threads, c->threads ? "%ld" : "one a CPU", c->threads);
     printf("     %-16s %ld workers, HTTP threads: %s, request bodies up to %ld bytes, %ld "

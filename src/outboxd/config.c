@@ -20,13 +20,15 @@
 typedef struct opt {
     const char *name; /* flag without "--", config name; env: OUTBOX_ + upper */
     bool is_num;
+    bool is_list;     /* repeatable: one source's values, comma-joined */
     size_t off, size;
     long min, max;
     const char *help;
 } opt;
 
-#define S(f) false, offsetof(config, f), sizeof(((config *)0)->f), 0, 0
-#define N(f, lo, hi) true, offsetof(config, f), 0, lo, hi
+#define S(f) false, false, offsetof(config, f), sizeof(((config *)0)->f), 0, 0
+#define L(f) false, true, offsetof(config, f), sizeof(((config *)0)->f), 0, 0
+#define N(f, lo, hi) true, false, offsetof(config, f), 0, lo, hi
 static const opt opts[] = {
     {"listen", S(listen), "HOST:PORT to serve on (default 127.0.0.1:8025)"},
     {"store", S(store), "where jobs live: sqlite:PATH (default sqlite:./outbox.db), or "
@@ -84,8 +86,12 @@ static const opt opts[] = {
                                                      "decoded (default 10 MiB)"},
     {"max-batch", N(max_batch, 1, 10000), "items per /v1/jobs/batch or /v1/messages/batch "
                                           "(default 100)"},
+    {"dkim", L(dkim), "DOMAIN:SELECTOR:KEYFILE: sign mail from DOMAIN (and its subdomains) "
+                      "with this PEM key, RSA or Ed25519, mode 0600 (repeatable; env: "
+                      "comma-separated)"},
 };
 #undef S
+#undef L
 #undef N
 #define NOPTS (sizeof opts / sizeof *opts)
 
@@ -117,6 +123,11 @@ static void usage(FILE *f)
                "Precedence: flags, then environment, then the config file, then defaults.\n");
 }
 
+/* Which source is being read (1 the file, 2 the environment, 3 flags),
+ * and which last set each list option: a list takes every value of one
+ * source, and a later source replaces it whole. */
+static int source, list_source[NOPTS];
+
 /* Set option `name` to `value`; `where` names the source for errors. */
 static bool set_opt(config *c, const char *name, const char *value, const char *where)
 {
@@ -125,11 +136,16 @@ static bool set_opt(config *c, const char *name, const char *value, const char *
         if (strcmp(o->name, name) != 0)
             continue;
         if (!o->is_num) {
-            if (strlen(value) >= o->size) {
+            char *dst = (char *)c + o->off;
+            bool append = o->is_list && list_source[i] == source && *dst;
+            size_t have = append ? strlen(dst) + 1 : 0;
+            if (have + strlen(value) >= o->size) {
                 fprintf(stderr, "outboxd: %s: %s is too long\n", where, name);
                 return false;
             }
-            snprintf((char *)c + o->off, o->size, "%s", value);
+            snprintf(dst + (have ? have - 1 : 0), o->size - (have ? have - 1 : 0), "%s%s",
+                     append ? "," : "", value);
+            list_source[i] = source;
             return true;
         }
         char *end;
@@ -230,8 +246,14 @@ int outboxd_configure(config *c, int argc, char **argv)
     }
     if (cfg)
         snprintf(c->config_file, sizeof c->config_file, "%s", cfg);
-    if ((cfg && !read_config(c, cfg)) || !read_env(c))
+    memset(list_source, 0, sizeof list_source);
+    source = 1;
+    if (cfg && !read_config(c, cfg))
         return 2;
+    source = 2;
+    if (!read_env(c))
+        return 2;
+    source = 3;
     for (int i = 1; i < argc; i += 2) { /* --NAME VALUE pairs */
         if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "outboxd: expected --NAME VALUE, got \"%s\" (see outboxd --help)\n",

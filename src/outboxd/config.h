@@ -46,6 +46,7 @@ typedef struct config {
     long callback_payload;
     char smtp_password_file[1024];
     char log_format[16];
+    char dkim[4096]; /* DOMAIN:SELECTOR:KEYFILE, comma-separated */
 } config;
 
 /* Fill *c from, later sources winning: built-in defaults, the --config

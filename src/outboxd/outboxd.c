@@ -308,6 +308,7 @@ int main(int argc, char **argv)
     char *smtp_password = NULL;
     ob_transport *transport = NULL;
     ob_mailer *mailer = NULL;
+    ob_dkim *dkim = NULL;
     ob_engine *e = NULL;
     ob_subscription *logsub = NULL;
     ob_pool *pool = NULL;
@@ -365,6 +366,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "outboxd: %s: %s\n", flag, why.message);
         transport = NULL;
         rc = 2;
+        goto out;
+    }
+    if ((rc = outboxd_dkim(&c, &dkim))) {
+        rc = rc == OB_ENOMEM ? 1 : 2;
         goto out;
     }
     ob_mail_limits ml;
@@ -428,6 +433,7 @@ int main(int argc, char **argv)
     ao.max_job_payload = (size_t)c.max_payload;
     ao.mail_limits = &ml;
     ao.mailer = mailer;
+    ao.dkim = dkim;
     ao.max_batch = (int)c.max_batch;
     ao.max_batch_body = (size_t)c.max_batch_body;
     ao.max_message_body = mail_payload > (size_t)c.max_body ? mail_payload : (size_t)c.max_body;
@@ -502,6 +508,7 @@ out:
     }
     ob_mailer_free(mailer);
     ob_transport_close(transport);
+    ob_dkim_free(dkim);
     if (!rc)
         ob_logf(OB_LOG_INFO, "outboxd: stopped");
     for (int i = 0; i < ntokens; i++)
