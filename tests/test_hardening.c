@@ -137,11 +137,13 @@ static char *job_post(const od *d, const char *fmt, ...)
     return od_post(d, "/v1/jobs", NULL, body);
 }
 
-/* The job once final (Prefer: wait), as JSON text. */
+/* The job once final (Prefer: wait, up to outboxd's 60 s: a loaded
+ * machine under ASan once took more than 20), as JSON text. */
 static char *final(const od *d, const char *id)
 {
     char *out;
-    t_curl(&out, d->port, "-H 'Prefer: wait=20' %s/v1/jobs/%s", d->url, id);
+    t_run(&out, "curl -s -m 75 -o curl-body -w '%%{http_code}\n' -H 'Prefer: wait=60' "
+                "%s/v1/jobs/%s; cat curl-body; rm -f curl-body", d->url, id);
     if (!strstr(out, "\"state\":\"completed\"") && !strstr(out, "\"state\":\"discarded\""))
         test_fail(__FILE__, __LINE__, "job %s not final: %.400s", id, out);
     return out;
