@@ -86,14 +86,8 @@ static bool loopback_origin(const char *o)
     return host && !strchr(host, '/') && loopback_host(host);
 }
 
-static bool authorized(api *a, ob_http_req *r)
+static bool token_ok(api *a, const char *tok)
 {
-    const char *h = ob_http_header(r, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
-    const char *tok = h + 7;
-    while (*tok == ' ')
-        tok++;
     unsigned char d[32];
     SHA256((const unsigned char *)tok, strlen(tok), d);
     int match = 0;
@@ -102,7 +96,25 @@ static bool authorized(api *a, ob_http_req *r)
     return match;
 }
 
-/* Before a request's body is read:
+static bool authorized(api *a, ob_http_req *r)
+{
+    const char *h = ob_http_header(r, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    return token_ok(a, tok);
+}
+
+/* Postmark's clients send the token as X-Postmark-Server-Token. */
+static bool postmark_route(const char *route)
+{
+    return strcmp(route, "/email") == 0 || strcmp(route, "/email/batch") == 0;
+}
+
+/* Before a request's body is read (Postmark's routes, compat_postmark.c,
+ * take the token as X-Postmark-Server-Token and answer in its shape):
  *   - without tokens (loopback only), a Host that is not loopback or an
  *     Origin that is not: 403. A web page the operator visits could
  *     otherwise reach outboxd through the browser, by DNS rebinding (its
@@ -130,6 +142,12 @@ static void gate(ob_http_req *r, void *arg)
                                 "from a web page of another origin", "Origin");
             return;
         }
+    } else if (postmark_route(route)) {
+        const char *tok = ob_http_header(r, "X-Postmark-Server-Token");
+        if (!tok || !token_ok(a, tok)) {
+            api_postmark_unauthorized(r, !tok);
+            return;
+        }
     } else if (strcmp(route, "/healthz") != 0 && strcmp(route, "/readyz") != 0 &&
                strcmp(route, "/v1/openapi.json") != 0 && strncmp(route, "/ui", 3) != 0 &&
                !authorized(a, r)) {
@@ -137,10 +155,12 @@ static void gate(ob_http_req *r, void *arg)
         ob_http_reply_error(r, 401, "unauthorized", "a valid bearer token is required", NULL);
         return;
     }
-    if (strcmp(route, "/v1/jobs/batch") == 0 || strcmp(route, "/v1/messages/batch") == 0) {
+    if (strcmp(route, "/v1/jobs/batch") == 0 || strcmp(route, "/v1/messages/batch") == 0 ||
+        strcmp(route, "/email/batch") == 0) {
         if (a->o.max_batch_body)
             ob_http_set_max_body(r, a->o.max_batch_body);
-    } else if (strcmp(route, "/v1/messages") == 0 && a->o.max_message_body) {
+    } else if ((strcmp(route, "/v1/messages") == 0 || strcmp(route, "/email") == 0) &&
+               a->o.max_message_body) {
         ob_http_set_max_body(r, a->o.max_message_body);
     }
 }
@@ -219,6 +239,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = api_ui_routes(a, srv);
     if (!rc && o->mail_limits)
         rc = api_messages_routes(a, srv);
+    if (!rc && a->o.mail_limits)
+        rc = api_postmark_routes(a, srv);
     if (!rc)
         rc = api_route(a, srv, "GET", "/v1/openapi.json", openapi, 0);
     if (!rc && (o->event_ring < 1 || o->max_event_clients < 0))

@@ -132,6 +132,22 @@ int api_status(int rc, const char **code);
 /* ---- jobs_api.c ---- */
 int api_jobs_routes(api *a, ob_http_server *srv);
 
+typedef struct api_error api_error;
+
+/* How an endpoint that speaks another service's API answers (compat_*.c):
+ * from the facts the native answers come from. NULL: outbox's own. */
+typedef struct api_dialect {
+    int accepted_status; /* of a single POST's answer: 200 */
+    /* an item stored (or, existed, the job a repeated key names): its
+     * answer, a new reference; `extra` is the item's (may be NULL) */
+    json_t *(*accepted)(const char *id, bool existed, const json_t *extra);
+    /* an item refused: its answer, a new reference (status: e->status) */
+    json_t *(*refused)(const api_error *e);
+    /* a batch's answer around its results (taken) */
+    json_t *(*batch)(json_t *results);
+    int max_batch;       /* items a batch may hold (0: --max-batch) */
+} api_dialect;
+
 /* A job to enqueue from a POST, decoded and checked by its endpoint. */
 typedef struct api_post {
     ob_new_job j;
@@ -140,15 +156,16 @@ typedef struct api_post {
     const char *view;         /* the status URL's prefix: "/v1/jobs/", "/v1/messages/" */
     json_t *extra;            /* owned (taken by api_enqueue): members added to the
                                  202 body, or NULL */
+    const api_dialect *dialect; /* NULL: answer as outbox does */
 } api_post;
 
 /* Why an item a client posted is refused: the HTTP status, the error
  * code, and the member and sentence. */
-typedef struct api_error {
+struct api_error {
     int status;
     const char *code;
     ob_problem p;
-} api_error;
+};
 /* Fill *e (field NULL: the whole item); returns -1. */
 int api_refuse(api_error *e, int status, const char *code, const char *field, const char *fmt,
                ...) __attribute__((format(printf, 5, 6)));
@@ -167,6 +184,19 @@ typedef int (*api_decode_fn)(api *a, const json_t *body, api_item *it, api_error
 /* POST of one item: decoded by `decode`, then refused or enqueued
  * (api_enqueue). */
 void api_post_one(api *a, ob_http_req *r, api_decode_fn decode);
+/* The same, answered in `d`'s dialect (d may be NULL). */
+void api_post_one_in(api *a, ob_http_req *r, api_decode_fn decode, const api_dialect *d);
+/* Answer e (an item refused before the engine saw it) in d's dialect, or
+ * outbox's own (d NULL). */
+void api_reply_refused(ob_http_req *r, const api_error *e, const api_dialect *d);
+
+/* A message as the API takes it (ob_mail_parse's members; `msg` is taken),
+ * to be sent at run_at (0: now) with an optional callback: validated,
+ * signed (DKIM), made into *it as POST /v1/messages does, its 202 members
+ * (message_id, recipients) in it->p.extra. 0, or -1 with *e. The
+ * compatible endpoints (compat_*.c) make `msg` from their own fields. */
+int api_message_item(api *a, json_t *msg, int64_t run_at, const char *callback_url, api_item *it,
+                     api_error *e);
 
 /* Enqueue p for request r and answer it once the job is durable (202),
  * with Idempotency-Key and Prefer: wait honoured; or answer the error. */
@@ -188,6 +218,9 @@ void api_get_job(api *a, ob_http_req *r, const char *kind);
  * `decode` and stored on its own, as api_post_one would; one result per
  * item, in order, answered once every accepted item is durable. */
 void api_post_batch(api *a, ob_http_req *r, const char *name, api_decode_fn decode);
+/* The same, answered in `d`'s dialect (d may be NULL). */
+void api_post_batch_in(api *a, ob_http_req *r, const char *name, api_decode_fn decode,
+                       const api_dialect *d);
 
 /* ---- bulk_api.c: POST /v1/jobs/retry, /v1/jobs/cancel ---- */
 int api_bulk_routes(api *a, ob_http_server *srv);
@@ -211,6 +244,11 @@ int api_decode_job_item(api *a, const json_t *body, api_item *it, api_error *e);
 
 /* ---- messages_api.c ---- */
 int api_messages_routes(api *a, ob_http_server *srv);
+
+/* ---- compat_postmark.c: POST /email, /email/batch (Postmark's API) ---- */
+int api_postmark_routes(api *a, ob_http_server *srv);
+/* 401 in Postmark's shape: no X-Postmark-Server-Token, or a bad one. */
+void api_postmark_unauthorized(ob_http_req *r, bool missing);
 
 /* ---- events.c ---- */
 int events_new(api *a, ob_http_server *srv);

@@ -25,6 +25,7 @@
 
 typedef struct api_batch {
     ob_http_later *later;
+    const api_dialect *dialect; /* NULL: outbox's answers */
     pthread_mutex_t mu;
     json_t *results;  /* one per item, in order */
     atomic_int left;  /* B1 */
@@ -51,7 +52,7 @@ static void batch_end(api_batch *b)
     assert(left >= 1); /* B1: never answered twice */
     if (left != 1)
         return;
-    json_t *v = json_pack("{s:o}", "results", b->results);
+    json_t *v = b->dialect ? b->dialect->batch(b->results) : json_pack("{s:o}", "results", b->results);
     ob_http_later_reply_json(b->later, 200, v);
     json_decref(v);
     pthread_mutex_destroy(&b->mu);
@@ -60,6 +61,10 @@ static void batch_end(api_batch *b)
 
 static void refuse(api_batch *b, size_t i, const api_error *e)
 {
+    if (b->dialect) {
+        set_result(b, i, b->dialect->refused(e));
+        return;
+    }
     set_result(b, i, json_pack("{s:{s:i, s:s, s:s, s:s?}}", "error", "status", e->status, "code",
                                e->code, "message", e->p.message, "field",
                                e->p.field[0] ? e->p.field : NULL));
@@ -84,6 +89,13 @@ static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
     } else {
         char ids[OB_ID_STRLEN + 1], url[64];
         ob_id_format(id, ids);
+        if (s->b->dialect) {
+            set_result(s->b, s->i, s->b->dialect->accepted(ids, existed, s->extra));
+            batch_end(s->b);
+            json_decref(s->extra);
+            free(s);
+            return;
+        }
         snprintf(url, sizeof url, "%s%s", s->view, ids);
         const char *state = existed ? "existing" : s->scheduled ? "scheduled" : "available";
         json_t *v = json_pack("{s:s, s:s, s:s}", "id", ids, "state", state, "status_url", url);
@@ -131,27 +143,24 @@ static void batch_enqueue(api *a, api_batch *b, size_t i, api_post *p)
     free(meta);
 }
 
-static const json_t *batch_list(api *a, ob_http_req *r, const json_t *body, const char *name)
+static const json_t *batch_list(api *a, ob_http_req *r, const json_t *body, const char *name,
+                                const api_dialect *d)
 {
-    char msg[128];
-    if (ob_http_header(r, "Idempotency-Key")) {
-        ob_http_reply_error(r, 400, "invalid", "a batch takes no Idempotency-Key: give items a "
-                            "unique_key, or send them one by one", "Idempotency-Key");
-        return NULL;
-    }
+    api_error e;
+    int max = d && d->max_batch ? d->max_batch : a->o.max_batch;
     const json_t *list = json_is_array(body) ? body : json_object_get(body, name);
-    if (!json_is_array(list) || (list != body && json_object_size(body) != 1)) {
-        snprintf(msg, sizeof msg, "a batch is {\"%s\": [...]} (or the array)", name);
-        ob_http_reply_error(r, 422, "invalid", msg, name);
-        return NULL;
-    }
     size_t n = json_array_size(list);
-    if (n == 0 || n > (size_t)a->o.max_batch) {
-        snprintf(msg, sizeof msg, "from 1 to %d items", a->o.max_batch);
-        ob_http_reply_error(r, n ? 413 : 422, n ? "too_large" : "invalid", msg, name);
-        return NULL;
-    }
-    return list;
+    if (ob_http_header(r, "Idempotency-Key") && !d)
+        api_refuse(&e, 400, "invalid", "Idempotency-Key", "a batch takes no Idempotency-Key: "
+                   "give items a unique_key, or send them one by one");
+    else if (!json_is_array(list) || (list != body && json_object_size(body) != 1))
+        api_refuse(&e, 422, "invalid", name, "a batch is {\"%s\": [...]} (or the array)", name);
+    else if (n == 0 || n > (size_t)max)
+        api_refuse(&e, n ? 413 : 422, n ? "too_large" : "invalid", name, "from 1 to %d items", max);
+    else
+        return list;
+    api_reply_refused(r, &e, d);
+    return NULL;
 }
 
 static api_batch *batch_begin(ob_http_req *r, size_t n)
@@ -175,11 +184,18 @@ static api_batch *batch_begin(ob_http_req *r, size_t n)
 
 void api_post_batch(api *a, ob_http_req *r, const char *name, api_decode_fn decode)
 {
+    api_post_batch_in(a, r, name, decode, NULL);
+}
+
+void api_post_batch_in(api *a, ob_http_req *r, const char *name, api_decode_fn decode,
+                       const api_dialect *d)
+{
     json_t *body = ob_http_body_json(r);
-    const json_t *list = body ? batch_list(a, r, body, name) : NULL;
+    const json_t *list = body ? batch_list(a, r, body, name, d) : NULL;
     api_batch *b = list ? batch_begin(r, json_array_size(list)) : NULL;
     if (!b)
         return;
+    b->dialect = d;
     for (size_t i = 0; i < json_array_size(list); i++) {
         api_item it;
         api_error e;

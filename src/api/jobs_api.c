@@ -34,7 +34,40 @@ typedef struct enq {
     bool scheduled;
     const char *view;      /* "/v1/jobs/" or "/v1/messages/" */
     json_t *extra;         /* owned: members added to the 202 body, or NULL */
+    const api_dialect *dialect; /* NULL: outbox's answers */
 } enq;
+
+/* An engine error as an item's refusal (its status, code and sentence). */
+static void error_of(int rc, const char *field, const char *message, api_error *e)
+{
+    const char *code;
+    int status = api_status(rc, &code);
+    api_refuse(e, status, code, field, "%s", message && message[0] ? message : ob_strerror(rc));
+}
+
+/* The engine refused or failed: answered in the request's dialect. */
+static void later_failed(enq *q, int rc)
+{
+    if (!q->dialect) {
+        api_later_rc(q->later, rc, NULL);
+        return;
+    }
+    api_error e;
+    error_of(rc, NULL, NULL, &e);
+    json_t *v = q->dialect->refused(&e);
+    ob_http_later_reply_json(q->later, e.status, v);
+    json_decref(v);
+}
+
+/* Stored (or existing): answered in the request's dialect. */
+static void later_accepted(enq *q, const ob_id *id, bool existed)
+{
+    char ids[OB_ID_STRLEN + 1];
+    ob_id_format(id, ids);
+    json_t *v = q->dialect->accepted(ids, existed, q->extra);
+    ob_http_later_reply_json(q->later, existed ? 200 : q->dialect->accepted_status, v);
+    json_decref(v);
+}
 
 
 /* The existing job a repeated key named: 200 with it, or 409 when an
@@ -49,10 +82,19 @@ static void answer_existing(enq *q, const ob_id *id)
     }
     json_t *meta = q->idempotent && j->meta ? json_loads(j->meta, 0, NULL) : NULL;
     const char *sha = json_string_value(json_object_get(meta, "request_sha256"));
-    if (q->idempotent && (!sha || strcmp(sha, q->sha) != 0)) {
+    if (q->idempotent && (!sha || strcmp(sha, q->sha) != 0) && q->dialect) {
+        api_error e;
+        api_refuse(&e, 409, "idempotency_key_reused", "Idempotency-Key",
+                   "this Idempotency-Key was used with another request body");
+        json_t *v = q->dialect->refused(&e);
+        ob_http_later_reply_json(q->later, 409, v);
+        json_decref(v);
+    } else if (q->idempotent && (!sha || strcmp(sha, q->sha) != 0)) {
         ob_http_later_reply_error(q->later, 409, "idempotency_key_reused",
                                   "this Idempotency-Key was used with another request body",
                                   "Idempotency-Key");
+    } else if (q->dialect) {
+        later_accepted(q, id, true);
     } else { /* a message answers as a message: its recipients and Message-ID */
         json_t *v = api_job_json(j, strcmp(j->kind, "mail.send") == 0);
         ob_http_later_set_header(q->later, "Location", json_string_value(json_object_get(v, "status_url")));
@@ -69,9 +111,11 @@ static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
 {
     enq *q = arg;
     if (rc)
-        api_later_rc(q->later, rc, NULL);
+        later_failed(q, rc);
     else if (existed)
         answer_existing(q, id);
+    else if (q->dialect)
+        later_accepted(q, id, false);
     else if (q->wait_ms > 0)
         waitlist_add(q->a->w, id, q->later, q->wait_ms, 202);
     else {
@@ -125,14 +169,15 @@ static bool idem_key_ok(const char *k)
 static bool unique_key(ob_http_req *r, const api_post *p, char *key, size_t cap, char *sha)
 {
     const char *idem = ob_http_header(r, "Idempotency-Key");
+    api_error e;
     if (idem && p->unique_key) {
-        ob_http_reply_error(r, 422, "invalid", "give unique_key or an Idempotency-Key, not both",
-                            "unique_key");
+        api_refuse(&e, 422, "invalid", "unique_key", "give unique_key or an Idempotency-Key, not both");
+        api_reply_refused(r, &e, p->dialect);
         return false;
     }
     if (idem && !idem_key_ok(idem)) {
-        ob_http_reply_error(r, 400, "invalid", "1 to 200 printable ASCII characters",
-                            "Idempotency-Key");
+        api_refuse(&e, 400, "invalid", "Idempotency-Key", "1 to 200 printable ASCII characters");
+        api_reply_refused(r, &e, p->dialect);
         return false;
     }
     if (idem) {
@@ -143,7 +188,8 @@ static bool unique_key(ob_http_req *r, const api_post *p, char *key, size_t cap,
         ob_hex(d, 32, sha);
         snprintf(key, cap, "idem:%s", idem);
     } else if (p->unique_key && snprintf(key, cap, "key:%s", p->unique_key) >= (int)cap) {
-        ob_http_reply_error(r, 413, "too_large", "unique_key is too long", "unique_key");
+        api_refuse(&e, 413, "too_large", "unique_key", "unique_key is too long");
+        api_reply_refused(r, &e, p->dialect);
         return false;
     }
     return true;
@@ -168,19 +214,34 @@ void api_item_clear(api_item *it)
     *it = (api_item){0};
 }
 
-void api_post_one(api *a, ob_http_req *r, api_decode_fn decode)
+void api_reply_refused(ob_http_req *r, const api_error *e, const api_dialect *d)
+{
+    if (!d) {
+        ob_http_reply_error(r, e->status, e->code, e->p.message, e->p.field[0] ? e->p.field : NULL);
+        return;
+    }
+    json_t *v = d->refused(e);
+    ob_http_reply_json(r, e->status, v);
+    json_decref(v);
+}
+
+void api_post_one_in(api *a, ob_http_req *r, api_decode_fn decode, const api_dialect *d)
 {
     json_t *body = ob_http_body_json(r);
     if (!body)
         return;
     api_item it;
     api_error e;
-    if (decode(a, body, &it, &e))
-        ob_http_reply_error(r, e.status, e.code, e.p.message, e.p.field[0] ? e.p.field : NULL);
-    else
+    if (decode(a, body, &it, &e)) {
+        api_reply_refused(r, &e, d);
+    } else {
+        it.p.dialect = d;
         api_enqueue(a, r, &it.p); /* takes it.p.extra */
+    }
     api_item_clear(&it);
 }
+
+void api_post_one(api *a, ob_http_req *r, api_decode_fn decode) { api_post_one_in(a, r, decode, NULL); }
 
 void api_enqueue(api *a, ob_http_req *r, api_post *p)
 {
@@ -193,10 +254,10 @@ void api_enqueue(api *a, ob_http_req *r, api_post *p)
     p->j.meta = meta;
     ob_problem why;
     int rc = ob_new_job_check(a->o.engine, &p->j, &why);
+    api_error e;
     if (rc) {
-        const char *code;
-        int status = api_status(rc, &code);
-        ob_http_reply_error(r, status, code, why.message, why.field);
+        error_of(rc, why.field, why.message, &e);
+        api_reply_refused(r, &e, p->dialect);
         free(meta);
         return;
     }
@@ -204,10 +265,12 @@ void api_enqueue(api *a, ob_http_req *r, api_post *p)
     rc = q ? ob_http_suspend(r, &q->later) : OB_ENOMEM;
     if (rc) {
         free(q);
-        api_reply_rc(r, rc, NULL);
+        error_of(rc, NULL, NULL, &e);
+        api_reply_refused(r, &e, p->dialect);
         free(meta);
         return;
     }
+    q->dialect = p->dialect;
     q->a = a;
     q->idempotent = sha[0] != '\0';
     memcpy(q->sha, sha, sizeof sha);
@@ -218,7 +281,7 @@ void api_enqueue(api *a, ob_http_req *r, api_post *p)
     int64_t w = api_prefer_wait(ob_http_header(r, "Prefer"));
     q->wait_ms = w > a->o.max_wait_ms ? a->o.max_wait_ms : w;
     if ((rc = ob_enqueue_async(a->o.engine, &p->j, enqueued, q))) {
-        api_later_rc(q->later, rc, NULL); /* not accepted: answer here */
+        later_failed(q, rc); /* not accepted: answer here */
         json_decref(q->extra);
         free(q);
     }

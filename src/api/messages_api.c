@@ -65,6 +65,13 @@ static int decode(api *a, const json_t *body, api_item *it, api_error *e)
         return api_refuse(e, 503, "no_memory", NULL, "out of memory");
     json_object_del(msg, "send_at");
     json_object_del(msg, "callback_url");
+    return api_message_item(a, msg, run_at, json_string_value(cb), it, e);
+}
+
+int api_message_item(api *a, json_t *msg, int64_t run_at, const char *callback_url, api_item *it,
+                     api_error *e)
+{
+    *it = (api_item){0};
     ob_mail *m = NULL;
     int rc = ob_mail_parse(msg, OB_MAIL_REQUEST, a->o.mail_limits, &m, &e->p);
     json_decref(msg);
@@ -79,7 +86,7 @@ static int decode(api *a, const json_t *body, api_item *it, api_error *e)
         e->code = rc == OB_ETOOBIG ? "too_large" : "invalid";
         return -1;
     }
-    it->p = (api_post){.j = {.run_at_ms = run_at}, .callback_url = json_string_value(cb),
+    it->p = (api_post){.j = {.run_at_ms = run_at}, .callback_url = callback_url,
                        .view = "/v1/messages/"};
     rc = ob_mail_job_new(m, &it->p.j, &it->payload);
     it->p.extra = extra_members(m);
