@@ -5,6 +5,11 @@
 //   stored); an invalid message surfacing as the SDK's own ApiInputError
 //   (ErrorCode 300); a bad token as its InvalidAPIKeyError; tracking
 //   refused by name.
+//   resend (RESEND_BASE_URL): emails.send with an Idempotency-Key (a repeat
+//   gives the same id, another body under the key 409); emails.get until
+//   delivered; batch.send strict (one invalid message: the batch refused,
+//   none stored) and permissive (the valid ones stored, the invalid one by
+//   index); a bad key; natural-language scheduled_at refused.
 // Prints one "ok"/"FAIL" line per check, then "ids: ..." with every
 // accepted message's id for the C side to follow to delivery; exits 1 on
 // a failure.
@@ -66,8 +71,68 @@ async function main() {
     check(e instanceof postmark.Errors.InvalidAPIKeyError && e.code === 10,
         "postmark: a bad token is the SDK's InvalidAPIKeyError, code 10", e && `${e.name} ${e.code}`);
 
+    await resendChecks();
     console.log(`ids: ${ids.join(" ")}`);
     if (failures) process.exit(1);
+}
+
+async function resendChecks() {
+    process.env.RESEND_BASE_URL = url; // read when the client is made
+    const { Resend } = require("resend");
+    const resend = new Resend(token);
+    const email = {
+        from: "Acme <ann@example.com>", to: ["ok-rs1@example.net"], cc: "ok-rs2@example.net",
+        replyTo: ["reply@example.com"], subject: "Resend single", html: "<p>hi</p>", text: "hi",
+        headers: { "X-Entity-Ref-ID": "r1" },
+        attachments: [{ filename: "r.txt", content: Buffer.from("resend attachment") }],
+        tags: [{ name: "category", value: "welcome" }],
+    };
+    const one = await resend.emails.send(email, { idempotencyKey: "welcome-ann-1" });
+    check(one.error === null && /^[0-9a-f-]{36}$/.test(one.data.id), "resend emails.send: an id",
+        JSON.stringify(one.error));
+    const again = await resend.emails.send(email, { idempotencyKey: "welcome-ann-1" });
+    check(again.error === null && again.data.id === one.data.id,
+        "resend: the same Idempotency-Key and body give the same id", JSON.stringify(again));
+    const other = await resend.emails.send({ ...email, subject: "another" }, { idempotencyKey: "welcome-ann-1" });
+    check(other.error && other.error.statusCode === 409 && other.error.name === "invalid_idempotent_request",
+        "resend: another body under the key is 409 invalid_idempotent_request", JSON.stringify(other));
+    ids.push(one.data.id);
+    let got;
+    for (let i = 0; i < 100; i++) {
+        got = await resend.emails.get(one.data.id);
+        if (got.data && got.data.last_event === "delivered") break;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    check(got.error === null && got.data.object === "email" && got.data.id === one.data.id &&
+        got.data.to[0] === "ok-rs1@example.net" && got.data.from === "Acme <ann@example.com>" &&
+        got.data.subject === "Resend single" && got.data.last_event === "delivered",
+    "resend emails.get: the email, delivered", JSON.stringify(got));
+
+    const strict = await resend.batch.send([
+        { from: "ann@example.com", to: "ok-rs-strict1@example.net", subject: "s1", text: "1" },
+        { from: "ann@example.com", to: "broken", subject: "s2", text: "2" },
+    ]);
+    check(strict.data === null && strict.error.statusCode === 422 && strict.error.name === "validation_error" &&
+        /\[1\]/.test(strict.error.message), "resend batch.send strict: one invalid, the batch refused",
+    JSON.stringify(strict));
+    const loose = await resend.batch.send([
+        { from: "ann@example.com", to: "ok-rs3@example.net", subject: "p1", text: "1" },
+        { from: "ann@example.com", to: "broken", subject: "p2", text: "2" },
+        { from: "ann@example.com", to: "ok-rs4@example.net", subject: "p3", text: "3" },
+    ], { batchValidation: "permissive" });
+    check(loose.error === null && loose.data.data.length === 2 && loose.data.errors.length === 1 &&
+        loose.data.errors[0].index === 1, "resend batch.send permissive: two stored, one refused by index",
+    JSON.stringify(loose));
+    if (loose.data) for (const d of loose.data.data) ids.push(d.id);
+
+    const bad = new Resend("not-a-key-of-this-server");
+    const denied = await bad.emails.send({ from: "ann@example.com", to: "ok@example.net", subject: "x", text: "x" });
+    check(denied.error && denied.error.statusCode === 403 && denied.error.name === "invalid_api_key",
+        "resend: a bad key is 403 invalid_api_key", JSON.stringify(denied));
+    const later = await resend.emails.send({ from: "ann@example.com", to: "ok@example.net", subject: "x",
+        text: "x", scheduledAt: "in 1 min" });
+    check(later.error && later.error.statusCode === 422 && /scheduled_at/.test(later.error.message),
+        "resend: natural-language scheduled_at refused by name", JSON.stringify(later));
 }
 
 main().catch((err) => { console.log(`FAIL ${err.stack || err}`); process.exit(1); });

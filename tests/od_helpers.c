@@ -26,6 +26,8 @@ od od_start(const char *extra)
     unlink("outboxd.log");
     fflush(stdout);
     od d = {0};
+    if (!getcwd(d.dir, sizeof d.dir))
+        d.dir[0] = '\0';
     d.pid = fork();
     if (d.pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test takes its daemon with it */
@@ -62,6 +64,15 @@ int od_stop(od *d, int sig)
     kill(d->pid, sig);
     int st;
     waitpid(d->pid, &st, 0);
+    if ((WIFSIGNALED(st) && WTERMSIG(st) != sig) || (WIFEXITED(st) && WEXITSTATUS(st) >= 128)) {
+        char *out;
+        printf("  outboxd (pid %d) in %s ended with status %d after signal %d; its stderr and "
+               "log end:\n", (int)d->pid, d->dir, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
+               sig);
+        t_run(&out, "tail -n 30 '%s/outboxd.out'; tail -n 30 '%s/outboxd.log'", d->dir, d->dir);
+        printf("%s", out);
+        free(out);
+    }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 

@@ -21,6 +21,7 @@ typedef struct od {
     pid_t pid;
     int port;
     char url[64];
+    char dir[1024]; /* where it runs: outboxd.log, outboxd.out (its stderr) */
 } od;
 
 /* Start outboxd with its defaults for tests (sqlite:./outbox.db, the log in
@@ -28,7 +29,9 @@ typedef struct od {
  * servers listen there) plus `extra`, space-separated "--name value" pairs
  * (may be NULL; a flag given again there wins). Waits until it serves. */
 od od_start(const char *extra);
-/* Send sig and wait; returns the exit status (or 128 + signal). */
+/* Send sig and wait; returns the exit status (or 128 + signal). A daemon
+ * that died of another signal than the one sent (an assertion, a crash)
+ * has the end of its stderr and log printed, for the failure to show why. */
 int od_stop(od *d, int sig);
 /* `outboxd migrate` on a store that does not exist yet: it creates the
  * schema, a second run has nothing to do; once bump(url) has made the

@@ -1,8 +1,8 @@
 /*
- * test_compat.c - the Postmark-compatible endpoints through Postmark's own
- * npm SDK (tests/compat.js: `postmark`, which no one here wrote), against
- * a real outboxd with a bearer token whose mail goes to a real SMTP server
- * (aiosmtpd, tests/smtp_relay.py):
+ * test_compat.c - the Postmark- and Resend-compatible endpoints through
+ * their own npm SDKs (tests/compat.js: `postmark` and `resend`, which no
+ * one here wrote), against a real outboxd with a bearer token whose mail
+ * goes to a real SMTP server (aiosmtpd, tests/smtp_relay.py):
  *
  *   - everything compat.js checks (answers, errors as the SDK's own error
  *     classes, a refused field named);
@@ -10,7 +10,8 @@
  *     delivered, and /v1/messages/{MessageID} shows each recipient's reply;
  *   - what the relay received carries the fields as mapped: the quoted
  *     display name with a comma, Cc, Reply-To, the custom header, the html
- *     and the attachment; Metadata and Tag are kept with the job, not sent.
+ *     and the attachment; Metadata and Tag are kept with the job, not sent;
+ *   - a strict Resend batch with an invalid message stored none of it.
  */
 #include <jansson.h>
 #include <signal.h>
@@ -26,7 +27,7 @@
 
 #define TOKEN "compat-token-0123456789"
 
-TEST(postmarks_sdk_sends_through_outboxd)
+TEST(postmarks_and_resends_sdks_send_through_outboxd)
 {
     FILE *f = fopen("tokens", "w");
     fputs(TOKEN "\n", f);
@@ -72,11 +73,16 @@ TEST(postmarks_sdk_sends_through_outboxd)
         }
         json_decref(v);
     }
-    ASSERT_EQ(n, 3); /* the single one and two of the batch's three */
+    ASSERT_EQ(n, 6); /* Postmark: one, two of a batch of three; Resend: one, two of three */
     free(out);
+    int st;
+    json_t *v = m_call(&d, "GET", "/v1/jobs?search=ok-rs-strict1@example.net", auth, NULL, &st);
+    ASSERT_EQ(st, 200);
+    ASSERT_EQ(json_array_size(json_object_get(v, "jobs")), 0); /* strict: none stored */
+    json_decref(v);
     /* what the relay received for the single message */
     char *eml = NULL;
-    for (int i = 1; i <= 3 && !(eml && strstr(eml, "Postmark single")); i++) {
+    for (int i = 1; i <= 6 && !(eml && strstr(eml, "Postmark single")); i++) {
         char name[16];
         snprintf(name, sizeof name, "%d.eml", i);
         free(eml);
@@ -92,7 +98,7 @@ TEST(postmarks_sdk_sends_through_outboxd)
 }
 
 static const test_case tests[] = {
-    T(postmarks_sdk_sends_through_outboxd),
+    T(postmarks_and_resends_sdks_send_through_outboxd),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }

@@ -113,6 +113,12 @@ static bool postmark_route(const char *route)
     return strcmp(route, "/email") == 0 || strcmp(route, "/email/batch") == 0;
 }
 
+/* Resend's clients send Authorization: Bearer, and read its error shape. */
+static bool resend_route(const char *route)
+{
+    return strcmp(route, "/emails") == 0 || strncmp(route, "/emails/", 8) == 0;
+}
+
 /* Before a request's body is read (Postmark's routes, compat_postmark.c,
  * take the token as X-Postmark-Server-Token and answer in its shape):
  *   - without tokens (loopback only), a Host that is not loopback or an
@@ -148,6 +154,9 @@ static void gate(ob_http_req *r, void *arg)
             api_postmark_unauthorized(r, !tok);
             return;
         }
+    } else if (resend_route(route) && !authorized(a, r)) {
+        api_resend_unauthorized(r, !ob_http_header(r, "Authorization"));
+        return;
     } else if (strcmp(route, "/healthz") != 0 && strcmp(route, "/readyz") != 0 &&
                strcmp(route, "/v1/openapi.json") != 0 && strncmp(route, "/ui", 3) != 0 &&
                !authorized(a, r)) {
@@ -156,10 +165,11 @@ static void gate(ob_http_req *r, void *arg)
         return;
     }
     if (strcmp(route, "/v1/jobs/batch") == 0 || strcmp(route, "/v1/messages/batch") == 0 ||
-        strcmp(route, "/email/batch") == 0) {
+        strcmp(route, "/email/batch") == 0 || strcmp(route, "/emails/batch") == 0) {
         if (a->o.max_batch_body)
             ob_http_set_max_body(r, a->o.max_batch_body);
-    } else if ((strcmp(route, "/v1/messages") == 0 || strcmp(route, "/email") == 0) &&
+    } else if ((strcmp(route, "/v1/messages") == 0 || strcmp(route, "/email") == 0 ||
+                strcmp(route, "/emails") == 0) &&
                a->o.max_message_body) {
         ob_http_set_max_body(r, a->o.max_message_body);
     }
@@ -241,6 +251,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = api_messages_routes(a, srv);
     if (!rc && a->o.mail_limits)
         rc = api_postmark_routes(a, srv);
+    if (!rc && a->o.mail_limits)
+        rc = api_resend_routes(a, srv);
     if (!rc)
         rc = api_route(a, srv, "GET", "/v1/openapi.json", openapi, 0);
     if (!rc && (o->event_ring < 1 || o->max_event_clients < 0))

@@ -250,6 +250,11 @@ int api_postmark_routes(api *a, ob_http_server *srv);
 /* 401 in Postmark's shape: no X-Postmark-Server-Token, or a bad one. */
 void api_postmark_unauthorized(ob_http_req *r, bool missing);
 
+/* ---- compat_resend.c: /emails, /emails/batch, GET /emails/{id} ---- */
+int api_resend_routes(api *a, ob_http_server *srv);
+/* 401 (no key) or 403 (a bad one) in Resend's shape. */
+void api_resend_unauthorized(ob_http_req *r, bool missing);
+
 /* ---- events.c ---- */
 int events_new(api *a, ob_http_server *srv);
 void events_free(api *a);
