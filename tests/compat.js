@@ -9,7 +9,8 @@
 //   gives the same id, another body under the key 409); emails.get until
 //   delivered; batch.send strict (one invalid message: the batch refused,
 //   none stored) and permissive (the valid ones stored, the invalid one by
-//   index); a bad key; natural-language scheduled_at refused.
+//   index); a batch's Idempotency-Key refused (not ignored); a bad key;
+//   natural-language scheduled_at refused.
 // Prints one "ok"/"FAIL" line per check, then "ids: ..." with every
 // accepted message's id for the C side to follow to delivery; exits 1 on
 // a failure.
@@ -124,6 +125,11 @@ async function resendChecks() {
         loose.data.errors[0].index === 1, "resend batch.send permissive: two stored, one refused by index",
     JSON.stringify(loose));
     if (loose.data) for (const d of loose.data.data) ids.push(d.id);
+    const keyed = await resend.batch.send([
+        { from: "ann@example.com", to: "ok-rs-keyed@example.net", subject: "k", text: "k" },
+    ], { idempotencyKey: "batch-1" });
+    check(keyed.error && keyed.error.statusCode === 400 && /Idempotency-Key/.test(keyed.error.message),
+        "resend batch.send with an Idempotency-Key: refused by name, not ignored", JSON.stringify(keyed));
 
     const bad = new Resend("not-a-key-of-this-server");
     const denied = await bad.emails.send({ from: "ann@example.com", to: "ok@example.net", subject: "x", text: "x" });

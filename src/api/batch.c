@@ -150,9 +150,12 @@ static const json_t *batch_list(api *a, ob_http_req *r, const json_t *body, cons
     int max = d && d->max_batch ? d->max_batch : a->o.max_batch;
     const json_t *list = json_is_array(body) ? body : json_object_get(body, name);
     size_t n = json_array_size(list);
-    if (ob_http_header(r, "Idempotency-Key") && !d)
-        api_refuse(&e, 400, "invalid", "Idempotency-Key", "a batch takes no Idempotency-Key: "
-                   "give items a unique_key, or send them one by one");
+    if (ob_http_header(r, "Idempotency-Key"))
+        api_refuse(&e, 400, "invalid", "Idempotency-Key",
+                   d ? "outbox takes no Idempotency-Key on a batch: send the emails one by one "
+                       "with a key each"
+                     : "a batch takes no Idempotency-Key: give items a unique_key, or send them "
+                       "one by one");
     else if (!json_is_array(list) || (list != body && json_object_size(body) != 1))
         api_refuse(&e, 422, "invalid", name, "a batch is {\"%s\": [...]} (or the array)", name);
     else if (n == 0 || n > (size_t)max)
