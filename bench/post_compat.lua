@@ -7,7 +7,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 if api == "postmark" then
     wrk.path = "/email"
-    wrk.headers["X-Postmark-Server-Token"] = "bench"
+    wrk.headers["X-Postmark-Server-Token"] = "bench-token-0123456789"
     wrk.body = '{"From":"bench@example.com","To":"r1@example.com","Subject":"bench","TextBody":"' .. text .. '"}'
 elseif api == "resend" then
     wrk.path = "/emails"
