@@ -296,9 +296,9 @@ static void canon_body(const char *b, size_t n, buf *out)
         const char *last = e; /* the line without its trailing white space */
         while (last > b && wsp(last[-1]))
             last--;
-        if (last == b && e < end) {
-            pending++;
-        } else if (last > b || e == end) {
+        if (last == b) {
+            pending += e < end; /* empty (or white space only): written only if a line follows */
+        } else {
             for (; pending; pending--)
                 put(out, "\r\n", 2);
             bool space = false;
@@ -312,8 +312,7 @@ static void canon_body(const char *b, size_t n, buf *out)
                 put(out, c, 1);
                 space = false;
             }
-            if (last > b)
-                put(out, "\r\n", 2);
+            put(out, "\r\n", 2);
         }
         if (e < end && *e == '\r' && e + 1 < end && e[1] == '\n')
             e++;
