@@ -50,7 +50,10 @@ say "a copy of $root in $work"
 cd "$work"
 
 say "Two commands: scripts/run --help, then scripts/run"
-scripts/run --help 2>/dev/null | head -1 | grep -q '^usage: outboxd' || fail "scripts/run --help"
+# (whole, then its first line: with pipefail, `| head -1` would fail a help
+# longer than a pipe's buffer, outboxd writing on after head has gone)
+help=$(scripts/run --help 2>/dev/null) || fail "scripts/run --help: exit $?"
+head -1 <<<"$help" | grep -q '^usage: outboxd' || fail "scripts/run --help: no usage line"
 cmd=$(block "Two commands" 1 | grep '^scripts/run')
 [ "$cmd" ] || fail "no scripts/run in the Two commands block"
 eval "exec ${cmd%%#*}" >run.log 2>&1 & # exec: $! is outboxd itself
