@@ -124,6 +124,36 @@ typedef struct ob_node {
 typedef void (*ob_count_fn)(void *arg, ob_state state, const char *kind, const char *queue,
                             int64_t n);
 
+/* ---- records -------------------------------------------------------- */
+
+/* A record: a small JSON document under a key in a named set, kept in the
+ * store beside the jobs and shared by every node (ob_record_put in
+ * jobs.h). A set is what one user keeps: the mail job's suppression list
+ * is the set "mail.suppressions" (mailjob.h). */
+#define OB_RECORD_KEY_MAX 320    /* bytes of a key: 1 or more, no control characters */
+#define OB_RECORD_VALUE_MAX 4096 /* bytes of a value's JSON text */
+#define OB_RECORD_LIST_MAX 1000  /* records in one listing */
+
+typedef struct ob_record {
+    char set[OB_NAME_MAX + 1];
+    char key[OB_RECORD_KEY_MAX + 1];
+    char tag[OB_NAME_MAX + 1]; /* what listings filter by; "" for none */
+    char *value;               /* JSON text (an object); in a record handed out,
+                                  malloc'd and the holder's (ob_record_clear) */
+    int64_t created_at_ms;     /* first put */
+    int64_t updated_at_ms;     /* last put */
+} ob_record;
+
+/* Which records a listing gives, in key order (bytewise). */
+typedef struct ob_record_filter {
+    const char *set;      /* required */
+    const char *tag;      /* NULL: any */
+    const char *contains; /* NULL: any; else keys containing these bytes */
+    const char *after;    /* NULL: from the first key; else keys after it
+                             (the last key of the page before) */
+    int limit;            /* 1..OB_RECORD_LIST_MAX; 0: 100 */
+} ob_record_filter;
+
 #ifdef __cplusplus
 }
 #endif

@@ -512,6 +512,43 @@ int ob_engine_subscribe_finals(ob_engine *e, ob_event_fn fn, void *arg,
  * no-op. */
 void ob_engine_unsubscribe(ob_engine *e, ob_subscription *s);
 
+/* ---- records: small documents kept beside the jobs ------------------ */
+
+/* Records (ob_record in job.h) are what a job kind keeps between jobs and
+ * shares with every node: the mail job's suppression list is a set of
+ * them. Writes go through the commit thread like every change (durable
+ * when they return, in commit order with the jobs); reads are a reader's.
+ *
+ * Create or replace the record (set, key): `set` a name (1-64 of
+ * [A-Za-z0-9._-]), `key` 1-OB_RECORD_KEY_MAX bytes of UTF-8 without
+ * control characters, `tag` NULL, "" or a name, `value` a JSON object of
+ * at most OB_RECORD_VALUE_MAX bytes (NULL: {}). A replacement keeps the
+ * record's created_at. *created (may be NULL) whether it is new. Returns
+ * 0, OB_EINVAL (*p names "set", "key", "tag" or "value"; p may be NULL),
+ * OB_ESHUTDOWN or a store error. */
+int ob_record_put(ob_engine *e, const char *set, const char *key, const char *tag,
+                  const char *value, bool *created, ob_problem *p);
+/* Delete the record: 0, OB_ENOTFOUND, OB_EINVAL or a store error. */
+int ob_record_delete(ob_engine *e, const char *set, const char *key);
+/* One record into *out (its value the caller's: ob_record_clear):
+ * 0, OB_ENOTFOUND, OB_EINVAL or a store error. */
+int ob_record_get(ob_engine *e, const char *set, const char *key, ob_record *out);
+/* Records as f asks, in key order: *out (ob_record_list_free; NULL when
+ * none) gets *n of them; a page is full when *n == f->limit (continue with
+ * after = the last key). 0, OB_EINVAL (a bad filter) or a store error. */
+int ob_record_list(ob_engine *e, const ob_record_filter *f, ob_record **out, size_t *n);
+/* Free a record's value (the record stays, value NULL); a listing. */
+void ob_record_clear(ob_record *r);
+void ob_record_list_free(ob_record *v, size_t n);
+
+/* Called once per committed change of a record by this engine, in commit
+ * order, on the commit thread: the record as saved (created_at_ms 0 when
+ * it replaced one), or (deleted) with only set and key. Valid during the
+ * call only. */
+typedef void (*ob_record_fn)(void *arg, const ob_record *r, bool deleted);
+/* Subscribe to record changes; end it with ob_engine_unsubscribe. */
+int ob_engine_subscribe_records(ob_engine *e, ob_record_fn fn, void *arg, ob_subscription **out);
+
 /* ---- follow-up jobs ------------------------------------------------- */
 
 /* A job that just reached a final state, inside the commit that makes it

@@ -229,6 +229,7 @@ int obi_batch_apply(ob_engine *e, batch *b, op *o, int64_t now)
     case OP_LEASE: return apply_lease(e, o);
     case OP_QUEUE: return obi_flow_apply(e, b, o, now);
     case OP_SCHEDULE: return obi_schedule_apply(e, b, o, now);
+    case OP_RECORD: return obi_record_apply(e, o, now);
     default: return 0; /* OP_BARRIER: nothing to apply */
     }
 }

@@ -258,6 +258,9 @@ static void after_commit(ob_engine *e, batch *b, op *ops)
     pthread_mutex_unlock(&e->pools_mu);
     e->c.unfinished = b->recounted ? b->count : e->c.unfinished + b->delta;
     obi_notify_publish(&e->n, b->ev, b->nev);
+    for (op *o = ops; o; o = o->next)
+        if (o->type == OP_RECORD && !o->rc)
+            obi_notify_record(&e->n, o->rec, o->rec_delete);
 }
 
 /* The batch failed: roll back, keep worker answers for later (C2), fail

@@ -106,6 +106,11 @@ int obi_schedules_run(ob_engine *e, batch *b, int64_t now, int64_t *next);
 /* Apply an OP_SCHEDULE. */
 int obi_schedule_apply(ob_engine *e, batch *b, op *o, int64_t now);
 
+/* ---- records.c ---- */
+
+/* Apply an OP_RECORD. */
+int obi_record_apply(ob_engine *e, op *o, int64_t now);
+
 /* Apply an OP_QUEUE. */
 int obi_flow_apply(ob_engine *e, batch *b, op *o, int64_t now);
 

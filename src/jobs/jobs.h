@@ -123,6 +123,9 @@ void obi_notify_destroy(notify *n);
 /* Publish committed changes: subscribers first, then final states wake
  * their waiters. Commit thread only. */
 void obi_notify_publish(notify *n, const event_rec *ev, size_t count);
+/* A committed change of a record (deleted: only set and key mean
+ * anything) to the record subscribers. Commit thread only. */
+void obi_notify_record(notify *n, const ob_record *r, bool deleted);
 /* Another process made `id` final: wake its waiters, tell the subscribers
  * of every final state (ob_engine_subscribe_finals). Any thread. */
 void obi_notify_remote_final(notify *n, const ob_id *id, ob_state state);
@@ -147,6 +150,7 @@ typedef enum op_type {
     OP_BARRIER, /* nothing: done() once every op queued before it is through */
     OP_QUEUE,   /* change a queue's settings (queues.c) */
     OP_SCHEDULE, /* set, pause, resume or delete a schedule (schedules.c) */
+    OP_RECORD,  /* save or delete a record (records.c) */
 } op_type;
 
 /* One unit of work for the commit thread. Created by any thread, applied in
@@ -175,6 +179,11 @@ struct op {
      * memory */
     store_schedule *sc;
     int sched_action;
+    /* OP_RECORD: the record in the caller's memory; saved, or deleted
+     * when rec_delete; rec_created set by a save */
+    ob_record *rec;
+    bool rec_delete;
+    bool rec_created;
     /* both */
     ob_id id;
     char buf[];      /* payload, strings */

@@ -19,7 +19,8 @@
 #include "jobs/jobs.h"
 
 struct ob_subscription {
-    ob_event_fn fn;
+    ob_event_fn fn;       /* NULL for a record subscriber */
+    ob_record_fn rfn;     /* ... which has this instead */
     void *arg;
     bool finals;          /* final states only, this node's and others' */
     ob_subscription *next;
@@ -49,15 +50,16 @@ void obi_notify_destroy(notify *n)
     pthread_mutex_destroy(&n->mu);
 }
 
-static int subscribe(ob_engine *e, ob_event_fn fn, void *arg, bool finals,
+static int subscribe(ob_engine *e, ob_event_fn fn, ob_record_fn rfn, void *arg, bool finals,
                      ob_subscription **out)
 {
-    if (!e || !fn || !out)
+    if (!e || !(fn || rfn) || !out)
         return OB_EINVAL;
     ob_subscription *s = calloc(1, sizeof *s);
     if (!s)
         return OB_ENOMEM;
     s->fn = fn;
+    s->rfn = rfn;
     s->arg = arg;
     s->finals = finals;
     pthread_mutex_lock(&e->n.mu);
@@ -72,12 +74,26 @@ static int subscribe(ob_engine *e, ob_event_fn fn, void *arg, bool finals,
 
 int ob_engine_subscribe(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription **out)
 {
-    return subscribe(e, fn, arg, false, out);
+    return subscribe(e, fn, NULL, arg, false, out);
 }
 
 int ob_engine_subscribe_finals(ob_engine *e, ob_event_fn fn, void *arg, ob_subscription **out)
 {
-    return subscribe(e, fn, arg, true, out);
+    return subscribe(e, fn, NULL, arg, true, out);
+}
+
+int ob_engine_subscribe_records(ob_engine *e, ob_record_fn fn, void *arg, ob_subscription **out)
+{
+    return fn ? subscribe(e, NULL, fn, arg, false, out) : OB_EINVAL;
+}
+
+void obi_notify_record(notify *n, const ob_record *r, bool deleted)
+{
+    pthread_mutex_lock(&n->mu);
+    for (ob_subscription *s = n->subs; s; s = s->next)
+        if (s->rfn)
+            s->rfn(s->arg, r, deleted);
+    pthread_mutex_unlock(&n->mu);
 }
 
 void ob_engine_unsubscribe(ob_engine *e, ob_subscription *s)
@@ -123,7 +139,7 @@ void obi_notify_publish(notify *n, const event_rec *ev, size_t count)
                             false,    r->schedule[0] ? r->schedule : NULL, r->scheduled_for,
                             r->due};
             for (ob_subscription *s = n->subs; s; s = s->next)
-                if (!s->finals || ob_state_is_final(r->state))
+                if (s->fn && (!s->finals || ob_state_is_final(r->state)))
                     s->fn(s->arg, &pub);
         }
         if (ob_state_is_final(r->state))

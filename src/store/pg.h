@@ -26,7 +26,7 @@
 #include "base/base.h"
 #include "store/store.h"
 
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 /* Advisory lock keys: (PG_LOCK_CLASS + n, hashtext(schema)). */
 #define PG_LOCK_LEADER 0x4f424f58  /* 'OBOX': held by the leader's session */
 #define PG_LOCK_CHORE 0x4f424f59   /* per transaction: one chore at a time */
@@ -288,5 +288,15 @@ int obi_pg_schedules_due(store *base, int64_t now, store_schedule *out, int max,
 int obi_pg_schedules_next(store *base, int64_t *next);
 /* The rows of r (PG_SCHED_COLS; r is cleared) into *rows (malloc'd). */
 int obi_pg_schedules_rows(PGresult *r, store_schedule **rows, int *n);
+
+/* ---- pg_records.c ---- */
+
+int obi_pg_record_save(store *base, const ob_record *r, bool *created);
+int obi_pg_record_delete(store *base, const char *set, const char *key);
+int obi_pg_record_get(store *base, const char *set, const char *key, ob_record *out);
+int obi_pg_records(store *base, const ob_record_filter *f, ob_record **rows, int *n);
+/* One unprepared read on a reader of the pool (pg_read.c); *out as
+ * obi_pgc_call. */
+int obi_pg_read(store *base, const char *sql, int n, const char *const *v, PGresult **out);
 
 #endif

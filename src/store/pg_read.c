@@ -358,3 +358,8 @@ int obi_pg_schedules(store *base, store_schedule **rows, int *n)
     int rc = reader_call((pg_store *)base, R_SCHEDULES, NULL, 0, NULL, NULL, NULL, &r);
     return rc ? rc : obi_pg_schedules_rows(r, rows, n);
 }
+
+int obi_pg_read(store *base, const char *sql, int n, const char *const *v, PGresult **out)
+{
+    return reader_call((pg_store *)base, 0, sql, n, v, NULL, NULL, out);
+}

@@ -17,6 +17,7 @@
  *                  claim indexes partial on it, and outbox_jobs.rate_key)
  *   outbox_keys    one row per rate key being counted or held (version 2)
  *   outbox_schedules  one row per cron schedule (version 2)
+ *   outbox_records one row per record (ob_record; version 4)
  *
  * Times are milliseconds since the epoch (bigint), as the engine keeps them;
  * only heartbeats use the database's clock. Indexes are partial where a
@@ -111,10 +112,18 @@ static const char migration_3[] =
     /* each failed attempt's start, beside its end: its duration */
     "ALTER TABLE outbox_errors ADD COLUMN started_at bigint NOT NULL DEFAULT 0;";
 
+/* Records (ob_record): keyed documents beside the jobs; keys bytewise. */
+static const char migration_4[] =
+    "CREATE TABLE outbox_records(set_name text NOT NULL, key text COLLATE \"C\" NOT NULL,"
+    " tag text NOT NULL, value text NOT NULL, created_at bigint NOT NULL,"
+    " updated_at bigint NOT NULL, PRIMARY KEY(set_name, key));"
+    "CREATE INDEX outbox_records_tag ON outbox_records(set_name, tag, key);";
+
 static const char *const migrations[PG_SCHEMA_VERSION + 1] = {
     [1] = migration_1,
     [2] = migration_2,
     [3] = migration_3,
+    [4] = migration_4,
 };
 
 static int exec_ok(PGconn *c, const char *sql, PGresult **keep)

@@ -769,6 +769,8 @@ static const store_ops pg_ops = {
     .schedule_delete = obi_pg_schedule_delete,
     .schedules_due = obi_pg_schedules_due,
     .schedules_next = obi_pg_schedules_next,
+    .record_save = obi_pg_record_save,
+    .record_delete = obi_pg_record_delete,
     .promote = pg_promote,
     .next_due = pg_next_due,
     .expired = pg_expired,
@@ -791,4 +793,6 @@ static const store_ops pg_ops = {
     .queues = obi_pg_queues,
     .keys_held = obi_pg_keys_held,
     .schedules = obi_pg_schedules,
+    .record_get = obi_pg_record_get,
+    .records = obi_pg_records,
 };

@@ -11,7 +11,7 @@
 #include "base/base.h"
 #include "store/store.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define APPLICATION_ID 0x4f424f58 /* 'OBOX' */
 #define MAX_READERS 8
 
@@ -132,6 +132,18 @@ int obi_sq_schedules_next(store *base, int64_t *next);
 int obi_sq_schedules_read(sqlite3 *db, store_schedule **rows, int *n);
 int obi_sq_schedules(store *base, store_schedule **rows, int *n); /* reader (sqlite_read.c) */
 int obi_sq_queues(store *base, store_queue **rows, int *n); /* reader */
+/* ---- sqlite_records.c ---- */
+
+int obi_sq_record_save(store *base, const ob_record *r, bool *created);
+int obi_sq_record_delete(store *base, const char *set, const char *key);
+/* Reads on a reader's connection `db` (in its read transaction): one
+ * record (OB_ENOTFOUND), a listing (f checked; *rows malloc'd, each value
+ * too). */
+int obi_sq_record_read(sqlite3 *db, const char *set, const char *key, ob_record *out);
+int obi_sq_records_read(sqlite3 *db, const ob_record_filter *f, ob_record **rows, int *n);
+int obi_sq_record_get(store *base, const char *set, const char *key, ob_record *out); /* reader */
+int obi_sq_records(store *base, const ob_record_filter *f, ob_record **rows, int *n); /* reader */
+
 /* Step st (QUEUE_COLS) to its end, the rows into *rows (malloc'd). */
 int obi_sq_queue_rows(sqlite3 *db, sqlite3_stmt *st, store_queue **rows, int *n);
 

@@ -757,6 +757,8 @@ static const store_ops sqlite_ops = {
     .schedule_delete = obi_sq_schedule_delete,
     .schedules_due = obi_sq_schedules_due,
     .schedules_next = obi_sq_schedules_next,
+    .record_save = obi_sq_record_save,
+    .record_delete = obi_sq_record_delete,
     .promote = sqlite_promote,
     .next_due = sqlite_next_due,
     .expired = sqlite_expired,
@@ -773,4 +775,6 @@ static const store_ops sqlite_ops = {
     .queues = obi_sq_queues,
     .keys_held = obi_sq_keys_held,
     .schedules = obi_sq_schedules,
+    .record_get = obi_sq_record_get,
+    .records = obi_sq_records,
 };

@@ -396,3 +396,27 @@ int obi_sq_schedules(store *base, store_schedule **rows, int *n)
     read_end(s, r);
     return rc;
 }
+
+int obi_sq_record_get(store *base, const char *set, const char *key, ob_record *out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    reader *r;
+    int rc = read_begin(s, &r);
+    if (rc)
+        return rc;
+    rc = obi_sq_record_read(r->db, set, key, out);
+    read_end(s, r);
+    return rc;
+}
+
+int obi_sq_records(store *base, const ob_record_filter *f, ob_record **rows, int *n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    reader *r;
+    int rc = read_begin(s, &r);
+    if (rc)
+        return rc;
+    rc = obi_sq_records_read(r->db, f, rows, n);
+    read_end(s, r);
+    return rc;
+}

@@ -23,6 +23,7 @@
  *   queues    one row per queue that is paused, limited or held (store_queue)
  *   keys      one row per rate key being counted or held (store_key)
  *   schedules one row per cron schedule (store_schedule)
+ *   records   one row per record (ob_record; migration 5), keyed (set, key)
  * Indexes are partial where a state selects the rows, so each stays as
  * small as the set it serves:
  *   jobs_claim(priority DESC, run_at) WHERE available, not parked
@@ -113,6 +114,11 @@ static const char *const migrations[SCHEMA_VERSION + 1] = {
           "CREATE INDEX terms_id ON terms(id);"
           /* each failed attempt's start, beside its end: its duration */
           "ALTER TABLE errors ADD COLUMN started_at INTEGER NOT NULL DEFAULT 0;",
+    /* records (ob_record): keyed documents beside the jobs */
+    [5] = "CREATE TABLE records(set_name TEXT NOT NULL, key TEXT NOT NULL, tag TEXT NOT NULL,"
+          " value TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+          " PRIMARY KEY(set_name, key)) WITHOUT ROWID;"
+          "CREATE INDEX records_tag ON records(set_name, tag, key);",
 };
 
 int obi_sq_query_int(sqlite3 *db, const char *sql, int64_t *out)

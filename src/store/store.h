@@ -312,6 +312,13 @@ typedef struct store_ops {
     /* The earliest next_at of an unpaused schedule; INT64_MAX if none. */
     int (*schedules_next)(store *s, int64_t *next);
 
+    /* Records (writer calls): insert or replace r (a replaced row keeps
+     * its created_at; r->updated_at_ms is the time of both on insert),
+     * *created (may be NULL) whether the row is new; delete one
+     * (OB_ENOTFOUND). */
+    int (*record_save)(store *s, const ob_record *r, bool *created);
+    int (*record_delete)(store *s, const char *set, const char *key);
+
     /* Optional writer calls (NULL: not needed by this store). */
     /* The batch is about to load and change these jobs: lock them and keep
      * their rows, so that load() costs nothing and update() of such a row
@@ -356,6 +363,11 @@ typedef struct store_ops {
     int (*nodes)(store *s, ob_node **rows, size_t *n);
     /* The keys of `queue` held after `now`, in key order (*rows malloc'd). */
     int (*keys_held)(store *s, const char *queue, int64_t now, store_key **rows, int *n);
+    /* One record (out->value malloc'd), or OB_ENOTFOUND; a listing as `f`
+     * asks (checked by the caller: set given, 1 <= limit <= max), in key
+     * order bytewise, *rows malloc'd (NULL when none), each value too. */
+    int (*record_get)(store *s, const char *set, const char *key, ob_record *out);
+    int (*records)(store *s, const ob_record_filter *f, ob_record **rows, int *n);
 } store_ops;
 
 struct store {
