@@ -257,6 +257,10 @@ static void make_source(const char *url, const char *path)
                      .job = {.kind = "script", .queue = "later", .payload = "done",
                              .payload_len = 4}};
     ASSERT_OK(ob_schedule_set(e, &s, NULL));
+    const char *rk[] = {"a@example.com", "b@example.org", "c@xn--bcher-kva.example"};
+    for (int i = 0; i < 3; i++) /* records (the suppression list) go too */
+        ASSERT_OK(ob_record_put(e, "mail.suppressions", rk[i], "manual", "{\"note\":\"x\"}",
+                                NULL, NULL));
     sqlite3 *db;
     ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 10000);
@@ -414,12 +418,15 @@ TEST(migrate_100000_jobs_in_every_state_resumes_and_agrees)
     snprintf(want, sizeof want, "100000 jobs: %lld copied, %lld already there",
              (long long)(N_ALL - first), (long long)first);
     /* (the settings went with the first run's first transactions) */
-    if (!strstr(out, want) || !strstr(out, "0 queue settings and 0 schedules copied"))
+    if (!strstr(out, want) || !strstr(out, "0 queue settings, 0 schedules and 0 records (suppressions) copied"))
         test_fail(__FILE__, __LINE__, "want \"%s\", got: %s", want, out);
     free(out);
     ASSERT_EQ(t_run(&out, "%s migrate --from '%s' --to '%s' 2>&1", OUTBOXD, from, to), 0);
     ASSERT(strstr(out, "100000 jobs: 0 copied, 100000 already there") != NULL);
     free(out);
+    ASSERT_EQ(pg_int(to, "SELECT count(*) FROM outbox_records WHERE set_name ="
+                         " 'mail.suppressions' AND tag = 'manual' AND value = '{\"note\":\"x\"}'"
+                         " AND created_at > 0"), 3);
 
     pg_sums(to, out_b, sizeof out_b);
     if (strcmp(out_a, out_b) != 0)

@@ -47,11 +47,12 @@ typedef struct ob_copy_stats {
     int64_t present;     /* already in the target (an earlier run's): left as they are */
     int64_t conflicts;   /* not copied: their unique key is another job's in the target */
     int64_t queues, schedules; /* settings rows copied (those present are left) */
+    int64_t records;           /* records copied (suppressions; those present are left) */
 } ob_copy_stats;
 
 /* Copy every job of an embedded store (`from`, sqlite:PATH), with its
  * payload, attempts' errors, result and search terms, and the queues'
- * settings and the schedules, into a PostgreSQL store (`to`; its schema is
+ * settings, the schedules and the records (ob_record), into a PostgreSQL store (`to`; its schema is
  * created or migrated). The source must not be in use (its lock is taken
  * for the copy); the target must have no live node. Idempotent and
  * resumable: each batch is one transaction, and what the target already

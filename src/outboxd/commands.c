@@ -99,8 +99,8 @@ static int move(const char *from, const char *to)
     if (st.conflicts)
         printf(", %lld NOT copied (their unique key names another job in the target)",
                (long long)st.conflicts);
-    printf("; %lld queue settings and %lld schedules copied\n", (long long)st.queues,
-           (long long)st.schedules);
+    printf("; %lld queue settings, %lld schedules and %lld records (suppressions) copied\n",
+           (long long)st.queues, (long long)st.schedules, (long long)st.records);
     printf("outboxd: start outboxd with the target as its --store; %s is left as it was "
            "(keep it until the new store has proved itself)\n", from + 7);
     return st.conflicts ? 1 : 0;

@@ -103,6 +103,8 @@ static const table settings_tables[] = {
      "name, cron, timezone, kind, queue, priority, payload, max_attempts, timeout_ms, meta,"
      " rate_key, missed, paused, next_at, last_at, last_job, updated_at",
      "vvvvvvbvvvvvvvvuv", NULL},
+    {"records", "SELECT 0, set_name, key, tag, value, created_at, updated_at FROM records",
+     "set_name, key, tag, value, created_at, updated_at", "vvvvvv", NULL},
 };
 
 typedef struct copier {
@@ -385,7 +387,8 @@ static int open_target(copier *c, const char *url)
                      "CREATE TEMP TABLE mv_terms (LIKE outbox_terms) ON COMMIT DELETE ROWS;"
                      "CREATE TEMP TABLE mv_queues (LIKE outbox_queues) ON COMMIT DELETE ROWS;"
                      "CREATE TEMP TABLE mv_keys (LIKE outbox_keys) ON COMMIT DELETE ROWS;"
-                     "CREATE TEMP TABLE mv_schedules (LIKE outbox_schedules) ON COMMIT DELETE ROWS;",
+                     "CREATE TEMP TABLE mv_schedules (LIKE outbox_schedules) ON COMMIT DELETE ROWS;"
+                     "CREATE TEMP TABLE mv_records (LIKE outbox_records) ON COMMIT DELETE ROWS;",
                   NULL);
 }
 
@@ -425,7 +428,8 @@ int ob_store_copy(const char *from, const char *to, ob_progress_fn fn, void *arg
         rc = open_target(&c, to);
     for (size_t i = 0; !rc && i < sizeof settings_tables / sizeof *settings_tables; i++)
         rc = copy_settings(&c, &settings_tables[i],
-                           i == 0 ? &c.st->queues : i == 2 ? &c.st->schedules : NULL);
+                           i == 0 ? &c.st->queues : i == 2 ? &c.st->schedules
+                                    : i == 3 ? &c.st->records : NULL);
     if (!rc)
         rc = copy_jobs(&c);
     if (c.src) {
