@@ -382,6 +382,59 @@ TEST(smtp_reply_codes_map_to_delivered_deferred_or_bounced)
     r.code = 354;
     ASSERT_EQ(ob_mail_reply_state(&r), OB_RCPT_DEFERRED);
     ASSERT_STREQ(ob_rcpt_state_name(OB_RCPT_BOUNCED), "bounced");
+    ASSERT_STREQ(ob_rcpt_state_name(OB_RCPT_SUPPRESSED), "suppressed");
+    ASSERT_STREQ(ob_rcpt_state_name((ob_rcpt_state)OB_RCPT_STATES), "unknown");
+}
+
+TEST(a_hard_bounce_is_a_5xx_about_the_address)
+{
+    struct {
+        int code;
+        const char *enhanced;
+        bool hard;
+    } c[] = {
+        {550, "5.1.1", true},  {550, "", true},       {551, "5.1.6", true}, {552, "5.2.2", true},
+        {550, "5.0.0", true},  {554, "5.4.4", true},  {552, "5.3.4", false},
+        {554, "5.6.0", false}, {550, "5.7.1", false}, {500, "5.5.2", false},
+        {451, "4.1.1", false}, {250, "2.0.0", false}, {0, "", false},
+        {550, "5.12.1", false}, {550, "x", true},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        ob_mail_reply r = {.code = c[i].code};
+        snprintf(r.enhanced, sizeof r.enhanced, "%s", c[i].enhanced);
+        if (ob_mail_reply_hard(&r) != c[i].hard)
+            test_fail(__FILE__, __LINE__, "%d %s: hard should be %d", c[i].code, c[i].enhanced,
+                      c[i].hard);
+    }
+}
+
+TEST(addresses_have_one_normal_form)
+{
+    struct {
+        const char *in, *out;
+    } ok[] = {
+        {"ann@example.com", "ann@example.com"},
+        {"Ann@EXAMPLE.Com", "Ann@example.com"},
+        {"Ann Lee <ann@Example.com>", "ann@example.com"},
+        {"x@Bücher.Example", "x@xn--bcher-kva.example"},
+        {"x@xn--bcher-kva.example", "x@xn--bcher-kva.example"},
+        {"\"a.b\"@example.com", "\"a.b\"@example.com"},
+    };
+    char out[OB_MAIL_ADDR_MAX + 1];
+    ob_problem p;
+    ob_mail_init();
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        if (ob_mail_address_normal(ok[i].in, out, &p))
+            test_fail(__FILE__, __LINE__, "%s: %s", ok[i].in, p.message);
+        ASSERT_STREQ(out, ok[i].out);
+    }
+    const char *bad[] = {"", "nobody", "a@b@c", "x@[192.0.2.1]", "a, b@example.com",
+                         "é@example.com", "x@-bad-.example", NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (ob_mail_address_normal(bad[i], out, &p) != OB_EINVAL)
+            test_fail(__FILE__, __LINE__, "%s: taken as %s", bad[i] ? bad[i] : "NULL", out);
+        ASSERT_STREQ(p.field, "address");
+    }
 }
 
 /* Build a message from JSON and parse the bytes back with GMime. */
@@ -490,6 +543,8 @@ static const test_case tests[] = {
     T(a_valid_message_parses_with_its_envelope_and_a_message_id), T(invalid_messages_name_the_field), T(a_message_past_a_limit_is_refused_naming_it),
     T(a_built_message_parses_back_to_the_same_headers_bodies_and_attachments),      T(simple_text_is_7bit),             T(file_transport_writes_eml),
     T(transport_urls_are_parsed_and_shown_without_passwords_or_refused),       T(smtp_reply_codes_map_to_delivered_deferred_or_bounced),
+    T(a_hard_bounce_is_a_5xx_about_the_address),
+    T(addresses_have_one_normal_form),
 };
 
 int main(int argc, char **argv) { return test_main(argc, argv, tests, NTESTS(tests)); }

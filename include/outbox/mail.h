@@ -146,12 +146,36 @@ typedef enum ob_rcpt_state {
     OB_RCPT_DELIVERED = 1, /* 2xx: the relay took responsibility */
     OB_RCPT_DEFERRED = 2,  /* 4xx or no reply: try again later */
     OB_RCPT_BOUNCED = 3,   /* 5xx, or deferred for too long: final */
+    OB_RCPT_SUPPRESSED = 4, /* on the suppression list: not sent to; final */
 } ob_rcpt_state;
+#define OB_RCPT_STATES 5 /* the states above: an array indexed by them */
 
-/* The state a reply puts a recipient in. */
+/* The state a reply puts a recipient in (never SUPPRESSED: that is
+ * decided before sending, mailjob.h). */
 ob_rcpt_state ob_mail_reply_state(const ob_mail_reply *r);
-/* "pending", "delivered", "deferred", "bounced". */
+/* "pending", "delivered", "deferred", "bounced", "suppressed". */
 const char *ob_rcpt_state_name(ob_rcpt_state s);
+/* Whether a reply is a hard bounce, one that says the address itself will
+ * not take mail: a 5xx whose enhanced status (RFC 3463) is absent or of
+ * class 5.0, 5.1 (addressing), 5.2 (mailbox) or 5.4 (routing). The
+ * classes that speak of the message or the sender, not the address, are
+ * not: 5.3 (system: too big), 5.5 (protocol), 5.6 (content), 5.7
+ * (policy, security). */
+bool ob_mail_reply_hard(const ob_mail_reply *r);
+
+/* ---- addresses ------------------------------------------------------ */
+
+#define OB_MAIL_ADDR_MAX 254 /* bytes of an address (RFC 5321's path, less <>) */
+
+/* The normal form outbox compares addresses in (the envelope's, and the
+ * suppression list's keys): the local part as written (RFC 5321 lets a
+ * mailbox's local part be case-sensitive), "@", the domain in lower-case
+ * ASCII, an internationalised one in punycode (IDNA 2008, UTS #46
+ * non-transitional): "Ann@Bücher.Example" -> "Ann@xn--bcher-kva.example".
+ * `in` is "local@domain" or "Name <local@domain>"; `out` has room for
+ * OB_MAIL_ADDR_MAX + 1. Returns 0, or OB_EINVAL (*p, may be NULL: field
+ * "address" and why) or OB_ENOMEM. */
+int ob_mail_address_normal(const char *in, char *out, ob_problem *p);
 
 typedef struct ob_transport ob_transport;
 

@@ -20,7 +20,14 @@
  *                                             retry_min (ob_ctx_retry_hold)
  *   some deferred, lifetime spent             they become bounced ("gave up")
  *   nobody deferred, someone delivered        completed
- *   nobody deferred, nobody delivered         discarded (all bounced)
+ *   nobody deferred, nobody delivered         discarded (all bounced or
+ *                                             suppressed)
+ *
+ * Suppressions: before each attempt, a recipient still to be tried whose
+ * address is on the suppression list (below) becomes `suppressed`, with no
+ * SMTP attempt; a recipient whose reply is a hard bounce
+ * (ob_mail_reply_hard: a 5xx about the address) is added to the list, so
+ * later messages skip it. An address stays on the list until removed.
  *
  * The payload is the message's stored form (ob_mail_to_json): its
  * Message-ID, Date and MIME boundaries are fixed at enqueue, so every
@@ -80,9 +87,13 @@ int ob_mail_job_register(ob_engine *e, ob_transport *t, const ob_mail_job_opts *
 void ob_mailer_free(ob_mailer *m);
 
 /* Recipients' outcomes since registration, indexed by ob_rcpt_state: each
- * attempt's reply per recipient (delivered, deferred, bounced), and the
- * recipients that bounced for being deferred too long. out[0] is 0. */
-void ob_mailer_outcomes(const ob_mailer *m, uint64_t out[4]);
+ * attempt's reply per recipient (delivered, deferred, bounced), the
+ * recipients that bounced for being deferred too long, and those skipped
+ * for being suppressed. out[0] is 0. */
+void ob_mailer_outcomes(const ob_mailer *m, uint64_t out[OB_RCPT_STATES]);
+/* Addresses this registration added to the suppression list (hard
+ * bounces), and hard bounces it could not add (a store error, logged). */
+void ob_mailer_suppressed(const ob_mailer *m, uint64_t *added, uint64_t *failed);
 
 /* ---- enqueue -------------------------------------------------------- */
 
@@ -140,6 +151,71 @@ int ob_mail_status_get(const ob_job *j, ob_mail_status **out);
 int ob_mail_job_raw(const ob_job *j, char **out, size_t *len);
 /* NULL is a no-op. */
 void ob_mail_status_free(ob_mail_status *s);
+
+/* ---- suppressions: addresses not to send to ------------------------- */
+
+/* The suppression list is a set of records (outbox/job.h) in the engine's
+ * store, shared by every node: its key an address in normal form
+ * (ob_mail_address_normal: domain case-folded, IDN in punycode), its tag
+ * the reason. Every call takes an address in any form and compares it in
+ * the normal one. */
+#define OB_SUPPRESSIONS "mail.suppressions" /* the record set */
+#define OB_SUPPRESSION_NOTE_MAX 500         /* bytes of an operator's note */
+
+typedef enum ob_suppression_reason {
+    OB_SUPPRESS_HARD_BOUNCE = 1, /* "hard_bounce": the relay said the address takes no mail */
+    OB_SUPPRESS_COMPLAINT = 2,   /* "spam_complaint": the recipient complained */
+    OB_SUPPRESS_UNSUBSCRIBE = 3, /* "unsubscribe": the recipient asked not to be mailed */
+    OB_SUPPRESS_MANUAL = 4,      /* "manual": an operator said so */
+} ob_suppression_reason;
+
+/* The reason's name, or NULL for a value not above; and back (0 or
+ * OB_EINVAL). */
+const char *ob_suppression_reason_name(ob_suppression_reason r);
+int ob_suppression_reason_parse(const char *name, ob_suppression_reason *out);
+
+typedef struct ob_suppression {
+    char address[OB_MAIL_ADDR_MAX + 1];  /* normal form */
+    ob_suppression_reason reason;
+    ob_mail_reply reply;                 /* a hard bounce: the relay's reply; else code 0, "" */
+    ob_id job;                           /* a hard bounce: the message job it came from, */
+    bool has_job;                        /* if has_job */
+    char note[OB_SUPPRESSION_NOTE_MAX + 1]; /* an operator's words, or "" */
+    int64_t created_at_ms;               /* on the list since */
+    int64_t updated_at_ms;               /* last added again (a later bounce, a change) */
+} ob_suppression;
+
+/* Put s->address on the list (or update its entry: the first created_at
+ * stays) with s->reason, s->reply, s->job and s->note; durable when it
+ * returns. *created (may be NULL): whether it was not on the list. Returns
+ * 0, OB_EINVAL (*p names "address", "reason", "note"; p may be NULL),
+ * OB_ESHUTDOWN or a store error. */
+int ob_suppression_add(ob_engine *e, const ob_suppression *s, bool *created, ob_problem *p);
+/* Take `address` off the list (reactivate it): 0, OB_ENOTFOUND, OB_EINVAL
+ * (*p says why) or a store error. */
+int ob_suppression_remove(ob_engine *e, const char *address, ob_problem *p);
+/* The list's entry for `address` into *out: 0, OB_ENOTFOUND, OB_EINVAL
+ * (*p) or a store error. */
+int ob_suppression_get(ob_engine *e, const char *address, ob_suppression *out, ob_problem *p);
+
+/* Which entries a listing gives: in address order (bytewise). */
+typedef struct ob_suppression_filter {
+    const char *contains;         /* NULL: any; else addresses containing it
+                                     (compared with the normal form: an
+                                     "@Example.COM" matches "@example.com") */
+    ob_suppression_reason reason; /* 0: any */
+    const char *after;            /* NULL: from the first; else the last
+                                     address of the page before */
+    int limit;                    /* 1..OB_RECORD_LIST_MAX; 0: 100 */
+} ob_suppression_filter;
+
+/* *out (malloc'd: free(); NULL when none) gets *n entries; the page is
+ * full when *n == limit. 0, OB_EINVAL or a store error. */
+int ob_suppression_list(ob_engine *e, const ob_suppression_filter *f, ob_suppression **out,
+                        size_t *n);
+/* A record of the set OB_SUPPRESSIONS as an entry (for
+ * ob_engine_subscribe_records): 0, or OB_EINVAL when r is not one. */
+int ob_suppression_from_record(const ob_record *r, ob_suppression *out);
 
 #ifdef __cplusplus
 }

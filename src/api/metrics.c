@@ -363,14 +363,23 @@ static void get_metrics(ob_http_req *r, void *arg)
     ob_http_durations(m->srv, &hd);
     histogram(&t, "outbox_http_request_duration_seconds",
               "Seconds from a request's headers to its response done.", &hd);
-    uint64_t rc[4] = {0};
-    if (m->a->o.mailer)
+    uint64_t rc[OB_RCPT_STATES] = {0}, added = 0, failed = 0;
+    if (m->a->o.mailer) {
         ob_mailer_outcomes(m->a->o.mailer, rc);
-    put(&t, "# HELP outbox_mail_recipients_total Recipients' outcomes of delivery attempts.\n"
+        ob_mailer_suppressed(m->a->o.mailer, &added, &failed);
+    }
+    put(&t, "# HELP outbox_mail_recipients_total Recipients' outcomes of delivery attempts"
+            " (suppressed: skipped, on the suppression list).\n"
             "# TYPE outbox_mail_recipients_total counter\n");
-    for (int st = OB_RCPT_DELIVERED; st <= OB_RCPT_BOUNCED; st++)
+    for (int st = OB_RCPT_DELIVERED; st < OB_RCPT_STATES; st++)
         put(&t, "outbox_mail_recipients_total{state=\"%s\"} %llu\n",
             ob_rcpt_state_name((ob_rcpt_state)st), (unsigned long long)rc[st]);
+    put(&t, "# HELP outbox_mail_suppressions_added_total Hard bounces put on the suppression"
+            " list (result=failed: a store error kept one off it).\n"
+            "# TYPE outbox_mail_suppressions_added_total counter\n"
+            "outbox_mail_suppressions_added_total{result=\"ok\"} %llu\n"
+            "outbox_mail_suppressions_added_total{result=\"failed\"} %llu\n",
+        (unsigned long long)added, (unsigned long long)failed);
     put(&t, "# HELP outbox_callback_failures_total Callback attempts that did not deliver.\n"
             "# TYPE outbox_callback_failures_total counter\noutbox_callback_failures_total %llu\n",
         (unsigned long long)hr_callback_failures());

@@ -178,14 +178,17 @@ static int take_mailbox(InternetAddress *ia, mail_addr *out, const char **why)
  * open, or a comment closed that never opened. GMime 3.2.13 leaks memory
  * on a literal followed by an unterminated comment, and on an unterminated
  * quote before a domain literal ("a:a@[](i): such input is refused before
- * it gets there. NULL, or why not. */
+ * it gets there. So is a second @ outside quotes and comments, which GMime
+ * drops with what follows it. NULL, or why not. */
 static const char *syntax_problem(const char *s)
 {
     bool quoted = false;
-    int comment = 0;
+    int comment = 0, ats = 0;
     for (; *s; s++) {
         if (*s == '\\' && (quoted || comment) && s[1])
             s++;
+        else if (*s == '@' && !quoted && !comment && ++ats > 1)
+            return "more than one @ outside quotes (GMime would take \"a@b@c\" as a@b)";
         else if (*s == '"' && !comment)
             quoted = !quoted;
         else if (!quoted && *s == '(')
@@ -229,6 +232,18 @@ int obi_mail_addr_parse(const char *s, mail_addr *out, const char **why)
     if (l)
         g_object_unref(l);
     return rc;
+}
+
+int ob_mail_address_normal(const char *in, char *out, ob_problem *p)
+{
+    mail_addr a;
+    const char *why;
+    int rc = obi_mail_addr_parse(in ? in : "", &a, &why);
+    if (rc)
+        return obi_problem(p, rc, "address", "%s", why);
+    snprintf(out, OB_MAIL_ADDR_MAX + 1, "%s", a.addr); /* take_mailbox: at most MAIL_ADDR_MAX */
+    obi_mail_addr_clear(&a);
+    return 0;
 }
 
 void obi_mail_addr_clear(mail_addr *a)

@@ -40,8 +40,20 @@ ob_rcpt_state ob_mail_reply_state(const ob_mail_reply *r)
 
 const char *ob_rcpt_state_name(ob_rcpt_state s)
 {
-    static const char *const names[] = {"pending", "delivered", "deferred", "bounced"};
-    return s >= OB_RCPT_PENDING && s <= OB_RCPT_BOUNCED ? names[s] : "unknown";
+    static const char *const names[OB_RCPT_STATES] = {"pending", "delivered", "deferred",
+                                                      "bounced", "suppressed"};
+    return s >= OB_RCPT_PENDING && s < OB_RCPT_STATES ? names[s] : "unknown";
+}
+
+bool ob_mail_reply_hard(const ob_mail_reply *r)
+{
+    if (r->code < 500 || r->code > 599)
+        return false;
+    const char *e = r->enhanced;
+    if (e[0] != '5' || e[1] != '.' || e[2] < '0' || e[2] > '9') /* absent: the code says it */
+        return true;
+    int subject = atoi(e + 2);
+    return subject == 0 || subject == 1 || subject == 2 || subject == 4;
 }
 
 void obi_mail_reply_set(ob_mail_reply *r, int code, const char *enhanced, const char *fmt, ...)

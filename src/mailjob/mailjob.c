@@ -20,9 +20,16 @@
  * retry that does not know who was delivered would send to them again.
  *
  * Invariant M1 (checked in debug builds after each attempt): a recipient
- * final before the attempt (delivered, bounced) is not sent to again and
- * keeps its reply. By construction (answer()): the job is retried only
- * while some recipient is deferred.
+ * final before the attempt (delivered, bounced, suppressed) is not sent to
+ * again and keeps its reply. By construction (answer()): the job is
+ * retried only while some recipient is deferred.
+ *
+ * Suppressions (suppressions.c): before an attempt, each recipient still
+ * to be tried is looked up on the list (its envelope address is the
+ * normal form, the list's key): found, it becomes suppressed without an
+ * SMTP attempt. After it, each hard bounce of this attempt is added to
+ * the list before the attempt answers, so a message accepted after the
+ * answer is skipped for that address.
  */
 #include <assert.h>
 #include <stdatomic.h>
@@ -36,7 +43,9 @@
 struct ob_mailer {
     ob_mail_job_opts o;
     ob_transport *t;                               /* borrowed */
-    _Atomic uint64_t outcomes[OB_RCPT_BOUNCED + 1]; /* recipients' replies, by state */
+    ob_engine *e;                                  /* borrowed: the suppression list's */
+    _Atomic uint64_t outcomes[OB_RCPT_STATES];     /* recipients' replies, by state */
+    _Atomic uint64_t suppress_added, suppress_failed;
 };
 
 void ob_mail_job_opts_init(ob_mail_job_opts *o)
@@ -45,10 +54,16 @@ void ob_mail_job_opts_init(ob_mail_job_opts *o)
                             .retry_max_ms = 4000 * 1000, .lifetime_ms = 5LL * 86400 * 1000};
 }
 
-void ob_mailer_outcomes(const ob_mailer *m, uint64_t out[4])
+void ob_mailer_outcomes(const ob_mailer *m, uint64_t out[OB_RCPT_STATES])
 {
-    for (int i = 0; i <= OB_RCPT_BOUNCED; i++)
+    for (int i = 0; i < OB_RCPT_STATES; i++)
         out[i] = atomic_load(&m->outcomes[i]);
+}
+
+void ob_mailer_suppressed(const ob_mailer *m, uint64_t *added, uint64_t *failed)
+{
+    *added = atomic_load(&m->suppress_added);
+    *failed = atomic_load(&m->suppress_failed);
 }
 
 /* A recipient's reply kept in the result, in bytes (scrubbed of control
@@ -156,6 +171,62 @@ static void attempt(ob_mailer *mj, ob_job_ctx *ctx, const ob_mail *m, ob_mail_rc
     free(data), free(to), free(replies), free(idx);
 }
 
+/* Recipients still to be tried that are on the suppression list become
+ * suppressed, their reply saying since when and why. 0, or the error
+ * reading the list (then nobody is sent to: the attempt is retried). */
+static int check_suppressed(ob_mailer *mj, ob_mail_rcpt_status *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!unfinished(&r[i]))
+            continue;
+        ob_record rec;
+        ob_suppression s;
+        int rc = ob_record_get(mj->e, OB_SUPPRESSIONS, r[i].address, &rec);
+        if (rc == OB_ENOTFOUND)
+            continue;
+        if (rc)
+            return rc;
+        rc = ob_suppression_from_record(&rec, &s);
+        ob_record_clear(&rec);
+        if (rc)
+            continue; /* not an entry this build knows: not a reason to skip anyone */
+        char since[32];
+        r[i].state = OB_RCPT_SUPPRESSED;
+        r[i].reply.code = 0;
+        r[i].reply.enhanced[0] = '\0';
+        snprintf(r[i].reply.text, sizeof r[i].reply.text, "suppressed (%s since %s)%s%.400s",
+                 ob_suppression_reason_name(s.reason), ob_time_format(s.created_at_ms, since),
+                 s.reply.text[0] ? ": " : "", s.reply.text);
+        r[i].updated_at_ms = ob_now_ms();
+        atomic_fetch_add(&mj->outcomes[OB_RCPT_SUPPRESSED], 1);
+    }
+    return 0;
+}
+
+/* Put the recipients this attempt hard-bounced on the suppression list. A
+ * failure is logged and counted: the bounce itself is in the result. */
+static void add_bounced(ob_mailer *mj, const ob_job *j, const ob_mail_rcpt_status *before,
+                        const ob_mail_rcpt_status *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].state != OB_RCPT_BOUNCED || before[i].state == OB_RCPT_BOUNCED ||
+            r[i].attempts == before[i].attempts || !ob_mail_reply_hard(&r[i].reply))
+            continue;
+        ob_suppression s = {.reason = OB_SUPPRESS_HARD_BOUNCE, .reply = r[i].reply,
+                            .job = j->id, .has_job = true};
+        snprintf(s.address, sizeof s.address, "%s", r[i].address);
+        ob_problem p;
+        int rc = ob_suppression_add(mj->e, &s, NULL, &p);
+        if (rc) {
+            atomic_fetch_add(&mj->suppress_failed, 1);
+            OB_ERROR("mail: %s hard-bounced (%d %s) but could not be suppressed: %s",
+                     r[i].address, r[i].reply.code, r[i].reply.enhanced, ob_strerror(rc));
+        } else {
+            atomic_fetch_add(&mj->suppress_added, 1);
+        }
+    }
+}
+
 /* Deferred for longer than the lifetime: bounced, keeping the last reply. */
 static void give_up(ob_mailer *mj, const ob_job *j, ob_mail_rcpt_status *r, size_t n)
 {
@@ -174,17 +245,26 @@ static void give_up(ob_mailer *mj, const ob_job *j, ob_mail_rcpt_status *r, size
     }
 }
 
-/* The error an attempt records: who is deferred or bounced, and why. */
+/* Append to out (a string) what an attempt records as its error: who is
+ * deferred, bounced or suppressed, and why. Nothing when nobody is. */
 static void summary(const ob_mail_rcpt_status *r, size_t n, ob_rcpt_state which, char *out,
                     size_t cap)
 {
-    size_t w = 0, count = 0;
+    size_t w = strlen(out), count = 0;
+    if (w + 1 >= cap)
+        return;
     for (size_t i = 0; i < n; i++)
         count += r[i].state == which;
-    w += (size_t)snprintf(out, cap, "%zu recipient%s %s", count, count == 1 ? "" : "s",
+    if (!count)
+        return;
+    if (w)
+        w += (size_t)snprintf(out + w, cap - w, "; ");
+    w += (size_t)snprintf(out + w, cap - w, "%zu recipient%s %s", count, count == 1 ? "" : "s",
                           ob_rcpt_state_name(which));
     for (size_t i = 0; i < n && w < cap; i++)
-        if (r[i].state == which)
+        if (r[i].state == which && which == OB_RCPT_SUPPRESSED)
+            w += (size_t)snprintf(out + w, cap - w, "; %s: %s", r[i].address, r[i].reply.text);
+        else if (r[i].state == which)
             w += (size_t)snprintf(out + w, cap - w, "; %s: %d %s", r[i].address, r[i].reply.code,
                                   r[i].reply.text);
 }
@@ -229,6 +309,7 @@ static void answer(ob_job_ctx *ctx, ob_mailer *mj, const ob_mail *m, const ob_ma
                  "left deferred", ob_strerror(rc), delivered, delivered == 1 ? "" : "s", deferred);
         ob_ctx_discard(ctx, err);
     } else if (deferred) {
+        err[0] = '\0';
         summary(r, n, OB_RCPT_DEFERRED, err, sizeof err);
         if (slow_down(r, n)) /* as Postfix does with a site that says so: all of it waits */
             ob_ctx_retry_hold(ctx, mj->o.retry_min_ms, true, err);
@@ -236,8 +317,10 @@ static void answer(ob_job_ctx *ctx, ob_mailer *mj, const ob_mail *m, const ob_ma
             ob_ctx_retry(ctx, -1, err);
     } else if (delivered) {
         ob_ctx_done(ctx, NULL);
-    } else {
+    } else { /* all bounced or suppressed */
+        err[0] = '\0';
         summary(r, n, OB_RCPT_BOUNCED, err, sizeof err);
+        summary(r, n, OB_RCPT_SUPPRESSED, err, sizeof err);
         ob_ctx_discard(ctx, err);
     }
     free(result);
@@ -268,19 +351,30 @@ static void handler(ob_job_ctx *ctx, void *arg)
         return;
     }
     obi_mail_rcpts_load(m, j->result, r);
+    ob_mail_rcpt_status *before = malloc(n * sizeof *before); /* who this attempt changed */
+    if (!before) {
+        ob_ctx_retry(ctx, -1, "out of memory");
+        free(r);
+        ob_mail_free(m);
+        return;
+    }
+    memcpy(before, r, n * sizeof *r);
+    rc = check_suppressed(mj, r, n);
+    if (rc) {
+        char err[200];
+        snprintf(err, sizeof err, "the suppression list could not be read (%s): nobody was sent "
+                 "to", ob_strerror(rc));
+        ob_ctx_retry(ctx, -1, err);
+    } else {
+        attempt(mj, ctx, m, r, n);
+        give_up(mj, j, r, n);
 #ifndef NDEBUG
-    ob_mail_rcpt_status *before = malloc(n * sizeof *before); /* M1 is checked on a copy */
-    if (before)
-        memcpy(before, r, n * sizeof *r);
-#endif
-    attempt(mj, ctx, m, r, n);
-    give_up(mj, j, r, n);
-#ifndef NDEBUG
-    if (before)
         check_m1(before, r, n);
-    free(before);
 #endif
-    answer(ctx, mj, m, r, n);
+        add_bounced(mj, j, before, r, n);
+        answer(ctx, mj, m, r, n);
+    }
+    free(before);
     free(r);
     ob_mail_free(m);
 }
@@ -301,6 +395,7 @@ int ob_mail_job_register(ob_engine *e, ob_transport *t, const ob_mail_job_opts *
         return OB_ENOMEM;
     mj->o = *o;
     mj->t = t;
+    mj->e = e;
     ob_kind_opts k = {
         .timeout_ms = o->timeout_ms,
         .max_attempts = 1000, /* the lifetime decides when to give up */

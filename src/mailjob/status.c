@@ -31,7 +31,7 @@ int obi_mail_stored(const ob_job *j, ob_mail **m, ob_problem *p)
 
 static ob_rcpt_state state_of(const char *s)
 {
-    for (int i = OB_RCPT_PENDING; i <= OB_RCPT_BOUNCED; i++)
+    for (int i = OB_RCPT_PENDING; i < OB_RCPT_STATES; i++)
         if (s && !strcmp(s, ob_rcpt_state_name((ob_rcpt_state)i)))
             return (ob_rcpt_state)i;
     return OB_RCPT_PENDING;
