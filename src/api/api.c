@@ -249,6 +249,8 @@ int api_new(ob_http_server *srv, const api_opts *o, api **out)
         rc = api_ui_routes(a, srv);
     if (!rc && o->mail_limits)
         rc = api_messages_routes(a, srv);
+    if (!rc && o->mail_limits)
+        rc = api_suppressions_routes(a, srv);
     if (!rc && a->o.mail_limits)
         rc = api_postmark_routes(a, srv);
     if (!rc && a->o.mail_limits)

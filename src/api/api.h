@@ -252,6 +252,11 @@ void api_postmark_unauthorized(ob_http_req *r, bool missing);
 
 /* ---- compat_resend.c: /emails, /emails/batch, GET /emails/{id} ---- */
 int api_resend_routes(api *a, ob_http_server *srv);
+
+/* ---- suppressions_api.c ---- */
+int api_suppressions_routes(api *a, ob_http_server *srv);
+/* An entry of the suppression list as the API shows it. New reference. */
+json_t *api_suppression_json(const ob_suppression *s);
 /* 401 (no key) or 403 (a bad one) in Resend's shape. */
 void api_resend_unauthorized(ob_http_req *r, bool missing);
 

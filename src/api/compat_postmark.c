@@ -25,7 +25,11 @@
  * unknown field (templates are another endpoint).
  *
  * Errors are Postmark's shape, {ErrorCode, Message}: 300 an invalid
- * request (HTTP 422), 402 invalid JSON, 10 a bad or missing token (401).
+ * request (HTTP 422), 402 invalid JSON, 10 a bad or missing token (401),
+ * 406 inactive recipients (HTTP 422): every recipient of the message is
+ * on the suppression list ("Found inactive addresses: a, b." as Postmark
+ * words it, which its SDKs parse). A message with some recipients left is
+ * taken, and the suppressed ones are skipped at delivery.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +76,8 @@ static void postmark_field(const char *f, char *out, size_t n)
 
 static json_t *refused(const api_error *e)
 {
+    if (e->code && strcmp(e->code, "inactive_recipient") == 0)
+        return json_pack("{s:i, s:s}", "ErrorCode", 406, "Message", e->p.message);
     int code = e->status == 401 ? 10 : e->status >= 500 ? 500 : 300;
     char msg[700], field[160];
     postmark_field(e->p.field, field, sizeof field);
@@ -193,6 +199,34 @@ static int unsupported(const json_t *body, api_error *e)
     return 0;
 }
 
+/* Postmark's 406: every recipient of the message is suppressed (a message
+ * with some left is taken; the suppressed ones are skipped). 0, or -1 with
+ * *e (the item cleared). */
+static int inactive(api *a, api_item *it, api_error *e)
+{
+    json_t *rcpts = json_object_get(it->p.extra, "recipients"), *x;
+    size_t i, found = 0;
+    char list[600] = "";
+    json_array_foreach(rcpts, i, x) {
+        const char *addr = json_string_value(json_object_get(x, "address"));
+        ob_record rec;
+        int rc = addr ? ob_record_get(a->o.engine, OB_SUPPRESSIONS, addr, &rec) : OB_EINVAL;
+        if (rc)
+            return 0; /* one to send to (or the list unreadable: delivery looks again) */
+        ob_record_clear(&rec);
+        size_t w = strlen(list);
+        snprintf(list + w, sizeof list - w, "%s%s", found++ ? ", " : "", addr);
+    }
+    if (!found)
+        return 0;
+    api_item_clear(it);
+    return api_refuse(e, 422, "inactive_recipient", NULL,
+                      "You tried to send to recipient(s) that have been marked as inactive. "
+                      "Found inactive addresses: %s. Inactive recipients are ones that have "
+                      "generated a hard bounce, a spam complaint, or a manual suppression.",
+                      list);
+}
+
 /* One Postmark message into the job (api_decode_fn). */
 static int decode(api *a, const json_t *body, api_item *it, api_error *e)
 {
@@ -243,7 +277,7 @@ static int decode(api *a, const json_t *body, api_item *it, api_error *e)
         json_decref(msg);
         return -1;
     }
-    if (api_message_item(a, msg, 0, NULL, it, e))
+    if (api_message_item(a, msg, 0, NULL, it, e) || inactive(a, it, e))
         return -1;
     const char *to = json_string_value(json_object_get(body, "To"));
     json_object_set_new(it->p.extra, "postmark_to", json_string(to ? to : ""));

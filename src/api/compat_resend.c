@@ -14,6 +14,10 @@
  *                        reply_to, subject, html, text, created_at,
  *                        scheduled_at, last_event}
  *
+ * last_event: queued, scheduled, delivery_delayed, delivered, bounced,
+ * canceled, or suppressed (every recipient was on the suppression list:
+ * nothing was sent, as Resend's email.suppressed).
+ *
  * Authentication is outboxd's own (Authorization: Bearer), answered in
  * Resend's shape here. Each message becomes the same mail.send job as
  * POST /v1/messages (api_message_item); its id is the job's, so
@@ -248,10 +252,20 @@ static void post_batch(ob_http_req *r, void *arg)
     api_post_batch_in(a, r, "emails", decode, &resend);
 }
 
-/* Resend's last_event for a message job's state. */
-static const char *last_event(ob_state s)
+/* Resend's last_event for a message job: its state, and "suppressed" for
+ * one discarded with every recipient on the suppression list. */
+static const char *last_event(const ob_job *j)
 {
-    switch (s) {
+    ob_mail_status *st;
+    bool all = false;
+    if (j->state == OB_DISCARDED && ob_mail_status_get(j, &st) == 0) {
+        all = st->n > 0;
+        for (size_t i = 0; i < st->n; i++)
+            all &= st->rcpts[i].state == OB_RCPT_SUPPRESSED;
+        ob_mail_status_free(st);
+    }
+    switch (all ? 0 : j->state) {
+    case 0: return "suppressed";
     case OB_SCHEDULED: return "scheduled";
     case OB_RETRYABLE: return "delivery_delayed";
     case OB_COMPLETED: return "delivered";
@@ -318,7 +332,7 @@ static void get_email(ob_http_req *r, void *arg)
                           json_object_get(stored, "html"), "text", json_object_get(stored, "text"),
                           "created_at", created, "scheduled_at",
                           j->state == OB_SCHEDULED ? sched : NULL, "last_event",
-                          last_event(j->state));
+                          last_event(j));
     ob_http_reply_json(r, 200, v);
     json_decref(v);
     json_decref(stored);

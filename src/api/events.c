@@ -5,6 +5,15 @@
  *   event: job
  *   data: {"id":"…","kind":"…","queue":"…","state":"completed","attempt":1,"at":"…"}
  *
+ * A change of the mail suppression list (a record subscription) is
+ *
+ *   event: suppression
+ *   data: {"action":"added"|"updated"|"removed","address":"…","at":"…",
+ *          "suppression":{the entry, as GET /v1/suppressions/{address}}}
+ *
+ * (no "suppression" when removed); a client filtering by id, kind or queue
+ * does not get these.
+ *
  * Every committed change (an engine subscription, on the commit thread) is
  * rendered once, kept in a ring of the last `ring` events, and written to
  * each connected client whose filter (id, kind, queue) it matches.
@@ -61,7 +70,7 @@ struct events {
     uint64_t next_seq;
     client *clients;
     int nclients;
-    ob_subscription *sub;
+    ob_subscription *sub, *rsub;
     pthread_t keepalive;
     bool keepalive_started;
     bool stop;
@@ -91,6 +100,9 @@ static void fan_out(events *ev, const ev_rec *r, const char *msg, size_t len)
     }
 }
 
+static void push(events *ev, const ob_id *id, const char *kind, const char *queue,
+                 const char *name, json_t *d);
+
 static void on_event(void *arg, const ob_event *e)
 {
     events *ev = arg;
@@ -103,6 +115,30 @@ static void on_event(void *arg, const ob_event *e)
     if (d && e->schedule) /* a job a schedule made: which, and for when */
         json_object_update_new(d, json_pack("{s:s, s:s}", "schedule", e->schedule,
                                             "scheduled_for", ob_time_format(e->scheduled_for_ms, sf)));
+    push(ev, &e->id, e->kind, e->queue, "job", d);
+}
+
+/* A change of the suppression list (a record of its set). */
+static void on_record(void *arg, const ob_record *rec, bool deleted)
+{
+    events *ev = arg;
+    ob_suppression s;
+    if (strcmp(rec->set, OB_SUPPRESSIONS) != 0)
+        return;
+    char at[32];
+    json_t *d = json_pack("{s:s, s:s, s:s}", "action",
+                          deleted ? "removed" : rec->created_at_ms ? "added" : "updated",
+                          "address", rec->key, "at", ob_time_format(ob_now_ms(), at));
+    if (d && !deleted && ob_suppression_from_record(rec, &s) == 0)
+        json_object_set_new(d, "suppression", api_suppression_json(&s));
+    push(ev, &(ob_id){{0}}, "", "", "suppression", d);
+}
+
+/* Render event `name` with data d (taken), keep it in the ring and write
+ * it to the clients it matches. */
+static void push(events *ev, const ob_id *id, const char *kind, const char *queue,
+                 const char *name, json_t *d)
+{
     char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     if (!data)
@@ -116,13 +152,13 @@ static void on_event(void *arg, const ob_event *e)
         ev->count++;
     }
     r->seq = ev->next_seq++;
-    r->id = e->id;
-    snprintf(r->kind, sizeof r->kind, "%s", e->kind);
-    snprintf(r->queue, sizeof r->queue, "%s", e->queue);
+    r->id = *id;
+    snprintf(r->kind, sizeof r->kind, "%s", kind);
+    snprintf(r->queue, sizeof r->queue, "%s", queue);
     size_t cap = strlen(data) + 64;
     r->msg = malloc(cap);
-    r->len = r->msg ? (size_t)snprintf(r->msg, cap, "id: %llu\nevent: job\ndata: %s\n\n",
-                                       (unsigned long long)r->seq, data)
+    r->len = r->msg ? (size_t)snprintf(r->msg, cap, "id: %llu\nevent: %s\ndata: %s\n\n",
+                                       (unsigned long long)r->seq, name, data)
                     : 0;
     if (r->msg)
         fan_out(ev, r, r->msg, r->len);
@@ -227,6 +263,8 @@ int events_new(api *a, ob_http_server *srv)
     int rc = ev->ring ? 0 : OB_ENOMEM;
     if (!rc)
         rc = ob_engine_subscribe(a->o.engine, on_event, ev, &ev->sub);
+    if (!rc)
+        rc = ob_engine_subscribe_records(a->o.engine, on_record, ev, &ev->rsub);
     if (!rc && pthread_create(&ev->keepalive, NULL, keepalive_main, ev))
         rc = OB_ENOMEM;
     ev->keepalive_started = !rc;
@@ -241,6 +279,7 @@ void events_free(api *a)
     if (!ev)
         return;
     ob_engine_unsubscribe(a->o.engine, ev->sub);
+    ob_engine_unsubscribe(a->o.engine, ev->rsub);
     pthread_mutex_lock(&ev->mu);
     ev->stop = true;
     pthread_cond_signal(&ev->cv);
