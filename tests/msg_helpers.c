@@ -44,7 +44,7 @@ json_t *m_call(const od *d, const char *method, const char *path, const char *he
         fputs(body, f);
         fclose(f);
     }
-    t_run(&out, "curl -s -m 60 -X %s -o resp -w '%%{http_code}\\n' %s %s %s%s; cat resp",
+    t_run(&out, "curl -s -m 60 -X %s -o resp -w '%%{http_code}\\n' %s %s '%s%s'; cat resp",
           method, body ? "-H 'Content-Type: application/json' --data-binary @body.json" : "",
           headers ? headers : "", d->url, path);
     *status = atoi(out);

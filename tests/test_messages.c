@@ -314,7 +314,162 @@ TEST(dkim_signs_what_the_relay_receives_and_bad_keys_stop_the_start)
     free(out);
 }
 
+/* ---- suppressions ---- */
+
+static json_t *sup_call(const od *d, const char *method, const char *path, const char *body,
+                        int want)
+{
+    int st;
+    json_t *v = m_call(d, method, path, NULL, body, &st);
+    if (st != want) {
+        char *s = v ? json_dumps(v, 0) : NULL;
+        test_fail(__FILE__, __LINE__, "%s %s: want %d, got %d: %s", method, path, want, st,
+                  s ? s : "");
+    }
+    return v;
+}
+
+TEST(a_hard_bounce_is_suppressed_and_the_list_is_kept_by_api_and_cli)
+{
+    server s = relay_start("relay", NULL);
+    od d = m_od_smtp(NULL, s.port, NULL, NULL);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "timeout 6 curl -s -N '%s/v1/events' > ev.txt &", d.url);
+    ASSERT_EQ(system(cmd), 0);
+    h_sleep_ms(300);
+
+    /* a hard bounce puts the address on the list */
+    json_t *v = m_send_ok(&d, "{\"from\":\"a@example.com\",\"to\":[\"ok-1@example.com\","
+                              "\"rcpt550-1@Example.COM\"],\"subject\":\"s\",\"text\":\"t\"}");
+    json_t *m = m_final(&d, m_str(v, "id"));
+    m_expect_rcpt(m, "rcpt550-1@example.com", "bounced", 550, "no such user");
+    json_decref(m);
+    json_t *e = sup_call(&d, "GET", "/v1/suppressions/rcpt550-1%40EXAMPLE.com", NULL, 200);
+    ASSERT_STREQ(m_str(e, "address"), "rcpt550-1@example.com");
+    ASSERT_STREQ(m_str(e, "reason"), "hard_bounce");
+    ASSERT_EQ(json_integer_value(json_object_get(e, "code")), 550);
+    ASSERT_STREQ(m_str(e, "enhanced"), "5.1.1");
+    ASSERT_STREQ(m_str(e, "message_id"), m_str(v, "id"));
+    json_decref(e);
+    json_decref(v);
+
+    /* later messages skip it: suppressed, no RCPT; all suppressed: discarded */
+    v = m_send_ok(&d, "{\"from\":\"a@example.com\",\"to\":[\"ok-2@example.com\","
+                      "\"rcpt550-1@example.com\"],\"subject\":\"s\",\"text\":\"t\"}");
+    m = m_final(&d, m_str(v, "id"));
+    ASSERT_STREQ(m_str(m, "state"), "completed");
+    m_expect_rcpt(m, "rcpt550-1@example.com", "suppressed", 0, "suppressed (hard_bounce since");
+    json_decref(m);
+    json_decref(v);
+    v = m_send_ok(&d, "{\"from\":\"a@example.com\",\"to\":\"rcpt550-1@example.com\","
+                      "\"subject\":\"s\",\"text\":\"t\"}");
+    m = m_final(&d, m_str(v, "id"));
+    ASSERT_STREQ(m_str(m, "state"), "discarded");
+    json_decref(m);
+    json_decref(v);
+    ASSERT_EQ(rcpt_count(&s, "rcpt550-1@Example.COM") + rcpt_count(&s, "rcpt550-1@example.com"),
+              1);
+
+    /* by hand: an unsubscribe, with a note; listed, filtered, paged */
+    e = sup_call(&d, "PUT", "/v1/suppressions/Ann%40B%C3%BCcher.example",
+                 "{\"reason\":\"unsubscribe\",\"note\":\"by phone\"}", 201);
+    ASSERT_STREQ(m_str(e, "address"), "Ann@xn--bcher-kva.example");
+    ASSERT_STREQ(m_str(e, "note"), "by phone");
+    json_decref(e);
+    json_decref(sup_call(&d, "PUT", "/v1/suppressions/Ann%40xn--bcher-kva.example",
+                         "{\"reason\":\"unsubscribe\",\"note\":\"by phone\"}", 200));
+    json_decref(sup_call(&d, "PUT", "/v1/suppressions/c%40example.net", "{}", 201));
+    v = sup_call(&d, "GET", "/v1/suppressions?limit=2", NULL, 200);
+    json_t *l = json_object_get(v, "suppressions");
+    ASSERT_EQ(json_array_size(l), 2);
+    ASSERT_STREQ(m_str(json_array_get(l, 0), "address"), "Ann@xn--bcher-kva.example");
+    ASSERT_STREQ(m_str(json_array_get(l, 1), "reason"), "manual");
+    char path[256];
+    snprintf(path, sizeof path, "/v1/suppressions?limit=2&cursor=%s", m_str(v, "next_cursor"));
+    json_decref(v);
+    v = sup_call(&d, "GET", path, NULL, 200);
+    l = json_object_get(v, "suppressions");
+    ASSERT_EQ(json_array_size(l), 1);
+    ASSERT_STREQ(m_str(json_array_get(l, 0), "address"), "rcpt550-1@example.com");
+    ASSERT(json_is_null(json_object_get(v, "next_cursor")) ||
+           !json_object_get(v, "next_cursor"));
+    json_decref(v);
+    v = sup_call(&d, "GET", "/v1/suppressions?reason=hard_bounce&address=%40EXAMPLE.com", NULL,
+                 200);
+    ASSERT_EQ(json_array_size(json_object_get(v, "suppressions")), 1);
+    json_decref(v);
+    /* what is refused */
+    json_decref(sup_call(&d, "GET", "/v1/suppressions?reason=bounce", NULL, 422));
+    json_decref(sup_call(&d, "GET", "/v1/suppressions?limit=0", NULL, 422));
+    json_decref(sup_call(&d, "GET", "/v1/suppressions?cursor=%25%25", NULL, 422));
+    json_decref(sup_call(&d, "PUT", "/v1/suppressions/nobody", "{}", 422));
+    json_decref(sup_call(&d, "PUT", "/v1/suppressions/x%40example.com", "{\"why\":1}", 422));
+    json_decref(sup_call(&d, "PUT", "/v1/suppressions/x%40example.com",
+                         "{\"reason\":\"HardBounce\"}", 422));
+    json_decref(sup_call(&d, "GET", "/v1/suppressions/x%40example.com", NULL, 404));
+    json_decref(sup_call(&d, "DELETE", "/v1/suppressions/x%40example.com", NULL, 404));
+
+    /* the CLI */
+    char *out;
+    ASSERT_EQ(cli(&out, &d, "suppression list"), 0);
+    if (!strstr(out, "ADDRESS") || !strstr(out, "rcpt550-1@example.com") ||
+        !strstr(out, "no such user") || !strstr(out, "by phone"))
+        test_fail(__FILE__, __LINE__, "%s", out);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "suppression list --limit 1 --all --reason manual"), 0);
+    ASSERT(strstr(out, "c@example.net") && !strstr(out, "rcpt550"));
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "suppression list --limit 1"), 0);
+    ASSERT(strstr(out, "(more: outbox suppression list --cursor "));
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "suppression add d@Example.org --reason spam_complaint --note 'FBL'"),
+              0);
+    ASSERT(strstr(out, "d@example.org") && strstr(out, "spam_complaint") && strstr(out, "FBL"));
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "suppression get rcpt550-1@example.com"), 0);
+    ASSERT(strstr(out, "hard_bounce") && strstr(out, "550 5.1.1"));
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "suppression add nobody"), 1);
+    ASSERT(strstr(out, "address"));
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "suppression add"), 2);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "suppression remove rcpt550-1@EXAMPLE.com"), 0);
+    ASSERT(strstr(out, "removed"));
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "suppression remove rcpt550-1@example.com"), 1);
+    free(out);
+    ASSERT_EQ(cli(&out, &d, "suppression --help"), 0);
+    ASSERT(strstr(out, "hard_bounce"));
+    free(out);
+
+    /* reactivated: tried again */
+    v = m_send_ok(&d, "{\"from\":\"a@example.com\",\"to\":\"rcpt550-1@example.com\","
+                      "\"subject\":\"s\",\"text\":\"t\"}");
+    m = m_final(&d, m_str(v, "id"));
+    m_expect_rcpt(m, "rcpt550-1@example.com", "bounced", 550, "no such user");
+    json_decref(m);
+    json_decref(v);
+
+    /* events and metrics */
+    h_sleep_ms(300);
+    t_run(&out, "cat ev.txt");
+    if (!strstr(out, "event: suppression") || !strstr(out, "\"action\":\"added\"") ||
+        !strstr(out, "\"action\":\"updated\"") || !strstr(out, "\"action\":\"removed\"") ||
+        !strstr(out, "\"reason\":\"spam_complaint\""))
+        test_fail(__FILE__, __LINE__, "events: %s", out);
+    free(out);
+    t_run(&out, "curl -s %s/metrics", d.url);
+    if (!strstr(out, "outbox_mail_recipients_total{state=\"suppressed\"} 2") ||
+        !strstr(out, "outbox_mail_suppressions_added_total{result=\"ok\"} 2"))
+        test_fail(__FILE__, __LINE__, "metrics: %s", out);
+    free(out);
+    ASSERT_EQ(od_stop(&d, SIGTERM), 0);
+    server_stop(&s);
+}
+
 static const test_case tests[] = {
+    T(a_hard_bounce_is_suppressed_and_the_list_is_kept_by_api_and_cli),
     T(messages_api_validates_batches_and_waits),
     T(a_final_outcome_fires_the_callback_and_an_event),
     T(cli_send_shows_each_recipient_and_exits_by_outcome),

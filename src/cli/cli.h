@@ -122,5 +122,6 @@ int send_mail(int argc, char **argv);
 int events(int argc, char **argv);
 int queue_verb(int argc, char **argv);
 int schedule_verb(int argc, char **argv);
+int suppression_verb(int argc, char **argv); /* suppressions.c */
 
 #endif

@@ -11,6 +11,7 @@
  *     message get ID             a message and each recipient's outcome
  *     queue list|get|pause|resume|set   queues and their settings (queues.c)
  *     schedule list|get|set|delete|pause|resume   cron schedules (schedules.c)
+ *     suppression list|get|add|remove             the mail suppression list (suppressions.c)
  *     send [options]             a mail: POST /v1/messages (send.c)
  *     events [filters] [--once]  follow state changes, reconnecting
  *     health                     is outboxd alive and ready?
@@ -467,6 +468,7 @@ static const char usage_text[] =
     "  message get ID              a message and each recipient's outcome\n"
     "  queue list|get|pause|resume|set  queues: jobs, pause, limits (outbox queue --help)\n"
     "  schedule list|get|set|delete|pause|resume  cron schedules (outbox schedule --help)\n"
+    "  suppression list|get|add|remove  addresses mail is not sent to (outbox suppression --help)\n"
     "  send [options]              send a mail (outbox send --help)\n"
     "  events [filters]            follow state changes\n"
     "  health                      is outboxd alive and ready?\n"
@@ -573,6 +575,8 @@ static int help_verb(int argc, char **argv)
         return queue_verb(2, again);
     if (!strcmp(v, "schedule"))
         return schedule_verb(2, again);
+    if (!strcmp(v, "suppression"))
+        return suppression_verb(2, again);
     if (!strcmp(v, "events"))
         return events(2, again);
     if (!strcmp(v, "health"))
@@ -673,6 +677,8 @@ int main(int argc, char **argv)
         rc = queue_verb(argc, argv);
     else if (!strcmp(verb, "schedule"))
         rc = schedule_verb(argc, argv);
+    else if (!strcmp(verb, "suppression"))
+        rc = suppression_verb(argc, argv);
     else if (!strcmp(verb, "help"))
         rc = help_verb(argc, argv);
     else
