@@ -4,13 +4,17 @@
 //   postmark: sendEmail; sendEmailBatch (one message refused, the others
 //   stored); an invalid message surfacing as the SDK's own ApiInputError
 //   (ErrorCode 300); a bad token as its InvalidAPIKeyError; tracking
-//   refused by name.
+//   refused by name; a message to a suppressed address only as the SDK's
+//   InactiveRecipientsError (406) with the address parsed out of Postmark's
+//   wording, in a batch as ErrorCode 406, and taken when some recipient is
+//   left.
 //   resend (RESEND_BASE_URL): emails.send with an Idempotency-Key (a repeat
 //   gives the same id, another body under the key 409); emails.get until
 //   delivered; batch.send strict (one invalid message: the batch refused,
 //   none stored) and permissive (the valid ones stored, the invalid one by
 //   index); a batch's Idempotency-Key refused (not ignored); a bad key;
-//   natural-language scheduled_at refused.
+//   natural-language scheduled_at refused; a message to a suppressed
+//   address taken, then emails.get says last_event "suppressed".
 // Prints one "ok"/"FAIL" line per check, then "ids: ..." with every
 // accepted message's id for the C side to follow to delivery; exits 1 on
 // a failure.
@@ -33,8 +37,35 @@ const failsWith = async (fn) => {
     }
 };
 
+// Put an address on outboxd's suppression list (its own API).
+async function suppress(address) {
+    const r = await fetch(`${url}/v1/suppressions/${encodeURIComponent(address)}`, {
+        method: "PUT", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ reason: "spam_complaint" }),
+    });
+    check(r.status === 201, `PUT /v1/suppressions/${address}: 201`, r.status);
+}
+
+async function postmarkInactive(client) {
+    await suppress("gone-pm@example.net");
+    let e = await failsWith(() => client.sendEmail({ From: "ann@example.com", To: "Gone <gone-pm@Example.NET>",
+        Subject: "x", TextBody: "x" }));
+    check(e instanceof postmark.Errors.InactiveRecipientsError && e.code === 406 && e.statusCode === 422 &&
+        e.recipients.length === 1 && e.recipients[0] === "gone-pm@example.net",
+    "postmark: every recipient suppressed is the SDK's InactiveRecipientsError (406), the address parsed",
+    e && `${e.name} ${e.code} ${e.statusCode} ${JSON.stringify(e.recipients)} ${e.message}`);
+    const batch = await client.sendEmailBatch([
+        { From: "ann@example.com", To: "gone-pm@example.net", Subject: "b", TextBody: "b" },
+        { From: "ann@example.com", To: "ok-pm7@example.net, gone-pm@example.net", Subject: "b", TextBody: "b" },
+    ]);
+    check(batch[0].ErrorCode === 406 && /Found inactive addresses: gone-pm@example.net\./.test(batch[0].Message) &&
+        batch[1].ErrorCode === 0, "postmark sendEmailBatch: ErrorCode 406 for the suppressed one; "
+        + "one with a recipient left is taken", JSON.stringify(batch));
+}
+
 async function main() {
     const client = new postmark.ServerClient(token, { useHttps: false, requestHost: host, timeout: 30 });
+    await postmarkInactive(client);
     const one = await client.sendEmail({
         From: "\"Doe, Ann\" <ann@example.com>", To: "ok-pm1@example.net, \"Bo, B\" <ok-pm2@example.net>",
         Cc: "ok-pm3@example.net", Subject: "Postmark single", TextBody: "hello from postmark",
@@ -139,6 +170,19 @@ async function resendChecks() {
         text: "x", scheduledAt: "in 1 min" });
     check(later.error && later.error.statusCode === 422 && /scheduled_at/.test(later.error.message),
         "resend: natural-language scheduled_at refused by name", JSON.stringify(later));
+
+    await suppress("gone-rs@example.net");
+    const gone = await resend.emails.send({ from: "ann@example.com", to: "gone-rs@example.net", subject: "g",
+        text: "g" });
+    check(gone.error === null, "resend: a message to a suppressed address is taken", JSON.stringify(gone));
+    let seen;
+    for (let i = 0; gone.data && i < 100; i++) {
+        seen = await resend.emails.get(gone.data.id);
+        if (seen.data && seen.data.last_event !== "queued") break;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    check(seen && seen.data && seen.data.last_event === "suppressed",
+        "resend emails.get: last_event suppressed (nothing sent)", JSON.stringify(seen));
 }
 
 main().catch((err) => { console.log(`FAIL ${err.stack || err}`); process.exit(1); });

@@ -11,7 +11,9 @@
  *   - what the relay received carries the fields as mapped: the quoted
  *     display name with a comma, Cc, Reply-To, the custom header, the html
  *     and the attachment; Metadata and Tag are kept with the job, not sent;
- *   - a strict Resend batch with an invalid message stored none of it.
+ *   - a strict Resend batch with an invalid message stored none of it;
+ *   - suppressions: Postmark's 406 (the SDK's InactiveRecipientsError),
+ *     Resend's last_event "suppressed".
  */
 #include <jansson.h>
 #include <signal.h>
