@@ -221,6 +221,26 @@ async function main() {
     await check("GET", `/v1/messages/${id}`);                                           // 404: not a message
     await check("GET", "/v1/messages/nope");                                            // 400
 
+    // suppressions
+    await check("PUT", "/v1/suppressions/x%40Example.com", { body: { reason: "unsubscribe", note: "asked" } }); // 201
+    await check("PUT", "/v1/suppressions/x%40example.com", { body: { reason: "spam_complaint" } }); // 200
+    await check("PUT", "/v1/suppressions/y%40example.com");                             // 201, no body
+    await check("PUT", "/v1/suppressions/nobody", { body: {} });                        // 422
+    await check("PUT", "/v1/suppressions/z%40example.com", { body: { why: 1 } });       // 422
+    await check("PUT", "/v1/suppressions/z%40example.com", { body: "{", raw: true });   // 400
+    await check("PUT", "/v1/suppressions/z%40example.com", { body: "{}", raw: true, headers: { "Content-Type": "text/plain" } }); // 415
+    await check("PUT", "/v1/suppressions/z%40example.com", { body: {}, auth: false });  // 401
+    const sl = await check("GET", "/v1/suppressions?limit=1");                           // 200, a cursor
+    await check("GET", `/v1/suppressions?limit=1&cursor=${sl.data.next_cursor}`);       // 200
+    await check("GET", "/v1/suppressions?reason=spam_complaint&address=EXAMPLE");       // 200
+    await check("GET", "/v1/suppressions?reason=nope");                                 // 422
+    await check("GET", "/v1/suppressions/x%40example.com");                             // 200
+    await check("GET", "/v1/suppressions/q%40example.com");                             // 404
+    await check("GET", "/v1/suppressions/nobody");                                      // 422
+    await check("DELETE", "/v1/suppressions/x%40EXAMPLE.com");                          // 204
+    await check("DELETE", "/v1/suppressions/x%40example.com");                          // 404
+    await check("DELETE", "/v1/suppressions/nobody");                                   // 422
+
     // every operation of the document was reached at least once
     for (const [tpl, item] of Object.entries(doc.paths))
         for (const method of Object.keys(item))
