@@ -25,6 +25,7 @@ t() { # t FUNCTION WANT WORDS...: completing the last word gives WANT
 t _outbox job outbox jo
 t _outbox "add cancel get list retry wait" outbox job ""
 t _outbox "pause" outbox queue p
+t _outbox "add" outbox suppression a
 t _outbox "--search" outbox job list --se
 t _outbox "--json" outbox --js
 t _outbox "--timeout" outbox job wait --ti
