@@ -91,6 +91,17 @@ int job_option(const char *verb, json_t *body, int c, const char *v, const char 
 
 /* After the options: exactly one operand (`what`, for the error) into *out. */
 int one_operand(int argc, char **argv, const char *verb, const char *what, const char **out);
+/* A sub-verb taking one operand and no option but --help: EX_OK with *out
+ * the operand, or EX_OK with *out NULL once `help` is printed, or a usage
+ * error. */
+int only_operand(int argc, char **argv, const char *verb, const char *help, const char *what,
+                 const char **out);
+/* METHOD /v1/COLLECTION/NAME[SUFFIX] (NAME escaped) with body (may be
+ * NULL): the answer printed by print(answer, name) (with --json as JSON),
+ * or print(NULL, name) for one without a body (a 204). EX_OK or
+ * call_ok's error. */
+int call_item(const char *method, const char *collection, const char *name, const char *suffix,
+              const json_t *body, void (*print)(const json_t *v, const char *name));
 
 #define HELP_OPT {"help", no_argument, NULL, 'h'}
 #define END_OPT {NULL, 0, NULL, 0}

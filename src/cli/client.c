@@ -289,3 +289,39 @@ int one_operand(int argc, char **argv, const char *verb, const char *what, const
     *out = argv[optind];
     return EX_OK;
 }
+
+int only_operand(int argc, char **argv, const char *verb, const char *help, const char *what,
+                 const char **out)
+{
+    static const struct option opts[] = {HELP_OPT, END_OPT};
+    int c;
+    *out = NULL;
+    opts_begin();
+    while ((c = opts_next(argc, argv, verb, opts)) != -1) {
+        if (c == '?')
+            return EX_USAGE;
+        printf("%s", help);
+        return EX_OK;
+    }
+    return one_operand(argc, argv, verb, what, out);
+}
+
+int call_item(const char *method, const char *collection, const char *name, const char *suffix,
+              const json_t *body, void (*print)(const json_t *v, const char *name))
+{
+    char path[1200], *esc = curl_easy_escape(NULL, name, 0);
+    snprintf(path, sizeof path, "/v1/%s/%.900s%s", collection, esc ? esc : "", suffix);
+    curl_free(esc);
+    reply r;
+    int rc = call_ok(method, path, body, NULL, 60, &r);
+    if (rc)
+        return rc;
+    if (!r.body)
+        print(NULL, name);
+    else if (as_json)
+        print_json(r.body);
+    else
+        print(r.body, name);
+    json_decref(r.body);
+    return EX_OK;
+}

@@ -114,21 +114,16 @@ static int queue_list(void)
 }
 
 /* GET (body NULL) or PATCH one queue, and print it. */
+static void queue_shown(const json_t *q, const char *name)
+{
+    (void)name;
+    if (q)
+        print_queue(q);
+}
+
 static int queue_call(const char *name, const json_t *body)
 {
-    char path[512], *esc = curl_easy_escape(NULL, name, 0);
-    snprintf(path, sizeof path, "/v1/queues/%.300s", esc ? esc : "");
-    curl_free(esc);
-    reply r;
-    int rc = call_ok(body ? "PATCH" : "GET", path, body, NULL, 60, &r);
-    if (rc)
-        return rc;
-    if (as_json)
-        print_json(r.body);
-    else
-        print_queue(r.body);
-    json_decref(r.body);
-    return EX_OK;
+    return call_item(body ? "PATCH" : "GET", "queues", name, "", body, queue_shown);
 }
 
 /* "N/PERIOD" (PERIOD seconds, or a number with s, m or h) or "none". */
@@ -198,18 +193,9 @@ static int queue_set(int argc, char **argv)
 /* get, pause, resume: a NAME and no option. */
 static int queue_one(int argc, char **argv, const char *what, const json_t *body)
 {
-    static const struct option opts[] = {HELP_OPT, END_OPT};
-    int c;
-    opts_begin();
-    while ((c = opts_next(argc, argv, what, opts)) != -1) {
-        if (c == '?')
-            return EX_USAGE;
-        printf("%s", queue_help);
-        return EX_OK;
-    }
     const char *name;
-    int rc = one_operand(argc, argv, what, "a queue NAME", &name);
-    return rc ? rc : queue_call(name, body);
+    int rc = only_operand(argc, argv, what, queue_help, "a queue NAME", &name);
+    return rc || !name ? rc : queue_call(name, body);
 }
 
 int queue_verb(int argc, char **argv)

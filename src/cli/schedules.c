@@ -77,24 +77,18 @@ static int schedule_list(void)
 }
 
 /* METHOD /v1/schedules/NAME[SUFFIX] (with body), printing the schedule. */
+static void schedule_shown(const json_t *s, const char *name)
+{
+    if (s)
+        print_schedule(s);
+    else
+        printf("schedule %s deleted\n", name);
+}
+
 static int schedule_call(const char *method, const char *name, const char *suffix,
                          const json_t *body)
 {
-    char path[512], *esc = curl_easy_escape(NULL, name, 0);
-    snprintf(path, sizeof path, "/v1/schedules/%.300s%s", esc ? esc : "", suffix);
-    curl_free(esc);
-    reply r;
-    int rc = call_ok(method, path, body, NULL, 60, &r);
-    if (rc)
-        return rc;
-    if (!strcmp(method, "DELETE"))
-        printf("schedule %s deleted\n", name);
-    else if (as_json)
-        print_json(r.body);
-    else
-        print_schedule(r.body);
-    json_decref(r.body);
-    return EX_OK;
+    return call_item(method, "schedules", name, suffix, body, schedule_shown);
 }
 
 enum { S_CRON = 512, S_TZ, S_MISSED, S_PAUSED, S_KIND };
@@ -157,18 +151,9 @@ static int schedule_set(int argc, char **argv)
 static int schedule_one(int argc, char **argv, const char *what, const char *method,
                         const char *suffix)
 {
-    static const struct option opts[] = {HELP_OPT, END_OPT};
-    int c;
-    opts_begin();
-    while ((c = opts_next(argc, argv, what, opts)) != -1) {
-        if (c == '?')
-            return EX_USAGE;
-        printf("%s", schedule_help);
-        return EX_OK;
-    }
     const char *name;
-    int rc = one_operand(argc, argv, what, "a schedule NAME", &name);
-    return rc ? rc : schedule_call(method, name, suffix, NULL);
+    int rc = only_operand(argc, argv, what, schedule_help, "a schedule NAME", &name);
+    return rc || !name ? rc : schedule_call(method, name, suffix, NULL);
 }
 
 int schedule_verb(int argc, char **argv)

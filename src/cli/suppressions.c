@@ -125,24 +125,18 @@ static int suppression_list(int argc, char **argv)
     return rc;
 }
 
+static void entry_shown(const json_t *s, const char *address)
+{
+    if (s)
+        print_entry(s);
+    else
+        printf("%s removed from the suppression list: mail goes to it again\n", address);
+}
+
 /* METHOD /v1/suppressions/ADDRESS (with body), printing the entry. */
 static int suppression_call(const char *method, const char *address, const json_t *body)
 {
-    char path[1024], *esc = curl_easy_escape(NULL, address, 0);
-    snprintf(path, sizeof path, "/v1/suppressions/%.900s", esc ? esc : "");
-    curl_free(esc);
-    reply r;
-    int rc = call_ok(method, path, body, NULL, 60, &r);
-    if (rc)
-        return rc;
-    if (!strcmp(method, "DELETE"))
-        printf("%s removed from the suppression list: mail goes to it again\n", address);
-    else if (as_json)
-        print_json(r.body);
-    else
-        print_entry(r.body);
-    json_decref(r.body);
-    return EX_OK;
+    return call_item(method, "suppressions", address, "", body, entry_shown);
 }
 
 static int suppression_add(int argc, char **argv)
@@ -176,18 +170,9 @@ static int suppression_add(int argc, char **argv)
 /* get, remove: an ADDRESS and no option. */
 static int suppression_one(int argc, char **argv, const char *what, const char *method)
 {
-    static const struct option opts[] = {HELP_OPT, END_OPT};
-    int c;
-    opts_begin();
-    while ((c = opts_next(argc, argv, what, opts)) != -1) {
-        if (c == '?')
-            return EX_USAGE;
-        printf("%s", suppression_help);
-        return EX_OK;
-    }
     const char *address;
-    int rc = one_operand(argc, argv, what, "an ADDRESS", &address);
-    return rc ? rc : suppression_call(method, address, NULL);
+    int rc = only_operand(argc, argv, what, suppression_help, "an ADDRESS", &address);
+    return rc || !address ? rc : suppression_call(method, address, NULL);
 }
 
 int suppression_verb(int argc, char **argv)

@@ -21,6 +21,9 @@
  * Ed25519 key made at start), so the signer's header and body splitting
  * and canonicalization (src/mail/dkim.c) run on every such message, and the
  * checks above hold for the signed bytes too.
+ * The whole input, as one address, goes through ob_mail_address_normal
+ * too: a normal form is at most OB_MAIL_ADDR_MAX bytes, has one '@', no
+ * upper-case letter after it, and is its own normal form (idempotent).
  * A violation aborts.
  */
 #include <gmime/gmime.h>
@@ -181,6 +184,30 @@ static ob_dkim *signer(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The normal form of an address (the suppression list's key) is one. */
+static void normal_form(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1), n1[OB_MAIL_ADDR_MAX + 1], n2[OB_MAIL_ADDR_MAX + 1];
+    if (!s)
+        return;
+    memcpy(s, data, size);
+    s[size] = '\0';
+    ob_problem p;
+    if (ob_mail_address_normal(s, n1, &p) == 0) {
+        const char *at = strrchr(n1, '@');
+        if (!at || strlen(n1) > OB_MAIL_ADDR_MAX)
+            abort();
+        for (const char *c = at; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                abort();
+        if (ob_mail_address_normal(n1, n2, &p) != 0 || strcmp(n1, n2) != 0)
+            abort(); /* not idempotent */
+    } else if (!p.message[0]) {
+        abort();
+    }
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ob_dkim *dkim;
@@ -209,5 +236,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* a refusal must say what is wrong */
     }
     json_decref(in);
+    normal_form(data, size);
     return 0;
 }
