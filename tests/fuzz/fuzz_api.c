@@ -16,7 +16,13 @@
  * must read back). A first byte from 0xD0 to 0xDF reaches what the
  * dashboard adds: GET /v1/stats?A, GET /v1/messages/A/raw, POST
  * /v1/jobs/retry with the rest as the body (the bulk filter, search and
- * time range included), GET /v1/nodes.
+ * time range included), GET /v1/nodes. A first byte from 0xC0 to 0xCF
+ * reaches the suppression list and the compatible mail APIs: PUT
+ * /v1/suppressions/fuzz%40example.com with the rest as the body (an entry
+ * acknowledged with 2xx must read back), GET /v1/suppressions?A, GET and
+ * DELETE /v1/suppressions/A; POST /email, /email/batch (Postmark, its
+ * token header), /emails and /emails/batch (Resend) with the rest as the
+ * body (each MessageID or id acknowledged must read back).
  *
  * Input: one selector byte, then up to three parts split at '\n'
  * (or, for the POSTs, the whole rest as the body):
@@ -31,6 +37,7 @@
  * an accepted job.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -138,8 +145,16 @@ static size_t header(char *out, size_t cap, const char *name, const uint8_t *v, 
 }
 
 /* Send one request, read the answer (an event stream: what came at once). */
+/* The last exchange, for the report of a failure: its request's head,
+ * how it ended (the server closed, or 2 s of silence) and when. */
+static char last_head[4096];
+static const char *last_end;
+static int64_t last_ms;
+
+
 static char *exchange(const char *head, size_t hn, const uint8_t *body, size_t bn)
 {
+    snprintf(last_head, sizeof last_head, "%.*s", (int)hn, head);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -150,33 +165,54 @@ static char *exchange(const char *head, size_t hn, const uint8_t *body, size_t b
     static char buf[1 << 16];
     size_t n = 0;
     struct pollfd pf = {fd, POLLIN, 0};
-    while (n < sizeof buf - 1 && poll(&pf, 1, n ? 30 : 2000) > 0) {
-        ssize_t r = recv(fd, buf + n, sizeof buf - 1 - n, 0);
-        if (r <= 0)
+    int64_t t0 = ob_now_ms();
+    last_end = "no answer within 2 s";
+    /* libFuzzer's timer (-timeout) interrupts us: EINTR is not an end */
+    while (n < sizeof buf - 1) {
+        int pr = poll(&pf, 1, n ? 30 : 2000);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
             break;
+        ssize_t r = recv(fd, buf + n, sizeof buf - 1 - n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            last_end = r == 0 ? "closed by the server" : strerror(errno);
+            break;
+        }
         n += (size_t)r;
     }
     buf[n] = '\0';
+    last_ms = ob_now_ms() - t0;
+    /* An abortive close (RST): the server closed first, and its side would
+     * wait in TIME_WAIT; at thousands of connections a second the ephemeral
+     * ports wrap onto such pairs within half a minute, and a connection on
+     * one is reset before it is answered (a harness artifact, not the
+     * server's). The RST ends the server side's TIME_WAIT (RFC 1337's
+     * assassination, which Linux allows by default). */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
     close(fd);
     return buf;
 }
 
 static int status_of(const char *raw)
 {
-    if (strncmp(raw, "HTTP/1.1 ", 9) != 0)
-        abort(); /* not an HTTP response, or none */
-    int st = atoi(raw + 9);
-    if (st < 200 || st >= 600 || st == 500)
+    int st = strncmp(raw, "HTTP/1.1 ", 9) == 0 ? atoi(raw + 9) : 0;
+    if (st < 200 || st >= 600 || st == 500) { /* not an HTTP response, none, or a 500 */
+        fprintf(stderr, "fuzz_api: the request: %.2000s\nthe answer (%s, after %lld ms): %.2000s\n",
+                last_head, last_end, (long long)last_ms, raw);
         abort();
+    }
     return st;
 }
 
-/* The job with the id at p ("\"id\":\"..."), stored: it reads back. */
-static void check_stored(const char *p)
+/* The job with the id at p (the value after `key`), stored: it reads back. */
+static void check_stored(const char *p, size_t key)
 {
-    if (strlen(p + 6) < OB_ID_STRLEN)
+    if (strlen(p + key) < OB_ID_STRLEN)
         abort();
-    memcpy(last_id, p + 6, OB_ID_STRLEN);
+    memcpy(last_id, p + key, OB_ID_STRLEN);
     char head[256];
     int hn = snprintf(head, sizeof head,
                       "GET /v1/jobs/%s HTTP/1.1\r\nHost: f\r\nAuthorization: Bearer " TOKEN
@@ -185,16 +221,18 @@ static void check_stored(const char *p)
         abort();
 }
 
-/* A 2xx to a POST: the job is there (for a batch: every job accepted). */
-static void check_accepted(const char *raw, bool batch)
+/* A 2xx to a POST: the job is there (for a batch: every job accepted),
+ * its id after `key` ("\"id\":\"", or Postmark's "\"MessageID\":\""). */
+static void check_accepted(const char *raw, bool batch, const char *key)
 {
-    const char *p = strstr(raw, "\"id\":\"");
+    size_t kn = strlen(key);
+    const char *p = strstr(raw, key);
     if (!p && !batch)
         abort();
     static char copy[1 << 16];
     snprintf(copy, sizeof copy, "%s", raw); /* exchange() reuses its buffer */
-    for (p = strstr(copy, "\"id\":\""); p; p = strstr(p + 6, "\"id\":\""))
-        check_stored(p);
+    for (p = strstr(copy, key); p; p = strstr(p + kn, key))
+        check_stored(p, kn);
 }
 
 static const uint8_t *part(const uint8_t **p, const uint8_t *end, size_t *n)
@@ -217,11 +255,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sel = data[0] >= 0xF0   ? 8 + (data[0] & 1)
               : data[0] >= 0xE0 ? 10 + (data[0] & 3)
               : data[0] >= 0xD0 ? 14 + (data[0] & 3)
+              : data[0] >= 0xC0 ? 18 + (data[0] & 7)
                                 : data[0] % 8;
     const uint8_t *p = data + 1, *end = data + size;
     size_t an, bn, cn;
     const uint8_t *A = part(&p, end, &an), *B = part(&p, end, &bn), *C = part(&p, end, &cn);
-    bool post = sel == 0 || sel == 7 || (sel >= 8 && sel <= 11) || sel == 16;
+    bool post = sel == 0 || sel == 7 || (sel >= 8 && sel <= 11) || sel == 16 || sel == 18 ||
+                sel >= 22;
     if (post) { /* the body is the rest, newlines and all */
         A = data + 1;
         an = size - 1;
@@ -231,7 +271,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (((sel >= 2 && sel <= 4) || sel == 15) && an == 0 && last_id[0])
         snprintf(enc, sizeof enc, "%s", last_id);
     else
-        encode(A, an, sel == 1 || sel == 5 || sel == 14 ? "=&,:" : "", enc, sizeof enc);
+        encode(A, an, sel == 1 || sel == 5 || sel == 14 || sel == 19 ? "=&,:" : "", enc,
+               sizeof enc);
     static const char *const fixed[] = {"/healthz", "/readyz", "/metrics", "/v1/openapi.json"};
     size_t hn;
     switch (sel) {
@@ -292,6 +333,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 17:
         hn = (size_t)snprintf(head, sizeof head, "GET /v1/nodes HTTP/1.1\r\nHost: f\r\n");
         break;
+    case 18:
+    case 22:
+    case 23:
+    case 24:
+    case 25: {
+        static const char *const what[] = {"PUT /v1/suppressions/fuzz%40example.com",
+                                           "POST /email", "POST /email/batch", "POST /emails",
+                                           "POST /emails/batch"};
+        hn = (size_t)snprintf(head, sizeof head,
+                              "%s HTTP/1.1\r\nHost: f\r\nX-Postmark-Server-Token: " TOKEN "\r\n"
+                              "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                              what[sel == 18 ? 0 : sel - 21], an);
+        break;
+    }
+    case 19:
+        hn = (size_t)snprintf(head, sizeof head, "GET /v1/suppressions?%s HTTP/1.1\r\nHost: f\r\n",
+                              enc);
+        break;
+    case 20:
+    case 21:
+        hn = (size_t)snprintf(head, sizeof head, "%s /v1/suppressions/%s HTTP/1.1\r\nHost: f\r\n",
+                              sel == 20 ? "GET" : "DELETE", enc);
+        break;
     default: /* 6: the fixed endpoints, with a fuzzed Authorization */
         hn = (size_t)snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: f\r\n",
                               fixed[an % 4]);
@@ -311,8 +375,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               "Bearer " TOKEN "\r\nConnection: close\r\n\r\n");
         if (status_of(exchange(head, hn, NULL, 0)) != 200)
             abort();
-    } else if (post && sel != 10 && sel != 16 && st / 100 == 2) {
-        check_accepted(raw, sel == 9);
+    } else if (sel == 18 && st / 100 == 2) { /* the entry is there */
+        hn = (size_t)snprintf(head, sizeof head,
+                              "GET /v1/suppressions/fuzz%%40example.com HTTP/1.1\r\nHost: f\r\n"
+                              "Authorization: Bearer " TOKEN "\r\nConnection: close\r\n\r\n");
+        if (status_of(exchange(head, hn, NULL, 0)) != 200)
+            abort();
+    } else if (sel >= 22 && st / 100 == 2) {
+        check_accepted(raw, sel == 23 || sel == 25, sel <= 23 ? "\"MessageID\":\"" : "\"id\":\"");
+    } else if (post && sel != 10 && sel != 16 && sel != 18 && st / 100 == 2) {
+        check_accepted(raw, sel == 9, "\"id\":\"");
     }
     return 0;
 }
