@@ -47,6 +47,21 @@ TEST(a_record_is_put_replaced_read_and_deleted)
     ob_record_clear(&r);
     ASSERT_RC(ob_record_get(e, SET, "b@example.com", &r), OB_ENOTFOUND);
     ASSERT_RC(ob_record_get(e, "other.set", "a@example.com", &r), OB_ENOTFOUND);
+    /* many in one read: each key its record, or none; a key twice, twice */
+    put(e, "c@example.com", "t", "{\"c\":1}", true);
+    const char *keys[] = {"b@example.com", "c@example.com", "a@example.com", "c@example.com"};
+    ob_record many[4];
+    ASSERT_OK(ob_record_get_many(e, SET, keys, 4, many));
+    ASSERT(many[0].value == NULL && many[0].key[0] == '\0');
+    ASSERT_STREQ(many[1].key, "c@example.com");
+    ASSERT_STREQ(many[1].value, "{\"c\":1}");
+    ASSERT_STREQ(many[2].tag, "manual");
+    ASSERT_STREQ(many[3].value, "{\"c\":1}");
+    for (int i = 0; i < 4; i++)
+        ob_record_clear(&many[i]);
+    ASSERT_OK(ob_record_get_many(e, SET, keys, 0, many));
+    const char *bad[] = {"ok@example.com", ""};
+    ASSERT_RC(ob_record_get_many(e, SET, bad, 2, many), OB_EINVAL);
     ASSERT_OK(ob_record_delete(e, SET, "a@example.com"));
     ASSERT_RC(ob_record_delete(e, SET, "a@example.com"), OB_ENOTFOUND);
     ASSERT_RC(ob_record_get(e, SET, "a@example.com", &r), OB_ENOTFOUND);

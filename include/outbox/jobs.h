@@ -533,6 +533,11 @@ int ob_record_delete(ob_engine *e, const char *set, const char *key);
 /* One record into *out (its value the caller's: ob_record_clear):
  * 0, OB_ENOTFOUND, OB_EINVAL or a store error. */
 int ob_record_get(ob_engine *e, const char *set, const char *key, ob_record *out);
+/* The records of keys[0..n) (n <= OB_RECORD_LIST_MAX) in one read: out[i]
+ * is keys[i]'s record (ob_record_clear each), or zeroed with value NULL
+ * when it has none. 0, OB_EINVAL (a bad set or key) or a store error. */
+int ob_record_get_many(ob_engine *e, const char *set, const char *const *keys, size_t n,
+                       ob_record *out);
 /* Records as f asks, in key order: *out (ob_record_list_free; NULL when
  * none) gets *n of them; a page is full when *n == f->limit (continue with
  * after = the last key). 0, OB_EINVAL (a bad filter) or a store error. */

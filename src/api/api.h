@@ -253,6 +253,13 @@ void api_postmark_unauthorized(ob_http_req *r, bool missing);
 /* ---- compat_resend.c: /emails, /emails/batch, GET /emails/{id} ---- */
 int api_resend_routes(api *a, ob_http_server *srv);
 
+/* An array of {kn: string, vn: string} pairs (vn may be missing when
+ * value_optional: "") into a new object {name: value} in *out; 0, or -1
+ * with *e naming `field` (decode.c; the compatible APIs' headers and
+ * tags). */
+int api_pairs(const json_t *v, const char *kn, const char *vn, bool value_optional,
+              const char *field, json_t **out, api_error *e);
+
 /* ---- suppressions_api.c ---- */
 int api_suppressions_routes(api *a, ob_http_server *srv);
 /* An entry of the suppression list as the API shows it. New reference. */

@@ -133,20 +133,9 @@ static json_t *address_list(const json_t *v)
 /* Headers [{Name, Value}] into {name: value}. */
 static int headers(const json_t *v, json_t *msg, api_error *e)
 {
-    if (!json_is_array(v))
-        return api_refuse(e, 422, "invalid", "Headers", "an array of {Name, Value}");
-    json_t *h = json_object();
-    size_t i;
-    json_t *it;
-    json_array_foreach(v, i, it) {
-        const char *name = json_string_value(json_object_get(it, "Name"));
-        json_t *value = json_object_get(it, "Value");
-        if (!name || !json_is_string(value) || json_object_size(it) != 2) {
-            json_decref(h);
-            return api_refuse(e, 422, "invalid", "Headers", "item %zu: {Name, Value}, strings", i);
-        }
-        json_object_set(h, name, value);
-    }
+    json_t *h;
+    if (api_pairs(v, "Name", "Value", false, "Headers", &h, e))
+        return -1;
     json_object_set_new(msg, "headers", h);
     return 0;
 }
@@ -205,19 +194,24 @@ static int unsupported(const json_t *body, api_error *e)
 static int inactive(api *a, api_item *it, api_error *e)
 {
     json_t *rcpts = json_object_get(it->p.extra, "recipients"), *x;
-    size_t i, found = 0;
+    size_t i, n = json_array_size(rcpts), found = 0;
+    const char **keys = calloc(n ? n : 1, sizeof *keys);
+    ob_record *rec = calloc(n ? n : 1, sizeof *rec);
     char list[600] = "";
-    json_array_foreach(rcpts, i, x) {
-        const char *addr = json_string_value(json_object_get(x, "address"));
-        ob_record rec;
-        int rc = addr ? ob_record_get(a->o.engine, OB_SUPPRESSIONS, addr, &rec) : OB_EINVAL;
-        if (rc)
-            return 0; /* one to send to (or the list unreadable: delivery looks again) */
-        ob_record_clear(&rec);
-        size_t w = strlen(list);
-        snprintf(list + w, sizeof list - w, "%s%s", found++ ? ", " : "", addr);
-    }
-    if (!found)
+    json_array_foreach(rcpts, i, x)
+        if (keys && !(keys[i] = json_string_value(json_object_get(x, "address"))))
+            n = 0;
+    /* the list unreadable: taken, and delivery looks again */
+    if (n && keys && rec && ob_record_get_many(a->o.engine, OB_SUPPRESSIONS, keys, n, rec) == 0)
+        for (i = 0; i < n; i++) {
+            size_t w = strlen(list);
+            if (rec[i].value)
+                snprintf(list + w, sizeof list - w, "%s%s", found++ ? ", " : "", keys[i]);
+            ob_record_clear(&rec[i]);
+        }
+    free(keys);
+    free(rec);
+    if (!n || found < n) /* one to send to */
         return 0;
     api_item_clear(it);
     return api_refuse(e, 422, "inactive_recipient", NULL,

@@ -149,22 +149,12 @@ static int attachments(const json_t *v, json_t *msg, api_error *e)
     return 0;
 }
 
+/* Tags [{name, value?}] kept as metadata {"tags": {name: value}}. */
 static int tags(const json_t *v, json_t *msg, api_error *e)
 {
-    if (!json_is_array(v))
-        return api_refuse(e, 422, "invalid", "tags", "an array of {name, value}");
-    json_t *out = json_object();
-    size_t i;
-    json_t *it;
-    json_array_foreach(v, i, it) {
-        const char *name = json_string_value(json_object_get(it, "name"));
-        json_t *value = json_object_get(it, "value");
-        if (!name || (value && !json_is_string(value))) {
-            json_decref(out);
-            return api_refuse(e, 422, "invalid", "tags", "item %zu: {name, value}, strings", i);
-        }
-        json_object_set_new(out, name, value ? json_incref(value) : json_string(""));
-    }
+    json_t *out;
+    if (api_pairs(v, "name", "value", true, "tags", &out, e))
+        return -1;
     json_object_set_new(msg, "metadata", json_pack("{s:o}", "tags", out));
     return 0;
 }

@@ -186,3 +186,25 @@ long api_states(const char *list)
     }
     return mask;
 }
+
+int api_pairs(const json_t *v, const char *kn, const char *vn, bool value_optional,
+              const char *field, json_t **out, api_error *e)
+{
+    if (!json_is_array(v))
+        return api_refuse(e, 422, "invalid", field, "an array of {%s, %s}", kn, vn);
+    json_t *o = json_object();
+    size_t i;
+    json_t *it;
+    json_array_foreach(v, i, it) {
+        const char *name = json_string_value(json_object_get(it, kn));
+        json_t *value = json_object_get(it, vn);
+        if (!name || (value ? !json_is_string(value) : !value_optional) ||
+            json_object_size(it) != 1u + (value != NULL)) {
+            json_decref(o);
+            return api_refuse(e, 422, "invalid", field, "item %zu: {%s, %s}, strings", i, kn, vn);
+        }
+        json_object_set_new(o, name, value ? json_incref(value) : json_string(""));
+    }
+    *out = o;
+    return 0;
+}

@@ -106,11 +106,21 @@ int ob_record_delete(ob_engine *e, const char *set, const char *key)
     return submit(e, &r, true, NULL);
 }
 
+int ob_record_get_many(ob_engine *e, const char *set, const char *const *keys, size_t n,
+                       ob_record *out)
+{
+    if (!e || !out || !ob_name_valid(set) || n > OB_RECORD_LIST_MAX)
+        return OB_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!key_valid(keys[i]))
+            return OB_EINVAL;
+    return n ? e->st->ops->records_get(e->st, set, keys, (int)n, out) : 0;
+}
+
 int ob_record_get(ob_engine *e, const char *set, const char *key, ob_record *out)
 {
-    if (!e || !out || !ob_name_valid(set) || !key_valid(key))
-        return OB_EINVAL;
-    return e->st->ops->record_get(e->st, set, key, out);
+    int rc = ob_record_get_many(e, set, &key, 1, out);
+    return rc ? rc : out->value ? 0 : OB_ENOTFOUND;
 }
 
 int ob_record_list(ob_engine *e, const ob_record_filter *f, ob_record **out, size_t *n)

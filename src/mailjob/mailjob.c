@@ -171,36 +171,46 @@ static void attempt(ob_mailer *mj, ob_job_ctx *ctx, const ob_mail *m, ob_mail_rc
     free(data), free(to), free(replies), free(idx);
 }
 
+/* A recipient whose address is on the list (rec->value set) becomes
+ * suppressed, its reply saying since when and why. */
+static void suppress_one(ob_mailer *mj, ob_mail_rcpt_status *r, const ob_record *rec)
+{
+    ob_suppression s;
+    if (!rec->value || ob_suppression_from_record(rec, &s))
+        return; /* not there, or not an entry this build knows: no reason to skip anyone */
+    char since[32];
+    r->state = OB_RCPT_SUPPRESSED;
+    r->reply.code = 0;
+    r->reply.enhanced[0] = '\0';
+    snprintf(r->reply.text, sizeof r->reply.text, "suppressed (%s since %s)%s%.400s",
+             ob_suppression_reason_name(s.reason), ob_time_format(s.created_at_ms, since),
+             s.reply.text[0] ? ": " : "", s.reply.text);
+    r->updated_at_ms = ob_now_ms();
+    atomic_fetch_add(&mj->outcomes[OB_RCPT_SUPPRESSED], 1);
+}
+
 /* Recipients still to be tried that are on the suppression list become
- * suppressed, their reply saying since when and why. 0, or the error
- * reading the list (then nobody is sent to: the attempt is retried). */
+ * suppressed (one read for them all). 0, or the error reading the list
+ * (then nobody is sent to: the attempt is retried). */
 static int check_suppressed(ob_mailer *mj, ob_mail_rcpt_status *r, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!unfinished(&r[i]))
-            continue;
-        ob_record rec;
-        ob_suppression s;
-        int rc = ob_record_get(mj->e, OB_SUPPRESSIONS, r[i].address, &rec);
-        if (rc == OB_ENOTFOUND)
-            continue;
-        if (rc)
-            return rc;
-        rc = ob_suppression_from_record(&rec, &s);
-        ob_record_clear(&rec);
-        if (rc)
-            continue; /* not an entry this build knows: not a reason to skip anyone */
-        char since[32];
-        r[i].state = OB_RCPT_SUPPRESSED;
-        r[i].reply.code = 0;
-        r[i].reply.enhanced[0] = '\0';
-        snprintf(r[i].reply.text, sizeof r[i].reply.text, "suppressed (%s since %s)%s%.400s",
-                 ob_suppression_reason_name(s.reason), ob_time_format(s.created_at_ms, since),
-                 s.reply.text[0] ? ": " : "", s.reply.text);
-        r[i].updated_at_ms = ob_now_ms();
-        atomic_fetch_add(&mj->outcomes[OB_RCPT_SUPPRESSED], 1);
-    }
-    return 0;
+    const char **keys = malloc(n * sizeof *keys);
+    size_t *at = malloc(n * sizeof *at), k = 0;
+    ob_record *found = calloc(n, sizeof *found);
+    int rc = keys && at && found ? 0 : OB_ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++)
+        if (unfinished(&r[i])) {
+            keys[k] = r[i].address;
+            at[k++] = i;
+        }
+    if (!rc)
+        rc = ob_record_get_many(mj->e, OB_SUPPRESSIONS, keys, k, found);
+    for (size_t j = 0; !rc && j < k; j++)
+        suppress_one(mj, &r[at[j]], &found[j]);
+    for (size_t j = 0; found && j < k; j++)
+        ob_record_clear(&found[j]);
+    free(keys), free(at), free(found);
+    return rc;
 }
 
 /* Put the recipients this attempt hard-bounced on the suppression list. A

@@ -293,7 +293,8 @@ int obi_pg_schedules_rows(PGresult *r, store_schedule **rows, int *n);
 
 int obi_pg_record_save(store *base, const ob_record *r, bool *created);
 int obi_pg_record_delete(store *base, const char *set, const char *key);
-int obi_pg_record_get(store *base, const char *set, const char *key, ob_record *out);
+int obi_pg_records_get(store *base, const char *set, const char *const *keys, int n,
+                       ob_record *out);
 int obi_pg_records(store *base, const ob_record_filter *f, ob_record **rows, int *n);
 /* One unprepared read on a reader of the pool (pg_read.c); *out as
  * obi_pgc_call. */

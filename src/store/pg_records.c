@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "store/pg.h"
 
 #define RECORD_COLS "set_name, key, tag, value, created_at, updated_at"
@@ -74,19 +76,42 @@ static int record_rows(PGresult *r, ob_record **rows, int *n)
     return rc;
 }
 
-int obi_pg_record_get(store *base, const char *set, const char *key, ob_record *out)
+int obi_pg_records_get(store *base, const char *set, const char *const *keys, int n,
+                       ob_record *out)
 {
+    memset(out, 0, (size_t)n * sizeof *out);
+    json_t *arr = json_array(); /* the keys as one parameter, escaped by jansson */
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(keys[i]));
+    char *list = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!list)
+        return OB_ENOMEM;
     PGresult *r;
-    int n, rc = obi_pg_read(base, "SELECT " RECORD_COLS " FROM outbox_records"
-                            " WHERE set_name = $1 AND key = $2", 2,
-                            (const char *[]){set, key}, &r);
+    int nr, rc = obi_pg_read(base, "SELECT " RECORD_COLS " FROM outbox_records WHERE set_name = $1"
+                             " AND key IN (SELECT jsonb_array_elements_text($2::jsonb))", 2,
+                             (const char *[]){set, list}, &r);
+    free(list);
     ob_record *rows;
-    if (rc || (rc = record_rows(r, &rows, &n)))
+    if (rc || (rc = record_rows(r, &rows, &nr)))
         return rc;
-    if (n)
-        *out = rows[0];
+    for (int i = 0; i < n && !rc; i++) /* each key its row (few keys: a scan) */
+        for (int k = 0; k < nr && !rc; k++)
+            if (strcmp(rows[k].key, keys[i]) == 0) {
+                out[i] = rows[k];
+                if (!(out[i].value = strdup(rows[k].value)))
+                    rc = OB_ENOMEM;
+                break;
+            }
+    for (int k = 0; k < nr; k++)
+        free(rows[k].value);
     free(rows);
-    return n ? 0 : OB_ENOTFOUND;
+    if (rc)
+        for (int i = 0; i < n; i++) {
+            free(out[i].value);
+            out[i] = (ob_record){0};
+        }
+    return rc;
 }
 
 int obi_pg_records(store *base, const ob_record_filter *f, ob_record **rows, int *n)

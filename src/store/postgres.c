@@ -793,6 +793,6 @@ static const store_ops pg_ops = {
     .queues = obi_pg_queues,
     .keys_held = obi_pg_keys_held,
     .schedules = obi_pg_schedules,
-    .record_get = obi_pg_record_get,
+    .records_get = obi_pg_records_get,
     .records = obi_pg_records,
 };

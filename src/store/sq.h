@@ -136,12 +136,14 @@ int obi_sq_queues(store *base, store_queue **rows, int *n); /* reader */
 
 int obi_sq_record_save(store *base, const ob_record *r, bool *created);
 int obi_sq_record_delete(store *base, const char *set, const char *key);
-/* Reads on a reader's connection `db` (in its read transaction): one
- * record (OB_ENOTFOUND), a listing (f checked; *rows malloc'd, each value
- * too). */
-int obi_sq_record_read(sqlite3 *db, const char *set, const char *key, ob_record *out);
+/* Reads on a reader's connection `db` (in its read transaction): the
+ * records of n keys (store_ops.records_get), a listing (f checked; *rows
+ * malloc'd, each value too). */
+int obi_sq_records_find(sqlite3 *db, const char *set, const char *const *keys, int n,
+                        ob_record *out);
 int obi_sq_records_read(sqlite3 *db, const ob_record_filter *f, ob_record **rows, int *n);
-int obi_sq_record_get(store *base, const char *set, const char *key, ob_record *out); /* reader */
+int obi_sq_records_get(store *base, const char *set, const char *const *keys, int n,
+                       ob_record *out); /* reader */
 int obi_sq_records(store *base, const ob_record_filter *f, ob_record **rows, int *n); /* reader */
 
 /* Step st (QUEUE_COLS) to its end, the rows into *rows (malloc'd). */

@@ -775,6 +775,6 @@ static const store_ops sqlite_ops = {
     .queues = obi_sq_queues,
     .keys_held = obi_sq_keys_held,
     .schedules = obi_sq_schedules,
-    .record_get = obi_sq_record_get,
+    .records_get = obi_sq_records_get,
     .records = obi_sq_records,
 };

@@ -397,14 +397,15 @@ int obi_sq_schedules(store *base, store_schedule **rows, int *n)
     return rc;
 }
 
-int obi_sq_record_get(store *base, const char *set, const char *key, ob_record *out)
+int obi_sq_records_get(store *base, const char *set, const char *const *keys, int n,
+                       ob_record *out)
 {
     sqlite_store *s = (sqlite_store *)base;
     reader *r;
     int rc = read_begin(s, &r);
     if (rc)
         return rc;
-    rc = obi_sq_record_read(r->db, set, key, out);
+    rc = obi_sq_records_find(r->db, set, keys, n, out);
     read_end(s, r);
     return rc;
 }

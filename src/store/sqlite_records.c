@@ -109,23 +109,32 @@ static int record_rows(sqlite3 *db, sqlite3_stmt *st, int max, ob_record **rows,
     return r;
 }
 
-int obi_sq_record_read(sqlite3 *db, const char *set, const char *key, ob_record *out)
+int obi_sq_records_find(sqlite3 *db, const char *set, const char *const *keys, int n,
+                        ob_record *out)
 {
     sqlite3_stmt *st;
+    memset(out, 0, (size_t)n * sizeof *out);
     int rc = sqlite3_prepare_v2(db, "SELECT " RECORD_COLS " FROM records WHERE set_name = ?"
                                 " AND key = ?", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return obi_sq_fail(db, rc, "record");
-    obi_sq_bind_text(st, 1, set);
-    obi_sq_bind_text(st, 2, key);
-    ob_record *rows;
-    int n;
-    if ((rc = record_rows(db, st, 1, &rows, &n)))
-        return rc;
-    if (n)
-        *out = rows[0];
-    free(rows);
-    return n ? 0 : OB_ENOTFOUND;
+    int r = 0;
+    for (int i = 0; i < n && !r; i++) { /* a primary-key seek each, one statement */
+        sqlite3_reset(st);
+        obi_sq_bind_text(st, 1, set);
+        obi_sq_bind_text(st, 2, keys[i]);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            r = record_row(st, &out[i]);
+        else if (rc != SQLITE_DONE)
+            r = obi_sq_fail(db, rc, "record");
+    }
+    sqlite3_finalize(st);
+    if (r)
+        for (int i = 0; i < n; i++) {
+            free(out[i].value);
+            out[i] = (ob_record){0};
+        }
+    return r;
 }
 
 int obi_sq_records_read(sqlite3 *db, const ob_record_filter *f, ob_record **rows, int *n)

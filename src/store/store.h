@@ -363,10 +363,13 @@ typedef struct store_ops {
     int (*nodes)(store *s, ob_node **rows, size_t *n);
     /* The keys of `queue` held after `now`, in key order (*rows malloc'd). */
     int (*keys_held)(store *s, const char *queue, int64_t now, store_key **rows, int *n);
-    /* One record (out->value malloc'd), or OB_ENOTFOUND; a listing as `f`
-     * asks (checked by the caller: set given, 1 <= limit <= max), in key
-     * order bytewise, *rows malloc'd (NULL when none), each value too. */
-    int (*record_get)(store *s, const char *set, const char *key, ob_record *out);
+    /* The records of keys[0..n) in one read: out[i] the record of keys[i]
+     * (its value malloc'd), or zeroed (value NULL) when there is none. A
+     * listing as `f` asks (checked by the caller: set given, 1 <= limit <=
+     * max), in key order bytewise, *rows malloc'd (NULL when none), each
+     * value too. */
+    int (*records_get)(store *s, const char *set, const char *const *keys, int n,
+                       ob_record *out);
     int (*records)(store *s, const ob_record_filter *f, ob_record **rows, int *n);
 } store_ops;
 
