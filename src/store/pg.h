@@ -296,6 +296,11 @@ int obi_pg_record_delete(store *base, const char *set, const char *key);
 int obi_pg_records_get(store *base, const char *set, const char *const *keys, int n,
                        ob_record *out);
 int obi_pg_records(store *base, const ob_record_filter *f, ob_record **rows, int *n);
+/* Columns of a record (ob_record), in this order. */
+#define PG_RECORD_COLS "set_name, key, tag, value, created_at, updated_at"
+/* The records of set whose keys are in keys_json (a JSON array of
+ * strings), one prepared read (pg_read.c); *out as obi_pgc_call. */
+int obi_pg_records_read(store *base, const char *set, const char *keys_json, PGresult **out);
 /* One unprepared read on a reader of the pool (pg_read.c); *out as
  * obi_pgc_call. */
 int obi_pg_read(store *base, const char *sql, int n, const char *const *v, PGresult **out);

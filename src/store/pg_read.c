@@ -16,7 +16,8 @@
  * a generic plan made while a table was small would stay (postgres.c). */
 static const char reader_setup[] = "SET plan_cache_mode = force_custom_plan";
 
-enum { R_GET, R_COUNTS, R_COUNTS_SCAN, R_OLDEST, R_NODES, R_QUEUES, R_HELD, R_SCHEDULES, R_COUNT };
+enum { R_GET, R_COUNTS, R_COUNTS_SCAN, R_OLDEST, R_NODES, R_QUEUES, R_HELD, R_SCHEDULES, R_RECORDS,
+       R_COUNT };
 
 /* The oldest run_at of a queue's available jobs in one claim index (parked
  * or not): ordered by priority, then run_at, its first entry of each
@@ -49,6 +50,10 @@ static const char *const reader_sql[R_COUNT] = {
     [R_SCHEDULES] = "SELECT " PG_SCHED_COLS " FROM outbox_schedules ORDER BY name",
     [R_HELD] = "SELECT key, rate_window, rate_used, held_until FROM outbox_keys"
                " WHERE queue = $1 AND held_until > $2::bigint ORDER BY key LIMIT 1000",
+    /* records by key, the keys a JSON array (a lookup on every message sent:
+     * the suppression list) */
+    [R_RECORDS] = "SELECT " PG_RECORD_COLS " FROM outbox_records WHERE set_name = $1"
+                  " AND key IN (SELECT jsonb_array_elements_text($2::jsonb))",
 };
 static const pg_stmts reader_stmts = {R_COUNT, reader_sql};
 
@@ -362,4 +367,10 @@ int obi_pg_schedules(store *base, store_schedule **rows, int *n)
 int obi_pg_read(store *base, const char *sql, int n, const char *const *v, PGresult **out)
 {
     return reader_call((pg_store *)base, 0, sql, n, v, NULL, NULL, out);
+}
+
+int obi_pg_records_read(store *base, const char *set, const char *keys_json, PGresult **out)
+{
+    return reader_call((pg_store *)base, R_RECORDS, NULL, 2, (const char *[]){set, keys_json},
+                       NULL, NULL, out);
 }

@@ -13,7 +13,7 @@
 
 #include "store/pg.h"
 
-#define RECORD_COLS "set_name, key, tag, value, created_at, updated_at"
+#define RECORD_COLS PG_RECORD_COLS
 
 int obi_pg_record_save(store *base, const ob_record *r, bool *created)
 {
@@ -88,9 +88,7 @@ int obi_pg_records_get(store *base, const char *set, const char *const *keys, in
     if (!list)
         return OB_ENOMEM;
     PGresult *r;
-    int nr, rc = obi_pg_read(base, "SELECT " RECORD_COLS " FROM outbox_records WHERE set_name = $1"
-                             " AND key IN (SELECT jsonb_array_elements_text($2::jsonb))", 2,
-                             (const char *[]){set, list}, &r);
+    int nr, rc = obi_pg_records_read(base, set, list, &r);
     free(list);
     ob_record *rows;
     if (rc || (rc = record_rows(r, &rows, &nr)))

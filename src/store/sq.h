@@ -134,13 +134,17 @@ int obi_sq_schedules(store *base, store_schedule **rows, int *n); /* reader (sql
 int obi_sq_queues(store *base, store_queue **rows, int *n); /* reader */
 /* ---- sqlite_records.c ---- */
 
+/* Columns of a record (ob_record), in this order. */
+#define RECORD_COLS "set_name, key, tag, value, created_at, updated_at"
+
 int obi_sq_record_save(store *base, const ob_record *r, bool *created);
 int obi_sq_record_delete(store *base, const char *set, const char *key);
 /* Reads on a reader's connection `db` (in its read transaction): the
- * records of n keys (store_ops.records_get), a listing (f checked; *rows
- * malloc'd, each value too). */
-int obi_sq_records_find(sqlite3 *db, const char *set, const char *const *keys, int n,
-                        ob_record *out);
+ * records of n keys (store_ops.records_get) by `st`, the reader's prepared
+ * "SELECT RECORD_COLS ... WHERE set_name = ? AND key = ?" (reset here); a
+ * listing (f checked; *rows malloc'd, each value too). */
+int obi_sq_records_find(sqlite3 *db, sqlite3_stmt *st, const char *set, const char *const *keys,
+                        int n, ob_record *out);
 int obi_sq_records_read(sqlite3 *db, const ob_record_filter *f, ob_record **rows, int *n);
 int obi_sq_records_get(store *base, const char *set, const char *const *keys, int n,
                        ob_record *out); /* reader */

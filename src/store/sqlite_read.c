@@ -11,13 +11,16 @@
 #include "store/sq.h"
 
 /* Reader statements, prepared once per reader connection. */
-enum { R_BEGIN, R_END, R_GET, R_PAYLOAD, R_ERRORS, R_COUNT };
+enum { R_BEGIN, R_END, R_GET, R_PAYLOAD, R_ERRORS, R_RECORD, R_COUNT };
 static const char *const reader_sql[R_COUNT] = {
     [R_BEGIN] = "BEGIN",
     [R_END] = "COMMIT",
     [R_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
     [R_PAYLOAD] = "SELECT data FROM payloads WHERE seq = ?",
     [R_ERRORS] = "SELECT attempt, at, message, started_at FROM errors WHERE seq = ? ORDER BY attempt",
+    /* a record by key: a lookup on every message sent (the suppression
+     * list), so prepared once a reader */
+    [R_RECORD] = "SELECT " RECORD_COLS " FROM records WHERE set_name = ? AND key = ?",
 };
 
 typedef struct reader {
@@ -405,7 +408,7 @@ int obi_sq_records_get(store *base, const char *set, const char *const *keys, in
     int rc = read_begin(s, &r);
     if (rc)
         return rc;
-    rc = obi_sq_records_find(r->db, set, keys, n, out);
+    rc = obi_sq_records_find(r->db, r->st[R_RECORD], set, keys, n, out);
     read_end(s, r);
     return rc;
 }

@@ -12,7 +12,6 @@
 
 #include "store/sq.h"
 
-#define RECORD_COLS "set_name, key, tag, value, created_at, updated_at"
 
 static void text_col(sqlite3_stmt *st, int c, char *dst, size_t cap)
 {
@@ -109,17 +108,12 @@ static int record_rows(sqlite3 *db, sqlite3_stmt *st, int max, ob_record **rows,
     return r;
 }
 
-int obi_sq_records_find(sqlite3 *db, const char *set, const char *const *keys, int n,
-                        ob_record *out)
+int obi_sq_records_find(sqlite3 *db, sqlite3_stmt *st, const char *set, const char *const *keys,
+                        int n, ob_record *out)
 {
-    sqlite3_stmt *st;
     memset(out, 0, (size_t)n * sizeof *out);
-    int rc = sqlite3_prepare_v2(db, "SELECT " RECORD_COLS " FROM records WHERE set_name = ?"
-                                " AND key = ?", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return obi_sq_fail(db, rc, "record");
-    int r = 0;
-    for (int i = 0; i < n && !r; i++) { /* a primary-key seek each, one statement */
+    int rc, r = 0;
+    for (int i = 0; i < n && !r; i++) { /* a primary-key seek each */
         sqlite3_reset(st);
         obi_sq_bind_text(st, 1, set);
         obi_sq_bind_text(st, 2, keys[i]);
@@ -128,7 +122,8 @@ int obi_sq_records_find(sqlite3 *db, const char *set, const char *const *keys, i
         else if (rc != SQLITE_DONE)
             r = obi_sq_fail(db, rc, "record");
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     if (r)
         for (int i = 0; i < n; i++) {
             free(out[i].value);
