@@ -2,10 +2,10 @@
 # scripts/lib.sh): free ports, waiting for a server, /metrics samples,
 # medians and ratios.
 
-free_port() { # a TCP port on 127.0.0.1 nobody listens on
-    local p
+free_port() { # a TCP port on 127.0.0.1 nobody listens on, below the ephemeral
+    local p     # range (32768-60999), where a client's connection could take it
     while :; do
-        p=$((20000 + RANDOM % 30000))
+        p=$((20000 + RANDOM % 12000))
         (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
     done
 }

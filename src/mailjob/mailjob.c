@@ -194,9 +194,10 @@ static void suppress_one(ob_mailer *mj, ob_mail_rcpt_status *r, const ob_record 
  * (then nobody is sent to: the attempt is retried). */
 static int check_suppressed(ob_mailer *mj, ob_mail_rcpt_status *r, size_t n)
 {
-    const char **keys = malloc(n * sizeof *keys);
-    size_t *at = malloc(n * sizeof *at), k = 0;
-    ob_record *found = calloc(n, sizeof *found);
+    size_t room = n ? n : 1, k = 0;
+    const char **keys = malloc(room * sizeof *keys);
+    size_t *at = malloc(room * sizeof *at);
+    ob_record *found = calloc(room, sizeof *found);
     int rc = keys && at && found ? 0 : OB_ENOMEM;
     for (size_t i = 0; !rc && i < n; i++)
         if (unfinished(&r[i])) {
@@ -267,11 +268,9 @@ static void summary(const ob_mail_rcpt_status *r, size_t n, ob_rcpt_state which,
         count += r[i].state == which;
     if (!count)
         return;
-    if (w)
-        w += (size_t)snprintf(out + w, cap - w, "; ");
-    w += (size_t)snprintf(out + w, cap - w, "%zu recipient%s %s", count, count == 1 ? "" : "s",
-                          ob_rcpt_state_name(which));
-    for (size_t i = 0; i < n && w < cap; i++)
+    w += (size_t)snprintf(out + w, cap - w, "%s%zu recipient%s %s", w ? "; " : "", count,
+                          count == 1 ? "" : "s", ob_rcpt_state_name(which));
+    for (size_t i = 0; i < n && w < cap; i++) /* w past cap: cut, and the loop ends */
         if (r[i].state == which && which == OB_RCPT_SUPPRESSED)
             w += (size_t)snprintf(out + w, cap - w, "; %s: %s", r[i].address, r[i].reply.text);
         else if (r[i].state == which)
