@@ -497,9 +497,9 @@ TEST(foreign_and_newer_files_are_refused)
 
 /* What version 1 of each store was: no meta (SQLite), no queue settings,
  * no parked jobs, the claim indexes over every available job, no
- * counters. */
+ * counters, no records. */
 static const char sqlite_v1[] =
-    "DROP TABLE counts; DROP TABLE terms; ALTER TABLE errors DROP COLUMN started_at; DROP TABLE queues; DROP TABLE keys; DROP TABLE schedules; DROP INDEX jobs_claim; DROP INDEX jobs_claim_queue;"
+    "DROP TABLE records; DROP TABLE counts; DROP TABLE terms; ALTER TABLE errors DROP COLUMN started_at; DROP TABLE queues; DROP TABLE keys; DROP TABLE schedules; DROP INDEX jobs_claim; DROP INDEX jobs_claim_queue;"
     "DROP INDEX jobs_parked; DROP INDEX jobs_parked_key; DROP INDEX jobs_lease;"
     "ALTER TABLE jobs DROP COLUMN parked; ALTER TABLE jobs DROP COLUMN rate_key;"
     "ALTER TABLE jobs DROP COLUMN meta;"
@@ -507,7 +507,7 @@ static const char sqlite_v1[] =
     "CREATE INDEX jobs_claim_queue ON jobs(queue, priority DESC, run_at) WHERE state = 2;"
     "CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 3; PRAGMA user_version = 1";
 static const char pg_v1[] =
-    "DROP TABLE outbox_counts; DROP TABLE outbox_terms; ALTER TABLE outbox_errors DROP COLUMN started_at; ALTER TABLE outbox_nodes DROP COLUMN backend; DROP TABLE outbox_queues; DROP TABLE outbox_keys; DROP TABLE outbox_schedules; ALTER TABLE outbox_jobs DROP COLUMN parked;"
+    "DROP TABLE outbox_records; DROP TABLE outbox_counts; DROP TABLE outbox_terms; ALTER TABLE outbox_errors DROP COLUMN started_at; ALTER TABLE outbox_nodes DROP COLUMN backend; DROP TABLE outbox_queues; DROP TABLE outbox_keys; DROP TABLE outbox_schedules; ALTER TABLE outbox_jobs DROP COLUMN parked;"
     "ALTER TABLE outbox_jobs DROP COLUMN rate_key;"
     "CREATE INDEX outbox_jobs_claim ON outbox_jobs(priority DESC, run_at, id) WHERE state = 2;"
     "CREATE INDEX outbox_jobs_claim_queue ON outbox_jobs(queue, priority DESC, run_at, id)"
@@ -553,6 +553,7 @@ TEST(store_from_an_older_version_is_migrated)
     /* The new tables work, and the job from before runs. */
     ob_queue_settings st = {.concurrency = 2};
     ASSERT_OK(ob_queue_set(e, "default", &st, OB_QUEUE_CONCURRENCY, NULL, NULL));
+    ASSERT_OK(ob_record_put(e, "test.set", "k", NULL, NULL, NULL, NULL));
     h_pool(e, 2, 0, NULL);
     ob_job_free(h_wait(e, &old));
     ob_job_free(h_wait(e, &id));
