@@ -10,20 +10,37 @@
 #include "outbox/mailjob.h"
 #include "relay_helpers.h"
 
-static ob_engine *open_mail_engine(ob_transport **t, ob_mailer **mj)
+/* An engine sized for mail with mail.send registered (`mo`: NULL for the
+ * defaults), delivering to `url` (NULL: file:./mail of the test). */
+static ob_engine *open_mail_engine_at(const char *url, const ob_mail_job_opts *mo,
+                                      ob_transport **t, ob_mailer **mj)
 {
-    char url[600];
-    snprintf(url, sizeof url, "file:%s/mail", test_dir());
+    char file[600];
+    snprintf(file, sizeof file, "file:%s/mail", test_dir());
     ob_problem p;
-    ASSERT_OK(ob_transport_open(url, NULL, t, &p));
+    ASSERT_OK(ob_transport_open(url ? url : file, NULL, t, &p));
     ob_engine_opts eo;
     ob_engine_opts_init(&eo);
     ob_mail_job_engine_opts(&eo, NULL);
     ASSERT(eo.max_payload >= (10u << 20) / 3 * 4 && eo.max_result >= 64u << 10);
     ob_engine *e = NULL;
     ASSERT_OK(ob_engine_open(test_url("mail.db"), &eo, &e));
-    ASSERT_OK(ob_mail_job_register(e, *t, NULL, mj));
+    ASSERT_OK(ob_mail_job_register(e, *t, mo, mj));
     return e;
+}
+
+static ob_engine *open_mail_engine(ob_transport **t, ob_mailer **mj)
+{
+    return open_mail_engine_at(NULL, NULL, t, mj);
+}
+
+/* The same, delivering to `relay` over SMTP without TLS. */
+static ob_engine *open_relay_engine(const server *relay, const ob_mail_job_opts *mo,
+                                    ob_transport **t, ob_mailer **mj)
+{
+    char url[128];
+    snprintf(url, sizeof url, "smtp://127.0.0.1:%d?starttls=no", relay->port);
+    return open_mail_engine_at(url, mo, t, mj);
 }
 
 TEST(a_message_enqueued_from_json_is_delivered_and_its_outcome_read_back)
@@ -153,21 +170,13 @@ TEST(a_relay_saying_slow_down_holds_the_whole_mail_queue)
 {
     ob_mail_init();
     server relay = relay_start("relay", NULL);
-    char url[128];
-    snprintf(url, sizeof url, "smtp://127.0.0.1:%d?starttls=no", relay.port);
-    ob_transport *t;
-    ob_problem p;
-    ASSERT_OK(ob_transport_open(url, NULL, &t, &p));
-    ob_engine_opts eo;
-    ob_engine_opts_init(&eo);
-    ob_mail_job_engine_opts(&eo, NULL);
-    ob_engine *e = NULL;
-    ASSERT_OK(ob_engine_open(test_url("mail.db"), &eo, &e));
     ob_mail_job_opts mo;
     ob_mail_job_opts_init(&mo);
     mo.retry_min_ms = 1500;
+    ob_transport *t;
     ob_mailer *mj;
-    ASSERT_OK(ob_mail_job_register(e, t, &mo, &mj));
+    ob_engine *e = open_relay_engine(&relay, &mo, &t, &mj);
+    ob_problem p;
     ob_pool *pool = h_pool(e, 2, 0, NULL);
     json_t *msg = json_pack("{s:s, s:s, s:s, s:s}", "from", "app@example.org", "to",
                             "slow1-ann@example.org", "subject", "first", "text", "1");
@@ -248,18 +257,10 @@ TEST(a_hard_bounce_suppresses_the_address_for_later_messages)
 {
     ob_mail_init();
     server relay = relay_start("relay", NULL);
-    char url[128];
-    snprintf(url, sizeof url, "smtp://127.0.0.1:%d?starttls=no", relay.port);
     ob_transport *t;
-    ob_problem p;
-    ASSERT_OK(ob_transport_open(url, NULL, &t, &p));
-    ob_engine_opts eo;
-    ob_engine_opts_init(&eo);
-    ob_mail_job_engine_opts(&eo, NULL);
-    ob_engine *e = NULL;
-    ASSERT_OK(ob_engine_open(test_url("mail.db"), &eo, &e));
     ob_mailer *mj;
-    ASSERT_OK(ob_mail_job_register(e, t, NULL, &mj));
+    ob_engine *e = open_relay_engine(&relay, NULL, &t, &mj);
+    ob_problem p;
     ob_pool *pool = h_pool(e, 2, 0, NULL);
 
     ob_job *j = send_wait(e, (const char *[]){"rcpt550-x@example.org", "ann@example.org", NULL});

@@ -208,18 +208,9 @@ static int job_add(int argc, char **argv)
 static int one_job(int argc, char **argv, const char *verb, const char *method,
                    const char *prefix, const char *suffix, const char *help)
 {
-    static const struct option opts[] = {HELP_OPT, END_OPT};
-    int c;
     const char *id;
-    opts_begin();
-    while ((c = opts_next(argc, argv, verb, opts)) != -1) {
-        if (c == '?')
-            return EX_USAGE;
-        printf("%s", help);
-        return EX_OK;
-    }
-    int rc = one_operand(argc, argv, verb, "an ID", &id);
-    if (rc)
+    int rc = only_operand(argc, argv, verb, help, "an ID", &id);
+    if (rc || !id)
         return rc;
     char path[256];
     snprintf(path, sizeof path, "%s%.64s%s", prefix, id, suffix);

@@ -75,6 +75,8 @@ int obi_sq_prepare_all(sqlite3 *db, const char *const *sql, sqlite3_stmt **st, i
 void obi_sq_finalize_all(sqlite3_stmt **st, int n);
 void obi_sq_bind_id(sqlite3_stmt *st, int i, const ob_id *id);
 void obi_sq_bind_text(sqlite3_stmt *st, int i, const char *t);
+/* Column c of st's row as text into dst[cap] ("" for NULL; cut to fit). */
+void obi_sq_text_col(sqlite3_stmt *st, int c, char *dst, size_t cap);
 
 /* ---- sqlite_schema.c ---- */
 

@@ -288,6 +288,12 @@ void obi_sq_bind_id(sqlite3_stmt *st, int i, const ob_id *id)
     sqlite3_bind_blob(st, i, id->b, 16, SQLITE_STATIC);
 }
 
+void obi_sq_text_col(sqlite3_stmt *st, int c, char *dst, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, c);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
 void obi_sq_bind_text(sqlite3_stmt *st, int i, const char *t)
 {
     if (t)

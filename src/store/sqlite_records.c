@@ -13,19 +13,13 @@
 #include "store/sq.h"
 
 
-static void text_col(sqlite3_stmt *st, int c, char *dst, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, c);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
 /* A row of RECORD_COLS into *r (its value malloc'd). */
 static int record_row(sqlite3_stmt *st, ob_record *r)
 {
     memset(r, 0, sizeof *r);
-    text_col(st, 0, r->set, sizeof r->set);
-    text_col(st, 1, r->key, sizeof r->key);
-    text_col(st, 2, r->tag, sizeof r->tag);
+    obi_sq_text_col(st, 0, r->set, sizeof r->set);
+    obi_sq_text_col(st, 1, r->key, sizeof r->key);
+    obi_sq_text_col(st, 2, r->tag, sizeof r->tag);
     const unsigned char *v = sqlite3_column_text(st, 3);
     if (!(r->value = strdup(v ? (const char *)v : "{}")))
         return OB_ENOMEM;

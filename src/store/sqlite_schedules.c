@@ -15,21 +15,15 @@
     "name, cron, timezone, kind, queue, priority, payload, max_attempts, timeout_ms, meta," \
     " rate_key, missed, paused, next_at, last_at, last_job, updated_at"
 
-static void text_col(sqlite3_stmt *st, int c, char *dst, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, c);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
 /* A row of SCHED_COLS into *sc (payload and meta malloc'd). */
 static int sched_row(sqlite3_stmt *st, store_schedule *sc)
 {
     memset(sc, 0, sizeof *sc);
-    text_col(st, 0, sc->name, sizeof sc->name);
-    text_col(st, 1, sc->cron, sizeof sc->cron);
-    text_col(st, 2, sc->timezone, sizeof sc->timezone);
-    text_col(st, 3, sc->kind, sizeof sc->kind);
-    text_col(st, 4, sc->queue, sizeof sc->queue);
+    obi_sq_text_col(st, 0, sc->name, sizeof sc->name);
+    obi_sq_text_col(st, 1, sc->cron, sizeof sc->cron);
+    obi_sq_text_col(st, 2, sc->timezone, sizeof sc->timezone);
+    obi_sq_text_col(st, 3, sc->kind, sizeof sc->kind);
+    obi_sq_text_col(st, 4, sc->queue, sizeof sc->queue);
     sc->priority = sqlite3_column_int(st, 5);
     sc->payload_len = (size_t)sqlite3_column_bytes(st, 6);
     if (!(sc->payload = malloc(sc->payload_len + 1)))
@@ -44,7 +38,7 @@ static int sched_row(sqlite3_stmt *st, store_schedule *sc)
         obi_schedule_clear(sc);
         return OB_ENOMEM;
     }
-    text_col(st, 10, sc->rate_key, sizeof sc->rate_key);
+    obi_sq_text_col(st, 10, sc->rate_key, sizeof sc->rate_key);
     sc->missed = sqlite3_column_int(st, 11);
     sc->paused = sqlite3_column_int(st, 12) != 0;
     sc->next_at = sqlite3_column_int64(st, 13);

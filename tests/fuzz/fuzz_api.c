@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "fuzz_net.h"
 #include "api/http_request.h"
 #include "outbox/mailjob.h"
 
@@ -163,36 +164,10 @@ static char *exchange(const char *head, size_t hn, const uint8_t *body, size_t b
     if (send(fd, head, hn, MSG_NOSIGNAL) == (ssize_t)hn && bn)
         (void)send(fd, body, bn, MSG_NOSIGNAL);
     static char buf[1 << 16];
-    size_t n = 0;
-    struct pollfd pf = {fd, POLLIN, 0};
     int64_t t0 = ob_now_ms();
-    last_end = "no answer within 2 s";
-    /* libFuzzer's timer (-timeout) interrupts us: EINTR is not an end */
-    while (n < sizeof buf - 1) {
-        int pr = poll(&pf, 1, n ? 30 : 2000);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0)
-            break;
-        ssize_t r = recv(fd, buf + n, sizeof buf - 1 - n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            last_end = r == 0 ? "closed by the server" : strerror(errno);
-            break;
-        }
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
+    fuzz_read_answer(fd, buf, sizeof buf, &last_end);
     last_ms = ob_now_ms() - t0;
-    /* An abortive close (RST): the server closed first, and its side would
-     * wait in TIME_WAIT; at thousands of connections a second the ephemeral
-     * ports wrap onto such pairs within half a minute, and a connection on
-     * one is reset before it is answered (a harness artifact, not the
-     * server's). The RST ends the server side's TIME_WAIT (RFC 1337's
-     * assassination, which Linux allows by default). */
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
-    close(fd);
+    fuzz_close_abortive(fd);
     return buf;
 }
 

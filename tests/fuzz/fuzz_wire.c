@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fuzz_net.h"
 #include "outbox/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -89,31 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     shutdown(fd, SHUT_WR);
     static char buf[1 << 16];
-    size_t n = 0;
-    struct pollfd pf = {fd, POLLIN, 0};
-    /* libFuzzer's timer (-timeout) interrupts us: EINTR is not an end */
-    while (n < sizeof buf - 1) {
-        int pr = poll(&pf, 1, n ? 30 : 2000);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0)
-            break;
-        ssize_t r = recv(fd, buf + n, sizeof buf - 1 - n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    /* An abortive close (RST): the server closed first, and its side would
-     * wait in TIME_WAIT; at thousands of connections a second the ephemeral
-     * ports wrap onto such pairs within half a minute, and a connection on
-     * one is reset before it is answered (a harness artifact, not the
-     * server's). The RST ends the server side's TIME_WAIT (RFC 1337's
-     * assassination, which Linux allows by default). */
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
-    close(fd);
+    size_t n = fuzz_read_answer(fd, buf, sizeof buf, NULL);
+    fuzz_close_abortive(fd);
     if (n && strncmp(buf, "HTTP/1.", 7) != 0)
         abort();
     return 0;
