@@ -1,7 +1,7 @@
 /*
  * test_base.c - the pieces under the engine, tested alone: ids, random
- * bytes, UTF-8, scrubbed text, time formatting, backoff, the life-cycle
- * transition table, and JSON read in place (jscan.c) against jansson.
+ * bytes, UTF-8, scrubbed text, time formatting, backoff, and the
+ * life-cycle transition table.
  */
 #include <errno.h>
 #include <signal.h>
@@ -9,10 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "base/base.h"
-#include "base/jscan.h"
 #include "jobs/jobs.h"
 #include "test.h"
 
@@ -349,85 +346,7 @@ TEST(base64_is_strict_and_hex_reads_back)
     ASSERT_EQ(ob_hex_digit('g'), -1);
 }
 
-/* jscan.c against jansson on chosen inputs (fuzz_json does it on any). */
-static void jscan_agrees(const char *doc, size_t n, unsigned flags)
-{
-    json_error_t je;
-    json_t *j = json_loadb(doc, n, JSON_REJECT_DUPLICATES | (flags ? JSON_DECODE_ANY : 0), &je);
-    ob_jspan top;
-    ob_jscan_error err;
-    int rc = ob_jscan(doc, n, flags, &top, &err);
-    if ((rc == 0) != (j != NULL))
-        test_fail(__FILE__, __LINE__, "%.60s: jscan %s (%s), jansson %s (%s)", doc,
-                  rc ? "refused" : "accepted", rc ? err.why : "", j ? "accepted" : "refused",
-                  j ? "" : je.text);
-    json_decref(j);
-}
-
-TEST(jscan_accepts_what_jansson_accepts_and_reads_values_in_place)
-{
-    const char *docs[] = {
-        "{}", "[]", " [ 1 , 2 ] ", "{\"a\":{\"b\":[true,false,null]}}", "[-0,0.5e-3,1E+2]",
-        "[9223372036854775807]", "[-9223372036854775808]", "[9223372036854775808]", "[1e309]",
-        "[1e-400]", "[01]", "[1.]", "[.5]", "[-]", "[1e]", "[+1]", "[\"\\ud83d\\ude00\"]",
-        "[\"\\ud83d\"]", "[\"\\ude00\"]", "[\"\\u0000\"]", "{\"\\u0000\":1}", "[\"\\x\"]",
-        "[\"\\u12\"]", "[\"a\tb\"]", "[\"\xc3\xa9\"]", "[\"\xc3\"]", "[\"\xc0\x80\"]",
-        "[\"\xed\xa0\x80\"]", "[\"\xf4\x90\x80\x80\"]", "{\"a\":1,\"a\":2}",
-        "{\"a\":1,\"\\u0061\":2}", "{\"a\":{\"a\":1},\"b\":{\"a\":1}}", "[nul]", "[truex]",
-        "[true false]", "{\"a\" 1}", "{\"a\":1,}", "[1,]", "{1:2}", "[", "{", "\"s\"", "1",
-        "", "  ", "[] x", "[]\n\t ", "\xef\xbb\xbf[]",
-    };
-    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
-        jscan_agrees(docs[i], strlen(docs[i]), 0);
-        jscan_agrees(docs[i], strlen(docs[i]), OB_JSCAN_ANY);
-    }
-    /* depth: jansson's limit is 2048 values deep, the top one at 1 */
-    for (int depth = 2047; depth <= 2049; depth++) {
-        char *d = malloc(2 * (size_t)depth + 1);
-        memset(d, '[', (size_t)depth);
-        memset(d + depth, ']', (size_t)depth);
-        jscan_agrees(d, 2 * (size_t)depth, 0);
-        free(d);
-    }
-    /* a many-key object: the duplicate is found however far apart */
-    char big[64 * 1024] = "{";
-    for (int i = 0; i < 3000; i++)
-        sprintf(big + strlen(big), "\"k%d\":%d,", i, i);
-    strcat(big, "\"k1234\":0}");
-    jscan_agrees(big, strlen(big), 0);
-    /* a NUL byte is refused, even where jansson would skip it */
-    ob_jspan top, v, k;
-    ob_jscan_error err;
-    ASSERT(ob_jscan("[1\0]", 4, 0, &top, &err) != 0);
-    /* walking: members, unescaped strings, numbers */
-    const char *doc = " {\"kind\" : \"a\\u00e9\\n\", \"n\":-12, \"r\":2.5, \"p\":{\"x\":[1,{}]}} ";
-    ASSERT_EQ(ob_jscan(doc, strlen(doc), 0, &top, &err), 0);
-    ASSERT(top.p == doc + 1 && top.type == OB_J_OBJECT && top.p[top.n - 1] == '}');
-    char buf[64];
-    ASSERT(ob_jget(&top, "kind", &v) && v.type == OB_J_STRING);
-    ASSERT_EQ(ob_jstr(&v, buf), 4);
-    ASSERT_STREQ(buf, "a\xc3\xa9\n");
-    ASSERT(ob_jstr_is(&v, "a\xc3\xa9\n") && !ob_jstr_is(&v, "a"));
-    int64_t i64;
-    ASSERT(ob_jget(&top, "n", &v) && ob_jint(&v, &i64) && i64 == -12);
-    ASSERT(ob_jget(&top, "r", &v) && v.type == OB_J_REAL && !ob_jint(&v, &i64) && ob_jnum(&v) == 2.5);
-    ASSERT(ob_jget(&top, "p", &v) && v.n == strlen("{\"x\":[1,{}]}") &&
-           memcmp(v.p, "{\"x\":[1,{}]}", v.n) == 0);
-    ASSERT(!ob_jget(&top, "missing", &v));
-    ob_jiter it;
-    int members = 0;
-    ob_jiter_init(&it, &top);
-    while (ob_jiter_member(&it, &k, &v))
-        members++;
-    ASSERT_EQ(members, 4);
-    /* an error names the byte */
-    ASSERT(ob_jscan("{\"a\":1,\"a\":2}", 13, 0, &top, &err) != 0);
-    ASSERT_STREQ(err.why, "duplicate object key");
-    ASSERT(ob_jscan("[1,x]", 5, 0, &top, &err) != 0 && err.at == 3);
-}
-
 static const test_case tests[] = {
-    T(jscan_accepts_what_jansson_accepts_and_reads_values_in_place),
     T(base64_is_strict_and_hex_reads_back),
     T(random_bytes_retry_interruptions_and_never_fall_back),
     T(scrubbed_text_has_no_control_characters_and_urls_no_secrets),

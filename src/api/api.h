@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/jscan.h"
 #include "api/outbound.h"
 #include "outbox/http.h"
 #include "outbox/jobs.h"
@@ -72,16 +73,18 @@ void api_free(api *a);
 /* A POST /v1/jobs body, decoded. Pointers into the json_t it came from,
  * except the owned payload text. */
 typedef struct api_job_in {
-    ob_new_job j;
-    char *payload_text;       /* owned: the payload as compact JSON */
+    ob_new_job j;             /* its strings point into `text`, its payload into the body */
+    char *text;               /* owned: the body's strings, unescaped */
+    jspan payload;            /* the payload's bytes as they came (null when absent) */
     const char *callback_url; /* or NULL */
     const char *unique_key;   /* as given, or NULL */
 } api_job_in;
 
-/* Decode `body` (any JSON value) as a new job. Returns 0, or an error with
- * *field (the offending member, or NULL for the body) and *why (a message,
- * static storage). Unknown members are refused. `now` resolves "delay". */
-int api_decode_job(const json_t *body, int64_t now, api_job_in *out, const char **field,
+/* Decode `body` (a value jscan accepted) as a new job. Returns 0, or an
+ * error with *field (the offending member, or NULL for the body; valid
+ * until api_job_in_clear) and *why (a message, static storage). Unknown
+ * members are refused. `now` resolves "delay". Clear *out either way. */
+int api_decode_job(const jspan *body, int64_t now, api_job_in *out, const char **field,
                    const char **why);
 void api_job_in_clear(api_job_in *in);
 /* Whether s is an http:// or https:// URL with a host, of sane length,
@@ -174,13 +177,29 @@ int api_refuse(api_error *e, int status, const char *code, const char *field, co
  * memory. Clear it whatever the decoding answered. */
 typedef struct api_item {
     api_post p;
-    char *payload; /* owned: the bytes p.j.payload points at */
+    char *payload; /* owned: the bytes p.j.payload points at, or NULL (the body's) */
+    char *text;    /* owned: the strings p points at, or NULL */
+    json_t *tree;  /* owned: a decoded body p's strings point into, or NULL */
     char rate_key[OB_RATE_KEY_MAX + 1]; /* a default p.j.rate_key points at */
 } api_item;
 void api_item_clear(api_item *it);
 /* An endpoint's decoder: 0 with *it filled, or -1 with *e (and *it
  * cleared). */
-typedef int (*api_decode_fn)(api *a, const json_t *body, api_item *it, api_error *e);
+typedef int (*api_decode_fn)(api *a, const jspan *body, api_item *it, api_error *e);
+/* For decoders that read a tree: `body` as one (a new reference; NULL on
+ * OOM, with *e). */
+json_t *api_tree(const jspan *body, api_error *e);
+/* A decoder over a tree, as an api_decode_fn: `body` made a tree, kept in
+ * it->tree (what `fn` took from it stays valid), then given to fn. */
+typedef int (*api_decode_tree_fn)(api *a, const json_t *body, api_item *it, api_error *e);
+int api_decode_tree(api *a, const jspan *body, api_item *it, api_error *e, api_decode_tree_fn fn);
+/* The answer to an accepted item as JSON text: {"id", "state",
+ * "status_url"} and extra's members (extra may be NULL); malloc'd, NULL on
+ * OOM. */
+char *api_accepted_json(const char *id, const char *state, const char *url, const json_t *extra);
+/* The request's body scanned (jscan): true and *top, or false answered
+ * (400 invalid_json, naming the byte). */
+bool api_body_scan(ob_http_req *r, jspan *top);
 /* POST of one item: decoded by `decode`, then refused or enqueued
  * (api_enqueue). */
 void api_post_one(api *a, ob_http_req *r, api_decode_fn decode);
@@ -240,7 +259,7 @@ int api_ui_routes(api *a, ob_http_server *srv);
 int api_schedules_routes(api *a, ob_http_server *srv);
 /* A POST /v1/jobs body as a job (kind, payload, callback_url, rate_key
  * and all the checks of that endpoint), for whoever takes one. */
-int api_decode_job_item(api *a, const json_t *body, api_item *it, api_error *e);
+int api_decode_job_item(api *a, const jspan *body, api_item *it, api_error *e);
 
 /* ---- messages_api.c ---- */
 int api_messages_routes(api *a, ob_http_server *srv);

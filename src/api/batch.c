@@ -15,7 +15,6 @@
  * in.
  */
 #include <assert.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +25,8 @@
 typedef struct api_batch {
     ob_http_later *later;
     const api_dialect *dialect; /* NULL: outbox's answers */
-    pthread_mutex_t mu;
-    json_t *results;  /* one per item, in order */
+    size_t n;
+    char **results;   /* one per item, in order: its answer as JSON text, owned */
     atomic_int left;  /* B1 */
 } api_batch;
 
@@ -39,11 +38,56 @@ typedef struct slot {
     bool scheduled;
 } slot;
 
-static void set_result(api_batch *b, size_t i, json_t *v)
+/* Item i's answer (taken; NULL: out of memory, answered as null). Each
+ * slot is written once, by the thread that answers its item, before that
+ * thread drops `left`: the last drop sees every slot (B1). */
+static void set_result(api_batch *b, size_t i, char *text)
 {
-    pthread_mutex_lock(&b->mu);
-    json_array_set_new(b->results, i, v ? v : json_null());
-    pthread_mutex_unlock(&b->mu);
+    assert(!b->results[i]);
+    b->results[i] = text;
+}
+
+static void set_json(api_batch *b, size_t i, json_t *v)
+{
+    set_result(b, i, v ? json_dumps(v, JSON_COMPACT) : NULL);
+    json_decref(v);
+}
+
+/* {"results": [...]}, printed from the items' texts. */
+static char *results_text(api_batch *b, size_t *len)
+{
+    static const char open[] = "{\"results\":[", close[] = "]}";
+    size_t n = sizeof open + sizeof close;
+    for (size_t i = 0; i < b->n; i++)
+        n += (b->results[i] ? strlen(b->results[i]) : 4) + 1;
+    char *out = malloc(n), *o = out;
+    if (!out)
+        return NULL;
+    o = stpcpy(o, open);
+    for (size_t i = 0; i < b->n; i++) {
+        if (i)
+            *o++ = ',';
+        o = stpcpy(o, b->results[i] ? b->results[i] : "null");
+    }
+    o = stpcpy(o, close);
+    *len = (size_t)(o - out);
+    return out;
+}
+
+/* The dialect's answer around the items' answers, read back as trees (a
+ * compatible endpoint's batch is small next to its messages' work). */
+static void reply_dialect(api_batch *b)
+{
+    json_t *results = json_array();
+    for (size_t i = 0; results && i < b->n; i++)
+        json_array_append_new(results, b->results[i] ? json_loads(b->results[i], 0, NULL)
+                                                     : json_null());
+    json_t *v = results ? b->dialect->batch(results) : NULL;
+    if (v)
+        ob_http_later_reply_json(b->later, 200, v);
+    else
+        api_later_rc(b->later, OB_ENOMEM, NULL);
+    json_decref(v);
 }
 
 static void batch_end(api_batch *b)
@@ -52,31 +96,44 @@ static void batch_end(api_batch *b)
     assert(left >= 1); /* B1: never answered twice */
     if (left != 1)
         return;
-    json_t *v = b->dialect ? b->dialect->batch(b->results) : json_pack("{s:o}", "results", b->results);
-    ob_http_later_reply_json(b->later, 200, v);
-    json_decref(v);
-    pthread_mutex_destroy(&b->mu);
+    if (b->dialect) {
+        reply_dialect(b);
+    } else {
+        size_t len;
+        char *text = results_text(b, &len);
+        if (text)
+            ob_http_later_reply(b->later, 200, "application/json", text, len);
+        else
+            api_later_rc(b->later, OB_ENOMEM, NULL);
+        free(text);
+    }
+    for (size_t i = 0; i < b->n; i++)
+        free(b->results[i]);
+    free(b->results);
     free(b);
 }
 
 static void refuse(api_batch *b, size_t i, const api_error *e)
 {
     if (b->dialect) {
-        set_result(b, i, b->dialect->refused(e));
+        set_json(b, i, b->dialect->refused(e));
         return;
     }
-    set_result(b, i, json_pack("{s:{s:i, s:s, s:s, s:s?}}", "error", "status", e->status, "code",
-                               e->code, "message", e->p.message, "field",
-                               e->p.field[0] ? e->p.field : NULL));
+    set_json(b, i, json_pack("{s:{s:i, s:s, s:s, s:s?}}", "error", "status", e->status, "code",
+                             e->code, "message", e->p.message, "field",
+                             e->p.field[0] ? e->p.field : NULL));
 }
 
-/* Refused by the engine: its error, and why when the check said. */
+/* Refused by the engine: its error, and why when the check said (why may
+ * be NULL: the commit's answer says only rc). */
 static void refuse_rc(api_batch *b, size_t i, int rc, const ob_problem *why)
 {
     api_error e;
     const char *code;
     int status = api_status(rc, &code);
-    api_refuse(&e, status, code, why->field, "%s", why->message[0] ? why->message : ob_strerror(rc));
+    bool said = why && why->message[0];
+    api_refuse(&e, status, code, said ? why->field : NULL, "%s",
+               said ? why->message : ob_strerror(rc));
     refuse(b, i, &e);
 }
 
@@ -90,18 +147,12 @@ static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
         char ids[OB_ID_STRLEN + 1], url[64];
         ob_id_format(id, ids);
         if (s->b->dialect) {
-            set_result(s->b, s->i, s->b->dialect->accepted(ids, existed, s->extra));
-            batch_end(s->b);
-            json_decref(s->extra);
-            free(s);
-            return;
+            set_json(s->b, s->i, s->b->dialect->accepted(ids, existed, s->extra));
+        } else {
+            snprintf(url, sizeof url, "%s%s", s->view, ids);
+            const char *state = existed ? "existing" : s->scheduled ? "scheduled" : "available";
+            set_result(s->b, s->i, api_accepted_json(ids, state, url, s->extra));
         }
-        snprintf(url, sizeof url, "%s%s", s->view, ids);
-        const char *state = existed ? "existing" : s->scheduled ? "scheduled" : "available";
-        json_t *v = json_pack("{s:s, s:s, s:s}", "id", ids, "state", state, "status_url", url);
-        if (v && s->extra)
-            json_object_update(v, s->extra);
-        set_result(s->b, s->i, v);
     }
     batch_end(s->b);
     json_decref(s->extra);
@@ -143,44 +194,66 @@ static void batch_enqueue(api *a, api_batch *b, size_t i, api_post *p)
     free(meta);
 }
 
-static const json_t *batch_list(api *a, ob_http_req *r, const json_t *body, const char *name,
-                                const api_dialect *d)
+/* The batch's items: the body is {"<name>": [...]} or the array. */
+static bool batch_list(api *a, ob_http_req *r, const jspan *body, const char *name,
+                       const api_dialect *d, jspan *list, size_t *n)
 {
     api_error e;
     int max = d && d->max_batch ? d->max_batch : a->o.max_batch;
-    const json_t *list = json_is_array(body) ? body : json_object_get(body, name);
-    size_t n = json_array_size(list);
+    jspan v;
+    size_t members = 0;
+    bool named = false;
+    if (body->type == J_ARRAY) {
+        *list = *body;
+    } else {
+        jiter it;
+        jspan k;
+        jiter_init(&it, body);
+        while (jiter_member(&it, &k, &v)) {
+            members++;
+            if (jstr_is(&k, name)) {
+                *list = v;
+                named = true;
+            }
+        }
+    }
+    *n = 0;
+    if ((body->type == J_ARRAY || named) && list->type == J_ARRAY) {
+        jiter it;
+        jiter_init(&it, list);
+        while (jiter_elem(&it, &v))
+            ++*n;
+    }
     if (ob_http_header(r, "Idempotency-Key"))
         api_refuse(&e, 400, "invalid", "Idempotency-Key",
                    d ? "outbox takes no Idempotency-Key on a batch: send the emails one by one "
                        "with a key each"
                      : "a batch takes no Idempotency-Key: give items a unique_key, or send them "
                        "one by one");
-    else if (!json_is_array(list) || (list != body && json_object_size(body) != 1))
+    else if ((body->type != J_ARRAY && (!named || members != 1)) || list->type != J_ARRAY)
         api_refuse(&e, 422, "invalid", name, "a batch is {\"%s\": [...]} (or the array)", name);
-    else if (n == 0 || n > (size_t)max)
-        api_refuse(&e, n ? 413 : 422, n ? "too_large" : "invalid", name, "from 1 to %d items", max);
+    else if (*n == 0 || *n > (size_t)max)
+        api_refuse(&e, *n ? 413 : 422, *n ? "too_large" : "invalid", name, "from 1 to %d items",
+                   max);
     else
-        return list;
+        return true;
     api_reply_refused(r, &e, d);
-    return NULL;
+    return false;
 }
 
 static api_batch *batch_begin(ob_http_req *r, size_t n)
 {
     api_batch *b = calloc(1, sizeof *b);
-    json_t *results = json_array();
-    for (size_t i = 0; results && i < n; i++)
-        json_array_append_new(results, json_null());
+    char **results = calloc(n, sizeof *results);
     int rc = b && results ? ob_http_suspend(r, &b->later) : OB_ENOMEM;
     if (rc) {
         free(b);
-        json_decref(results);
+        free(results);
         api_reply_rc(r, rc, NULL);
         return NULL;
     }
+    b->n = n;
     b->results = results;
-    pthread_mutex_init(&b->mu, NULL);
     atomic_init(&b->left, 1); /* the handler's hold (B1) */
     return b;
 }
@@ -193,20 +266,24 @@ void api_post_batch(api *a, ob_http_req *r, const char *name, api_decode_fn deco
 void api_post_batch_in(api *a, ob_http_req *r, const char *name, api_decode_fn decode,
                        const api_dialect *d)
 {
-    json_t *body = ob_http_body_json(r);
-    const json_t *list = body ? batch_list(a, r, body, name, d) : NULL;
-    api_batch *b = list ? batch_begin(r, json_array_size(list)) : NULL;
+    jspan body, list = {0}, v;
+    size_t n;
+    if (!api_body_scan(r, &body) || !batch_list(a, r, &body, name, d, &list, &n))
+        return;
+    api_batch *b = batch_begin(r, n);
     if (!b)
         return;
     b->dialect = d;
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        api_item it;
+    jiter it;
+    jiter_init(&it, &list);
+    for (size_t i = 0; jiter_elem(&it, &v); i++) {
+        api_item item;
         api_error e;
-        if (decode(a, json_array_get(list, i), &it, &e))
+        if (decode(a, &v, &item, &e))
             refuse(b, i, &e);
         else
-            batch_enqueue(a, b, i, &it.p);
-        api_item_clear(&it);
+            batch_enqueue(a, b, i, &item.p);
+        api_item_clear(&item);
     }
     batch_end(b);
 }

@@ -222,7 +222,7 @@ static int inactive(api *a, api_item *it, api_error *e)
 }
 
 /* One Postmark message into the job (api_decode_fn). */
-static int decode(api *a, const json_t *body, api_item *it, api_error *e)
+static int decode_tree(api *a, const json_t *body, api_item *it, api_error *e)
 {
     static const char *const known[] = {"From", "To", "Cc", "Bcc", "ReplyTo", "Subject",
                                         "TextBody", "HtmlBody", "Headers", "Attachments", "Tag",
@@ -276,6 +276,11 @@ static int decode(api *a, const json_t *body, api_item *it, api_error *e)
     const char *to = json_string_value(json_object_get(body, "To"));
     json_object_set_new(it->p.extra, "postmark_to", json_string(to ? to : ""));
     return 0;
+}
+
+static int decode(api *a, const jspan *body, api_item *it, api_error *e)
+{
+    return api_decode_tree(a, body, it, e, decode_tree);
 }
 
 static void post_email(ob_http_req *r, void *arg) { api_post_one_in(arg, r, decode, &postmark); }

@@ -160,7 +160,7 @@ static int tags(const json_t *v, json_t *msg, api_error *e)
 }
 
 /* One Resend message into the job (api_decode_fn). */
-static int decode(api *a, const json_t *body, api_item *it, api_error *e)
+static int decode_tree(api *a, const json_t *body, api_item *it, api_error *e)
 {
     static const char *const direct[] = {"from", "to", "cc", "bcc", "reply_to", "subject",
                                          "html", "text", "headers", NULL};
@@ -205,6 +205,11 @@ static int decode(api *a, const json_t *body, api_item *it, api_error *e)
     return api_message_item(a, msg, run_at, NULL, it, e);
 }
 
+static int decode(api *a, const jspan *body, api_item *it, api_error *e)
+{
+    return api_decode_tree(a, body, it, e, decode_tree);
+}
+
 static void post_email(ob_http_req *r, void *arg) { api_post_one_in(arg, r, decode, &resend); }
 
 /* Strict (the default): every message is checked before any is stored;
@@ -227,7 +232,7 @@ static void post_batch(ob_http_req *r, void *arg)
         json_t *m;
         json_array_foreach(json_is_array(body) ? body : NULL, i, m) {
             api_item it;
-            int rc = decode(a, m, &it, &e);
+            int rc = decode_tree(a, m, &it, &e);
             api_item_clear(&it);
             if (rc) {
                 char field[sizeof e.p.field];

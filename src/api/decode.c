@@ -21,9 +21,12 @@
 
 #include "api/api.h"
 
-static const char *const known[] = {"kind", "queue", "priority", "payload", "run_at", "delay",
-                                    "max_attempts", "timeout", "unique_key", "callback_url",
-                                    "rate_key"};
+/* The members a job may have; known[] in the same order. */
+enum { K_KIND, K_QUEUE, K_PRIORITY, K_PAYLOAD, K_RUN_AT, K_DELAY, K_MAX_ATTEMPTS, K_TIMEOUT,
+       K_UNIQUE_KEY, K_CALLBACK_URL, K_RATE_KEY, K_N };
+static const char *const known[K_N] = {"kind", "queue", "priority", "payload", "run_at", "delay",
+                                       "max_attempts", "timeout", "unique_key", "callback_url",
+                                       "rate_key"};
 
 static int fail(const char **field, const char *f, const char **why, const char *w)
 {
@@ -49,94 +52,116 @@ bool api_url_ok(const char *s)
 }
 
 /* A JSON integer that fits an int. */
-static bool get_int(const json_t *v, int *out)
+static bool get_int(const jspan *v, int *out)
 {
-    if (!json_is_integer(v))
-        return false;
-    json_int_t x = json_integer_value(v);
-    if (x < INT32_MIN || x > INT32_MAX)
+    int64_t x;
+    if (!jint(v, &x) || x < INT32_MIN || x > INT32_MAX)
         return false;
     *out = (int)x;
     return true;
 }
 
-int api_decode_job(const json_t *body, int64_t now, api_job_in *out, const char **field,
+/* A string member's value, unescaped into the text buffer at *cursor. */
+static const char *text(const jspan *v, char **cursor)
+{
+    char *s = *cursor;
+    *cursor += jstr(v, s) + 1;
+    return s;
+}
+
+/* The members of a job body, by their index in known[]: type 0 when
+ * absent. An unknown member: its name, in the text buffer, as *field. */
+static int members(const jspan *body, jspan m[K_N], char **cursor, const char **field,
+                   const char **why)
+{
+    jiter it;
+    jspan k, v;
+    jiter_init(&it, body);
+    while (jiter_member(&it, &k, &v)) {
+        size_t i = 0;
+        while (i < K_N && !jstr_is(&k, known[i]))
+            i++;
+        if (i == K_N)
+            return fail(field, text(&k, cursor), why, "unknown member");
+        m[i] = v; /* no duplicates: jscan refused them */
+    }
+    return 0;
+}
+
+static bool is_num(const jspan *v) { return v->type == J_INTEGER || v->type == J_REAL; }
+
+int api_decode_job(const jspan *body, int64_t now, api_job_in *out, const char **field,
                    const char **why)
 {
     memset(out, 0, sizeof *out);
-    if (!json_is_object(body))
+    if (body->type != J_OBJECT)
         return fail(field, NULL, why, "the body must be a JSON object");
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)body, key, v) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof *known && !ok; i++)
-            ok = strcmp(key, known[i]) == 0;
-        if (!ok)
-            return fail(field, key, why, "unknown member");
-    }
+    /* every string of the body, unescaped, fits in as many bytes (jscan.h) */
+    char *cursor = out->text = malloc(body->n);
+    if (!cursor)
+        return fail(field, NULL, why, "out of memory");
+    jspan m[K_N] = {0}, *v;
+    if (members(body, m, &cursor, field, why))
+        return OB_EINVAL;
     ob_new_job *j = &out->j;
-    v = json_object_get(body, "kind");
-    if (!json_is_string(v))
-        return fail(field, "kind", why, v ? "must be a string" : "is required");
-    j->kind = json_string_value(v);
-    if ((v = json_object_get(body, "queue"))) {
-        if (!json_is_string(v))
+    v = &m[K_KIND];
+    if (v->type != J_STRING)
+        return fail(field, "kind", why, v->type ? "must be a string" : "is required");
+    j->kind = text(v, &cursor);
+    if ((v = &m[K_QUEUE])->type) {
+        if (v->type != J_STRING)
             return fail(field, "queue", why, "must be a string");
-        j->queue = json_string_value(v);
+        j->queue = text(v, &cursor);
     }
-    if ((v = json_object_get(body, "priority")) && !get_int(v, &j->priority))
+    if (m[K_PRIORITY].type && !get_int(&m[K_PRIORITY], &j->priority))
         return fail(field, "priority", why, "must be an integer");
-    if ((v = json_object_get(body, "max_attempts")) && !get_int(v, &j->max_attempts))
+    if (m[K_MAX_ATTEMPTS].type && !get_int(&m[K_MAX_ATTEMPTS], &j->max_attempts))
         return fail(field, "max_attempts", why, "must be an integer");
-    if ((v = json_object_get(body, "max_attempts")) && j->max_attempts < 1)
+    if (m[K_MAX_ATTEMPTS].type && j->max_attempts < 1)
         return fail(field, "max_attempts", why, "must be at least 1");
-    if ((v = json_object_get(body, "timeout"))) {
-        double t = json_number_value(v);
-        if (!json_is_number(v) || !(t > 0) || t > 86400)
+    if ((v = &m[K_TIMEOUT])->type) {
+        double t = is_num(v) ? jnum(v) : NAN;
+        if (!(t > 0) || t > 86400)
             return fail(field, "timeout", why, "must be a number of seconds, 0 < timeout <= 86400");
         j->timeout_ms = (int64_t)ceil(t * 1000);
     }
-    const json_t *run_at = json_object_get(body, "run_at"), *delay = json_object_get(body, "delay");
-    if (run_at && delay)
+    const jspan *run_at = &m[K_RUN_AT], *delay = &m[K_DELAY];
+    if (run_at->type && delay->type)
         return fail(field, "delay", why, "give run_at or delay, not both");
-    if (run_at && (!json_is_string(run_at) || ob_time_parse(json_string_value(run_at), &j->run_at_ms)))
+    if (run_at->type &&
+        (run_at->type != J_STRING || ob_time_parse(text(run_at, &cursor), &j->run_at_ms)))
         return fail(field, "run_at", why, "must be an RFC 3339 date-time, e.g. 2026-11-25T04:00:00Z");
-    if (delay) {
-        double d = json_number_value(delay);
-        if (!json_is_number(delay) || !(d >= 0) || d > 10.0 * 365 * 86400)
+    if (delay->type) {
+        double d = is_num(delay) ? jnum(delay) : NAN;
+        if (!(d >= 0) || d > 10.0 * 365 * 86400)
             return fail(field, "delay", why, "must be a number of seconds >= 0");
         j->run_at_ms = now + (int64_t)(d * 1000);
     }
-    if ((v = json_object_get(body, "unique_key"))) {
-        if (!json_is_string(v) || json_string_length(v) == 0)
+    if ((v = &m[K_UNIQUE_KEY])->type) {
+        if (v->type != J_STRING || v->n == 2)
             return fail(field, "unique_key", why, "must be a non-empty string");
-        out->unique_key = json_string_value(v);
+        out->unique_key = text(v, &cursor);
     }
-    if ((v = json_object_get(body, "rate_key"))) {
-        if (!json_is_string(v) || !ob_rate_key_valid(json_string_value(v)))
+    if ((v = &m[K_RATE_KEY])->type) {
+        if (v->type != J_STRING || !ob_rate_key_valid(j->rate_key = text(v, &cursor)))
             return fail(field, "rate_key", why,
                         "must be 1-255 characters of printable ASCII without '\"' or '\\'");
-        j->rate_key = json_string_value(v);
     }
-    if ((v = json_object_get(body, "callback_url"))) {
-        if (!json_is_string(v) || !api_url_ok(json_string_value(v)))
+    if ((v = &m[K_CALLBACK_URL])->type) {
+        if (v->type != J_STRING || !api_url_ok(out->callback_url = text(v, &cursor)))
             return fail(field, "callback_url", why,
                         "must be an http:// or https:// URL, without user name or password");
-        out->callback_url = json_string_value(v);
     }
-    v = json_object_get(body, "payload");
-    out->payload_text = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!out->payload_text)
-        return fail(field, "payload", why, "cannot be encoded");
-    j->payload = out->payload_text;
-    j->payload_len = strlen(out->payload_text);
+    /* the payload: the bytes that came (J1: a whole value), not a copy */
+    out->payload = m[K_PAYLOAD].type ? m[K_PAYLOAD] : (jspan){"null", 4, J_NULL};
+    j->payload = out->payload.p;
+    j->payload_len = out->payload.n;
     return 0;
 }
 
 void api_job_in_clear(api_job_in *in)
 {
-    free(in->payload_text);
+    free(in->text);
     memset(in, 0, sizeof *in);
 }
 

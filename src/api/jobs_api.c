@@ -59,6 +59,23 @@ static void later_failed(enq *q, int rc)
     json_decref(v);
 }
 
+char *api_accepted_json(const char *id, const char *state, const char *url, const json_t *extra)
+{
+    if (extra) { /* a message: its members too */
+        json_t *v = json_pack("{s:s, s:s, s:s}", "id", id, "state", state, "status_url", url);
+        char *text = v && json_object_update(v, (json_t *)extra) == 0 ? json_dumps(v, JSON_COMPACT)
+                                                                     : NULL;
+        json_decref(v);
+        return text;
+    }
+    /* The hot path, on the commit thread: printed, not built with jansson
+     * (an id is hex and dashes, a state and a URL ours: nothing to escape). */
+    char body[192];
+    snprintf(body, sizeof body, "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s\"}", id,
+             state, url);
+    return strdup(body);
+}
+
 /* Stored (or existing): answered in the request's dialect. */
 static void later_accepted(enq *q, const ob_id *id, bool existed)
 {
@@ -119,24 +136,17 @@ static void enqueued(void *arg, int rc, const ob_id *id, bool existed)
     else if (q->wait_ms > 0)
         waitlist_add(q->a->w, id, q->later, q->wait_ms, 202);
     else {
-        char ids[OB_ID_STRLEN + 1], url[64], body[192];
+        char ids[OB_ID_STRLEN + 1], url[64];
         ob_id_format(id, ids);
         snprintf(url, sizeof url, "%s%s", q->view, ids);
         const char *state = q->scheduled ? "scheduled" : "available";
         ob_http_later_set_header(q->later, "Location", url);
-        if (q->extra) { /* a message: its members too */
-            json_t *v = json_pack("{s:s, s:s, s:s}", "id", ids, "state", state, "status_url", url);
-            json_object_update(v, q->extra);
-            ob_http_later_reply_json(q->later, 202, v);
-            json_decref(v);
-        } else {
-            /* The hot path, on the commit thread: printed, not built with
-             * jansson (an id is hex and dashes: nothing to escape). */
-            int n = snprintf(body, sizeof body,
-                             "{\"id\":\"%s\",\"state\":\"%s\",\"status_url\":\"%s\"}", ids,
-                             state, url);
-            ob_http_later_reply(q->later, 202, "application/json", body, (size_t)n);
-        }
+        char *body = api_accepted_json(ids, state, url, q->extra);
+        if (body)
+            ob_http_later_reply(q->later, 202, "application/json", body, strlen(body));
+        else
+            api_later_rc(q->later, OB_ENOMEM, NULL);
+        free(body);
     }
     json_decref(q->extra);
     free(q);
@@ -210,8 +220,44 @@ int api_refuse(api_error *e, int status, const char *code, const char *field, co
 void api_item_clear(api_item *it)
 {
     free(it->payload);
+    free(it->text);
+    json_decref(it->tree);
     json_decref(it->p.extra);
     *it = (api_item){0};
+}
+
+json_t *api_tree(const jspan *body, api_error *e)
+{
+    json_t *v = json_loadb(body->p, body->n, JSON_DECODE_ANY, NULL); /* valid: only OOM fails */
+    if (!v)
+        api_refuse(e, 500, "out_of_memory", NULL, "out of memory");
+    return v;
+}
+
+int api_decode_tree(api *a, const jspan *body, api_item *it, api_error *e, api_decode_tree_fn fn)
+{
+    json_t *tree = api_tree(body, e);
+    int rc = tree ? fn(a, tree, it, e) : (*it = (api_item){0}, -1);
+    it->tree = tree; /* taken */
+    return rc;
+}
+
+bool api_body_scan(ob_http_req *r, jspan *top)
+{
+    size_t len;
+    const char *body = ob_http_body(r, &len);
+    jscan_error err;
+    if (!body) {
+        ob_http_reply_error(r, 400, "invalid_json", "a JSON body is required", NULL);
+        return false;
+    }
+    if (jscan(body, len, 0, top, &err)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the body is not valid JSON: %s at byte %zu", err.why, err.at);
+        ob_http_reply_error(r, 400, "invalid_json", msg, NULL);
+        return false;
+    }
+    return true;
 }
 
 void api_reply_refused(ob_http_req *r, const api_error *e, const api_dialect *d)
@@ -227,12 +273,12 @@ void api_reply_refused(ob_http_req *r, const api_error *e, const api_dialect *d)
 
 void api_post_one_in(api *a, ob_http_req *r, api_decode_fn decode, const api_dialect *d)
 {
-    json_t *body = ob_http_body_json(r);
-    if (!body)
+    jspan body;
+    if (!api_body_scan(r, &body))
         return;
     api_item it;
     api_error e;
-    if (decode(a, body, &it, &e)) {
+    if (decode(a, &body, &it, &e)) {
         api_reply_refused(r, &e, d);
     } else {
         it.p.dialect = d;
@@ -317,18 +363,18 @@ static const char *kind_refused(const char *kind)
 }
 
 /* Decode one job of a POST (api_decode_fn). */
-int api_decode_job_item(api *a, const json_t *body, api_item *it, api_error *e)
+int api_decode_job_item(api *a, const jspan *body, api_item *it, api_error *e)
 {
     *it = (api_item){0};
     api_job_in in;
     const char *f = NULL, *why;
     if (api_decode_job(body, ob_now_ms(), &in, &f, &why)) {
-        api_job_in_clear(&in);
-        return api_refuse(e, 422, f && strcmp(why, "unknown member") == 0 ? "unknown_field"
-                                                                           : "invalid",
-                          f, "%s", why);
+        api_refuse(e, 422, f && strcmp(why, "unknown member") == 0 ? "unknown_field" : "invalid",
+                   f, "%s", why);
+        api_job_in_clear(&in); /* f may point into it */
+        return -1;
     }
-    it->payload = in.payload_text; /* taken */
+    it->text = in.text; /* taken */
     it->p = (api_post){.j = in.j, .callback_url = in.callback_url, .unique_key = in.unique_key,
                        .view = "/v1/jobs/"};
     char field[200];
@@ -341,19 +387,23 @@ int api_decode_job_item(api *a, const json_t *body, api_item *it, api_error *e)
         return api_refuse(e, 422, "invalid", field, "%s", why);
     if (strcmp(in.j.kind, "http.request") != 0)
         return 0;
-    const json_t *payload = json_object_get(body, "payload");
+    json_t *payload = api_tree(&in.payload, e);
+    if (!payload)
+        return -1;
     char sub[160];
+    int rc = 0;
     if (hr_check_payload(payload, sub, sizeof sub, &why)) {
         snprintf(field, sizeof field, "payload%s%s", sub[0] ? "." : "", sub);
-        return api_refuse(e, 422, "invalid", field, "%s", why);
+        rc = api_refuse(e, 422, "invalid", field, "%s", why);
     }
     const char *url = json_string_value(json_object_get(payload, "url"));
-    if (api_url_refused(a, url, "payload.url", field, sizeof field, &why))
-        return api_refuse(e, 422, "invalid", field, "%s", why);
+    if (!rc && api_url_refused(a, url, "payload.url", field, sizeof field, &why))
+        rc = api_refuse(e, 422, "invalid", field, "%s", why);
     /* the destination's origin: its key for the queue's key_rate and holds */
-    if (!it->p.j.rate_key && hr_origin(url, it->rate_key, sizeof it->rate_key) == 0)
+    if (!rc && !it->p.j.rate_key && hr_origin(url, it->rate_key, sizeof it->rate_key) == 0)
         it->p.j.rate_key = it->rate_key;
-    return 0;
+    json_decref(payload);
+    return rc;
 }
 
 static void post_job(ob_http_req *r, void *arg) { api_post_one(arg, r, api_decode_job_item); }

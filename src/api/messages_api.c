@@ -43,7 +43,7 @@ static json_t *extra_members(const ob_mail *m)
 }
 
 /* Decode one message (api_decode_fn). */
-static int decode(api *a, const json_t *body, api_item *it, api_error *e)
+static int decode_tree(api *a, const json_t *body, api_item *it, api_error *e)
 {
     *it = (api_item){0};
     if (!json_is_object(body))
@@ -66,6 +66,11 @@ static int decode(api *a, const json_t *body, api_item *it, api_error *e)
     json_object_del(msg, "send_at");
     json_object_del(msg, "callback_url");
     return api_message_item(a, msg, run_at, json_string_value(cb), it, e);
+}
+
+static int decode(api *a, const jspan *body, api_item *it, api_error *e)
+{
+    return api_decode_tree(a, body, it, e, decode_tree);
 }
 
 int api_message_item(api *a, json_t *msg, int64_t run_at, const char *callback_url, api_item *it,

@@ -170,7 +170,17 @@ static int decode_put(api *a, const json_t *body, ob_schedule *s, api_item *it, 
             return api_refuse(e, 422, "invalid", field, "each run makes its job now, with a key "
                                                         "of its own: not in a schedule's job");
     }
-    if (api_decode_job_item(a, job, it, e)) {
+    /* decoded as POST /v1/jobs decodes it: from text (a schedule is rare) */
+    char *text = json_dumps(job, JSON_COMPACT);
+    jspan span;
+    jscan_error err;
+    if (!text || jscan(text, strlen(text), 0, &span, &err)) {
+        free(text);
+        return api_refuse(e, 500, "out_of_memory", NULL, "out of memory");
+    }
+    int rc = api_decode_job_item(a, &span, it, e);
+    it->payload = text; /* what it->p.j.payload points into */
+    if (rc) {
         if (e->p.field[0]) { /* the member is the job's */
             char field[sizeof e->p.field + 8];
             snprintf(field, sizeof field, "job.%s", e->p.field);
