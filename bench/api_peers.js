@@ -9,8 +9,11 @@
  *
  * Each enqueue mode runs for SECONDS on a fresh queue, with the same
  * ~300-byte job as bench/post_job.lua; the life cycle adds jobs in bulk for
- * SECONDS while no-op workers run, then waits (at most 120 s) until every
- * added job is completed. Prints one line per measure: "PEER MODE JOBS/S".
+ * SECONDS while workers run, then waits (at most 120 s) until every added
+ * job is completed. Like for like with outboxd's http.request jobs, each
+ * worker makes the request its job describes: a POST of its body to
+ * OB_HOOK_URL (nginx's `return 200` in bench/api), over kept-alive
+ * connections as libcurl's. Prints one line per measure: "PEER MODE JOBS/S".
  * Run by bench/api, which installs the packages (NODE_PATH points at them).
  */
 'use strict';
@@ -24,6 +27,23 @@ const DATA = {
   body: 'x'.repeat(165), /* the job is about 300 bytes, as in post_job.lua */
 };
 const BULK = 100;
+const HOOK = new URL(process.env.OB_HOOK_URL || DATA.url);
+const agent = new (require('http').Agent)({ keepAlive: true, maxSockets: 64 });
+
+/* What an http.request job does: its POST, answered 2xx, or a failure. */
+function hook(data) {
+  return new Promise((resolve, reject) => {
+    const req = require('http').request(
+      { host: HOOK.hostname, port: HOOK.port, path: HOOK.pathname, method: data.method,
+        headers: data.headers, agent },
+      res => {
+        res.resume();
+        res.on('end', () => (res.statusCode < 300 ? resolve() : reject(new Error(`${res.statusCode}`))));
+      });
+    req.on('error', reject);
+    req.end(data.body);
+  });
+}
 
 const now = () => performance.now() / 1000;
 
@@ -83,7 +103,7 @@ async function bullmq(port) {
 
   q = fresh();
   let done = 0;
-  const w = new Worker(q.name, async () => {}, { connection, concurrency: 64 });
+  const w = new Worker(q.name, job => hook(job.data), { connection, concurrency: 64 });
   w.on('completed', () => done++);
   await w.waitUntilReady();
   const t0 = now();
@@ -120,7 +140,8 @@ async function pgboss(url) {
    * 250 jobs each keep up with the inserts on this machine. */
   q = await fresh();
   for (let i = 0; i < 4; i++)
-    await boss.work(q, { batchSize: 250, pollingIntervalSeconds: 0.5 }, async () => {});
+    await boss.work(q, { batchSize: 250, pollingIntervalSeconds: 0.5 },
+                    jobs => Promise.all(jobs.map(j => hook(j.data))));
   const db = new Client({ connectionString: url });
   await db.connect();
   const completed = async () => Number((await db.query(

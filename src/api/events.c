@@ -34,6 +34,7 @@
  * reconnect and resume). A comment line every 15 s keeps idle connections
  * alive through proxies and finds clients that left.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,20 +103,44 @@ static void fan_out(events *ev, const ev_rec *r, const char *msg, size_t len)
 
 static void push(events *ev, const ob_id *id, const char *kind, const char *queue,
                  const char *name, json_t *d);
+static void push_text(events *ev, const ob_id *id, const char *kind, const char *queue,
+                      const char *name, const char *data);
 
+/* A job's change. Printed, not built with jansson: this runs on the commit
+ * thread for every change of every job. Kinds, queues and schedule names
+ * are names ([A-Za-z0-9._-], checked when stored): nothing to escape; an
+ * error is free text, quoted by jansson (a failure is the rare case). */
 static void on_event(void *arg, const ob_event *e)
 {
     events *ev = arg;
-    char id[OB_ID_STRLEN + 1], at[32];
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s*}", "id", ob_id_format(&e->id, id),
-                          "kind", e->kind, "queue", e->queue, "state", ob_state_name(e->state),
-                          "attempt", e->attempt, "at", ob_time_format(e->at_ms, at), "error",
-                          e->error);
-    char sf[32];
-    if (d && e->schedule) /* a job a schedule made: which, and for when */
-        json_object_update_new(d, json_pack("{s:s, s:s}", "schedule", e->schedule,
-                                            "scheduled_for", ob_time_format(e->scheduled_for_ms, sf)));
-    push(ev, &e->id, e->kind, e->queue, "job", d);
+    char id[OB_ID_STRLEN + 1], at[32], sf[32], data[512];
+    assert(ob_name_valid(e->kind) && ob_name_valid(e->queue));
+    assert(!e->schedule || ob_name_valid(e->schedule));
+    json_t *js = e->error ? json_string(e->error) : NULL;
+    char *err = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+    json_decref(js);
+    int n = snprintf(data, sizeof data,
+                     "{\"id\":\"%s\",\"kind\":\"%s\",\"queue\":\"%s\",\"state\":\"%s\","
+                     "\"attempt\":%d,\"at\":\"%s\"",
+                     ob_id_format(&e->id, id), e->kind, e->queue, ob_state_name(e->state),
+                     e->attempt, ob_time_format(e->at_ms, at));
+    if (e->schedule) /* a job a schedule made: which, and for when */
+        n += snprintf(data + n, sizeof data - (size_t)n, ",\"schedule\":\"%s\",\"scheduled_for\":\"%s\"",
+                      e->schedule, ob_time_format(e->scheduled_for_ms, sf));
+    assert(n > 0 && (size_t)n < sizeof data - 2); /* names are at most OB_NAME_MAX */
+    if (!err) {
+        snprintf(data + n, sizeof data - (size_t)n, "}");
+        push_text(ev, &e->id, e->kind, e->queue, "job", data);
+        return;
+    }
+    size_t cap = (size_t)n + strlen(err) + 16;
+    char *all = malloc(cap);
+    if (all) {
+        snprintf(all, cap, "%s,\"error\":%s}", data, err);
+        push_text(ev, &e->id, e->kind, e->queue, "job", all);
+    }
+    free(all);
+    free(err);
 }
 
 /* A change of the suppression list (a record of its set). */
@@ -134,15 +159,22 @@ static void on_record(void *arg, const ob_record *rec, bool deleted)
     push(ev, &(ob_id){{0}}, "", "", "suppression", d);
 }
 
-/* Render event `name` with data d (taken), keep it in the ring and write
- * it to the clients it matches. */
+/* Event `name` with data d (taken), rendered. */
 static void push(events *ev, const ob_id *id, const char *kind, const char *queue,
                  const char *name, json_t *d)
 {
     char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
-    if (!data)
-        return;
+    if (data)
+        push_text(ev, id, kind, queue, name, data);
+    free(data);
+}
+
+/* Event `name` with its data as JSON text: kept in the ring and written to
+ * the clients it matches. */
+static void push_text(events *ev, const ob_id *id, const char *kind, const char *queue,
+                      const char *name, const char *data)
+{
     pthread_mutex_lock(&ev->mu);
     ev_rec *r = &ev->ring[(ev->head + ev->count) % ev->cap];
     if (ev->count == ev->cap) { /* full: the oldest goes */
@@ -163,7 +195,6 @@ static void push(events *ev, const ob_id *id, const char *kind, const char *queu
     if (r->msg)
         fan_out(ev, r, r->msg, r->len);
     pthread_mutex_unlock(&ev->mu);
-    free(data);
 }
 
 static void *keepalive_main(void *arg)
