@@ -12,6 +12,10 @@
  * Ranges (name lengths, priority, attempts, timeout, sizes) are the
  * engine's to check (ob_new_job_check); types, presence and formats are
  * checked here.
+ *
+ * The body is read in place (jscan.c): one pass over its members, strings
+ * unescaped into one buffer, and the payload left where it is, so that the
+ * job stores the bytes the client sent.
  */
 #include <ctype.h>
 #include <math.h>
