@@ -61,6 +61,17 @@ static void t_slow(ob_http_req *r, void *a)
     ob_http_reply(r, 200, "text/plain", "late", 4);
 }
 
+static void t_echo(ob_http_req *r, void *a) /* "Content-Type|body" */
+{
+    (void)a;
+    size_t n;
+    const char *body = ob_http_body(r, &n), *ct = ob_http_header(r, "Content-Type");
+    char out[512];
+    int m = snprintf(out, sizeof out, "%s|%.*s", ct ? ct : "", (int)(n < 400 ? n : 400),
+                     body ? body : "");
+    ob_http_reply(r, 201, "text/plain", out, (size_t)m);
+}
+
 static ob_http_server *target(int *port)
 {
     ob_http_opts o;
@@ -73,6 +84,7 @@ static ob_http_server *target(int *port)
     ASSERT_OK(ob_http_route(s, "GET", "/busy", t_busy, NULL, 0));
     ASSERT_OK(ob_http_route(s, "GET", "/missing", t_missing, NULL, 0));
     ASSERT_OK(ob_http_route(s, "GET", "/slow", t_slow, NULL, 0));
+    ASSERT_OK(ob_http_route(s, "POST", "/echo", t_echo, NULL, 0));
     *port = t_start(s);
     return s;
 }
@@ -207,6 +219,18 @@ TEST(bad_input_is_a_clear_4xx_and_stores_nothing)
         {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"x\":1}}", "422", "\"field\":\"payload.x\""},
         {"{\"kind\":\"http.request\",\"unique_key\":\"\"}", "422", "\"field\":\"unique_key\""},
         {"{\"kind\":\"http.request\",\"queue\":\"a b\",\"payload\":{\"url\":\"http://a\"}}", "422", "\"field\":\"queue\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"headers\":{\"Host\":\"x\"}}}", "422", "\"field\":\"payload.headers.Host\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"headers\":{\"X-A\":1}}}", "422", "\"field\":\"payload.headers.X-A\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"headers\":[]}}", "422", "\"field\":\"payload.headers\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"expect_status\":99}}", "422", "\"field\":\"payload.expect_status\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"expect_status\":[]}}", "422", "\"field\":\"payload.expect_status\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"expect_status\":\"200\"}}", "422", "\"field\":\"payload.expect_status\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"expect_status\":[200,201,202,203,204,205,206,207,208,209,210,211,212,213,214,215,216]}}", "422", "up to 16"},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"sign\":\"yes\"}}", "422", "\"field\":\"payload.sign\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"method\":\"post\"}}", "422", "\"field\":\"payload.method\""},
+        {"{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"timeout\":0}}", "422", "\"field\":\"payload.timeout\""},
+        {"{\"k\\u0069nd\":\"http.request\",\"payload\":{\"url\":\"http://a\",\"\\u0078\":1}}", "422", "\"field\":\"payload.x\""},
+        {"{\"kind\":\"http.request\",\"payload\":[1]}", "422", "\"field\":\"payload\""},
         {"{\"kind\":\"http.\xff\"}", "400", "invalid_json"}, /* not UTF-8 */
         {"{\"kind\":\"x\",\"kind\":\"y\"}", "400", "duplicate"},
     };
@@ -316,20 +340,29 @@ TEST(http_requests_complete_retry_or_discard_by_the_status_they_get)
         {"/busy", "", "completed", "\"status\":200", 2},            /* 429 Retry-After 1 */
         {"/missing", "", "discarded", "HTTP 404", 1},               /* not worth retrying */
         {"/slow", ",\"timeout\":0.3", "discarded", "imeout", 1},   /* too slow, max_attempts 1 */
+        /* a JSON body goes as the bytes given, as application/json; 201 expected */
+        {"/echo", ",\"method\":\"POST\",\"body\":{\"a\": [1, \"\\u00e9\"]},\"expect_status\":[200,201]",
+         "completed", "application/json|{\\\"a\\\": [1, \\\"\\\\u00e9\\\"]}", 1},
+        /* a string body as its text, with the payload's own Content-Type */
+        {"/echo", ",\"method\":\"POST\",\"headers\":{\"content-type\":\"text/x-a\"},"
+                  "\"body\":\"caf\\u00e9\",\"expect_status\":201",
+         "completed", "text/x-a|caf\u00e9", 1},
     };
-    char ids[5][64];
-    for (int i = 0; i < 5; i++) {
+    enum { N = sizeof cases / sizeof *cases };
+    char ids[N][64];
+    for (int i = 0; i < N; i++) {
         char body[512];
         snprintf(body, sizeof body,
                  "{\"kind\":\"http.request\",\"max_attempts\":%d,\"payload\":{\"url\":"
                  "\"http://127.0.0.1:%d%s\"%s}}",
                  i == 4 ? 1 : 5, tport, cases[i].path, cases[i].extra);
         char *out = post(&d, NULL, body);
-        ASSERT(strncmp(out, "202\n", 4) == 0);
+        if (strncmp(out, "202\n", 4) != 0)
+            test_fail(__FILE__, __LINE__, "%s: %.300s", body, out);
         od_json_str(out, "id", ids[i], sizeof ids[i]);
         free(out);
     }
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N; i++) {
         char *out = until_final(&d, ids[i]);
         char st[32], want[64];
         od_json_str(out, "state", st, sizeof st);

@@ -42,6 +42,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -218,11 +219,19 @@ int hr_origin(const char *url, char *out, size_t cap)
     return rc;
 }
 
+#define MAX_HEADERS 64
+
+/* A decoded payload. Its strings point into the decoder's text buffer, a
+ * JSON body into the payload itself. */
 typedef struct request {
     const char *method, *url;
+    const char *hname[MAX_HEADERS], *hvalue[MAX_HEADERS]; /* the payload's headers */
+    int nheaders;
+    bool has_ctype;   /* one of them is Content-Type (any case) */
     struct curl_slist *headers;
-    const char *body;
+    const char *body; /* NULL: none; not NUL-terminated when JSON */
     size_t body_len;
+    bool body_json;   /* the body is JSON (sent as the bytes it is in the payload) */
     int64_t timeout_ms;
     int expect[16];
     int nexpect;
@@ -440,85 +449,117 @@ static bool add_signature(struct curl_slist **l, const char *id, const char *bod
         return OB_EINVAL;                                                               \
     } while (0)
 
-static int check_headers(const json_t *v, bool sign, bool *has_ctype, char *field, size_t cap,
+/* A string member's value, unescaped into the text buffer at *cursor. */
+static const char *text(const jspan *v, char **cursor)
+{
+    char *s = *cursor;
+    *cursor += jstr(v, s) + 1;
+    return s;
+}
+
+static int check_headers(const jspan *v, request *rq, char **cursor, char *field, size_t cap,
                          const char **why)
 {
-    if (!json_is_object(v))
+    if (v->type != J_OBJECT)
         FAIL("headers", "an object of header names to string values");
-    if (json_object_size(v) > 64)
-        FAIL("headers", "at most 64 headers");
-    json_t *hv;
-    const char *hn;
-    json_object_foreach((json_t *)v, hn, hv) {
+    jiter it;
+    jspan kn, kv;
+    jiter_init(&it, v);
+    while (jiter_member(&it, &kn, &kv)) {
+        if (rq->nheaders == MAX_HEADERS)
+            FAIL("headers", "at most 64 headers");
+        const char *hn = text(&kn, cursor);
         char f[160];
         snprintf(f, sizeof f, "headers.%.100s", hn);
-        const char *s = json_string_value(hv);
         if (!ob_http_header_name_ok(hn) || strlen(hn) > 100)
             FAIL(f, "a header name is an HTTP token (letters, digits, !#$%&'*+-.^_`|~) of at "
                     "most 100 characters");
-        if (!s || strlen(s) != json_string_length(hv) || !ob_http_header_value_ok(s) ||
-            strlen(s) > 4000)
+        const char *s = kv.type == J_STRING ? text(&kv, cursor) : NULL;
+        if (!s || !ob_http_header_value_ok(s) || strlen(s) > 4000) /* jscan: no NUL inside */
             FAIL(f, "a header value is a string of at most 4000 bytes without control "
                     "characters (CR, LF, NUL, ...)");
-        if (header_reserved(hn, sign))
-            FAIL(f, sign && strncasecmp(hn, "webhook-", 8) == 0
+        if (header_reserved(hn, rq->sign))
+            FAIL(f, rq->sign && strncasecmp(hn, "webhook-", 8) == 0
                         ? "set by outbox when the request is signed"
                         : "set by outbox from the URL, the body and the connection; a request "
                           "may not set it");
-        *has_ctype |= strcasecmp(hn, "Content-Type") == 0;
+        rq->has_ctype |= strcasecmp(hn, "Content-Type") == 0;
+        rq->hname[rq->nheaders] = hn;
+        rq->hvalue[rq->nheaders++] = s;
     }
     return 0;
 }
 
-static int hr_decode(const json_t *p, request *rq, char **owned_body, char *field, size_t cap,
+static int check_expect(const jspan *v, request *rq, char *field, size_t cap, const char **why)
+{
+    jiter it;
+    jspan e = *v; /* one code, or each of a list */
+    bool list = v->type == J_ARRAY;
+    if (list)
+        jiter_init(&it, v);
+    for (bool more = !list || jiter_elem(&it, &e); more; more = list && jiter_elem(&it, &e)) {
+        int64_t x;
+        if (rq->nexpect == 16)
+            FAIL("expect_status", "a status code or a list of up to 16");
+        if (!jint(&e, &x) || x < 100 || x > 599)
+            FAIL("expect_status", "status codes are integers from 100 to 599");
+        rq->expect[rq->nexpect++] = (int)x;
+    }
+    if (!rq->nexpect)
+        FAIL("expect_status", "a status code or a list of up to 16");
+    return 0;
+}
+
+enum { M_METHOD, M_URL, M_HEADERS, M_BODY, M_TIMEOUT, M_EXPECT, M_SIGN, M_N };
+
+/* Decode payload p (a value jscan accepted) into *rq, its strings into
+ * text (room for p->n bytes: always enough, jscan.h). */
+static int hr_decode(const jspan *p, request *rq, char *text_buf, char *field, size_t cap,
                      const char **why)
 {
-    static const char *const known[] = {"method", "url", "headers", "body", "timeout",
-                                        "expect_status", "sign"};
+    static const char *const known[M_N] = {"method", "url", "headers", "body", "timeout",
+                                            "expect_status", "sign"};
     memset(rq, 0, sizeof *rq);
-    *owned_body = NULL;
     field[0] = '\0';
-    if (!json_is_object(p))
+    char *cursor = text_buf;
+    if (p->type != J_OBJECT)
         FAIL("", "the payload must be a JSON object");
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)p, key, v) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof *known && !ok; i++)
-            ok = strcmp(key, known[i]) == 0;
-        if (!ok)
-            FAIL(key, "unknown member");
+    jspan m[M_N] = {0}, k, v;
+    jiter it;
+    jiter_init(&it, p);
+    while (jiter_member(&it, &k, &v)) {
+        size_t i = 0;
+        while (i < M_N && !jstr_is(&k, known[i]))
+            i++;
+        if (i == M_N)
+            FAIL(text(&k, &cursor), "unknown member");
+        m[i] = v; /* no duplicates: jscan refused them */
     }
-    v = json_object_get(p, "url");
-    if (!json_is_string(v) || !api_url_ok(json_string_value(v)))
+    if (m[M_URL].type != J_STRING || !api_url_ok(rq->url = text(&m[M_URL], &cursor)))
         FAIL("url", "an http:// or https:// URL without user name or password is required "
                     "(credentials go in an Authorization header)");
-    rq->url = json_string_value(v);
-    v = json_object_get(p, "method");
-    rq->method = v ? json_string_value(v) : "GET";
-    if (v && (!json_is_string(v) || !rq->method[0] || strlen(rq->method) > 16 ||
-              strspn(rq->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(rq->method)))
+    rq->method = m[M_METHOD].type == J_STRING ? text(&m[M_METHOD], &cursor) : "GET";
+    if (m[M_METHOD].type && (m[M_METHOD].type != J_STRING || !rq->method[0] ||
+                             strlen(rq->method) > 16 ||
+                             strspn(rq->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(rq->method)))
         FAIL("method", "an upper-case HTTP method, e.g. POST");
-    if ((v = json_object_get(p, "sign")) && !json_is_boolean(v))
+    if (m[M_SIGN].type && m[M_SIGN].type != J_TRUE && m[M_SIGN].type != J_FALSE)
         FAIL("sign", "true or false");
-    rq->sign = json_is_true(v);
-    bool has_ctype = false;
-    if ((v = json_object_get(p, "headers")) &&
-        check_headers(v, rq->sign, &has_ctype, field, cap, why))
+    rq->sign = m[M_SIGN].type == J_TRUE;
+    if (m[M_HEADERS].type && check_headers(&m[M_HEADERS], rq, &cursor, field, cap, why))
         return OB_EINVAL;
-    if ((v = json_object_get(p, "body"))) {
-        if (json_is_string(v)) {
-            rq->body = json_string_value(v);
-            rq->body_len = json_string_length(v);
-        } else {
-            *owned_body = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            rq->body = *owned_body;
-            rq->body_len = *owned_body ? strlen(*owned_body) : 0;
-        }
+    if ((v = m[M_BODY]).type == J_STRING) {
+        rq->body = cursor;
+        rq->body_len = jstr(&v, cursor);
+        cursor += rq->body_len + 1;
+    } else if (v.type) { /* JSON: sent as the bytes the client gave */
+        rq->body = v.p;
+        rq->body_len = v.n;
+        rq->body_json = true;
     }
-    if ((v = json_object_get(p, "timeout"))) {
-        double t = json_number_value(v);
-        if (!json_is_number(v) || !(t > 0) || t * 1000 > (double)opt.max_timeout_ms) {
+    if ((v = m[M_TIMEOUT]).type) {
+        double t = v.type == J_INTEGER || v.type == J_REAL ? jnum(&v) : NAN;
+        if (!(t > 0) || t * 1000 > (double)opt.max_timeout_ms) {
             static _Thread_local char w[96];
             snprintf(w, sizeof w, "seconds, 0 < timeout <= %lld (--http-max-timeout)",
                      (long long)(opt.max_timeout_ms / 1000));
@@ -526,34 +567,20 @@ static int hr_decode(const json_t *p, request *rq, char **owned_body, char *fiel
         }
         rq->timeout_ms = (int64_t)(t * 1000);
     }
-    if ((v = json_object_get(p, "expect_status"))) {
-        json_t *one = json_is_array(v) ? NULL : v;
-        size_t n = one ? 1 : json_array_size(v);
-        if ((!one && !json_is_array(v)) || n == 0 || n > 16)
-            FAIL("expect_status", "a status code or a list of up to 16");
-        for (size_t i = 0; i < n; i++) {
-            json_t *s = one ? one : json_array_get(v, i);
-            json_int_t x = json_integer_value(s);
-            if (!json_is_integer(s) || x < 100 || x > 599)
-                FAIL("expect_status", "status codes are integers from 100 to 599");
-            rq->expect[rq->nexpect++] = (int)x;
-        }
-    }
+    if (m[M_EXPECT].type && check_expect(&m[M_EXPECT], rq, field, cap, why))
+        return OB_EINVAL;
     return 0;
 }
 #undef FAIL
 
 /* The request's header list: the payload's, then what outbox adds. false
  * on OOM (*l then holds what was made: free it). */
-static bool build_headers(const json_t *p, request *rq, const ob_job *job)
+static bool build_headers(request *rq, const ob_job *job)
 {
-    json_t *hv, *v = json_object_get(p, "headers");
-    const char *hn;
-    json_object_foreach(v, hn, hv)
-        if (!add_header(&rq->headers, hn, json_string_value(hv)))
+    for (int i = 0; i < rq->nheaders; i++)
+        if (!add_header(&rq->headers, rq->hname[i], rq->hvalue[i]))
             return false;
-    if (rq->body && !json_is_string(json_object_get(p, "body")) &&
-        !json_object_get(v, "Content-Type") && !json_object_get(v, "content-type") &&
+    if (rq->body_json && !rq->has_ctype &&
         !add_header(&rq->headers, "Content-Type", "application/json"))
         return false;
     char id[OB_ID_STRLEN + 1];
@@ -562,36 +589,65 @@ static bool build_headers(const json_t *p, request *rq, const ob_job *job)
                          rq->body_len);
 }
 
+/* Scan and decode an http.request payload: 0 with *rq (its strings in
+ * *text: free it), or OB_EINVAL / OB_ENOMEM with field and *why. */
+static int decode_payload(const void *payload, size_t len, request *rq, char **text_buf,
+                          char *field, size_t cap, const char **why)
+{
+    static _Thread_local char w[120];
+    jspan p;
+    jscan_error err;
+    field[0] = '\0';
+    if (jscan(payload, len, JSCAN_ANY, &p, &err)) {
+        snprintf(w, sizeof w, "not JSON: %s at byte %zu", err.why, err.at);
+        *why = w;
+        *text_buf = NULL;
+        return OB_EINVAL;
+    }
+    if (!(*text_buf = malloc(p.n + 1))) {
+        *why = "out of memory";
+        return OB_ENOMEM;
+    }
+    return hr_decode(&p, rq, *text_buf, field, cap, why);
+}
+
 static void http_request(ob_job_ctx *ctx, void *arg)
 {
     (void)arg;
     const ob_job *job = ob_ctx_job(ctx);
-    json_error_t jerr;
-    json_t *p = json_loadb((const char *)job->payload, job->payload_len, 0, &jerr);
     request rq;
-    char *owned = NULL, msg[400], field[160] = "";
-    const char *why = "the payload is not JSON";
-    if (!p || hr_decode(p, &rq, &owned, field, sizeof field, &why)) {
+    char *text_buf, msg[400], field[160];
+    const char *why;
+    int rc = decode_payload(job->payload, job->payload_len, &rq, &text_buf, field, sizeof field,
+                            &why);
+    if (rc == OB_ENOMEM) {
+        ob_ctx_retry(ctx, -1, "out of memory");
+    } else if (rc) {
         snprintf(msg, sizeof msg, "bad http.request payload%s%s: %s", field[0] ? " member " : "",
                  field, why);
         ob_ctx_discard(ctx, msg);
-    } else if (!build_headers(p, &rq, job)) {
+    } else if (!build_headers(&rq, job)) {
         ob_ctx_retry(ctx, -1, "out of memory");
     } else {
         perform(ctx, &rq);
     }
-    if (p)
+    if (!rc)
         curl_slist_free_all(rq.headers);
-    free(owned);
-    json_decref(p);
+    free(text_buf);
 }
 
-int hr_check_payload(const json_t *payload, char *field, size_t cap, const char **why)
+int hr_check_payload(const jspan *payload, char *field, size_t cap, const char **why,
+                     char *url, size_t ucap)
 {
     request rq;
-    char *owned;
-    int rc = hr_decode(payload, &rq, &owned, field, cap, why);
-    free(owned);
+    char *text_buf;
+    int rc = decode_payload(payload->p, payload->n, &rq, &text_buf, field, cap, why);
+    if (!rc && (size_t)snprintf(url, ucap, "%s", rq.url) >= ucap) {
+        snprintf(field, cap, "url");
+        *why = "the URL is too long";
+        rc = OB_EINVAL;
+    }
+    free(text_buf);
     return rc;
 }
 

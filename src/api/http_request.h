@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "api/jscan.h"
 #include "api/outbound.h"
 #include "api/secrets.h"
 #include "outbox/jobs.h"
@@ -31,10 +32,13 @@ int hr_register(ob_engine *e, const hr_opts *o);
 /* Callback attempts that did not deliver (refused, failed or answered
  * with an unexpected status), since start. */
 uint64_t hr_callback_failures(void);
-/* Check an http.request payload as its handler will (after hr_register):
- * 0, or OB_EINVAL with the member in field[cap] ("" for the payload
- * itself, "headers.Host", ...) and *why. */
-int hr_check_payload(const json_t *payload, char *field, size_t cap, const char **why);
+/* Check an http.request payload (a value jscan accepted) as its handler
+ * will (after hr_register): 0 with its URL in url[ucap] (HR_URL_MAX + 1
+ * is room enough), or OB_EINVAL with the member in field[cap] ("" for the
+ * payload itself, "headers.Host", ...) and *why; OB_ENOMEM. */
+#define HR_URL_MAX 2048
+int hr_check_payload(const jspan *payload, char *field, size_t cap, const char **why,
+                     char *url, size_t ucap);
 /* The origin of an http(s) URL, "scheme://host:port" (lower case, the
  * default port written out), into out[cap]: an http.request's rate key.
  * 0, or -1 when the URL does not parse or the origin does not fit. */

@@ -387,23 +387,20 @@ int api_decode_job_item(api *a, const jspan *body, api_item *it, api_error *e)
         return api_refuse(e, 422, "invalid", field, "%s", why);
     if (strcmp(in.j.kind, "http.request") != 0)
         return 0;
-    json_t *payload = api_tree(&in.payload, e);
-    if (!payload)
-        return -1;
-    char sub[160];
-    int rc = 0;
-    if (hr_check_payload(payload, sub, sizeof sub, &why)) {
+    char sub[160], url[HR_URL_MAX + 1];
+    int rc = hr_check_payload(&in.payload, sub, sizeof sub, &why, url, sizeof url);
+    if (rc == OB_ENOMEM)
+        return api_refuse(e, 503, "no_memory", NULL, "out of memory");
+    if (rc) {
         snprintf(field, sizeof field, "payload%s%s", sub[0] ? "." : "", sub);
-        rc = api_refuse(e, 422, "invalid", field, "%s", why);
+        return api_refuse(e, 422, "invalid", field, "%s", why);
     }
-    const char *url = json_string_value(json_object_get(payload, "url"));
-    if (!rc && api_url_refused(a, url, "payload.url", field, sizeof field, &why))
-        rc = api_refuse(e, 422, "invalid", field, "%s", why);
+    if (api_url_refused(a, url, "payload.url", field, sizeof field, &why))
+        return api_refuse(e, 422, "invalid", field, "%s", why);
     /* the destination's origin: its key for the queue's key_rate and holds */
-    if (!rc && !it->p.j.rate_key && hr_origin(url, it->rate_key, sizeof it->rate_key) == 0)
+    if (!it->p.j.rate_key && hr_origin(url, it->rate_key, sizeof it->rate_key) == 0)
         it->p.j.rate_key = it->rate_key;
-    json_decref(payload);
-    return rc;
+    return 0;
 }
 
 static void post_job(ob_http_req *r, void *arg) { api_post_one(arg, r, api_decode_job_item); }
