@@ -198,7 +198,7 @@ static int64_t retry_after_ms(CURL *c)
     return d < 0 ? 0 : d > 86400000 ? 86400000 : d;
 }
 
-int hr_origin(const char *url, char *out, size_t cap)
+int hr_target_of(const char *url, hr_target *t)
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL;
@@ -206,11 +206,16 @@ int hr_origin(const char *url, char *out, size_t cap)
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-        int n = snprintf(out, cap, "%s://%s:%s", scheme, host, port);
-        for (char *p = out; n > 0 && *p; p++)
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        strlen(host) < sizeof t->host) {
+        strcpy(t->host, host);
+        t->port = atoi(port);
+        int n = snprintf(t->origin, sizeof t->origin, "%s://%s:%s", scheme, host, port);
+        for (char *p = t->origin; n > 0 && *p; p++)
             *p = (char)tolower((unsigned char)*p);
-        rc = n > 0 && (size_t)n < cap && ob_rate_key_valid(out) ? 0 : -1;
+        if (n < 0 || (size_t)n >= sizeof t->origin || !ob_rate_key_valid(t->origin))
+            t->origin[0] = '\0';
+        rc = 0;
     }
     curl_free(scheme);
     curl_free(host);

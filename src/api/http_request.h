@@ -39,9 +39,16 @@ uint64_t hr_callback_failures(void);
 #define HR_URL_MAX 2048
 int hr_check_payload(const jspan *payload, char *field, size_t cap, const char **why,
                      char *url, size_t ucap);
-/* The origin of an http(s) URL, "scheme://host:port" (lower case, the
- * default port written out), into out[cap]: an http.request's rate key.
- * 0, or -1 when the URL does not parse or the origin does not fit. */
-int hr_origin(const char *url, char *out, size_t cap);
+/* Where an http(s) URL goes, parsed once (libcurl): its host as curl
+ * gives it (an IPv6 address in brackets) and port (the default written
+ * out), for outbound_check_host; and its origin "scheme://host:port" (lower
+ * case), an http.request's rate key ("" when it is not a valid one). 0,
+ * or -1 when the URL does not parse (or its host is longer than 255). */
+typedef struct hr_target {
+    char host[256];
+    int port;
+    char origin[OB_RATE_KEY_MAX + 1];
+} hr_target;
+int hr_target_of(const char *url, hr_target *t);
 
 #endif

@@ -334,12 +334,11 @@ void api_enqueue(api *a, ob_http_req *r, api_post *p)
     free(meta);
 }
 
-bool api_url_refused(api *a, const char *url, const char *name, char *field, size_t cap,
-                        const char **why)
+/* Refused as class `cls` (NULL: not refused): the field and sentence. */
+static bool refused_as(const char *cls, const char *addr, const char *name, char *field,
+                       size_t cap, const char **why)
 {
     static _Thread_local char msg[200];
-    char addr[80];
-    const char *cls = url ? outbound_check_url(a->o.policy, url, addr, sizeof addr) : NULL;
     if (!cls)
         return false;
     snprintf(msg, sizeof msg, "%.64s is %s: outbound jobs may reach only public addresses "
@@ -347,6 +346,14 @@ bool api_url_refused(api *a, const char *url, const char *name, char *field, siz
     snprintf(field, cap, "%s", name);
     *why = msg;
     return true;
+}
+
+bool api_url_refused(api *a, const char *url, const char *name, char *field, size_t cap,
+                        const char **why)
+{
+    char addr[80];
+    const char *cls = url ? outbound_check_url(a->o.policy, url, addr, sizeof addr) : NULL;
+    return refused_as(cls, addr, name, field, cap, why);
 }
 
 /* Job kinds a client may not enqueue here: outbox's own (outbox.*, made by
@@ -395,11 +402,18 @@ int api_decode_job_item(api *a, const jspan *body, api_item *it, api_error *e)
         snprintf(field, sizeof field, "payload%s%s", sub[0] ? "." : "", sub);
         return api_refuse(e, 422, "invalid", field, "%s", why);
     }
-    if (api_url_refused(a, url, "payload.url", field, sizeof field, &why))
+    hr_target t; /* one parse of the URL for both what follows */
+    if (hr_target_of(url, &t))
+        return 0; /* as the worker will find: it discards the job, naming the URL */
+    char addr[80];
+    if (refused_as(outbound_check_host(a->o.policy, t.host, t.port, addr, sizeof addr), addr,
+                   "payload.url", field, sizeof field, &why))
         return api_refuse(e, 422, "invalid", field, "%s", why);
     /* the destination's origin: its key for the queue's key_rate and holds */
-    if (!it->p.j.rate_key && hr_origin(url, it->rate_key, sizeof it->rate_key) == 0)
+    if (!it->p.j.rate_key && t.origin[0]) {
+        memcpy(it->rate_key, t.origin, sizeof it->rate_key);
         it->p.j.rate_key = it->rate_key;
+    }
     return 0;
 }
 

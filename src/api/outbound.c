@@ -306,6 +306,26 @@ int outbound_add_self(outbound *p, const struct sockaddr *sa, int port)
 
 /* ---- URLs and host names ---- */
 
+const char *outbound_check_host(const outbound *p, const char *host, int port, char *addr,
+                                size_t n)
+{
+    /* curl normalises IPv4 spellings (127.1, 0x7f000001, 2130706433) to
+     * dotted quads; IPv6 comes in brackets. */
+    char h[64];
+    size_t len = strlen(host);
+    bool v6 = len > 2 && host[0] == '[' && host[len - 1] == ']';
+    snprintf(h, sizeof h, "%.*s", v6 ? (int)(len - 2) : (int)len, v6 ? host + 1 : host);
+    char *zone = strchr(h, '%');
+    if (zone)
+        *zone = '\0';
+    uint8_t a[16];
+    bool v4;
+    if (len >= sizeof h || !parse_addr(h, a, &v4))
+        return NULL; /* a name: judged when connecting */
+    snprintf(addr, n, "%s", host);
+    return judge(p, a, port);
+}
+
 const char *outbound_check_url(const outbound *p, const char *url, char *addr, size_t n)
 {
     CURLU *u = curl_url();
@@ -313,23 +333,8 @@ const char *outbound_check_url(const outbound *p, const char *url, char *addr, s
     const char *why = NULL;
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-        /* curl normalises IPv4 spellings (127.1, 0x7f000001, 2130706433) to
-         * dotted quads; IPv6 comes in brackets. */
-        char h[64];
-        size_t len = strlen(host);
-        bool v6 = len > 2 && host[0] == '[' && host[len - 1] == ']';
-        snprintf(h, sizeof h, "%.*s", v6 ? (int)(len - 2) : (int)len, v6 ? host + 1 : host);
-        char *zone = strchr(h, '%');
-        if (zone)
-            *zone = '\0';
-        uint8_t a[16];
-        bool v4;
-        if (len < sizeof h && parse_addr(h, a, &v4)) {
-            why = judge(p, a, atoi(port));
-            snprintf(addr, n, "%s", host);
-        }
-    }
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+        why = outbound_check_host(p, host, atoi(port), addr, n);
     curl_free(host);
     curl_free(port);
     curl_url_cleanup(u);

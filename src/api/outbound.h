@@ -59,6 +59,10 @@ const char *outbound_check(const outbound *p, const struct sockaddr *sa);
  * that can be judged before connecting): NULL when allowed or when the
  * host is a name, else why not, and the address as written in addr[n]. */
 const char *outbound_check_url(const outbound *p, const char *url, char *addr, size_t n);
+/* The same for a host and port as curl's URL parser gives them (an IPv6
+ * address in brackets), for a caller that parsed the URL already. */
+const char *outbound_check_host(const outbound *p, const char *host, int port, char *addr,
+                                size_t n);
 
 /* Whether every address `host` resolves to is a loopback address (false
  * when it does not resolve). For outboxd's "no tokens: loopback only". */
