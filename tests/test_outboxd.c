@@ -138,6 +138,15 @@ TEST(job_endpoints_answer_and_refuse_naming_the_field)
     free(out);
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     EXPECT(get(&d, path), "200", "\"payload\":{\"url\":\"http://127.0.0.1:1/\"}");
+    EXPECT(get(&d, path), "200", "\"rate_key\":\"http://127.0.0.1:1\""); /* its origin */
+    out = post(&d, NULL, "{\"kind\":\"http.request\",\"delay\":3600,"
+                         "\"payload\":{\"url\":\"HTTP://Example.COM/x?y\"}}");
+    ASSERT(strstr(out, "202\n") == out);
+    char other[80];
+    snprintf(other, sizeof other, "/v1/jobs/");
+    od_json_str(out, "id", other + strlen(other), sizeof other - strlen(other));
+    free(out);
+    EXPECT(get(&d, other), "200", "\"rate_key\":\"http://example.com:80\"");
     EXPECT(get(&d, "/v1/jobs?state=scheduled"), "200", id);
     EXPECT(get(&d, "/v1/jobs?state=completed"), "200", "\"jobs\":[]");
     char *o;
