@@ -72,6 +72,10 @@ TEST(jscan_accepts_what_jansson_accepts_and_reads_values_in_place)
     ASSERT_EQ(jstr(&v, buf), 4);
     ASSERT_STREQ(buf, "a\xc3\xa9\n");
     ASSERT(jstr_is(&v, "a\xc3\xa9\n") && !jstr_is(&v, "a"));
+    char *cursor = buf; /* strings one after another in one buffer */
+    const char *first = jstr_take(&v, &cursor), *second = jstr_take(&v, &cursor);
+    ASSERT(first == buf && second == buf + 5 && cursor == buf + 10);
+    ASSERT_STREQ(second, "a\xc3\xa9\n");
     int64_t i64;
     ASSERT(jget(&top, "n", &v) && jint(&v, &i64) && i64 == -12);
     ASSERT(jget(&top, "r", &v) && v.type == J_REAL && !jint(&v, &i64) && jnum(&v) == 2.5);

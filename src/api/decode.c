@@ -65,13 +65,6 @@ static bool get_int(const jspan *v, int *out)
     return true;
 }
 
-/* A string member's value, unescaped into the text buffer at *cursor. */
-static const char *text(const jspan *v, char **cursor)
-{
-    char *s = *cursor;
-    *cursor += jstr(v, s) + 1;
-    return s;
-}
 
 /* The members of a job body, by their index in known[]: type 0 when
  * absent. An unknown member: its name, in the text buffer, as *field. */
@@ -86,7 +79,7 @@ static int members(const jspan *body, jspan m[K_N], char **cursor, const char **
         while (i < K_N && !jstr_is(&k, known[i]))
             i++;
         if (i == K_N)
-            return fail(field, text(&k, cursor), why, "unknown member");
+            return fail(field, jstr_take(&k, cursor), why, "unknown member");
         m[i] = v; /* no duplicates: jscan refused them */
     }
     return 0;
@@ -111,11 +104,11 @@ int api_decode_job(const jspan *body, int64_t now, api_job_in *out, const char *
     v = &m[K_KIND];
     if (v->type != J_STRING)
         return fail(field, "kind", why, v->type ? "must be a string" : "is required");
-    j->kind = text(v, &cursor);
+    j->kind = jstr_take(v, &cursor);
     if ((v = &m[K_QUEUE])->type) {
         if (v->type != J_STRING)
             return fail(field, "queue", why, "must be a string");
-        j->queue = text(v, &cursor);
+        j->queue = jstr_take(v, &cursor);
     }
     if (m[K_PRIORITY].type && !get_int(&m[K_PRIORITY], &j->priority))
         return fail(field, "priority", why, "must be an integer");
@@ -133,7 +126,7 @@ int api_decode_job(const jspan *body, int64_t now, api_job_in *out, const char *
     if (run_at->type && delay->type)
         return fail(field, "delay", why, "give run_at or delay, not both");
     if (run_at->type &&
-        (run_at->type != J_STRING || ob_time_parse(text(run_at, &cursor), &j->run_at_ms)))
+        (run_at->type != J_STRING || ob_time_parse(jstr_take(run_at, &cursor), &j->run_at_ms)))
         return fail(field, "run_at", why, "must be an RFC 3339 date-time, e.g. 2026-11-25T04:00:00Z");
     if (delay->type) {
         double d = is_num(delay) ? jnum(delay) : NAN;
@@ -144,15 +137,15 @@ int api_decode_job(const jspan *body, int64_t now, api_job_in *out, const char *
     if ((v = &m[K_UNIQUE_KEY])->type) {
         if (v->type != J_STRING || v->n == 2)
             return fail(field, "unique_key", why, "must be a non-empty string");
-        out->unique_key = text(v, &cursor);
+        out->unique_key = jstr_take(v, &cursor);
     }
     if ((v = &m[K_RATE_KEY])->type) {
-        if (v->type != J_STRING || !ob_rate_key_valid(j->rate_key = text(v, &cursor)))
+        if (v->type != J_STRING || !ob_rate_key_valid(j->rate_key = jstr_take(v, &cursor)))
             return fail(field, "rate_key", why,
                         "must be 1-255 characters of printable ASCII without '\"' or '\\'");
     }
     if ((v = &m[K_CALLBACK_URL])->type) {
-        if (v->type != J_STRING || !api_url_ok(out->callback_url = text(v, &cursor)))
+        if (v->type != J_STRING || !api_url_ok(out->callback_url = jstr_take(v, &cursor)))
             return fail(field, "callback_url", why,
                         "must be an http:// or https:// URL, without user name or password");
     }

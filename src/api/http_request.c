@@ -454,13 +454,6 @@ static bool add_signature(struct curl_slist **l, const char *id, const char *bod
         return OB_EINVAL;                                                               \
     } while (0)
 
-/* A string member's value, unescaped into the text buffer at *cursor. */
-static const char *text(const jspan *v, char **cursor)
-{
-    char *s = *cursor;
-    *cursor += jstr(v, s) + 1;
-    return s;
-}
 
 static int check_headers(const jspan *v, request *rq, char **cursor, char *field, size_t cap,
                          const char **why)
@@ -473,13 +466,13 @@ static int check_headers(const jspan *v, request *rq, char **cursor, char *field
     while (jiter_member(&it, &kn, &kv)) {
         if (rq->nheaders == MAX_HEADERS)
             FAIL("headers", "at most 64 headers");
-        const char *hn = text(&kn, cursor);
+        const char *hn = jstr_take(&kn, cursor);
         char f[160];
         snprintf(f, sizeof f, "headers.%.100s", hn);
         if (!ob_http_header_name_ok(hn) || strlen(hn) > 100)
             FAIL(f, "a header name is an HTTP token (letters, digits, !#$%&'*+-.^_`|~) of at "
                     "most 100 characters");
-        const char *s = kv.type == J_STRING ? text(&kv, cursor) : NULL;
+        const char *s = kv.type == J_STRING ? jstr_take(&kv, cursor) : NULL;
         if (!s || !ob_http_header_value_ok(s) || strlen(s) > 4000) /* jscan: no NUL inside */
             FAIL(f, "a header value is a string of at most 4000 bytes without control "
                     "characters (CR, LF, NUL, ...)");
@@ -537,13 +530,13 @@ static int hr_decode(const jspan *p, request *rq, char *text_buf, char *field, s
         while (i < M_N && !jstr_is(&k, known[i]))
             i++;
         if (i == M_N)
-            FAIL(text(&k, &cursor), "unknown member");
+            FAIL(jstr_take(&k, &cursor), "unknown member");
         m[i] = v; /* no duplicates: jscan refused them */
     }
-    if (m[M_URL].type != J_STRING || !api_url_ok(rq->url = text(&m[M_URL], &cursor)))
+    if (m[M_URL].type != J_STRING || !api_url_ok(rq->url = jstr_take(&m[M_URL], &cursor)))
         FAIL("url", "an http:// or https:// URL without user name or password is required "
                     "(credentials go in an Authorization header)");
-    rq->method = m[M_METHOD].type == J_STRING ? text(&m[M_METHOD], &cursor) : "GET";
+    rq->method = m[M_METHOD].type == J_STRING ? jstr_take(&m[M_METHOD], &cursor) : "GET";
     if (m[M_METHOD].type && (m[M_METHOD].type != J_STRING || !rq->method[0] ||
                              strlen(rq->method) > 16 ||
                              strspn(rq->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(rq->method)))

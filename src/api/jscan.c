@@ -573,6 +573,13 @@ size_t jstr(const jspan *s, char *out)
     return n;
 }
 
+const char *jstr_take(const jspan *s, char **cursor)
+{
+    char *out = *cursor;
+    *cursor += jstr(s, out) + 1;
+    return out;
+}
+
 bool jstr_is(const jspan *s, const char *lit)
 {
     if (s->type != J_STRING)

@@ -66,6 +66,10 @@ bool jget(const jspan *obj, const char *name, jspan *value);
 /* A string's value, unescaped, into out (room for s->n bytes: always
  * enough) and NUL-terminated; returns its length. Never has a NUL inside. */
 size_t jstr(const jspan *s, char *out);
+/* The same at *cursor, which then moves past its NUL: for a decoder that
+ * keeps a document's strings in one buffer as long as the document (the
+ * strings of a value, unescaped, never take more bytes than the value). */
+const char *jstr_take(const jspan *s, char **cursor);
 /* Whether string s is `lit` once unescaped. */
 bool jstr_is(const jspan *s, const char *lit);
 /* A number's value (integer or real). */
