@@ -6,7 +6,6 @@
 #ifndef OB_STORE_SQ_H
 #define OB_STORE_SQ_H
 
-#include <pthread.h>
 #include <sqlite3.h>
 
 #include "base/base.h"
@@ -50,15 +49,6 @@ enum {
     " updated_at, CASE WHEN concurrency > 0 THEN (SELECT count(*) FROM jobs INDEXED BY"      \
     " jobs_lease WHERE state = 3 AND queue = q.name) ELSE 0 END"
 
-/* The checkpointer (sqlite_checkpoint.c). */
-typedef struct sq_ckpt {
-    sqlite3 *db; /* its own connection */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool want, stop, started;
-} sq_ckpt;
-
 typedef struct sqlite_store {
     store base;
     char *path;
@@ -67,7 +57,6 @@ typedef struct sqlite_store {
     sqlite3_stmt *ws[W_COUNT];
     obi_readers readers;  /* sqlite_read.c */
     int64_t data_version; /* as last seen by the writer */
-    sq_ckpt ckpt;
 } sqlite_store;
 
 #define WS(s, k) ((s)->ws[k])
@@ -82,15 +71,6 @@ int obi_sq_exec(sqlite3 *db, const char *sql);
 /* Open a connection to s's file: the writer (creates it; WAL, FULL sync)
  * or a reader (query only). */
 int obi_sq_open(sqlite_store *s, bool writer, sqlite3 **out);
-/* Open the checkpointer's connection (read-write, FULL sync). */
-int obi_sq_open_checkpointer(sqlite_store *s, sqlite3 **out);
-
-/* ---- sqlite_checkpoint.c ---- */
-
-/* Take the writer's checkpoints onto a thread of their own (K1: the WAL
- * stays bounded). Start after the writer is open; stop before it closes. */
-int obi_sq_ckpt_start(sqlite_store *s);
-void obi_sq_ckpt_stop(sqlite_store *s);
 int obi_sq_prepare_all(sqlite3 *db, const char *const *sql, sqlite3_stmt **st, int n);
 void obi_sq_finalize_all(sqlite3_stmt **st, int n);
 void obi_sq_bind_id(sqlite3_stmt *st, int i, const ob_id *id);

@@ -14,8 +14,7 @@
  *
  * Files: sqlite.c (open, close, connections, the writer's calls),
  * sqlite_schema.c (the schema and its migrations), sqlite_read.c (the
- * readers: snapshots, get, list, counts), sqlite_checkpoint.c (WAL
- * checkpoints, off the commit thread); sq.h is what they share.
+ * readers: snapshots, get, list, counts); sq.h is what they share.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -159,41 +158,28 @@ int obi_sq_exec(sqlite3 *db, const char *sql)
 
 /* ---- connections ---- */
 
-static int open_with(sqlite_store *s, int flags, const char *pragmas, sqlite3 **out)
+int obi_sq_open(sqlite_store *s, bool writer, sqlite3 **out)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(s->path, &db, flags | SQLITE_OPEN_NOMUTEX, obi_store_sqlite_vfs);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(s->path, &db, flags, obi_store_sqlite_vfs);
     if (rc != SQLITE_OK) {
         int r = obi_sq_fail(db, rc, s->path);
         sqlite3_close(db);
         return r;
     }
     sqlite3_extended_result_codes(db, 1);
+    const char *pragmas = writer ? "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL;"
+                                   " PRAGMA synchronous=FULL; PRAGMA cache_size=-8192;"
+                                   " PRAGMA temp_store=MEMORY;"
+                                 : "PRAGMA busy_timeout=5000; PRAGMA query_only=1;"
+                                   " PRAGMA cache_size=-2048;";
     if ((rc = obi_sq_exec(db, pragmas))) {
         sqlite3_close(db);
         return rc;
     }
     *out = db;
     return 0;
-}
-
-int obi_sq_open(sqlite_store *s, bool writer, sqlite3 **out)
-{
-    if (writer)
-        return open_with(s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                         "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL;"
-                         " PRAGMA synchronous=FULL; PRAGMA cache_size=-8192;"
-                         " PRAGMA temp_store=MEMORY;", out);
-    return open_with(s, SQLITE_OPEN_READWRITE,
-                     "PRAGMA busy_timeout=5000; PRAGMA query_only=1; PRAGMA cache_size=-2048;",
-                     out);
-}
-
-int obi_sq_open_checkpointer(sqlite_store *s, sqlite3 **out)
-{
-    return open_with(s, SQLITE_OPEN_READWRITE,
-                     "PRAGMA busy_timeout=5000; PRAGMA synchronous=FULL; PRAGMA cache_size=-256;",
-                     out);
 }
 
 int obi_sq_prepare_all(sqlite3 *db, const char *const *sql, sqlite3_stmt **st, int n)
@@ -244,7 +230,6 @@ static void sqlite_close(store *base)
     if (!s)
         return;
     obi_readers_destroy(&s->readers);
-    obi_sq_ckpt_stop(s);
     obi_sq_finalize_all(s->ws, W_COUNT);
     if (s->w)
         sqlite3_close(s->w);
@@ -268,8 +253,7 @@ int obi_store_sqlite_open(const char *path, store **out)
     if (!(s->path = strdup(path)))
         goto err;
     if ((rc = take_lock(s)) || (rc = obi_sq_open(s, true, &s->w)) || (rc = obi_sq_check_schema(s)) ||
-        (rc = obi_sq_prepare_all(s->w, writer_sql, s->ws, W_COUNT)) ||
-        (rc = obi_sq_ckpt_start(s)))
+        (rc = obi_sq_prepare_all(s->w, writer_sql, s->ws, W_COUNT)))
         goto err;
     *out = &s->base;
     return 0;
