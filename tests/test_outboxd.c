@@ -414,6 +414,20 @@ TEST(events_stream_and_resume)
     t_run(&ev, "timeout 1 curl -s -N -H 'Last-Event-ID: 1' %s/v1/events", d.url);
     ASSERT(strstr(ev, "event: reset") != NULL);
     free(ev);
+    /* changes while nobody listens are kept as facts and rendered when
+     * first read (E1 in events.c): the same events, the error quoted */
+    h_sleep_ms(1500); /* the first stream (3 s) has ended */
+    out = post(&d, NULL, "{\"kind\":\"http.request\",\"payload\":{\"url\":\"http://127.0.0.1:1/\"},"
+                         "\"max_attempts\":1}");
+    char id2[64];
+    od_json_str(out, "id", id2, sizeof id2);
+    free(out);
+    free(until_final(&d, id2));
+    t_run(&ev, "timeout 1 curl -s -N -H 'Last-Event-ID: %s' '%s/v1/events?id=%s'", first, d.url, id2);
+    ASSERT(strstr(ev, id2) && strstr(ev, "\"state\":\"available\"") &&
+           strstr(ev, "\"state\":\"running\"") && strstr(ev, "\"state\":\"discarded\",") &&
+           strstr(ev, "\"error\":\"") && !strstr(ev, id));
+    free(ev);
     t_curl(&ev, d.port, "'%s/v1/events?id=nope'", d.url);
     EXPECT(ev, "400", "\"field\":\"id\"");
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);

@@ -15,8 +15,10 @@
  * does not get these.
  *
  * Every committed change (an engine subscription, on the commit thread) is
- * rendered once, kept in a ring of the last `ring` events, and written to
- * each connected client whose filter (id, kind, queue) it matches.
+ * kept in a ring of the last `ring` events and written to each connected
+ * client whose filter (id, kind, queue) it matches. A job's change is
+ * rendered once, when the first client needs it (E1): with nobody
+ * connected the commit thread only copies its facts.
  *
  * Resume: a client that reconnects with Last-Event-ID (header, or
  * ?last_event_id=) gets the events after it from the ring, then the live
@@ -44,12 +46,22 @@
 
 #define KEEPALIVE_MS 15000
 
+/* A kept event. A job's change is kept as its facts and rendered the first
+ * time a client needs it (E1: msg is NULL only for a job event nobody has
+ * read yet), so that a server nobody watches does not print every change
+ * of every job on the commit thread. */
 typedef struct ev_rec {
     uint64_t seq;
     ob_id id;
     char kind[OB_NAME_MAX + 1], queue[OB_NAME_MAX + 1];
-    char *msg; /* the whole SSE message */
+    char *msg; /* the whole SSE message, or NULL (E1) */
     size_t len;
+    /* a job's change, until rendered */
+    ob_state state;
+    int attempt;
+    int64_t at_ms, scheduled_for_ms;
+    char schedule[OB_NAME_MAX + 1]; /* "" when no schedule made the job */
+    char *error;                    /* owned, or NULL */
 } ev_rec;
 
 typedef struct client {
@@ -101,47 +113,97 @@ static void fan_out(events *ev, const ev_rec *r, const char *msg, size_t len)
     }
 }
 
-static void push(events *ev, const ob_id *id, const char *kind, const char *queue,
-                 const char *name, json_t *d);
-static void push_text(events *ev, const ob_id *id, const char *kind, const char *queue,
-                      const char *name, const char *data);
-
-/* A job's change. Printed, not built with jansson: this runs on the commit
- * thread for every change of every job. Kinds, queues and schedule names
- * are names ([A-Za-z0-9._-], checked when stored): nothing to escape; an
- * error is free text, quoted by jansson (a failure is the rare case). */
-static void on_event(void *arg, const ob_event *e)
+/* The next slot of the ring (the oldest goes when it is full), cleared;
+ * called with mu held. */
+static ev_rec *ring_next(events *ev)
 {
-    events *ev = arg;
+    ev_rec *r = &ev->ring[(ev->head + ev->count) % ev->cap];
+    if (ev->count == ev->cap) {
+        free(r->msg);
+        free(r->error);
+        ev->head = (ev->head + 1) % ev->cap;
+    } else {
+        ev->count++;
+    }
+    *r = (ev_rec){.seq = ev->next_seq++};
+    return r;
+}
+
+/* Frame `data` as event `name` into r->msg (NULL on OOM: the event is
+ * lost to clients, as a write they could not take would be). */
+static void frame(ev_rec *r, const char *name, const char *data)
+{
+    size_t cap = strlen(data) + 64;
+    r->msg = malloc(cap);
+    r->len = r->msg ? (size_t)snprintf(r->msg, cap, "id: %llu\nevent: %s\ndata: %s\n\n",
+                                       (unsigned long long)r->seq, name, data)
+                    : 0;
+}
+
+/* Render a job event's facts (E1). Printed, not built with jansson: kinds,
+ * queues and schedule names are names ([A-Za-z0-9._-], checked when
+ * stored), nothing to escape; an error is free text, quoted by jansson. */
+static void render_job(ev_rec *r)
+{
     char id[OB_ID_STRLEN + 1], at[32], sf[32], data[512];
-    assert(ob_name_valid(e->kind) && ob_name_valid(e->queue));
-    assert(!e->schedule || ob_name_valid(e->schedule));
-    json_t *js = e->error ? json_string(e->error) : NULL;
+    json_t *js = r->error ? json_string(r->error) : NULL;
     char *err = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
     json_decref(js);
     int n = snprintf(data, sizeof data,
                      "{\"id\":\"%s\",\"kind\":\"%s\",\"queue\":\"%s\",\"state\":\"%s\","
                      "\"attempt\":%d,\"at\":\"%s\"",
-                     ob_id_format(&e->id, id), e->kind, e->queue, ob_state_name(e->state),
-                     e->attempt, ob_time_format(e->at_ms, at));
-    if (e->schedule) /* a job a schedule made: which, and for when */
-        n += snprintf(data + n, sizeof data - (size_t)n, ",\"schedule\":\"%s\",\"scheduled_for\":\"%s\"",
-                      e->schedule, ob_time_format(e->scheduled_for_ms, sf));
+                     ob_id_format(&r->id, id), r->kind, r->queue, ob_state_name(r->state),
+                     r->attempt, ob_time_format(r->at_ms, at));
+    if (r->schedule[0]) /* a job a schedule made: which, and for when */
+        n += snprintf(data + n, sizeof data - (size_t)n,
+                      ",\"schedule\":\"%s\",\"scheduled_for\":\"%s\"", r->schedule,
+                      ob_time_format(r->scheduled_for_ms, sf));
     assert(n > 0 && (size_t)n < sizeof data - 2); /* names are at most OB_NAME_MAX */
     if (!err) {
         snprintf(data + n, sizeof data - (size_t)n, "}");
-        push_text(ev, &e->id, e->kind, e->queue, "job", data);
+        frame(r, "job", data);
         return;
     }
     size_t cap = (size_t)n + strlen(err) + 16;
     char *all = malloc(cap);
     if (all) {
         snprintf(all, cap, "%s,\"error\":%s}", data, err);
-        push_text(ev, &e->id, e->kind, e->queue, "job", all);
+        frame(r, "job", all);
     }
     free(all);
     free(err);
 }
+
+/* A job's change (commit thread): kept as facts; rendered and written now
+ * only when a client is connected. */
+static void on_event(void *arg, const ob_event *e)
+{
+    events *ev = arg;
+    assert(ob_name_valid(e->kind) && ob_name_valid(e->queue));
+    assert(!e->schedule || ob_name_valid(e->schedule));
+    pthread_mutex_lock(&ev->mu);
+    ev_rec *r = ring_next(ev);
+    r->id = e->id;
+    snprintf(r->kind, sizeof r->kind, "%s", e->kind);
+    snprintf(r->queue, sizeof r->queue, "%s", e->queue);
+    r->state = e->state;
+    r->attempt = e->attempt;
+    r->at_ms = e->at_ms;
+    if (e->schedule) {
+        snprintf(r->schedule, sizeof r->schedule, "%s", e->schedule);
+        r->scheduled_for_ms = e->scheduled_for_ms;
+    }
+    r->error = e->error ? strdup(e->error) : NULL;
+    if (ev->clients) {
+        render_job(r);
+        if (r->msg)
+            fan_out(ev, r, r->msg, r->len);
+    }
+    pthread_mutex_unlock(&ev->mu);
+}
+
+static void push(events *ev, const ob_id *id, const char *kind, const char *queue,
+                 const char *name, json_t *d);
 
 /* A change of the suppression list (a record of its set). */
 static void on_record(void *arg, const ob_record *rec, bool deleted)
@@ -159,42 +221,24 @@ static void on_record(void *arg, const ob_record *rec, bool deleted)
     push(ev, &(ob_id){{0}}, "", "", "suppression", d);
 }
 
-/* Event `name` with data d (taken), rendered. */
+/* Event `name` with data d (taken): rendered, kept and written. */
 static void push(events *ev, const ob_id *id, const char *kind, const char *queue,
                  const char *name, json_t *d)
 {
     char *data = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
-    if (data)
-        push_text(ev, id, kind, queue, name, data);
-    free(data);
-}
-
-/* Event `name` with its data as JSON text: kept in the ring and written to
- * the clients it matches. */
-static void push_text(events *ev, const ob_id *id, const char *kind, const char *queue,
-                      const char *name, const char *data)
-{
+    if (!data)
+        return;
     pthread_mutex_lock(&ev->mu);
-    ev_rec *r = &ev->ring[(ev->head + ev->count) % ev->cap];
-    if (ev->count == ev->cap) { /* full: the oldest goes */
-        free(r->msg);
-        ev->head = (ev->head + 1) % ev->cap;
-    } else {
-        ev->count++;
-    }
-    r->seq = ev->next_seq++;
+    ev_rec *r = ring_next(ev);
     r->id = *id;
     snprintf(r->kind, sizeof r->kind, "%s", kind);
     snprintf(r->queue, sizeof r->queue, "%s", queue);
-    size_t cap = strlen(data) + 64;
-    r->msg = malloc(cap);
-    r->len = r->msg ? (size_t)snprintf(r->msg, cap, "id: %llu\nevent: %s\ndata: %s\n\n",
-                                       (unsigned long long)r->seq, name, data)
-                    : 0;
+    frame(r, name, data);
     if (r->msg)
         fan_out(ev, r, r->msg, r->len);
     pthread_mutex_unlock(&ev->mu);
+    free(data);
 }
 
 static void *keepalive_main(void *arg)
@@ -226,7 +270,11 @@ static void replay(events *ev, client *c, uint64_t last)
     }
     for (int i = 0; i < ev->count; i++) {
         ev_rec *r = &ev->ring[(ev->head + i) % ev->cap];
-        if (r->seq > last && r->msg && matches(c, r) && ob_http_stream_write(c->st, r->msg, r->len))
+        if (r->seq <= last || !matches(c, r))
+            continue;
+        if (!r->msg) /* E1: first read */
+            render_job(r);
+        if (r->msg && ob_http_stream_write(c->st, r->msg, r->len))
             break; /* too much for its backlog: it will be dropped by the next fan-out */
     }
 }
@@ -323,8 +371,11 @@ void events_free(api *a)
         ob_http_stream_close(c->st);
         free(c);
     }
-    for (int i = 0; i < ev->count; i++)
-        free(ev->ring[(ev->head + i) % ev->cap].msg);
+    for (int i = 0; i < ev->count; i++) {
+        ev_rec *r = &ev->ring[(ev->head + i) % ev->cap];
+        free(r->msg);
+        free(r->error);
+    }
     free(ev->ring);
     pthread_mutex_destroy(&ev->mu);
     pthread_cond_destroy(&ev->cv);
