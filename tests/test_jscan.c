@@ -82,6 +82,10 @@ TEST(jscan_accepts_what_jansson_accepts_and_reads_values_in_place)
     ASSERT(jget(&top, "p", &v) && v.n == strlen("{\"x\":[1,{}]}") &&
            memcmp(v.p, "{\"x\":[1,{}]}", v.n) == 0);
     ASSERT(!jget(&top, "missing", &v));
+    static const char *const names[] = {"r", "kind", "n", "p"};
+    jspan m[4] = {0}, unknown;
+    ASSERT(jmembers(&top, names, 4, m, &unknown) && m[0].type == J_REAL && m[3].type == J_OBJECT);
+    ASSERT(!jmembers(&top, names, 3, m, &unknown) && jstr_is(&unknown, "p"));
     jiter it;
     int members = 0;
     jiter_init(&it, &top);

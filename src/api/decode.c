@@ -65,26 +65,6 @@ static bool get_int(const jspan *v, int *out)
     return true;
 }
 
-
-/* The members of a job body, by their index in known[]: type 0 when
- * absent. An unknown member: its name, in the text buffer, as *field. */
-static int members(const jspan *body, jspan m[K_N], char **cursor, const char **field,
-                   const char **why)
-{
-    jiter it;
-    jspan k, v;
-    jiter_init(&it, body);
-    while (jiter_member(&it, &k, &v)) {
-        size_t i = 0;
-        while (i < K_N && !jstr_is(&k, known[i]))
-            i++;
-        if (i == K_N)
-            return fail(field, jstr_take(&k, cursor), why, "unknown member");
-        m[i] = v; /* no duplicates: jscan refused them */
-    }
-    return 0;
-}
-
 static bool is_num(const jspan *v) { return v->type == J_INTEGER || v->type == J_REAL; }
 
 int api_decode_job(const jspan *body, int64_t now, api_job_in *out, const char **field,
@@ -97,9 +77,9 @@ int api_decode_job(const jspan *body, int64_t now, api_job_in *out, const char *
     char *cursor = out->text = malloc(body->n);
     if (!cursor)
         return fail(field, NULL, why, "out of memory");
-    jspan m[K_N] = {0}, *v;
-    if (members(body, m, &cursor, field, why))
-        return OB_EINVAL;
+    jspan m[K_N] = {0}, unknown, *v;
+    if (!jmembers(body, known, K_N, m, &unknown))
+        return fail(field, jstr_take(&unknown, &cursor), why, "unknown member");
     ob_new_job *j = &out->j;
     v = &m[K_KIND];
     if (v->type != J_STRING)

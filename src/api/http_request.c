@@ -522,17 +522,9 @@ static int hr_decode(const jspan *p, request *rq, char *text_buf, char *field, s
     char *cursor = text_buf;
     if (p->type != J_OBJECT)
         FAIL("", "the payload must be a JSON object");
-    jspan m[M_N] = {0}, k, v;
-    jiter it;
-    jiter_init(&it, p);
-    while (jiter_member(&it, &k, &v)) {
-        size_t i = 0;
-        while (i < M_N && !jstr_is(&k, known[i]))
-            i++;
-        if (i == M_N)
-            FAIL(jstr_take(&k, &cursor), "unknown member");
-        m[i] = v; /* no duplicates: jscan refused them */
-    }
+    jspan m[M_N] = {0}, unknown, v;
+    if (!jmembers(p, known, M_N, m, &unknown))
+        FAIL(jstr_take(&unknown, &cursor), "unknown member");
     if (m[M_URL].type != J_STRING || !api_url_ok(rq->url = jstr_take(&m[M_URL], &cursor)))
         FAIL("url", "an http:// or https:// URL without user name or password is required "
                     "(credentials go in an Authorization header)");

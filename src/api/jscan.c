@@ -498,6 +498,24 @@ bool jiter_member(jiter *it, jspan *key, jspan *value)
     return true;
 }
 
+bool jmembers(const jspan *obj, const char *const *names, size_t n, jspan *out, jspan *unknown)
+{
+    jiter it;
+    jspan k, v;
+    jiter_init(&it, obj);
+    while (jiter_member(&it, &k, &v)) {
+        size_t i = 0;
+        while (i < n && !jstr_is(&k, names[i]))
+            i++;
+        if (i == n) {
+            *unknown = k;
+            return false;
+        }
+        out[i] = v;
+    }
+    return true;
+}
+
 bool jget(const jspan *obj, const char *name, jspan *value)
 {
     jiter it;

@@ -60,6 +60,10 @@ bool jiter_member(jiter *it, jspan *key, jspan *value);
 /* The next element, or false at the end. */
 bool jiter_elem(jiter *it, jspan *value);
 
+/* An object's members sorted by name into out[i] for names[i] (type 0 for
+ * a name absent; no member twice: jscan refused duplicates). true, or
+ * false with *unknown the key of the first member not among names. */
+bool jmembers(const jspan *obj, const char *const *names, size_t n, jspan *out, jspan *unknown);
 /* An object's member named `name` (compared unescaped): true and *value. */
 bool jget(const jspan *obj, const char *name, jspan *value);
 
