@@ -204,6 +204,11 @@ TEST(a_batch_of_jobs_is_stored_item_by_item)
     /* Too many, or none: refused whole. */
     EXPECT(od_post(&d, "/v1/jobs/batch", NULL, "[{},{},{},{},{}]"), "413", "\"field\":\"jobs\"");
     EXPECT(od_post(&d, "/v1/jobs/batch", NULL, "{\"jobs\":[]}"), "422", "\"field\":\"jobs\"");
+    /* the shape: {"jobs": [...]} alone, or the array */
+    EXPECT(od_post(&d, "/v1/jobs/batch", NULL, "{}"), "422", "a batch is");
+    EXPECT(od_post(&d, "/v1/jobs/batch", NULL, "{\"jobs\":{}}"), "422", "a batch is");
+    EXPECT(od_post(&d, "/v1/jobs/batch", NULL, "{\"jobs\":[{}],\"x\":1}"), "422", "a batch is");
+    EXPECT(od_post(&d, "/v1/jobs/batch", NULL, "{\"items\":[{}]}"), "422", "a batch is");
     ASSERT_EQ(od_stop(&d, SIGTERM), 0);
 }
 

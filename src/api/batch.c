@@ -200,25 +200,13 @@ static bool batch_list(api *a, ob_http_req *r, const jspan *body, const char *na
 {
     api_error e;
     int max = d && d->max_batch ? d->max_batch : a->o.max_batch;
-    jspan v;
-    size_t members = 0;
-    bool named = false;
-    if (body->type == J_ARRAY) {
+    jspan v, other;
+    if (body->type == J_ARRAY)
         *list = *body;
-    } else {
-        jiter it;
-        jspan k;
-        jiter_init(&it, body);
-        while (jiter_member(&it, &k, &v)) {
-            members++;
-            if (jstr_is(&k, name)) {
-                *list = v;
-                named = true;
-            }
-        }
-    }
+    else if (!jmembers(body, &name, 1, list, &other)) /* a member besides `name` */
+        list->type = 0;
     *n = 0;
-    if ((body->type == J_ARRAY || named) && list->type == J_ARRAY) {
+    if (list->type == J_ARRAY) {
         jiter it;
         jiter_init(&it, list);
         while (jiter_elem(&it, &v))
@@ -230,7 +218,7 @@ static bool batch_list(api *a, ob_http_req *r, const jspan *body, const char *na
                        "with a key each"
                      : "a batch takes no Idempotency-Key: give items a unique_key, or send them "
                        "one by one");
-    else if ((body->type != J_ARRAY && (!named || members != 1)) || list->type != J_ARRAY)
+    else if (list->type != J_ARRAY)
         api_refuse(&e, 422, "invalid", name, "a batch is {\"%s\": [...]} (or the array)", name);
     else if (*n == 0 || *n > (size_t)max)
         api_refuse(&e, *n ? 413 : 422, *n ? "too_large" : "invalid", name, "from 1 to %d items",
