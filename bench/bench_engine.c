@@ -294,15 +294,15 @@ static ob_pool *start_pool(ob_engine *e, int workers)
 
 static void batch_note(const cluster *c, const char *what)
 {
-    uint64_t ops = 0, commits = 0, us = 0;
+    uint64_t ops = 0, commits = 0, us = 0, bus = 0;
     for (int i = 0; i < c->n; i++) {
         ob_engine_stats st;
         ob_engine_stats_get(c->e[i], &st);
-        ops += st.ops, commits += st.commits, us += st.commit_us;
+        ops += st.ops, commits += st.commits, us += st.commit_us, bus += st.batch_us;
     }
-    printf("    outbox %-28s %8.1f ops/commit, %6.0f us/commit\n", what,
-           (double)ops / (double)(commits ? commits : 1),
-           (double)us / (double)(commits ? commits : 1));
+    double n = (double)(commits ? commits : 1);
+    printf("    outbox %-28s %8.1f ops/commit, %6.0f us/commit, %6.0f us/transaction\n", what,
+           (double)ops / n, (double)us / n, (double)bus / n);
 }
 
 static double ours_enqueue(int producers)

@@ -137,6 +137,8 @@ typedef struct ob_engine_stats {
     uint64_t commits;   /* store transactions committed */
     uint64_t ops;       /* operations they carried (enqueues, answers, ...) */
     uint64_t commit_us; /* total time in commit, fsync included */
+    uint64_t batch_us;  /* total time of the committed transactions, begin to
+                           commit: what the statements before it cost too */
     int64_t unfinished; /* jobs not in a final state */
     ob_histogram commit_seconds; /* each commit, fsync included */
     ob_histogram batch_ops;      /* operations per commit that carried any */

@@ -326,7 +326,7 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
     b->ncounts = 0;
     b->counts_lost = false;
     assert(pthread_equal(pthread_self(), c->writer)); /* C4 */
-    int64_t now = ob_now_ms();
+    int64_t now = ob_now_ms(), t_begin = obi_mono_us();
     int rc = apply_all(e, b, ops, now);
     pthread_mutex_lock(&e->pools_mu);
     if (!rc)
@@ -344,10 +344,11 @@ static int run_batch(ob_engine *e, op *ops, bool remote_work)
         int nops = 0;
         for (op *o = ops; o; o = o->next)
             nops++;
-        int64_t us = obi_mono_us() - t0;
+        int64_t t_end = obi_mono_us(), us = t_end - t0;
         c->stat_commits++;
         c->stat_ops += (uint64_t)nops;
         c->stat_commit_us += (uint64_t)us;
+        c->stat_batch_us += (uint64_t)(t_end - t_begin);
         obi_hist_observe(&c->h_commit, (double)us / 1e6);
         if (nops) /* a commit of claims alone carries no operation */
             obi_hist_observe(&c->h_batch, nops);

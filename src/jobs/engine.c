@@ -150,6 +150,7 @@ void ob_engine_stats_get(ob_engine *e, ob_engine_stats *out)
     out->commits = atomic_load(&e->c.stat_commits);
     out->ops = atomic_load(&e->c.stat_ops);
     out->commit_us = atomic_load(&e->c.stat_commit_us);
+    out->batch_us = atomic_load(&e->c.stat_batch_us);
     out->unfinished = atomic_load(&e->c.unfinished);
     obi_hist_read(&e->c.h_commit, &out->commit_seconds);
     obi_hist_read(&e->c.h_batch, &out->batch_ops);

@@ -254,7 +254,7 @@ typedef struct commit {
     batch *batch;
     flow fl;
     /* statistics (commit thread writes, anyone reads) */
-    _Atomic uint64_t stat_commits, stat_ops, stat_commit_us;
+    _Atomic uint64_t stat_commits, stat_ops, stat_commit_us, stat_batch_us;
     obi_hist h_commit, h_batch;
 } commit;
 

@@ -204,10 +204,15 @@ static const pg_stmts writer_stmts = {W_COUNT, writer_sql};
 /* A prepared statement soon runs on a generic plan, made once from the
  * table's size at that time: one made while the table was empty (a
  * sequential scan) would stay while it grows to millions of rows. The
- * writer's statements all have an index to use: forbid the scan, keep the
- * generic plans (planning each execution costs more than the execution).
+ * writer's statements all have an index to use: forbid the scan, and use
+ * the generic plans always (planning each execution costs more than the
+ * execution; left to choose, PostgreSQL re-planned W_UPDATE every time, its
+ * CASE on a parameter making every custom plan look cheaper). No JIT: a
+ * forbidden scan (the few rows of outbox_schedules) is costed at 1e10,
+ * which made PostgreSQL compile such a query, ~100 ms, on the writer.
  * Readers are planned each time (pg_read.c). */
-static const char writer_setup[] = "SET enable_seqscan = off";
+static const char writer_setup[] =
+    "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan; SET jit = off";
 
 
 static const store_ops pg_ops;
