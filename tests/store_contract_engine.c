@@ -95,6 +95,114 @@ TEST(async_enqueue_copies_payload_and_calls_back_after_commit)
     ob_engine_close(e);
 }
 
+/* Many jobs enqueued at once land in few batches, which a store may write
+ * as one statement (pg_gather.c): every field of every job must read back
+ * as it was given, NULs in payloads, absent meta, terms and all, across
+ * more rows than one statement takes. */
+#define MANY 1300
+typedef struct many {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    ob_id id[MANY];
+} many;
+
+static void many_done(void *arg, int rc, const ob_id *id, bool existed)
+{
+    (void)existed;
+    ASSERT_OK(rc);
+    many *m = arg;
+    pthread_mutex_lock(&m->mu);
+    m->id[m->done++] = *id;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void many_job(int i, ob_new_job *j, unsigned char *payload, char *meta, char *terms)
+{
+    size_t n = (size_t)(i % 7) * 3; /* 0, 3, ... 18 bytes, some NULs */
+    for (size_t k = 0; k < n; k++)
+        payload[k] = (unsigned char)(k % 3 ? 'a' + i % 26 : 0);
+    snprintf(meta, 32, "{\"i\":%d}", i);
+    snprintf(terms, 64, "job-%d@example.org\nall@example.org", i);
+    *j = (ob_new_job){.kind = "script", .queue = i % 2 ? "odd" : "even", .priority = i % 5,
+                      .payload = payload, .payload_len = n, .max_attempts = 1 + i % 9,
+                      .timeout_ms = 1000 + i, .meta = i % 3 ? meta : NULL,
+                      .rate_key = i % 4 ? NULL : "example.org", .terms = i % 2 ? terms : NULL,
+                      .run_at_ms = i % 10 ? 0 : ob_now_ms() + 3600000};
+}
+
+TEST(many_jobs_in_few_batches_read_back_field_by_field)
+{
+    ob_engine *e = h_open("jobs.db", NULL);
+    static many m = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {{{0}}}};
+    unsigned char payload[32];
+    char meta[32], terms[64];
+    for (int i = 0; i < MANY; i++) {
+        ob_new_job j;
+        many_job(i, &j, payload, meta, terms);
+        int rc;
+        while ((rc = ob_enqueue_async(e, &j, many_done, &m)) == OB_EBUSY)
+            h_sleep_ms(1);
+        ASSERT_OK(rc);
+    }
+    pthread_mutex_lock(&m.mu);
+    while (m.done < MANY)
+        pthread_cond_wait(&m.cv, &m.mu);
+    pthread_mutex_unlock(&m.mu);
+    ob_engine_close(e); /* durable: a fresh engine must see every field */
+
+    e = h_open("jobs.db", NULL);
+    int64_t now = ob_now_ms();
+    for (int k = 0; k < MANY; k++) {
+        ob_job *g = h_get(e, &m.id[k]);
+        int i = (int)g->timeout_ms - 1000; /* callbacks come in commit order */
+        ASSERT(i >= 0 && i < MANY);
+        ob_new_job j;
+        many_job(i, &j, payload, meta, terms);
+        ASSERT_STREQ(g->kind, "script");
+        ASSERT_STREQ(g->queue, j.queue);
+        ASSERT_EQ(g->priority, j.priority);
+        ASSERT_EQ(g->max_attempts, j.max_attempts);
+        ASSERT_EQ(g->state, j.run_at_ms ? OB_SCHEDULED : OB_AVAILABLE);
+        ASSERT(j.run_at_ms ? g->run_at_ms > now : g->run_at_ms <= now);
+        ASSERT_EQ(g->payload_len, j.payload_len);
+        ASSERT(memcmp(g->payload, payload, j.payload_len) == 0);
+        if (j.meta)
+            ASSERT_STREQ(g->meta, meta);
+        else
+            ASSERT(g->meta == NULL);
+        if (j.rate_key)
+            ASSERT_STREQ(g->rate_key, "example.org");
+        else
+            ASSERT(g->rate_key == NULL);
+        ASSERT(g->unique_key == NULL);
+        ob_job_free(g);
+    }
+    ob_list_filter f = {.term = "all@example.org", .limit = OB_LIST_MAX};
+    char cursor[OB_CURSOR_MAX];
+    size_t found = 0;
+    for (;;) {
+        ob_job_page *pg;
+        ASSERT_OK(ob_job_list(e, &f, &pg));
+        found += pg->n;
+        bool more = pg->next_cursor[0] != '\0';
+        if (more)
+            f.cursor = strcpy(cursor, pg->next_cursor);
+        ob_job_page_free(pg);
+        if (!more)
+            break;
+    }
+    ASSERT_EQ(found, MANY / 2);
+    f = (ob_list_filter){.term = "job-1299@example.org"};
+    ob_job_page *pg;
+    ASSERT_OK(ob_job_list(e, &f, &pg));
+    ASSERT_EQ(pg->n, 1);
+    ob_job_page_free(pg);
+    h_counts_agree(e);
+    ob_engine_close(e);
+}
+
 /* What each answer of a handler makes of a job, as the life cycle says
  * (src/jobs/lifecycle.c): the "script" kind of tests/helpers.c answers
  * as its payload says. */
@@ -788,6 +896,7 @@ static const test_case tests[] = {
     T(enqueue_is_durable_and_reads_back),
     T(ids_are_uuidv7_in_enqueue_order),
     T(async_enqueue_copies_payload_and_calls_back_after_commit),
+    T(many_jobs_in_few_batches_read_back_field_by_field),
     T(second_answer_is_refused),
     T(result_must_be_json_within_limit), T(a_result_kept_with_a_retry_reaches_the_next_attempt),
     T(scheduled_job_wakes_when_due),

@@ -35,8 +35,9 @@
 
 /* ---- pg_conn.c ---- */
 
-/* What a deferred statement must return when its result is read. */
-enum { PQ_ANY, PQ_ONE_ROW_CHANGED };
+/* What a deferred statement must return when its result is read: any
+ * result, or that many rows changed (n >= 0). */
+enum { PQ_ANY = -1, PQ_ONE_ROW_CHANGED = 1 };
 
 #define PQ_PENDING_MAX 256 /* deferred statements before a sync is forced */
 
@@ -58,8 +59,13 @@ typedef struct pgconn {
     int64_t down_since;       /* ms, 0 while up */
     /* pipeline: expectations of the deferred statements sent so far */
     int npend;
-    unsigned char pend[PQ_PENDING_MAX + 1];
+    int pend[PQ_PENDING_MAX + 1];
     int pend_rc;              /* first failure among them */
+    /* Called before anything is sent (may be NULL): sends what its owner
+     * gathered, so that it goes first (I1 in pg_gather.c). */
+    int (*before)(void *arg);
+    void *before_arg;
+    bool in_before;
 } pgconn;
 
 /* Make sure the connection is up: 0, or OB_EUNAVAIL (reconnecting with
@@ -145,6 +151,30 @@ enum {
 };
 #define ID_PARAM(id) ((const char *)(id)->b)
 
+/* ---- pg_gather.c: a batch's inserts and updates, one statement each ---- */
+
+#define GATHER_COLS 12 /* the most columns of a gathered statement */
+
+/* One column's elements, in array_send's binary format. */
+typedef struct pg_arr {
+    char *buf;
+    size_t len, cap;
+    bool nulls;
+} pg_arr;
+
+/* Rows gathered for one statement: one array a column. */
+typedef struct pg_rows {
+    pg_arr col[GATHER_COLS];
+    int n;
+    size_t bytes;
+} pg_rows;
+
+typedef struct pg_gather {
+    pg_rows ins;   /* INSERT_MANY_SQL's */
+    pg_rows terms; /* TERMS_MANY_SQL's */
+    pg_rows upd;   /* W_UPDATE_MANY's */
+} pg_gather;
+
 /* A row the batch locked (prefetch), kept current as the batch changes it. */
 typedef struct held {
     ob_id id;
@@ -169,7 +199,18 @@ struct pg_store {
     held *held;
     int nheld, heldcap;
     int chore_lock;      /* -1: not asked yet, 0: another node has it, 1: ours */
+    pg_gather gather;    /* rows gathered, not sent yet (pg_gather.c) */
 };
+
+/* Gather j's insert (no unique key), or a change of a row the batch holds;
+ * sent before the writer's next statement (I1). 0, OB_ENOMEM, or a send's
+ * error. */
+int obi_pg_gather_insert(pg_store *s, const store_new *j);
+int obi_pg_gather_update(pg_store *s, const store_change *c);
+/* pgconn.before of the writer (arg: the pg_store): send what waits. */
+int obi_pg_gather_flush(void *arg);
+void obi_pg_gather_reset(pg_gather *g); /* drop what waits (a rollback) */
+void obi_pg_gather_free(pg_gather *g);
 
 /* The writer's statements (their SQL: writer_sql in postgres.c). */
 enum {
@@ -180,7 +221,7 @@ enum {
     W_QUEUE_SAVE, W_QUEUE_DELETE, W_KEYS_WAITING, W_KEYS_ENSURE, W_KEYS_LOCK, W_KEY_SAVE,
     W_KEYS_PRUNE, W_PROMOTE,
     W_NEXT_DUE, W_CHORE_LOCK, W_EXPIRED, W_BURY_NODES, W_PRUNE, W_COUNT_UNFINISHED, W_NOTIFY,
-    W_COUNT_ADD, W_COUNT_FOLD, W_TERMS, W_COUNT
+    W_COUNT_ADD, W_COUNT_FOLD, W_TERMS, W_INSERT_MANY, W_TERMS_MANY, W_UPDATE_MANY, W_COUNT
 };
 
 /* ---- pg_flow.c: claims with parts, queue settings, rate keys ---- */
@@ -219,6 +260,21 @@ char *obi_pg_array_lit(int n, size_t each, void (*put)(const void *ctx, int i, c
     "INSERT INTO " p "outbox_terms(term, id) SELECT DISTINCT t, $1::uuid FROM"                 \
     " unnest(string_to_array($2, E'\\n')) t ON CONFLICT DO NOTHING"
 
+
+/* INSERT_SQL for many rows without a unique key: one array a column
+ * (pg_gather.c). */
+#define INSERT_MANY_SQL                                                                      \
+    "INSERT INTO outbox_jobs(id, kind, queue, priority, state, max_attempts, timeout_ms,"    \
+    " run_at, created_at, meta, payload, rate_key, parked) SELECT u.*, EXISTS(SELECT 1 FROM" \
+    " outbox_queues q WHERE q.name = u.queue) FROM unnest($1::uuid[], $2::text[],"          \
+    " $3::text[], $4::int[], $5::smallint[], $6::int[], $7::bigint[], $8::bigint[],"        \
+    " $9::bigint[], $10::text[], $11::bytea[], $12::text[]) u(id, kind, queue, priority,"   \
+    " state, max_attempts, timeout_ms, run_at, created_at, meta, payload, rate_key)" /* F3 */
+/* TERMS_SQL for many jobs: their ids, and their terms '\n'-separated. */
+#define TERMS_MANY_SQL                                                                       \
+    "INSERT INTO outbox_terms(term, id) SELECT DISTINCT t, u.id FROM unnest($1::uuid[],"     \
+    " $2::text[]) u(id, terms), unnest(string_to_array(u.terms, E'\\n')) t"                   \
+    " ON CONFLICT DO NOTHING"
 
 /* The 13 parameters of INSERT_SQL for j (b: room for its numbers). */
 void obi_pg_insert_params(const store_new *j, pgnum b[6], const char *v[13], int len[13],

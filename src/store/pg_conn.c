@@ -197,8 +197,9 @@ static int read_one(pgconn *p, int expect, PGresult **keep)
         rc = OB_ESTORE; /* an earlier statement failed: already reported */
     } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         rc = obi_pgc_fail(p, r, "statement");
-    } else if (!keep && expect == PQ_ONE_ROW_CHANGED && strcmp(PQcmdTuples(r), "1") != 0) {
-        OB_ERROR("postgres: a row the batch holds changed under it (%s rows)", PQcmdTuples(r));
+    } else if (!keep && expect >= 0 && atol(PQcmdTuples(r)) != expect) {
+        OB_ERROR("postgres: a row the batch holds changed under it (%s of %d rows)",
+                 PQcmdTuples(r), expect);
         rc = OB_ESTORE;
     }
     if (keep && !rc)
@@ -248,8 +249,22 @@ static int sync_read(pgconn *p, PGresult **keep)
     return rc;
 }
 
+/* Let the owner send what it gathered first (pgconn.before). */
+static int before(pgconn *p)
+{
+    if (!p->before || p->in_before)
+        return 0;
+    p->in_before = true;
+    int rc = p->before(p->before_arg);
+    p->in_before = false;
+    return rc;
+}
+
 int obi_pgc_sync(pgconn *p)
 {
+    int rc = before(p);
+    if (rc)
+        return rc;
     if (!p->c)
         return OB_EUNAVAIL;
     if (!p->npend)
@@ -260,16 +275,19 @@ int obi_pgc_sync(pgconn *p)
 int obi_pgc_defer(pgconn *p, int stmt, int n, const char *const *vals, const int *lens,
               const int *fmts, int expect)
 {
+    int rc = before(p);
+    if (rc)
+        return rc;
     if (!p->c)
         return OB_EUNAVAIL;
     if (p->npend == PQ_PENDING_MAX) {
-        int rc = sync_read(p, NULL);
+        rc = sync_read(p, NULL);
         if (rc)
             return rc;
     }
-    int rc = send_stmt(p, stmt, NULL, n, vals, lens, fmts);
+    rc = send_stmt(p, stmt, NULL, n, vals, lens, fmts);
     if (!rc)
-        p->pend[p->npend++] = (unsigned char)expect;
+        p->pend[p->npend++] = expect;
     return rc;
 }
 
@@ -277,9 +295,12 @@ int obi_pgc_call(pgconn *p, int stmt, const char *sql, int n, const char *const 
              const int *lens, const int *fmts, PGresult **out)
 {
     *out = NULL;
+    int rc = before(p);
+    if (rc)
+        return rc;
     if (!p->c)
         return OB_EUNAVAIL;
-    int rc = send_stmt(p, stmt, sql, n, vals, lens, fmts);
+    rc = send_stmt(p, stmt, sql, n, vals, lens, fmts);
     if (rc)
         return rc;
     return sync_read(p, out);

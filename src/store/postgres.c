@@ -5,8 +5,9 @@
  * and leadership: pg_node.c; readers: pg_read.c; claims with parts, queue
  * settings and rate keys (flow control): pg_flow.c; schedules:
  * pg_schedules.c; the counters: pg_counts.c; transactional enqueue:
- * pg_tx.c. The writer's statements are all here (writer_sql), but for the
- * insert's, which pg.h keeps for insert_tx too.
+ * pg_tx.c; a batch's inserts and updates gathered into one statement each:
+ * pg_gather.c. The writer's statements are all here (writer_sql), but for
+ * the inserts', which pg.h keeps for insert_tx and pg_gather.c too.
  *
  * Durability: a commit returns once PostgreSQL reports it committed, which
  * with its defaults (fsync, synchronous_commit on) means flushed to its WAL
@@ -183,6 +184,21 @@ static const char *const writer_sql[W_COUNT] = {
     [W_COUNT_UNFINISHED] = "SELECT count(*) FROM outbox_jobs WHERE state < 5",
     [W_NOTIFY] = "SELECT pg_notify($1, $2)",
     [W_TERMS] = TERMS_SQL(""),
+    [W_INSERT_MANY] = INSERT_MANY_SQL,
+    [W_TERMS_MANY] = TERMS_MANY_SQL,
+    /* W_UPDATE for many rows the batch holds, each once (I2, pg_gather.c) */
+    [W_UPDATE_MANY] = "UPDATE outbox_jobs j SET state = u.st, attempt = u.att,"
+                      " max_attempts = u.maxa, run_at = u.run_at, finished_at = u.fin,"
+                      " cancel_requested = u.cancel, result = coalesce(u.result, j.result),"
+                      " lease_until = CASE WHEN u.st = 3 THEN j.lease_until END,"
+                      " node = CASE WHEN u.st = 3 THEN j.node END,"
+                      " parked = CASE WHEN u.st = 2 THEN EXISTS (SELECT 1 FROM outbox_queues q"
+                      " WHERE q.name = j.queue) ELSE j.parked END" /* F3 */
+                      " FROM unnest($1::uuid[], $2::smallint[], $3::smallint[], $4::int[],"
+                      " $5::int[], $6::bigint[], $7::bigint[], $8::boolean[], $9::text[],"
+                      " $10::int[]) u(id, from_st, st, att, maxa, run_at, fin, cancel, result,"
+                      " from_att) WHERE j.id = u.id AND j.state = u.from_st"
+                      " AND j.attempt = u.from_att",
     [W_COUNT_ADD] = "INSERT INTO outbox_counts(node, queue, kind, state, n) SELECT $1, q, k, s, n"
                     " FROM unnest($2::text[], $3::text[], $4::smallint[], $5::bigint[])"
                     " u(q, k, s, n) WHERE n <> 0 ON CONFLICT (node, queue, kind, state)"
@@ -246,6 +262,7 @@ static void pg_close(store *base)
     obi_pg_node_stop(&s->node);
     obi_readers_destroy(&s->readers);
     obi_pgc_close(&s->w);
+    obi_pg_gather_free(&s->gather);
     free(s->held);
     obi_pg_tx_free(&s->tx);
     free(s->url);
@@ -301,7 +318,7 @@ int obi_store_pg_open(const char *url, const store_opts *o, store **out)
     if (!(s->url = strdup(url)))
         goto err;
     s->w = (pgconn){.url = s->url, .role = "writer", .stmts = &writer_stmts, .pipeline = true,
-                    .setup = writer_setup};
+                    .setup = writer_setup, .before = obi_pg_gather_flush, .before_arg = s};
     if ((rc = prepare_schema(s, &from)) || (rc = obi_pgc_ready(&s->w)))
         goto err;
     s->node.dead_ms = s->o.node_dead_ms;
@@ -354,6 +371,7 @@ static void pg_rollback(store *base)
 {
     pg_store *s = (pg_store *)base;
     s->nheld = 0;
+    obi_pg_gather_reset(&s->gather); /* never sent */
     if (!s->w.c)
         return; /* the connection is gone, and the transaction with it */
     PGresult *r;
@@ -386,20 +404,17 @@ void obi_pg_insert_params(const store_new *j, pgnum b[6], const char *v[13], int
 static int pg_insert(store *base, const store_new *j)
 {
     pg_store *s = (pg_store *)base;
+    if (!j->unique_key)
+        return obi_pg_gather_insert(s, j); /* with its terms (pg_gather.c) */
     pgnum b[6];
     const char *v[13];
     int len[13], fmt[13];
     obi_pg_insert_params(j, b, v, len, fmt);
-    int rc;
-    if (!j->unique_key) {
-        rc = obi_pgc_defer(&s->w, W_INSERT, 13, v, len, fmt, PQ_ONE_ROW_CHANGED);
-    } else {
-        PGresult *r;
-        rc = obi_pgc_call(&s->w, W_INSERT, NULL, 13, v, len, fmt, &r);
-        if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
-            rc = STORE_EXISTS; /* G3: another node committed the key first */
-        PQclear(r);
-    }
+    PGresult *r;
+    int rc = obi_pgc_call(&s->w, W_INSERT, NULL, 13, v, len, fmt, &r);
+    if (!rc && strcmp(PQcmdTuples(r), "1") != 0)
+        rc = STORE_EXISTS; /* G3: another node committed the key first */
+    PQclear(r);
     if (rc || !j->terms)
         return rc;
     const char *tv[2] = {ID_PARAM(&j->id), j->terms};
@@ -506,7 +521,7 @@ static int pg_update(store *base, const store_change *c)
     held *h = held_find(s, &c->id);
     int rc;
     if (h) { /* locked by this batch: cannot miss, need not be waited for */
-        rc = obi_pgc_defer(&s->w, W_UPDATE, 10, v, len, fmt, PQ_ONE_ROW_CHANGED);
+        rc = obi_pg_gather_update(s, c);
         h->row.state = c->to;
         h->row.attempt = c->attempt;
         h->row.max_attempts = c->max_attempts;
