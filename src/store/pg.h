@@ -36,8 +36,9 @@
 /* ---- pg_conn.c ---- */
 
 /* What a deferred statement must return when its result is read: any
- * result, or that many rows changed (n >= 0). */
-enum { PQ_ANY = -1, PQ_ONE_ROW_CHANGED = 1 };
+ * result, that many rows changed (n >= 0), or nothing that counts (a
+ * hint: its failure is logged, not returned; D1 in pg_conn.c). */
+enum { PQ_HINT = -2, PQ_ANY = -1, PQ_ONE_ROW_CHANGED = 1 };
 
 #define PQ_PENDING_MAX 256 /* deferred statements before a sync is forced */
 
@@ -200,6 +201,8 @@ struct pg_store {
     int nheld, heldcap;
     int chore_lock;      /* -1: not asked yet, 0: another node has it, 1: ours */
     pg_gather gather;    /* rows gathered, not sent yet (pg_gather.c) */
+    char *notes;         /* NOTIFY payloads of the transaction, each NUL-ended, */
+    size_t notes_len, notes_cap; /* sent after its commit (pg_commit) */
 };
 
 /* Gather j's insert (no unique key), or a change of a row the batch holds;

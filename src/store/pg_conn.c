@@ -16,7 +16,11 @@
  * at obi_pgc_sync — so a batch of a thousand enqueues costs one round trip,
  * not a thousand. Invariant D1: a deferred statement's failure is never
  * lost: it is the result of the obi_pgc_call/obi_pgc_sync that reads it (and the
- * engine then rolls the whole batch back).
+ * engine then rolls the whole batch back) — but for a hint (PQ_HINT: a
+ * NOTIFY sent after a commit), whose failure is logged and changes no
+ * result. Once every statement that counts has been read, their outcome is
+ * known: a connection lost after that (reading hints, or the sync) does
+ * not make it unknown.
  */
 #include <arpa/inet.h>
 #include <endian.h>
@@ -195,6 +199,9 @@ static int read_one(pgconn *p, int expect, PGresult **keep)
     int rc = 0;
     if (st == PGRES_PIPELINE_ABORTED) {
         rc = OB_ESTORE; /* an earlier statement failed: already reported */
+    } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && expect == PQ_HINT) {
+        obi_pgc_fail(p, r, "a notification after the commit"); /* logged: a hint */
+        rc = OB_ESTORE;
     } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         rc = obi_pgc_fail(p, r, "statement");
     } else if (!keep && expect >= 0 && atol(PQcmdTuples(r)) != expect) {
@@ -221,25 +228,33 @@ static int sync_read(pgconn *p, PGresult **keep)
     if (!PQpipelineSync(p->c))
         return obi_pgc_fail(p, NULL, "pipeline sync");
     int rc = p->pend_rc;
-    for (int i = 0; i < p->npend && p->c; i++) {
+    bool unread = false; /* a result that counts was never read (D1) */
+    for (int i = 0; i < p->npend; i++) {
+        bool hint = p->pend[i] == PQ_HINT;
+        if (!p->c) {
+            unread |= !hint;
+            continue;
+        }
         int r = read_one(p, p->pend[i], NULL);
-        if (!rc)
+        if (!rc && !hint)
             rc = r;
     }
     p->npend = 0;
     p->pend_rc = 0;
+    if (keep && !p->c)
+        unread = true;
     if (keep && p->c) {
         int r = read_one(p, PQ_ANY, rc ? NULL : keep);
         if (!rc)
             rc = r;
     }
     if (!p->c)
-        return rc ? rc : OB_EUNAVAIL;
+        return rc ? rc : unread ? OB_EUNAVAIL : 0;
     PGresult *s = PQgetResult(p->c);
     if (!s || PQresultStatus(s) != PGRES_PIPELINE_SYNC) {
-        int r = obi_pgc_fail(p, s, "pipeline sync result");
-        if (!rc)
-            rc = r;
+        int r = obi_pgc_fail(p, s, "pipeline sync result"); /* logged */
+        if (!rc && p->c)
+            rc = r; /* a lost connection here changes no outcome read */
     }
     PQclear(s);
     if (rc && keep && *keep) {

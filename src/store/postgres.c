@@ -263,6 +263,7 @@ static void pg_close(store *base)
     obi_readers_destroy(&s->readers);
     obi_pgc_close(&s->w);
     obi_pg_gather_free(&s->gather);
+    free(s->notes);
     free(s->held);
     obi_pg_tx_free(&s->tx);
     free(s->url);
@@ -352,17 +353,33 @@ static int pg_begin(store *base)
 {
     pg_store *s = (pg_store *)base;
     s->nheld = 0;
+    s->notes_len = 0;
     s->chore_lock = -1;
     int rc = obi_pgc_ready(&s->w);
     return rc ? rc : obi_pgc_defer(&s->w, W_BEGIN, 0, NULL, NULL, NULL, PQ_ANY);
 }
 
+/* The commit, then the transaction's notifications, in one round trip.
+ * A NOTIFY inside the transaction would take PostgreSQL's notify lock at
+ * commit and hold it through the WAL flush: every node's commits would
+ * queue behind each other's fsyncs, none grouped (3 nodes: 860 µs a commit
+ * instead of 580). After the COMMIT, each runs in a transaction of its own
+ * that writes no WAL, so the lock is held for microseconds; it is sent
+ * only if the COMMIT succeeded (the pipeline aborts after a failure), is
+ * seen by the listeners after the data is, and is a hint (PQ_HINT): a
+ * notification lost is work found at the next refresh (chores.c) or a
+ * waiter woken by its timeout, never a change lost. */
 static int pg_commit(store *base)
 {
     pg_store *s = (pg_store *)base;
-    PGresult *r;
-    int rc = obi_pgc_call(&s->w, W_COMMIT, NULL, 0, NULL, NULL, NULL, &r);
-    PQclear(r);
+    int rc = obi_pgc_defer(&s->w, W_COMMIT, 0, NULL, NULL, NULL, PQ_ANY);
+    for (size_t at = 0; !rc && at < s->notes_len; at += strlen(s->notes + at) + 1) {
+        const char *v[2] = {s->node.channel, s->notes + at};
+        rc = obi_pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_HINT);
+    }
+    if (!rc)
+        rc = obi_pgc_sync(&s->w);
+    s->notes_len = 0;
     s->nheld = 0;
     return rc;
 }
@@ -371,6 +388,7 @@ static void pg_rollback(store *base)
 {
     pg_store *s = (pg_store *)base;
     s->nheld = 0;
+    s->notes_len = 0;
     obi_pg_gather_reset(&s->gather); /* never sent */
     if (!s->w.c)
         return; /* the connection is gone, and the transaction with it */
@@ -714,13 +732,31 @@ static int pg_count_unfinished(store *base, int64_t *n)
     return 0;
 }
 
+/* Keep a notification for after the commit (pg_commit). */
+static int note(pg_store *s, const char *msg)
+{
+    size_t n = strlen(msg) + 1;
+    if (s->notes_len + n > s->notes_cap) {
+        size_t cap = s->notes_cap ? s->notes_cap : 1024;
+        while (cap < s->notes_len + n)
+            cap *= 2;
+        char *b = realloc(s->notes, cap);
+        if (!b)
+            return OB_ENOMEM;
+        s->notes = b;
+        s->notes_cap = cap;
+    }
+    memcpy(s->notes + s->notes_len, msg, n);
+    s->notes_len += n;
+    return 0;
+}
+
 static int pg_announce(store *base, int64_t due)
 {
     pg_store *s = (pg_store *)base;
     char msg[64];
     snprintf(msg, sizeof msg, "%s %lld", s->node.idhex, (long long)due);
-    const char *v[2] = {s->node.channel, msg};
-    return obi_pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_ANY);
+    return note(s, msg);
 }
 
 /* "NODE f ID:STATE,ID:STATE,..." in notifications of at most ~7,900 bytes
@@ -738,8 +774,7 @@ static int pg_announce_finals(store *base, const store_final *f, int n)
             len += snprintf(msg + len, sizeof msg - (size_t)len, ":%d,", f[i].state);
         }
         msg[len - 1] = '\0'; /* the last comma */
-        const char *v[2] = {s->node.channel, msg};
-        rc = obi_pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_ANY);
+        rc = note(s, msg);
     }
     return rc;
 }
