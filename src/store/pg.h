@@ -7,7 +7,8 @@
  *   pg_schema.c the tables, their numbered migrations, the version check
  *   postgres.c  the store operations (store.h) on those tables
  *   pg_node.c   this process as a node of the cluster: its heartbeat, the
- *               leader lock, and LISTEN for work made by other nodes
+ *               leader lock, LISTEN for work made by other nodes, and the
+ *               notifications it sends them after each commit
  *
  * Several outbox processes ("nodes") share one database. Every row a node
  * claims names it (outbox_jobs.node); each node heartbeats in outbox_nodes;
@@ -154,6 +155,9 @@ enum {
 
 /* ---- pg_gather.c: a batch's inserts and updates, one statement each ---- */
 
+/* Make *buf hold at least `need` bytes (capacity doubling from 256). */
+bool obi_pg_grow(char **buf, size_t *cap, size_t need);
+
 #define GATHER_COLS 12 /* the most columns of a gathered statement */
 
 /* One column's elements, in array_send's binary format. */
@@ -215,6 +219,15 @@ int obi_pg_gather_flush(void *arg);
 void obi_pg_gather_reset(pg_gather *g); /* drop what waits (a rollback) */
 void obi_pg_gather_free(pg_gather *g);
 
+/* ---- pg_node.c: notifications to the other nodes, sent after commit ---- */
+
+/* Keep "work made" (due 0: available now) or "jobs made final" for after
+ * the transaction's commit; obi_pg_notes_send sends them (deferred hints)
+ * behind the COMMIT. 0 or OB_ENOMEM. */
+int obi_pg_note_work(pg_store *s, int64_t due);
+int obi_pg_note_finals(pg_store *s, const store_final *f, int n);
+int obi_pg_notes_send(pg_store *s);
+
 /* The writer's statements (their SQL: writer_sql in postgres.c). */
 enum {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_INSERT, W_FIND_UNIQUE, W_LOAD, W_PREFETCH, W_UPDATE,
@@ -273,6 +286,20 @@ char *obi_pg_array_lit(int n, size_t each, void (*put)(const void *ctx, int i, c
     " $3::text[], $4::int[], $5::smallint[], $6::int[], $7::bigint[], $8::bigint[],"        \
     " $9::bigint[], $10::text[], $11::bytea[], $12::text[]) u(id, kind, queue, priority,"   \
     " state, max_attempts, timeout_ms, run_at, created_at, meta, payload, rate_key)" /* F3 */
+/* W_UPDATE for many rows the batch holds, each once (I2 in pg_gather.c). */
+#define UPDATE_MANY_SQL                                                                      \
+    "UPDATE outbox_jobs j SET state = u.st, attempt = u.att,"                                \
+    " max_attempts = u.maxa, run_at = u.run_at, finished_at = u.fin,"                        \
+    " cancel_requested = u.cancel, result = coalesce(u.result, j.result),"                   \
+    " lease_until = CASE WHEN u.st = 3 THEN j.lease_until END,"                              \
+    " node = CASE WHEN u.st = 3 THEN j.node END,"                                            \
+    " parked = CASE WHEN u.st = 2 THEN EXISTS (SELECT 1 FROM outbox_queues q"                \
+    " WHERE q.name = j.queue) ELSE j.parked END" /* F3 */                                    \
+    " FROM unnest($1::uuid[], $2::smallint[], $3::smallint[], $4::int[],"                    \
+    " $5::int[], $6::bigint[], $7::bigint[], $8::boolean[], $9::text[],"                     \
+    " $10::int[]) u(id, from_st, st, att, maxa, run_at, fin, cancel, result,"                \
+    " from_att) WHERE j.id = u.id AND j.state = u.from_st"                                   \
+    " AND j.attempt = u.from_att"
 /* TERMS_SQL for many jobs: their ids, and their terms '\n'-separated. */
 #define TERMS_MANY_SQL                                                                       \
     "INSERT INTO outbox_terms(term, id) SELECT DISTINCT t, u.id FROM unnest($1::uuid[],"     \

@@ -48,21 +48,28 @@ _Static_assert(sizeof upd_types / sizeof *upd_types <= GATHER_COLS, "columns");
 
 /* ---- one column: a binary array ---- */
 
+bool obi_pg_grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 256;
+    while (c < need)
+        c *= 2;
+    char *b = realloc(*buf, c);
+    if (!b)
+        return false;
+    *buf = b;
+    *cap = c;
+    return true;
+}
+
 /* Room for `more` bytes at the end of a. Once a has a buffer, its first
  * ARR_HEAD bytes are the header's (written by arr_finish). */
 static bool arr_room(pg_arr *a, size_t more)
 {
     size_t len = a->buf ? a->len : ARR_HEAD;
-    if (len + more > a->cap) {
-        size_t cap = a->cap ? a->cap : 256;
-        while (cap < len + more)
-            cap *= 2;
-        char *b = realloc(a->buf, cap);
-        if (!b)
-            return false;
-        a->buf = b;
-        a->cap = cap;
-    }
+    if (!obi_pg_grow(&a->buf, &a->cap, len + more))
+        return false;
     a->len = len;
     return true;
 }

@@ -18,6 +18,19 @@
  * After a reconnect it listens again and wakes the engine once, for what
  * it may have missed meanwhile.
  *
+ * The notifications this node sends (the writer's: obi_pg_note_*) are
+ * kept while a batch runs and sent after its commit (obi_pg_notes_send).
+ * A NOTIFY inside the transaction would take PostgreSQL's notify lock at
+ * commit and hold it through the WAL flush: every node's commits would
+ * queue behind each other's fsyncs, none grouped (3 nodes: 860 µs a
+ * commit; 700 with the notifications after it). After the COMMIT, each
+ * runs in a transaction of its own that writes no WAL, so the lock is held
+ * for microseconds; it is sent only if the COMMIT succeeded (the pipeline
+ * aborts after a failure), is seen by the listeners after the data is,
+ * and is a hint (PQ_HINT): a notification lost is work found at the next
+ * refresh (chores.c) or a waiter woken by its timeout, never a change
+ * lost.
+ *
  * Isolation: a node that has not heartbeaten for half of node_dead_ms tells
  * the engine (store.isolated), which cancels its running handlers and
  * starts nothing more, so that by the time the leader declares it dead and
@@ -130,6 +143,57 @@ void obi_pg_node_hear(pg_node *n, const char *msg)
         n->st->wake(n->st->wake_arg, due > 0 ? due : 0);
     }
 }
+
+/* ---- what the writer tells the other nodes ---- */
+
+/* Keep a notification for after the commit. */
+static int note(pg_store *s, const char *msg)
+{
+    size_t n = strlen(msg) + 1;
+    if (!obi_pg_grow(&s->notes, &s->notes_cap, s->notes_len + n))
+        return OB_ENOMEM;
+    memcpy(s->notes + s->notes_len, msg, n);
+    s->notes_len += n;
+    return 0;
+}
+
+int obi_pg_note_work(pg_store *s, int64_t due)
+{
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s %lld", s->node.idhex, (long long)due);
+    return note(s, msg);
+}
+
+/* "NODE f ID:STATE,ID:STATE,..." in notifications of at most ~7,900 bytes
+ * (PostgreSQL's limit is 8,000). */
+int obi_pg_note_finals(pg_store *s, const store_final *f, int n)
+{
+    char msg[8000];
+    int rc = 0;
+    for (int i = 0; i < n && !rc;) {
+        int len = snprintf(msg, sizeof msg, "%s f ", s->node.idhex);
+        for (; i < n && len < (int)sizeof msg - 64; i++) {
+            ob_hex(f[i].id.b, sizeof f[i].id.b, msg + len);
+            len += 32;
+            len += snprintf(msg + len, sizeof msg - (size_t)len, ":%d,", f[i].state);
+        }
+        msg[len - 1] = '\0'; /* the last comma */
+        rc = note(s, msg);
+    }
+    return rc;
+}
+
+int obi_pg_notes_send(pg_store *s)
+{
+    int rc = 0;
+    for (size_t at = 0; !rc && at < s->notes_len; at += strlen(s->notes + at) + 1) {
+        const char *v[2] = {s->node.channel, s->notes + at};
+        rc = obi_pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_HINT);
+    }
+    return rc;
+}
+
+/* ---- what it hears ---- */
 
 static void take_notifications(pg_node *n)
 {

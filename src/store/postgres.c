@@ -6,8 +6,9 @@
  * settings and rate keys (flow control): pg_flow.c; schedules:
  * pg_schedules.c; the counters: pg_counts.c; transactional enqueue:
  * pg_tx.c; a batch's inserts and updates gathered into one statement each:
- * pg_gather.c. The writer's statements are all here (writer_sql), but for
- * the inserts', which pg.h keeps for insert_tx and pg_gather.c too.
+ * pg_gather.c; the notifications sent after a commit: pg_node.c. The
+ * writer's statements are all here (writer_sql), but for the inserts' and
+ * the gathered ones', which pg.h keeps for insert_tx and pg_gather.c too.
  *
  * Durability: a commit returns once PostgreSQL reports it committed, which
  * with its defaults (fsync, synchronous_commit on) means flushed to its WAL
@@ -186,19 +187,7 @@ static const char *const writer_sql[W_COUNT] = {
     [W_TERMS] = TERMS_SQL(""),
     [W_INSERT_MANY] = INSERT_MANY_SQL,
     [W_TERMS_MANY] = TERMS_MANY_SQL,
-    /* W_UPDATE for many rows the batch holds, each once (I2, pg_gather.c) */
-    [W_UPDATE_MANY] = "UPDATE outbox_jobs j SET state = u.st, attempt = u.att,"
-                      " max_attempts = u.maxa, run_at = u.run_at, finished_at = u.fin,"
-                      " cancel_requested = u.cancel, result = coalesce(u.result, j.result),"
-                      " lease_until = CASE WHEN u.st = 3 THEN j.lease_until END,"
-                      " node = CASE WHEN u.st = 3 THEN j.node END,"
-                      " parked = CASE WHEN u.st = 2 THEN EXISTS (SELECT 1 FROM outbox_queues q"
-                      " WHERE q.name = j.queue) ELSE j.parked END" /* F3 */
-                      " FROM unnest($1::uuid[], $2::smallint[], $3::smallint[], $4::int[],"
-                      " $5::int[], $6::bigint[], $7::bigint[], $8::boolean[], $9::text[],"
-                      " $10::int[]) u(id, from_st, st, att, maxa, run_at, fin, cancel, result,"
-                      " from_att) WHERE j.id = u.id AND j.state = u.from_st"
-                      " AND j.attempt = u.from_att",
+    [W_UPDATE_MANY] = UPDATE_MANY_SQL,
     [W_COUNT_ADD] = "INSERT INTO outbox_counts(node, queue, kind, state, n) SELECT $1, q, k, s, n"
                     " FROM unnest($2::text[], $3::text[], $4::smallint[], $5::bigint[])"
                     " u(q, k, s, n) WHERE n <> 0 ON CONFLICT (node, queue, kind, state)"
@@ -359,25 +348,14 @@ static int pg_begin(store *base)
     return rc ? rc : obi_pgc_defer(&s->w, W_BEGIN, 0, NULL, NULL, NULL, PQ_ANY);
 }
 
-/* The commit, then the transaction's notifications, in one round trip.
- * A NOTIFY inside the transaction would take PostgreSQL's notify lock at
- * commit and hold it through the WAL flush: every node's commits would
- * queue behind each other's fsyncs, none grouped (3 nodes: 860 µs a
- * commit; 700 with the notifications after it). After the COMMIT, each
- * runs in a transaction of its own that writes no WAL, so the lock is held
- * for microseconds; it is sent only if the COMMIT succeeded (the pipeline
- * aborts after a failure), is seen by the listeners after the data is,
- * and is a hint (PQ_HINT): a notification lost is work found at the next
- * refresh (chores.c) or a waiter woken by its timeout, never a change
- * lost. */
+/* The commit, then the transaction's notifications (pg_node.c), in one
+ * round trip. */
 static int pg_commit(store *base)
 {
     pg_store *s = (pg_store *)base;
     int rc = obi_pgc_defer(&s->w, W_COMMIT, 0, NULL, NULL, NULL, PQ_ANY);
-    for (size_t at = 0; !rc && at < s->notes_len; at += strlen(s->notes + at) + 1) {
-        const char *v[2] = {s->node.channel, s->notes + at};
-        rc = obi_pgc_defer(&s->w, W_NOTIFY, 2, v, NULL, NULL, PQ_HINT);
-    }
+    if (!rc)
+        rc = obi_pg_notes_send(s);
     if (!rc)
         rc = obi_pgc_sync(&s->w);
     s->notes_len = 0;
@@ -733,51 +711,14 @@ static int pg_count_unfinished(store *base, int64_t *n)
     return 0;
 }
 
-/* Keep a notification for after the commit (pg_commit). */
-static int note(pg_store *s, const char *msg)
-{
-    size_t n = strlen(msg) + 1;
-    if (s->notes_len + n > s->notes_cap) {
-        size_t cap = s->notes_cap ? s->notes_cap : 1024;
-        while (cap < s->notes_len + n)
-            cap *= 2;
-        char *b = realloc(s->notes, cap);
-        if (!b)
-            return OB_ENOMEM;
-        s->notes = b;
-        s->notes_cap = cap;
-    }
-    memcpy(s->notes + s->notes_len, msg, n);
-    s->notes_len += n;
-    return 0;
-}
-
 static int pg_announce(store *base, int64_t due)
 {
-    pg_store *s = (pg_store *)base;
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s %lld", s->node.idhex, (long long)due);
-    return note(s, msg);
+    return obi_pg_note_work((pg_store *)base, due);
 }
 
-/* "NODE f ID:STATE,ID:STATE,..." in notifications of at most ~7,900 bytes
- * (PostgreSQL's limit is 8,000). */
 static int pg_announce_finals(store *base, const store_final *f, int n)
 {
-    pg_store *s = (pg_store *)base;
-    char msg[8000];
-    int rc = 0;
-    for (int i = 0; i < n && !rc;) {
-        int len = snprintf(msg, sizeof msg, "%s f ", s->node.idhex);
-        for (; i < n && len < (int)sizeof msg - 64; i++) {
-            ob_hex(f[i].id.b, sizeof f[i].id.b, msg + len);
-            len += 32;
-            len += snprintf(msg + len, sizeof msg - (size_t)len, ":%d,", f[i].state);
-        }
-        msg[len - 1] = '\0'; /* the last comma */
-        rc = note(s, msg);
-    }
-    return rc;
+    return obi_pg_note_finals((pg_store *)base, f, n);
 }
 
 static bool pg_external(store *base)
