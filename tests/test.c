@@ -125,7 +125,7 @@ static int run_one(const test_case *t, int timeout)
     return ok ? 0 : 1;
 }
 
-static int free_port(void)
+int test_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -150,7 +150,7 @@ static int pg_start(void)
         return 1;
     }
     char cmd[8400], url[512] = "";
-    snprintf(cmd, sizeof cmd, "%s start %s %d", OB_PG_SERVER, pg_dir, free_port());
+    snprintf(cmd, sizeof cmd, "%s start %s %d", OB_PG_SERVER, pg_dir, test_free_port());
     FILE *f = popen(cmd, "r");
     if (!f || !fgets(url, sizeof url, f) || pclose(f) != 0) {
         fprintf(stderr, "could not start PostgreSQL (%s)\n", cmd);

@@ -51,6 +51,9 @@ const char *test_url(const char *name);
 /* The PostgreSQL server's base URL (postgres store only), and a connection
  * to `url` for a test's own SQL (fails the test if it cannot connect). */
 const char *test_pg_base(void);
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
+ * released): for a server a test starts itself. 0 if none was found. */
+int test_free_port(void);
 struct pg_conn *test_pg_connect(const char *url);
 void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));

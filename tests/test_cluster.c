@@ -636,7 +636,7 @@ static long cpu_ticks(pid_t pid)
  * due jobs), and SIGTERM still stops it promptly. */
 TEST(a_node_whose_database_stays_down_sleeps_and_stops)
 {
-    int port = 20000 + (int)(getpid() % 20000);
+    int port = test_free_port(); /* not a port derived from the pid: it may be taken */
     char *out, dir[600];
     snprintf(dir, sizeof dir, "%s/pg", test_dir());
     ASSERT_EQ(chmod(test_dir(), 0755), 0); /* the postgres user enters it */
